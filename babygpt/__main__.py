@@ -1,0 +1,5 @@
+import sys
+
+from babygpt.cli import main
+
+sys.exit(main())

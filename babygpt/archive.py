@@ -1,0 +1,143 @@
+"""Export a run as one zip, and import one back only after every file in it has been checked.
+
+An imported zip is untrusted: names must be exactly the run files (no paths), sizes are capped
+before anything is unpacked (zip bombs), weights must load as safetensors matching the config,
+and trainer.pt must load with ``weights_only`` (no pickled code ever runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from babygpt.errors import BabyGPTError
+from babygpt.model import GPT
+from babygpt.runs import (
+    CONFIG_FILE, METRICS_FILE, TRAINER_FILE, WEIGHTS_FILE, MetricRow, RunInfo, RunStore,
+    load_trainer_state, load_weights, parse_config_document,
+)
+
+RUN_FILE = "run.json"
+ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}
+REQUIRED = {CONFIG_FILE, WEIGHTS_FILE}
+DEFAULT_MAX_UNPACKED = 1 << 30  # 1 GiB
+FINAL_STATUSES = ("done", "stopped", "interrupted", "failed")
+
+
+def export_run(store: RunStore, run_id: str, destination: str | Path) -> Path:
+    info = store.get(run_id)
+    folder = store.run_dir(info.id)
+    destination = Path(destination)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise BabyGPTError(f"Run {info.id} has no weights yet; nothing to export.")
+    meta = {"name": info.name, "created_at": info.created_at, "status": info.status,
+            "data_name": info.data_name, "data_sha256": info.data_sha256, "id": info.id}
+    metrics = "".join(json.dumps(m.__dict__) + "\n" for m in store.metrics(info.id))
+    tmp = destination.with_name(f".{destination.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in (CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE):
+            if (folder / name).is_file():
+                zf.write(folder / name, arcname=name)
+        zf.writestr(RUN_FILE, json.dumps(meta, indent=2))
+        zf.writestr(METRICS_FILE, metrics)
+    os.replace(tmp, destination)
+    return destination
+
+
+def export_bytes(store: RunStore, run_id: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_run(store, run_id, Path(tmp) / "run.zip")
+        return path.read_bytes()
+
+
+def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> None:
+    names = []
+    total = 0
+    for member in zf.infolist():
+        name = member.filename
+        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
+            raise BabyGPTError(f"Refused: the archive contains a path that escapes its folder ({name!r}).")
+        if "/" in name or "\\" in name or member.is_dir():
+            raise BabyGPTError(f"Refused: unexpected folder entry {name!r}; a run archive holds files only.")
+        if name not in ALLOWED:
+            raise BabyGPTError(f"Refused: unexpected file {name!r}; a run archive holds only {', '.join(sorted(ALLOWED))}.")
+        if name in names:
+            raise BabyGPTError(f"Refused: {name!r} appears twice in the archive.")
+        names.append(name)
+        total += member.file_size
+        if total > max_unpacked:
+            raise BabyGPTError(
+                f"Refused: the archive unpacks to more than {max_unpacked / 2**20:.0f} MiB (possible zip bomb)."
+            )
+    missing = REQUIRED - set(names)
+    if missing:
+        raise BabyGPTError(f"Refused: the archive is missing {', '.join(sorted(missing))}; it is not a complete run.")
+
+
+def _extract(zf: zipfile.ZipFile, folder: Path, max_unpacked: int) -> None:
+    """Copy each member with a hard byte cap, whatever sizes its headers claim."""
+    budget = max_unpacked
+    for member in zf.infolist():
+        with zf.open(member) as src, open(folder / member.filename, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                budget -= len(chunk)
+                if budget < 0:
+                    raise BabyGPTError("Refused: the archive unpacks to more than its declared size (zip bomb).")
+                dst.write(chunk)
+
+
+def _read_metrics(path: Path) -> list[MetricRow]:
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            data = json.loads(line)
+            rows.append(MetricRow(**{k: data.get(k) for k in MetricRow.__dataclass_fields__}))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise BabyGPTError(f"Refused: {METRICS_FILE} line {number} is damaged ({exc}).") from exc
+    return rows
+
+
+def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> RunInfo:
+    archive = Path(archive)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BabyGPTError(f"Refused: {archive.name} is not a readable zip file ({exc}).") from exc
+    staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
+    try:
+        with zf:
+            _check_members(zf, max_unpacked)
+            try:
+                _extract(zf, staging, max_unpacked)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise BabyGPTError(f"Refused: the archive is corrupted ({exc}).") from exc
+        document = RunStore._read_config(staging)
+        model_config, _, _ = parse_config_document(document)
+        load_weights(GPT(model_config), staging / WEIGHTS_FILE)
+        if (staging / TRAINER_FILE).is_file():
+            load_trainer_state(staging / TRAINER_FILE)
+        metrics = _read_metrics(staging / METRICS_FILE)
+        meta: dict[str, Any] = {}
+        if (staging / RUN_FILE).is_file():
+            try:
+                meta = json.loads((staging / RUN_FILE).read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise BabyGPTError(f"Refused: {RUN_FILE} is not valid JSON ({exc}).") from exc
+        status = meta.get("status") if meta.get("status") in FINAL_STATUSES else "done"
+        info = store.create_run(str(meta.get("name") or archive.stem)[:120], document,
+                                data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status)
+        folder = store.run_dir(info.id)
+        for name in (WEIGHTS_FILE, TRAINER_FILE):
+            if (staging / name).is_file():
+                os.replace(staging / name, folder / name)
+        store.log_metrics(info.id, metrics)
+        return store.get(info.id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,229 @@
+"""``python -m babygpt``: train, sample, eval and manage runs from a terminal.
+
+Progress goes to stderr so stdout stays machine-readable: the last stdout line of ``train``
+and ``eval`` is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from babygpt import archive, devices
+from babygpt.config import PRESETS, TrainConfig
+from babygpt.datasets import default_dataset, load_corpus
+from babygpt.errors import BabyGPTError
+from babygpt.pipeline import plan_training, resume_run, start_run
+from babygpt.runs import RunStore
+from babygpt.sample import SamplingConfig, generate, prepare_prompt
+from babygpt.tokenizers import TOKENIZERS
+from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
+
+TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "grad_clip", "grad_accum",
+                "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "val_fraction",
+                "device", "dtype", "threads", "sample_chars")
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
+
+
+def _eprint(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+class ConsoleProgress(Callbacks):
+    def __init__(self, max_iters: int):
+        self.max_iters = max_iters
+
+    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
+        remaining = (self.max_iters - m.step) * trainer.tokens_per_step / max(m.tokens_per_sec, 1e-9)
+        _eprint(f"step {m.step:>6}/{self.max_iters}  loss {m.loss:.4f}  lr {m.lr:.2e}  "
+                f"{m.tokens_per_sec:,.0f} tok/s  ETA {_duration(remaining)}")
+
+    def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
+        _eprint(f"eval {m.step:>6}: train {m.train_loss:.4f}  val {m.val_loss:.4f}")
+        if m.sample:
+            _eprint("  sample: " + m.sample.replace("\n", "\n          ")[:400])
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        _eprint(f"checkpoint at step {trainer.step}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (or resume one) and record it in the run store")
+    p.add_argument("--data", help="dataset name (python-docs, tinyshakespeare) or a path to a UTF-8 text file")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, default="char")
+    p.add_argument("--preset", choices=list(PRESETS), default="gpt")
+    p.add_argument("--name")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    for field in MODEL_FIELDS:
+        kind = float if field == "dropout" else str if field == "positional" else int
+        p.add_argument(f"--{field.replace('_', '-')}", type=kind)
+    defaults = TrainConfig()
+    for field in TRAIN_FIELDS:
+        default = getattr(defaults, field)
+        p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None,
+                       help=f"default {default}")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="use torch.compile (falls back to eager if it fails)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m babygpt", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help="run store folder (default: $BABYGPT_HOME or ./runs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(sub)
+    s = sub.add_parser("sample", help="generate text from a trained run")
+    s.add_argument("--run", required=True)
+    s.add_argument("--prompt", default="")
+    s.add_argument("--max-new-tokens", type=int, default=200)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int, default=0)
+    s.add_argument("--top-p", type=float, default=1.0)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", default="auto")
+    e = sub.add_parser("eval", help="estimate train and val loss of a run")
+    e.add_argument("--run", required=True)
+    e.add_argument("--eval-iters", type=int, default=None)
+    e.add_argument("--data", help="the run's data, if it cannot be found from the run")
+    r = sub.add_parser("runs", help="list, show, export and import runs")
+    rs = r.add_subparsers(dest="runs_command", required=True)
+    rs.add_parser("list")
+    show = rs.add_parser("show")
+    show.add_argument("run")
+    exp = rs.add_parser("export")
+    exp.add_argument("run")
+    exp.add_argument("file")
+    imp = rs.add_parser("import")
+    imp.add_argument("file")
+    return parser
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    values = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
+    if args.compile is not None:
+        values["compile"] = args.compile
+    return values
+
+
+def _install_signal_stop(trainer: Trainer) -> None:
+    """Ctrl-C / SIGTERM stop after the current step and keep a checkpoint."""
+    def handler(signum, frame):
+        _eprint("stopping after this step (checkpoint will be kept)…")
+        trainer.request_stop()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _corpus_for_resume(store: RunStore, run: str, data: str | None):
+    info = store.get(run)
+    source = data or info.data_name
+    if not source or source == "upload":
+        raise BabyGPTError(f"Run {info.id} was trained on an uploaded text; give it again with --data PATH.")
+    return load_corpus(source)
+
+
+def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
+    overrides = _train_overrides(args)
+    if args.resume:
+        corpus = _corpus_for_resume(store, args.resume, args.data)
+        trainer, info = resume_run(store, args.resume, corpus, callbacks=[ConsoleProgress(0)], **overrides)
+    else:
+        corpus = load_corpus(args.data or default_dataset(), progress=_download_progress)
+        sizes = {f: getattr(args, f) for f in MODEL_FIELDS if getattr(args, f) is not None}
+        plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
+        trainer, info = start_run(store, plan, name=args.name, callbacks=[ConsoleProgress(0)])
+    progress = next(cb for cb in trainer.callbacks if isinstance(cb, ConsoleProgress))
+    progress.max_iters = trainer.config.max_iters
+    _eprint(f"run {info.id}: {trainer.model_config.preset}, {trainer.model.num_params():,} parameters, "
+            f"vocab {trainer.model_config.vocab_size}, device {devices.describe(trainer.device)}")
+    _install_signal_stop(trainer)
+    result = trainer.run()
+    summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
+               "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
+               "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
+               "train_time_s": round(result.elapsed_s, 2), "params": trainer.model.num_params()}
+    if result.message:
+        summary["message"] = result.message
+        _eprint(f"error: {result.message}")
+    print(json.dumps(summary), flush=True)
+    return 1 if result.status == "failed" else 0
+
+
+def _download_progress(done: int, total: int) -> None:
+    if total:
+        _eprint(f"\rdownloading… {done / total:5.1%}", end="" if done < total else "\n")
+
+
+def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:
+    loaded = store.load(args.run, devices.resolve_device(args.device))
+    for notice in prepare_prompt(loaded.tokenizer, args.prompt, loaded.model_config.block_size).notices:
+        _eprint(notice)
+    cfg = SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+    print(generate(loaded.model, loaded.tokenizer, args.prompt, cfg))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
+    loaded = store.load(args.run)
+    corpus = _corpus_for_resume(store, args.run, args.data)
+    trainer, _ = plan_eval_trainer(store, loaded, corpus)
+    losses = trainer.estimate_loss(args.eval_iters)
+    print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"]}))
+    return 0
+
+
+def plan_eval_trainer(store: RunStore, loaded, corpus):
+    from babygpt.data import split_ids
+    from babygpt.pipeline import encode_corpus
+
+    if loaded.info.data_sha256 and corpus.sha256 != loaded.info.data_sha256:
+        raise BabyGPTError("The text given differs from the one the run was trained on.")
+    split = split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
+                      loaded.model_config.block_size)
+    return Trainer(loaded.model_config, loaded.train_config, split, model_state=loaded.model.state_dict()), split
+
+
+def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
+    if args.runs_command == "list":
+        rows = store.summaries()
+        if not rows:
+            print(f"no runs in {store.home}")
+        for r in rows:
+            best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
+            print(f"{r['id']:<36} {r['preset']:<15} {r['status']:<12} steps {r['steps']:>6}  best val {best}  "
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}")
+    elif args.runs_command == "show":
+        info = store.get(args.run)
+        print(json.dumps({"id": info.id, "name": info.name, "status": info.status, "message": info.message,
+                          "created_at": info.created_at, "data": info.data_name, "config": info.config}, indent=2))
+    elif args.runs_command == "export":
+        path = archive.export_run(store, args.run, args.file)
+        print(f"exported {args.run} to {path}")
+    elif args.runs_command == "import":
+        info = archive.import_run(store, args.file)
+        print(f"imported as {info.id}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        store = RunStore(args.home or os.environ.get("BABYGPT_HOME") or "runs")
+        handler = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs}[args.command]
+        return handler(args, store)
+    except BabyGPTError as exc:
+        _eprint(f"error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Configuration dataclasses: the single source of a model's shape and a run's settings.
+
+Validation lives here so every entry point (CLI, app, notebook) rejects the same bad
+values with the same message before any tensor is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from babygpt.errors import BabyGPTError
+
+PRESETS: dict[str, str] = {
+    "bigram": "A lookup table: each token's embedding row is read directly as the logits of the next token.",
+    "single-head": "Adds position embeddings and one causal self-attention head, so tokens can look back.",
+    "multi-head": "Several smaller heads attend in parallel; their outputs are concatenated and projected.",
+    "multi-head+ffn": "Adds a position-wise feed-forward network so each token can think about what it gathered.",
+    "residual": "Stacks n_layer blocks joined by residual connections, so deep models still train.",
+    "gpt": "Adds pre-norm LayerNorm in each block and before the head, plus dropout: the full GPT.",
+}
+DEFAULT_PRESET = "gpt"
+POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BabyGPTError(message)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of one model on the ladder; the ``use_*`` switches say which rungs are present."""
+
+    vocab_size: int = 65
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = False
+    positional: str = "learned"
+    use_attention: bool = True
+    use_projection: bool = True
+    use_ffn: bool = True
+    use_residual: bool = True
+    use_layernorm: bool = True
+    tie_weights: bool = True
+    preset: str = DEFAULT_PRESET
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+    def validate(self) -> ModelConfig:
+        _check(self.preset in PRESETS, f"Unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}.")
+        _check(self.vocab_size >= 2, f"The vocabulary has {self.vocab_size} token(s); a model needs at least 2.")
+        _check(self.block_size >= 1, f"block_size must be a positive integer, got {self.block_size}.")
+        _check(self.n_embd >= 1, f"n_embd must be a positive integer, got {self.n_embd}.")
+        _check(self.n_head >= 1, f"n_head must be a positive integer, got {self.n_head}.")
+        _check(self.n_layer >= 0, f"n_layer must be zero or more, got {self.n_layer}.")
+        _check(
+            self.n_embd % self.n_head == 0,
+            f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}) so every head gets "
+            f"the same size; try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}.",
+        )
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}.")
+        _check(
+            self.positional in POSITIONAL_ENCODINGS,
+            f"positional must be one of {', '.join(POSITIONAL_ENCODINGS)}, got {self.positional!r}.",
+        )
+        if self.use_attention:
+            _check(self.n_layer >= 1, "A model with attention needs n_layer >= 1.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**_known_fields(cls, data)).validate()
+
+
+def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
+    """Build the ModelConfig of a ladder rung; sizes the rung does not use are pinned, not ignored silently.
+
+    The lecture's early rungs are single-layer models without residuals or norms; pinning their
+    switches here keeps the comparison between rungs honest.
+    """
+    _check(preset in PRESETS, f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    base = ModelConfig(**{k: v for k, v in sizes.items() if v is not None})
+    switches: dict[str, Any]
+    if preset == "bigram":
+        switches = dict(use_attention=False, use_projection=False, use_ffn=False, use_residual=False,
+                        use_layernorm=False, n_layer=0, n_head=1, dropout=0.0, tie_weights=False)
+    elif preset == "single-head":
+        switches = dict(n_head=1, n_layer=1, use_projection=False, use_ffn=False, use_residual=False,
+                        use_layernorm=False, dropout=0.0)
+    elif preset == "multi-head":
+        switches = dict(n_layer=1, use_ffn=False, use_residual=False, use_layernorm=False, dropout=0.0)
+    elif preset == "multi-head+ffn":
+        switches = dict(n_layer=1, use_residual=False, use_layernorm=False, dropout=0.0)
+    elif preset == "residual":
+        switches = dict(use_layernorm=False, dropout=0.0)
+    else:
+        switches = {}
+    return replace(base, preset=preset, **switches).validate()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimisation, schedule, evaluation and where to run."""
+
+    batch_size: int = 12
+    max_iters: int = 2000
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    eval_interval: int = 250
+    eval_iters: int = 20
+    checkpoint_interval: int = 0  # 0: checkpoint at every evaluation
+    log_interval: int = 10
+    seed: int = 1337
+    val_fraction: float = 0.1
+    device: str = "auto"
+    dtype: str = "float32"
+    compile: bool = False
+    threads: int = 0  # 0: let babygpt choose (physical cores)
+    sample_chars: int = 0  # >0: generate this many tokens at each evaluation
+
+    def validate(self) -> TrainConfig:
+        for name in ("batch_size", "max_iters", "eval_iters", "eval_interval", "log_interval", "grad_accum"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value}.")
+        _check(self.warmup_iters >= 0, f"warmup_iters must be zero or more, got {self.warmup_iters}.")
+        _check(self.checkpoint_interval >= 0, "checkpoint_interval must be zero (at each evaluation) or more.")
+        _check(math.isfinite(self.lr) and self.lr > 0, f"The learning rate must be positive, got {self.lr}.")
+        _check(self.lr <= 1.0, f"A learning rate of {self.lr} is far too large for AdamW; try 1e-3 (range 1e-4..1e-2).")
+        _check(0 <= self.min_lr <= self.lr, f"min_lr ({self.min_lr}) must be between 0 and lr ({self.lr}).")
+        _check(
+            self.eval_interval <= self.max_iters,
+            f"eval_interval ({self.eval_interval}) is larger than max_iters ({self.max_iters}): the run would "
+            "never be evaluated. Lower eval_interval or raise max_iters.",
+        )
+        _check(self.weight_decay >= 0, f"weight_decay must be zero or more, got {self.weight_decay}.")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1).")
+        _check(self.grad_clip >= 0, f"grad_clip must be zero (off) or more, got {self.grad_clip}.")
+        _check(0 < self.val_fraction < 1, f"val_fraction must be between 0 and 1, got {self.val_fraction}.")
+        _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
+        _check(self.threads >= 0, f"threads must be zero (automatic) or more, got {self.threads}.")
+        return self
+
+    @property
+    def effective_checkpoint_interval(self) -> int:
+        return self.checkpoint_interval or self.eval_interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return cls(**_known_fields(cls, data)).validate()
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    _check(not unknown, f"Unknown {cls.__name__} field(s): {', '.join(unknown)}.")
+    return dict(data)

@@ -1,0 +1,79 @@
+"""Where a model runs: device choice, mixed precision and CPU threads, with clear errors when absent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from babygpt.errors import BabyGPTError
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if cuda_available() else []) + (["mps"] if mps_available() else [])
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; asking for an absent device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if cuda_available() else "mps" if mps_available() else "cpu")
+    if name == "cuda" and not cuda_available():
+        raise BabyGPTError(
+            "CUDA was requested but no CUDA GPU is available to PyTorch "
+            f"(torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA). "
+            "Use --device auto or cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU."
+        )
+    if name == "mps" and not mps_available():
+        raise BabyGPTError("Apple MPS was requested but is not available here; use --device auto or cpu.")
+    if name not in ("cpu", "cuda", "mps"):
+        raise BabyGPTError(f"Unknown device {name!r}; choose auto, cpu, cuda or mps.")
+    return torch.device(name)
+
+
+def check_dtype(device: torch.device, dtype: str) -> None:
+    if dtype == "float16" and device.type == "cpu":
+        raise BabyGPTError("float16 training needs a GPU; on the CPU use float32 or bfloat16.")
+    if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BabyGPTError("This GPU does not support bfloat16; use float16 or float32.")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise BabyGPTError(f"Unknown dtype {dtype!r}; choose float32, bfloat16 or float16.")
+
+
+def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass; weights and optimizer state stay float32."""
+    if dtype == "float32" or device.type == "mps":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
+
+
+def default_threads() -> int:
+    """Physical cores, capped: hyper-threads and oversubscription slow small matmuls down."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:
+        count = os.cpu_count() or 1
+    return max(1, min(count, 8))
+
+
+def configure_threads(threads: int = 0) -> int:
+    n = threads or default_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

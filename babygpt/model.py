@@ -1,0 +1,259 @@
+"""The model ladder, in the order of the lesson: attention head, multi-head attention,
+feed-forward, block, model.
+
+One ``GPT`` class builds every rung from ``ModelConfig`` switches. Training uses PyTorch's
+fused ``scaled_dot_product_attention``; ``forward_with_attention`` runs the same weights
+through the explicit formula and returns what each head computed, for the views.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from babygpt.config import ModelConfig
+
+
+# --- 1. one attention head, written out ------------------------------------------------------
+
+@dataclass
+class AttentionMaps:
+    """What the heads of one layer computed, each (batch, n_head, T, T)."""
+
+    raw: torch.Tensor  # q·kᵀ
+    scaled: torch.Tensor  # q·kᵀ / sqrt(head_size)
+    weights: torch.Tensor  # softmax over the causally masked scaled scores
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
+    """The lecture's head, vectorised over heads: scores, scale, causal mask, softmax, weighted sum.
+
+    Scaling by 1/sqrt(head_size) keeps the scores at unit variance; without it softmax saturates
+    towards one-hot as heads grow and gradients vanish.
+    """
+    T = q.size(-2)
+    raw = q @ k.transpose(-2, -1)
+    scaled = raw / math.sqrt(q.size(-1))
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
+    weights = F.softmax(scaled.masked_fill(future, float("-inf")), dim=-1)
+    return weights @ v, AttentionMaps(raw, scaled, weights)
+
+
+# --- 2. multi-head attention -------------------------------------------------------------------
+
+class KVCache:
+    """Preallocated keys and values of one layer, so sampling appends instead of recomputing."""
+
+    def __init__(self, batch: int, n_head: int, capacity: int, head_size: int, device, dtype):
+        self.k = torch.empty(batch, n_head, capacity, head_size, device=device, dtype=dtype)
+        self.v = torch.empty_like(self.k)
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + k.size(-2)
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
+
+
+class MultiHeadAttention(nn.Module):
+    """``n_head`` causal heads computed as one batched matmul (no Python loop over heads).
+
+    With one head and no projection this is exactly the lecture's single ``Head``.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_head, self.head_size = config.n_head, config.head_size
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.use_projection else None
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        return tuple(t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v))
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        B, _, T, _ = y.shape
+        y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * self.head_size)
+        return self.resid_dropout(self.proj(y)) if self.proj is not None else y
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        q, k, v = self._heads(x)
+        causal = True
+        if cache is not None:
+            prior = cache.length
+            k, v = cache.append(k, v)
+            # One new query may look at everything cached; a prefill into an empty cache is plain causal.
+            causal = prior == 0
+            if prior and q.size(-2) > 1:
+                raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal and q.size(-2) > 1)
+        return self._merge(y)
+
+    def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
+        y, maps = explicit_attention(*self._heads(x))
+        return self._merge(y), maps
+
+
+# --- 3. feed-forward ----------------------------------------------------------------------------
+
+class FeedForward(nn.Module):
+    """Per position: expand 4x, GELU, project back. Attention gathers; this computes on what was gathered."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.down = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))
+
+
+# --- 4. block -----------------------------------------------------------------------------------
+
+class Block(nn.Module):
+    """Attention then feed-forward, each optionally wrapped in pre-norm and a residual connection."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        norm = (lambda: nn.LayerNorm(config.n_embd, bias=config.bias)) if config.use_layernorm else nn.Identity
+        self.ln1, self.ln2 = norm(), norm()
+        self.attn = MultiHeadAttention(config)
+        self.ffn = FeedForward(config) if config.use_ffn else None
+        self.residual = config.use_residual
+
+    def _add(self, x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        return x + update if self.residual else update
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = self._add(x, self.attn(self.ln1(x), cache))
+        return self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x
+
+    def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
+        update, maps = self.attn.forward_explicit(self.ln1(x))
+        x = self._add(x, update)
+        return (self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x), maps
+
+
+# --- 5. the model -------------------------------------------------------------------------------
+
+def sinusoidal_encoding(block_size: int, n_embd: int) -> torch.Tensor:
+    """The fixed encodings of "Attention is all you need": sin/cos waves of geometric wavelengths."""
+    position = torch.arange(block_size, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, n_embd, 2, dtype=torch.float32) * (-math.log(10000.0) / n_embd))
+    table = torch.zeros(block_size, n_embd)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)[:, : n_embd // 2]
+    return table
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config.validate()
+        if not config.use_attention:
+            # The bigram model: row i of the table *is* the logits of what follows token i.
+            self.token_embedding = nn.Embedding(config.vocab_size, config.vocab_size)
+            self.blocks = nn.ModuleList()
+            self.apply(self._init_weights)
+            return
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.positional == "learned":
+            self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            self.register_buffer("position_table", sinusoidal_encoding(config.block_size, config.n_embd), persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if config.use_layernorm else nn.Identity()
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            # Reading a token in and writing it out use the same vectors: fewer parameters, better small models.
+            self.lm_head.weight = self.token_embedding.weight
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():
+            if name.endswith(("proj.weight", "down.weight")):
+                # Each block adds into the residual stream; scale so the sum's variance does not grow with depth.
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * max(1, config.n_layer)))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    # -- cost ------------------------------------------------------------------------------------
+    def num_params(self, exclude_positions: bool = False) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        if exclude_positions and hasattr(self, "position_embedding"):
+            total -= self.position_embedding.weight.numel()
+        return total
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward): 6N for the weights plus attention's 12·L·C·T."""
+        c = self.config
+        t = seq_len or c.block_size
+        attention = 12 * c.n_layer * c.n_embd * t if c.use_attention else 0
+        return 6 * self.num_params(exclude_positions=True) + attention
+
+    # -- forward paths ---------------------------------------------------------------------------
+    def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        T = idx.size(1)
+        if T + start > self.config.block_size:
+            raise ValueError(f"Sequence of {T + start} tokens exceeds block_size {self.config.block_size}.")
+        tok = self.token_embedding(idx)
+        if hasattr(self, "position_embedding"):
+            pos = self.position_embedding(torch.arange(start, start + T, device=idx.device))
+        else:
+            pos = self.position_table[start:start + T]
+        return self.drop(tok + pos)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for every position, and the mean cross-entropy when targets are given."""
+        if not self.config.use_attention:
+            logits = self.token_embedding(idx)
+        else:
+            x = self._embed(idx)
+            for block in self.blocks:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return logits, loss
+
+    def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
+        """The explicit path: same logits as ``forward`` plus each layer's scores and weights."""
+        if not self.config.use_attention:
+            return self.token_embedding(idx), []
+        x = self._embed(idx)
+        maps = []
+        for block in self.blocks:
+            x, layer_maps = block.forward_explicit(x)
+            maps.append(layer_maps)
+        return self.lm_head(self.ln_f(x)), maps
+
+    def new_caches(self, batch: int = 1) -> list[KVCache]:
+        p = next(self.parameters())
+        c = self.config
+        return [KVCache(batch, c.n_head, c.block_size, c.head_size, p.device, p.dtype) for _ in self.blocks]
+
+    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        """Logits of the last position only, appending the new tokens' keys and values to ``caches``."""
+        if not self.config.use_attention:
+            return self.token_embedding(idx[:, -1])
+        start = caches[0].length if caches else 0
+        x = self._embed(idx, start)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            x = block(x, cache)
+        return self.lm_head(self.ln_f(x[:, -1]))

@@ -1,0 +1,134 @@
+"""From a corpus and settings to a running Trainer recorded in the run store.
+
+The CLI and the app's background jobs both start and resume runs through these functions,
+so a run trained in the browser and one trained in a terminal are the same thing on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from babygpt import devices
+from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
+from babygpt.data import Corpus, Split, split_ids
+from babygpt.errors import BabyGPTError
+from babygpt.model import GPT
+from babygpt.runs import MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
+from babygpt.sample import SamplingConfig, generate
+from babygpt.tokenizers import Tokenizer, build_tokenizer
+from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
+
+
+@dataclass
+class TrainingPlan:
+    corpus: Corpus
+    tokenizer: Tokenizer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    split: Split
+
+
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> torch.Tensor:
+    return torch.tensor(tokenizer.encode(corpus.text), dtype=torch.long)
+
+
+def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config: TrainConfig,
+                  **sizes: Any) -> TrainingPlan:
+    """Validate everything (configs, tokenizer, text length) before a run folder exists."""
+    train_config = train_config.validate()
+    probe = model_config_for_preset(preset, **sizes)  # size errors before a slow tokenisation
+    device = devices.resolve_device(train_config.device)
+    devices.check_dtype(device, train_config.dtype)
+    tokenizer = build_tokenizer(tokenizer_kind, corpus.text)
+    model_config = dataclasses.replace(probe, vocab_size=tokenizer.vocab_size).validate()
+    split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
+    return TrainingPlan(corpus, tokenizer, model_config, train_config, split)
+
+
+def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
+    """A fixed-seed sample at each evaluation, so people see the same prompt learn to write."""
+    cfg = SamplingConfig(max_new_tokens=n_tokens, temperature=0.8, seed=0)
+
+    def sample(model: GPT) -> str:
+        return generate(model, tokenizer, "", cfg)
+
+    return sample
+
+
+class RunRecorder(Callbacks):
+    """Writes a trainer's metrics, checkpoints and final status into the run store."""
+
+    def __init__(self, store: RunStore, run_id: str, is_main: bool = True):
+        self.store, self.run_id, self.is_main = store, run_id, is_main
+
+    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
+        if self.is_main:
+            self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
+
+    def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
+        if self.is_main:
+            self.store.log_metrics(self.run_id, [
+                MetricRow(m.step, "train_eval", m.train_loss, None, None, m.elapsed_s),
+                MetricRow(m.step, "val", m.val_loss, None, None, m.elapsed_s),
+            ])
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        if self.is_main:
+            self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+
+    def on_done(self, trainer: Trainer, result: TrainResult) -> None:
+        if self.is_main:
+            self.store.set_status(self.run_id, result.status)
+
+    def on_failed(self, trainer: Trainer, message: str) -> None:
+        if self.is_main:
+            self.store.set_status(self.run_id, "failed", message)
+
+
+def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
+              callbacks: list[Callbacks] | tuple = ()) -> tuple[Trainer, RunInfo]:
+    data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
+            "n_chars": len(plan.corpus.text)}
+    document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
+    sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_chars) if plan.train_config.sample_chars else None
+    info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256)
+    try:
+        trainer = Trainer(plan.model_config, plan.train_config, plan.split,
+                          callbacks=[RunRecorder(store, info.id), *callbacks], sample_fn=sample_fn)
+    except BabyGPTError as exc:
+        store.set_status(info.id, "failed", str(exc))
+        raise
+    return trainer, info
+
+
+def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
+               **train_overrides: Any) -> tuple[Trainer, RunInfo]:
+    """Continue a run from its last checkpoint on the same data; ``max_iters`` may be raised."""
+    info = store.get(run_id)
+    if info.status == "running" and not store.has_checkpoint(info.id):
+        raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from yet.")
+    document = dict(info.config)
+    model_config, train_config, tokenizer = parse_config_document(document)
+    if info.data_sha256 and corpus.sha256 != info.data_sha256:
+        raise BabyGPTError(
+            f"The text given differs from the one run {info.id} was trained on ({info.data_name}); "
+            "resume needs the same data."
+        )
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    if overrides:
+        train_config = dataclasses.replace(train_config, **overrides).validate()
+        document["train"] = train_config.to_dict()
+        store.update_config(info.id, document)
+    loaded = store.load(info.id)
+    state = store.load_trainer_state(info.id)
+    split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
+    store.truncate_metrics(info.id, int(state["step"]))
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars) if train_config.sample_chars else None
+    trainer = Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
+                      sample_fn=sample_fn, model_state=loaded.model.state_dict(), trainer_state=state)
+    store.set_status(info.id, "running")
+    return trainer, store.get(info.id)

@@ -1,0 +1,143 @@
+"""Tokenizers: characters, or GPT-2 BPE with a compact vocabulary.
+
+Both serialise to a small dict stored in the run's config.json, so a checkpoint can decode
+its own output years later without the training text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from babygpt.errors import BabyGPTError
+
+TOKENIZERS = ("char", "gpt2")
+
+
+class Tokenizer(Protocol):
+    kind: str
+
+    @property
+    def vocab_size(self) -> int: ...
+    def encode(self, text: str) -> list[int]: ...
+    def decode(self, ids: list[int]) -> str: ...
+    def token_text(self, token_id: int) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _describe_unknown(items: list[str]) -> str:
+    shown = ", ".join(repr(s) for s in items[:10])
+    return shown + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+
+
+class CharTokenizer:
+    """One token per character; the vocabulary is the sorted set of the corpus's characters."""
+
+    kind = "char"
+
+    def __init__(self, chars: list[str]):
+        if len(chars) != len(set(chars)) or any(len(c) != 1 for c in chars):
+            raise BabyGPTError("A char vocabulary must be a list of distinct single characters.")
+        self.chars = list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> CharTokenizer:
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError:
+            unknown = sorted({c for c in text if c not in self.stoi})
+            raise BabyGPTError(
+                f"The prompt contains character(s) this model never saw in training: {_describe_unknown(unknown)}. "
+                "Remove them or train on a text that contains them."
+            ) from None
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.chars[i] for i in ids)
+
+    def token_text(self, token_id: int) -> str:
+        return self.chars[token_id]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+def gpt2_encoding() -> Any:
+    """tiktoken's GPT-2 encoding, or a clear error when its files cannot be read or downloaded."""
+    try:
+        import tiktoken
+
+        return tiktoken.get_encoding("gpt2")
+    except Exception as exc:  # tiktoken raises requests/OS/value errors depending on what failed
+        raise BabyGPTError(
+            "The GPT-2 tokenizer files are not available and could not be downloaded "
+            f"({type(exc).__name__}: {str(exc)[:160]}). Connect to the internet once, or set "
+            "TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached GPT-2 files. "
+            "The char tokenizer works offline."
+        ) from exc
+
+
+class GPT2Tokenizer:
+    """GPT-2 BPE, remapped to the ids seen in training so a baby model has a baby embedding table."""
+
+    kind = "gpt2"
+
+    def __init__(self, gpt2_ids: list[int]):
+        self.encoding = gpt2_encoding()
+        self.gpt2_ids = list(gpt2_ids)
+        self.to_compact = {g: i for i, g in enumerate(self.gpt2_ids)}
+
+    @classmethod
+    def from_text(cls, text: str) -> GPT2Tokenizer:
+        ids = gpt2_encoding().encode_ordinary(text)
+        return cls(sorted(set(ids)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.gpt2_ids)
+
+    def encode(self, text: str) -> list[int]:
+        gpt2 = self.encoding.encode_ordinary(text)
+        try:
+            return [self.to_compact[g] for g in gpt2]
+        except KeyError:
+            unknown = [self.encoding.decode([g]) for g in dict.fromkeys(g for g in gpt2 if g not in self.to_compact)]
+            raise BabyGPTError(
+                f"The prompt contains GPT-2 token(s) that never occur in the training text: "
+                f"{_describe_unknown(unknown)}. Rephrase the prompt with words from the corpus."
+            ) from None
+
+    def decode(self, ids: list[int]) -> str:
+        return self.encoding.decode([self.gpt2_ids[i] for i in ids])
+
+    def token_text(self, token_id: int) -> str:
+        return self.encoding.decode_single_token_bytes(self.gpt2_ids[token_id]).decode("utf-8", errors="replace")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "gpt2_ids": self.gpt2_ids}
+
+
+def build_tokenizer(kind: str, text: str) -> Tokenizer:
+    if kind == "char":
+        return CharTokenizer.from_text(text)
+    if kind == "gpt2":
+        return GPT2Tokenizer.from_text(text)
+    raise BabyGPTError(f"Unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}.")
+
+
+def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
+    kind = data.get("kind")
+    if kind == "char" and isinstance(data.get("chars"), list):
+        return CharTokenizer(data["chars"])
+    if kind == "gpt2" and isinstance(data.get("gpt2_ids"), list):
+        ids = data["gpt2_ids"]
+        if not all(isinstance(i, int) and 0 <= i < 50257 for i in ids) or len(set(ids)) != len(ids):
+            raise BabyGPTError("The saved GPT-2 vocabulary is damaged (ids must be distinct integers < 50257).")
+        return GPT2Tokenizer(ids)
+    raise BabyGPTError(f"Unrecognised tokenizer description (kind={kind!r}); the run's config.json is damaged.")

@@ -1,0 +1,323 @@
+"""The training loop, independent of any UI: the CLI, a notebook and the app's background jobs
+all drive this ``Trainer`` and listen through callbacks.
+
+Determinism is a feature: batches come from a seeded generator, evaluation uses its own
+generator, and the checkpoint carries every RNG state, so a resumed run reproduces the
+losses of an uninterrupted one exactly (on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from babygpt import devices
+from babygpt.config import ModelConfig, TrainConfig
+from babygpt.data import Split, get_batch
+from babygpt.errors import BabyGPTError
+from babygpt.model import GPT
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    loss: float  # mean training loss over the steps since the last report
+    lr: float
+    tokens_per_sec: float
+    elapsed_s: float  # wall time in training steps, evaluation excluded
+
+
+@dataclass(frozen=True)
+class EvalMetrics:
+    step: int
+    train_loss: float
+    val_loss: float
+    elapsed_s: float
+    sample: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: str  # "done", "stopped" or "failed"
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    best_val_loss: float | None
+    tokens_per_sec: float
+    elapsed_s: float
+    message: str = ""
+
+
+class Callbacks:
+    """Override what you need; every hook is optional."""
+
+    def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None: ...
+    def on_eval(self, trainer: Trainer, metrics: EvalMetrics) -> None: ...
+    def on_checkpoint(self, trainer: Trainer) -> None: ...
+    def on_done(self, trainer: Trainer, result: TrainResult) -> None: ...
+    def on_failed(self, trainer: Trainer, message: str) -> None: ...
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``max_iters``."""
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
+    if step >= cfg.max_iters:
+        return cfg.min_lr
+    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: biases, norms and 1-D params are not shrunk."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
+class TrainingDiverged(BabyGPTError):
+    pass
+
+
+class Trainer:
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        split: Split,
+        callbacks: Sequence[Callbacks] = (),
+        sample_fn: Callable[[GPT], str] | None = None,
+        model_state: dict[str, torch.Tensor] | None = None,
+        trainer_state: dict[str, Any] | None = None,
+    ):
+        self.model_config = model_config.validate()
+        self.config = train_config.validate()
+        self.device = devices.resolve_device(self.config.device)
+        devices.check_dtype(self.device, self.config.dtype)
+        if self.device.type == "cpu":
+            devices.configure_threads(self.config.threads)
+        if len(split.train) <= model_config.block_size or len(split.val) <= model_config.block_size:
+            raise BabyGPTError(f"The text is too short for block_size {model_config.block_size}.")
+        self.split = split
+        self.callbacks = list(callbacks)
+        self.sample_fn = sample_fn
+        self._stop = threading.Event()
+
+        torch.manual_seed(self.config.seed)
+        self.model = GPT(model_config)
+        if model_state is not None:
+            self.model.load_state_dict(model_state)
+        self.model.to(self.device)
+        self.optimizer = make_optimizer(self.model, self.config, self.device)
+        self.batch_generator = torch.Generator().manual_seed(self.config.seed)
+        self.scaler = torch.amp.GradScaler(enabled=self.config.dtype == "float16")
+        self.step = 0
+        self.train_elapsed = 0.0
+        self.tokens_seen = 0
+        self.best_val_loss: float | None = None
+        self.last_eval: EvalMetrics | None = None
+        self.last_train_loss: float | None = None
+        self.last_checkpoint_step: int | None = None
+        if trainer_state is not None:
+            self.load_state_dict(trainer_state)
+        self.forward = self._compile(self.model) if self.config.compile else self.model
+
+    # -- state for checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the weights that exact resume needs; tensors and plain data only."""
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "batch_rng": self.batch_generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "train_elapsed": self.train_elapsed,
+            "tokens_seen": self.tokens_seen,
+            "best_val_loss": self.best_val_loss,
+            "last_train_loss": self.last_train_loss,
+            "last_val_loss": self.last_eval.val_loss if self.last_eval else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.batch_generator.set_state(state["batch_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.train_elapsed = float(state.get("train_elapsed", 0.0))
+        self.tokens_seen = int(state.get("tokens_seen", 0))
+        self.best_val_loss = state.get("best_val_loss")
+        self.last_train_loss = state.get("last_train_loss")
+        self.last_checkpoint_step = self.step
+
+    # -- control --------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current step; it checkpoints before returning."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.config.batch_size * self.model_config.block_size * self.config.grad_accum
+
+    # -- pieces of the loop ---------------------------------------------------------------------
+    def _compile(self, model: GPT) -> Callable:
+        if not hasattr(torch, "compile") or self.device.type == "mps":
+            return model
+        try:
+            return torch.compile(model)
+        except Exception:  # compile can fail for many platform reasons; eager is always correct
+            return model
+
+    def _batch(self, data: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return get_batch(data, self.model_config.block_size, self.config.batch_size, generator, self.device)
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with devices.autocast(self.device, self.config.dtype):
+            try:
+                return self.forward(x, y)[1]
+            except Exception:
+                if self.forward is self.model:
+                    raise
+                self.forward = self.model  # a compiled graph failed at first use: fall back to eager
+                return self.model(x, y)[1]
+
+    @torch.no_grad()
+    def estimate_loss(self, eval_iters: int | None = None) -> dict[str, float]:
+        """Mean loss over ``eval_iters`` random batches of each split, from a generator seeded by the step
+        so evaluation never disturbs the training batches (and resume stays exact)."""
+        iters = eval_iters or self.config.eval_iters
+        generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.step + 1))
+        self.model.eval()
+        out = {}
+        for name, data in (("train", self.split.train), ("val", self.split.val)):
+            losses = torch.stack([self._loss(*self._batch(data, generator)).float() for _ in range(iters)])
+            out[name] = losses.mean().item()
+        self.model.train()
+        return out
+
+    def _evaluate(self) -> EvalMetrics:
+        losses = self.estimate_loss()
+        sample = None
+        if self.sample_fn is not None:
+            self.model.eval()
+            sample = self.sample_fn(self.model)
+            self.model.train()
+        metrics = EvalMetrics(self.step, losses["train"], losses["val"], self.train_elapsed, sample)
+        if not (math.isfinite(metrics.train_loss) and math.isfinite(metrics.val_loss)):
+            raise TrainingDiverged(self._diverged_message(metrics.val_loss))
+        self.last_eval = metrics
+        if self.best_val_loss is None or metrics.val_loss < self.best_val_loss:
+            self.best_val_loss = metrics.val_loss
+        for cb in self.callbacks:
+            cb.on_eval(self, metrics)
+        return metrics
+
+    def _diverged_message(self, loss: float) -> str:
+        kept = (f"The last good checkpoint (step {self.last_checkpoint_step}) is kept."
+                if self.last_checkpoint_step is not None else "No checkpoint had been written yet.")
+        return (f"The loss became {loss} at step {self.step} (learning rate {self.config.lr:g}): training "
+                f"diverged and was stopped. {kept} Lower the learning rate (try 1e-3) and train again.")
+
+    def _checkpoint(self) -> None:
+        if self.last_checkpoint_step == self.step:
+            return
+        for cb in self.callbacks:
+            cb.on_checkpoint(self)
+        self.last_checkpoint_step = self.step
+
+    def _train_step(self, lr: float) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        accum = self.config.grad_accum
+        total = torch.zeros((), device=self.device)
+        for _ in range(accum):
+            loss = self._loss(*self._batch(self.split.train, self.batch_generator))
+            self.scaler.scale(loss / accum).backward()
+            total += loss.detach().float()
+        if self.config.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / accum
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        cfg = self.config
+        try:
+            self.model.train()
+            if self.step == 0 and self.last_eval is None:
+                self._evaluate()  # the starting point: close to ln(vocab_size) for a fresh model
+            pending: list[torch.Tensor] = []
+            window_start, window_tokens = time.perf_counter(), 0
+            while self.step < cfg.max_iters and not self._stop.is_set():
+                t0 = time.perf_counter()
+                lr = lr_at(self.step, cfg)
+                pending.append(self._train_step(lr))
+                self.step += 1
+                if self.device.type == "cuda" and self.step % cfg.log_interval == 0:
+                    torch.cuda.synchronize()
+                self.train_elapsed += time.perf_counter() - t0
+                self.tokens_seen += self.tokens_per_step
+                window_tokens += self.tokens_per_step
+                last = self.step == cfg.max_iters
+                due_eval = self.step % cfg.eval_interval == 0 or last
+                due_ckpt = self.step % cfg.effective_checkpoint_interval == 0 or last
+                if self.step % cfg.log_interval == 0 or due_eval or due_ckpt or self._stop.is_set():
+                    loss = torch.stack(pending).mean().item()
+                    pending.clear()
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(self._diverged_message(loss))
+                    self.last_train_loss = loss
+                    now = time.perf_counter()
+                    rate = window_tokens / max(now - window_start, 1e-9)
+                    metrics = StepMetrics(self.step, loss, lr, rate, self.train_elapsed)
+                    for cb in self.callbacks:
+                        cb.on_step(self, metrics)
+                    if due_eval:
+                        self._evaluate()
+                    if due_ckpt:
+                        self._checkpoint()
+                    window_start, window_tokens = time.perf_counter(), 0
+            if pending:
+                self.last_train_loss = torch.stack(pending).mean().item()
+            self._checkpoint()
+            status = "done" if self.step >= cfg.max_iters else "stopped"
+            result = self._result(status)
+            for cb in self.callbacks:
+                cb.on_done(self, result)
+            return result
+        except TrainingDiverged as exc:
+            return self._fail(str(exc))
+        except BabyGPTError as exc:
+            return self._fail(str(exc))
+
+    def _fail(self, message: str) -> TrainResult:
+        for cb in self.callbacks:
+            cb.on_failed(self, message)
+        return self._result("failed", message)
+
+    def _result(self, status: str, message: str = "") -> TrainResult:
+        return TrainResult(
+            status=status,
+            step=self.step,
+            train_loss=self.last_eval.train_loss if self.last_eval else self.last_train_loss,
+            val_loss=self.last_eval.val_loss if self.last_eval else None,
+            best_val_loss=self.best_val_loss,
+            tokens_per_sec=self.tokens_seen / self.train_elapsed if self.train_elapsed else 0.0,
+            elapsed_s=self.train_elapsed,
+            message=message,
+        )

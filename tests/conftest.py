@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated run store and caches per test, offline GPT-2 files, tiny texts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
+TIKTOKEN_FILES = SHARED / "tiktoken-cache"
+
+
+@pytest.fixture(scope="session")
+def tiktoken_cache(tmp_path_factory) -> Path | None:
+    if not TIKTOKEN_FILES.is_dir():
+        return None
+    target = tmp_path_factory.mktemp("tiktoken")
+    for f in TIKTOKEN_FILES.iterdir():
+        if f.name != "README.md":
+            shutil.copy(f, target / f.name)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch, tiktoken_cache):
+    """Every test gets its own BABYGPT_HOME and download cache; GPT-2 files come from shared/."""
+    monkeypatch.setenv("BABYGPT_HOME", str(tmp_path / "runs"))
+    monkeypatch.setenv("BABYGPT_CACHE", str(tmp_path / "cache"))
+    if tiktoken_cache is not None:
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tiktoken_cache))
+    yield
+
+
+@pytest.fixture
+def gpt2_available(tiktoken_cache):
+    if tiktoken_cache is None:
+        pytest.skip("../shared/tiktoken-cache is absent: GPT-2 tokenizer files are not available offline")
+
+
+@pytest.fixture(scope="session")
+def shakespeare_text() -> str:
+    if not SHAKESPEARE.is_file():
+        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
+    return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def small_text() -> str:
+    """A few thousand characters of structured text: enough for tiny models to learn something."""
+    lines = []
+    for i in range(300):
+        lines.append(f"the cat sat on the mat {i % 7}. a dog ran to the log {i % 5}!")
+    return "\n".join(lines) + "\n"

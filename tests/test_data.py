@@ -1,0 +1,126 @@
+import http.server
+import threading
+from functools import partial
+
+import pytest
+import torch
+
+from babygpt import datasets
+from babygpt.data import (
+    Corpus, corpus_from_bytes, corpus_from_path, decode_text, get_batch, split_ids, text_stats,
+)
+from babygpt.errors import BabyGPTError
+from tests.conftest import SHAKESPEARE
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"", "is empty"),
+    (b"GIF89a\x00\x01\x02", "looks binary \\(a NUL byte at offset 6\\)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "looks binary"),
+    (b"line one\nline \xff two", "not valid UTF-8: byte 0xff at offset 14 \\(line 2, column 6\\)"),
+    (b"aaaaaaa", "only one distinct character"),
+])
+def test_bad_uploads_get_specific_errors(raw, message):
+    with pytest.raises(BabyGPTError, match=message):
+        corpus_from_bytes(raw, "upload.txt")
+
+
+def test_utf16_with_bom_is_decoded():
+    raw = "héllo wörld".encode("utf-16")
+    assert decode_text(raw) == "héllo wörld"
+
+
+def test_utf8_bom_is_stripped():
+    assert decode_text("\ufeffabc".encode()) == "abc"
+
+
+def test_upload_size_limit():
+    with pytest.raises(BabyGPTError, match="over the 0 MB limit"):
+        decode_text(b"abc" * 100, "big.txt", max_bytes=10)
+
+
+def test_missing_path():
+    with pytest.raises(BabyGPTError, match="No such file"):
+        corpus_from_path("/nonexistent/file.txt")
+
+
+def test_stats_and_warnings():
+    text = "ab\r\ncd\nef\x07\n"
+    stats = text_stats(text)
+    assert stats.n_chars == len(text)
+    assert stats.n_lines == 3
+    assert stats.n_distinct == len(set(text))
+    assert stats.top_chars[0] == ("\n", 3)
+    joined = " ".join(stats.warnings)
+    assert "Mixed line endings: 1 Windows" in joined
+    assert "Control characters found (U+0007 ×1)" in joined
+
+
+def test_split_fraction_and_too_short():
+    ids = torch.arange(1000)
+    split = split_ids(ids, 0.1, block_size=8)
+    assert len(split.train) == 900 and len(split.val) == 100
+    assert torch.equal(torch.cat([split.train, split.val]), ids)
+    with pytest.raises(BabyGPTError, match="validation part has 10 tokens but one block needs 65"):
+        split_ids(torch.arange(100), 0.1, block_size=64)
+
+
+def test_batches_are_shifted_and_reproducible():
+    data = torch.arange(500)
+    x, y = get_batch(data, 16, 4, torch.Generator().manual_seed(3))
+    assert x.shape == (4, 16) and y.shape == (4, 16)
+    assert torch.equal(y[:, :-1], x[:, 1:])
+    assert torch.equal(y, x + 1)
+    x2, _ = get_batch(data, 16, 4, torch.Generator().manual_seed(3))
+    assert torch.equal(x, x2)
+
+
+def test_builtin_corpus_is_offline_default():
+    name = datasets.default_dataset()
+    assert datasets.get_dataset(name).kind == "builtin"
+    corpus = datasets.load_corpus(name)
+    assert len(corpus.text) > 100_000
+    assert corpus.sha256 == Corpus.from_text("x", corpus.text).sha256
+
+
+def _serve(folder):
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data/tinyshakespeare.txt is absent")
+def test_download_verifies_and_caches(tmp_path):
+    server = _serve(SHAKESPEARE.parent)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/{SHAKESPEARE.name}"
+        seen = []
+        path = datasets.download("tinyshakespeare", progress=lambda d, t: seen.append((d, t)), url=url)
+        assert path == datasets.cached_path("tinyshakespeare")
+        assert seen[-1] == (1115394, 1115394)
+        corpus = datasets.load_corpus("tinyshakespeare")
+        assert len(corpus.text) == 1115394 and len(set(corpus.text)) == 65
+    finally:
+        server.shutdown()
+
+
+def test_damaged_download_is_discarded(tmp_path):
+    (tmp_path / "input.txt").write_text("not shakespeare")
+    server = _serve(tmp_path)
+    try:
+        with pytest.raises(BabyGPTError, match="damaged"):
+            datasets.download("tinyshakespeare", url=f"http://127.0.0.1:{server.server_port}/input.txt")
+        assert not datasets.cached_path("tinyshakespeare").exists()
+    finally:
+        server.shutdown()
+
+
+def test_download_without_network_says_so():
+    with pytest.raises(BabyGPTError, match="Could not download Tiny Shakespeare.*offline"):
+        datasets.download("tinyshakespeare", url="http://127.0.0.1:9/nothing", timeout=2)
+
+
+def test_unknown_dataset():
+    with pytest.raises(BabyGPTError, match="Unknown dataset 'nope'"):
+        datasets.get_dataset("nope")

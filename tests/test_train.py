@@ -1,0 +1,164 @@
+import math
+
+import pytest
+import torch
+
+from babygpt.config import PRESETS, TrainConfig
+from babygpt.data import Corpus
+from babygpt.errors import BabyGPTError
+from babygpt.pipeline import plan_training, resume_run, start_run
+from babygpt.runs import RunStore
+from babygpt.train import Callbacks, Trainer, lr_at
+from tests.helpers import tiny_config, tiny_plan
+
+
+class Recorder(Callbacks):
+    def __init__(self, stop_at=None):
+        self.steps, self.evals, self.checkpoints, self.done, self.failed = [], [], [], [], []
+        self.stop_at = stop_at
+
+    def on_step(self, trainer, m):
+        self.steps.append(m)
+        if self.stop_at and m.step >= self.stop_at:
+            trainer.request_stop()
+
+    def on_eval(self, trainer, m):
+        self.evals.append(m)
+
+    def on_checkpoint(self, trainer):
+        self.checkpoints.append(trainer.step)
+
+    def on_done(self, trainer, result):
+        self.done.append(result)
+
+    def on_failed(self, trainer, message):
+        self.failed.append(message)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_learns_in_50_steps(small_text, preset):
+    plan = tiny_plan(small_text, preset, max_iters=50, seed=0, lr=1e-2, min_lr=1e-3)
+    rec = Recorder()
+    result = Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+    first, last = rec.evals[0], rec.evals[-1]
+    assert first.step == 0 and last.step == 50
+    assert abs(first.val_loss - math.log(plan.tokenizer.vocab_size)) < 0.3
+    assert last.val_loss < first.val_loss - 0.3, f"{preset}: {first.val_loss:.3f} -> {last.val_loss:.3f}"
+    assert result.status == "done" and result.step == 50
+    assert rec.checkpoints == [25, 50]
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=110, eval_interval=10)
+    assert lr_at(0, cfg) == pytest.approx(1e-3 / 11)
+    assert lr_at(9, cfg) == pytest.approx(1e-3 * 10 / 11)
+    assert lr_at(10, cfg) == pytest.approx(1e-3)
+    assert lr_at(60, cfg) == pytest.approx((1e-3 + 1e-4) / 2)
+    assert lr_at(110, cfg) == pytest.approx(1e-4)
+    assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(10, 110))
+
+
+def test_weight_decay_only_on_matrices(small_text):
+    plan = tiny_plan(small_text)
+    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    decayed, plain = trainer.optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in plain["params"])
+
+
+def test_stop_is_honoured_within_one_step(small_text):
+    plan = tiny_plan(small_text, max_iters=200, log_interval=1, eval_interval=100)
+    rec = Recorder(stop_at=7)
+    result = Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+    assert result.status == "stopped" and result.step == 7
+    assert rec.checkpoints == [7], "stopping keeps a checkpoint"
+
+
+def _val_curve(store, run_id):
+    return [(m.step, m.split, round(m.loss, 6)) for m in store.metrics(run_id) if m.split in ("val", "train")]
+
+
+def test_resume_equals_uninterrupted(small_text, tmp_path):
+    corpus = Corpus.from_text("tiny", small_text)
+    cfg = tiny_config(max_iters=40, eval_interval=10, log_interval=5, checkpoint_interval=10)
+    sizes = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.1)
+    store = RunStore(tmp_path / "store")
+    trainer, full = start_run(store, plan_training(corpus, "char", "gpt", cfg, **sizes))
+    trainer.run()
+
+    trainer, part = start_run(store, plan_training(corpus, "char", "gpt", cfg, **sizes))
+    trainer.callbacks.append(Recorder(stop_at=20))
+    assert trainer.run().status == "stopped"
+    assert store.get(part.id).status == "stopped"
+    resumed, _ = resume_run(store, part.id, corpus)
+    assert resumed.step == 20
+    assert resumed.run().status == "done"
+    assert _val_curve(store, part.id) == _val_curve(store, full.id)
+    assert store.get(part.id).status == "done"
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(small_text, tmp_path):
+    corpus = Corpus.from_text("tiny", small_text)
+    store = RunStore(tmp_path / "store")
+    trainer, info = start_run(store, plan_training(corpus, "char", "gpt", tiny_config(max_iters=40, eval_interval=10),
+                                                   n_layer=1, n_head=2, n_embd=16, block_size=8))
+    poison_at = 15
+
+    class Poison(Callbacks):
+        def on_step(self, tr, m):
+            if m.step >= poison_at:
+                with torch.no_grad():
+                    tr.model.token_embedding.weight.fill_(float("nan"))
+
+    trainer.callbacks.append(Poison())
+    result = trainer.run()
+    assert result.status == "failed"
+    assert "diverged" in result.message and "last good checkpoint (step 10)" in result.message
+    assert store.get(info.id).status == "failed"
+    assert store.load_trainer_state(info.id)["step"] == 10
+    assert torch.isfinite(store.load(info.id).model.token_embedding.weight).all()
+
+
+def test_huge_learning_rate_diverges_with_message(small_text):
+    plan = tiny_plan(small_text, lr=1.0, min_lr=0.5, warmup_iters=0, grad_clip=0.0, max_iters=200, eval_interval=100,
+                     n_layer=1, n_embd=16)
+    torch.manual_seed(0)
+    result = Trainer(plan.model_config, plan.train_config, plan.split).run()
+    if result.status == "failed":
+        assert "Lower the learning rate" in result.message
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(lr=0.0), "learning rate must be positive"),
+    (dict(lr=-1.0), "learning rate must be positive"),
+    (dict(lr=5.0), "far too large"),
+    (dict(eval_interval=100, max_iters=50), r"eval_interval \(100\) is larger than max_iters \(50\)"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+])
+def test_bad_train_config(overrides, message):
+    with pytest.raises(BabyGPTError, match=message):
+        tiny_config(**overrides).validate()
+
+
+def test_text_shorter_than_block(small_text):
+    with pytest.raises(BabyGPTError, match="too short"):
+        tiny_plan(small_text[:200], block_size=64)
+
+
+def test_cuda_requested_but_absent(small_text):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(BabyGPTError, match="CUDA was requested but no CUDA GPU is available"):
+        tiny_plan(small_text, device="cuda")
+    with pytest.raises(BabyGPTError, match="float16 training needs a GPU"):
+        tiny_plan(small_text, dtype="float16")
+
+
+def test_same_seed_same_curve(small_text):
+    curves = []
+    for _ in range(2):
+        plan = tiny_plan(small_text, max_iters=20, eval_interval=10, seed=5)
+        rec = Recorder()
+        Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+        curves.append([(m.step, m.loss) for m in rec.steps] + [(e.step, e.val_loss) for e in rec.evals])
+    assert curves[0] == curves[1]
