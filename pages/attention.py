@@ -1,0 +1,49 @@
+"""Attention: what each head of a trained model looks at, for a prompt you type."""
+
+import streamlit as st
+
+from babygpt.errors import BabyGPTError
+from babygpt.inspect import KINDS, attention_for_prompt
+from babygpt.viz import attention_grid, attention_heatmap
+from ui import state
+from ui.widgets import explain, run_picker
+
+st.title("🔍 Attention")
+explain(
+    "Queries, keys and the causal mask",
+    "Every token emits a **query** (what am I looking for?) and a **key** (what do I contain?). The dot product "
+    "q·k says how well they match. It is divided by √d (the head size) to keep its variance near 1, the future "
+    "is masked out (a token may only look back), and a softmax turns each row into weights that sum to 1. "
+    "Each row below is one position deciding how much to take from each earlier position.",
+    r"\mathrm{Attention}(Q,K,V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}} + M\right)V",
+)
+
+loaded = run_picker("attention_run")
+if loaded is not None:
+    default_prompt = st.session_state.get("attention_prompt_value") or loaded.tokenizer.decode(
+        loaded.tokenizer.encode(state.corpus().text[:32]) if loaded.info.data_sha256 == state.corpus().sha256 else [0])
+    prompt = st.text_input("Prompt", default_prompt, key="attention_prompt",
+                           help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
+    st.session_state["attention_prompt_value"] = prompt
+    try:
+        view = attention_for_prompt(loaded.model, loaded.tokenizer, prompt)
+    except BabyGPTError as exc:
+        st.error(str(exc))
+        st.stop()
+    for notice in view.notices:
+        st.warning(notice)
+    c1, c2, c3 = st.columns(3)
+    kind = c1.radio("Show", list(KINDS), format_func=KINDS.get, index=2, key="attention_kind",
+                    help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
+    layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
+    head = c3.selectbox("Head", range(view.n_head), key="attention_head")
+    matrix = view.layers[layer][kind][head]
+    st.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind),
+                    key="attention_heatmap")
+    if kind != "weights":
+        st.caption(f"Score range in this head: {matrix[~(matrix != matrix)].min():.2f} … {matrix.max():.2f}. "
+                   "Empty cells are the masked future (−∞ before the softmax).")
+    if view.n_head > 1:
+        st.plotly_chart(attention_grid(view.layers[layer][kind], view.tokens,
+                                       f"All {view.n_head} heads of layer {layer}: {KINDS[kind]}", kind),
+                        key="attention_grid")

@@ -1,0 +1,95 @@
+"""Data: choose or upload a corpus, inspect it, pick a tokenizer and the train/val split."""
+
+import streamlit as st
+
+from babygpt import datasets
+from babygpt.data import combine, corpus_from_bytes
+from babygpt.errors import BabyGPTError
+from babygpt.viz import char_frequency_figure, tokens_html
+from ui import state
+from ui.widgets import explain
+
+st.title("📄 Data")
+explain(
+    "From text to numbers",
+    "A language model learns to predict the **next token** of a text. First we choose the text, then a "
+    "**tokenizer** that cuts it into pieces and gives each piece an integer id. The `char` tokenizer uses one "
+    "token per character; `gpt2` uses GPT-2's byte-pair encoding, where frequent words are one token. "
+    "The last part of the text is held out as **validation** data: the model never trains on it, so its loss "
+    "there tells us whether it learned the language or memorised the training text.",
+)
+
+registry = datasets.registry()
+source = st.radio("Source", ["Bundled corpus", "Tiny Shakespeare (download)", "Upload .txt files"], horizontal=True,
+                  key="data_source", help="The bundled corpus needs no network; Tiny Shakespeare is downloaded once.")
+
+if source == "Bundled corpus":
+    builtin = [n for n, d in registry.items() if d.kind == "builtin"]
+    name = st.selectbox("Corpus", builtin, format_func=lambda n: registry[n].title, key="builtin_name")
+    st.caption(registry[name].description)
+    if st.button("Use this corpus", key="use_builtin", type="primary"):
+        state.set_corpus(state.load_named_corpus(name))
+elif source.startswith("Tiny Shakespeare"):
+    ds = registry["tinyshakespeare"]
+    st.caption(ds.description)
+    if datasets.is_available("tinyshakespeare"):
+        if st.button("Use Tiny Shakespeare", key="use_shakespeare", type="primary"):
+            state.set_corpus(state.load_named_corpus("tinyshakespeare"))
+    elif st.button("Download Tiny Shakespeare (1.1 MB)", key="download_shakespeare", type="primary"):
+        bar = st.progress(0.0, text="Downloading…")
+        try:
+            datasets.download("tinyshakespeare", progress=lambda d, t: bar.progress(min(1.0, d / t) if t else 0.0,
+                                                                                     text=f"{d / 1e6:.2f} MB"))
+            state.set_corpus(state.load_named_corpus("tinyshakespeare"))
+            bar.progress(1.0, text="Downloaded and verified.")
+        except BabyGPTError as exc:
+            bar.empty()
+            st.error(str(exc))
+else:
+    uploads = st.file_uploader("Text files (UTF-8)", type=["txt", "md", "csv", "py"], accept_multiple_files=True,
+                               key="uploads", help="Several files are joined with a blank line between them.")
+    if uploads:
+        try:
+            state.set_corpus(combine([corpus_from_bytes(f.getvalue(), f.name) for f in uploads]))
+        except BabyGPTError as exc:
+            st.error(str(exc))
+
+corpus = state.corpus()
+stats = state.stats_for(corpus.sha256, corpus.text)
+st.subheader(f"Current corpus: {corpus.name}")
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Characters", f"{stats.n_chars:,}")
+c2.metric("Lines", f"{stats.n_lines:,}")
+c3.metric("Distinct characters", stats.n_distinct)
+c4.metric("Size", f"{len(corpus.text.encode()) / 1e6:.2f} MB")
+for warning in stats.warnings:
+    st.warning(warning)
+left, right = st.columns([3, 2])
+left.plotly_chart(char_frequency_figure(stats.top_chars[:40]), key="char_freq")
+right.text_area("Preview", corpus.text[:2000], height=300, disabled=True, key="preview")
+
+st.subheader("Tokenizer")
+kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "gpt2"].index(state.tokenizer_kind()),
+                key="tokenizer_radio",
+                help="char: one token per character, tiny vocabulary. gpt2: GPT-2's BPE (tiktoken), restricted to "
+                     "the tokens that occur in this text.")
+st.session_state[state.TOKENIZER] = kind
+try:
+    tokenizer = state.current_tokenizer()
+    sample = corpus.text[:600]
+    ids = tokenizer.encode(sample)
+    n_tokens = len(tokenizer.encode(corpus.text[:200_000]))
+    c1, c2 = st.columns(2)
+    c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
+    c2.metric("Characters per token", f"{min(len(corpus.text), 200_000) / max(1, n_tokens):.2f}")
+    st.markdown(tokens_html([(tokenizer.token_text(i), i) for i in ids]), unsafe_allow_html=True)
+    st.caption("Each coloured box is one token; hover to see its id.")
+except BabyGPTError as exc:
+    st.error(str(exc))
+
+st.subheader("Train / validation split")
+fraction = st.slider("Validation fraction", 0.05, 0.5, state.val_fraction(), 0.05, key="val_slider",
+                     help="The last part of the text, held out to measure generalisation. 10% is usual.")
+st.session_state[state.VAL_FRACTION] = fraction
+n_val = int(stats.n_chars * fraction)
+st.caption(f"Training on the first {stats.n_chars - n_val:,} characters, validating on the last {n_val:,}.")

@@ -1,0 +1,73 @@
+"""Generate: sample text from a trained run, streamed, and see the choice made at every position."""
+
+import streamlit as st
+
+from babygpt.errors import BabyGPTError
+from babygpt.sample import SamplingConfig, prepare_prompt, stream
+from babygpt.viz import next_token_figure
+from ui.widgets import explain, run_picker
+
+GENERATED = "generated"
+
+st.title("✍️ Generate")
+explain(
+    "Sampling, one token at a time",
+    "The model outputs a probability for every token in its vocabulary. We **sample** one, append it, and "
+    "repeat. **Temperature** divides the logits before the softmax: below 1 the likely tokens get likelier "
+    "(safer, more repetitive), above 1 the distribution flattens (more surprising). **Top-k** keeps only the k "
+    "most likely tokens; **top-p** keeps the smallest set whose probabilities add up to p. A KV cache keeps "
+    "earlier keys and values so each new token costs one position, not the whole context.",
+    r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}",
+)
+
+loaded = run_picker("generate_run")
+if loaded is not None:
+    prompt = st.text_area("Prompt", st.session_state.get("generate_prompt_value", ""), height=80, key="generate_prompt",
+                          help="Leave empty to start from a new line.")
+    st.session_state["generate_prompt_value"] = prompt
+    c1, c2, c3, c4, c5 = st.columns(5)
+    max_new = c1.number_input("Max new tokens", 1, 5000, 300, key="gen_max_new",
+                              help="How many tokens to generate.")
+    temperature = c2.slider("Temperature", 0.0, 2.0, 0.8, 0.05, key="gen_temperature",
+                            help="0 = always the most likely token; 1 = the model's own distribution.")
+    top_k = c3.number_input("Top-k (0 = off)", 0, loaded.model_config.vocab_size, 0, key="gen_top_k",
+                            help="Sample only among the k most likely tokens.")
+    top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key="gen_top_p",
+                      help="Sample among the most likely tokens whose probabilities sum to p (1 = off).")
+    seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", help="Same seed, same text.")
+
+    if st.button("Generate", type="primary", key="generate"):
+        try:
+            cfg = SamplingConfig(int(max_new), float(temperature), int(top_k), float(top_p), int(seed), candidates=10)
+            encoded = prepare_prompt(loaded.tokenizer, prompt, loaded.model_config.block_size)
+            for notice in encoded.notices:
+                st.info(notice)
+            box = st.empty()
+            text = prompt
+            steps = []
+            for i, token in enumerate(stream(loaded.model, loaded.tokenizer, encoded.ids, cfg)):
+                steps.append(token)
+                text += token.text
+                if i % 4 == 0:
+                    box.code(text, language=None)
+            box.empty()
+            st.session_state[GENERATED] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
+        except BabyGPTError as exc:
+            st.error(str(exc))
+
+    result = st.session_state.get(GENERATED)
+    if result and result["run"] == loaded.info.id and result["steps"]:
+        steps = result["steps"]
+        st.code(result["prompt"] + "".join(s.text for s in steps), language=None)
+        st.caption(f"{len(steps)} tokens generated.")
+        position = st.slider("Inspect generated position", 1, len(steps), 1, key="gen_position",
+                             help="See the model's top candidates at that step; the red bar is the token it chose.")
+        chosen = steps[position - 1]
+        before = "".join(s.text for s in steps[: position - 1])[-60:]
+        st.markdown(f"After `…{(result['prompt'] + before)[-60:]!s}` the model chose **{chosen.text!r}** "
+                    f"with probability {chosen.prob:.1%}.")
+        candidates = [(c.text, c.prob) for c in chosen.candidates]
+        if chosen.token_id not in [c.token_id for c in chosen.candidates]:
+            candidates.append((chosen.text, chosen.prob))
+        st.plotly_chart(next_token_figure(candidates, chosen.text,
+                                          f"Candidates at generated position {position}"), key="next_token_chart")

@@ -1,0 +1,245 @@
+"""Model & training: choose a rung of the ladder and its hyperparameters, train, and watch it learn."""
+
+import dataclasses
+import math
+
+import streamlit as st
+
+from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
+from babygpt.devices import available_devices
+from babygpt.errors import BabyGPTError
+from babygpt.jobs import JobSnapshot
+from babygpt.model import GPT
+from babygpt.pipeline import plan_training
+from babygpt.runs import MetricRow
+from babygpt.train import lr_at
+from babygpt.viz import loss_figure, lr_figure
+from ui import state
+from ui.widgets import explain, format_duration
+
+JOB_KEY, ERROR_KEY = "job_id", "train_error"
+DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, positional="learned",
+                batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
+                eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="float32")
+
+st.title("🏋️ Model & training")
+explain(
+    "How training works",
+    "Each **step** takes `batch_size` random windows of `block_size` tokens, asks the model to predict every next "
+    "token, measures the **cross-entropy loss** and nudges all weights downhill with AdamW. Before training the "
+    "model guesses uniformly, so its loss is about ln(V). Every `eval_interval` steps we estimate the loss on "
+    "held-out validation text: when train loss keeps falling but validation loss rises, the model is memorising.",
+    r"\mathcal{L} = -\frac{1}{N}\sum_{i} \log p_\theta(x_{i+1} \mid x_{\le i}), \qquad \mathcal{L}_0 \approx \ln V",
+)
+
+hp = st.session_state.setdefault(state.HPARAMS, dict(DEFAULTS))
+presenter = state.presenter()
+
+preset = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
+                      key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
+hp["preset"] = preset
+st.info(f"**{preset}** — {PRESETS[preset]}")
+
+model_col, train_col = st.columns(2)
+with model_col:
+    st.markdown("**Model**")
+    hp["n_layer"] = st.slider("n_layer", 1, 8, hp["n_layer"], key="hp_n_layer",
+                              help="Number of Transformer blocks stacked (residual and gpt presets). Usual: 2–6 on a CPU.")
+    hp["n_head"] = st.select_slider("n_head", [1, 2, 3, 4, 6, 8], hp["n_head"], key="hp_n_head",
+                                    help="Attention heads per block; each gets n_embd / n_head dimensions.")
+    hp["n_embd"] = st.select_slider("n_embd", [16, 32, 48, 64, 96, 128, 192, 256, 384], hp["n_embd"], key="hp_n_embd",
+                                    help="Width of every token's vector. Must be divisible by n_head. Usual: 64–384.")
+    hp["block_size"] = st.select_slider("block_size (context)", [8, 16, 32, 64, 128, 256], hp["block_size"],
+                                        key="hp_block_size",
+                                        help="How many previous tokens the model can look at. Attention cost grows as its square.")
+    if not presenter:
+        hp["dropout"] = st.slider("dropout", 0.0, 0.5, hp["dropout"], 0.05, key="hp_dropout",
+                                  help="Randomly zero activations while training (gpt preset) to fight overfitting. 0–0.2.")
+        hp["positional"] = st.radio("Positional encoding", ["learned", "sinusoidal"],
+                                    index=["learned", "sinusoidal"].index(hp["positional"]), horizontal=True,
+                                    key="hp_positional", help="Learned: a trained vector per position. Sinusoidal: fixed waves.")
+with train_col:
+    st.markdown("**Training**")
+    hp["max_iters"] = st.number_input("max_iters", 10, 100_000, hp["max_iters"], 100, key="hp_max_iters",
+                                      help="Total optimisation steps. 1000 steps of the default model take about a minute.")
+    hp["batch_size"] = st.slider("batch_size", 1, 128, hp["batch_size"], key="hp_batch_size",
+                                 help="Windows per step. Larger = smoother gradients, slower steps. Usual: 8–64.")
+    hp["lr"] = st.number_input("learning rate", 1e-5, 1.0, hp["lr"], format="%.0e", key="hp_lr",
+                               help="Peak AdamW step size. 1e-3 suits small models; too high and the loss explodes.")
+    hp["eval_interval"] = st.number_input("eval_interval", 1, 100_000, hp["eval_interval"], key="hp_eval_interval",
+                                          help="Steps between validation estimates (and checkpoints).")
+    if not presenter:
+        hp["min_lr"] = st.number_input("min lr", 0.0, 1.0, hp["min_lr"], format="%.0e", key="hp_min_lr",
+                                       help="Where the cosine decay ends; usually lr / 10.")
+        hp["warmup_iters"] = st.number_input("warmup_iters", 0, 10_000, hp["warmup_iters"], key="hp_warmup",
+                                             help="Steps of linear warm-up from 0 to lr, so early noisy gradients do no harm.")
+        hp["eval_iters"] = st.number_input("eval_iters", 1, 500, hp["eval_iters"], key="hp_eval_iters",
+                                           help="Batches averaged per loss estimate: more = less noisy, slower.")
+        with st.expander("Advanced"):
+            hp["weight_decay"] = st.number_input("weight_decay", 0.0, 1.0, hp["weight_decay"], key="hp_wd",
+                                                 help="AdamW decay on weight matrices only. Usual: 0.1.")
+            hp["grad_clip"] = st.number_input("grad_clip", 0.0, 10.0, hp["grad_clip"], key="hp_clip",
+                                              help="Clip the gradient norm to this (0 = off); guards against spikes.")
+            hp["seed"] = st.number_input("seed", 0, 2**31 - 1, hp["seed"], key="hp_seed",
+                                         help="Same seed + same settings + same data = the same curve.")
+            devices = ["auto", *available_devices()]
+            hp["device"] = st.selectbox("device", devices, index=devices.index(hp["device"]) if hp["device"] in devices else 0,
+                                        key="hp_device", help="auto picks CUDA, then Apple MPS, then the CPU.")
+            hp["dtype"] = st.selectbox("dtype", ["float32", "bfloat16", "float16"],
+                                       index=["float32", "bfloat16", "float16"].index(hp["dtype"]), key="hp_dtype",
+                                       help="bfloat16 autocast speeds up GPUs; float16 needs a GPU.")
+
+SIZE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
+TRAIN_KEYS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",
+              "weight_decay", "grad_clip", "seed", "device", "dtype")
+
+
+def configs() -> tuple:
+    tokenizer = state.current_tokenizer()
+    model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size,
+                                        **{k: hp[k] for k in SIZE_KEYS})
+    train_cfg = TrainConfig(**{k: hp[k] for k in TRAIN_KEYS}, val_fraction=state.val_fraction(),
+                            log_interval=5, sample_chars=120).validate()
+    return model_cfg, train_cfg
+
+
+try:
+    model_cfg, train_cfg = configs()
+    probe = GPT(model_cfg)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Parameters", f"{probe.num_params():,}")
+    c2.metric("FLOPs per token (train)", f"{probe.flops_per_token() / 1e6:.2f} M")
+    c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
+    c4.metric("Tokens per step", f"{train_cfg.batch_size * model_cfg.block_size:,}")
+    config_error = None
+except BabyGPTError as exc:
+    config_error = str(exc)
+    st.error(config_error)
+
+
+def start_training() -> None:
+    st.session_state[ERROR_KEY] = None
+    try:
+        model_cfg, train_cfg = configs()
+        sizes = {k: getattr(model_cfg, k) for k in SIZE_KEYS}
+        plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **sizes)
+        job = state.registry().start(state.owner(), plan, name=f"{hp['preset']} on {state.corpus().name}")
+        st.session_state[JOB_KEY] = job.id
+        state.set_active_run(job.info.id)
+    except BabyGPTError as exc:
+        st.session_state[ERROR_KEY] = str(exc)
+
+
+def stop_training() -> None:
+    job = state.registry().get(st.session_state.get(JOB_KEY, ""))
+    if job is not None:
+        job.stop()
+
+
+def resume_training(run_id: str) -> None:
+    st.session_state[ERROR_KEY] = None
+    try:
+        job = state.registry().resume(state.owner(), run_id, state.corpus(), max_iters=int(hp["max_iters"]))
+        st.session_state[JOB_KEY] = job.id
+        state.set_active_run(run_id)
+    except BabyGPTError as exc:
+        st.session_state[ERROR_KEY] = str(exc)
+
+
+registry = state.registry()
+job = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
+running = job is not None and job.thread.is_alive()
+b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+b1.button("▶ Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
+          key="start", help="Train a new run with these settings.")
+b2.button("⏹ Stop", on_click=stop_training, disabled=not running, key="stop",
+          help="Stop after the current step; the checkpoint is kept and the run can be resumed.")
+active = state.active_run_id()
+resumable = None
+if active and not running:
+    try:
+        info = state.store().get(active)
+        if info.status in ("stopped", "interrupted", "done") and state.store().has_checkpoint(active):
+            resumable = info
+    except BabyGPTError:
+        pass
+b3.button("⏯ Resume", disabled=resumable is None, key="resume",
+          on_click=resume_training, args=(resumable.id if resumable else "",),
+          help="Continue the active run from its last checkpoint up to max_iters (raise max_iters to train longer).")
+if st.session_state.get(ERROR_KEY):
+    st.error(st.session_state[ERROR_KEY])
+
+st.divider()
+o1, o2, o3 = st.columns(3)
+log_y = o1.toggle("Log-scale loss", key="opt_log_y")
+smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
+                      help="Exponential moving average of the per-step training loss.")
+x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
+
+
+def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, vocab_size: int, max_iters: int,
+         train_cfg: TrainConfig | None) -> None:
+    if snap is not None:
+        status = {"running": "Training", "stopping": "Stopping…", "done": "Finished", "stopped": "Stopped",
+                  "failed": "Failed"}.get(snap.status, snap.status)
+        st.progress(snap.progress, text=f"{status}: step {snap.step}/{snap.max_iters} · "
+                                        f"{snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}")
+        if snap.status == "failed":
+            st.error(snap.message)
+        m1, m2, m3, m4 = st.columns(4)
+        m1.metric("Step", f"{snap.step}/{snap.max_iters}")
+        m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}")
+        m3.metric("Val loss", f"{evals[-1]['val_loss']:.4f}" if evals else "–")
+        m4.metric("Device", f"{snap.device} · {snap.dtype}")
+    st.plotly_chart(loss_figure(train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
+                                expected_initial=math.log(vocab_size)), key="loss_chart")
+    if train_cfg is not None:
+        steps = list(range(0, max_iters + 1, max(1, max_iters // 200)))
+        current = snap.step if snap else None
+        st.plotly_chart(lr_figure(steps, [lr_at(s, train_cfg) for s in steps], current), key="lr_chart")
+    if samples:
+        step, text = samples[-1]
+        st.markdown(f"**What it writes at step {step}:**")
+        st.code(text, language=None)
+        if len(samples) > 1 and not presenter:
+            with st.expander("Earlier samples"):
+                for s, t in reversed(samples[:-1]):
+                    st.markdown(f"*step {s}*")
+                    st.code(t, language=None)
+
+
+@st.fragment(run_every=1.0 if running else None)
+def live_view() -> None:
+    current = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
+    if current is not None:
+        snap = current.snapshot()
+        st.session_state.setdefault("seen_running", snap.active)
+        draw(snap, snap.train, snap.evals, snap.samples, current.trainer.model_config.vocab_size, snap.max_iters,
+             current.trainer.config)
+        if st.session_state.get("seen_running") and not snap.active:
+            st.session_state["seen_running"] = False
+            st.rerun()
+        st.session_state["seen_running"] = snap.active
+        return
+    run_id = state.active_run_id()
+    if run_id is None:
+        st.caption("Press **Start training** to train the model above on the current corpus.")
+        return
+    try:
+        info = state.store().get(run_id)
+    except BabyGPTError:
+        return
+    rows: list[MetricRow] = state.store().metrics(run_id)
+    train = [{"step": r.step, "loss": r.loss, "elapsed_s": r.elapsed_s} for r in rows if r.split == "train"]
+    vals = {r.step: r for r in rows if r.split == "val"}
+    trains = {r.step: r for r in rows if r.split == "train_eval"}
+    evals = [{"step": s, "val_loss": v.loss, "train_loss": trains[s].loss if s in trains else v.loss,
+              "elapsed_s": v.elapsed_s} for s, v in sorted(vals.items())]
+    st.caption(f"Run `{run_id}` ({info.status}).")
+    model = info.config.get("model", {})
+    train_cfg = TrainConfig.from_dict(info.config["train"]) if "train" in info.config else None
+    draw(None, train, evals, [], model.get("vocab_size", 2), train_cfg.max_iters if train_cfg else 0, train_cfg)
+
+
+live_view()
+_ = dataclasses  # imported for type clarity in configs

@@ -1,0 +1,141 @@
+"""Page tests with Streamlit's AppTest: every page renders, reacts, and shows the library's errors."""
+
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from babygpt.pipeline import start_run
+from babygpt.runs import RunStore
+from tests.conftest import ROOT
+from tests.helpers import tiny_plan
+
+PAGES = ["pages/data.py", "pages/train.py", "pages/attention.py", "pages/generate.py", "pages/runs.py"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_resources():
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    from ui.state import registry
+
+    registry().stop_all(wait=10)
+    st.cache_resource.clear()
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+
+
+@pytest.fixture
+def trained_run(small_text):
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=20, eval_interval=10), name="tiny")
+    trainer.run()
+    return info
+
+
+def test_every_page_renders_on_empty_store():
+    at = app()
+    assert not at.exception
+    assert at.title[0].value == "📄 Data"
+    assert [m.label for m in at.metric][:3] == ["Characters", "Lines", "Distinct characters"]
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert not at.error, (page, [e.value for e in at.error])
+    at.switch_page("pages/attention.py").run()
+    assert "No trained run yet" in at.info[0].value
+
+
+def test_pages_show_charts_for_a_trained_run(trained_run):
+    at = app()
+    at.switch_page("pages/attention.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2, "heatmap and all-heads grid"
+    at.radio(key="attention_kind").set_value("raw").run()
+    assert "Score range" in at.caption[0].value
+    at.switch_page("pages/generate.py").run()
+    at.text_area(key="generate_prompt").input("the cat").run()
+    at.number_input(key="gen_max_new").set_value(20).run()
+    at.button(key="generate").click().run()
+    assert not at.exception and not at.error
+    code = at.code[0].value
+    assert code.startswith("the cat") and len(code) == len("the cat") + 20
+    assert len(at.get("plotly_chart")) == 1
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+    assert at.dataframe[0].value["name"].tolist() == ["tiny"]
+    at.switch_page("pages/train.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_bad_upload_shows_error():
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00", "text/plain").run()
+    assert "looks binary" in at.error[0].value
+
+
+def test_good_upload_becomes_corpus():
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("poem.txt", ("roses are red\nviolets are blue\n" * 50).encode(),
+                                          "text/plain").run()
+    assert not at.error
+    assert at.subheader[0].value == "Current corpus: poem.txt"
+    assert at.metric[2].value == str(len(set("roses are red\nviolets are blue\n")))
+
+
+def test_bad_hyperparameters_show_error():
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.select_slider(key="hp_n_head").set_value(3).run()
+    assert any("must be divisible by n_head" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_start_and_stop_training_job():
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="hp_n_layer").set_value(1).run()
+    at.select_slider(key="hp_n_embd").set_value(32).run()
+    at.select_slider(key="hp_block_size").set_value(16).run()
+    at.number_input(key="hp_max_iters").set_value(100_000).run()
+    at.number_input(key="hp_eval_interval").set_value(50).run()
+    at.button(key="start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    assert at.button(key="stop").disabled is False
+    time.sleep(3)
+    at.run()
+    assert "Training: step" in at.get("progress")[-1].proto.text
+    at.button(key="stop").click().run()
+    from ui.state import registry
+
+    job = registry().jobs()[0]
+    job.thread.join(20)
+    assert not job.thread.is_alive()
+    snap = job.snapshot()
+    assert snap.status == "stopped" and 0 < snap.step < 100_000
+    assert RunStore().has_checkpoint(snap.run_id), "stopping keeps the last checkpoint"
+    at.run()
+    assert at.button(key="start").disabled is False
+    assert at.button(key="resume").disabled is False
+
+
+def test_job_cap_gives_busy_message(monkeypatch):
+    monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
+    at = app()
+    at.switch_page("pages/train.py").run()
+    at.slider(key="hp_n_layer").set_value(1).run()
+    at.select_slider(key="hp_n_embd").set_value(32).run()
+    at.number_input(key="hp_max_iters").set_value(100_000).run()
+    at.button(key="start").click().run()
+    other = app()  # a second browser session
+    other.switch_page("pages/train.py").run()
+    other.slider(key="hp_n_layer").set_value(1).run()
+    other.button(key="start").click().run()
+    assert any("server is busy" in e.value for e in other.error)
