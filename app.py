@@ -6,14 +6,14 @@ from babygpt.devices import available_devices
 from ui import state
 from ui.widgets import format_duration
 
-st.set_page_config(page_title="Baby GPT", page_icon="🍼", layout="wide")
+st.set_page_config(page_title="Baby GPT", page_icon=":material/child_care:", layout="wide")
 
 pages = st.navigation([
-    st.Page("pages/data.py", title="Data", icon="📄", default=True),
-    st.Page("pages/train.py", title="Model & training", icon="🏋️"),
-    st.Page("pages/attention.py", title="Attention", icon="🔍"),
-    st.Page("pages/generate.py", title="Generate", icon="✍️"),
-    st.Page("pages/runs.py", title="Runs", icon="🗂️"),
+    st.Page("pages/data.py", title="Data", icon=":material/description:", default=True),
+    st.Page("pages/train.py", title="Model & training", icon=":material/model_training:"),
+    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
 ])
 
 

@@ -18,8 +18,16 @@ from typing import Any
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
 from babygpt.runs import (
-    CONFIG_FILE, METRICS_FILE, TRAINER_FILE, WEIGHTS_FILE, MetricRow, RunInfo, RunStore,
-    load_trainer_state, load_weights, parse_config_document,
+    CONFIG_FILE,
+    METRICS_FILE,
+    TRAINER_FILE,
+    WEIGHTS_FILE,
+    MetricRow,
+    RunInfo,
+    RunStore,
+    load_trainer_state,
+    load_weights,
+    parse_config_document,
 )
 
 RUN_FILE = "run.json"

@@ -28,7 +28,7 @@ TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weig
                 "grad_clip", "grad_accum",
                 "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "val_fraction",
                 "device", "dtype", "threads", "sample_chars")
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "activation")
 
 
 def _eprint(*args: object) -> None:
@@ -66,14 +66,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     for field in MODEL_FIELDS:
-        kind = float if field == "dropout" else str if field == "positional" else int
+        kind = float if field == "dropout" else str if field in ("positional", "activation") else int
         p.add_argument(f"--{field.replace('_', '-')}", type=kind)
     defaults = TrainConfig()
     for field in TRAIN_FIELDS:
         default = getattr(defaults, field)
         p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None,
                        help=f"default {default}")
-    for flag in ("tie-weights", "bias"):
+    for flag in ("tie-weights", "bias", "zero-init-residual"):
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="use torch.compile (falls back to eager if it fails)")
@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
         trainer, info = resume_run(store, args.resume, corpus, callbacks=[ConsoleProgress(0)], **overrides)
     else:
         corpus = load_corpus(args.data or default_dataset(), progress=_download_progress)
-        sizes = {f: getattr(args, f) for f in (*MODEL_FIELDS, "tie_weights", "bias") if getattr(args, f) is not None}
+        model_fields = (*MODEL_FIELDS, "tie_weights", "bias", "zero_init_residual")
+        sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
         trainer, info = start_run(store, plan, name=args.name, callbacks=[ConsoleProgress(0)])
     progress = next(cb for cb in trainer.callbacks if isinstance(cb, ConsoleProgress))

@@ -22,6 +22,7 @@ PRESETS: dict[str, str] = {
 }
 DEFAULT_PRESET = "gpt"
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
+ACTIVATIONS = ("relu2", "gelu", "relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -48,7 +49,9 @@ class ModelConfig:
     use_ffn: bool = True
     use_residual: bool = True
     use_layernorm: bool = True
-    tie_weights: bool = True
+    tie_weights: bool = False
+    activation: str = "relu2"  # relu2 (default), gelu (nanoGPT) or relu (the lecture)
+    zero_init_residual: bool = True  # only meaningful with residual connections
     preset: str = DEFAULT_PRESET
 
     @property
@@ -72,6 +75,8 @@ class ModelConfig:
             self.positional in POSITIONAL_ENCODINGS,
             f"positional must be one of {', '.join(POSITIONAL_ENCODINGS)}, got {self.positional!r}.",
         )
+        _check(self.activation in ACTIVATIONS,
+               f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
         if self.use_attention:
             _check(self.n_layer >= 1, "A model with attention needs n_layer >= 1.")
         return self
@@ -102,7 +107,8 @@ def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
     elif preset == "multi-head":
         switches = dict(n_layer=1, use_ffn=False, use_residual=False, use_layernorm=False, dropout=0.0)
     elif preset == "multi-head+ffn":
-        switches = dict(n_layer=1, use_residual=False, use_layernorm=False, dropout=0.0)
+        # Without a residual path ReLU² squares tiny activations into vanishing gradients; use the lecture's ReLU.
+        switches = dict(n_layer=1, use_residual=False, use_layernorm=False, dropout=0.0, activation="relu")
     elif preset == "residual":
         switches = dict(use_layernorm=False, dropout=0.0)
     else:

@@ -8,7 +8,7 @@ from babygpt.viz import attention_grid, attention_heatmap
 from ui import state
 from ui.widgets import explain, run_picker
 
-st.title("🔍 Attention")
+st.title("Attention")
 explain(
     "Queries, keys and the causal mask",
     "Every token emits a **query** (what am I looking for?) and a **key** (what do I contain?). The dot product "

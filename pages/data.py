@@ -9,7 +9,7 @@ from babygpt.viz import char_frequency_figure, tokens_html
 from ui import state
 from ui.widgets import explain
 
-st.title("📄 Data")
+st.title("Data")
 explain(
     "From text to numbers",
     "A language model learns to predict the **next token** of a text. First we choose the text, then a "

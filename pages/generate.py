@@ -9,7 +9,7 @@ from ui.widgets import explain, run_picker
 
 GENERATED = "generated"
 
-st.title("✍️ Generate")
+st.title("Generate")
 explain(
     "Sampling, one token at a time",
     "The model outputs a probability for every token in its vocabulary. We **sample** one, append it, and "

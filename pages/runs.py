@@ -13,7 +13,7 @@ from babygpt.viz import runs_overlay_figure
 from ui import state
 from ui.widgets import explain
 
-st.title("🗂️ Runs")
+st.title("Runs")
 explain("Comparing experiments",
         "Each training run is saved with its configuration, weights, optimizer state and loss curve. Comparing "
         "validation curves of runs that differ in one setting is how you learn what that setting does.")

@@ -1,6 +1,5 @@
 """Model & training: choose a rung of the ladder and its hyperparameters, train, and watch it learn."""
 
-import dataclasses
 import math
 
 import streamlit as st
@@ -22,7 +21,7 @@ DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dr
                 batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
                 eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="float32")
 
-st.title("🏋️ Model & training")
+st.title("Model & training")
 explain(
     "How training works",
     "Each **step** takes `batch_size` random windows of `block_size` tokens, asks the model to predict every next "
@@ -34,13 +33,17 @@ explain(
 
 hp = st.session_state.setdefault(state.HPARAMS, dict(DEFAULTS))
 presenter = state.presenter()
+registry = state.registry()
+job = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
+running = job is not None and job.thread.is_alive()
 
 preset = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
                       key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
 hp["preset"] = preset
 st.info(f"**{preset}** — {PRESETS[preset]}")
 
-model_col, train_col = st.columns(2)
+settings = st.expander("Hyperparameters", expanded=not running)
+model_col, train_col = settings.columns(2)
 with model_col:
     st.markdown("**Model**")
     hp["n_layer"] = st.slider("n_layer", 1, 8, hp["n_layer"], key="hp_n_layer",
@@ -146,13 +149,10 @@ def resume_training(run_id: str) -> None:
         st.session_state[ERROR_KEY] = str(exc)
 
 
-registry = state.registry()
-job = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
-running = job is not None and job.thread.is_alive()
 b1, b2, b3, _ = st.columns([1, 1, 1, 3])
-b1.button("▶ Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
+b1.button("Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
           key="start", help="Train a new run with these settings.")
-b2.button("⏹ Stop", on_click=stop_training, disabled=not running, key="stop",
+b2.button("Stop", on_click=stop_training, disabled=not running, key="stop",
           help="Stop after the current step; the checkpoint is kept and the run can be resumed.")
 active = state.active_run_id()
 resumable = None
@@ -163,7 +163,7 @@ if active and not running:
             resumable = info
     except BabyGPTError:
         pass
-b3.button("⏯ Resume", disabled=resumable is None, key="resume",
+b3.button("Resume", disabled=resumable is None, key="resume",
           on_click=resume_training, args=(resumable.id if resumable else "",),
           help="Continue the active run from its last checkpoint up to max_iters (raise max_iters to train longer).")
 if st.session_state.get(ERROR_KEY):
@@ -242,4 +242,3 @@ def live_view() -> None:
 
 
 live_view()
-_ = dataclasses  # imported for type clarity in configs

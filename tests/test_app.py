@@ -40,7 +40,7 @@ def trained_run(small_text):
 def test_every_page_renders_on_empty_store():
     at = app()
     assert not at.exception
-    assert at.title[0].value == "📄 Data"
+    assert at.title[0].value == "Data"
     assert [m.label for m in at.metric][:3] == ["Characters", "Lines", "Distinct characters"]
     for page in PAGES[1:]:
         at.switch_page(page).run()

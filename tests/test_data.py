@@ -7,7 +7,13 @@ import torch
 
 from babygpt import datasets
 from babygpt.data import (
-    Corpus, corpus_from_bytes, corpus_from_path, decode_text, get_batch, split_ids, text_stats,
+    Corpus,
+    corpus_from_bytes,
+    corpus_from_path,
+    decode_text,
+    get_batch,
+    split_ids,
+    text_stats,
 )
 from babygpt.errors import BabyGPTError
 from tests.conftest import SHAKESPEARE

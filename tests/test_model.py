@@ -61,12 +61,12 @@ def test_initial_loss_is_ln_vocab():
 
 
 def test_counts_and_tying():
-    model = GPT(ModelConfig(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64))
+    model = GPT(ModelConfig(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64, tie_weights=True))
     # nanoGPT's baby config: 0.80M parameters with tied embeddings
     assert model.num_params() == 804_096
     assert model.lm_head.weight is model.token_embedding.weight
     assert model.flops_per_token() == 6 * model.num_params(exclude_positions=True) + 12 * 4 * 128 * 64
-    untied = GPT(ModelConfig(vocab_size=65, tie_weights=False))
+    untied = GPT(ModelConfig(vocab_size=65))
     assert untied.num_params() == 804_096 + 65 * 128
 
 

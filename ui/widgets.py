@@ -33,7 +33,7 @@ def run_picker(key: str) -> LoadedRun | None:
 
 def explain(title: str, body: str, formula: str | None = None) -> None:
     """A collapsible explanation of the step a page shows, for students."""
-    with st.expander(f"📖 {title}", expanded=False):
+    with st.expander(f":material/school: {title}", expanded=False):
         st.markdown(body)
         if formula:
             st.latex(formula)

@@ -1,0 +1,155 @@
+"""Training throughput: tokens/s, ms/step, GFLOP/s and MFU, against a lecture-style reference in the same run.
+
+    python bench/train_throughput.py [--config cpu-baby|gpt-py] [--steps N] [--compile] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from babygpt import devices
+from babygpt.config import TrainConfig, model_config_for_preset
+from babygpt.data import Split
+from babygpt.train import Trainer
+from bench.common import CONFIGS, emit, environment, matmul_peak_gflops
+
+
+# --- the lecture's way: a Python loop over heads and an explicit masked softmax ------------------------
+class LectureHead(nn.Module):
+    def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        k, q = self.key(x), self.query(x)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        wei = self.dropout(F.softmax(wei, dim=-1))
+        return wei @ self.value(x)
+
+
+class LectureBlock(nn.Module):
+    def __init__(self, n_embd, n_head, block_size, dropout):
+        super().__init__()
+        self.heads = nn.ModuleList(LectureHead(n_embd, n_embd // n_head, block_size, dropout) for _ in range(n_head))
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.drop = nn.Dropout(dropout)
+        self.ffwd = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd),
+                                  nn.Dropout(dropout))
+        self.ln1, self.ln2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+
+    def forward(self, x):
+        x = x + self.drop(self.proj(torch.cat([h(self.ln1(x)) for h in self.heads], dim=-1)))
+        return x + self.ffwd(self.ln2(x))
+
+
+class LectureGPT(nn.Module):
+    def __init__(self, vocab, n_embd, n_head, n_layer, block_size, dropout):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, n_embd)
+        self.pos = nn.Embedding(block_size, n_embd)
+        self.blocks = nn.Sequential(*[LectureBlock(n_embd, n_head, block_size, dropout) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab)
+
+    def forward(self, idx, targets):
+        T = idx.shape[1]
+        x = self.blocks(self.tok(idx) + self.pos(torch.arange(T, device=idx.device)))
+        logits = self.lm_head(self.ln_f(x))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+
+def time_reference(cfg: dict, vocab: int, steps: int, warmup: int, device: torch.device) -> float:
+    torch.manual_seed(0)
+    model = LectureGPT(vocab, cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["block_size"], cfg["dropout"]).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data = torch.randint(vocab, (200_000,))
+    gen = torch.Generator().manual_seed(0)
+
+    def step():
+        ix = torch.randint(len(data) - cfg["block_size"], (cfg["batch_size"],), generator=gen)
+        x = torch.stack([data[i:i + cfg["block_size"]] for i in ix]).to(device)
+        y = torch.stack([data[i + 1:i + cfg["block_size"] + 1] for i in ix]).to(device)
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return _timed(step, steps, warmup, device)
+
+
+def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def time_babygpt(cfg: dict, vocab: int, steps: int, warmup: int, device_name: str, compile_: bool, dtype: str):
+    model_cfg = model_config_for_preset("gpt", vocab_size=vocab, **{k: cfg[k] for k in
+                                                                    ("n_layer", "n_head", "n_embd", "block_size", "dropout")})
+    train_cfg = TrainConfig(batch_size=cfg["batch_size"], max_iters=10**6, eval_interval=10**6, device=device_name,
+                            compile=compile_, dtype=dtype)
+    data = torch.randint(vocab, (200_000,))
+    trainer = Trainer(model_cfg, train_cfg, Split(data, data[:50_000]))
+    step = lambda: trainer._train_step(1e-3)  # noqa: E731  (the exact step Trainer.run makes)
+    return _timed(step, steps, warmup, trainer.device), trainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", choices=list(CONFIGS), default="cpu-baby")
+    parser.add_argument("--steps", type=int, default=0, help="timed steps (default: 60 cpu-baby, 4 gpt-py on CPU)")
+    parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--compile", action="store_true", help="also time with torch.compile")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--no-reference", action="store_true")
+    args = parser.parse_args()
+    device = devices.resolve_device(args.device)
+    if device.type == "cpu":
+        devices.configure_threads()
+    cfg = CONFIGS[args.config]
+    vocab = 65
+    big = args.config == "gpt-py" and device.type == "cpu"
+    steps = args.steps or (4 if big else 60 if device.type == "cpu" else 200)
+    warmup = args.warmup or (1 if big else 10 if device.type == "cpu" else 20)
+    tokens = cfg["batch_size"] * cfg["block_size"]
+    peak_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    peak = matmul_peak_gflops(4096 if device.type == "cuda" else 1024, device=device.type, dtype=peak_dtype)
+    result = {"benchmark": "train_throughput", "config": args.config, **cfg, "vocab_size": vocab,
+              "device": devices.describe(device), "dtype": args.dtype, "env": environment(),
+              "matmul_peak_gflops": round(peak, 1)}
+    variants = [("eager", False)] + ([("compiled", True)] if args.compile else [])
+    for label, comp in variants:
+        sec, trainer = time_babygpt(cfg, vocab, steps, warmup, args.device, comp, args.dtype)
+        flops = trainer.model.flops_per_token() * tokens / sec
+        result[label] = {"tokens_per_sec": round(tokens / sec, 1), "ms_per_step": round(sec * 1000, 2),
+                         "gflops": round(flops / 1e9, 1), "mfu": round(flops / 1e9 / peak, 3),
+                         "compiled": trainer.forward is not trainer.model}
+    if not args.no_reference:
+        ref = time_reference(cfg, vocab, steps, warmup, device)
+        result["lecture_reference"] = {"tokens_per_sec": round(tokens / ref, 1), "ms_per_step": round(ref * 1000, 2)}
+        best = max(result[v]["tokens_per_sec"] for v, _ in variants)
+        result["speedup_vs_reference"] = round(best / (tokens / ref), 2)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The real-browser end-to-end test: streamlit run app.py, driven by Debian's Chromium via Playwright.
+
+Set BABYGPT_SCREENSHOTS to a folder to keep the page screenshots (the README's come from here).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = dict(os.environ, BABYGPT_HOME=str(tmp_path / "runs"), PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
+         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("BABYGPT_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def chart_points(page) -> int:
+    return page.evaluate("""() => {
+        const plot = document.querySelector('.js-plotly-plot');
+        if (!plot || !plot.data) return 0;
+        return plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+    }""")
+
+
+def test_upload_train_watch_attention_generate(server, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    text = tmp_path / "poem.txt"
+    text.write_text("".join(f"the quick brown fox {i % 9} jumps over the lazy dog.\n" for i in range(400)))
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.set_default_timeout(60_000)
+        page.goto(server)
+        page.get_by_text("Upload .txt files").click()
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(text))
+        page.get_by_text("Current corpus: poem.txt").wait_for()
+        page.locator(".js-plotly-plot").first.wait_for()
+        shot(page, "data")
+
+        page.get_by_role("link", name="Model & training").click()
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Training: step").first.wait_for()
+        seen = [chart_points(page)]
+        deadline = time.time() + 90
+        while len(set(seen)) < 3 and time.time() < deadline:
+            time.sleep(1.0)
+            seen.append(chart_points(page))
+        assert len(set(seen)) >= 3, f"the loss chart should update at least twice, saw {seen}"
+        page.get_by_text("What it writes at step").first.wait_for()
+        shot(page, "train")
+        page.get_by_role("button", name="Stop").click()
+        page.get_by_text("Stopped: step").first.wait_for()
+
+        page.get_by_role("link", name="Attention").click()
+        page.get_by_text("Layer 0, head 0").first.wait_for()
+        kinds = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => p.data[0].type)")
+        assert "heatmap" in kinds
+        shot(page, "attention")
+
+        page.get_by_role("link", name="Generate").click()
+        page.get_by_role("button", name="Generate").click()
+        page.get_by_text("tokens generated").wait_for()
+        generated = page.locator('[data-testid="stCode"]').first.inner_text()
+        assert len(generated.strip()) > 50
+        shot(page, "generate")
+
+        page.get_by_role("link", name="Runs").click()
+        page.locator(".js-plotly-plot").first.wait_for()
+        shot(page, "runs")
+        browser.close()
