@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from babygpt import archive, devices
+from babygpt import archive, devices, distributed
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
@@ -135,23 +135,39 @@ def _corpus_for_resume(store: RunStore, run: str, data: str | None):
 
 
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
+    """Train or resume; under torchrun every rank trains, rank 0 alone records and prints."""
+    dist = distributed.from_env()
+    try:
+        return _train(args, store, dist)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo) -> int:
     overrides = _train_overrides(args)
+    progress = [ConsoleProgress(0)] if dist.is_main else []
     if args.resume:
         corpus = _corpus_for_resume(store, args.resume, args.data)
-        trainer, info = resume_run(store, args.resume, corpus, callbacks=[ConsoleProgress(0)], **overrides)
+        trainer, info = resume_run(store, args.resume, corpus, callbacks=progress, dist=dist, **overrides)
     else:
-        corpus = load_corpus(args.data or default_dataset(), progress=_download_progress)
+        corpus = load_corpus(args.data or default_dataset(), progress=_download_progress if dist.is_main else None)
         model_fields = (*MODEL_FIELDS, "tie_weights", "bias", "zero_init_residual")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
-        trainer, info = start_run(store, plan, name=args.name, callbacks=[ConsoleProgress(0)])
-    progress = next(cb for cb in trainer.callbacks if isinstance(cb, ConsoleProgress))
-    progress.max_iters = trainer.config.max_iters
-    _eprint(f"run {info.id}: {trainer.model_config.preset}, {trainer.model.num_params():,} parameters, "
-            f"vocab {trainer.model_config.vocab_size}, device {devices.describe(trainer.device)}")
+        trainer, info = start_run(store, plan, name=args.name, callbacks=progress, dist=dist)
+    for cb in progress:
+        cb.max_iters = trainer.config.max_iters
+    if dist.is_main:
+        ranks = f", {dist.world_size} ranks (DDP)" if dist.enabled else ""
+        _eprint(f"run {info.id}: {trainer.model_config.preset}, {trainer.model.num_params():,} parameters, "
+                f"vocab {trainer.model_config.vocab_size}, device {devices.describe(trainer.device)}, "
+                f"{trainer.config.dtype}{ranks}")
     _install_signal_stop(trainer)
     result = trainer.run()
+    if not dist.is_main:
+        return 1 if result.status == "failed" else 0
     summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
+               "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
                "train_time_s": round(result.elapsed_s, 2), "params": trainer.model.num_params()}

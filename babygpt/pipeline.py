@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from babygpt import devices
+from babygpt import devices, distributed
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus, Split, split_ids
 from babygpt.errors import BabyGPTError
@@ -90,7 +90,12 @@ class RunRecorder(Callbacks):
 
 
 def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
-              callbacks: list[Callbacks] | tuple = ()) -> tuple[Trainer, RunInfo]:
+              callbacks: list[Callbacks] | tuple = (),
+              dist: distributed.DistInfo | None = None) -> tuple[Trainer, RunInfo | None]:
+    """Create the run (on rank 0 only) and a Trainer recording into it; other ranks get no run."""
+    dist = dist or distributed.DistInfo()
+    if not dist.is_main:
+        return Trainer(plan.model_config, plan.train_config, plan.split, callbacks=list(callbacks), dist=dist), None
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text)}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
@@ -98,7 +103,7 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256)
     try:
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
-                          callbacks=[RunRecorder(store, info.id), *callbacks], sample_fn=sample_fn)
+                          callbacks=[RunRecorder(store, info.id), *callbacks], sample_fn=sample_fn, dist=dist)
     except BabyGPTError as exc:
         store.set_status(info.id, "failed", str(exc))
         raise
@@ -106,8 +111,10 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
 
 
 def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
-               **train_overrides: Any) -> tuple[Trainer, RunInfo]:
-    """Continue a run from its last checkpoint on the same data; ``max_iters`` may be raised."""
+               dist: distributed.DistInfo | None = None, **train_overrides: Any) -> tuple[Trainer, RunInfo]:
+    """Continue a run from its last checkpoint on the same data; ``max_iters`` may be raised.
+    Every rank reads the checkpoint; only rank 0 writes to the store."""
+    dist = dist or distributed.DistInfo()
     info = store.get(run_id)
     if info.status == "running" and not store.has_checkpoint(info.id):
         raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from yet.")
@@ -122,13 +129,16 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     if overrides:
         train_config = dataclasses.replace(train_config, **overrides).validate()
         document["train"] = train_config.to_dict()
-        store.update_config(info.id, document)
+        if dist.is_main:
+            store.update_config(info.id, document)
     loaded = store.load(info.id)
     state = store.load_trainer_state(info.id)
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
-    store.truncate_metrics(info.id, int(state["step"]))
     sample_fn = make_sample_fn(tokenizer, train_config.sample_chars) if train_config.sample_chars else None
-    trainer = Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
-                      sample_fn=sample_fn, model_state=loaded.model.state_dict(), trainer_state=state)
-    store.set_status(info.id, "running")
+    recorder = [RunRecorder(store, info.id)] if dist.is_main else []
+    trainer = Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks], sample_fn=sample_fn,
+                      model_state=loaded.model.state_dict(), trainer_state=state, dist=dist)
+    if dist.is_main:
+        store.truncate_metrics(info.id, int(state["step"]))
+        store.set_status(info.id, "running")
     return trainer, store.get(info.id)

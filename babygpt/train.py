@@ -8,6 +8,7 @@ losses of an uninterrupted one exactly (on the CPU).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from babygpt import devices
+from babygpt import devices, distributed
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.data import Split, get_batch
 from babygpt.errors import BabyGPTError
@@ -99,13 +101,19 @@ class Trainer:
         sample_fn: Callable[[GPT], str] | None = None,
         model_state: dict[str, torch.Tensor] | None = None,
         trainer_state: dict[str, Any] | None = None,
+        dist: distributed.DistInfo | None = None,
     ):
         self.model_config = model_config.validate()
         self.config = train_config.validate()
+        self.dist = dist or distributed.DistInfo()
         self.device = devices.resolve_device(self.config.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
         devices.check_dtype(self.device, self.config.dtype)
         if self.device.type == "cpu":
-            devices.configure_threads(self.config.threads)
+            # ranks sharing a machine share its cores
+            devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))
+        distributed.init(self.dist, self.device.type)
         if len(split.train) <= model_config.block_size or len(split.val) <= model_config.block_size:
             raise BabyGPTError(f"The text is too short for block_size {model_config.block_size}.")
         self.split = split
@@ -119,7 +127,8 @@ class Trainer:
             self.model.load_state_dict(model_state)
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.config, self.device)
-        self.batch_generator = torch.Generator().manual_seed(self.config.seed)
+        # each rank draws its own batches; rank 0 draws exactly what a single process would
+        self.batch_generator = torch.Generator().manual_seed(self.config.seed + self.dist.rank)
         self.scaler = torch.amp.GradScaler(enabled=self.config.dtype == "float16")
         self.step = 0
         self.train_elapsed = 0.0
@@ -128,9 +137,14 @@ class Trainer:
         self.last_eval: EvalMetrics | None = None
         self.last_train_loss: float | None = None
         self.last_checkpoint_step: int | None = None
+        self._rank_rng_states: list[torch.Tensor] | None = None
         if trainer_state is not None:
             self.load_state_dict(trainer_state)
-        self.forward = self._compile(self.model) if self.config.compile else self.model
+        self.module: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.module = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = self._compile(self.module) if self.config.compile else self.module
 
     # -- state for checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -139,6 +153,7 @@ class Trainer:
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
             "batch_rng": self.batch_generator.get_state(),
+            "batch_rng_by_rank": self._rank_rng_states or [self.batch_generator.get_state()],
             "torch_rng": torch.get_rng_state(),
             "train_elapsed": self.train_elapsed,
             "tokens_seen": self.tokens_seen,
@@ -150,7 +165,13 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.batch_generator.set_state(state["batch_rng"])
+        by_rank = state.get("batch_rng_by_rank") or []
+        if len(by_rank) == self.dist.world_size:
+            self.batch_generator.set_state(by_rank[self.dist.rank])
+        elif self.dist.rank == 0:
+            self.batch_generator.set_state(state["batch_rng"])
+        else:  # resumed with another world size: a fresh, still rank-specific stream
+            self.batch_generator.manual_seed(self.config.seed + self.dist.rank + 7919 * int(state["step"]))
         torch.set_rng_state(state["torch_rng"])
         self.train_elapsed = float(state.get("train_elapsed", 0.0))
         self.tokens_seen = int(state.get("tokens_seen", 0))
@@ -169,10 +190,11 @@ class Trainer:
 
     @property
     def tokens_per_step(self) -> int:
-        return self.config.batch_size * self.model_config.block_size * self.config.grad_accum
+        """Tokens per optimiser step across all ranks (the global batch)."""
+        return self.config.batch_size * self.model_config.block_size * self.config.grad_accum * self.dist.world_size
 
     # -- pieces of the loop ---------------------------------------------------------------------
-    def _compile(self, model: GPT) -> Callable:
+    def _compile(self, model: torch.nn.Module) -> Callable:
         if not hasattr(torch, "compile") or self.device.type == "mps":
             return model
         try:
@@ -188,29 +210,30 @@ class Trainer:
             try:
                 return self.forward(x, y)[1]
             except Exception:
-                if self.forward is self.model:
+                if self.forward is self.module:
                     raise
-                self.forward = self.model  # a compiled graph failed at first use: fall back to eager
-                return self.model(x, y)[1]
+                self.forward = self.module  # a compiled graph failed at first use: fall back to eager
+                return self.module(x, y)[1]
 
     @torch.no_grad()
     def estimate_loss(self, eval_iters: int | None = None) -> dict[str, float]:
         """Mean loss over ``eval_iters`` random batches of each split, from a generator seeded by the step
         so evaluation never disturbs the training batches (and resume stays exact)."""
         iters = eval_iters or self.config.eval_iters
-        generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.step + 1))
+        generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.step + 1) + self.dist.rank)
         self.model.eval()
         out = {}
         for name, data in (("train", self.split.train), ("val", self.split.val)):
-            losses = torch.stack([self._loss(*self._batch(data, generator)).float() for _ in range(iters)])
-            out[name] = losses.mean().item()
+            with devices.autocast(self.device, self.config.dtype):
+                losses = torch.stack([self.model(*self._batch(data, generator))[1].float() for _ in range(iters)])
+            out[name] = distributed.mean(losses.mean()).item()  # every rank evaluated its own batches
         self.model.train()
         return out
 
     def _evaluate(self) -> EvalMetrics:
         losses = self.estimate_loss()
         sample = None
-        if self.sample_fn is not None:
+        if self.sample_fn is not None and self.dist.is_main:
             self.model.eval()
             sample = self.sample_fn(self.model)
             self.model.train()
@@ -233,6 +256,8 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self.last_checkpoint_step == self.step:
             return
+        if self.dist.enabled:
+            self._rank_rng_states = distributed.gather(self.batch_generator.get_state())
         for cb in self.callbacks:
             cb.on_checkpoint(self)
         self.last_checkpoint_step = self.step
@@ -242,9 +267,12 @@ class Trainer:
             group["lr"] = lr
         accum = self.config.grad_accum
         total = torch.zeros((), device=self.device)
-        for _ in range(accum):
-            loss = self._loss(*self._batch(self.split.train, self.batch_generator))
-            self.scaler.scale(loss / accum).backward()
+        for micro in range(accum):
+            # DDP averages gradients across ranks once per optimiser step, not per micro-batch
+            sync = micro == accum - 1 or not self.dist.enabled
+            with contextlib.nullcontext() if sync else self.module.no_sync():
+                loss = self._loss(*self._batch(self.split.train, self.batch_generator))
+                self.scaler.scale(loss / accum).backward()
             total += loss.detach().float()
         if self.config.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
@@ -254,6 +282,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return total / accum
 
+    def _report(self, pending: list[torch.Tensor], lr: float) -> None:
+        """Average the losses since the last report (one host sync), check them, and tell the callbacks."""
+        loss = distributed.mean(torch.stack(pending).mean()).item()
+        pending.clear()
+        if not math.isfinite(loss):
+            raise TrainingDiverged(self._diverged_message(loss))
+        self.last_train_loss = loss
+        start, tokens = self._window
+        now = time.perf_counter()
+        metrics = StepMetrics(self.step, loss, lr, tokens / max(now - start, 1e-9), self.train_elapsed)
+        for cb in self.callbacks:
+            cb.on_step(self, metrics)
+
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.config
@@ -262,8 +303,9 @@ class Trainer:
             if self.step == 0 and self.last_eval is None:
                 self._evaluate()  # the starting point: close to ln(vocab_size) for a fresh model
             pending: list[torch.Tensor] = []
-            window_start, window_tokens = time.perf_counter(), 0
-            while self.step < cfg.max_iters and not self._stop.is_set():
+            self._window = (time.perf_counter(), 0)
+            stopping = self._stop.is_set()
+            while self.step < cfg.max_iters and not stopping:
                 t0 = time.perf_counter()
                 lr = lr_at(self.step, cfg)
                 pending.append(self._train_step(lr))
@@ -272,28 +314,20 @@ class Trainer:
                     torch.cuda.synchronize()
                 self.train_elapsed += time.perf_counter() - t0
                 self.tokens_seen += self.tokens_per_step
-                window_tokens += self.tokens_per_step
+                self._window = (self._window[0], self._window[1] + self.tokens_per_step)
                 last = self.step == cfg.max_iters
                 due_eval = self.step % cfg.eval_interval == 0 or last
                 due_ckpt = self.step % cfg.effective_checkpoint_interval == 0 or last
-                if self.step % cfg.log_interval == 0 or due_eval or due_ckpt or self._stop.is_set():
-                    loss = torch.stack(pending).mean().item()
-                    pending.clear()
-                    if not math.isfinite(loss):
-                        raise TrainingDiverged(self._diverged_message(loss))
-                    self.last_train_loss = loss
-                    now = time.perf_counter()
-                    rate = window_tokens / max(now - window_start, 1e-9)
-                    metrics = StepMetrics(self.step, loss, lr, rate, self.train_elapsed)
-                    for cb in self.callbacks:
-                        cb.on_step(self, metrics)
+                if self.step % cfg.log_interval == 0 or due_eval or due_ckpt:
+                    self._report(pending, lr)
                     if due_eval:
                         self._evaluate()
                     if due_ckpt:
                         self._checkpoint()
-                    window_start, window_tokens = time.perf_counter(), 0
+                    self._window = (time.perf_counter(), 0)  # the rate counts training steps only
+                stopping = distributed.any_true(self._stop.is_set(), self.device)  # all ranks stop together
             if pending:
-                self.last_train_loss = torch.stack(pending).mean().item()
+                self._report(pending, lr_at(self.step - 1, cfg))
             self._checkpoint()
             status = "done" if self.step >= cfg.max_iters else "stopped"
             result = self._result(status)
