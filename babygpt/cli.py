@@ -138,9 +138,16 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     """Train or resume; under torchrun every rank trains, rank 0 alone records and prints."""
     dist = distributed.from_env()
     try:
-        return _train(args, store, dist)
+        code = _train(args, store, dist)
     finally:
         distributed.shutdown()
+    if dist.enabled:
+        # gloo's helper threads can abort the interpreter's teardown ("terminate called without an
+        # active exception"); the work is done and flushed, so leave without running it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo) -> int:

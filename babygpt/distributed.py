@@ -77,5 +77,9 @@ def gather(obj: Any) -> list[Any]:
 
 
 def shutdown() -> None:
+    """Leave together: a rank that tears down gloo while another still talks to it aborts."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
