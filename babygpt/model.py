@@ -45,19 +45,21 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tup
 # --- 2. multi-head attention -------------------------------------------------------------------
 
 class KVCache:
-    """Preallocated keys and values of one layer, so sampling appends instead of recomputing."""
+    """Preallocated keys and values of one layer, so sampling appends instead of recomputing.
+
+    Keys and values share one buffer so each new token costs a single copy.
+    """
 
     def __init__(self, batch: int, n_head: int, capacity: int, head_size: int, device, dtype):
-        self.k = torch.empty(batch, n_head, capacity, head_size, device=device, dtype=dtype)
-        self.v = torch.empty_like(self.k)
+        self.kv = torch.empty(2, batch, n_head, capacity, head_size, device=device, dtype=dtype)
         self.length = 0
 
-    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.length + k.size(-2)
-        self.k[:, :, self.length:end] = k
-        self.v[:, :, self.length:end] = v
+    def append(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``kv``: (2, batch, n_head, T, head_size); returns all keys and values so far."""
+        end = self.length + kv.size(-2)
+        self.kv[:, :, :, self.length:end] = kv
         self.length = end
-        return self.k[:, :, :end], self.v[:, :, :end]
+        return self.kv[0, :, :, :end], self.kv[1, :, :, :end]
 
 
 class MultiHeadAttention(nn.Module):
@@ -74,22 +76,32 @@ class MultiHeadAttention(nn.Module):
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, batch, n_head, T, head_size): every head's queries, keys and values from one matmul."""
+        B, T, _ = x.shape
+        return self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
+
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        return tuple(t.view(B, T, self.n_head, self.head_size).transpose(1, 2) for t in (q, k, v))
+        q, k, v = self._qkv(x).unbind(0)
+        return q, k, v
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
         B, _, T, _ = y.shape
-        y = y.transpose(1, 2).contiguous().view(B, T, self.n_head * self.head_size)
-        return self.resid_dropout(self.proj(y)) if self.proj is not None else y
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_size)
+        if self.proj is None:
+            return y
+        y = self.proj(y)
+        return self.resid_dropout(y) if self.dropout else y
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        q, k, v = self._heads(x)
         causal = True
-        if cache is not None:
+        if cache is None:
+            q, k, v = self._heads(x)
+        else:
+            qkv = self._qkv(x)
+            q = qkv[0]
             prior = cache.length
-            k, v = cache.append(k, v)
+            k, v = cache.append(qkv[1:])
             # One new query may look at everything cached; a prefill into an empty cache is plain causal.
             causal = prior == 0
             if prior and q.size(-2) > 1:
@@ -124,7 +136,8 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.down(self.activation(self.up(x))))
+        y = self.down(self.activation(self.up(x)))
+        return self.dropout(y) if self.dropout.p else y
 
 
 # --- 4. block -----------------------------------------------------------------------------------
@@ -144,8 +157,12 @@ class Block(nn.Module):
         return x + update if self.residual else update
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = self._add(x, self.attn(self.ln1(x), cache))
-        return self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x
+        update = self.attn(self.ln1(x), cache)
+        x = x + update if self.residual else update
+        if self.ffn is None:
+            return x
+        update = self.ffn(self.ln2(x))
+        return x + update if self.residual else update
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
         update, maps = self.attn.forward_explicit(self.ln1(x))
@@ -230,7 +247,7 @@ class GPT(nn.Module):
             pos = self.position_embedding(torch.arange(start, start + T, device=idx.device))
         else:
             pos = self.position_table[start:start + T]
-        return self.drop(tok + pos)
+        return self.drop(tok + pos) if self.config.dropout else tok + pos
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for every position, and the mean cross-entropy when targets are given."""

@@ -138,7 +138,7 @@ class _Context:
         return self._refill()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def stream(model: GPT, tokenizer: Tokenizer, prompt: str | list[int], cfg: SamplingConfig) -> Iterator[GeneratedToken]:
     """Yield generated tokens one at a time (prompt not included)."""
     cfg = cfg.validate()
@@ -175,7 +175,7 @@ def generate(model: GPT, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig)
     return tokenizer.decode(encoded.ids + new)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def next_token_distribution(model: GPT, tokenizer: Tokenizer, prompt: str, k: int = 10) -> list[Candidate]:
     """The model's k most likely next tokens after ``prompt``, with their probabilities."""
     ids = prepare_prompt(tokenizer, prompt, model.config.block_size).ids[-model.config.block_size:]
