@@ -14,6 +14,7 @@ pages = st.navigation([
     st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
+    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
 ])
 
 

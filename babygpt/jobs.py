@@ -128,14 +128,18 @@ class JobRegistry:
         self.store = store
         self.max_jobs = max_jobs
         self._jobs: dict[str, Job] = {}
+        self._races: dict[str, Any] = {}  # ladder races: one slot each while running
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
+    def _busy_slots(self) -> int:
+        return len(self.active()) + sum(1 for r in self._races.values() if r.running)
+
     def _check_capacity(self) -> None:
-        active = [j for j in self._jobs.values() if j.thread.is_alive()]
-        if len(active) >= self.max_jobs:
+        active = self._busy_slots()
+        if active >= self.max_jobs:
             raise BabyGPTError(
-                f"The server is busy: {len(active)} training job(s) are running, the limit is {self.max_jobs}. "
+                f"The server is busy: {active} training job(s) are running, the limit is {self.max_jobs}. "
                 "Wait for one to finish or stop yours, then start again."
             )
 
@@ -155,6 +159,18 @@ class JobRegistry:
         if self.job_for_run(run_id) is not None:
             raise BabyGPTError(f"Run {run_id} is already training.")
         return self._launch(owner, lambda: resume_run(self.store, run_id, corpus, **overrides))
+
+    def start_race(self, owner: str, race: Any) -> Any:
+        """Run a ladder race (see babygpt.lessons.LadderRace) in one job slot."""
+        with self._lock:
+            self._check_capacity()
+            race.owner = owner
+            race.start()
+            self._races[owner] = race
+            return race
+
+    def race_for(self, owner: str) -> Any:
+        return self._races.get(owner)
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -179,10 +195,15 @@ class JobRegistry:
         self.store.delete(run_id)
 
     def stop_all(self, wait: float = 5.0) -> None:
+        for race in self._races.values():
+            race.stop()
         for job in self.active():
             job.stop()
         for job in self._jobs.values():
             job.thread.join(wait)
+        for race in self._races.values():
+            if race.thread is not None:
+                race.thread.join(wait)
 
 
 def device_label() -> str:

@@ -156,3 +156,44 @@ def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
                      f'border-radius:3px;padding:1px 0;margin:0 1px">{shown}</span>')
     return (f'<div style="font-family:monospace;font-size:{font_size}px;line-height:1.9;'
             f'word-break:break-all">{"".join(spans)}</div>')
+
+
+def histogram_figure(series: dict[str, np.ndarray], title: str, x_title: str) -> go.Figure:
+    fig = go.Figure()
+    for name, values in series.items():
+        fig.add_histogram(x=np.asarray(values), name=name, opacity=0.6, nbinsx=80)
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title="count")
+    return _layout(fig, title, height=320)
+
+
+def softmax_rows_figure(rows: dict[str, np.ndarray], title: str) -> go.Figure:
+    fig = go.Figure()
+    for name, probs in rows.items():
+        fig.add_bar(x=[f"k{i}" for i in range(len(probs))], y=list(probs), name=name)
+    fig.update_yaxes(title="softmax weight", range=[0, 1])
+    fig.update_xaxes(title="key position")
+    return _layout(fig, title, height=300, barmode="group")
+
+
+def matrix_heatmap(matrix: np.ndarray, title: str, x_title: str, y_title: str, colorscale: str = "RdBu_r",
+                   zmid: float | None = 0.0) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=np.asarray(matrix), colorscale=colorscale, zmid=zmid,
+                               hovertemplate=f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z:.3f}}<extra></extra>"))
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title=y_title, autorange="reversed")
+    return _layout(fig, title, height=380)
+
+
+def embedding_scatter(points: np.ndarray, labels: Sequence[str], classes: Sequence[str],
+                      title: str = "Token embeddings (PCA)") -> go.Figure:
+    fig = go.Figure()
+    for cls in sorted(set(classes)):
+        idx = [i for i, c in enumerate(classes) if c == cls]
+        fig.add_scatter(x=points[idx, 0], y=points[idx, 1], mode="markers+text", name=cls,
+                        text=[describe_char(labels[i]) if len(labels[i]) == 1 else labels[i] for i in idx],
+                        textposition="top center", marker=dict(size=8))
+    fig.update_xaxes(title="principal component 1")
+    fig.update_yaxes(title="principal component 2")
+    return _layout(fig, title, height=520)

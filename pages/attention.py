@@ -5,8 +5,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import KINDS, attention_for_prompt
 from babygpt.viz import attention_grid, attention_heatmap
-from ui import state
-from ui.widgets import explain, run_picker
+from ui.widgets import default_prompt, explain, run_picker
 
 st.title("Attention")
 explain(
@@ -20,9 +19,8 @@ explain(
 
 loaded = run_picker("attention_run")
 if loaded is not None:
-    default_prompt = st.session_state.get("attention_prompt_value") or loaded.tokenizer.decode(
-        loaded.tokenizer.encode(state.corpus().text[:32]) if loaded.info.data_sha256 == state.corpus().sha256 else [0])
-    prompt = st.text_input("Prompt", default_prompt, key="attention_prompt",
+    initial = st.session_state.get("attention_prompt_value") or default_prompt(loaded)
+    prompt = st.text_input("Prompt", initial, key="attention_prompt",
                            help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
     st.session_state["attention_prompt_value"] = prompt
     try:

@@ -31,6 +31,14 @@ def run_picker(key: str) -> LoadedRun | None:
         return None
 
 
+def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
+    """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token."""
+    corpus = state.corpus()
+    if loaded.info.data_sha256 == corpus.sha256:
+        return loaded.tokenizer.decode(loaded.tokenizer.encode(corpus.text[:n_chars]))
+    return loaded.tokenizer.token_text(0)
+
+
 def explain(title: str, body: str, formula: str | None = None) -> None:
     """A collapsible explanation of the step a page shows, for students."""
     with st.expander(f":material/school: {title}", expanded=False):

@@ -1,0 +1,63 @@
+"""How low does validation loss go on Tiny Shakespeare (char) within a wall-clock budget?
+
+Uses the default CPU settings we ship (ModelConfig / TrainConfig defaults: 4 layers, 4 heads, 128 wide,
+context 64, batch 12, AdamW 1e-3 → 1e-4). max_iters is sized from a short throughput probe so the whole
+run, evaluations included, fits the budget.
+
+    python -m bench.learn_curve [--budget 120] [--lr 1e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from babygpt.config import TrainConfig
+from babygpt.pipeline import plan_training
+from babygpt.train import Trainer
+from bench.common import emit, environment, shakespeare
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds for the whole run")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    defaults = TrainConfig()
+    train = dataclasses.replace(defaults, lr=args.lr or defaults.lr, min_lr=(args.lr or defaults.lr) / 10,
+                                compile=args.compile, eval_iters=20, log_interval=50)
+    corpus = shakespeare()
+    plan = plan_training(corpus, "char", "gpt", train)
+
+    probe = Trainer(plan.model_config, dataclasses.replace(train, max_iters=10**6, eval_interval=10**6), plan.split)
+    for _ in range(5):
+        probe._train_step(1e-3)
+    t0 = time.perf_counter()
+    for _ in range(40):
+        probe._train_step(1e-3)
+    step_s = (time.perf_counter() - t0) / 40
+    evals = 5
+    eval_s = evals * 2 * train.eval_iters * step_s / 3  # forward-only batches cost about a third of a step
+    max_iters = int((args.budget - eval_s - 2.0) / step_s * 0.88)  # steps slow down as caches warm and cool
+    train = dataclasses.replace(train, max_iters=max_iters, eval_interval=max_iters // (evals - 1))
+
+    start = time.perf_counter()
+    trainer = Trainer(plan.model_config, train, plan.split)
+    result = trainer.run()
+    wall = time.perf_counter() - start
+    precise = trainer.estimate_loss(200)
+    emit({"benchmark": "learn_curve", "data": "tinyshakespeare", "tokenizer": "char", "preset": "gpt",
+          "model": {k: getattr(plan.model_config, k) for k in ("n_layer", "n_head", "n_embd", "block_size",
+                                                                "activation", "tie_weights")},
+          "train": {k: getattr(train, k) for k in ("batch_size", "lr", "min_lr", "warmup_iters", "max_iters",
+                                                   "compile")},
+          "budget_s": args.budget, "wall_s": round(wall, 1), "train_time_s": round(result.elapsed_s, 1),
+          "tokens_per_sec": round(result.tokens_per_sec, 1), "val_loss": round(result.val_loss, 4),
+          "val_loss_200_batches": round(precise["val"], 4), "train_loss_200_batches": round(precise["train"], 4),
+          "env": environment()})
+
+
+if __name__ == "__main__":
+    main()

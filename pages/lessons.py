@@ -1,0 +1,183 @@
+"""Lessons: each step of building a GPT, as something to project and play with."""
+
+
+import pandas as pd
+import streamlit as st
+
+from babygpt.config import PRESETS, TrainConfig
+from babygpt.errors import BabyGPTError
+from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
+from babygpt.lessons import LadderRace, char_class, first_step, model_scaling, scaling_demo
+from babygpt.model import sinusoidal_encoding
+from babygpt.viz import (
+    embedding_scatter,
+    histogram_figure,
+    matrix_heatmap,
+    next_token_figure,
+    runs_overlay_figure,
+    softmax_rows_figure,
+)
+from ui import state
+from ui.widgets import default_prompt, explain, run_picker
+
+st.title("Lessons")
+st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
+           "tokenization, the training loop, attention maps and sampling; these views fill in the rest.")
+
+race_tab, scale_tab, pos_tab, emb_tab, first_tab = st.tabs(
+    ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step"])
+
+# --- the ladder race ---------------------------------------------------------------------------
+with race_tab:
+    explain("One idea at a time",
+            "Train every rung of the ladder on your text with the same budget and compare their validation loss. "
+            "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
+            "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
+            "layer norm plus dropout make the full GPT.")
+    c1, c2, c3 = st.columns(3)
+    steps = c1.number_input("Steps per rung", 50, 5000, 300, 50, key="race_steps",
+                            help="The same budget for every rung. 300 steps take a few seconds to a minute each.")
+    width = c2.select_slider("n_embd", [32, 64, 96, 128], 64, key="race_width", help="Width shared by all rungs.")
+    layers = c3.slider("n_layer (residual, gpt)", 1, 6, 2, key="race_layers")
+    registry = state.registry()
+    race = registry.race_for(state.owner())
+
+    def start_race() -> None:
+        try:
+            cfg = TrainConfig(max_iters=int(steps), eval_interval=max(1, int(steps) // 5), eval_iters=10,
+                              lr=2e-3, min_lr=2e-4, warmup_iters=min(50, int(steps) // 5),
+                              val_fraction=state.val_fraction())
+            sizes = dict(n_layer=layers, n_head=4, n_embd=width, block_size=32)
+            registry.start_race(state.owner(), LadderRace(state.store(), state.corpus(), state.tokenizer_kind(),
+                                                          cfg, sizes))
+            st.session_state["race_error"] = None
+        except BabyGPTError as exc:
+            st.session_state["race_error"] = str(exc)
+
+    b1, b2, _ = st.columns([1, 1, 4])
+    b1.button("Run the race", type="primary", key="race_start", on_click=start_race,
+              disabled=bool(race and race.running))
+    b2.button("Stop", key="race_stop", disabled=not (race and race.running), on_click=lambda: race.stop())
+    if st.session_state.get("race_error"):
+        st.error(st.session_state["race_error"])
+
+    @st.fragment(run_every=1.0 if race and race.running else None)
+    def race_view() -> None:
+        current = registry.race_for(state.owner())
+        if current is None:
+            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**.")
+            return
+        table = pd.DataFrame(current.table())
+        st.dataframe(table, hide_index=True, key="race_table",
+                     column_config={"val loss": st.column_config.NumberColumn(format="%.4f")})
+        curves = {e.preset: [(m.step, m.loss) for m in state.store().metrics(e.run_id) if m.split == "val"]
+                  for e in current.entries if e.run_id}
+        if curves:
+            st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of each rung"), key="race_chart")
+        if st.session_state.get("race_was_running") and not current.running:
+            st.session_state["race_was_running"] = False
+            st.rerun()
+        st.session_state["race_was_running"] = current.running
+
+    race_view()
+
+# --- why scale the dot product -------------------------------------------------------------------
+with scale_tab:
+    explain("Why divide by √d",
+            "If q and k have d components of variance 1, their dot product is a sum of d products of variance 1, "
+            "so its variance is d. Large scores make the softmax pick one key almost exclusively (one-hot), and "
+            "its gradients vanish. Dividing by √d brings the variance back to 1 whatever the head size.",
+            r"\operatorname{Var}(q\cdot k)=\sum_{i=1}^{d}\operatorname{Var}(q_i k_i)=d,\qquad "
+            r"\operatorname{Var}\!\left(\tfrac{q\cdot k}{\sqrt d}\right)=1")
+    head_size = st.select_slider("Head size d", [1, 2, 4, 8, 16, 32, 64, 128, 256], 64, key="scale_head_size")
+    demo = scaling_demo(int(head_size))
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Variance of q·k", f"{demo.raw_variance:.2f}", help="≈ d")
+    m2.metric("Variance of q·k/√d", f"{demo.scaled_variance:.3f}", help="≈ 1")
+    m3.metric("Mean top softmax weight of 8 keys (unscaled vs scaled)",
+              f"{demo.raw_mean_max_weight:.2f} vs {demo.scaled_mean_max_weight:.2f}",
+              help="1.0 would be one-hot; 1/8 = 0.125 would be uniform.")
+    left, right = st.columns(2)
+    left.plotly_chart(histogram_figure({"q·k": demo.raw, "q·k/√d": demo.scaled},
+                                       f"Scores of random q, k with d = {head_size}", "score"), key="scale_hist")
+    right.plotly_chart(softmax_rows_figure({"softmax(q·k)": demo.raw_row_softmax,
+                                            "softmax(q·k/√d)": demo.scaled_row_softmax},
+                                           "Softmax of one row of 8 scores"), key="scale_softmax")
+    st.markdown("**The same, read off a trained model**")
+    loaded = run_picker("scale_run")
+    if loaded is not None and loaded.model_config.use_attention:
+        prompt = default_prompt(loaded, 48)
+        real = model_scaling(loaded.model, loaded.tokenizer, prompt)
+        r1, r2, r3 = st.columns(3)
+        r1.metric("Head size", real.head_size)
+        r2.metric("Variance of real q·k → scaled", f"{real.raw_variance:.2f} → {real.scaled_variance:.2f}")
+        r3.metric("Mean top weight: unscaled vs scaled", f"{real.raw_max_weight:.2f} vs {real.scaled_max_weight:.2f}")
+
+# --- positional encodings -------------------------------------------------------------------------
+with pos_tab:
+    explain("Where is each token?",
+            "Attention by itself treats its inputs as a set: shuffle the tokens and each gets the same result. "
+            "Adding a position vector to every token embedding tells the model where it is. Learned encodings "
+            "are trained like any weight; sinusoidal ones are fixed waves of geometric wavelengths, so nearby "
+            "positions look alike.",
+            r"PE_{(p,2i)}=\sin\!\left(p/10000^{2i/d}\right),\quad PE_{(p,2i+1)}=\cos\!\left(p/10000^{2i/d}\right)")
+    table = sinusoidal_encoding(64, 64).numpy()
+    left, right = st.columns(2)
+    left.plotly_chart(matrix_heatmap(table, "Sinusoidal encodings (64 positions × 64 dims)", "dimension", "position"),
+                      key="pos_sin")
+    right.plotly_chart(matrix_heatmap(cosine_similarity_matrix(table), "Their position-by-position similarity",
+                                      "position", "position"), key="pos_sin_sim")
+    loaded = run_picker("pos_run")
+    if loaded is not None:
+        try:
+            vectors = position_vectors(loaded.model)
+            left, right = st.columns(2)
+            left.plotly_chart(matrix_heatmap(vectors, f"This run's {loaded.model_config.positional} encodings",
+                                             "dimension", "position"), key="pos_learned")
+            right.plotly_chart(matrix_heatmap(cosine_similarity_matrix(vectors), "Their similarity", "position",
+                                              "position"), key="pos_learned_sim")
+        except BabyGPTError as exc:
+            st.info(str(exc))
+    st.caption("What a model without positions cannot do: compare `bigram` (no positions, no context) with "
+               "`single-head` (positions + one head) in the ladder race — the drop in validation loss is what "
+               "looking back at earlier, located tokens buys.")
+
+# --- embeddings ----------------------------------------------------------------------------------------
+with emb_tab:
+    explain("Tokens as points",
+            "Every token is a learned vector. Projected onto its two main directions (PCA), tokens that behave "
+            "alike land near each other: vowels with vowels, digits with digits, upper case apart from lower case.")
+    loaded = run_picker("emb_run")
+    if loaded is not None:
+        points = token_embeddings_2d(loaded.model)
+        labels = [loaded.tokenizer.token_text(i) for i in range(loaded.model_config.vocab_size)]
+        shown = min(len(labels), 400)
+        st.plotly_chart(embedding_scatter(points[:shown], labels[:shown], [char_class(t) for t in labels[:shown]]),
+                        key="emb_scatter")
+
+# --- the first step -------------------------------------------------------------------------------------
+with first_tab:
+    explain("What learning changed",
+            "Before training every weight is small and random, so the model spreads its bets almost evenly over "
+            "the V tokens and its loss is about ln(V). After training the same prompt gets a sharp, sensible "
+            "distribution.", r"\mathcal{L}_0 \approx -\ln\frac{1}{V} = \ln V")
+    loaded = run_picker("first_run")
+    if loaded is not None:
+        prompt = st.text_input("Prompt", default_prompt(loaded, 12), key="first_prompt")
+        vals = [m for m in state.store().metrics(loaded.info.id) if m.split == "val"]
+        try:
+            result = first_step(loaded.model, loaded.tokenizer, prompt, vals[0].loss if vals else None,
+                                vals[-1].loss if vals else None)
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Expected initial loss ln(V)", f"{result.expected_initial_loss:.3f}")
+            c2.metric("Measured at step 0", f"{result.measured_initial_loss:.3f}" if vals else "–")
+            c3.metric("After training", f"{result.final_loss:.3f}" if vals else "–")
+            left, right = st.columns(2)
+            left.plotly_chart(next_token_figure([(c.text, c.prob) for c in result.untrained], None,
+                                                f"Untrained: uniform-ish (1/V = {1 / loaded.model_config.vocab_size:.1%})"),
+                              key="first_untrained")
+            right.plotly_chart(next_token_figure([(c.text, c.prob) for c in result.trained], None, "Trained"),
+                               key="first_trained")
+        except BabyGPTError as exc:
+            st.error(str(exc))
+

@@ -1,0 +1,109 @@
+"""The lesson views: numbers they show are right, and every tab renders and reacts."""
+
+import math
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from babygpt.config import TrainConfig
+from babygpt.data import Corpus
+from babygpt.lessons import LadderRace, char_class, first_step, model_scaling, scaling_demo
+from babygpt.pipeline import start_run
+from babygpt.runs import RunStore
+from tests.conftest import ROOT
+from tests.helpers import tiny_plan
+
+
+@pytest.mark.parametrize("head_size", [4, 16, 64, 256])
+def test_scaled_variance_is_one_and_unscaled_is_head_size(head_size):
+    demo = scaling_demo(head_size)
+    assert demo.scaled_variance == pytest.approx(1.0, rel=0.1)
+    assert demo.raw_variance == pytest.approx(head_size, rel=0.1)
+    if head_size >= 64:
+        assert demo.raw_mean_max_weight > 0.75, "unscaled scores collapse softmax towards one-hot"
+        assert demo.scaled_mean_max_weight < 0.5
+
+
+def test_char_classes():
+    assert [char_class(c) for c in "aB7,  x"][:4] == ["vowel (lower)", "consonant (upper)", "digit", "punctuation"]
+    assert char_class(" ") == "whitespace"
+
+
+@pytest.fixture
+def trained(small_text):
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=40, eval_interval=20), name="tiny")
+    trainer.run()
+    return store.load(info.id)
+
+
+def test_model_scaling_and_first_step(trained):
+    real = model_scaling(trained.model, trained.tokenizer, "the cat sat on the mat")
+    assert real.head_size == 16
+    assert real.scaled_variance == pytest.approx(real.raw_variance / 16, rel=1e-3)
+    assert real.raw_max_weight >= real.scaled_max_weight
+    step = first_step(trained.model, trained.tokenizer, "the cat", 2.9, 1.5)
+    assert step.expected_initial_loss == pytest.approx(math.log(trained.model_config.vocab_size))
+    assert step.untrained[0].prob < 3 / trained.model_config.vocab_size, "untrained is near uniform"
+    assert step.trained[0].prob > step.untrained[0].prob
+
+
+def test_ladder_race_trains_every_rung(small_text):
+    cfg = TrainConfig(max_iters=30, eval_interval=10, eval_iters=3, lr=3e-3, warmup_iters=3, device="cpu")
+    race = LadderRace(RunStore(), Corpus.from_text("tiny", small_text), "char", cfg,
+                      dict(n_layer=2, n_head=2, n_embd=16, block_size=16))
+    race.start()
+    race.thread.join(120)
+    table = race.table()
+    assert [r["preset"] for r in table] == ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
+    assert all(r["status"] == "done" for r in table)
+    losses = {r["preset"]: r["val loss"] for r in table}
+    assert losses["gpt"] < losses["bigram"]
+
+
+@pytest.fixture
+def fresh_resources():
+    st.cache_resource.clear()
+    yield
+    from ui.state import registry
+
+    registry().stop_all(wait=20)
+    st.cache_resource.clear()
+
+
+def test_lessons_page_renders_and_reacts(fresh_resources, trained):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("pages/lessons.py").run()
+    assert not at.exception and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Variance of q·k/√d"]) == pytest.approx(1.0, rel=0.1)
+    assert float(metrics["Variance of q·k"]) == pytest.approx(64, rel=0.1)
+    at.select_slider(key="scale_head_size").set_value(16).run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Variance of q·k"]) == pytest.approx(16, rel=0.1)
+    assert metrics["Expected initial loss ln(V)"] == f"{math.log(trained.model_config.vocab_size):.3f}"
+    assert len(at.get("plotly_chart")) >= 8  # scaling, positions, embeddings, first step
+    at.number_input(key="race_steps").set_value(50).run()
+    at.select_slider(key="race_width").set_value(32).run()
+    at.slider(key="race_layers").set_value(1).run()
+    at.button(key="race_start").click().run()
+    assert not at.error
+    from ui.state import registry
+
+    race = registry().race_for(next(iter(registry()._races)))
+    race.thread.join(180)
+    at.run()
+    assert at.dataframe[0].value["status"].tolist() == ["done"] * 6
+    time.sleep(0.1)
+
+
+def test_presenter_mode_hides_advanced_controls(fresh_resources):
+    normal = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    normal.switch_page("pages/train.py").run()
+    assert any(w.key == "hp_dropout" for w in normal.slider)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.sidebar.toggle(key="presenter_toggle").set_value(True).run()
+    at.switch_page("pages/train.py").run()
+    assert not any(w.key == "hp_dropout" for w in at.slider), "advanced controls are hidden"
