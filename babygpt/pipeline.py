@@ -78,7 +78,13 @@ class RunRecorder(Callbacks):
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         if self.is_main:
-            self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+            try:
+                self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+            except OSError as exc:
+                raise BabyGPTError(
+                    f"Could not write the checkpoint of run {self.run_id} ({exc.strerror or exc}); the previous "
+                    "checkpoint is intact. Free disk space or set BABYGPT_HOME to a writable folder, then resume."
+                ) from exc
 
     def on_done(self, trainer: Trainer, result: TrainResult) -> None:
         if self.is_main:
