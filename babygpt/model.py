@@ -244,7 +244,7 @@ class GPT(nn.Module):
             raise ValueError(f"Sequence of {T + start} tokens exceeds block_size {self.config.block_size}.")
         tok = self.token_embedding(idx)
         if hasattr(self, "position_embedding"):
-            pos = self.position_embedding(torch.arange(start, start + T, device=idx.device))
+            pos = self.position_embedding.weight[start:start + T]  # rows start..start+T-1, as a view
         else:
             pos = self.position_table[start:start + T]
         return self.drop(tok + pos) if self.config.dropout else tok + pos

@@ -34,9 +34,11 @@ with race_tab:
             "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
             "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
             "layer norm plus dropout make the full GPT.")
-    c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Steps per rung", 50, 5000, 300, 50, key="race_steps",
-                            help="The same budget for every rung. 300 steps take a few seconds to a minute each.")
+    c1, c2, c3, c4 = st.columns(4)
+    steps = c1.number_input("Steps per rung", 50, 5000, 500, 50, key="race_steps",
+                            help="The same budget for every rung. 500 steps take a few seconds each at the default size.")
+    race_lr = c4.select_slider("Learning rate", [1e-3, 2e-3, 5e-3, 1e-2], 5e-3, key="race_lr",
+                               help="Shared by every rung. The small early rungs need a high rate to learn in few steps.")
     width = c2.select_slider("n_embd", [32, 64, 96, 128], 64, key="race_width", help="Width shared by all rungs.")
     layers = c3.slider("n_layer (residual, gpt)", 1, 6, 2, key="race_layers")
     registry = state.registry()
@@ -45,7 +47,7 @@ with race_tab:
     def start_race() -> None:
         try:
             cfg = TrainConfig(max_iters=int(steps), eval_interval=max(1, int(steps) // 5), eval_iters=10,
-                              lr=2e-3, min_lr=2e-4, warmup_iters=min(50, int(steps) // 5),
+                              lr=race_lr, min_lr=race_lr / 10, warmup_iters=min(50, int(steps) // 5),
                               val_fraction=state.val_fraction())
             sizes = dict(n_layer=layers, n_head=4, n_embd=width, block_size=32)
             registry.start_race(state.owner(), LadderRace(state.store(), state.corpus(), state.tokenizer_kind(),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's high-water resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
 
 
 @pytest.fixture
@@ -51,7 +66,7 @@ def server(tmp_path):
     else:
         proc.kill()
         pytest.fail("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
-    yield url
+    yield Server(url, proc.pid)
     proc.terminate()
     try:
         proc.wait(10)
@@ -82,7 +97,7 @@ def test_upload_train_watch_attention_generate(server, tmp_path):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.set_default_timeout(60_000)
-        page.goto(server)
+        page.goto(server.url)
         page.get_by_text("Upload .txt files").click()
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(text))
         page.get_by_text("Current corpus: poem.txt").wait_for()
@@ -120,3 +135,6 @@ def test_upload_train_watch_attention_generate(server, tmp_path):
         page.locator(".js-plotly-plot").first.wait_for()
         shot(page, "runs")
         browser.close()
+    peak = peak_rss_mb(server.pid)
+    print(f"streamlit server peak RSS: {peak:.0f} MB")
+    assert 0 < peak < 1536, "the app process must stay under 1.5 GB while training the default preset"
