@@ -1,25 +1,31 @@
 """Background training jobs: one registry per process, any number of readers.
 
-A job is a plain thread running a ``Trainer``; it never touches the UI. It appends metrics to
-an in-memory record under a lock, and views read copies (snapshots) of that record, so a page
-refresh, a second tab or a page switch never slows or loses the loop.
+A job is a thread that owns one worker process (``python -m babygpt.worker RUN``). The worker
+trains and writes to the run store; views read snapshots from the store. So a page refresh, a
+second tab or a page switch never loses a job, and drawing charts never slows the loop: the
+loop does not share an interpreter (or its GIL) with the server.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from babygpt import devices
+from babygpt.config import TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import TrainingPlan, resume_run, start_run
+from babygpt.pipeline import TrainingPlan, create_run, persist_corpus
 from babygpt.runs import RunInfo, RunStore
-from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -29,104 +35,95 @@ class JobSnapshot:
     id: str
     run_id: str
     owner: str
-    status: str  # running, stopping, done, stopped, failed
+    status: str  # starting, running, stopping, done, stopped, failed, interrupted
     step: int
     max_iters: int
     tokens_per_sec: float
     eta_s: float | None
     device: str
     dtype: str
+    vocab_size: int
+    train_config: TrainConfig
     started_at: float
     train: list[dict[str, float]] = field(default_factory=list)  # step, loss, lr, elapsed_s
     evals: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_loss, elapsed_s
     samples: list[tuple[int, str]] = field(default_factory=list)
     message: str = ""
-    result: TrainResult | None = None
 
     @property
     def active(self) -> bool:
-        return self.status in ("running", "stopping")
+        return self.status in ("starting", "running", "stopping")
 
     @property
     def progress(self) -> float:
         return min(1.0, self.step / self.max_iters) if self.max_iters else 0.0
 
 
-class Job(Callbacks):
-    def __init__(self, job_id: str, owner: str, trainer: Trainer, info: RunInfo):
-        self.id, self.owner, self.trainer, self.info = job_id, owner, trainer, info
-        self._lock = threading.Lock()
-        self._train: list[dict[str, float]] = []
-        self._evals: list[dict[str, float]] = []
-        self._samples: list[tuple[int, str]] = []
-        self._tokens_per_sec = 0.0
-        self.status = "running"
-        self.message = ""
-        self.result: TrainResult | None = None
+class Job:
+    def __init__(self, job_id: str, owner: str, store: RunStore, info: RunInfo, threads: int = 0):
+        self.id, self.owner, self.store, self.info = job_id, owner, store, info
         self.started_at = time.time()
-        trainer.callbacks.append(self)
-        self.thread = threading.Thread(target=self._run, name=f"babygpt-job-{job_id}", daemon=True)
+        self._stop_requested = False
+        self._exit_message = ""
+        env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-job-{job_id}", daemon=True)
+        self.thread.start()
 
-    # -- trainer callbacks (training thread) -------------------------------------------------------
-    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
-        with self._lock:
-            self._train.append({"step": m.step, "loss": m.loss, "lr": m.lr, "elapsed_s": m.elapsed_s})
-            self._tokens_per_sec = m.tokens_per_sec
+    def _supervise(self) -> None:
+        _, err = self.process.communicate()
+        status = self.store.get(self.info.id).status
+        if status in ("running", "queued"):
+            # the worker died without recording an end (killed, out of memory, a crash)
+            lines = [line for line in (err or "").strip().splitlines() if line.strip()]
+            self._exit_message = (f"The training process ended unexpectedly (exit code {self.process.returncode})"
+                                  + (f": {lines[-1]}" if lines else ".") + " Resume continues from the last checkpoint.")
+            self.store.set_status(self.info.id, "interrupted", self._exit_message)
 
-    def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
-        with self._lock:
-            self._evals.append({"step": m.step, "train_loss": m.train_loss, "val_loss": m.val_loss,
-                                "elapsed_s": m.elapsed_s})
-            if m.sample is not None:
-                self._samples.append((m.step, m.sample))
-
-    def _run(self) -> None:
-        try:
-            result = self.trainer.run()
-            with self._lock:
-                self.result = result
-                self.status = result.status
-                self.message = result.message
-        except Exception as exc:  # an unexpected bug must still end the job visibly
-            with self._lock:
-                self.status = "failed"
-                self.message = f"Training crashed: {type(exc).__name__}: {exc}"
-            traceback.print_exc()
-            try:
-                self.trainer.callbacks[0].on_failed(self.trainer, self.message)
-            except Exception:
-                pass
-
-    # -- control and views (any thread) -----------------------------------------------------------
     def stop(self, wait: float = 0.0) -> None:
-        with self._lock:
-            if self.status == "running":
-                self.status = "stopping"
-        self.trainer.request_stop()
+        """Ask the worker to stop after its current step; it writes a checkpoint first."""
+        self._stop_requested = True
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         if wait:
             self.thread.join(wait)
 
     def snapshot(self) -> JobSnapshot:
-        with self._lock:
-            step = self.trainer.step
-            max_iters = self.trainer.config.max_iters
-            rate = self._tokens_per_sec
-            eta = (max_iters - step) * self.trainer.tokens_per_step / rate if rate > 0 else None
-            return JobSnapshot(
-                id=self.id, run_id=self.info.id, owner=self.owner, status=self.status, step=step,
-                max_iters=max_iters, tokens_per_sec=rate, eta_s=eta,
-                device=str(self.trainer.device), dtype=self.trainer.config.dtype, started_at=self.started_at,
-                train=list(self._train), evals=list(self._evals), samples=list(self._samples),
-                message=self.message, result=self.result,
-            )
+        info = self.store.get(self.info.id)
+        rows = self.store.metrics(self.info.id)
+        train = [{"step": r.step, "loss": r.loss, "lr": r.lr, "elapsed_s": r.elapsed_s, "tps": r.tokens_per_sec}
+                 for r in rows if r.split == "train"]
+        train_evals = {r.step: r.loss for r in rows if r.split == "train_eval"}
+        evals = [{"step": r.step, "train_loss": train_evals.get(r.step, r.loss), "val_loss": r.loss,
+                  "elapsed_s": r.elapsed_s} for r in rows if r.split == "val"]
+        cfg = TrainConfig.from_dict(info.config["train"])
+        step = max((r.step for r in rows), default=0)
+        rate = (train[-1]["tps"] or 0.0) if train else 0.0
+        tokens_per_step = cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
+        status = info.status
+        if self.thread.is_alive():
+            status = "stopping" if self._stop_requested else ("running" if rows else "starting")
+        return JobSnapshot(
+            id=self.id, run_id=info.id, owner=self.owner, status=status, step=step, max_iters=cfg.max_iters,
+            tokens_per_sec=rate, eta_s=(cfg.max_iters - step) * tokens_per_step / rate if rate else None,
+            device=info.config.get("runtime", {}).get("device", cfg.device), dtype=cfg.dtype,
+            vocab_size=info.config["model"]["vocab_size"], train_config=cfg,
+            started_at=self.started_at, train=train, evals=evals, samples=self.store.samples(info.id),
+            message=info.message or self._exit_message,
+        )
 
 
 class JobRegistry:
     """All jobs of this process. ``max_jobs`` caps concurrent training; each start is atomic."""
 
-    def __init__(self, store: RunStore, max_jobs: int = 2):
+    def __init__(self, store: RunStore, max_jobs: int = 2, threads_per_job: int = 0):
         self.store = store
         self.max_jobs = max_jobs
+        self.threads_per_job = threads_per_job
         self._jobs: dict[str, Job] = {}
         self._races: dict[str, Any] = {}  # ladder races: one slot each while running
         self._lock = threading.Lock()
@@ -143,22 +140,37 @@ class JobRegistry:
                 "Wait for one to finish or stop yours, then start again."
             )
 
-    def _launch(self, owner: str, make: Any) -> Job:
-        with self._lock:
-            self._check_capacity()
-            trainer, info = make()
-            job = Job(str(next(self._ids)), owner, trainer, info)
-            self._jobs[job.id] = job
-            job.thread.start()
-            return job
+    def _launch(self, owner: str, run_id: str) -> Job:
+        job = Job(str(next(self._ids)), owner, self.store, self.store.get(run_id), self.threads_per_job)
+        self._jobs[job.id] = job
+        return job
 
     def start(self, owner: str, plan: TrainingPlan, name: str | None = None) -> Job:
-        return self._launch(owner, lambda: start_run(self.store, plan, name=name))
+        with self._lock:
+            self._check_capacity()
+            plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
+                                plan.train_config, plan.split)
+            info = create_run(self.store, plan, name)
+            return self._launch(owner, info.id)
 
     def resume(self, owner: str, run_id: str, corpus: Corpus, **overrides: Any) -> Job:
-        if self.job_for_run(run_id) is not None:
-            raise BabyGPTError(f"Run {run_id} is already training.")
-        return self._launch(owner, lambda: resume_run(self.store, run_id, corpus, **overrides))
+        """Continue a run from its checkpoint, optionally with a new max_iters (the worker resumes it)."""
+        with self._lock:
+            if self.job_for_run(run_id) is not None:
+                raise BabyGPTError(f"Run {run_id} is already training.")
+            self._check_capacity()
+            info = self.store.get(run_id)
+            if not self.store.has_checkpoint(info.id):
+                raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from.")
+            if info.data_sha256 and corpus.sha256 != info.data_sha256:
+                raise BabyGPTError(f"The current corpus differs from the one run {info.id} was trained on; "
+                                   f"choose {info.data_name} on the Data page to resume it.")
+            if overrides:
+                document = dict(info.config)
+                document["train"] = TrainConfig.from_dict({**document["train"], **overrides}).to_dict()
+                self.store.update_config(info.id, document)
+            self.store.set_status(info.id, "queued")
+            return self._launch(owner, info.id)
 
     def start_race(self, owner: str, race: Any) -> Any:
         """Run a ladder race (see babygpt.lessons.LadderRace) in one job slot."""
@@ -189,12 +201,12 @@ class JobRegistry:
         return mine[-1] if mine else None
 
     def delete_run(self, run_id: str) -> None:
-        """Delete a run unless a job of this process is training it."""
+        """Delete a run unless it is training."""
         if self.job_for_run(run_id) is not None:
             raise BabyGPTError(f"Run {run_id} is training; stop it before deleting it.")
         self.store.delete(run_id)
 
-    def stop_all(self, wait: float = 5.0) -> None:
+    def stop_all(self, wait: float = 10.0) -> None:
         for race in self._races.values():
             race.stop()
         for job in self.active():
@@ -204,7 +216,3 @@ class JobRegistry:
         for race in self._races.values():
             if race.thread is not None:
                 race.thread.join(wait)
-
-
-def device_label() -> str:
-    return ", ".join(devices.available_devices())

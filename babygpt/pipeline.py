@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,9 +16,10 @@ import torch
 from babygpt import devices, distributed
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus, Split, split_ids
+from babygpt.datasets import registry
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.runs import MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
+from babygpt.runs import MetricRow, RunInfo, RunStore, atomic_write_bytes, build_config_document, parse_config_document
 from babygpt.sample import SamplingConfig, generate
 from babygpt.tokenizers import Tokenizer, build_tokenizer
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
@@ -75,6 +77,8 @@ class RunRecorder(Callbacks):
                 MetricRow(m.step, "train_eval", m.train_loss, None, None, m.elapsed_s),
                 MetricRow(m.step, "val", m.val_loss, None, None, m.elapsed_s),
             ])
+            if m.sample is not None:
+                self.store.log_sample(self.run_id, m.step, m.sample)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         if self.is_main:
@@ -95,6 +99,39 @@ class RunRecorder(Callbacks):
             self.store.set_status(self.run_id, "failed", message)
 
 
+def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None) -> RunInfo:
+    """Record a new run (folder, config.json, database row) from a validated plan."""
+    data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
+            "n_chars": len(plan.corpus.text)}
+    document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
+    return store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256)
+
+
+def persist_corpus(store: RunStore, corpus: Corpus) -> Corpus:
+    """Give an uploaded text a file in the store (named by its sha256) so a worker process, a resume or the
+    CLI can read it again; named datasets and files on disk are used where they are."""
+    if corpus.source in registry() or Path(corpus.source).is_file():
+        return corpus
+    folder = store.home / "uploads"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{corpus.sha256}.txt"
+    if not path.is_file():
+        atomic_write_bytes(path, corpus.text.encode("utf-8"))
+    return Corpus(corpus.name, corpus.text, corpus.sha256, str(path.resolve()))
+
+
+def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = ()) -> Trainer:
+    """A Trainer for a recorded run that has not trained yet, rebuilt from its config.json alone."""
+    info = store.get(run_id)
+    model_config, train_config, tokenizer = parse_config_document(info.config)
+    if info.data_sha256 and corpus.sha256 != info.data_sha256:
+        raise BabyGPTError(f"The text given differs from the one run {info.id} was created for.")
+    split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars) if train_config.sample_chars else None
+    return Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
+                   sample_fn=sample_fn)
+
+
 def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
               callbacks: list[Callbacks] | tuple = (),
               dist: distributed.DistInfo | None = None) -> tuple[Trainer, RunInfo | None]:
@@ -102,11 +139,8 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     dist = dist or distributed.DistInfo()
     if not dist.is_main:
         return Trainer(plan.model_config, plan.train_config, plan.split, callbacks=list(callbacks), dist=dist), None
-    data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
-            "n_chars": len(plan.corpus.text)}
-    document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
     sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_chars) if plan.train_config.sample_chars else None
-    info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256)
+    info = create_run(store, plan, name)
     try:
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
                           callbacks=[RunRecorder(store, info.id), *callbacks], sample_fn=sample_fn, dist=dist)

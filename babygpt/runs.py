@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     lr REAL, tokens_per_sec REAL, elapsed_s REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
+CREATE TABLE IF NOT EXISTS samples (run_id TEXT NOT NULL, step INTEGER NOT NULL, text TEXT NOT NULL);
 """
 
 
@@ -234,6 +235,7 @@ class RunStore:
         return self.get(run_id)
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
+        """Record a status; the calling process becomes the run's owner (a dead owner means interrupted)."""
         with self._connect() as db:
             db.execute("UPDATE runs SET status=?, message=?, owner_pid=? WHERE id=?",
                        (status, message, os.getpid(), run_id))
@@ -249,6 +251,16 @@ class RunStore:
         """Drop metrics logged after a checkpoint, before resuming from it (they will be logged again)."""
         with self._connect() as db:
             db.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
+            db.execute("DELETE FROM samples WHERE run_id=? AND step>?", (run_id, after_step))
+
+    def log_sample(self, run_id: str, step: int, text: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO samples(run_id, step, text) VALUES (?,?,?)", (run_id, step, text))
+
+    def samples(self, run_id: str) -> list[tuple[int, str]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT step, text FROM samples WHERE run_id=? ORDER BY step, rowid", (run_id,))
+            return [(r["step"], r["text"]) for r in rows.fetchall()]
 
     def metrics(self, run_id: str) -> list[MetricRow]:
         with self._connect() as db:
@@ -362,6 +374,7 @@ class RunStore:
             raise BabyGPTError(f"Run {info.id} is training; stop it before deleting it.")
         with self._connect() as db:
             db.execute("DELETE FROM metrics WHERE run_id=?", (info.id,))
+            db.execute("DELETE FROM samples WHERE run_id=?", (info.id,))
             db.execute("DELETE FROM runs WHERE id=?", (info.id,))
         shutil.rmtree(self.run_dir(info.id), ignore_errors=True)
 

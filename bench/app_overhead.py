@@ -1,5 +1,6 @@
-"""In-app training vs the bare Trainer: the same config through the background-job path the app uses,
-with a reader polling snapshots once a second as the live chart does, and the process's peak memory.
+"""In-app training vs the bare Trainer: the same config through the background-job path the app uses
+(a worker process supervised by a thread), with a reader polling snapshots once a second as the live chart
+does, and the peak memory of this process and of the worker.
 
     python bench/app_overhead.py [--steps 300]
 """
@@ -42,7 +43,8 @@ def main() -> None:
                 polls += 1
                 _ = (snap.train[-50:], snap.evals, snap.tokens_per_sec)
                 job.thread.join(1.0)
-            app_rates.append(job.snapshot().result.tokens_per_sec)
+            state = store.load_trainer_state(job.info.id)  # the worker's own count, as the CLI reports it
+            app_rates.append(state["tokens_seen"] / state["train_elapsed"])
     bare, app = max(bare_rates), max(app_rates)
     emit({"benchmark": "app_overhead", "config": "cpu-baby", "steps": args.steps, "env": environment(),
           "bare_trainer_tokens_per_sec": round(bare, 1), "app_job_tokens_per_sec": round(app, 1),

@@ -35,7 +35,7 @@ hp = st.session_state.setdefault(state.HPARAMS, dict(DEFAULTS))
 presenter = state.presenter()
 registry = state.registry()
 job = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
-running = job is not None and job.thread.is_alive()
+running = job is not None and job.thread.is_alive()  # the job's worker process is training
 
 preset = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
                       key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
@@ -180,11 +180,11 @@ x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, vocab_size: int, max_iters: int,
          train_cfg: TrainConfig | None) -> None:
     if snap is not None:
-        status = {"running": "Training", "stopping": "Stopping…", "done": "Finished", "stopped": "Stopped",
-                  "failed": "Failed"}.get(snap.status, snap.status)
+        status = {"starting": "Starting", "running": "Training", "stopping": "Stopping…", "done": "Finished",
+                  "stopped": "Stopped", "failed": "Failed", "interrupted": "Interrupted"}.get(snap.status, snap.status)
         st.progress(snap.progress, text=f"{status}: step {snap.step}/{snap.max_iters} · "
                                         f"{snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}")
-        if snap.status == "failed":
+        if snap.status in ("failed", "interrupted"):
             st.error(snap.message)
         m1, m2, m3, m4 = st.columns(4)
         m1.metric("Step", f"{snap.step}/{snap.max_iters}")
@@ -193,10 +193,6 @@ def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, voca
         m4.metric("Device", f"{snap.device} · {snap.dtype}")
     st.plotly_chart(loss_figure(train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
                                 expected_initial=math.log(vocab_size)), key="loss_chart")
-    if train_cfg is not None:
-        steps = list(range(0, max_iters + 1, max(1, max_iters // 200)))
-        current = snap.step if snap else None
-        st.plotly_chart(lr_figure(steps, [lr_at(s, train_cfg) for s in steps], current), key="lr_chart")
     if samples:
         step, text = samples[-1]
         st.markdown(f"**What it writes at step {step}:**")
@@ -214,8 +210,7 @@ def live_view() -> None:
     if current is not None:
         snap = current.snapshot()
         st.session_state.setdefault("seen_running", snap.active)
-        draw(snap, snap.train, snap.evals, snap.samples, current.trainer.model_config.vocab_size, snap.max_iters,
-             current.trainer.config)
+        draw(snap, snap.train, snap.evals, snap.samples, snap.vocab_size, snap.max_iters, snap.train_config)
         if st.session_state.get("seen_running") and not snap.active:
             st.session_state["seen_running"] = False
             st.rerun()
@@ -242,3 +237,22 @@ def live_view() -> None:
 
 
 live_view()
+
+
+def schedule_config() -> TrainConfig | None:
+    """The schedule to show: the running/last job's, else the active run's, else the settings above."""
+    if job is not None:
+        return job.snapshot().train_config
+    if state.active_run_id():
+        try:
+            return TrainConfig.from_dict(state.store().get(state.active_run_id()).config["train"])
+        except (BabyGPTError, KeyError):
+            pass
+    return None if config_error else train_cfg
+
+
+# Drawn once per page run, outside the live fragment: the schedule does not change while training.
+schedule = schedule_config()
+if schedule is not None:
+    steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
+    st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps]), key="lr_chart")

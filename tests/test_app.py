@@ -109,14 +109,16 @@ def test_start_and_stop_training_job():
     at.button(key="start").click().run()
     assert not at.error, [e.value for e in at.error]
     assert at.button(key="stop").disabled is False
-    time.sleep(3)
-    at.run()
-    assert "Training: step" in at.get("progress")[-1].proto.text
-    at.button(key="stop").click().run()
     from ui.state import registry
 
     job = registry().jobs()[0]
-    job.thread.join(20)
+    deadline = time.time() + 60
+    while job.snapshot().step < 10 and time.time() < deadline:  # the worker process starts, then trains
+        time.sleep(0.5)
+    at.run()
+    assert "Training: step" in at.get("progress")[-1].proto.text
+    at.button(key="stop").click().run()
+    job.thread.join(30)
     assert not job.thread.is_alive()
     snap = job.snapshot()
     assert snap.status == "stopped" and 0 < snap.step < 100_000

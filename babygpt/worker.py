@@ -1,0 +1,51 @@
+"""``python -m babygpt.worker RUN``: train (or resume) a recorded run in its own process.
+
+The app's jobs run here rather than in a server thread: the loop gets whole cores and its own
+interpreter (no GIL shared with page rendering), a crash cannot take the server down, and the
+run store is the only channel: the worker writes metrics and checkpoints, pages read them.
+SIGTERM asks it to stop after the current step and keep a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from babygpt import devices
+from babygpt.datasets import load_corpus
+from babygpt.errors import BabyGPTError
+from babygpt.pipeline import resume_run, trainer_for_run
+from babygpt.runs import RunStore
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m babygpt.worker RUN", file=sys.stderr)
+        return 2
+    store = RunStore()
+    run_id = args[0]
+    try:
+        info = store.get(run_id)
+        corpus = load_corpus(info.config["data"]["source"])
+        if store.has_checkpoint(run_id):
+            trainer, _ = resume_run(store, run_id, corpus)
+        else:
+            trainer = trainer_for_run(store, run_id, corpus)
+            store.set_status(run_id, "running")
+    except BabyGPTError as exc:
+        store.set_status(run_id, "failed", str(exc))
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    document = dict(store.get(run_id).config)
+    document["runtime"] = {"device": devices.describe(trainer.device), "pid": os.getpid()}
+    store.update_config(run_id, document)
+    signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
+    result = trainer.run()
+    return 1 if result.status == "failed" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
