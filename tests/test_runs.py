@@ -2,6 +2,7 @@ import json
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,19 @@ def test_unwritable_home(tmp_path):
     blocked.write_text("x")
     with pytest.raises(BabyGPTError, match="cannot be written.*BABYGPT_HOME"):
         RunStore(blocked / "runs")
+
+
+def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
+    from babygpt.runs import atomic_write_bytes, atomic_write_with
+
+    target = tmp_path / "model.safetensors"
+    atomic_write_bytes(target, b"old")
+
+    def crash_midway(tmp):
+        Path(tmp).write_bytes(b"half a fi")
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write_with(target, crash_midway)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"], "no temporary file is left behind"

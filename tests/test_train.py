@@ -119,19 +119,10 @@ def test_nan_stops_and_keeps_last_good_checkpoint(small_text, tmp_path):
     assert torch.isfinite(store.load(info.id).model.token_embedding.weight).all()
 
 
-def test_huge_learning_rate_diverges_with_message(small_text):
-    plan = tiny_plan(small_text, lr=1.0, min_lr=0.5, warmup_iters=0, grad_clip=0.0, max_iters=200, eval_interval=100,
-                     n_layer=1, n_embd=16)
-    torch.manual_seed(0)
-    result = Trainer(plan.model_config, plan.train_config, plan.split).run()
-    if result.status == "failed":
-        assert "Lower the learning rate" in result.message
-
-
 @pytest.mark.parametrize("overrides, message", [
     (dict(lr=0.0), "learning rate must be positive"),
     (dict(lr=-1.0), "learning rate must be positive"),
-    (dict(lr=5.0), "far too large"),
+    (dict(lr=10.0), "far too large"),
     (dict(eval_interval=100, max_iters=50), r"eval_interval \(100\) is larger than max_iters \(50\)"),
     (dict(batch_size=0), "batch_size must be a positive integer"),
 ])
