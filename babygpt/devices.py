@@ -56,7 +56,10 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
 
 
 def default_threads() -> int:
-    """Physical cores, capped: hyper-threads and oversubscription slow small matmuls down."""
+    """OMP_NUM_THREADS when set (the app's job settings, torchrun), else the usable cores, capped at 8:
+    oversubscription slows small matmuls down."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -153,3 +153,12 @@ def test_same_seed_same_curve(small_text):
         Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
         curves.append([(m.step, m.loss) for m in rec.steps] + [(e.step, e.val_loss) for e in rec.evals])
     assert curves[0] == curves[1]
+
+
+def test_thread_setting_follows_omp_num_threads(monkeypatch):
+    from babygpt import devices
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert devices.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= devices.default_threads() <= 8

@@ -27,7 +27,8 @@ CORPUS, TOKENIZER, VAL_FRACTION, RUN, OWNER, PRESENTER, HPARAMS = (
 @st.cache_resource
 def registry() -> JobRegistry:
     home = os.environ.get("BABYGPT_HOME", "runs")
-    return JobRegistry(RunStore(home), max_jobs=int(os.environ.get("BABYGPT_MAX_JOBS", "2")))
+    return JobRegistry(RunStore(home), max_jobs=int(os.environ.get("BABYGPT_MAX_JOBS", "2")),
+                       threads_per_job=int(os.environ.get("BABYGPT_THREADS_PER_JOB", "0")))
 
 
 def store() -> RunStore:
