@@ -88,7 +88,8 @@ def filter_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
         probs = torch.zeros_like(logits)
         probs[..., logits.argmax(-1)] = 1.0
         return probs
-    logits = logits / cfg.temperature
+    if cfg.temperature != 1.0:
+        logits = logits / cfg.temperature
     if cfg.top_k and cfg.top_k < logits.size(-1):
         kth = torch.topk(logits, cfg.top_k).values[..., -1, None]
         logits = logits.masked_fill(logits < kth, float("-inf"))
