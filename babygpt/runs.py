@@ -16,7 +16,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,12 +194,17 @@ class RunStore:
         self.db_path = self.home / "runs.db"
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA)  # also brings an older database up to date (CREATE ... IF NOT EXISTS)
 
     # -- database -------------------------------------------------------------------------------
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A short-lived connection per operation: safe across threads and processes."""
+        if not self.db_path.exists():  # the store was removed under a running server: start it afresh
+            self.home.mkdir(parents=True, exist_ok=True)
+            with closing(sqlite3.connect(self.db_path, timeout=30)) as fresh:
+                fresh.execute("PRAGMA journal_mode=WAL")
+                fresh.executescript(SCHEMA)
         db = sqlite3.connect(self.db_path, timeout=30)
         db.row_factory = sqlite3.Row
         try:

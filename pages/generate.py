@@ -49,7 +49,7 @@ if loaded is not None:
                 steps.append(token)
                 text += token.text
                 if i % 4 == 0:
-                    box.code(text, language=None)
+                    box.code(text, language=None, wrap_lines=True)
             box.empty()
             st.session_state[GENERATED] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
         except BabyGPTError as exc:
@@ -58,7 +58,7 @@ if loaded is not None:
     result = st.session_state.get(GENERATED)
     if result and result["run"] == loaded.info.id and result["steps"]:
         steps = result["steps"]
-        st.code(result["prompt"] + "".join(s.text for s in steps), language=None)
+        st.code(result["prompt"] + "".join(s.text for s in steps), language=None, wrap_lines=True)
         st.caption(f"{len(steps)} tokens generated.")
         position = st.slider("Inspect generated position", 1, len(steps), 1, key="gen_position",
                              help="See the model's top candidates at that step; the red bar is the token it chose.")

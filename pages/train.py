@@ -196,12 +196,12 @@ def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, voca
     if samples:
         step, text = samples[-1]
         st.markdown(f"**What it writes at step {step}:**")
-        st.code(text, language=None)
+        st.code(text, language=None, wrap_lines=True)
         if len(samples) > 1 and not presenter:
             with st.expander("Earlier samples"):
                 for s, t in reversed(samples[:-1]):
                     st.markdown(f"*step {s}*")
-                    st.code(t, language=None)
+                    st.code(t, language=None, wrap_lines=True)
 
 
 @st.fragment(run_every=1.0 if running else None)

@@ -189,3 +189,9 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
         atomic_write_with(target, crash_midway)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"], "no temporary file is left behind"
+
+
+def test_store_recovers_when_its_database_is_removed(tmp_path):
+    store = RunStore(tmp_path / "store")
+    (tmp_path / "store" / "runs.db").unlink()
+    assert store.list_runs() == []
