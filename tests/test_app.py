@@ -126,6 +126,16 @@ def test_start_and_stop_training_job():
     at.run()
     assert at.button(key="start").disabled is False
     assert at.button(key="resume").disabled is False
+    stopped_at = RunStore().load_trainer_state(snap.run_id)["step"]
+    at.button(key="resume").click().run()
+    assert not at.error, [e.value for e in at.error]
+    resumed = registry().jobs()[-1]
+    assert resumed is not job and resumed.info.id == snap.run_id
+    deadline = time.time() + 60
+    while resumed.snapshot().step <= stopped_at + 5 and time.time() < deadline:
+        time.sleep(0.5)
+    resumed.stop(wait=30)
+    assert resumed.snapshot().step > stopped_at, "resume continues the same run from its checkpoint"
 
 
 def test_job_cap_gives_busy_message(monkeypatch):
