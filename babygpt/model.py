@@ -52,6 +52,7 @@ class KVCache:
 
     def __init__(self, batch: int, n_head: int, capacity: int, head_size: int, device, dtype):
         self.kv = torch.empty(2, batch, n_head, capacity, head_size, device=device, dtype=dtype)
+        self.keys, self.values = self.kv.unbind(0)  # views, taken once
         self.length = 0
 
     def append(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +60,7 @@ class KVCache:
         end = self.length + kv.size(-2)
         self.kv[:, :, :, self.length:end] = kv
         self.length = end
-        return self.kv[0, :, :, :end], self.kv[1, :, :, :end]
+        return self.keys[:, :, :end], self.values[:, :, :end]
 
 
 class MultiHeadAttention(nn.Module):
