@@ -52,7 +52,7 @@ class KVCache:
 
     def __init__(self, batch: int, n_head: int, capacity: int, head_size: int, device, dtype):
         self.kv = torch.empty(2, batch, n_head, capacity, head_size, device=device, dtype=dtype)
-        self.keys, self.values = self.kv.unbind(0)  # views, taken once
+        self.keys, self.values = self.kv[0], self.kv[1]  # views, taken once
         self.length = 0
 
     def append(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
