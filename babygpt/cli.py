@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 from babygpt import archive, devices, distributed
 from babygpt.config import PRESETS, TrainConfig
+from babygpt.data import Corpus, split_ids
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import plan_training, resume_run, start_run
-from babygpt.runs import RunStore
+from babygpt.pipeline import encode_corpus, plan_training, resume_run, start_run
+from babygpt.runs import LoadedRun, RunStore
 from babygpt.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.tokenizers import TOKENIZERS
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
@@ -202,21 +203,19 @@ def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:
 def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
     loaded = store.load(args.run)
     corpus = _corpus_for_resume(store, args.run, args.data)
-    trainer, _ = plan_eval_trainer(store, loaded, corpus)
+    trainer = eval_trainer(loaded, corpus)
     losses = trainer.estimate_loss(args.eval_iters)
     print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"]}))
     return 0
 
 
-def plan_eval_trainer(store: RunStore, loaded, corpus):
-    from babygpt.data import split_ids
-    from babygpt.pipeline import encode_corpus
-
+def eval_trainer(loaded: LoadedRun, corpus: Corpus) -> Trainer:
+    """A Trainer around a saved run, used only for its estimate_loss on the run's own split."""
     if loaded.info.data_sha256 and corpus.sha256 != loaded.info.data_sha256:
         raise BabyGPTError("The text given differs from the one the run was trained on.")
     split = split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
                       loaded.model_config.block_size)
-    return Trainer(loaded.model_config, loaded.train_config, split, model_state=loaded.model.state_dict()), split
+    return Trainer(loaded.model_config, loaded.train_config, split, model_state=loaded.model.state_dict())
 
 
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:

@@ -83,3 +83,9 @@ def random_qk_scores(head_size: int, n: int = 4000, seed: int = 0) -> tuple[np.n
 def softmax_row(scores: np.ndarray) -> np.ndarray:
     e = np.exp(scores - scores.max())
     return e / e.sum()
+
+
+def mean_top_weight(score_rows: np.ndarray) -> float:
+    """Softmax each row (−inf entries are masked out) and average the largest weight: 1 is one-hot."""
+    e = np.exp(score_rows - score_rows.max(-1, keepdims=True))
+    return float((e / e.sum(-1, keepdims=True)).max(-1).mean())

@@ -23,7 +23,7 @@ from babygpt.config import TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
 from babygpt.pipeline import TrainingPlan, create_run, persist_corpus
-from babygpt.runs import RunInfo, RunStore
+from babygpt.runs import RunInfo, RunStore, curves
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,14 +95,10 @@ class Job:
     def snapshot(self) -> JobSnapshot:
         info = self.store.get(self.info.id)
         rows = self.store.metrics(self.info.id)
-        train = [{"step": r.step, "loss": r.loss, "lr": r.lr, "elapsed_s": r.elapsed_s, "tps": r.tokens_per_sec}
-                 for r in rows if r.split == "train"]
-        train_evals = {r.step: r.loss for r in rows if r.split == "train_eval"}
-        evals = [{"step": r.step, "train_loss": train_evals.get(r.step, r.loss), "val_loss": r.loss,
-                  "elapsed_s": r.elapsed_s} for r in rows if r.split == "val"]
+        train, evals = curves(rows)
         cfg = TrainConfig.from_dict(info.config["train"])
         step = max((r.step for r in rows), default=0)
-        rate = (train[-1]["tps"] or 0.0) if train else 0.0
+        rate = (train[-1]["tokens_per_sec"] or 0.0) if train else 0.0
         tokens_per_step = cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
         status = info.status
         if self.thread.is_alive():

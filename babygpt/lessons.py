@@ -16,7 +16,7 @@ import torch
 from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.inspect import attention_for_prompt, random_qk_scores, softmax_row
+from babygpt.inspect import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
 from babygpt.model import GPT
 from babygpt.pipeline import plan_training, start_run
 from babygpt.runs import RunStore
@@ -49,14 +49,10 @@ def scaling_demo(head_size: int, row_length: int = 8, seed: int = 0) -> ScalingD
     """q·k of random unit-variance vectors has variance ≈ head_size; dividing by √d brings it back to ≈ 1,
     so one row's softmax stays soft instead of collapsing onto its largest score."""
     raw, scaled = random_qk_scores(head_size, seed=seed)
-
-    def mean_max(scores: np.ndarray) -> float:
-        rows = scores[: len(scores) // row_length * row_length].reshape(-1, row_length)
-        e = np.exp(rows - rows.max(-1, keepdims=True))
-        return float((e / e.sum(-1, keepdims=True)).max(-1).mean())
-
+    rows = len(raw) // row_length * row_length
     return ScalingDemo(head_size, raw, scaled, softmax_row(raw[:row_length]), softmax_row(scaled[:row_length]),
-                       mean_max(raw), mean_max(scaled))
+                       mean_top_weight(raw[:rows].reshape(-1, row_length)),
+                       mean_top_weight(scaled[:rows].reshape(-1, row_length)))
 
 
 @dataclass(frozen=True)
@@ -74,14 +70,8 @@ def model_scaling(model: GPT, tokenizer: Tokenizer, prompt: str, layer: int = 0)
     raw, scaled = view.layers[layer]["raw"], view.layers[layer]["scaled"]
     T = raw.shape[-1]
     mask = np.tril(np.ones((T, T), dtype=bool))
-
-    def mean_max(scores: np.ndarray) -> float:
-        masked = np.where(mask, scores, -np.inf)
-        e = np.exp(masked - masked.max(-1, keepdims=True))
-        return float((e / e.sum(-1, keepdims=True)).max(-1).mean())
-
     return ModelScaling(model.config.head_size, float(raw[:, mask].var()), float(scaled[:, mask].var()),
-                        mean_max(raw), mean_max(scaled))
+                        mean_top_weight(np.where(mask, raw, -np.inf)), mean_top_weight(np.where(mask, scaled, -np.inf)))
 
 
 # --- embeddings -------------------------------------------------------------------------------

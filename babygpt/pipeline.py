@@ -52,7 +52,9 @@ def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config
 
 
 def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
-    """A fixed-seed sample at each evaluation, so people see the same prompt learn to write."""
+    """A fixed-seed sample at each evaluation, so people see the same prompt learn to write (None: no samples)."""
+    if not n_tokens:
+        return None
     cfg = SamplingConfig(max_new_tokens=n_tokens, temperature=0.8, seed=0)
 
     def sample(model: GPT) -> str:
@@ -127,7 +129,7 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     if info.data_sha256 and corpus.sha256 != info.data_sha256:
         raise BabyGPTError(f"The text given differs from the one run {info.id} was created for.")
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
-    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars) if train_config.sample_chars else None
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars)
     return Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
                    sample_fn=sample_fn)
 
@@ -139,7 +141,7 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     dist = dist or distributed.DistInfo()
     if not dist.is_main:
         return Trainer(plan.model_config, plan.train_config, plan.split, callbacks=list(callbacks), dist=dist), None
-    sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_chars) if plan.train_config.sample_chars else None
+    sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_chars)
     info = create_run(store, plan, name)
     try:
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
@@ -174,7 +176,7 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     loaded = store.load(info.id)
     state = store.load_trainer_state(info.id)
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
-    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars) if train_config.sample_chars else None
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars)
     recorder = [RunRecorder(store, info.id)] if dist.is_main else []
     trainer = Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks], sample_fn=sample_fn,
                       model_state=loaded.model.state_dict(), trainer_state=state, dist=dist)

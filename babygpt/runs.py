@@ -72,6 +72,16 @@ class MetricRow:
     elapsed_s: float | None = None
 
 
+def curves(rows: list[MetricRow]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split metric rows into the per-step training curve and the evaluations (train and val per step)."""
+    train = [{"step": r.step, "loss": r.loss, "lr": r.lr, "elapsed_s": r.elapsed_s, "tokens_per_sec": r.tokens_per_sec}
+             for r in rows if r.split == "train"]
+    train_evals = {r.step: r.loss for r in rows if r.split == "train_eval"}
+    evals = [{"step": r.step, "train_loss": train_evals.get(r.step, r.loss), "val_loss": r.loss,
+              "elapsed_s": r.elapsed_s} for r in rows if r.split == "val"]
+    return train, evals
+
+
 def default_home() -> Path:
     return Path(os.environ.get("BABYGPT_HOME", "runs"))
 

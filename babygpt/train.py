@@ -334,9 +334,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_done(self, result)
             return result
-        except TrainingDiverged as exc:
-            return self._fail(str(exc))
-        except BabyGPTError as exc:
+        except BabyGPTError as exc:  # includes TrainingDiverged
             return self._fail(str(exc))
 
     def _fail(self, message: str) -> TrainResult:

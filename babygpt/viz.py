@@ -80,6 +80,11 @@ def char_frequency_figure(top_chars: Sequence[tuple[str, int]]) -> go.Figure:
     return _layout(fig, "Most frequent characters", height=300)
 
 
+def _token_labels(tokens: Sequence[str]) -> list[str]:
+    """Position-prefixed labels, so repeated tokens stay distinct categories on an axis."""
+    return [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+
+
 def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
     """One head's T×T matrix, rows = query (the position predicting), columns = key (looked at).
 
@@ -88,7 +93,7 @@ def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kin
     matrix = np.asarray(matrix, dtype=float).copy()
     T = matrix.shape[0]
     matrix[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
-    labels = [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+    labels = _token_labels(tokens)
     scale = "Blues" if kind == "weights" else "RdBu_r"
     zmid = None if kind == "weights" else 0.0
     fig = go.Figure(go.Heatmap(
@@ -111,7 +116,7 @@ def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str,
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
                         horizontal_spacing=0.03, vertical_spacing=0.08)
     mask = np.triu(np.ones((T, T), dtype=bool), 1)
-    labels = [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+    labels = _token_labels(tokens)
     for h in range(n_head):
         m = np.asarray(head_matrices[h], dtype=float).copy()
         m[mask] = np.nan

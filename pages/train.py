@@ -10,7 +10,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
 from babygpt.model import GPT
 from babygpt.pipeline import plan_training
-from babygpt.runs import MetricRow
+from babygpt.runs import curves
 from babygpt.train import lr_at
 from babygpt.viz import loss_figure, lr_figure
 from ui import state
@@ -177,8 +177,7 @@ smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
 x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 
-def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, vocab_size: int, max_iters: int,
-         train_cfg: TrainConfig | None) -> None:
+def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, vocab_size: int) -> None:
     if snap is not None:
         status = {"starting": "Starting", "running": "Training", "stopping": "Stopping…", "done": "Finished",
                   "stopped": "Stopped", "failed": "Failed", "interrupted": "Interrupted"}.get(snap.status, snap.status)
@@ -210,7 +209,7 @@ def live_view() -> None:
     if current is not None:
         snap = current.snapshot()
         st.session_state.setdefault("seen_running", snap.active)
-        draw(snap, snap.train, snap.evals, snap.samples, snap.vocab_size, snap.max_iters, snap.train_config)
+        draw(snap, snap.train, snap.evals, snap.samples, snap.vocab_size)
         if st.session_state.get("seen_running") and not snap.active:
             st.session_state["seen_running"] = False
             st.rerun()
@@ -224,16 +223,9 @@ def live_view() -> None:
         info = state.store().get(run_id)
     except BabyGPTError:
         return
-    rows: list[MetricRow] = state.store().metrics(run_id)
-    train = [{"step": r.step, "loss": r.loss, "elapsed_s": r.elapsed_s} for r in rows if r.split == "train"]
-    vals = {r.step: r for r in rows if r.split == "val"}
-    trains = {r.step: r for r in rows if r.split == "train_eval"}
-    evals = [{"step": s, "val_loss": v.loss, "train_loss": trains[s].loss if s in trains else v.loss,
-              "elapsed_s": v.elapsed_s} for s, v in sorted(vals.items())]
+    train, evals = curves(state.store().metrics(run_id))
     st.caption(f"Run `{run_id}` ({info.status}).")
-    model = info.config.get("model", {})
-    train_cfg = TrainConfig.from_dict(info.config["train"]) if "train" in info.config else None
-    draw(None, train, evals, [], model.get("vocab_size", 2), train_cfg.max_iters if train_cfg else 0, train_cfg)
+    draw(None, train, evals, [], info.config.get("model", {}).get("vocab_size", 2))
 
 
 live_view()

@@ -54,3 +54,17 @@ def small_text() -> str:
     for i in range(300):
         lines.append(f"the cat sat on the mat {i % 7}. a dog ran to the log {i % 5}!")
     return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def fresh_resources():
+    """A clean Streamlit cache per AppTest, and no job left running afterwards."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    from ui.state import registry
+
+    registry().stop_all(wait=20)
+    st.cache_resource.clear()

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from babygpt.pipeline import start_run
@@ -11,18 +10,11 @@ from babygpt.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan
 
+pytestmark = pytest.mark.usefixtures("fresh_resources")
+
 PAGES = ["pages/data.py", "pages/train.py", "pages/attention.py", "pages/generate.py", "pages/runs.py"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_resources():
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    from ui.state import registry
-
-    registry().stop_all(wait=10)
-    st.cache_resource.clear()
 
 
 def app() -> AppTest:

@@ -4,7 +4,6 @@ import math
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from babygpt.config import TrainConfig
@@ -63,14 +62,6 @@ def test_ladder_race_trains_every_rung(small_text):
     assert losses["gpt"] < losses["bigram"]
 
 
-@pytest.fixture
-def fresh_resources():
-    st.cache_resource.clear()
-    yield
-    from ui.state import registry
-
-    registry().stop_all(wait=20)
-    st.cache_resource.clear()
 
 
 def test_lessons_page_renders_and_reacts(fresh_resources, trained):
