@@ -118,8 +118,29 @@ class MultiHeadAttention(nn.Module):
 
 # --- 3. feed-forward ----------------------------------------------------------------------------
 
+class _ReLUSquared(torch.autograd.Function):
+    """ReLU(x)² with a hand-written backward: 2·relu(x)·grad.
+
+    Autograd's own chain (relu, pow, then pow's and relu's backward) makes seven passes over the widest
+    activation of the block; this makes four and keeps one tensor for backward instead of two.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        r = torch.relu(x)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (r,) = ctx.saved_tensors
+        return grad * (r + r)
+
+
 def relu_squared(x: torch.Tensor) -> torch.Tensor:
     """ReLU(x)²: as cheap as ReLU, but smooth at zero and sharper for large inputs (So et al., "Primer")."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _ReLUSquared.apply(x)
     return F.relu(x).square()
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from babygpt.decode import Decoder
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
 from babygpt.tokenizers import Tokenizer
@@ -115,6 +116,7 @@ class _Context:
         self.tokens = list(ids)
         self.start = max(0, len(ids) - self.block)
         self.caches = None
+        self.decoder = Decoder(model) if use_cache else None
 
     def _tensor(self, ids: list[int]) -> torch.Tensor:
         return torch.tensor([ids], dtype=torch.long, device=self.device)
@@ -134,8 +136,8 @@ class _Context:
         if len(self.tokens) - self.start > self.block:
             self.start = len(self.tokens) - self.keep
             return self._refill()
-        if self.use_cache:
-            return self.model.forward_cached(self._tensor([token]), self.caches)[0]
+        if self.decoder is not None:
+            return self.decoder.step(token, self.caches)[0]
         return self._refill()
 
 

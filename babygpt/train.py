@@ -113,6 +113,7 @@ class Trainer:
         if self.device.type == "cpu":
             # ranks sharing a machine share its cores
             devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))
+            devices.tune_cpu_allocator()
         distributed.init(self.dist, self.device.type)
         if len(split.train) <= model_config.block_size or len(split.val) <= model_config.block_size:
             raise BabyGPTError(f"The text is too short for block_size {model_config.block_size}.")
