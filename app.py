@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from babygpt.devices import available_devices
+from babygpt.devices import available_devices, resolve_device, resolve_dtype
 from ui import state
 from ui.widgets import format_duration
 
@@ -34,7 +34,8 @@ def sidebar_status() -> None:
 
 with st.sidebar:
     sidebar_status()
-    st.caption(f"**Devices:** {', '.join(available_devices())} · job limit {state.registry().max_jobs}")
+    st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision "
+               f"{resolve_dtype(resolve_device('auto'))} · job limit {state.registry().max_jobs}")
     st.toggle("Presenter mode", key="presenter_toggle", value=state.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
               help="Larger fonts and charts for a projector; advanced controls are hidden.")

@@ -169,7 +169,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         ranks = f", {dist.world_size} ranks (DDP)" if dist.enabled else ""
         _eprint(f"run {info.id}: {trainer.model_config.preset}, {trainer.model.num_params():,} parameters, "
                 f"vocab {trainer.model_config.vocab_size}, device {devices.describe(trainer.device)}, "
-                f"{trainer.config.dtype}{ranks}")
+                f"{trainer.dtype}{ranks}")
     _install_signal_stop(trainer)
     result = trainer.run()
     if not dist.is_main:

@@ -24,7 +24,7 @@ DEFAULT_PRESET = "gpt"
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
 ACTIVATIONS = ("relu2", "gelu", "relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -137,7 +137,7 @@ class TrainConfig:
     seed: int = 1337
     val_fraction: float = 0.1
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"  # bfloat16 mixed precision where the hardware has it natively, else float32
     compile: bool = False
     threads: int = 0  # 0: let babygpt choose (physical cores)
     sample_chars: int = 0  # >0: generate this many tokens at each evaluation

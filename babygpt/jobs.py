@@ -106,7 +106,8 @@ class Job:
         return JobSnapshot(
             id=self.id, run_id=info.id, owner=self.owner, status=status, step=step, max_iters=cfg.max_iters,
             tokens_per_sec=rate, eta_s=(cfg.max_iters - step) * tokens_per_step / rate if rate else None,
-            device=info.config.get("runtime", {}).get("device", cfg.device), dtype=cfg.dtype,
+            device=info.config.get("runtime", {}).get("device", cfg.device),
+            dtype=info.config.get("runtime", {}).get("dtype", cfg.dtype),
             vocab_size=info.config["model"]["vocab_size"], train_config=cfg,
             started_at=self.started_at, train=train, evals=evals, samples=self.store.samples(info.id),
             message=info.message or self._exit_message,

@@ -108,7 +108,16 @@ class MultiHeadAttention(nn.Module):
             if prior and q.size(-2) > 1:
                 raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal and q.size(-2) > 1)
+        is_causal = causal and q.size(-2) > 1
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+            # PyTorch's CPU flash-attention backward runs ~5x slower in bfloat16 than in float32 at these
+            # sizes (measured: 3.3 ms against 0.7 ms a layer at cpu-baby), so attention leaves autocast;
+            # the matmuls around it stay bfloat16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout,
+                                                   is_causal=is_causal)
+            return self._merge(y.to(torch.bfloat16))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=is_causal)
         return self._merge(y)
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:

@@ -110,6 +110,7 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
         devices.check_dtype(self.device, self.config.dtype)
+        self.dtype = devices.resolve_dtype(self.device, self.config.dtype)  # "auto" settles here, per machine
         if self.device.type == "cpu":
             # ranks sharing a machine share its cores
             devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))
@@ -130,7 +131,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.config, self.device)
         # each rank draws its own batches; rank 0 draws exactly what a single process would
         self.batch_generator = torch.Generator().manual_seed(self.config.seed + self.dist.rank)
-        self.scaler = torch.amp.GradScaler(enabled=self.config.dtype == "float16")
+        self.scaler = torch.amp.GradScaler(enabled=self.dtype == "float16")
         self.step = 0
         self.train_elapsed = 0.0
         self.tokens_seen = 0
@@ -207,7 +208,7 @@ class Trainer:
         return get_batch(data, self.model_config.block_size, self.config.batch_size, generator, self.device)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with devices.autocast(self.device, self.config.dtype):
+        with devices.autocast(self.device, self.dtype):
             try:
                 return self.forward(x, y)[1]
             except Exception:
@@ -225,7 +226,7 @@ class Trainer:
         self.model.eval()
         out = {}
         for name, data in (("train", self.split.train), ("val", self.split.val)):
-            with devices.autocast(self.device, self.config.dtype):
+            with devices.autocast(self.device, self.dtype):
                 losses = torch.stack([self.model(*self._batch(data, generator))[1].float() for _ in range(iters)])
             out[name] = distributed.mean(losses.mean()).item()  # every rank evaluated its own batches
         self.model.train()

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     document = dict(store.get(run_id).config)
-    document["runtime"] = {"device": devices.describe(trainer.device), "pid": os.getpid()}
+    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid()}
     store.update_config(run_id, document)
     signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
     signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())

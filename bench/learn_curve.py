@@ -24,10 +24,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120.0, help="wall-clock seconds for the whole run")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: the shipped default)")
     args = parser.parse_args()
     defaults = TrainConfig()
     train = dataclasses.replace(defaults, lr=args.lr or defaults.lr, min_lr=(args.lr or defaults.lr) / 10,
-                                compile=args.compile, eval_iters=20, log_interval=50)
+                                compile=args.compile, eval_iters=20, log_interval=50, dtype=args.dtype or defaults.dtype)
     corpus = shakespeare()
     plan = plan_training(corpus, "char", "gpt", train)
 
@@ -52,7 +53,7 @@ def main() -> None:
           "model": {k: getattr(plan.model_config, k) for k in ("n_layer", "n_head", "n_embd", "block_size",
                                                                 "activation", "tie_weights")},
           "train": {k: getattr(train, k) for k in ("batch_size", "lr", "min_lr", "warmup_iters", "max_iters",
-                                                   "compile")},
+                                                   "compile", "dtype")},
           "budget_s": args.budget, "wall_s": round(wall, 1), "train_time_s": round(result.elapsed_s, 1),
           "tokens_per_sec": round(result.tokens_per_sec, 1), "val_loss": round(result.val_loss, 4),
           "val_loss_200_batches": round(precise["val"], 4), "train_loss_200_batches": round(precise["train"], 4),

@@ -1,12 +1,14 @@
 """Training throughput: tokens/s, ms/step, GFLOP/s and MFU, against a lecture-style reference in the same run.
 
-    python bench/train_throughput.py [--config cpu-baby|gpt-py] [--steps N] [--compile] [--device auto]
+    python -m bench.train_throughput [--config cpu-baby|gpt-py] [--compile] [--device auto] [--dtype auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -70,7 +72,7 @@ class LectureGPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def time_reference(cfg: dict, vocab: int, steps: int, warmup: int, device: torch.device) -> float:
+def reference_step(cfg: dict, vocab: int, device: torch.device):
     torch.manual_seed(0)
     model = LectureGPT(vocab, cfg["n_embd"], cfg["n_head"], cfg["n_layer"], cfg["block_size"], cfg["dropout"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -86,12 +88,10 @@ def time_reference(cfg: dict, vocab: int, steps: int, warmup: int, device: torch
         loss.backward()
         opt.step()
 
-    return _timed(step, steps, warmup, device)
+    return step
 
 
-def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        step()
+def _timed(step, steps: int, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -102,25 +102,38 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def time_babygpt(cfg: dict, vocab: int, steps: int, warmup: int, device_name: str, compile_: bool, dtype: str):
+def interleaved(steppers: dict[str, Callable[[], None]], rounds: int, steps: int, warmup: int,
+                device: torch.device) -> dict[str, float]:
+    """Median seconds per step of each stepper, timed in alternating rounds so that the drift of a shared
+    machine (±30% over minutes here) lands on every variant alike."""
+    for step in steppers.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for _ in range(rounds):
+        for name, step in steppers.items():
+            times[name].append(_timed(step, steps, device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def babygpt_trainer(cfg: dict, vocab: int, device_name: str, compile_: bool, dtype: str) -> Trainer:
     model_cfg = model_config_for_preset("gpt", vocab_size=vocab, **{k: cfg[k] for k in
                                                                     ("n_layer", "n_head", "n_embd", "block_size", "dropout")})
     train_cfg = TrainConfig(batch_size=cfg["batch_size"], max_iters=10**6, eval_interval=10**6, device=device_name,
                             compile=compile_, dtype=dtype)
     data = torch.randint(vocab, (200_000,))
-    trainer = Trainer(model_cfg, train_cfg, Split(data, data[:50_000]))
-    step = lambda: trainer._train_step(1e-3)  # noqa: E731  (the exact step Trainer.run makes)
-    return _timed(step, steps, warmup, trainer.device), trainer
+    return Trainer(model_cfg, train_cfg, Split(data, data[:50_000]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", choices=list(CONFIGS), default="cpu-baby")
-    parser.add_argument("--steps", type=int, default=0, help="timed steps (default: 60 cpu-baby, 4 gpt-py on CPU)")
+    parser.add_argument("--steps", type=int, default=0, help="steps per round (default: 20 cpu-baby, 2 gpt-py on CPU)")
+    parser.add_argument("--rounds", type=int, default=0, help="alternating timing rounds (default 5; 2 for gpt-py on CPU)")
     parser.add_argument("--warmup", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="also time with torch.compile")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="auto", help="auto (the shipped default) also times float32 beside it")
     parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args()
     device = devices.resolve_device(args.device)
@@ -129,36 +142,41 @@ def main() -> None:
     cfg = CONFIGS[args.config]
     vocab = 65
     big = args.config == "gpt-py" and device.type == "cpu"
-    steps = args.steps or (4 if big else 60 if device.type == "cpu" else 200)
-    warmup = args.warmup or (1 if big else 10 if device.type == "cpu" else 20)
+    steps = args.steps or (2 if big else 20 if device.type == "cpu" else 50)
+    rounds = args.rounds or (2 if big else 5)
+    warmup = args.warmup or (1 if big else 5 if device.type == "cpu" else 20)
     tokens = cfg["batch_size"] * cfg["block_size"]
-    peak_dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    peak = matmul_peak_gflops(4096 if device.type == "cuda" else 1024, device=device.type, dtype=peak_dtype)
+    shipped = devices.resolve_dtype(device, args.dtype)
+    dtypes = list(dict.fromkeys(["float32", shipped] if args.dtype == "auto" else [shipped]))
+    peaks = {d: matmul_peak_gflops(4096 if device.type == "cuda" else 1024, device=device.type, dtype=getattr(torch, d))
+             for d in dtypes}
     result = {"benchmark": "train_throughput", "config": args.config, **cfg, "vocab_size": vocab,
-              "device": devices.describe(device), "dtype": args.dtype, "env": environment(),
-              "matmul_peak_gflops": round(peak, 1)}
-    variants = [("eager", False)] + ([("compiled", True)] if args.compile else [])
-    # The reference runs first, in the process as Python starts it: the lecture's code changes no allocator
-    # setting, while constructing our Trainer does (devices.tune_cpu_allocator, process-wide).
-    ref = None if args.no_reference else time_reference(cfg, vocab, steps, warmup, device)
-    for label, comp in variants:
-        sec, trainer = time_babygpt(cfg, vocab, steps, warmup, args.device, comp, args.dtype)
+              "device": devices.describe(device), "shipped_dtype": shipped, "env": environment(),
+              "timing": f"median of {rounds} alternating rounds of {steps} steps",
+              "matmul_peak_gflops": {d: round(p, 1) for d, p in peaks.items()}}
+    trainers: dict[str, tuple[str, Trainer]] = {}
+    for dtype in dtypes:
+        for compiled in (False, True) if args.compile else (False,):
+            label = dtype + ("_compiled" if compiled else "")
+            trainers[label] = dtype, babygpt_trainer(cfg, vocab, args.device, compiled, dtype)
+    steppers = {label: (lambda t=t: t._train_step(1e-3)) for label, (_, t) in trainers.items()}  # the step Trainer.run makes
+    if not args.no_reference:
+        # The lecture's code, fp32 as written, in the same process (so with the same allocator setting).
+        steppers["lecture_reference"] = reference_step(cfg, vocab, device)
+    seconds = interleaved(steppers, rounds, steps, warmup, device)
+    for label, (dtype, trainer) in trainers.items():
+        sec = seconds[label]
         flops = trainer.model.flops_per_token() * tokens / sec
         result[label] = {"tokens_per_sec": round(tokens / sec, 1), "ms_per_step": round(sec * 1000, 2),
-                         "gflops": round(flops / 1e9, 1), "mfu": round(flops / 1e9 / peak, 3),
+                         "gflops": round(flops / 1e9, 1), "mfu": round(flops / 1e9 / peaks[dtype], 3),
                          "compiled": trainer.forward is not trainer.model}
-    # The floor no implementation can beat at this precision: the step's matmul FLOPs at the measured peak.
-    result["matmul_floor_tokens_per_sec"] = round(peak * 1e9 / trainer.model.flops_per_token(), 1)
-    if ref is not None:
-        best = max(result[v]["tokens_per_sec"] for v, _ in variants)
+    # The floor no implementation beats at a precision: the step's matmul FLOPs at the measured peak.
+    per_token = next(iter(trainers.values()))[1].model.flops_per_token()
+    result["matmul_floor_tokens_per_sec"] = {d: round(p * 1e9 / per_token, 1) for d, p in peaks.items()}
+    if not args.no_reference:
+        ref = seconds["lecture_reference"]
         result["lecture_reference"] = {"tokens_per_sec": round(tokens / ref, 1), "ms_per_step": round(ref * 1000, 2)}
-        result["speedup_vs_reference"] = round(best / (tokens / ref), 2)
-        if device.type == "cpu" and devices.tune_cpu_allocator():
-            # the same reference again with our allocator setting: how much of the gap is the model code
-            tuned = time_reference(cfg, vocab, steps, warmup, device)
-            result["lecture_reference_tuned_allocator"] = {"tokens_per_sec": round(tokens / tuned, 1),
-                                                           "ms_per_step": round(tuned * 1000, 2)}
-            result["speedup_vs_reference_tuned_allocator"] = round(best / (tokens / tuned), 2)
+        result["speedup_vs_reference"] = {label: round(ref / seconds[label], 2) for label in trainers}
     emit(result)
 
 

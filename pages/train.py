@@ -4,8 +4,8 @@ import math
 
 import streamlit as st
 
-from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
-from babygpt.devices import available_devices
+from babygpt.config import DTYPES, PRESETS, TrainConfig, model_config_for_preset
+from babygpt.devices import available_devices, resolve_device, resolve_dtype
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
 from babygpt.model import GPT
@@ -19,7 +19,7 @@ from ui.widgets import explain, format_duration
 JOB_KEY, ERROR_KEY = "job_id", "train_error"
 DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, positional="learned",
                 batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
-                eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="float32")
+                eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="auto")
 
 st.title("Model & training")
 explain(
@@ -88,9 +88,10 @@ with train_col:
             devices = ["auto", *available_devices()]
             hp["device"] = st.selectbox("device", devices, index=devices.index(hp["device"]) if hp["device"] in devices else 0,
                                         key="hp_device", help="auto picks CUDA, then Apple MPS, then the CPU.")
-            hp["dtype"] = st.selectbox("dtype", ["float32", "bfloat16", "float16"],
-                                       index=["float32", "bfloat16", "float16"].index(hp["dtype"]), key="hp_dtype",
-                                       help="bfloat16 autocast speeds up GPUs; float16 needs a GPU.")
+            hp["dtype"] = st.selectbox("dtype", list(DTYPES), index=list(DTYPES).index(hp["dtype"]), key="hp_dtype",
+                                       help="auto: bfloat16 mixed precision where the CPU or GPU runs it natively "
+                                            f"(here: {resolve_dtype(resolve_device('auto'))}), else float32. "
+                                            "float16 needs a GPU.")
 
 SIZE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
 TRAIN_KEYS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",

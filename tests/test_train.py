@@ -162,3 +162,50 @@ def test_thread_setting_follows_omp_num_threads(monkeypatch):
     assert devices.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert 1 <= devices.default_threads() <= 8
+
+
+def test_auto_dtype_follows_the_hardware(monkeypatch):
+    from babygpt import devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: True)
+    assert devices.resolve_dtype(cpu, "auto") == "bfloat16"
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
+    assert devices.resolve_dtype(cpu, "auto") == "float32"
+    assert devices.resolve_dtype(cpu, "bfloat16") == "bfloat16"  # an explicit choice is kept
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert devices.resolve_dtype(torch.device("cuda"), "auto") == "float32"
+    with pytest.raises(BabyGPTError, match="choose auto, float32, bfloat16 or float16"):
+        devices.check_dtype(cpu, "float64")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatch, native):
+    from babygpt import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+    plan = tiny_plan(small_text, max_iters=30, eval_interval=30, dtype="auto")
+    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    assert trainer.dtype == ("bfloat16" if native else "float32")
+    assert trainer.config.dtype == "auto"  # a resumed run settles again on the machine it resumes on
+    result = trainer.run()
+    assert result.val_loss < math.log(plan.model_config.vocab_size) - 0.3
+
+
+def test_bfloat16_attention_matches_float32():
+    """On the CPU, bfloat16 runs attention itself in float32 (faster backward); results agree to bf16 precision."""
+    from babygpt.config import model_config_for_preset
+    from babygpt.model import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(model_config_for_preset("gpt", n_embd=32, n_head=4, block_size=16))
+    x = torch.randn(2, 16, 32, requires_grad=True)
+    expected = attn(x)
+    expected.sum().backward()
+    expected_grad, x.grad = x.grad, None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = attn(x)
+    assert got.dtype == torch.bfloat16
+    got.float().sum().backward()
+    torch.testing.assert_close(got.float(), expected, atol=3e-2, rtol=3e-2)
+    torch.testing.assert_close(x.grad, expected_grad, atol=3e-2, rtol=3e-2)
