@@ -106,19 +106,21 @@ def configure_threads(threads: int = 0) -> int:
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # the largest value glibc accepts on 64-bit
-_TRIM_THRESHOLD = 512 * 1024 * 1024
+_MMAP_THRESHOLD = 2**30  # serve tensors up to 1 GiB from the heap
+_TRIM_THRESHOLD = 2**31 - 1  # hand freed memory back only past 2 GiB at the top of the heap
 _allocator_tuned: bool | None = None
 
 
 def tune_cpu_allocator() -> bool:
     """Keep freed tensor memory in the process instead of handing it back to the kernel after every op.
 
-    glibc serves blocks over 128 KiB with a fresh ``mmap`` and unmaps them on free, so every activation of a
-    training step lands on new pages that the kernel must fault in and zero: ~3,500 page faults a step at
-    ``cpu-baby``, 20-40% of the step (measured; bench/train_throughput.py). Raising the mmap and trim
-    thresholds lets the heap reuse those pages. Peak memory is unchanged; freed memory stays with the
-    process until it exits. Returns whether the setting took effect (glibc Linux only; elsewhere a no-op).
+    glibc serves blocks over 128 KiB (growing to 32 MiB) with a fresh ``mmap`` and unmaps them on free, so
+    the activations of every training step land on new pages that the kernel must fault in and zero:
+    ~2,000-3,500 page faults a step at ``cpu-baby`` (~5% of the step) and 1.4 million at the lecture's
+    ``gpt.py`` size, whose 100 MB attention maps made a step 40% slower than the lecture's per-head
+    code (measured; bench/train_throughput.py). Raising the mmap and trim thresholds lets the heap reuse
+    those pages after a step or two. Peak memory is unchanged; freed memory stays with the process until
+    it exits. Returns whether the setting took effect (glibc Linux only; elsewhere a no-op).
     """
     global _allocator_tuned
     if _allocator_tuned is None:
@@ -126,7 +128,7 @@ def tune_cpu_allocator() -> bool:
         if sys.platform.startswith("linux") and os.environ.get("BABYGPT_TUNE_ALLOCATOR", "1") != "0":
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                _allocator_tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+                _allocator_tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(
                     libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
             except (OSError, AttributeError):  # musl or no libc to load: keep the default allocator
                 _allocator_tuned = False

@@ -144,7 +144,7 @@ def main() -> None:
     big = args.config == "gpt-py" and device.type == "cpu"
     steps = args.steps or (2 if big else 20 if device.type == "cpu" else 50)
     rounds = args.rounds or (2 if big else 5)
-    warmup = args.warmup or (1 if big else 5 if device.type == "cpu" else 20)
+    warmup = args.warmup or (2 if big else 5 if device.type == "cpu" else 20)  # the heap settles in ~2 big steps
     tokens = cfg["batch_size"] * cfg["block_size"]
     shipped = devices.resolve_dtype(device, args.dtype)
     dtypes = list(dict.fromkeys(["float32", shipped] if args.dtype == "auto" else [shipped]))
