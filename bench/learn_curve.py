@@ -33,7 +33,7 @@ def main() -> None:
     plan = plan_training(corpus, "char", "gpt", train)
 
     probe = Trainer(plan.model_config, dataclasses.replace(train, max_iters=10**6, eval_interval=10**6), plan.split)
-    for _ in range(5):
+    for _ in range(20):  # past the first steps, while the allocator and caches settle
         probe._train_step(1e-3)
     t0 = time.perf_counter()
     for _ in range(40):
@@ -41,7 +41,7 @@ def main() -> None:
     step_s = (time.perf_counter() - t0) / 40
     evals = 5
     eval_s = evals * 2 * train.eval_iters * step_s / 3  # forward-only batches cost about a third of a step
-    max_iters = int((args.budget - eval_s - 2.0) / step_s * 0.88)  # steps slow down as caches warm and cool
+    max_iters = int((args.budget - eval_s - 2.0) / step_s * 0.8)  # margin: this shared machine drifts by ±15% in minutes
     train = dataclasses.replace(train, max_iters=max_iters, eval_interval=max_iters // (evals - 1))
 
     start = time.perf_counter()
