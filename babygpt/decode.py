@@ -24,16 +24,20 @@ Linear = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
 Norm = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
 
 
-def _copy(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.detach().clone(memory_format=torch.contiguous_format)
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().clone(memory_format=torch.contiguous_format)
+
+
+def _copy_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
+    return None if bias is None else _copy(bias)
 
 
 def _linear(module: nn.Linear) -> Linear:
-    return _copy(module.weight.t()), _copy(module.bias)
+    return _copy(module.weight.t()), _copy_bias(module.bias)
 
 
 def _norm(module: nn.Module) -> Norm:
-    return (_copy(module.weight), _copy(module.bias)) if isinstance(module, nn.LayerNorm) else None
+    return (_copy(module.weight), _copy_bias(module.bias)) if isinstance(module, nn.LayerNorm) else None
 
 
 def _apply_linear(x: torch.Tensor, layer: Linear) -> torch.Tensor:
