@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from babygpt.model import GPT, KVCache
 
-Linear = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
-Norm = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
+LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
+NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
 
 
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
@@ -32,31 +32,31 @@ def _copy_bias(bias: torch.Tensor | None) -> torch.Tensor | None:
     return None if bias is None else _copy(bias)
 
 
-def _linear(module: nn.Linear) -> Linear:
+def _linear(module: nn.Linear) -> LinearWeights:
     return _copy(module.weight.t()), _copy_bias(module.bias)
 
 
-def _norm(module: nn.Module) -> Norm:
+def _norm(module: nn.Module) -> NormWeights:
     return (_copy(module.weight), _copy_bias(module.bias)) if isinstance(module, nn.LayerNorm) else None
 
 
-def _apply_linear(x: torch.Tensor, layer: Linear) -> torch.Tensor:
+def _apply_linear(x: torch.Tensor, layer: LinearWeights) -> torch.Tensor:
     weight_t, bias = layer
     return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)
 
 
-def _apply_norm(x: torch.Tensor, norm: Norm) -> torch.Tensor:
+def _apply_norm(x: torch.Tensor, norm: NormWeights) -> torch.Tensor:
     return x if norm is None else F.layer_norm(x, (x.size(-1),), norm[0], norm[1])
 
 
 @dataclass(frozen=True)
 class _Layer:
-    ln1: Norm
-    qkv: Linear
-    proj: Linear | None
-    ln2: Norm
-    up: Linear | None  # None: a block without feed-forward
-    down: Linear | None
+    ln1: NormWeights
+    qkv: LinearWeights
+    proj: LinearWeights | None
+    ln2: NormWeights
+    up: LinearWeights | None  # None: a block without feed-forward
+    down: LinearWeights | None
     activation: Callable[[torch.Tensor], torch.Tensor] | None
     residual: bool
 
