@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from babygpt.devices import available_devices, resolve_device, resolve_dtype
+from babygpt.devices import auto_dtype, available_devices
 from ui import state
 from ui.widgets import format_duration
 
@@ -35,7 +35,7 @@ def sidebar_status() -> None:
 with st.sidebar:
     sidebar_status()
     st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision "
-               f"{resolve_dtype(resolve_device('auto'))} · job limit {state.registry().max_jobs}")
+               f"{auto_dtype()} · job limit {state.registry().max_jobs}")
     st.toggle("Presenter mode", key="presenter_toggle", value=state.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
               help="Larger fonts and charts for a projector; advanced controls are hidden.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
@@ -42,6 +43,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@functools.cache  # the hardware does not change; pages ask on every rerun
 def cpu_has_native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere PyTorch emulates it, slowly."""
     try:
@@ -68,7 +70,13 @@ def resolve_dtype(device: torch.device, dtype: str = "auto") -> str:
     return "float32"
 
 
-def check_dtype(device: torch.device, dtype: str) -> None:
+def auto_dtype() -> str:
+    """What ``auto`` means for the device ``auto`` picks here (for the app's labels)."""
+    return resolve_dtype(resolve_device("auto"))
+
+
+def check_dtype(device: torch.device, dtype: str) -> str:
+    """The dtype ``dtype`` settles to on ``device``, or a clear error when the device cannot train in it."""
     dtype = resolve_dtype(device, dtype)
     if dtype == "float16" and device.type == "cpu":
         raise BabyGPTError("float16 training needs a GPU; on the CPU use float32 or bfloat16.")
@@ -76,6 +84,7 @@ def check_dtype(device: torch.device, dtype: str) -> None:
         raise BabyGPTError("This GPU does not support bfloat16; use float16 or float32.")
     if dtype not in ("float32", "bfloat16", "float16"):
         raise BabyGPTError(f"Unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16.")
+    return dtype
 
 
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:

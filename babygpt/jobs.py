@@ -100,14 +100,14 @@ class Job:
         step = max((r.step for r in rows), default=0)
         rate = (train[-1]["tokens_per_sec"] or 0.0) if train else 0.0
         tokens_per_step = cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
+        runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
         status = info.status
         if self.thread.is_alive():
             status = "stopping" if self._stop_requested else ("running" if rows else "starting")
         return JobSnapshot(
             id=self.id, run_id=info.id, owner=self.owner, status=status, step=step, max_iters=cfg.max_iters,
             tokens_per_sec=rate, eta_s=(cfg.max_iters - step) * tokens_per_step / rate if rate else None,
-            device=info.config.get("runtime", {}).get("device", cfg.device),
-            dtype=info.config.get("runtime", {}).get("dtype", cfg.dtype),
+            device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype),
             vocab_size=info.config["model"]["vocab_size"], train_config=cfg,
             started_at=self.started_at, train=train, evals=evals, samples=self.store.samples(info.id),
             message=info.message or self._exit_message,

@@ -109,8 +109,7 @@ class Trainer:
         self.device = devices.resolve_device(self.config.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
-        devices.check_dtype(self.device, self.config.dtype)
-        self.dtype = devices.resolve_dtype(self.device, self.config.dtype)  # "auto" settles here, per machine
+        self.dtype = devices.check_dtype(self.device, self.config.dtype)  # "auto" settles here, per machine
         if self.device.type == "cpu":
             # ranks sharing a machine share its cores
             devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))

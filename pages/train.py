@@ -5,7 +5,7 @@ import math
 import streamlit as st
 
 from babygpt.config import DTYPES, PRESETS, TrainConfig, model_config_for_preset
-from babygpt.devices import available_devices, resolve_device, resolve_dtype
+from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
 from babygpt.model import GPT
@@ -90,7 +90,7 @@ with train_col:
                                         key="hp_device", help="auto picks CUDA, then Apple MPS, then the CPU.")
             hp["dtype"] = st.selectbox("dtype", list(DTYPES), index=list(DTYPES).index(hp["dtype"]), key="hp_dtype",
                                        help="auto: bfloat16 mixed precision where the CPU or GPU runs it natively "
-                                            f"(here: {resolve_dtype(resolve_device('auto'))}), else float32. "
+                                            f"(here: {auto_dtype()}), else float32. "
                                             "float16 needs a GPU.")
 
 SIZE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
