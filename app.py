@@ -1,12 +1,16 @@
 """Baby GPT explorer: train a small GPT on your own text, watch it learn, look inside."""
 
+import os
+
 import streamlit as st
 
 from babygpt.devices import auto_dtype, available_devices
+from babygpt.users import ADMIN_TOKEN_ENV, public_handle
 from ui import state
-from ui.widgets import format_duration
+from ui.widgets import PRESENTER_CSS, progress_text
 
 st.set_page_config(page_title="Baby GPT", page_icon=":material/child_care:", layout="wide")
+state.user()  # who this browser is: restores the user's choices on the first run of a session
 
 pages = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/description:", default=True),
@@ -18,30 +22,49 @@ pages = st.navigation([
 ])
 
 
-@st.fragment(run_every=1.0 if state.registry().active() else None)
+def busy() -> bool:
+    return bool(state.scheduler().running() or state.store().queued())
+
+
+@st.fragment(run_every=1.0 if busy() else None)
 def sidebar_status() -> None:
-    jobs = state.registry().active()
+    scheduler = state.scheduler()
     active = state.active_run_id()
     st.caption(f"**Active run:** `{active}`" if active else "**Active run:** none yet")
+    jobs = scheduler.running()
     if not jobs:
         st.caption("No training in progress.")
     for job in jobs:
-        snap = job.snapshot()
-        mine = " (yours)" if snap.owner == state.owner() else ""
-        st.progress(snap.progress, text=f"Job {snap.id}{mine}: step {snap.step}/{snap.max_iters} · "
-                                        f"{snap.tokens_per_sec:,.0f} tok/s · ETA {format_duration(snap.eta_s)}")
+        snap = scheduler.snapshot(job.run_id)
+        who = "yours" if snap.owner == state.user() else public_handle(snap.owner)
+        st.progress(snap.progress, text=f"{snap.label} ({who}): {progress_text(snap)}")
+    waiting = len(state.store().queued())
+    if waiting:
+        st.caption(f"{waiting} job(s) waiting in the queue.")
 
 
 with st.sidebar:
     sidebar_status()
-    st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision "
-               f"{auto_dtype()} · job limit {state.registry().max_jobs}")
+    settings = state.scheduler().settings
+    st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision {auto_dtype()} · "
+               f"{settings.slots} job(s) at once on {settings.usable_cores} core(s)")
     st.toggle("Presenter mode", key="presenter_toggle", value=state.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
-              help="Larger fonts and charts for a projector; advanced controls are hidden.")
+              help="Larger text for a projector; advanced controls are hidden.")
+    if os.environ.get(ADMIN_TOKEN_ENV):
+        with st.expander("Teacher", expanded=False):
+            token = st.text_input("Admin token", type="password", key="admin_token",
+                                  help="The token the server was started with (BABYGPT_ADMIN_TOKEN): "
+                                       "lets you stop or delete any run.")
+            if token:
+                if state.try_admin(token):
+                    st.caption("Admin: you can stop and delete every run.")
+                else:
+                    st.error("That is not the admin token.")
+    state.remember_in_cookie()
 
 if state.presenter():
-    st.markdown("<style>html, body, [class*='st-'] {font-size: 1.25rem;} "
-                "h1 {font-size: 3rem !important;} .js-plotly-plot {zoom: 1.15;}</style>", unsafe_allow_html=True)
+    st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
 
 pages.run()
+state.save()

@@ -15,20 +15,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, load_trainer_state, load_weights
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.runs import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    TRAINER_FILE,
-    WEIGHTS_FILE,
-    MetricRow,
-    RunInfo,
-    RunStore,
-    load_trainer_state,
-    load_weights,
-    parse_config_document,
-)
+from babygpt.runs import CONFIG_FILE, METRICS_FILE, MetricRow, RunInfo, RunStore, parse_config_document, read_config
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}
@@ -112,7 +102,8 @@ def _read_metrics(path: Path) -> list[MetricRow]:
     return rows
 
 
-def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED) -> RunInfo:
+def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED,
+               owner: str | None = None) -> RunInfo:
     archive = Path(archive)
     try:
         zf = zipfile.ZipFile(archive)
@@ -126,7 +117,7 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
                 _extract(zf, staging, max_unpacked)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise BabyGPTError(f"Refused: the archive is corrupted ({exc}).") from exc
-        document = RunStore._read_config(staging)
+        document = read_config(staging)
         model_config, _, _ = parse_config_document(document)
         load_weights(GPT(model_config), staging / WEIGHTS_FILE)
         if (staging / TRAINER_FILE).is_file():
@@ -140,7 +131,8 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
                 raise BabyGPTError(f"Refused: {RUN_FILE} is not valid JSON ({exc}).") from exc
         status = meta.get("status") if meta.get("status") in FINAL_STATUSES else "done"
         info = store.create_run(str(meta.get("name") or archive.stem)[:120], document,
-                                data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status)
+                                data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status,
+                                owner=owner)
         folder = store.run_dir(info.id)
         for name in (WEIGHTS_FILE, TRAINER_FILE):
             if (staging / name).is_file():

@@ -19,7 +19,7 @@ from babygpt.config import PRESETS, TrainConfig
 from babygpt.data import Corpus, split_ids
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import encode_corpus, plan_training, resume_run, start_run
+from babygpt.pipeline import check_same_corpus, encode_corpus, plan_training, resume_run, start_run
 from babygpt.runs import LoadedRun, RunStore
 from babygpt.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.tokenizers import TOKENIZERS
@@ -211,8 +211,7 @@ def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
 
 def eval_trainer(loaded: LoadedRun, corpus: Corpus) -> Trainer:
     """A Trainer around a saved run, used only for its estimate_loss on the run's own split."""
-    if loaded.info.data_sha256 and corpus.sha256 != loaded.info.data_sha256:
-        raise BabyGPTError("The text given differs from the one the run was trained on.")
+    check_same_corpus(loaded.info, corpus)
     split = split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
                       loaded.model_config.block_size)
     return Trainer(loaded.model_config, loaded.train_config, split, model_state=loaded.model.state_dict())
@@ -243,7 +242,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        store = RunStore(args.home or os.environ.get("BABYGPT_HOME") or "runs")
+        store = RunStore(args.home)
         handler = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs}[args.command]
         return handler(args, store)
     except BabyGPTError as exc:

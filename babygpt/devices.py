@@ -94,16 +94,20 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
     return torch.autocast(device_type=device.type, dtype=getattr(torch, dtype))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 def default_threads() -> int:
-    """OMP_NUM_THREADS when set (the app's job settings, torchrun), else the usable cores, capped at 8:
-    oversubscription slows small matmuls down."""
+    """OMP_NUM_THREADS when set (the scheduler's share for a job, torchrun), else the usable cores, capped
+    at 8: oversubscription slows small matmuls down."""
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         return int(os.environ["OMP_NUM_THREADS"])
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:
-        count = os.cpu_count() or 1
-    return max(1, min(count, 8))
+    return min(usable_cores(), 8)
 
 
 def configure_threads(threads: int = 0) -> int:

@@ -1,57 +1,118 @@
-"""Background training jobs: one registry per process, any number of readers.
+"""The scheduler: every training job the server starts, queued in the run store, trained in worker processes.
 
-A job is a thread that owns one worker process (``python -m babygpt.worker RUN``). The worker
-trains and writes to the run store; views read snapshots from the store. So a page refresh, a
-second tab or a page switch never loses a job, and drawing charts never slows the loop: the
-loop does not share an interpreter (or its GIL) with the server.
+A job is one worker process (``python -m babygpt.worker RUN``) watched by a thread of the server. The
+worker trains and writes to the run store; views read from the store. Three rules make a shared
+server fair and safe:
+
+* **Cores are divided, never oversubscribed.** OpenMP threads spin and wait for each other at every
+  parallel region, so two 2-thread workers on 2 cores ran at 10% of one job alone (1.6k + 1.4k against
+  29.8k tokens/s) while two 1-thread workers made 76% (11.6k + 11.1k). The scheduler gives each running
+  job ``cores // jobs`` threads (the rest to the oldest) and tells workers to change between steps
+  (SIGUSR1 after writing the new count to the store) whenever a job starts or ends.
+* **Past the limit, a start waits in a queue** that lives in the run store (status ``queued``, ordered
+  by ``queued_at``). A claim is one conditional UPDATE, so a restarted server, or two, never start a run
+  twice; a restart adopts workers that are still alive and starts the queue again.
+* **Only the owner (or the admin) stops, resumes, cancels or deletes** (``babygpt.users``).
 """
 
 from __future__ import annotations
 
-import itertools
+import heapq
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from babygpt import devices
 from babygpt.config import TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import TrainingPlan, create_run, persist_corpus
-from babygpt.runs import RunInfo, RunStore, curves
+from babygpt.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
+from babygpt.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
+from babygpt.users import Actor, check_can_manage
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """How many jobs train at once and how many threads they get; read from the server's environment."""
+
+    max_jobs: int = 2
+    cores: int = 0  # 0: the cores this process may use
+    threads_per_job: int = 0  # 0: share the cores among the running jobs
+
+    def __post_init__(self) -> None:
+        if self.max_jobs < 1:
+            raise BabyGPTError(f"BABYGPT_MAX_JOBS must be at least 1 (got {self.max_jobs}).")
+
+    @classmethod
+    def from_env(cls) -> SchedulerSettings:
+        def number(name: str, default: int) -> int:
+            raw = os.environ.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit():
+                raise BabyGPTError(f"{name} must be a whole number (got {raw!r}).")
+            return int(raw)
+        return cls(number("BABYGPT_MAX_JOBS", 2), number("BABYGPT_CORES", 0), number("BABYGPT_THREADS_PER_JOB", 0))
+
+    @property
+    def usable_cores(self) -> int:
+        return self.cores or devices.usable_cores()
+
+    @property
+    def slots(self) -> int:
+        """Jobs that train at once: at most one per core, since each needs a thread of its own."""
+        return max(1, min(self.max_jobs, self.usable_cores))
+
+
+def share_threads(n_jobs: int, cores: int, cap: int = 0) -> list[int]:
+    """Threads for each of ``n_jobs`` running jobs, oldest first: together never more than ``cores``."""
+    if n_jobs <= 0:
+        return []
+    base, extra = divmod(max(cores, n_jobs), n_jobs)
+    shares = [base + (1 if i < extra else 0) for i in range(n_jobs)]
+    return [min(s, cap) for s in shares] if cap else shares
 
 
 @dataclass
 class JobSnapshot:
-    """A consistent copy of a job's progress for drawing."""
+    """A consistent copy of a run's progress for drawing, whether it is queued, training or finished."""
 
-    id: str
     run_id: str
-    owner: str
-    status: str  # starting, running, stopping, done, stopped, failed, interrupted
+    label: str
+    owner: str | None
+    status: str  # queued, starting, running, stopping, done, stopped, failed, interrupted
     step: int
     max_iters: int
     tokens_per_sec: float
     eta_s: float | None
     device: str
     dtype: str
+    threads: int | None
     vocab_size: int
     train_config: TrainConfig
-    started_at: float
     train: list[dict[str, float]] = field(default_factory=list)  # step, loss, lr, elapsed_s
     evals: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_loss, elapsed_s
     samples: list[tuple[int, str]] = field(default_factory=list)
     message: str = ""
+    queue_position: int | None = None  # 1 = next to start
+    queue_wait_s: float | None = None
 
     @property
     def active(self) -> bool:
+        return self.status in ("queued", "starting", "running", "stopping")
+
+    @property
+    def training(self) -> bool:
         return self.status in ("starting", "running", "stopping")
 
     @property
@@ -59,157 +120,324 @@ class JobSnapshot:
         return min(1.0, self.step / self.max_iters) if self.max_iters else 0.0
 
 
+class LiveMetrics:
+    """A run's metrics read incrementally: each refresh fetches only the rows logged since the last one.
+
+    One reader per run is shared by every tab that shows it, so N viewers cost one small query a tick,
+    not N reads of the whole history. A resume truncates the history; ``metrics_version`` says so."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
+        self._lock = threading.Lock()
+        self._version = -1
+        self._cursor = 0
+        self.train: list[dict] = []
+        self.evals: list[dict] = []
+        self._pending_train_eval: dict[int, float] = {}
+        self.samples: list[tuple[int, str]] = []
+
+    def refresh(self, info: RunInfo) -> None:
+        with self._lock:
+            if info.metrics_version != self._version:
+                self._version, self._cursor = info.metrics_version, 0
+                self.train, self.evals, self._pending_train_eval, self.samples = [], [], {}, []
+            rows, self._cursor = self.store.metrics_since(self.run_id, self._cursor)
+            self._add(rows)
+            if rows and any(r.split == "val" for r in rows) or (self.evals and not self.samples):
+                self.samples = self.store.samples(self.run_id)
+
+    def _add(self, rows: list[MetricRow]) -> None:
+        for r in rows:
+            if r.split == "train_eval":
+                self._pending_train_eval[r.step] = r.loss
+        train, evals = curves(rows)
+        for e in evals:
+            e["train_loss"] = self._pending_train_eval.pop(e["step"], e["train_loss"])
+        self.train.extend(train)
+        self.evals.extend(evals)
+
+
 class Job:
-    def __init__(self, job_id: str, owner: str, store: RunStore, info: RunInfo, threads: int = 0):
-        self.id, self.owner, self.store, self.info = job_id, owner, store, info
-        self.started_at = time.time()
-        self._stop_requested = False
-        self._exit_message = ""
-        env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
-        if threads:
-            env["OMP_NUM_THREADS"] = str(threads)
-        self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-job-{job_id}", daemon=True)
+    """One worker process training one run: launched here, or adopted after a server restart."""
+
+    def __init__(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
+                 adopt_pid: int | None = None):
+        self.store, self.info, self.on_exit = store, info, on_exit
+        self.stop_requested = False
+        self.exit_message = ""
+        self.process: subprocess.Popen | None = None
+        if adopt_pid is None:
+            env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
+                       PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
+            self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self.pid = self.process.pid
+            store.set_pid(info.id, self.pid)
+        else:
+            self.pid = adopt_pid
+        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-job-{info.id}", daemon=True)
         self.thread.start()
 
+    @property
+    def run_id(self) -> str:
+        return self.info.id
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
     def _supervise(self) -> None:
-        _, err = self.process.communicate()
-        status = self.store.get(self.info.id).status
-        if status in ("running", "queued"):
+        err = ""
+        if self.process is not None:
+            _, err = self.process.communicate()
+            code = self.process.returncode
+        else:
+            while process_alive(self.pid):
+                time.sleep(0.5)
+            code = None
+        if self.store.get(self.info.id).status in ("running", "starting"):
             # the worker died without recording an end (killed, out of memory, a crash)
             lines = [line for line in (err or "").strip().splitlines() if line.strip()]
-            self._exit_message = (f"The training process ended unexpectedly (exit code {self.process.returncode})"
-                                  + (f": {lines[-1]}" if lines else ".") + " Resume continues from the last checkpoint.")
-            self.store.set_status(self.info.id, "interrupted", self._exit_message)
+            self.exit_message = ("The training process ended unexpectedly"
+                                 + (f" (exit code {code})" if code is not None else "")
+                                 + (f": {lines[-1]}" if lines else ".") + " Resume continues from the last checkpoint.")
+            self.store.set_status(self.info.id, "interrupted", self.exit_message)
+        self.on_exit(self)
 
     def stop(self, wait: float = 0.0) -> None:
         """Ask the worker to stop after its current step; it writes a checkpoint first."""
-        self._stop_requested = True
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.stop_requested = True
+        if process_alive(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         if wait:
             self.thread.join(wait)
 
-    def snapshot(self) -> JobSnapshot:
-        info = self.store.get(self.info.id)
-        rows = self.store.metrics(self.info.id)
-        train, evals = curves(rows)
+    def tell_threads(self, threads: int) -> None:
+        """Write the new share and signal the worker once it listens (it installs its handler before 'running')."""
+        self.store.set_threads(self.info.id, threads)
+        if self.store.get(self.info.id).status == "running" and process_alive(self.pid):
+            try:
+                os.kill(self.pid, THREADS_SIGNAL)
+            except ProcessLookupError:
+                pass
+
+
+def _is_worker(pid: int | None) -> bool:
+    try:
+        return b"babygpt.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class Scheduler:
+    """All training jobs of this server. Starts are queued; the queue drains in order as slots free."""
+
+    def __init__(self, store: RunStore, settings: SchedulerSettings | None = None):
+        self.store = store
+        self.settings = settings or SchedulerSettings()
+        self._jobs: dict[str, Job] = {}  # run id -> job, while its worker lives
+        self._finished: dict[str, Job] = {}  # the last job of each run (its exit message)
+        self._readers: dict[str, LiveMetrics] = {}
+        self._lock = threading.RLock()
+        self._recover()
+
+    @property
+    def max_jobs(self) -> int:
+        return self.settings.slots
+
+    # -- starting and queueing ------------------------------------------------------------------
+    def submit(self, user: str | None, plan: TrainingPlan, name: str | None = None,
+               group_id: str | None = None) -> RunInfo:
+        """Record a new run as queued (its corpus kept in the store) and start it if a slot is free."""
+        plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
+                            plan.train_config, plan.split)
+        info = create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
+        self.dispatch()
+        return self.store.get(info.id)
+
+    def submit_group(self, user: str | None, plans: list[tuple[TrainingPlan, str]]) -> str:
+        """Queue several runs together (a ladder race): they take slots like any other job, in order."""
+        group_id = secrets.token_hex(4)
+        for plan, name in plans:
+            plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
+                                plan.train_config, plan.split)
+            create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
+        self.dispatch()
+        return group_id
+
+    def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
+        """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""
+        info = self.store.get(run_id)
+        check_can_manage(actor, info, "resume")
+        check_can_queue(info)
+        check_same_corpus(info, corpus)
+        overrides = {k: v for k, v in train_overrides.items() if v is not None}
+        if overrides:
+            document = dict(info.config)
+            document["train"] = TrainConfig.from_dict({**document["train"], **overrides}).validate().to_dict()
+            self.store.update_config(info.id, document)
+        self.store.enqueue(info.id)
+        self.dispatch()
+        return self.store.get(info.id)
+
+    def dispatch(self) -> None:
+        """Start queued runs while slots are free, then share the cores among what runs."""
+        with self._lock:
+            for job in [j for j in self._jobs.values() if not j.alive]:
+                self._jobs.pop(job.run_id, None)
+            free = self.settings.slots - len(self._jobs)
+            for info in self.store.queued():
+                if free <= 0:
+                    break
+                threads = share_threads(len(self._jobs) + 1, self.settings.usable_cores,
+                                        self.settings.threads_per_job)[-1]
+                if not self.store.claim(info.id, threads):
+                    continue  # another server process took it
+                self._jobs[info.id] = Job(self.store, self.store.get(info.id), threads, self._job_ended)
+                free -= 1
+            self._rebalance()
+
+    def _rebalance(self) -> None:
+        jobs = sorted(self._jobs.values(), key=lambda j: (j.info.queued_at or 0, j.info.created_at))
+        shares = share_threads(len(jobs), self.settings.usable_cores, self.settings.threads_per_job)
+        for job, threads in zip(jobs, shares, strict=True):
+            if self.store.get(job.run_id).threads != threads:
+                job.tell_threads(threads)
+
+    def _job_ended(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.get(job.run_id) is job:
+                del self._jobs[job.run_id]
+            self._finished[job.run_id] = job
+        self.dispatch()
+
+    def _recover(self) -> None:
+        """After a (re)start: adopt workers that outlived the old server, then drain the queue."""
+        self.store.mark_interrupted()
+        self.store.clean_orphans()
+        with self._lock:
+            for info in self.store.live():
+                if _is_worker(info.pid):
+                    self._jobs[info.id] = Job(self.store, info, info.threads or 1, self._job_ended, adopt_pid=info.pid)
+        self.dispatch()
+
+    # -- stopping and deleting ------------------------------------------------------------------
+    def stop(self, actor: Actor, run_id: str, wait: float = 0.0) -> None:
+        """Stop a training run after its current step (checkpoint kept), or take a queued one off the queue."""
+        info = self.store.get(run_id)
+        check_can_manage(actor, info, "stop")
+        with self._lock:
+            job = self._jobs.get(info.id)
+            if info.status == "queued":
+                self._cancel(info)
+                return
+        if job is None:
+            raise BabyGPTError(f"Run {info.label} is not training ({info.status}).")
+        job.stop(wait)
+
+    def _cancel(self, info: RunInfo) -> None:
+        """A queued run that never trained disappears; a queued resume goes back to 'stopped'."""
+        if self.store.has_checkpoint(info.id):
+            self.store.set_status(info.id, "stopped", "Taken off the queue before it resumed.")
+        else:
+            self.store.delete(info.id)
+
+    def stop_group(self, actor: Actor, group_id: str) -> None:
+        for info in self.store.list_runs(group_id):
+            if info.status == "queued" or info.status in LIVE_STATUSES:
+                try:
+                    self.stop(actor, info.id)
+                except BabyGPTError:
+                    pass  # it ended between the listing and the stop
+
+    def delete(self, actor: Actor, run_id: str) -> None:
+        info = self.store.get(run_id)
+        check_can_manage(actor, info, "delete")
+        if info.id in self._jobs or info.status in ("queued", *LIVE_STATUSES):
+            raise BabyGPTError(f"Run {info.label} is {info.status}; stop it before deleting it.")
+        self.store.delete(info.id)
+
+    def stop_all(self, wait: float = 10.0) -> None:
+        """Stop every job of this server and empty the queue of its runs (tests, shutdown)."""
+        for info in self.store.queued():
+            self._cancel(info)
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop()
+        for job in jobs:
+            job.thread.join(wait)
+
+    # -- reading --------------------------------------------------------------------------------
+    def running(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.alive]
+
+    def job_for_run(self, run_id: str) -> Job | None:
+        job = self._jobs.get(run_id)
+        return job if job is not None and job.alive else None
+
+    def current_run_for(self, user: str) -> str | None:
+        """The user's newest run that is training or queued (what their training page follows)."""
+        mine = [i for i in self.store.list_runs() if i.owner == user and i.status in ("queued", *LIVE_STATUSES)
+                and i.group_id is None]
+        return mine[0].id if mine else None
+
+    def queue_estimates(self) -> dict[str, tuple[int, float | None]]:
+        """Each queued run's position (1 = next) and estimated wait in seconds, by playing the queue forward:
+        the running jobs end at their ETAs, and each queued run takes the first slot to free."""
+        queued = self.store.queued()
+        if not queued:
+            return {}
+        free_at = [0.0] * max(0, self.settings.slots - len(self._jobs))
+        rates = []
+        for job in list(self._jobs.values()):
+            snap = self.snapshot(job.run_id)
+            free_at.append(snap.eta_s if snap.eta_s is not None else float("nan"))
+            if snap.tokens_per_sec:
+                rates.append(snap.tokens_per_sec)
+        rate = sum(rates) / len(rates) if rates else None
+        heapq.heapify(free_at)
+        out = {}
+        for position, info in enumerate(queued, 1):
+            start = heapq.heappop(free_at) if free_at else float("nan")
+            known = start == start  # not NaN
+            out[info.id] = (position, start if known else None)
+            cfg = TrainConfig.from_dict(info.config["train"])
+            tokens = cfg.max_iters * cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
+            heapq.heappush(free_at, start + tokens / rate if (known and rate) else float("nan"))
+        return out
+
+    def snapshot(self, run_id: str) -> JobSnapshot:
+        info = self.store.get(run_id)
+        reader = self._readers.get(info.id)
+        if reader is None:
+            if len(self._readers) > 64:  # bounded: drop readers of runs nobody is watching train
+                for stale in [k for k in self._readers if k not in self._jobs][:32]:
+                    del self._readers[stale]
+            reader = self._readers[info.id] = LiveMetrics(self.store, info.id)
+        reader.refresh(info)
         cfg = TrainConfig.from_dict(info.config["train"])
-        step = max((r.step for r in rows), default=0)
+        train = list(reader.train)
+        step = max(train[-1]["step"] if train else 0, reader.evals[-1]["step"] if reader.evals else 0)
         rate = (train[-1]["tokens_per_sec"] or 0.0) if train else 0.0
         tokens_per_step = cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
         runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
+        job = self._jobs.get(info.id) or self._finished.get(info.id)
         status = info.status
-        if self.thread.is_alive():
-            status = "stopping" if self._stop_requested else ("running" if rows else "starting")
+        if status in LIVE_STATUSES and job is not None and job.stop_requested:
+            status = "stopping"
+        training = status in ("starting", "running", "stopping")
+        position = wait = None
+        if status == "queued":
+            position, wait = self.queue_estimates().get(info.id, (None, None))
         return JobSnapshot(
-            id=self.id, run_id=info.id, owner=self.owner, status=status, step=step, max_iters=cfg.max_iters,
-            tokens_per_sec=rate, eta_s=(cfg.max_iters - step) * tokens_per_step / rate if rate else None,
-            device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype),
-            vocab_size=info.config["model"]["vocab_size"], train_config=cfg,
-            started_at=self.started_at, train=train, evals=evals, samples=self.store.samples(info.id),
-            message=info.message or self._exit_message,
+            run_id=info.id, label=info.label, owner=info.owner, status=status, step=step, max_iters=cfg.max_iters,
+            tokens_per_sec=rate if training else 0.0,
+            eta_s=(cfg.max_iters - step) * tokens_per_step / rate if (rate and training) else None,
+            device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
+            vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
+            samples=list(reader.samples), message=info.message or (job.exit_message if job else ""),
+            queue_position=position, queue_wait_s=wait,
         )
-
-
-class JobRegistry:
-    """All jobs of this process. ``max_jobs`` caps concurrent training; each start is atomic."""
-
-    def __init__(self, store: RunStore, max_jobs: int = 2, threads_per_job: int = 0):
-        self.store = store
-        self.max_jobs = max_jobs
-        self.threads_per_job = threads_per_job
-        self._jobs: dict[str, Job] = {}
-        self._races: dict[str, Any] = {}  # ladder races: one slot each while running
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-
-    def _busy_slots(self) -> int:
-        return len(self.active()) + sum(1 for r in self._races.values() if r.running)
-
-    def _check_capacity(self) -> None:
-        active = self._busy_slots()
-        if active >= self.max_jobs:
-            raise BabyGPTError(
-                f"The server is busy: {active} training job(s) are running, the limit is {self.max_jobs}. "
-                "Wait for one to finish or stop yours, then start again."
-            )
-
-    def _launch(self, owner: str, run_id: str) -> Job:
-        job = Job(str(next(self._ids)), owner, self.store, self.store.get(run_id), self.threads_per_job)
-        self._jobs[job.id] = job
-        return job
-
-    def start(self, owner: str, plan: TrainingPlan, name: str | None = None) -> Job:
-        with self._lock:
-            self._check_capacity()
-            plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
-                                plan.train_config, plan.split)
-            info = create_run(self.store, plan, name)
-            return self._launch(owner, info.id)
-
-    def resume(self, owner: str, run_id: str, corpus: Corpus, **overrides: Any) -> Job:
-        """Continue a run from its checkpoint, optionally with a new max_iters (the worker resumes it)."""
-        with self._lock:
-            if self.job_for_run(run_id) is not None:
-                raise BabyGPTError(f"Run {run_id} is already training.")
-            self._check_capacity()
-            info = self.store.get(run_id)
-            if not self.store.has_checkpoint(info.id):
-                raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from.")
-            if info.data_sha256 and corpus.sha256 != info.data_sha256:
-                raise BabyGPTError(f"The current corpus differs from the one run {info.id} was trained on; "
-                                   f"choose {info.data_name} on the Data page to resume it.")
-            if overrides:
-                document = dict(info.config)
-                document["train"] = TrainConfig.from_dict({**document["train"], **overrides}).to_dict()
-                self.store.update_config(info.id, document)
-            self.store.set_status(info.id, "queued")
-            return self._launch(owner, info.id)
-
-    def start_race(self, owner: str, race: Any) -> Any:
-        """Run a ladder race (see babygpt.lessons.LadderRace) in one job slot."""
-        with self._lock:
-            self._check_capacity()
-            race.owner = owner
-            race.start()
-            self._races[owner] = race
-            return race
-
-    def race_for(self, owner: str) -> Any:
-        return self._races.get(owner)
-
-    def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
-
-    def jobs(self) -> list[Job]:
-        return list(self._jobs.values())
-
-    def active(self) -> list[Job]:
-        return [j for j in self._jobs.values() if j.thread.is_alive()]
-
-    def job_for_run(self, run_id: str) -> Job | None:
-        return next((j for j in self.active() if j.info.id == run_id), None)
-
-    def latest_for_owner(self, owner: str) -> Job | None:
-        mine = [j for j in self._jobs.values() if j.owner == owner]
-        return mine[-1] if mine else None
-
-    def delete_run(self, run_id: str) -> None:
-        """Delete a run unless it is training."""
-        if self.job_for_run(run_id) is not None:
-            raise BabyGPTError(f"Run {run_id} is training; stop it before deleting it.")
-        self.store.delete(run_id)
-
-    def stop_all(self, wait: float = 10.0) -> None:
-        for race in self._races.values():
-            race.stop()
-        for job in self.active():
-            job.stop()
-        for job in self._jobs.values():
-            job.thread.join(wait)
-        for race in self._races.values():
-            if race.thread is not None:
-                race.thread.join(wait)

@@ -6,23 +6,20 @@ Pure library code (no Streamlit) so every figure a teacher projects can be check
 from __future__ import annotations
 
 import math
-import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
+from babygpt.config import PRESETS, ModelConfig, TrainConfig
 from babygpt.data import Corpus
-from babygpt.errors import BabyGPTError
 from babygpt.inspect import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
-from babygpt.model import GPT
-from babygpt.pipeline import plan_training, start_run
+from babygpt.model import GPT, count_params
+from babygpt.pipeline import TrainingPlan, plan_training
 from babygpt.runs import RunStore
 from babygpt.sample import Candidate, next_token_distribution
 from babygpt.tokenizers import Tokenizer
-from babygpt.train import Trainer
 
 # --- why scale the dot product ----------------------------------------------------------------
 
@@ -113,74 +110,29 @@ def first_step(model: GPT, tokenizer: Tokenizer, prompt: str, metrics_at_start: 
 
 # --- the ladder race ---------------------------------------------------------------------------
 
-@dataclass
-class RaceEntry:
-    preset: str
-    run_id: str | None = None
-    status: str = "waiting"  # waiting, running, done, stopped, failed
-    val_loss: float | None = None
-    params: int | None = None
-    seconds: float | None = None
-    message: str = ""
+def race_plans(corpus: Corpus, tokenizer_kind: str, train_config: TrainConfig, sizes: dict,
+               presets: tuple[str, ...] = tuple(PRESETS)) -> list[tuple[TrainingPlan, str]]:
+    """Every rung of the ladder on the same data with the same budget, validated before anything is queued.
+
+    The scheduler trains them in worker processes like any other job (``Scheduler.submit_group``)."""
+    return [(plan_training(corpus, tokenizer_kind, preset, train_config, **sizes), f"ladder race: {preset}")
+            for preset in presets]
 
 
-@dataclass
-class LadderRace:
-    """Trains every rung of the ladder on the same data with the same budget, one after another."""
+def race_table(store: RunStore, group_id: str) -> list[dict]:
+    """One row per rung: status, size, best val loss (the same loss the Runs table shows) and train time."""
+    summaries = {r["id"]: r for r in store.summaries() if r["group_id"] == group_id}
+    rows = []
+    for info in store.list_runs(group_id):
+        metrics = store.metrics(info.id)
+        train_time = max((m.elapsed_s or 0.0 for m in metrics), default=0.0)
+        rows.append({"preset": info.preset, "status": info.status,
+                     "parameters": count_params(ModelConfig.from_dict(info.config["model"])),
+                     "best val loss": summaries.get(info.id, {}).get("best_val_loss"),
+                     "train time (s)": round(train_time, 1) if train_time else None, "run": info.id})
+    return rows
 
-    store: RunStore
-    corpus: Corpus
-    tokenizer_kind: str
-    train_config: TrainConfig
-    sizes: dict
-    owner: str = ""
-    presets: tuple[str, ...] = tuple(PRESETS)
-    entries: list[RaceEntry] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _current: Trainer | None = None
-    thread: threading.Thread | None = None
 
-    def __post_init__(self) -> None:
-        self.entries = [RaceEntry(p) for p in self.presets]
-        # validate every rung before anything runs, so a bad size fails at once
-        self.train_config.validate()
-        for preset in self.presets:
-            model_config_for_preset(preset, **self.sizes)
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="babygpt-ladder-race", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for entry in self.entries:
-            if self._stop.is_set():
-                entry.status = "stopped"
-                continue
-            entry.status = "running"
-            try:
-                plan = plan_training(self.corpus, self.tokenizer_kind, entry.preset, self.train_config, **self.sizes)
-                trainer, info = start_run(self.store, plan, name=f"ladder race: {entry.preset}")
-                entry.run_id, entry.params = info.id, trainer.model.num_params()
-                self._current = trainer
-                if self._stop.is_set():
-                    trainer.request_stop()
-                result = trainer.run()
-                entry.status, entry.val_loss, entry.seconds = result.status, result.val_loss, result.elapsed_s
-                entry.message = result.message
-            except BabyGPTError as exc:
-                entry.status, entry.message = "failed", str(exc)
-            finally:
-                self._current = None
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._current is not None:
-            self._current.request_stop()
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def table(self) -> list[dict]:
-        return [{"preset": e.preset, "status": e.status, "parameters": e.params, "val loss": e.val_loss,
-                 "train time (s)": round(e.seconds, 1) if e.seconds else None, "run": e.run_id} for e in self.entries]
+def race_curves(store: RunStore, group_id: str) -> dict[str, list[tuple[int, float]]]:
+    return {info.preset: [(m.step, m.loss) for m in store.metrics(info.id) if m.split == "val"]
+            for info in store.list_runs(group_id)}

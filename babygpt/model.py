@@ -319,3 +319,13 @@ class GPT(nn.Module):
         for block, cache in zip(self.blocks, caches, strict=True):
             x = block(x, cache)
         return self.lm_head(self.ln_f(x[:, -1]))
+
+
+def meta_model(config: ModelConfig) -> GPT:
+    """The model's shapes without its memory (PyTorch's meta device): for sizes, counts and FLOPs."""
+    with torch.device("meta"):
+        return GPT(config)
+
+
+def count_params(config: ModelConfig) -> int:
+    return meta_model(config).num_params()

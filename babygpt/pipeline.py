@@ -14,12 +14,13 @@ from typing import Any
 import torch
 
 from babygpt import devices, distributed
+from babygpt.checkpoints import atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus, Split, split_ids
 from babygpt.datasets import registry
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.runs import MetricRow, RunInfo, RunStore, atomic_write_bytes, build_config_document, parse_config_document
+from babygpt.runs import MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
 from babygpt.sample import SamplingConfig, generate
 from babygpt.tokenizers import Tokenizer, build_tokenizer
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
@@ -64,49 +65,61 @@ def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
 
 
 class RunRecorder(Callbacks):
-    """Writes a trainer's metrics, checkpoints and final status into the run store."""
+    """Writes a trainer's metrics, checkpoints and final status into the run store (rank 0 only gets one)."""
 
-    def __init__(self, store: RunStore, run_id: str, is_main: bool = True):
-        self.store, self.run_id, self.is_main = store, run_id, is_main
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
 
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
-        if self.is_main:
-            self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
+        self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
 
     def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
-        if self.is_main:
-            self.store.log_metrics(self.run_id, [
-                MetricRow(m.step, "train_eval", m.train_loss, None, None, m.elapsed_s),
-                MetricRow(m.step, "val", m.val_loss, None, None, m.elapsed_s),
-            ])
-            if m.sample is not None:
-                self.store.log_sample(self.run_id, m.step, m.sample)
+        self.store.log_metrics(self.run_id, [
+            MetricRow(m.step, "train_eval", m.train_loss, None, None, m.elapsed_s),
+            MetricRow(m.step, "val", m.val_loss, None, None, m.elapsed_s),
+        ])
+        if m.sample is not None:
+            self.store.log_sample(self.run_id, m.step, m.sample)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
-        if self.is_main:
-            try:
-                self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
-            except OSError as exc:
-                raise BabyGPTError(
-                    f"Could not write the checkpoint of run {self.run_id} ({exc.strerror or exc}); the previous "
-                    "checkpoint is intact. Free disk space or set BABYGPT_HOME to a writable folder, then resume."
-                ) from exc
+        try:
+            self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+        except OSError as exc:
+            raise BabyGPTError(
+                f"Could not write the checkpoint of run {self.run_id} ({exc.strerror or exc}); the previous "
+                "checkpoint is intact. Free disk space or set BABYGPT_HOME to a writable folder, then resume."
+            ) from exc
 
     def on_done(self, trainer: Trainer, result: TrainResult) -> None:
-        if self.is_main:
-            self.store.set_status(self.run_id, result.status)
+        self.store.set_status(self.run_id, result.status)
 
     def on_failed(self, trainer: Trainer, message: str) -> None:
-        if self.is_main:
-            self.store.set_status(self.run_id, "failed", message)
+        self.store.set_status(self.run_id, "failed", message)
 
 
-def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None) -> RunInfo:
+def check_same_corpus(info: RunInfo, corpus: Corpus) -> None:
+    """A run trains, resumes and evaluates only on the text it was created for (compared by sha256)."""
+    if info.data_sha256 and corpus.sha256 != info.data_sha256:
+        raise BabyGPTError(
+            f"The text given differs from the one run {info.label} was trained on ({info.data_name}); "
+            "choose that text again (Data page, or --data) to continue it."
+        )
+
+
+def check_can_queue(info: RunInfo) -> None:
+    """A run is queued to train again only when no worker has it; with no checkpoint it starts from step 0."""
+    if info.status in ("queued", "starting", "running"):
+        raise BabyGPTError(f"Run {info.label} is already {info.status}.")
+
+
+def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
+               status: str = "running", group_id: str | None = None) -> RunInfo:
     """Record a new run (folder, config.json, database row) from a validated plan."""
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text)}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
-    return store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256)
+    return store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
+                            status=status, owner=owner, group_id=group_id)
 
 
 def persist_corpus(store: RunStore, corpus: Corpus) -> Corpus:
@@ -126,8 +139,8 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     """A Trainer for a recorded run that has not trained yet, rebuilt from its config.json alone."""
     info = store.get(run_id)
     model_config, train_config, tokenizer = parse_config_document(info.config)
-    if info.data_sha256 and corpus.sha256 != info.data_sha256:
-        raise BabyGPTError(f"The text given differs from the one run {info.id} was created for.")
+    check_same_corpus(info, corpus)
+    store.truncate_metrics(info.id, -1)  # a run restarted from step 0 after failing before its first checkpoint
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
     sample_fn = make_sample_fn(tokenizer, train_config.sample_chars)
     return Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
@@ -162,11 +175,7 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
         raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from yet.")
     document = dict(info.config)
     model_config, train_config, tokenizer = parse_config_document(document)
-    if info.data_sha256 and corpus.sha256 != info.data_sha256:
-        raise BabyGPTError(
-            f"The text given differs from the one run {info.id} was trained on ({info.data_name}); "
-            "resume needs the same data."
-        )
+    check_same_corpus(info, corpus)
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if overrides:
         train_config = dataclasses.replace(train_config, **overrides).validate()

@@ -1,8 +1,9 @@
-"""The run store: one folder per run plus a SQLite database of runs and metrics.
+"""The run store: one folder per run plus a SQLite database of runs, metrics, the queue and users.
 
-The training thread writes while the UI reads, so the database uses WAL and every file is
-written to a temporary name and renamed into place: a crash leaves the previous checkpoint,
-never half of a new one. Loading never unpickles arbitrary objects.
+Workers write while pages read, and several processes (the server, its workers, the CLI) share the
+database, so it uses WAL, a short-lived connection per operation, and single-statement state changes
+(``claim`` moves a run from queued to starting only if nobody else did). File writes go through
+``babygpt.checkpoints``: atomic, and checked when read back.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 import secrets
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -21,24 +21,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_file, save_model
-
+from babygpt import checkpoints
+from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
 from babygpt.tokenizers import Tokenizer, tokenizer_from_dict
 
-CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE = "config.json", "model.safetensors", "trainer.pt", "metrics.jsonl"
+CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FORMAT_VERSION = 1
-ACTIVE = ("running", "queued")
+TRASH_PREFIX = ".deleted-"
+LIVE_STATUSES = ("starting", "running")  # a worker process is (or should be) training the run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, status TEXT NOT NULL,
     preset TEXT NOT NULL, config_json TEXT NOT NULL, data_name TEXT, data_sha256 TEXT,
-    owner_pid INTEGER, message TEXT
+    pid INTEGER, message TEXT, owner TEXT, queued_at REAL, group_id TEXT, threads INTEGER,
+    metrics_version INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, loss REAL,
@@ -46,7 +47,11 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
 CREATE TABLE IF NOT EXISTS samples (run_id TEXT NOT NULL, step INTEGER NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (key TEXT PRIMARY KEY, state_json TEXT NOT NULL, updated_at REAL NOT NULL);
 """
+# columns added since the first release, brought into older databases on open
+ADDED_COLUMNS = {"owner": "TEXT", "queued_at": "REAL", "group_id": "TEXT", "threads": "INTEGER",
+                 "metrics_version": "INTEGER NOT NULL DEFAULT 0"}
 
 
 @dataclass(frozen=True)
@@ -54,12 +59,23 @@ class RunInfo:
     id: str
     name: str
     created_at: float
-    status: str
+    status: str  # queued, starting, running, done, stopped, failed, interrupted
     preset: str
     config: dict[str, Any]
     data_name: str | None
     data_sha256: str | None
     message: str | None = None
+    owner: str | None = None  # the user key of whoever started it in the app; None for the command line
+    pid: int | None = None  # the process that last recorded the status (the worker, while training)
+    queued_at: float | None = None
+    group_id: str | None = None  # runs started together, e.g. one ladder race
+    threads: int | None = None  # CPU threads the scheduler gives the run's worker
+    metrics_version: int = 0  # bumped when metrics are truncated (a resume), so incremental readers restart
+
+    @property
+    def label(self) -> str:
+        """The name with the end of the id: two runs with the same name stay apart in every list."""
+        return f"{self.name} · {self.id[-4:]}"
 
 
 @dataclass(frozen=True)
@@ -83,32 +99,25 @@ def curves(rows: list[MetricRow]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("BABYGPT_HOME", "runs"))
+    """``BABYGPT_HOME``, else ``./runs``: the one place that default is written."""
+    return Path(os.environ.get("BABYGPT_HOME") or "runs")
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def process_alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live process (a zombie that nobody reaped counts as dead)."""
+    if not pid:
+        return False
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_with(path: Path, writer) -> None:
-    """Let ``writer(tmp_path)`` produce the file, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def build_config_document(model_config: ModelConfig, train_config: TrainConfig, tokenizer: Tokenizer,
@@ -145,47 +154,13 @@ def parse_config_document(document: Any) -> tuple[ModelConfig, TrainConfig, Toke
     return model_config, train_config, tokenizer
 
 
-def load_weights(model: GPT, path: Path) -> None:
-    """Load safetensors weights, checking every name and shape against the model."""
+def read_config(folder: Path) -> dict[str, Any]:
     try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
-        raise BabyGPTError(f"{path.name} is corrupted or truncated and cannot be read ({exc}).") from exc
-    expected = model.state_dict()
-    if model.config.tie_weights and model.config.use_attention:
-        # tied weights are stored once, under either name (safetensors drops the alias)
-        shared = tensors.get("lm_head.weight", tensors.get("token_embedding.weight"))
-        if shared is not None:
-            tensors.setdefault("lm_head.weight", shared)
-            tensors.setdefault("token_embedding.weight", shared)
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
-    if missing or unexpected:
-        raise BabyGPTError(
-            f"{path.name} does not match the run's model (missing: {missing[:3]}, unexpected: {unexpected[:3]}); "
-            "it comes from another configuration."
-        )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise BabyGPTError(
-                f"{path.name}: {name} has shape {tuple(tensor.shape)} but the model needs "
-                f"{tuple(expected[name].shape)} — the checkpoint belongs to another tokenizer, vocabulary or size."
-            )
-    model.load_state_dict(tensors, strict=False)
-
-
-def load_trainer_state(path: Path) -> dict[str, Any]:
-    """trainer.pt holds tensors and plain data only; ``weights_only`` refuses anything executable."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BabyGPTError(
-            f"{path.name} was refused: it is corrupted or contains objects other than tensors and plain data "
-            f"(possibly code). ({type(exc).__name__})"
-        ) from exc
-    if not isinstance(state, dict) or "step" not in state or "optimizer" not in state:
-        raise BabyGPTError(f"{path.name} is not a Baby GPT trainer state.")
-    return state
+        return json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BabyGPTError(f"{folder.name} has no {CONFIG_FILE}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BabyGPTError(f"{folder.name}/{CONFIG_FILE} is not valid JSON ({exc}).") from exc
 
 
 class RunStore:
@@ -203,18 +178,27 @@ class RunStore:
             ) from exc
         self.db_path = self.home / "runs.db"
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)  # also brings an older database up to date (CREATE ... IF NOT EXISTS)
+            self._create_schema(db)
 
     # -- database -------------------------------------------------------------------------------
+    @staticmethod
+    def _create_schema(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        if "owner_pid" in columns and "pid" not in columns:  # databases of the first release
+            db.execute("ALTER TABLE runs RENAME COLUMN owner_pid TO pid")
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in columns:
+                db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A short-lived connection per operation: safe across threads and processes."""
         if not self.db_path.exists():  # the store was removed under a running server: start it afresh
             self.home.mkdir(parents=True, exist_ok=True)
             with closing(sqlite3.connect(self.db_path, timeout=30)) as fresh:
-                fresh.execute("PRAGMA journal_mode=WAL")
-                fresh.executescript(SCHEMA)
+                self._create_schema(fresh)
         db = sqlite3.connect(self.db_path, timeout=30)
         db.row_factory = sqlite3.Row
         try:
@@ -234,27 +218,65 @@ class RunStore:
         return f"{stamp}-{re.sub(r'[^a-z0-9]+', '-', preset.lower()).strip('-')}-{secrets.token_hex(2)}"
 
     def create_run(self, name: str | None, document: dict[str, Any], data_name: str | None = None,
-                   data_sha256: str | None = None, status: str = "running") -> RunInfo:
+                   data_sha256: str | None = None, status: str = "running", owner: str | None = None,
+                   group_id: str | None = None) -> RunInfo:
         preset = document["model"]["preset"]
         run_id = self.new_run_id(preset)
         folder = self.run_dir(run_id)
         folder.mkdir(parents=True)
         atomic_write_bytes(folder / CONFIG_FILE, json.dumps(document, indent=2).encode())
+        now = time.time()
         with self._connect() as db:
             db.execute(
-                "INSERT INTO runs(id, name, created_at, status, preset, config_json, data_name, data_sha256, owner_pid)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (run_id, name or run_id, time.time(), status, preset, json.dumps(document), data_name, data_sha256,
-                 os.getpid()),
+                "INSERT INTO runs(id, name, created_at, status, preset, config_json, data_name, data_sha256, pid,"
+                " owner, queued_at, group_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, name or run_id, now, status, preset, json.dumps(document), data_name, data_sha256,
+                 os.getpid(), owner, now if status == "queued" else None, group_id),
             )
         return self.get(run_id)
 
     def set_status(self, run_id: str, status: str, message: str | None = None) -> None:
-        """Record a status; the calling process becomes the run's owner (a dead owner means interrupted)."""
+        """Record a status; the calling process is recorded with it (a dead process means interrupted)."""
         with self._connect() as db:
-            db.execute("UPDATE runs SET status=?, message=?, owner_pid=? WHERE id=?",
-                       (status, message, os.getpid(), run_id))
+            db.execute("UPDATE runs SET status=?, message=?, pid=? WHERE id=?", (status, message, os.getpid(), run_id))
 
+    # -- the queue ------------------------------------------------------------------------------
+    def enqueue(self, run_id: str) -> None:
+        """Put a run at the end of the queue (a new run, or one to resume)."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET status='queued', message=NULL, queued_at=?, pid=? WHERE id=?",
+                       (time.time(), os.getpid(), run_id))
+
+    def queued(self) -> list[RunInfo]:
+        """The queue, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status='queued' ORDER BY queued_at, rowid").fetchall()
+        return [self._info(r) for r in rows]
+
+    def claim(self, run_id: str, threads: int) -> bool:
+        """Move a queued run to 'starting' unless another process got there first: a run starts once."""
+        with self._connect() as db:
+            cursor = db.execute("UPDATE runs SET status='starting', pid=?, threads=? WHERE id=? AND status='queued'",
+                                (os.getpid(), threads, run_id))
+            return cursor.rowcount == 1
+
+    def set_pid(self, run_id: str, pid: int) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE runs SET pid=? WHERE id=?", (pid, run_id))
+
+    def set_threads(self, run_id: str, threads: int) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE runs SET threads=? WHERE id=?", (threads, run_id))
+
+    def live(self) -> list[RunInfo]:
+        """Runs a worker is training (or starting to), in the order they were queued."""
+        self.mark_interrupted()
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM runs WHERE status IN ('starting', 'running') "
+                              "ORDER BY queued_at, created_at").fetchall()
+        return [self._info(r) for r in rows]
+
+    # -- metrics --------------------------------------------------------------------------------
     def log_metrics(self, run_id: str, rows: list[MetricRow]) -> None:
         with self._connect() as db:
             db.executemany(
@@ -267,6 +289,7 @@ class RunStore:
         with self._connect() as db:
             db.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
             db.execute("DELETE FROM samples WHERE run_id=? AND step>?", (run_id, after_step))
+            db.execute("UPDATE runs SET metrics_version=metrics_version+1 WHERE id=?", (run_id,))
 
     def log_sample(self, run_id: str, step: int, text: str) -> None:
         with self._connect() as db:
@@ -278,16 +301,24 @@ class RunStore:
             return [(r["step"], r["text"]) for r in rows.fetchall()]
 
     def metrics(self, run_id: str) -> list[MetricRow]:
+        return self.metrics_since(run_id, 0)[0]
+
+    def metrics_since(self, run_id: str, after_rowid: int) -> tuple[list[MetricRow], int]:
+        """Rows logged after ``after_rowid`` and the rowid to continue from: live views read only what is new."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT step, split, loss, lr, tokens_per_sec, elapsed_s FROM metrics WHERE run_id=? ORDER BY step, rowid",
-                (run_id,),
-            ).fetchall()
-        return [MetricRow(**dict(r)) for r in rows]
+                "SELECT rowid, step, split, loss, lr, tokens_per_sec, elapsed_s FROM metrics "
+                "WHERE run_id=? AND rowid>? ORDER BY rowid", (run_id, after_rowid)).fetchall()
+        last = rows[-1]["rowid"] if rows else after_rowid
+        return [MetricRow(r["step"], r["split"], r["loss"], r["lr"], r["tokens_per_sec"], r["elapsed_s"])
+                for r in rows], last
 
+    # -- runs -----------------------------------------------------------------------------------
     def _info(self, row: sqlite3.Row) -> RunInfo:
         return RunInfo(row["id"], row["name"], row["created_at"], row["status"], row["preset"],
-                       json.loads(row["config_json"]), row["data_name"], row["data_sha256"], row["message"])
+                       json.loads(row["config_json"]), row["data_name"], row["data_sha256"], row["message"],
+                       row["owner"], row["pid"], row["queued_at"], row["group_id"], row["threads"],
+                       row["metrics_version"])
 
     def get(self, run_id: str) -> RunInfo:
         self.run_dir(run_id)
@@ -299,18 +330,21 @@ class RunStore:
             raise BabyGPTError(f"No run named {run_id!r} in {self.home}; `python -m babygpt runs list` shows them.")
         return self._info(row)
 
-    def list_runs(self) -> list[RunInfo]:
+    def list_runs(self, group_id: str | None = None) -> list[RunInfo]:
         self.mark_interrupted()
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            if group_id is None:
+                rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM runs WHERE group_id=? ORDER BY created_at, rowid",
+                                  (group_id,)).fetchall()
         return [self._info(r) for r in rows]
 
     def summaries(self) -> list[dict[str, Any]]:
-        """One row per run for tables: size, steps, best val loss, throughput, status."""
+        """One row per run for tables: size, steps, best val loss, throughput, status, owner."""
         with self._connect() as db:
             stats = {r["run_id"]: dict(r) for r in db.execute(
                 "SELECT run_id, MAX(step) AS steps, MIN(CASE WHEN split='val' THEN loss END) AS best_val_loss,"
-                " MAX(CASE WHEN split='train' THEN tokens_per_sec END) AS peak_tokens_per_sec,"
                 " AVG(CASE WHEN split='train' THEN tokens_per_sec END) AS tokens_per_sec"
                 " FROM metrics GROUP BY run_id")}
         out = []
@@ -318,47 +352,58 @@ class RunStore:
             model = info.config.get("model", {})
             s = stats.get(info.id, {})
             out.append({
-                "id": info.id, "name": info.name, "preset": info.preset, "status": info.status,
+                "id": info.id, "name": info.name, "label": info.label, "preset": info.preset, "status": info.status,
                 "tokenizer": info.config.get("tokenizer", {}).get("kind"), "data": info.data_name,
                 "n_layer": model.get("n_layer"), "n_embd": model.get("n_embd"), "n_head": model.get("n_head"),
                 "block_size": model.get("block_size"), "vocab_size": model.get("vocab_size"),
                 "steps": s.get("steps") or 0, "best_val_loss": s.get("best_val_loss"),
                 "tokens_per_sec": s.get("tokens_per_sec"), "created_at": info.created_at,
+                "owner": info.owner, "group_id": info.group_id,
             })
         return out
 
     def mark_interrupted(self) -> None:
-        """Runs left 'running' by a process that no longer exists were killed: say so."""
+        """Runs left training by a process that no longer exists were killed: say so."""
         with self._connect() as db:
-            rows = db.execute("SELECT id, owner_pid FROM runs WHERE status='running'").fetchall()
+            rows = db.execute("SELECT id, pid FROM runs WHERE status IN ('starting', 'running')").fetchall()
             for row in rows:
-                if row["owner_pid"] and not _pid_alive(row["owner_pid"]):
+                if row["pid"] and not process_alive(row["pid"]):
                     db.execute("UPDATE runs SET status='interrupted', message=? WHERE id=?",
                                ("The training process ended unexpectedly; resume continues from the last checkpoint.",
                                 row["id"]))
 
+    # -- users ----------------------------------------------------------------------------------
+    def user_state(self, key: str) -> dict[str, Any]:
+        """What a user last chose (corpus, tokenizer, hyperparameters, active run), so a reload brings it back."""
+        with self._connect() as db:
+            row = db.execute("SELECT state_json FROM users WHERE key=?", (key,)).fetchone()
+        return json.loads(row["state_json"]) if row else {}
+
+    def save_user_state(self, key: str, state: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO users(key, state_json, updated_at) VALUES (?,?,?) "
+                       "ON CONFLICT(key) DO UPDATE SET state_json=excluded.state_json, updated_at=excluded.updated_at",
+                       (key, json.dumps(state), time.time()))
+
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self, run_id: str, model: GPT, trainer_state: dict[str, Any]) -> None:
-        """Weights first, then the trainer state: a resume reads the step from trainer.pt, so a crash
-        between the two renames at worst pairs older trainer state with newer weights of the same run."""
-        folder = self.run_dir(run_id)
-        raw = getattr(model, "_orig_mod", model)
-        atomic_write_with(folder / WEIGHTS_FILE, lambda tmp: save_model(raw, tmp))
-        atomic_write_with(folder / TRAINER_FILE, lambda tmp: torch.save(trainer_state, tmp))
+        checkpoints.save_checkpoint(self.run_dir(run_id), model, trainer_state)
 
     def has_checkpoint(self, run_id: str) -> bool:
-        folder = self.run_dir(run_id)
-        return (folder / WEIGHTS_FILE).is_file() and (folder / TRAINER_FILE).is_file()
+        return checkpoints.has_checkpoint(self.run_dir(run_id))
 
-    def load(self, run_id: str, device: str | torch.device = "cpu") -> LoadedRun:
+    def has_weights(self, run_id: str) -> bool:
+        return (self.run_dir(run_id) / WEIGHTS_FILE).is_file()
+
+    def load(self, run_id: str, device: str | Any = "cpu") -> LoadedRun:
         info = self.get(run_id)
         folder = self.run_dir(info.id)
-        document = self._read_config(folder)
+        document = read_config(folder)
         model_config, train_config, tokenizer = parse_config_document(document)
         if not (folder / WEIGHTS_FILE).is_file():
             raise BabyGPTError(f"Run {info.id} has no saved weights yet (it has not reached its first checkpoint).")
         model = GPT(model_config)
-        load_weights(model, folder / WEIGHTS_FILE)
+        checkpoints.load_weights(model, folder / WEIGHTS_FILE)
         model.to(device).eval()
         return LoadedRun(info, model, tokenizer, model_config, train_config, document)
 
@@ -366,16 +411,7 @@ class RunStore:
         path = self.run_dir(self.get(run_id).id) / TRAINER_FILE
         if not path.is_file():
             raise BabyGPTError(f"Run {run_id} has no trainer state to resume from.")
-        return load_trainer_state(path)
-
-    @staticmethod
-    def _read_config(folder: Path) -> dict[str, Any]:
-        try:
-            return json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise BabyGPTError(f"{folder.name} has no {CONFIG_FILE}.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise BabyGPTError(f"{folder.name}/{CONFIG_FILE} is not valid JSON ({exc}).") from exc
+        return checkpoints.load_trainer_state(path)
 
     def update_config(self, run_id: str, document: dict[str, Any]) -> None:
         atomic_write_bytes(self.run_dir(run_id) / CONFIG_FILE, json.dumps(document, indent=2).encode())
@@ -384,27 +420,44 @@ class RunStore:
 
     # -- delete ---------------------------------------------------------------------------------
     def delete(self, run_id: str) -> None:
+        """All or nothing: the folder is renamed aside first, the rows go in one transaction, and only then is
+        the folder removed; a failure in between puts the folder back. A crash leaves a trash folder that
+        ``clean_orphans`` removes, never rows without a folder."""
         info = self.get(run_id)
-        if info.status == "running" and _pid_alive_owner(self, info.id):
-            raise BabyGPTError(f"Run {info.id} is training; stop it before deleting it.")
+        if info.status in LIVE_STATUSES and process_alive(info.pid):
+            raise BabyGPTError(f"Run {info.label} is training; stop it before deleting it.")
+        folder = self.run_dir(info.id)
+        trash = self.home / f"{TRASH_PREFIX}{info.id}"
+        moved = folder.is_dir()
+        if moved:
+            os.replace(folder, trash)
+        try:
+            with self._connect() as db:
+                db.execute("DELETE FROM metrics WHERE run_id=?", (info.id,))
+                db.execute("DELETE FROM samples WHERE run_id=?", (info.id,))
+                db.execute("DELETE FROM runs WHERE id=?", (info.id,))
+        except BaseException:
+            if moved:
+                os.replace(trash, folder)
+            raise
+        if moved:
+            shutil.rmtree(trash)
+
+    def clean_orphans(self, min_age_s: float = 600.0) -> list[str]:
+        """Remove what an interrupted delete or create left behind: trash folders, and run folders with no
+        database row that are older than ``min_age_s`` (a run being created has its folder a moment before
+        its row)."""
         with self._connect() as db:
-            db.execute("DELETE FROM metrics WHERE run_id=?", (info.id,))
-            db.execute("DELETE FROM samples WHERE run_id=?", (info.id,))
-            db.execute("DELETE FROM runs WHERE id=?", (info.id,))
-        shutil.rmtree(self.run_dir(info.id), ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _pid_alive_owner(store: RunStore, run_id: str) -> bool:
-    with store._connect() as db:
-        row = db.execute("SELECT owner_pid FROM runs WHERE id=?", (run_id,)).fetchone()
-    return bool(row and row["owner_pid"] and _pid_alive(row["owner_pid"]))
+            known = {r["id"] for r in db.execute("SELECT id FROM runs")}
+        removed = []
+        now = time.time()
+        for path in self.home.iterdir():
+            if not path.is_dir() or path.name == "uploads":
+                continue
+            orphan = path.name.startswith(TRASH_PREFIX) or (
+                RUN_ID.match(path.name) and path.name not in known and (path / CONFIG_FILE).is_file()
+                and now - path.stat().st_mtime > min_age_s)
+            if orphan:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        return removed

@@ -33,20 +33,37 @@ def ema(values: Sequence[float], smoothing: float) -> list[float]:
     return out
 
 
+MAX_CURVE_POINTS = 2000  # per curve: what a browser redraws every second stays bounded
+
+
+def downsample_indices(n: int, max_points: int = MAX_CURVE_POINTS, exact_tail: int = 200) -> list[int]:
+    """Which of ``n`` points to draw: all when they fit, else evenly spaced ones plus the last ``exact_tail``
+    exactly, so a long run's chart costs the same to send every second while the newest steps stay precise."""
+    if n <= max_points:
+        return list(range(n))
+    tail = min(exact_tail, max_points // 2)
+    head, budget = n - tail, max_points - tail
+    spaced = sorted({round(i * (head - 1) / (budget - 1)) for i in range(budget)})
+    return spaced + list(range(head, n))
+
+
 def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = False, smoothing: float = 0.0,
-                x_axis: str = "step", expected_initial: float | None = None) -> go.Figure:
-    """Training loss (per logged step) and the evaluated train/val losses."""
+                x_axis: str = "step", expected_initial: float | None = None,
+                max_points: int = MAX_CURVE_POINTS) -> go.Figure:
+    """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``."""
     x_key = "step" if x_axis == "step" else "elapsed_s"
     fig = go.Figure()
     if train:
-        xs = [p[x_key] for p in train]
-        ys = [p["loss"] for p in train]
+        keep = downsample_indices(len(train), max_points)
+        smooth = ema([p["loss"] for p in train], smoothing)  # smoothed over every step, then thinned
+        xs = [train[i][x_key] for i in keep]
         if smoothing:
-            fig.add_scatter(x=xs, y=ys, mode="lines", name="train (raw)", line=dict(color=TRAIN_COLOR, width=1),
-                            opacity=0.25, showlegend=False)
-        fig.add_scatter(x=xs, y=ema(ys, smoothing), mode="lines", name="train (per step)",
+            fig.add_scatter(x=xs, y=[train[i]["loss"] for i in keep], mode="lines", name="train (raw)",
+                            line=dict(color=TRAIN_COLOR, width=1), opacity=0.25, showlegend=False)
+        fig.add_scatter(x=xs, y=[smooth[i] for i in keep], mode="lines", name="train (per step)",
                         line=dict(color=TRAIN_COLOR, width=2))
     if evals:
+        evals = [evals[i] for i in downsample_indices(len(evals), max_points)]
         xs = [p[x_key] for p in evals]
         fig.add_scatter(x=xs, y=[p["train_loss"] for p in evals], mode="lines+markers", name="train (eval)",
                         line=dict(color=TRAIN_COLOR, dash="dot"))

@@ -3,7 +3,8 @@
 The app's jobs run here rather than in a server thread: the loop gets whole cores and its own
 interpreter (no GIL shared with page rendering), a crash cannot take the server down, and the
 run store is the only channel: the worker writes metrics and checkpoints, pages read them.
-SIGTERM asks it to stop after the current step and keep a checkpoint.
+SIGTERM asks it to stop after the current step and keep a checkpoint; SIGUSR1 says the scheduler
+wrote a new thread count for it into the store, applied between steps.
 """
 
 from __future__ import annotations
@@ -11,12 +12,31 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from babygpt import devices
 from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
+from babygpt.jobs import THREADS_SIGNAL
 from babygpt.pipeline import resume_run, trainer_for_run
 from babygpt.runs import RunStore
+from babygpt.train import Callbacks, StepMetrics, Trainer
+
+
+class ThreadShare(Callbacks):
+    """Applies the scheduler's thread count between steps, when it signals a change."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id = store, run_id
+        self.changed = threading.Event()
+        self.changed.set()  # read the share once the trainer runs: it may have changed while starting
+
+    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
+        if self.changed.is_set():
+            self.changed.clear()
+            threads = self.store.get(self.run_id).threads
+            if threads and trainer.device.type == "cpu":
+                devices.configure_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     store = RunStore()
     run_id = args[0]
+    share = ThreadShare(store, run_id)
+    signal.signal(THREADS_SIGNAL, lambda *_: share.changed.set())  # before 'running': the scheduler signals only then
     try:
         info = store.get(run_id)
         corpus = load_corpus(info.config["data"]["source"])
         if store.has_checkpoint(run_id):
-            trainer, _ = resume_run(store, run_id, corpus)
+            trainer, _ = resume_run(store, run_id, corpus, callbacks=[share])
         else:
-            trainer = trainer_for_run(store, run_id, corpus)
+            trainer = trainer_for_run(store, run_id, corpus, callbacks=[share])
             store.set_status(run_id, "running")
     except BabyGPTError as exc:
         store.set_status(run_id, "failed", str(exc))

@@ -7,7 +7,7 @@ import streamlit as st
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
-from babygpt.lessons import LadderRace, char_class, first_step, model_scaling, scaling_demo
+from babygpt.lessons import char_class, first_step, model_scaling, race_curves, race_plans, race_table, scaling_demo
 from babygpt.model import sinusoidal_encoding
 from babygpt.viz import (
     embedding_scatter,
@@ -41,45 +41,51 @@ with race_tab:
                                help="Shared by every rung. The small early rungs need a high rate to learn in few steps.")
     width = c2.select_slider("n_embd", [32, 64, 96, 128], 64, key="race_width", help="Width shared by all rungs.")
     layers = c3.slider("n_layer (residual, gpt)", 1, 6, 2, key="race_layers")
-    registry = state.registry()
-    race = registry.race_for(state.owner())
+    scheduler = state.scheduler()
+    group = st.session_state.get(state.RACE)
+    flags = state.page_flags()
+
+    def race_running(group_id: str | None) -> bool:
+        return bool(group_id) and any(r["status"] in ("queued", "starting", "running")
+                                      for r in race_table(state.store(), group_id))
 
     def start_race() -> None:
         try:
             cfg = TrainConfig(max_iters=int(steps), eval_interval=max(1, int(steps) // 5), eval_iters=10,
                               lr=race_lr, min_lr=race_lr / 10, warmup_iters=min(50, int(steps) // 5),
-                              val_fraction=state.val_fraction())
+                              val_fraction=state.val_fraction(), log_interval=5)
             sizes = dict(n_layer=layers, n_head=4, n_embd=width, block_size=32)
-            registry.start_race(state.owner(), LadderRace(state.store(), state.corpus(), state.tokenizer_kind(),
-                                                          cfg, sizes))
-            st.session_state["race_error"] = None
+            plans = race_plans(state.corpus(), state.tokenizer_kind(), cfg, sizes)
+            st.session_state[state.RACE] = scheduler.submit_group(state.user(), plans)
+            flags["race_error"] = None
         except BabyGPTError as exc:
-            st.session_state["race_error"] = str(exc)
+            flags["race_error"] = str(exc)
 
+    racing = race_running(group)
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Run the race", type="primary", key="race_start", on_click=start_race,
-              disabled=bool(race and race.running))
-    b2.button("Stop", key="race_stop", disabled=not (race and race.running), on_click=lambda: race.stop())
-    if st.session_state.get("race_error"):
-        st.error(st.session_state["race_error"])
+    b1.button("Run the race", type="primary", key="race_start", on_click=start_race, disabled=racing)
+    b2.button("Stop", key="race_stop", disabled=not racing,
+              on_click=lambda: scheduler.stop_group(state.actor(), group))
+    if flags.get("race_error"):
+        st.error(flags["race_error"])
 
-    @st.fragment(run_every=1.0 if race and race.running else None)
+    @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
-        current = registry.race_for(state.owner())
-        if current is None:
-            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**.")
+        if not group:
+            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**. "
+                       "Each rung is one job in the server's queue, trained in its own process.")
             return
-        table = pd.DataFrame(current.table())
-        st.dataframe(table, hide_index=True, key="race_table",
-                     column_config={"val loss": st.column_config.NumberColumn(format="%.4f")})
-        curves = {e.preset: [(m.step, m.loss) for m in state.store().metrics(e.run_id) if m.split == "val"]
-                  for e in current.entries if e.run_id}
+        table = race_table(state.store(), group)
+        if not table:
+            st.caption("This race's runs were deleted.")
+            return
+        st.dataframe(pd.DataFrame(table), hide_index=True, key="race_table",
+                     column_config={"best val loss": st.column_config.NumberColumn(format="%.4f")})
+        curves = {k: v for k, v in race_curves(state.store(), group).items() if v}
         if curves:
             st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of each rung"), key="race_chart")
-        if st.session_state.get("race_was_running") and not current.running:
-            st.session_state["race_was_running"] = False
+        if racing and not race_running(group):
             st.rerun()
-        st.session_state["race_was_running"] = current.running
 
     race_view()
 

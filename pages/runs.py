@@ -9,6 +9,7 @@ import streamlit as st
 
 from babygpt.archive import export_bytes, import_run
 from babygpt.errors import BabyGPTError
+from babygpt.users import public_handle
 from babygpt.viz import runs_overlay_figure
 from ui import state
 from ui.widgets import explain
@@ -19,47 +20,53 @@ explain("Comparing experiments",
         "validation curves of runs that differ in one setting is how you learn what that setting does.")
 
 store = state.store()
-rows = store.summaries()
+me = state.user()
+everyone = st.toggle("Show everyone's runs", key="runs_everyone",
+                     help="Your runs are shown by default. Classmates' runs can be looked at and compared, "
+                          "but only their owner (or the teacher) can stop or delete them.")
+rows = [r for r in store.summaries() if everyone or r["owner"] == me]
 if not rows:
-    st.info("No runs yet. Train one on **Model & training**, or import a run archive below.")
+    st.info("No runs yet. Train one on **Model & training**, or import a run archive below."
+            + ("" if everyone else " Switch on *Show everyone's runs* to see your classmates'."))
 else:
     table = pd.DataFrame(rows)
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     table["size"] = table.apply(lambda r: f"{r['n_layer']}×{r['n_embd']} ({r['n_head']} heads)", axis=1)
-    shown = table[["name", "preset", "size", "tokenizer", "steps", "best_val_loss", "tokens_per_sec", "status",
-                   "created", "id"]]
+    table["owner"] = [("you" if o == me else public_handle(o)) for o in table["owner"]]
+    shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "tokens_per_sec", "status",
+                   "owner", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
-        column_config={"best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
+        column_config={"label": st.column_config.TextColumn("name"),
+                       "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
                        "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f")},
     )
     picked = [rows[i]["id"] for i in selection.selection.rows] or [r["id"] for r in rows[:5]]
-    curves = {}
-    for run_id in picked:
-        name = next(r["name"] for r in rows if r["id"] == run_id)
-        curves[f"{name} ({run_id[-4:]})"] = [(m.step, m.loss) for m in store.metrics(run_id) if m.split == "val"]
+    labels = {r["id"]: r["label"] for r in rows}
+    curves = {labels[run_id]: [(m.step, m.loss) for m in store.metrics(run_id) if m.split == "val"]
+              for run_id in picked}
     log_y = st.toggle("Log-scale", key="runs_log_y")
     st.plotly_chart(runs_overlay_figure(curves, log_y=log_y), key="runs_overlay")
     st.caption("Select rows in the table to choose which curves to overlay (the five newest by default).")
 
-    target = st.selectbox("Run", [r["id"] for r in rows], key="runs_target",
-                          format_func=lambda i: next(f"{r['name']} · {i}" for r in rows if r["id"] == i))
+    target = st.selectbox("Run", [r["id"] for r in rows], key="runs_target", format_func=labels.get)
     c1, c2, c3 = st.columns(3)
     if c1.button("Make active", key="runs_activate", help="Use this run on the Attention and Generate pages."):
         state.set_active_run(target)
-        st.success(f"{target} is now the active run.")
-    if c2.button("Delete", key="runs_delete", help="Removes the run's folder and metrics. A training run is refused."):
+        st.success(f"{labels[target]} is now the active run.")
+    if c2.button("Delete", key="runs_delete",
+                 help="Removes the run's folder and metrics. Only your own runs; a training run is refused."):
         try:
-            state.registry().delete_run(target)
+            state.scheduler().delete(state.actor(), target)
             if state.active_run_id() == target:
                 state.set_active_run(None)
-            st.success(f"Deleted {target}.")
+            st.success(f"Deleted {labels[target]}.")
             time.sleep(0.3)
             st.rerun()
         except BabyGPTError as exc:
             st.error(str(exc))
     try:
-        if store.has_checkpoint(target) or (store.run_dir(target) / "model.safetensors").is_file():
+        if store.has_weights(target):
             c3.download_button("Export .zip", data=export_bytes(store, target), file_name=f"{target}.zip",
                                mime="application/zip", key="runs_export")
     except BabyGPTError as exc:
@@ -67,13 +74,14 @@ else:
 
 st.subheader("Import a run")
 upload = st.file_uploader("Run archive (.zip exported from Baby GPT)", type=["zip"], key="runs_import")
-if upload is not None and st.session_state.get("imported_digest") != upload.file_id:
+flags = state.page_flags()
+if upload is not None and flags.get("imported") != upload.file_id:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "import.zip"
         path.write_bytes(upload.getvalue())
         try:
-            info = import_run(store, path)
-            st.session_state["imported_digest"] = upload.file_id
-            st.success(f"Imported as {info.id}.")
+            info = import_run(store, path, owner=me)
+            flags["imported"] = upload.file_id
+            st.success(f"Imported as {info.label}.")
         except BabyGPTError as exc:
             st.error(str(exc))

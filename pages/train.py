@@ -8,15 +8,15 @@ from babygpt.config import DTYPES, PRESETS, TrainConfig, model_config_for_preset
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
-from babygpt.model import GPT
+from babygpt.model import meta_model
 from babygpt.pipeline import plan_training
-from babygpt.runs import curves
+from babygpt.runs import RunInfo
 from babygpt.train import lr_at
 from babygpt.viz import loss_figure, lr_figure
 from ui import state
-from ui.widgets import explain, format_duration
+from ui.widgets import explain, progress_text
 
-JOB_KEY, ERROR_KEY = "job_id", "train_error"
+ERROR_KEY = "train_error"
 DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, positional="learned",
                 batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
                 eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="auto")
@@ -33,9 +33,9 @@ explain(
 
 hp = st.session_state.setdefault(state.HPARAMS, dict(DEFAULTS))
 presenter = state.presenter()
-registry = state.registry()
-job = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
-running = job is not None and job.thread.is_alive()  # the job's worker process is training
+scheduler = state.scheduler()
+flags = state.page_flags()
+running = scheduler.current_run_for(state.user()) is not None  # queued or training: settings fold away
 
 preset = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
                       key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
@@ -109,7 +109,7 @@ def configs() -> tuple:
 
 try:
     model_cfg, train_cfg = configs()
-    probe = GPT(model_cfg)
+    probe = meta_model(model_cfg)  # sizes from shapes: no weights are allocated on each rerun
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Parameters", f"{probe.num_params():,}")
     c2.metric("FLOPs per token (train)", f"{probe.flops_per_token() / 1e6:.2f} M")
@@ -122,53 +122,70 @@ except BabyGPTError as exc:
 
 
 def start_training() -> None:
-    st.session_state[ERROR_KEY] = None
+    flags[ERROR_KEY] = None
     try:
         model_cfg, train_cfg = configs()
         sizes = {k: getattr(model_cfg, k) for k in SIZE_KEYS}
         plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **sizes)
-        job = state.registry().start(state.owner(), plan, name=f"{hp['preset']} on {state.corpus().name}")
-        st.session_state[JOB_KEY] = job.id
-        state.set_active_run(job.info.id)
+        info = scheduler.submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
+        state.set_active_run(info.id)
     except BabyGPTError as exc:
-        st.session_state[ERROR_KEY] = str(exc)
+        flags[ERROR_KEY] = str(exc)
 
 
-def stop_training() -> None:
-    job = state.registry().get(st.session_state.get(JOB_KEY, ""))
-    if job is not None:
-        job.stop()
+def stop_training(run_id: str) -> None:
+    flags[ERROR_KEY] = None
+    try:
+        scheduler.stop(state.actor(), run_id)
+    except BabyGPTError as exc:
+        flags[ERROR_KEY] = str(exc)
 
 
 def resume_training(run_id: str) -> None:
-    st.session_state[ERROR_KEY] = None
+    flags[ERROR_KEY] = None
     try:
-        job = state.registry().resume(state.owner(), run_id, state.corpus(), max_iters=int(hp["max_iters"]))
-        st.session_state[JOB_KEY] = job.id
+        scheduler.resume(state.actor(), run_id, state.corpus(), max_iters=int(hp["max_iters"]))
         state.set_active_run(run_id)
     except BabyGPTError as exc:
-        st.session_state[ERROR_KEY] = str(exc)
+        flags[ERROR_KEY] = str(exc)
 
 
-b1, b2, b3, _ = st.columns([1, 1, 1, 3])
-b1.button("Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
-          key="start", help="Train a new run with these settings.")
-b2.button("Stop", on_click=stop_training, disabled=not running, key="stop",
-          help="Stop after the current step; the checkpoint is kept and the run can be resumed.")
-active = state.active_run_id()
-resumable = None
-if active and not running:
-    try:
-        info = state.store().get(active)
-        if info.status in ("stopped", "interrupted", "done") and state.store().has_checkpoint(active):
-            resumable = info
-    except BabyGPTError:
-        pass
-b3.button("Resume", disabled=resumable is None, key="resume",
-          on_click=resume_training, args=(resumable.id if resumable else "",),
-          help="Continue the active run from its last checkpoint up to max_iters (raise max_iters to train longer).")
-if st.session_state.get(ERROR_KEY):
-    st.error(st.session_state[ERROR_KEY])
+def resume_blocker(info: RunInfo | None) -> str | None:
+    """Why Resume is off for the active run, in words (None: it can resume)."""
+    if info is None:
+        return "No run to resume: start one first."
+    if not state.actor().admin and info.owner != state.user():
+        return "This run is not yours: only its owner (or the teacher) can resume it."
+    if info.status not in ("stopped", "interrupted", "done", "failed"):
+        return f"The run is {info.status}."
+    if info.status == "done" and int(hp["max_iters"]) <= TrainConfig.from_dict(info.config["train"]).max_iters:
+        return (f"The run finished its {info.config['train']['max_iters']} steps: raise max_iters above that "
+                "to train it longer.")
+    return None
+
+
+followed = None  # the run this page shows: the user's training or queued run, else the active run
+try:
+    followed = state.store().get(scheduler.current_run_for(state.user()) or state.active_run_id() or "-")
+except BabyGPTError:
+    pass
+busy = followed is not None and followed.status in ("queued", "starting", "running")
+is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
+b1, b2, b3 = st.columns(3)
+b1.button("Start training", type="primary", on_click=start_training, disabled=busy or bool(config_error),
+          key="start", help="Train a new run with these settings (it waits in the queue when the server is full).",
+          use_container_width=True)
+queued = followed is not None and followed.status == "queued"
+b2.button("Cancel" if queued else "Stop", on_click=stop_training, args=(followed.id if followed else "",),
+          disabled=not (busy and is_mine), key="stop", use_container_width=True,
+          help="Take it off the queue." if queued else
+          "Stop after the current step; the checkpoint is kept and the run can be resumed.")
+blocker = resume_blocker(None if busy else followed)
+b3.button("Resume", disabled=blocker is not None, key="resume", use_container_width=True,
+          on_click=resume_training, args=(followed.id if followed else "",),
+          help=blocker or "Continue the active run from its last checkpoint up to max_iters.")
+if flags.get(ERROR_KEY):
+    st.error(flags[ERROR_KEY])
 
 st.divider()
 o1, o2, o3 = st.columns(3)
@@ -178,69 +195,56 @@ smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
 x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 
-def draw(snap: JobSnapshot | None, train: list, evals: list, samples: list, vocab_size: int) -> None:
-    if snap is not None:
-        status = {"starting": "Starting", "running": "Training", "stopping": "Stopping…", "done": "Finished",
-                  "stopped": "Stopped", "failed": "Failed", "interrupted": "Interrupted"}.get(snap.status, snap.status)
-        st.progress(snap.progress, text=f"{status}: step {snap.step}/{snap.max_iters} · "
-                                        f"{snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}")
-        if snap.status in ("failed", "interrupted"):
-            st.error(snap.message)
-        m1, m2, m3, m4 = st.columns(4)
-        m1.metric("Step", f"{snap.step}/{snap.max_iters}")
-        m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}")
-        m3.metric("Val loss", f"{evals[-1]['val_loss']:.4f}" if evals else "–")
-        m4.metric("Device", f"{snap.device} · {snap.dtype}")
-    st.plotly_chart(loss_figure(train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
-                                expected_initial=math.log(vocab_size)), key="loss_chart")
-    if samples:
-        step, text = samples[-1]
+def draw(snap: JobSnapshot) -> None:
+    st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
+    if snap.status in ("failed", "interrupted") and snap.message:
+        st.error(snap.message)
+    if snap.status == "queued":
+        st.info("The server is training as many jobs as it has cores for; yours starts by itself when a slot "
+                "frees. You can leave this page or reload it.")
+    evals = snap.evals
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Step", f"{snap.step}/{snap.max_iters}")
+    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–")
+    m3.metric("Val loss", f"{evals[-1]['val_loss']:.4f}" if evals else "–")
+    m4.metric("Device", snap.device.replace(" (", " · ").rstrip(")") + f" · {snap.dtype}",
+              help="Where the job trains; on the CPU, the threads the scheduler gives it.")
+    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
+                                expected_initial=math.log(snap.vocab_size)), key="loss_chart")
+    if snap.samples:
+        step, text = snap.samples[-1]
         st.markdown(f"**What it writes at step {step}:**")
         st.code(text, language=None, wrap_lines=True)
-        if len(samples) > 1 and not presenter:
+        if len(snap.samples) > 1 and not presenter:
             with st.expander("Earlier samples"):
-                for s, t in reversed(samples[:-1]):
+                for s, t in reversed(snap.samples[:-1]):
                     st.markdown(f"*step {s}*")
                     st.code(t, language=None, wrap_lines=True)
 
 
-@st.fragment(run_every=1.0 if running else None)
+@st.fragment(run_every=1.0 if busy else None)
 def live_view() -> None:
-    current = registry.get(st.session_state.get(JOB_KEY, "")) or registry.latest_for_owner(state.owner())
-    if current is not None:
-        snap = current.snapshot()
-        st.session_state.setdefault("seen_running", snap.active)
-        draw(snap, snap.train, snap.evals, snap.samples, snap.vocab_size)
-        if st.session_state.get("seen_running") and not snap.active:
-            st.session_state["seen_running"] = False
-            st.rerun()
-        st.session_state["seen_running"] = snap.active
-        return
-    run_id = state.active_run_id()
+    run_id = scheduler.current_run_for(state.user()) or state.active_run_id()
     if run_id is None:
         st.caption("Press **Start training** to train the model above on the current corpus.")
         return
     try:
-        info = state.store().get(run_id)
+        snap = scheduler.snapshot(run_id)
     except BabyGPTError:
+        st.caption("Press **Start training** to train the model above on the current corpus.")
         return
-    train, evals = curves(state.store().metrics(run_id))
-    st.caption(f"Run `{run_id}` ({info.status}).")
-    draw(None, train, evals, [], info.config.get("model", {}).get("vocab_size", 2))
+    draw(snap)
+    if busy and not snap.active:
+        st.rerun()  # it ended: reset the buttons and stop the timer
 
 
 live_view()
 
 
 def schedule_config() -> TrainConfig | None:
-    """The schedule to show: the running/last job's, else the active run's, else the settings above."""
-    if job is not None:
-        return job.snapshot().train_config
-    if state.active_run_id():
-        try:
-            return TrainConfig.from_dict(state.store().get(state.active_run_id()).config["train"])
-        except (BabyGPTError, KeyError):
-            pass
+    """The schedule to show: the followed run's, else the settings above."""
+    if followed is not None:
+        return TrainConfig.from_dict(followed.config["train"])
     return None if config_error else train_cfg
 
 

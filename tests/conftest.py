@@ -64,7 +64,7 @@ def fresh_resources():
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    from ui.state import registry
+    from ui.state import scheduler
 
-    registry().stop_all(wait=20)
+    scheduler().stop_all(wait=20)
     st.cache_resource.clear()

@@ -90,6 +90,13 @@ def test_bad_hyperparameters_show_error():
     assert at.button(key="start").disabled
 
 
+def wait_for(condition, timeout: float = 60, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
 def test_start_and_stop_training_job():
     at = app()
     at.switch_page("pages/train.py").run()
@@ -101,36 +108,30 @@ def test_start_and_stop_training_job():
     at.button(key="start").click().run()
     assert not at.error, [e.value for e in at.error]
     assert at.button(key="stop").disabled is False
-    from ui.state import registry
+    from ui.state import scheduler
 
-    job = registry().jobs()[0]
-    deadline = time.time() + 60
-    while job.snapshot().step < 10 and time.time() < deadline:  # the worker process starts, then trains
-        time.sleep(0.5)
+    run_id = scheduler().running()[0].run_id
+    wait_for(lambda: scheduler().snapshot(run_id).step >= 10, what="ten steps")  # the worker starts, then trains
     at.run()
     assert "Training: step" in at.get("progress")[-1].proto.text
     at.button(key="stop").click().run()
-    job.thread.join(30)
-    assert not job.thread.is_alive()
-    snap = job.snapshot()
+    wait_for(lambda: not scheduler().running(), 30, "the worker to stop")
+    snap = scheduler().snapshot(run_id)
     assert snap.status == "stopped" and 0 < snap.step < 100_000
-    assert RunStore().has_checkpoint(snap.run_id), "stopping keeps the last checkpoint"
+    assert RunStore().has_checkpoint(run_id), "stopping keeps the last checkpoint"
     at.run()
+    assert "ETA" not in at.get("progress")[-1].proto.text, "a stopped run has no ETA"
     assert at.button(key="start").disabled is False
     assert at.button(key="resume").disabled is False
-    stopped_at = RunStore().load_trainer_state(snap.run_id)["step"]
+    stopped_at = RunStore().load_trainer_state(run_id)["step"]
     at.button(key="resume").click().run()
     assert not at.error, [e.value for e in at.error]
-    resumed = registry().jobs()[-1]
-    assert resumed is not job and resumed.info.id == snap.run_id
-    deadline = time.time() + 60
-    while resumed.snapshot().step <= stopped_at + 5 and time.time() < deadline:
-        time.sleep(0.5)
-    resumed.stop(wait=30)
-    assert resumed.snapshot().step > stopped_at, "resume continues the same run from its checkpoint"
+    wait_for(lambda: scheduler().snapshot(run_id).step > stopped_at + 5, what="the resumed run to train")
+    scheduler().stop_all(wait=30)
+    assert scheduler().snapshot(run_id).step > stopped_at, "resume continues the same run from its checkpoint"
 
 
-def test_job_cap_gives_busy_message(monkeypatch):
+def test_full_server_queues_the_next_start(monkeypatch):
     monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
     at = app()
     at.switch_page("pages/train.py").run()
@@ -138,8 +139,14 @@ def test_job_cap_gives_busy_message(monkeypatch):
     at.select_slider(key="hp_n_embd").set_value(32).run()
     at.number_input(key="hp_max_iters").set_value(100_000).run()
     at.button(key="start").click().run()
-    other = app()  # a second browser session
+    other = app()  # a second browser: another user
     other.switch_page("pages/train.py").run()
     other.slider(key="hp_n_layer").set_value(1).run()
     other.button(key="start").click().run()
-    assert any("server is busy" in e.value for e in other.error)
+    assert not other.error, [e.value for e in other.error]
+    assert "Queued: position 1 in the queue" in other.get("progress")[-1].proto.text
+    assert other.button(key="stop").label == "Cancel"
+    other.button(key="stop").click().run()
+    from ui.state import scheduler
+
+    assert not scheduler().store.queued(), "cancel takes the run off the queue"

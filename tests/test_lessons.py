@@ -1,6 +1,7 @@
 """The lesson views: numbers they show are right, and every tab renders and reacts."""
 
 import math
+import os
 import time
 
 import pytest
@@ -8,7 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from babygpt.config import TrainConfig
 from babygpt.data import Corpus
-from babygpt.lessons import LadderRace, char_class, first_step, model_scaling, scaling_demo
+from babygpt.jobs import Scheduler, SchedulerSettings
+from babygpt.lessons import char_class, first_step, model_scaling, race_plans, race_table, scaling_demo
 from babygpt.pipeline import start_run
 from babygpt.runs import RunStore
 from tests.conftest import ROOT
@@ -49,19 +51,31 @@ def test_model_scaling_and_first_step(trained):
     assert step.trained[0].prob > step.untrained[0].prob
 
 
-def test_ladder_race_trains_every_rung(small_text):
+def wait_until_group_done(store: RunStore, group_id: str, timeout: float = 240) -> list[dict]:
+    deadline = time.time() + timeout
+    while True:
+        table = race_table(store, group_id)
+        if all(r["status"] not in ("queued", "starting", "running") for r in table):
+            return table
+        assert time.time() < deadline, table
+        time.sleep(0.5)
+
+
+def test_ladder_race_trains_every_rung_in_worker_processes(small_text):
     cfg = TrainConfig(max_iters=30, eval_interval=10, eval_iters=3, lr=3e-3, warmup_iters=3, device="cpu")
-    race = LadderRace(RunStore(), Corpus.from_text("tiny", small_text), "char", cfg,
-                      dict(n_layer=2, n_head=2, n_embd=16, block_size=16))
-    race.start()
-    race.thread.join(120)
-    table = race.table()
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
+    plans = race_plans(Corpus.from_text("tiny", small_text), "char", cfg, dict(n_layer=2, n_head=2, n_embd=16,
+                                                                               block_size=16))
+    group = scheduler.submit_group("a" * 22, plans)
+    assert len(scheduler.running()) == 2 and len(scheduler.store.queued()) == 4, "the race takes scheduler slots"
+    assert all(job.pid != os.getpid() for job in scheduler.running()), "rungs train outside the server process"
+    table = wait_until_group_done(scheduler.store, group)
     assert [r["preset"] for r in table] == ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
     assert all(r["status"] == "done" for r in table)
-    losses = {r["preset"]: r["val loss"] for r in table}
+    losses = {r["preset"]: r["best val loss"] for r in table}
     assert losses["gpt"] < losses["bigram"]
-
-
+    summaries = {r["id"]: r["best_val_loss"] for r in scheduler.store.summaries()}
+    assert all(r["best val loss"] == summaries[r["run"]] for r in table), "the race shows the loss Runs shows"
 
 
 def test_lessons_page_renders_and_reacts(fresh_resources, trained):
@@ -81,13 +95,11 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     at.slider(key="race_layers").set_value(1).run()
     at.button(key="race_start").click().run()
     assert not at.error
-    from ui.state import registry
+    from ui.state import RACE, scheduler
 
-    race = registry().race_for(next(iter(registry()._races)))
-    race.thread.join(180)
+    wait_until_group_done(scheduler().store, at.session_state[RACE])
     at.run()
     assert at.dataframe[0].value["status"].tolist() == ["done"] * 6
-    time.sleep(0.1)
 
 
 def test_presenter_mode_hides_advanced_controls(fresh_resources):

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from babygpt.data import Corpus, corpus_from_bytes, decode_text
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import JobRegistry
 from babygpt.pipeline import resume_run, start_run
 from babygpt.runs import RunStore
 from tests.conftest import ROOT
@@ -91,39 +90,6 @@ def test_full_disk_stops_with_message_and_keeps_checkpoint(tmp_path, small_text,
     assert result.status == "failed" and "No space left on device" in result.message
     assert store.get(info.id).status == "failed"
     assert store.load_trainer_state(info.id)["step"] == 10
-
-
-def wait_for_steps(job, steps: int, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while job.snapshot().step < steps:
-        assert time.time() < deadline, f"job {job.id} did not reach step {steps}"
-        time.sleep(0.3)
-
-
-def test_jobs_are_isolated_and_capped(tmp_path, small_text):
-    registry = JobRegistry(RunStore(tmp_path / "store"), max_jobs=2)
-    plan = tiny_plan(small_text, max_iters=100_000, eval_interval=1000)
-    alice = registry.start("alice", plan)
-    bob = registry.start("bob", plan)
-    with pytest.raises(BabyGPTError, match="server is busy: 2 training job"):
-        registry.start("carol", plan)
-    with pytest.raises(BabyGPTError, match="is training; stop it before deleting"):
-        registry.delete_run(bob.info.id)
-    with pytest.raises(BabyGPTError, match="is training; stop it before deleting"):
-        registry.store.delete(bob.info.id)
-    wait_for_steps(alice, 10)
-    wait_for_steps(bob, 10)
-    alice.stop(wait=30)
-    assert alice.snapshot().status == "stopped"
-    registry.delete_run(alice.info.id)  # deleting a stopped run is fine and does not touch bob
-    step_before = bob.snapshot().step
-    wait_for_steps(bob, step_before + 10)
-    assert bob.thread.is_alive()
-    carol = registry.start("carol", plan)  # a slot is free again
-    assert registry.latest_for_owner("carol") is carol
-    registry.stop_all(wait=30)
-    assert not bob.thread.is_alive() and bob.snapshot().status == "stopped"
-    assert carol.snapshot().status in ("stopped", "interrupted")
 
 
 def test_resume_refuses_other_data(tmp_path, small_text):

@@ -1,14 +1,17 @@
-"""Session keys in one place, and the resources every session shares (run store, job registry).
+"""Session keys in one place, the user's identity, and the resources every session shares.
 
-The registry lives in ``st.cache_resource``: one per server process, so a reload, a page switch
-or a second tab finds the same jobs. Lasting per-user choices are kept under non-widget keys,
-because Streamlit drops a widget's state when a page without that widget renders.
+The scheduler lives in ``st.cache_resource``: one per server process, so a reload, a page switch or a
+second tab finds the same jobs. A reload or a new tab is a new Streamlit session with an empty
+``session_state``, so who the user is comes from what the browser sends back: the ``user`` key in
+the URL (re-set on every run, because Streamlit drops query parameters on a page switch) or the
+``babygpt_user`` cookie (for a second tab). What the user chose (corpus, tokenizer, split,
+hyperparameters, active run, presenter mode, ladder race) is saved in the run store under that key and
+restored at the first run of each session.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
+import json
 from typing import Any
 
 import streamlit as st
@@ -16,32 +19,101 @@ import streamlit as st
 from babygpt.data import Corpus, text_stats
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import JobRegistry
+from babygpt.jobs import Scheduler, SchedulerSettings
+from babygpt.pipeline import persist_corpus
 from babygpt.runs import LoadedRun, RunStore
 from babygpt.tokenizers import Tokenizer, build_tokenizer
+from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key
 
-CORPUS, TOKENIZER, VAL_FRACTION, RUN, OWNER, PRESENTER, HPARAMS = (
-    "corpus", "tokenizer_kind", "val_fraction", "active_run", "owner", "presenter", "hparams")
+USER_PARAM, USER_COOKIE = "user", "babygpt_user"
+# lasting per-user choices (saved to the run store), then per-session keys
+CORPUS, TOKENIZER, VAL_FRACTION, RUN, PRESENTER, HPARAMS, RACE = (
+    "corpus", "tokenizer_kind", "val_fraction", "active_run", "presenter", "hparams", "race_group")
+USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"
+PAGE_FLAGS = "page_flags"  # small per-page notes (an error to show, a run seen training) under one key
 
 
 @st.cache_resource
-def registry() -> JobRegistry:
-    home = os.environ.get("BABYGPT_HOME", "runs")
-    return JobRegistry(RunStore(home), max_jobs=int(os.environ.get("BABYGPT_MAX_JOBS", "2")),
-                       threads_per_job=int(os.environ.get("BABYGPT_THREADS_PER_JOB", "0")))
+def scheduler() -> Scheduler:
+    return Scheduler(RunStore(), SchedulerSettings.from_env())
 
 
 def store() -> RunStore:
-    return registry().store
+    return scheduler().store
 
 
-def owner() -> str:
-    """An id for this browser session, so a user's job is found again after a page switch."""
-    if OWNER not in st.session_state:
-        st.session_state[OWNER] = uuid.uuid4().hex[:12]
-    return st.session_state[OWNER]
+# -- identity ------------------------------------------------------------------------------------
+def user() -> str:
+    """This browser's key: from the session, else the URL, else the cookie, else a new one."""
+    key = st.session_state.get(USER)
+    if key is None:
+        candidates = (st.query_params.get(USER_PARAM), st.context.cookies.get(USER_COOKIE))
+        key = next((c for c in candidates if is_user_key(c)), None) or new_user_key()
+        st.session_state[USER] = key
+    if st.query_params.get(USER_PARAM) != key:
+        st.query_params[USER_PARAM] = key
+    if not st.session_state.get(RESTORED):
+        st.session_state[RESTORED] = True
+        _restore(key)
+    return key
 
 
+def remember_in_cookie() -> None:
+    """Set the cookie when the browser does not have this key yet (a second tab then finds the same user)."""
+    key = user()
+    if st.context.cookies.get(USER_COOKIE) != key:
+        st.html(f"<script>document.cookie = '{USER_COOKIE}={key}; path=/; max-age=31536000; SameSite=Lax';</script>",
+                unsafe_allow_javascript=True)
+
+
+def actor() -> Actor:
+    return Actor(user(), admin=bool(st.session_state.get(ADMIN)))
+
+
+def try_admin(token: str) -> bool:
+    st.session_state[ADMIN] = admin_token_matches(token)
+    return st.session_state[ADMIN]
+
+
+def page_flags() -> dict[str, Any]:
+    return st.session_state.setdefault(PAGE_FLAGS, {})
+
+
+# -- what the user chose, kept across reloads ------------------------------------------------------
+def _lasting_state() -> dict[str, Any]:
+    corpus = st.session_state.get(CORPUS)
+    return {
+        "corpus": {"name": corpus.name, "source": corpus.source} if corpus else None,
+        TOKENIZER: st.session_state.get(TOKENIZER), VAL_FRACTION: st.session_state.get(VAL_FRACTION),
+        HPARAMS: st.session_state.get(HPARAMS), RUN: st.session_state.get(RUN),
+        PRESENTER: st.session_state.get(PRESENTER), RACE: st.session_state.get(RACE),
+    }
+
+
+def _restore(key: str) -> None:
+    saved = store().user_state(key)
+    for name in (TOKENIZER, VAL_FRACTION, HPARAMS, RUN, PRESENTER, RACE):
+        if saved.get(name) is not None:
+            st.session_state[name] = saved[name]
+    corpus = saved.get("corpus")
+    if corpus:
+        try:
+            loaded = _load_named(corpus["source"])
+            st.session_state[CORPUS] = Corpus(corpus["name"], loaded.text, loaded.sha256, loaded.source)
+        except BabyGPTError:
+            pass  # the file is gone: the default corpus it is
+    st.session_state[SAVED] = json.dumps(_lasting_state(), sort_keys=True)
+
+
+def save() -> None:
+    """Write the user's choices to the store when they changed (called once at the end of every run)."""
+    current = json.dumps(_lasting_state(), sort_keys=True)
+    if st.session_state.get(SAVED) != current:
+        store().save_user_state(user(), json.loads(current))
+        st.session_state[SAVED] = current
+
+
+# -- corpus and tokenizer --------------------------------------------------------------------------
 @st.cache_data(show_spinner="Loading the corpus…", max_entries=8)
 def _load_named(name: str) -> Corpus:
     return load_corpus(name)
@@ -55,7 +127,8 @@ def corpus() -> Corpus:
 
 
 def set_corpus(value: Corpus) -> None:
-    st.session_state[CORPUS] = value
+    """An upload gets a file in the store now, so a reload (or a worker) can read it again."""
+    st.session_state[CORPUS] = persist_corpus(store(), value)
 
 
 def load_named_corpus(name: str) -> Corpus:
@@ -85,6 +158,7 @@ def current_tokenizer() -> Tokenizer:
     return tokenizer_for(c.sha256, tokenizer_kind(), c.text)
 
 
+# -- runs ------------------------------------------------------------------------------------------
 def active_run_id() -> str | None:
     return st.session_state.get(RUN)
 
@@ -108,7 +182,10 @@ def load_run(run_id: str) -> LoadedRun:
 
 
 def runs_with_weights() -> list[dict[str, Any]]:
-    return [r for r in store().summaries() if (store().run_dir(r["id"]) / "model.safetensors").is_file()]
+    """Runs that can be looked at, the user's own first (newest first within each)."""
+    mine = user()
+    rows = [r for r in store().summaries() if store().has_weights(r["id"])]
+    return sorted(rows, key=lambda r: r["owner"] != mine)
 
 
 def presenter() -> bool:

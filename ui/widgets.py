@@ -5,24 +5,46 @@ from __future__ import annotations
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.jobs import JobSnapshot
 from babygpt.runs import LoadedRun
+from babygpt.users import public_handle
 from ui import state
+
+# Labels, metric values and button captions wrap instead of being cut with an ellipsis, on every screen.
+WRAP_CSS = """<style>
+[data-testid="stMetricLabel"] *, [data-testid="stMetricValue"] *, [data-testid="stMetricValue"],
+.stButton button p, .stDownloadButton button p {white-space: normal !important; overflow-wrap: anywhere;
+  text-overflow: clip !important; overflow: visible !important;}
+[data-testid="stMetricValue"] {font-size: 1.9rem;}
+</style>"""
+# Presenter mode scales every rem-sized element (titles included) by 1.25 and lets plotly charts keep their
+# own width, so nothing is cropped; only text grows.
+PRESENTER_CSS = """<style>
+html {font-size: 20px;}
+.js-plotly-plot .main-svg text {font-size: 115% !important;}
+</style>"""
+
+
+def run_label(row: dict) -> str:
+    who = "" if row["owner"] == state.user() else f" · {public_handle(row['owner'])}"
+    loss = f" · val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
+    return f"{row['label']} · {row['preset']} · {row['steps']} steps{loss}{who}"
 
 
 def run_picker(key: str) -> LoadedRun | None:
-    """Choose a trained run (the active one first); shows guidance when there is none."""
+    """Choose a trained run: the active one, else the user's own newest. Shows guidance when there is none."""
     runs = state.runs_with_weights()
     if not runs:
         st.info("No trained run yet. Train one on **Model & training** (a minute on a laptop), "
                 "or import one on **Runs**.")
         return None
     ids = [r["id"] for r in runs]
-    labels = {r["id"]: f"{r['name']} · {r['preset']} · {r['steps']} steps"
-              + (f" · val {r['best_val_loss']:.3f}" if r["best_val_loss"] is not None else "") for r in runs}
+    labels = {r["id"]: run_label(r) for r in runs}
     active = state.active_run_id()
     index = ids.index(active) if active in ids else 0
     run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key,
-                          help="Which trained model to look at. The run you trained last is chosen by default.")
+                          help="Which trained model to look at. Your newest run is chosen by default; "
+                               "classmates' runs follow yours.")
     state.set_active_run(run_id)
     try:
         return state.load_run(run_id)
@@ -41,6 +63,7 @@ def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
 
 def explain(title: str, body: str, formula: str | None = None) -> None:
     """A collapsible explanation of the step a page shows, for students."""
+    st.markdown(WRAP_CSS, unsafe_allow_html=True)
     with st.expander(f":material/school: {title}", expanded=False):
         st.markdown(body)
         if formula:
@@ -52,3 +75,19 @@ def format_duration(seconds: float | None) -> str:
         return "–"
     seconds = int(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+STATUS_WORDS = {"queued": "Queued", "starting": "Starting", "running": "Training", "stopping": "Stopping…",
+                "done": "Finished", "stopped": "Stopped", "failed": "Failed", "interrupted": "Interrupted"}
+
+
+def progress_text(snap: JobSnapshot) -> str:
+    """One line for a progress bar: a queue position, or the step with speed and ETA while it trains."""
+    status = STATUS_WORDS.get(snap.status, snap.status)
+    if snap.status == "queued":
+        wait = f" · starts in about {format_duration(snap.queue_wait_s)}" if snap.queue_wait_s is not None else ""
+        return f"{status}: position {snap.queue_position or '?'} in the queue{wait}"
+    text = f"{status}: step {snap.step}/{snap.max_iters}"
+    if snap.training:
+        text += f" · {snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}"
+    return text

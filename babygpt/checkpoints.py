@@ -1,0 +1,99 @@
+"""Checkpoint files: written atomically, read back without trusting them.
+
+Every file is written to a temporary name and renamed into place, so a crash leaves the previous
+checkpoint, never half of a new one. Weights are safetensors checked name by name and shape by shape
+against the model; the trainer state loads with ``weights_only`` so no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_model
+
+from babygpt.errors import BabyGPTError
+from babygpt.model import GPT
+
+WEIGHTS_FILE, TRAINER_FILE = "model.safetensors", "trainer.pt"
+
+
+def atomic_write_with(path: Path, writer: Callable[[str], None]) -> None:
+    """Let ``writer(tmp_path)`` produce the file, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    atomic_write_with(path, write)
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[str, Any]) -> None:
+    """Weights first, then the trainer state: a resume reads the step from trainer.pt, so a crash
+    between the two renames at worst pairs older trainer state with newer weights of the same run."""
+    raw = getattr(model, "_orig_mod", model)
+    atomic_write_with(folder / WEIGHTS_FILE, lambda tmp: save_model(raw, tmp))
+    atomic_write_with(folder / TRAINER_FILE, lambda tmp: torch.save(trainer_state, tmp))
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / WEIGHTS_FILE).is_file() and (folder / TRAINER_FILE).is_file()
+
+
+def load_weights(model: GPT, path: Path) -> None:
+    """Load safetensors weights, checking every name and shape against the model."""
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
+        raise BabyGPTError(f"{path.name} is corrupted or truncated and cannot be read ({exc}).") from exc
+    expected = model.state_dict()
+    if model.config.tie_weights and model.config.use_attention:
+        # tied weights are stored once, under either name (safetensors drops the alias)
+        shared = tensors.get("lm_head.weight", tensors.get("token_embedding.weight"))
+        if shared is not None:
+            tensors.setdefault("lm_head.weight", shared)
+            tensors.setdefault("token_embedding.weight", shared)
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    if missing or unexpected:
+        raise BabyGPTError(
+            f"{path.name} does not match the run's model (missing: {missing[:3]}, unexpected: {unexpected[:3]}); "
+            "it comes from another configuration."
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise BabyGPTError(
+                f"{path.name}: {name} has shape {tuple(tensor.shape)} but the model needs "
+                f"{tuple(expected[name].shape)} — the checkpoint belongs to another tokenizer, vocabulary or size."
+            )
+    model.load_state_dict(tensors, strict=False)
+
+
+def load_trainer_state(path: Path) -> dict[str, Any]:
+    """trainer.pt holds tensors and plain data only; ``weights_only`` refuses anything executable."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise BabyGPTError(
+            f"{path.name} was refused: it is corrupted or contains objects other than tensors and plain data "
+            f"(possibly code). ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(state, dict) or "step" not in state or "optimizer" not in state:
+        raise BabyGPTError(f"{path.name} is not a Baby GPT trainer state.")
+    return state

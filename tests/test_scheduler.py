@@ -1,0 +1,202 @@
+"""The classroom rules without a browser: queue, fair threads, ownership, restarts, live reads."""
+
+import os
+import sqlite3
+import time
+
+import pytest
+
+from babygpt.errors import BabyGPTError
+from babygpt.jobs import LiveMetrics, Scheduler, SchedulerSettings, share_threads
+from babygpt.pipeline import start_run
+from babygpt.runs import MetricRow, RunStore
+from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
+from babygpt.viz import downsample_indices
+from tests.helpers import tiny_plan
+
+ALICE, BOB, CAROL = "alice-key-0123456789", "bob-key-0123456789ab", "carol-key-0123456789"
+
+
+def wait_for(condition, timeout: float = 60, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("jobs,cores", [(1, 2), (2, 2), (3, 8), (5, 16), (4, 4), (2, 1)])
+def test_thread_shares_never_exceed_the_cores(jobs, cores):
+    shares = share_threads(jobs, cores)
+    assert len(shares) == jobs and all(s >= 1 for s in shares)
+    assert sum(shares) == max(cores, jobs)
+    assert max(shares) - min(shares) <= 1, "an even split, the remainder to the oldest"
+    assert share_threads(jobs, cores, cap=1) == [1] * jobs
+
+
+def test_slots_never_exceed_cores():
+    assert SchedulerSettings(max_jobs=4, cores=2).slots == 2
+    assert SchedulerSettings(max_jobs=1, cores=8).slots == 1
+    with pytest.raises(BabyGPTError, match="at least 1"):
+        SchedulerSettings(max_jobs=0)
+
+
+def test_settings_from_env_reject_words(monkeypatch):
+    monkeypatch.setenv("BABYGPT_MAX_JOBS", "two")
+    with pytest.raises(BabyGPTError, match="BABYGPT_MAX_JOBS must be a whole number"):
+        SchedulerSettings.from_env()
+
+
+def test_user_keys_and_admin_token():
+    key = new_user_key()
+    assert is_user_key(key) and key != new_user_key()
+    assert not is_user_key("x") and not is_user_key("../../etc") and not is_user_key(None)
+    assert public_handle(key).startswith("user ") and key not in public_handle(key)
+    assert admin_token_matches("s3cret", "s3cret") and not admin_token_matches("guess", "s3cret")
+    assert not admin_token_matches("", ""), "no token configured: nobody is admin"
+
+
+def test_queue_fair_threads_and_ownership(small_text):
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
+    plan = tiny_plan(small_text, max_iters=100_000, eval_interval=20)
+    alice = scheduler.submit(ALICE, plan, name="same name")
+    assert scheduler.store.get(alice.id).threads == 2, "one job alone gets every core"
+    bob = scheduler.submit(BOB, plan, name="same name")
+    carol = scheduler.submit(CAROL, plan)
+    store = scheduler.store
+    assert [store.get(r.id).status for r in (alice, bob, carol)] == ["starting", "starting", "queued"]
+    assert store.get(alice.id).label != store.get(bob.id).label, "same names stay apart"
+    assert [store.get(r.id).threads for r in (alice, bob)] == [1, 1], "two jobs share two cores"
+    assert scheduler.snapshot(carol.id).queue_position == 1
+    wait_for(lambda: all(scheduler.snapshot(r.id).step >= 20 for r in (alice, bob)), what="both jobs to train")
+
+    for action in (lambda: scheduler.stop(Actor(BOB), alice.id), lambda: scheduler.delete(Actor(BOB), alice.id),
+                   lambda: scheduler.stop(Actor(ALICE), carol.id)):
+        with pytest.raises(BabyGPTError, match="belongs to user .*only its owner"):
+            action()
+    with pytest.raises(BabyGPTError, match="stop it before deleting"):
+        scheduler.delete(Actor(BOB), bob.id)
+
+    scheduler.stop(Actor(ALICE), alice.id, wait=30)
+    assert store.get(alice.id).status == "stopped" and store.has_checkpoint(alice.id)
+    wait_for(lambda: store.get(carol.id).status == "running", what="the queued run to start when a slot frees")
+    assert store.get(carol.id).queued_at < time.time()
+    wait_for(lambda: scheduler.snapshot(bob.id).step > 0)
+    assert sum(store.get(r.id).threads for r in (bob, carol)) <= 2
+    scheduler.stop_all(wait=30)
+
+
+def test_admin_manages_everything_and_cli_runs_are_not_app_users(small_text):
+    store = RunStore()
+    trainer, cli_run = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))
+    trainer.run()
+    scheduler = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    with pytest.raises(BabyGPTError, match="trained from the command line"):
+        scheduler.delete(Actor(ALICE), cli_run.id)
+    scheduler.delete(Actor(ALICE, admin=True), cli_run.id)
+    assert not store.run_dir(cli_run.id).exists()
+    assert store.list_runs() == []
+
+
+def test_restart_adopts_workers_and_starts_the_queue_once(small_text):
+    store = RunStore()
+    plan = tiny_plan(small_text, max_iters=100_000, eval_interval=20)
+    first = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    running = first.submit(ALICE, plan)
+    waiting = first.submit(BOB, plan)
+    wait_for(lambda: first.snapshot(running.id).step >= 10, what="the first job to train")
+    pid = store.get(running.id).pid
+    # a second scheduler on the same store (a restarted server): adopts the live worker, starts nothing twice
+    second = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    assert [j.run_id for j in second.running()] == [running.id] and second.running()[0].pid == pid
+    assert store.get(waiting.id).status == "queued"
+    assert not store.claim(running.id, 1), "a run that left the queue cannot be claimed again"
+    second.stop(Actor(ALICE), running.id, wait=30)
+    wait_for(lambda: store.get(running.id).status == "stopped", what="the adopted worker to stop")
+    wait_for(lambda: store.get(waiting.id).status in ("starting", "running"), what="the queue to drain")
+    starts = [j.run_id for j in first.running()] + [j.run_id for j in second.running()]
+    assert starts.count(waiting.id) == 1, "exactly one server started the queued run"
+    first.stop_all(wait=30)
+    second.stop_all(wait=30)
+
+
+def test_killed_worker_is_interrupted_and_resumes(small_text):
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=1))
+    info = scheduler.submit(ALICE, tiny_plan(small_text, max_iters=100_000, eval_interval=10))
+    wait_for(lambda: scheduler.store.has_checkpoint(info.id) and scheduler.snapshot(info.id).step >= 25)
+    os.kill(scheduler.store.get(info.id).pid, 9)
+    wait_for(lambda: scheduler.store.get(info.id).status == "interrupted", what="interrupted status")
+    checkpoint = scheduler.store.load_trainer_state(info.id)["step"]
+    with pytest.raises(BabyGPTError, match="belongs to"):
+        scheduler.resume(Actor(BOB), info.id, tiny_plan(small_text).corpus)
+    scheduler.resume(Actor(ALICE), info.id, tiny_plan(small_text).corpus)
+    wait_for(lambda: scheduler.snapshot(info.id).step > checkpoint + 5, what="the resumed run")
+    steps = [m.step for m in scheduler.store.metrics(info.id) if m.split == "val"]
+    assert steps == sorted(set(steps)), "no step was logged twice after the resume"
+    scheduler.stop_all(wait=30)
+
+
+def test_live_metrics_read_only_new_rows_and_restart_after_truncation(small_text):
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=20, eval_interval=10))
+    trainer.run()
+    reader = LiveMetrics(store, info.id)
+    reader.refresh(store.get(info.id))
+    full_train = len(reader.train)
+    assert full_train == len([m for m in store.metrics(info.id) if m.split == "train"]) and reader.evals
+    store.log_metrics(info.id, [MetricRow(21, "train", 1.0, 1e-3, 100.0, 1.0)])
+    cursor = reader._cursor
+    reader.refresh(store.get(info.id))
+    assert len(reader.train) == full_train + 1 and reader._cursor > cursor
+    store.truncate_metrics(info.id, 10)
+    reader.refresh(store.get(info.id))
+    assert max(p["step"] for p in reader.train) <= 10, "a resume's truncation resets the reader"
+
+
+def test_downsampling_bounds_points_and_keeps_the_tail_exact():
+    assert downsample_indices(500, 2000) == list(range(500))
+    keep = downsample_indices(100_000, 2000)
+    assert len(keep) <= 2000 and keep[0] == 0 and keep == sorted(set(keep))
+    assert keep[-200:] == list(range(100_000 - 200, 100_000))
+
+
+def test_user_state_round_trip_and_old_database_migrates(tmp_path):
+    store = RunStore()
+    store.save_user_state(ALICE, {"hparams": {"n_layer": 2}, "active_run": "x"})
+    assert RunStore().user_state(ALICE) == {"hparams": {"n_layer": 2}, "active_run": "x"}
+    assert store.user_state(BOB) == {}
+    old = tmp_path / "old"
+    old.mkdir()
+    with sqlite3.connect(old / "runs.db") as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, "
+                   "status TEXT NOT NULL, preset TEXT NOT NULL, config_json TEXT NOT NULL, data_name TEXT, "
+                   "data_sha256 TEXT, owner_pid INTEGER, message TEXT)")
+        db.execute("INSERT INTO runs VALUES ('r1','old',1.0,'done','gpt','{}',NULL,NULL,123,NULL)")
+    migrated = RunStore(old).get("r1")
+    assert migrated.pid == 123 and migrated.owner is None and migrated.metrics_version == 0
+
+
+def test_delete_is_all_or_nothing_and_orphans_are_cleaned(small_text, monkeypatch):
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))
+    trainer.run()
+
+    real_connect, calls = sqlite3.connect, []
+
+    def connect_then_fail(*args, **kwargs):  # the lookup works, the delete's transaction fails
+        calls.append(1)
+        if len(calls) > 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect_then_fail)
+    with pytest.raises(sqlite3.OperationalError):
+        store.delete(info.id)
+    monkeypatch.undo()
+    assert store.run_dir(info.id).is_dir() and store.get(info.id).id == info.id, "a failed delete loses nothing"
+    (store.home / ".deleted-leftover").mkdir()
+    orphan = store.home / "20200101-000000-gpt-abcd"
+    orphan.mkdir()
+    (orphan / "config.json").write_text("{}")
+    os.utime(orphan, (0, 0))
+    assert sorted(store.clean_orphans()) == [".deleted-leftover", orphan.name]
+    assert store.run_dir(info.id).is_dir(), "a run with a row is never an orphan"
