@@ -39,6 +39,7 @@ from babygpt.users import Actor, check_can_manage
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
+WORKER_LOG = "worker.log"
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,11 @@ class Job:
         if adopt_pid is None:
             env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
                        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
-            self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # the worker's stderr goes to a file, not a pipe: a worker outlives a restarted server, and writing
+            # to a pipe whose reader died would kill it
+            with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
+                self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
+                                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
             self.pid = self.process.pid
             store.set_pid(info.id, self.pid)
         else:
@@ -187,17 +191,15 @@ class Job:
         return self.thread.is_alive()
 
     def _supervise(self) -> None:
-        err = ""
         if self.process is not None:
-            _, err = self.process.communicate()
-            code = self.process.returncode
+            code = self.process.wait()
         else:
             while process_alive(self.pid):
                 time.sleep(0.5)
             code = None
         if self.store.get(self.info.id).status in ("running", "starting"):
             # the worker died without recording an end (killed, out of memory, a crash)
-            lines = [line for line in (err or "").strip().splitlines() if line.strip()]
+            lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG)
             self.exit_message = ("The training process ended unexpectedly"
                                  + (f" (exit code {code})" if code is not None else "")
                                  + (f": {lines[-1]}" if lines else ".") + " Resume continues from the last checkpoint.")
@@ -223,6 +225,15 @@ class Job:
                 os.kill(self.pid, THREADS_SIGNAL)
             except ProcessLookupError:
                 pass
+
+
+def _last_lines(path: Path, max_bytes: int = 4096) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - max_bytes))
+            return [line for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return []
 
 
 def _is_worker(pid: int | None) -> bool:

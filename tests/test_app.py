@@ -59,8 +59,12 @@ def test_pages_show_charts_for_a_trained_run(trained_run):
     assert len(at.get("plotly_chart")) == 1
     at.switch_page("pages/runs.py").run()
     assert not at.exception
+    assert "No runs yet" in at.info[0].value, "a command-line run is nobody's in the app: not in 'your runs'"
+    at.toggle(key="runs_everyone").set_value(True).run()
     assert len(at.get("plotly_chart")) == 1
-    assert at.dataframe[0].value["name"].tolist() == ["tiny"]
+    table = at.dataframe[0].value
+    assert table["label"].tolist() == [f"tiny · {trained_run.id[-4:]}"]
+    assert table["owner"].tolist() == ["command line"]
     at.switch_page("pages/train.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
 

@@ -176,7 +176,7 @@ def test_unwritable_home(tmp_path):
 
 
 def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
-    from babygpt.runs import atomic_write_bytes, atomic_write_with
+    from babygpt.checkpoints import atomic_write_bytes, atomic_write_with
 
     target = tmp_path / "model.safetensors"
     atomic_write_bytes(target, b"old")
