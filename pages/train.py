@@ -234,8 +234,8 @@ def live_view() -> None:
         st.caption("Press **Start training** to train the model above on the current corpus.")
         return
     draw(snap)
-    if busy and not snap.active:
-        st.rerun()  # it ended: reset the buttons and stop the timer
+    if busy and (not snap.active or (snap.status == "queued") != queued):
+        st.rerun()  # it left the queue or ended: relabel the buttons, stop the timer when it ended
 
 
 live_view()

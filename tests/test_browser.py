@@ -4,31 +4,14 @@ Set BABYGPT_SCREENSHOTS to a folder to keep the page screenshots (the README's c
 """
 
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.browser_support import StreamlitServer, launch, require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"),
-]
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.browser
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -39,39 +22,12 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-@dataclass
-class Server:
-    url: str
-    pid: int
-
-
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
-    env = dict(os.environ, BABYGPT_HOME=str(tmp_path / "runs"), PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not become healthy: " + proc.stdout.read().decode()[-2000:])
-    yield Server(url, proc.pid)
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    require_chromium()
+    server = StreamlitServer(tmp_path / "runs").start()
+    yield server
+    server.stop()
 
 
 def shot(page, name: str) -> None:
@@ -94,7 +50,7 @@ def test_upload_train_watch_attention_generate(server, tmp_path):
     text = tmp_path / "poem.txt"
     text.write_text("".join(f"the quick brown fox {i % 9} jumps over the lazy dog.\n" for i in range(400)))
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.set_default_timeout(60_000)
         page.goto(server.url)

@@ -1,0 +1,173 @@
+"""A class on one server, in real Chromium: several users, reloads, a killed worker, a restarted server,
+and presenter mode on projector-sized screens.
+
+Set BABYGPT_SCREENSHOTS to a folder to keep the presenter-mode screenshots.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from babygpt.runs import RunStore
+from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, require_chromium
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def wait_for(condition, timeout: float = 90, what: str = ""):
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def user_key(page) -> str:
+    return parse_qs(urlparse(page.url).query)["user"][0]
+
+
+def open_training_page(browser, url: str):
+    """A new browser (its own cookies: another user) on the training page, set to a quick model."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.get_by_role("link", name="Model & training").click()
+    page.get_by_role("button", name="Start training").wait_for()
+    for label, value in (("max_iters", "100000"), ("eval_interval", "10")):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+    time.sleep(1.0)
+    return page
+
+
+def runs_of(store: RunStore, key: str):
+    return [r for r in store.list_runs() if r.owner == key]
+
+
+def test_classroom_soak(tmp_path):
+    """Three users, two slots: two train, one waits; a reload, a SIGKILLed worker and a server restart lose
+    nothing, start nothing twice, touch nobody else's run, and the queue drains in order."""
+    require_chromium()
+    home = tmp_path / "runs"
+    server = StreamlitServer(home, BABYGPT_MAX_JOBS="2", BABYGPT_CORES="2").start()
+    store = RunStore(home)
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = launch(p)
+            alice, bob, carol = (open_training_page(browser, server.url) for _ in range(3))
+            keys = [user_key(page) for page in (alice, bob, carol)]
+            assert len(set(keys)) == 3, "three browsers are three users"
+            for page in (alice, bob):
+                page.get_by_role("button", name="Start training").click()
+                page.get_by_text("Training: step").first.wait_for()
+            carol.get_by_role("button", name="Start training").click()
+            carol.get_by_text("Queued: position 1 in the queue").first.wait_for()
+            assert carol.get_by_role("button", name="Cancel").is_enabled()
+
+            # a reload keeps Alice's job, her settings and her controls
+            alice.reload()
+            alice.get_by_text("Training: step").first.wait_for()
+            assert alice.get_by_role("button", name="Stop").is_enabled()
+            assert alice.get_by_role("button", name="Start training").is_disabled()
+            assert alice.get_by_label("max_iters", exact=True).input_value() == "100000"
+
+            a_run, b_run, c_run = (runs_of(store, k)[0].id for k in keys)
+            wait_for(lambda: store.has_checkpoint(a_run) and store.load_trainer_state(a_run)["step"] >= 20,
+                     what="Alice's first checkpoints")
+            # Alice's worker is killed: her run is interrupted and Carol's queued run takes the slot
+            os.kill(store.get(a_run).pid, signal.SIGKILL)
+            wait_for(lambda: store.get(a_run).status == "interrupted", what="the interrupted status")
+            wait_for(lambda: store.get(c_run).status == "running", what="the queue to move on")
+            carol.get_by_text("Training: step").first.wait_for()
+            checkpoint = store.load_trainer_state(a_run)["step"]
+
+            server.restart()  # the workers of Bob and Carol outlive it and are adopted
+            for page in (alice, bob, carol):
+                page.reload()
+            bob.get_by_text("Training: step").first.wait_for()
+            carol.get_by_text("Training: step").first.wait_for()
+            alice.get_by_text("Interrupted: step").first.wait_for()
+            alice.get_by_role("button", name="Resume").click()
+            alice.get_by_text("Queued: position 1 in the queue").first.wait_for()  # both slots are taken
+
+            bob.get_by_role("button", name="Stop").click()
+            bob.get_by_text("Stopped: step").first.wait_for()
+            alice.get_by_text("Training: step").first.wait_for()
+            wait_for(lambda: store.load_trainer_state(a_run)["step"] > checkpoint, what="Alice's resumed run")
+            resumed_first = min(m.step for m in store.metrics(a_run) if m.split == "train" and m.step > checkpoint)
+            assert resumed_first <= checkpoint + 10, "the resume continued from the checkpoint"
+
+            assert [len(runs_of(store, k)) for k in keys] == [1, 1, 1], "every user has their one run, once"
+            assert len(store.list_runs()) == 3
+            assert {store.get(r).owner for r in (a_run, b_run, c_run)} == set(keys), "owners never change"
+            b_steps = store.load_trainer_state(b_run)["step"]
+            assert store.get(b_run).status == "stopped"
+            steps = [m.step for m in store.metrics(c_run) if m.split == "val"]
+            assert steps == sorted(set(steps)), "Carol's run was never started twice"
+            time.sleep(2)
+            assert store.load_trainer_state(b_run)["step"] == b_steps, "nobody else's stopped run moved"
+            for page in (alice, carol):
+                page.get_by_role("button", name="Stop").click()
+                page.get_by_text("Stopped: step").first.wait_for()
+            browser.close()
+        wait_for(lambda: all(store.get(r).status not in ("running", "starting") for r in (a_run, c_run)), 60,
+                 "the last jobs to stop")
+    finally:
+        for info in store.list_runs():
+            if info.status in ("running", "starting") and info.pid:
+                try:
+                    os.kill(info.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        server.stop()
+
+
+@pytest.fixture
+def server_with_a_run(tmp_path):
+    require_chromium()
+    home = tmp_path / "runs"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BABYGPT_HOME=str(home))
+    subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
+                    "32", "--max-iters", "40", "--eval-interval", "20", "--name", "demo"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    server = StreamlitServer(home).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_presenter_mode_fits_a_projector(server_with_a_run, width, height):
+    folder = os.environ.get("BABYGPT_SCREENSHOTS")
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(60_000)
+        page.goto(server_with_a_run.url)
+        page.get_by_text("Current corpus").wait_for()
+        page.get_by_text("Presenter mode").click()
+        page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20")
+        problems = {}
+        for name, link in PAGES:
+            page.get_by_role("link", name=link).click()
+            page.locator("h1").first.wait_for()
+            page.wait_for_timeout(2500)  # charts finish drawing
+            title_px = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)")
+            assert title_px >= 48, f"{name}: the title is {title_px}px in presenter mode"
+            problems[name] = layout_problems(page)
+            if folder:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(folder) / f"presenter-{name}-{width}.png"))
+        browser.close()
+    assert not any(problems.values()), problems
