@@ -26,7 +26,7 @@ def busy() -> bool:
     return bool(state.scheduler().running() or state.store().queued())
 
 
-@st.fragment(run_every=1.0 if busy() else None)
+@st.fragment(run_every=2.0 if busy() else None)  # the server's jobs at a glance; each page's own view is 1 s
 def sidebar_status() -> None:
     scheduler = state.scheduler()
     active = state.active_run_id()

@@ -50,31 +50,37 @@ def downsample_indices(n: int, max_points: int = MAX_CURVE_POINTS, exact_tail: i
 def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = False, smoothing: float = 0.0,
                 x_axis: str = "step", expected_initial: float | None = None,
                 max_points: int = MAX_CURVE_POINTS) -> go.Figure:
-    """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``."""
+    """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``.
+
+    Rebuilt every second for every open live page, so it is built in one go from numpy arrays (plotly
+    validates those ~4x faster than lists) with plain layout shapes (``add_hline`` is ~10x slower)."""
     x_key = "step" if x_axis == "step" else "elapsed_s"
-    fig = go.Figure()
+    traces = []
     if train:
         keep = downsample_indices(len(train), max_points)
         smooth = ema([p["loss"] for p in train], smoothing)  # smoothed over every step, then thinned
-        xs = [train[i][x_key] for i in keep]
+        xs = np.asarray([train[i][x_key] for i in keep], dtype=float)
         if smoothing:
-            fig.add_scatter(x=xs, y=[train[i]["loss"] for i in keep], mode="lines", name="train (raw)",
-                            line=dict(color=TRAIN_COLOR, width=1), opacity=0.25, showlegend=False)
-        fig.add_scatter(x=xs, y=[smooth[i] for i in keep], mode="lines", name="train (per step)",
-                        line=dict(color=TRAIN_COLOR, width=2))
+            traces.append(go.Scatter(x=xs, y=np.asarray([train[i]["loss"] for i in keep], dtype=float),
+                                     mode="lines", name="train (raw)", line=dict(color=TRAIN_COLOR, width=1),
+                                     opacity=0.25, showlegend=False))
+        traces.append(go.Scatter(x=xs, y=np.asarray([smooth[i] for i in keep]), mode="lines",
+                                 name="train (per step)", line=dict(color=TRAIN_COLOR, width=2)))
     if evals:
         evals = [evals[i] for i in downsample_indices(len(evals), max_points)]
-        xs = [p[x_key] for p in evals]
-        fig.add_scatter(x=xs, y=[p["train_loss"] for p in evals], mode="lines+markers", name="train (eval)",
-                        line=dict(color=TRAIN_COLOR, dash="dot"))
-        fig.add_scatter(x=xs, y=[p["val_loss"] for p in evals], mode="lines+markers", name="val (eval)",
-                        line=dict(color=VAL_COLOR, width=3))
+        xs = np.asarray([p[x_key] for p in evals], dtype=float)
+        traces.append(go.Scatter(x=xs, y=np.asarray([p["train_loss"] for p in evals], dtype=float),
+                                 mode="lines+markers", name="train (eval)", line=dict(color=TRAIN_COLOR, dash="dot")))
+        traces.append(go.Scatter(x=xs, y=np.asarray([p["val_loss"] for p in evals], dtype=float),
+                                 mode="lines+markers", name="val (eval)", line=dict(color=VAL_COLOR, width=3)))
+    layout: dict = dict(xaxis=dict(title="step" if x_key == "step" else "training time (s)"),
+                        yaxis=dict(title="cross-entropy loss", type="log" if log_y else "linear"))
     if expected_initial:
-        fig.add_hline(y=expected_initial, line=dict(color="gray", dash="dash"),
-                      annotation_text=f"ln(V) = {expected_initial:.2f}", annotation_position="top right")
-    fig.update_xaxes(title="step" if x_key == "step" else "training time (s)")
-    fig.update_yaxes(title="cross-entropy loss", type="log" if log_y else "linear")
-    return _layout(fig, "Loss")
+        layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=expected_initial, y1=expected_initial,
+                                 line=dict(color="gray", dash="dash"))]
+        layout["annotations"] = [dict(xref="paper", x=1, y=expected_initial, text=f"ln(V) = {expected_initial:.2f}",
+                                      showarrow=False, xanchor="right", yanchor="bottom")]
+    return _layout(go.Figure(data=traces, layout=layout), "Loss")
 
 
 def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None) -> go.Figure:

@@ -2,7 +2,7 @@
 (a worker process supervised by a thread), with a reader polling snapshots once a second as the live chart
 does, and the peak memory of this process and of the worker.
 
-    python bench/app_overhead.py [--steps 300]
+    python -m bench.app_overhead [--steps 300]
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import argparse
 import resource
 import tempfile
 import threading
+import time
 
 from babygpt.config import TrainConfig
-from babygpt.jobs import JobRegistry
+from babygpt.jobs import Scheduler, SchedulerSettings
 from babygpt.pipeline import plan_training, start_run
 from babygpt.runs import RunStore
 from bench.common import CONFIGS, emit, environment, shakespeare
@@ -36,14 +37,14 @@ def main() -> None:
         for _ in range(args.rounds):  # interleaved, so machine noise hits both paths alike
             trainer, _ = start_run(store, plan)
             bare_rates.append(trainer.run().tokens_per_sec)
-            registry = JobRegistry(store, max_jobs=2)
-            job = registry.start("bench", plan)
-            while job.thread.is_alive():
-                snap = job.snapshot()  # what the live fragment reads every second
+            scheduler = Scheduler(store, SchedulerSettings(max_jobs=2))
+            info = scheduler.submit("bench-user-0123456789", plan)
+            while scheduler.running():
+                snap = scheduler.snapshot(info.id)  # what the live fragment reads every second
                 polls += 1
                 _ = (snap.train[-50:], snap.evals, snap.tokens_per_sec)
-                job.thread.join(1.0)
-            state = store.load_trainer_state(job.info.id)  # the worker's own count, as the CLI reports it
+                time.sleep(1.0)
+            state = store.load_trainer_state(info.id)  # the worker's own count, as the CLI reports it
             app_rates.append(state["tokens_seen"] / state["train_elapsed"])
     bare, app = max(bare_rates), max(app_rates)
     emit({"benchmark": "app_overhead", "config": "cpu-baby", "steps": args.steps, "env": environment(),

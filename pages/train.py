@@ -17,6 +17,7 @@ from ui import state
 from ui.widgets import explain, progress_text
 
 ERROR_KEY = "train_error"
+SAMPLE_REFRESH_S = 5.0
 DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, positional="learned",
                 batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
                 eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="auto")
@@ -210,21 +211,29 @@ def draw(snap: JobSnapshot) -> None:
     m4.metric("Device", snap.device.replace(" (", " · ").rstrip(")") + f" · {snap.dtype}",
               help="Where the job trains; on the CPU, the threads the scheduler gives it.")
     st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
-                                expected_initial=math.log(snap.vocab_size)), key="loss_chart")
-    if snap.samples:
-        step, text = snap.samples[-1]
+                                expected_initial=math.log(snap.vocab_size)), key="loss_chart",
+                    config={"displayModeBar": False})
+
+
+def draw_samples(samples: list[tuple[int, str]]) -> None:
+    if samples:
+        step, text = samples[-1]
         st.markdown(f"**What it writes at step {step}:**")
         st.code(text, language=None, wrap_lines=True)
-        if len(snap.samples) > 1 and not presenter:
+        if len(samples) > 1 and not presenter:
             with st.expander("Earlier samples"):
-                for s, t in reversed(snap.samples[:-1]):
+                for s, t in reversed(samples[:-1]):
                     st.markdown(f"*step {s}*")
                     st.code(t, language=None, wrap_lines=True)
 
 
+def followed_run_id() -> str | None:
+    return scheduler.current_run_for(state.user()) or state.active_run_id()
+
+
 @st.fragment(run_every=1.0 if busy else None)
 def live_view() -> None:
-    run_id = scheduler.current_run_for(state.user()) or state.active_run_id()
+    run_id = followed_run_id()
     if run_id is None:
         st.caption("Press **Start training** to train the model above on the current corpus.")
         return
@@ -238,7 +247,17 @@ def live_view() -> None:
         st.rerun()  # it left the queue or ended: relabel the buttons, stop the timer when it ended
 
 
+# Samples come once per evaluation: a slower timer of their own keeps the per-second view small (every element
+# redrawn each second costs the server and, more, each student's browser).
+@st.fragment(run_every=SAMPLE_REFRESH_S if busy else None)
+def samples_view() -> None:
+    run_id = followed_run_id()
+    if run_id is not None:
+        draw_samples(state.store().samples(run_id))
+
+
 live_view()
+samples_view()
 
 
 def schedule_config() -> TrainConfig | None:
