@@ -24,6 +24,8 @@ from babygpt.runs import LoadedRun, RunStore
 from babygpt.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.tokenizers import TOKENIZERS
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
+from babygpt.units import format_duration
+from babygpt.users import public_handle
 
 TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
                 "grad_clip", "grad_accum",
@@ -43,7 +45,7 @@ class ConsoleProgress(Callbacks):
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
         remaining = (self.max_iters - m.step) * trainer.tokens_per_step / max(m.tokens_per_sec, 1e-9)
         _eprint(f"step {m.step:>6}/{self.max_iters}  loss {m.loss:.4f}  lr {m.lr:.2e}  "
-                f"{m.tokens_per_sec:,.0f} tok/s  ETA {_duration(remaining)}")
+                f"{m.tokens_per_sec:,.0f} tok/s  ETA {format_duration(remaining)}")
 
     def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
         _eprint(f"eval {m.step:>6}: train {m.train_loss:.4f}  val {m.val_loss:.4f}")
@@ -52,11 +54,6 @@ class ConsoleProgress(Callbacks):
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         _eprint(f"checkpoint at step {trainer.step}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -224,11 +221,13 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
             print(f"no runs in {store.home}")
         for r in rows:
             best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
-            print(f"{r['id']:<36} {r['preset']:<15} {r['status']:<12} steps {r['steps']:>6}  best val {best}  "
-                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}")
+            print(f"{r['id']:<36} {r['name'][:40]:<40} {r['preset']:<15} {r['status']:<12} steps {r['steps']:>6}  "
+                  f"best val {best}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}  "
+                  f"{public_handle(r['owner'])}")
     elif args.runs_command == "show":
         info = store.get(args.run)
-        print(json.dumps({"id": info.id, "name": info.name, "status": info.status, "message": info.message,
+        print(json.dumps({"id": info.id, "name": info.name, "owner": public_handle(info.owner),
+                          "status": info.status, "message": info.message,
                           "created_at": info.created_at, "data": info.data_name, "config": info.config}, indent=2))
     elif args.runs_command == "export":
         path = archive.export_run(store, args.run, args.file)

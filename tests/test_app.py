@@ -154,3 +154,26 @@ def test_full_server_queues_the_next_start(monkeypatch):
     from ui.state import scheduler
 
     assert not scheduler().store.queued(), "cancel takes the run off the queue"
+
+
+def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
+    first = app()
+    key = first.query_params["user"][0] if isinstance(first.query_params["user"], list) else first.query_params["user"]
+    first.radio(key="data_source").set_value("Upload .txt files").run()
+    first.file_uploader(key="uploads").upload("poem.txt", ("roses are red\nviolets are blue\n" * 50).encode(),
+                                              "text/plain").run()
+    first.radio(key="tokenizer_radio").set_value("gpt2").run()
+    first.switch_page("pages/train.py").run()
+    first.slider(key="hp_n_layer").set_value(1).run()
+
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    again.query_params["user"] = key  # a reload: a new session, the same URL
+    again.run()
+    assert again.subheader[0].value == "Current corpus: poem.txt", "the upload comes back"
+    assert again.radio(key="tokenizer_radio").value == "gpt2"
+    again.switch_page("pages/train.py").run()
+    assert again.slider(key="hp_n_layer").value == 1
+
+    stranger = app()  # no key in the URL and no cookie: another browser
+    assert stranger.query_params["user"] != key
+    assert stranger.subheader[0].value != "Current corpus: poem.txt"

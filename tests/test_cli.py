@@ -44,6 +44,8 @@ def test_cli_end_to_end_on_tiny_shakespeare(tmp_path):
     assert again.stdout == sample.stdout
     listing = run_cli("runs", "list").stdout
     assert run in listing and imported in listing
+    line = next(line for line in listing.splitlines() if line.startswith(run))
+    assert "bard" in line and "command line" in line, "the list shows each run's name and owner"
     shown = json.loads(run_cli("runs", "show", "bard").stdout)
     assert shown["config"]["model"]["n_embd"] == 32
 

@@ -162,7 +162,10 @@ def test_thread_setting_follows_omp_num_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert devices.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert 1 <= devices.default_threads() <= 8
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: set(range(5)))
+    assert devices.default_threads() == 5, "unset: the cores this process may use"
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert devices.default_threads() == 8, "capped: oversubscribing small matmuls slows them"
 
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):

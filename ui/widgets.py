@@ -7,6 +7,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
 from babygpt.runs import LoadedRun
+from babygpt.units import format_duration
 from babygpt.users import public_handle
 from ui import state
 
@@ -68,13 +69,6 @@ def explain(title: str, body: str, formula: str | None = None) -> None:
         st.markdown(body)
         if formula:
             st.latex(formula)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 STATUS_WORDS = {"queued": "Queued", "starting": "Starting", "running": "Training", "stopping": "Stopping…",

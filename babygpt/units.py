@@ -1,0 +1,11 @@
+"""How long something takes, written one way for the terminal and the app alike."""
+
+from __future__ import annotations
+
+
+def format_duration(seconds: float | None) -> str:
+    """``–`` when unknown, ``M:SS`` under an hour, ``HhMMm`` beyond."""
+    if seconds is None or seconds != seconds:  # unknown, or NaN
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
