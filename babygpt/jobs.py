@@ -103,7 +103,6 @@ class JobSnapshot:
     train_config: TrainConfig
     train: list[dict[str, float]] = field(default_factory=list)  # step, loss, lr, elapsed_s
     evals: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_loss, elapsed_s
-    samples: list[tuple[int, str]] = field(default_factory=list)
     message: str = ""
     queue_position: int | None = None  # 1 = next to start
     queue_wait_s: float | None = None
@@ -135,17 +134,14 @@ class LiveMetrics:
         self.train: list[dict] = []
         self.evals: list[dict] = []
         self._pending_train_eval: dict[int, float] = {}
-        self.samples: list[tuple[int, str]] = []
 
     def refresh(self, info: RunInfo) -> None:
         with self._lock:
             if info.metrics_version != self._version:
                 self._version, self._cursor = info.metrics_version, 0
-                self.train, self.evals, self._pending_train_eval, self.samples = [], [], {}, []
+                self.train, self.evals, self._pending_train_eval = [], [], {}
             rows, self._cursor = self.store.metrics_since(self.run_id, self._cursor)
             self._add(rows)
-            if rows and any(r.split == "val" for r in rows) or (self.evals and not self.samples):
-                self.samples = self.store.samples(self.run_id)
 
     def _add(self, rows: list[MetricRow]) -> None:
         for r in rows:
@@ -391,9 +387,7 @@ class Scheduler:
 
     def current_run_for(self, user: str) -> str | None:
         """The user's newest run that is training or queued (what their training page follows)."""
-        mine = [i for i in self.store.list_runs() if i.owner == user and i.status in ("queued", *LIVE_STATUSES)
-                and i.group_id is None]
-        return mine[0].id if mine else None
+        return self.store.newest_active_run(user)
 
     def queue_estimates(self) -> dict[str, tuple[int, float | None]]:
         """Each queued run's position (1 = next) and estimated wait in seconds, by playing the queue forward:
@@ -422,12 +416,13 @@ class Scheduler:
 
     def snapshot(self, run_id: str) -> JobSnapshot:
         info = self.store.get(run_id)
-        reader = self._readers.get(info.id)
-        if reader is None:
-            if len(self._readers) > 64:  # bounded: drop readers of runs nobody is watching train
-                for stale in [k for k in self._readers if k not in self._jobs][:32]:
-                    del self._readers[stale]
-            reader = self._readers[info.id] = LiveMetrics(self.store, info.id)
+        with self._lock:  # every session's script thread may ask at once
+            reader = self._readers.get(info.id)
+            if reader is None:
+                if len(self._readers) > 64:  # bounded: drop readers of runs nobody is watching train
+                    for stale in [k for k in self._readers if k not in self._jobs][:32]:
+                        del self._readers[stale]
+                reader = self._readers[info.id] = LiveMetrics(self.store, info.id)
         reader.refresh(info)
         cfg = TrainConfig.from_dict(info.config["train"])
         train = list(reader.train)
@@ -449,6 +444,6 @@ class Scheduler:
             eta_s=(cfg.max_iters - step) * tokens_per_step / rate if (rate and training) else None,
             device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
             vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
-            samples=list(reader.samples), message=info.message or (job.exit_message if job else ""),
+            message=info.message or (job.exit_message if job else ""),
             queue_position=position, queue_wait_s=wait,
         )

@@ -30,6 +30,7 @@ from babygpt.tokenizers import Tokenizer, tokenizer_from_dict
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+GENERATED_RUN_ID = re.compile(r"^\d{8}-\d{6}-[a-z0-9-]+-[0-9a-f]{4}$")  # what new_run_id makes
 FORMAT_VERSION = 1
 TRASH_PREFIX = ".deleted-"
 LIVE_STATUSES = ("starting", "running")  # a worker process is (or should be) training the run
@@ -191,6 +192,7 @@ class RunStore:
         for name, kind in ADDED_COLUMNS.items():
             if name not in columns:
                 db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        db.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, status)")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -267,6 +269,14 @@ class RunStore:
     def set_threads(self, run_id: str, threads: int) -> None:
         with self._connect() as db:
             db.execute("UPDATE runs SET threads=? WHERE id=?", (threads, run_id))
+
+    def newest_active_run(self, owner: str) -> str | None:
+        """The id of the owner's newest single run that is queued or training (a page asks every second, so
+        this reads one indexed row, not every run's configuration)."""
+        with self._connect() as db:
+            row = db.execute("SELECT id FROM runs WHERE owner=? AND group_id IS NULL AND status IN "
+                             "('queued', 'starting', 'running') ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
+        return row["id"] if row else None
 
     def live(self) -> list[RunInfo]:
         """Runs a worker is training (or starting to), in the order they were queued."""
@@ -455,7 +465,7 @@ class RunStore:
             if not path.is_dir() or path.name == "uploads":
                 continue
             orphan = path.name.startswith(TRASH_PREFIX) or (
-                RUN_ID.match(path.name) and path.name not in known and (path / CONFIG_FILE).is_file()
+                GENERATED_RUN_ID.match(path.name) and path.name not in known and (path / CONFIG_FILE).is_file()
                 and now - path.stat().st_mtime > min_age_s)
             if orphan:
                 shutil.rmtree(path, ignore_errors=True)

@@ -73,7 +73,7 @@ kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "
                 key="tokenizer_radio",
                 help="char: one token per character, tiny vocabulary. gpt2: GPT-2's BPE (tiktoken), restricted to "
                      "the tokens that occur in this text.")
-st.session_state[state.TOKENIZER] = kind
+state.set_tokenizer_kind(kind)
 try:
     tokenizer = state.current_tokenizer()
     sample = corpus.text[:600]
@@ -90,6 +90,6 @@ except BabyGPTError as exc:
 st.subheader("Train / validation split")
 fraction = st.slider("Validation fraction", 0.05, 0.5, state.val_fraction(), 0.05, key="val_slider",
                      help="The last part of the text, held out to measure generalisation. 10% is usual.")
-st.session_state[state.VAL_FRACTION] = fraction
+state.set_val_fraction(fraction)
 n_val = int(stats.n_chars * fraction)
 st.caption(f"Training on the first {stats.n_chars - n_val:,} characters, validating on the last {n_val:,}.")

@@ -57,6 +57,7 @@ with race_tab:
             sizes = dict(n_layer=layers, n_head=4, n_embd=width, block_size=32)
             plans = race_plans(state.corpus(), state.tokenizer_kind(), cfg, sizes)
             st.session_state[state.RACE] = scheduler.submit_group(state.user(), plans)
+            state.save()
             flags["race_error"] = None
         except BabyGPTError as exc:
             flags["race_error"] = str(exc)

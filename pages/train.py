@@ -94,6 +94,8 @@ with train_col:
                                             f"(here: {auto_dtype()}), else float32. "
                                             "float16 needs a GPU.")
 
+state.save()  # the hyperparameters above are edited in place
+
 SIZE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
 TRAIN_KEYS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",
               "weight_decay", "grad_clip", "seed", "device", "dtype")
@@ -173,16 +175,16 @@ except BabyGPTError:
 busy = followed is not None and followed.status in ("queued", "starting", "running")
 is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
 b1, b2, b3 = st.columns(3)
-b1.button("Start training", type="primary", on_click=start_training, disabled=busy or bool(config_error),
+b1.button("Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
           key="start", help="Train a new run with these settings (it waits in the queue when the server is full).",
-          use_container_width=True)
+          width="stretch")
 queued = followed is not None and followed.status == "queued"
 b2.button("Cancel" if queued else "Stop", on_click=stop_training, args=(followed.id if followed else "",),
-          disabled=not (busy and is_mine), key="stop", use_container_width=True,
+          disabled=not (busy and is_mine), key="stop", width="stretch",
           help="Take it off the queue." if queued else
           "Stop after the current step; the checkpoint is kept and the run can be resumed.")
 blocker = resume_blocker(None if busy else followed)
-b3.button("Resume", disabled=blocker is not None, key="resume", use_container_width=True,
+b3.button("Resume", disabled=blocker is not None, key="resume", width="stretch",
           on_click=resume_training, args=(followed.id if followed else "",),
           help=blocker or "Continue the active run from its last checkpoint up to max_iters.")
 if flags.get(ERROR_KEY):

@@ -40,8 +40,8 @@ def shot(page, name: str) -> None:
 def chart_points(page) -> int:
     return page.evaluate("""() => {
         const plot = document.querySelector('.js-plotly-plot');
-        if (!plot || !plot.data) return 0;
-        return plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+        if (!plot || !plot._fullData) return 0;  // the drawn traces (numpy arrays arrive base64-encoded)
+        return plot._fullData.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
     }""")
 
 

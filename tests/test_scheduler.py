@@ -200,3 +200,49 @@ def test_delete_is_all_or_nothing_and_orphans_are_cleaned(small_text, monkeypatc
     os.utime(orphan, (0, 0))
     assert sorted(store.clean_orphans()) == [".deleted-leftover", orphan.name]
     assert store.run_dir(info.id).is_dir(), "a run with a row is never an orphan"
+
+
+def test_worker_applies_a_new_thread_share_between_steps(small_text):
+    import torch
+
+    from babygpt.worker import ThreadShare
+
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))
+    share = ThreadShare(store, info.id)
+    before = torch.get_num_threads()
+    try:
+        store.set_threads(info.id, 1)
+        share.on_step(trainer, None)  # the flag starts set: the first report reads the share
+        assert torch.get_num_threads() == 1
+        store.set_threads(info.id, 2)
+        share.on_step(trainer, None)
+        assert torch.get_num_threads() == 1, "no signal, no change: the store is not read every step"
+        share.changed.set()  # what SIGUSR1 does
+        share.on_step(trainer, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_admin_token_in_the_sidebar_lets_the_teacher_delete_a_students_run(small_text, monkeypatch,
+                                                                           fresh_resources):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("BABYGPT_ADMIN_TOKEN", "teach-me")
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=1))
+    run = scheduler.submit(ALICE, tiny_plan(small_text, max_iters=10, eval_interval=5))
+    wait_for(lambda: scheduler.store.get(run.id).status == "done", what="the student's run")
+    teacher = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    teacher.switch_page("pages/runs.py").run()
+    teacher.toggle(key="runs_everyone").set_value(True).run()
+    teacher.button(key="runs_delete").click().run()
+    assert "only its owner, or the teacher" in teacher.error[0].value
+    teacher.text_input(key="admin_token").input("wrong").run()
+    assert any("not the admin token" in e.value for e in teacher.error)
+    teacher.text_input(key="admin_token").input("teach-me").run()
+    teacher.button(key="runs_delete").click().run()
+    assert not teacher.error, [e.value for e in teacher.error]
+    assert RunStore().list_runs() == []

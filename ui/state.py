@@ -106,7 +106,8 @@ def _restore(key: str) -> None:
 
 
 def save() -> None:
-    """Write the user's choices to the store when they changed (called once at the end of every run)."""
+    """Write the user's choices to the store when they changed: by the setters above, by pages that edit
+    them in place (the hyperparameters) and once at the end of every run of app.py."""
     current = json.dumps(_lasting_state(), sort_keys=True)
     if st.session_state.get(SAVED) != current:
         store().save_user_state(user(), json.loads(current))
@@ -129,6 +130,7 @@ def corpus() -> Corpus:
 def set_corpus(value: Corpus) -> None:
     """An upload gets a file in the store now, so a reload (or a worker) can read it again."""
     st.session_state[CORPUS] = persist_corpus(store(), value)
+    save()
 
 
 def load_named_corpus(name: str) -> Corpus:
@@ -139,8 +141,18 @@ def tokenizer_kind() -> str:
     return st.session_state.get(TOKENIZER, "char")
 
 
+def set_tokenizer_kind(kind: str) -> None:
+    st.session_state[TOKENIZER] = kind
+    save()
+
+
 def val_fraction() -> float:
     return st.session_state.get(VAL_FRACTION, 0.1)
+
+
+def set_val_fraction(fraction: float) -> None:
+    st.session_state[VAL_FRACTION] = fraction
+    save()
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -165,6 +177,7 @@ def active_run_id() -> str | None:
 
 def set_active_run(run_id: str | None) -> None:
     st.session_state[RUN] = run_id
+    save()
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
