@@ -13,12 +13,12 @@ st.set_page_config(page_title="Baby GPT", page_icon=":material/child_care:", lay
 state.user()  # who this browser is: restores the user's choices on the first run of a session
 
 pages = st.navigation([
-    st.Page("pages/data.py", title="Data", icon=":material/description:", default=True),
-    st.Page("pages/train.py", title="Model & training", icon=":material/model_training:"),
-    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/edit_note:"),
-    st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:"),
-    st.Page("pages/lessons.py", title="Lessons", icon=":material/school:"),
+    st.Page("views/data.py", title="Data", icon=":material/description:", default=True),
+    st.Page("views/train.py", title="Model & training", icon=":material/model_training:"),
+    st.Page("views/attention.py", title="Attention", icon=":material/visibility:"),
+    st.Page("views/generate.py", title="Generate", icon=":material/edit_note:"),
+    st.Page("views/runs.py", title="Runs", icon=":material/folder_open:"),
+    st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
 ])
 
 

@@ -76,7 +76,7 @@ class RunInfo:
     @property
     def label(self) -> str:
         """The name with the end of the id: two runs with the same name stay apart in every list."""
-        return f"{self.name} · {self.id[-4:]}"
+        return self.id if self.name == self.id else f"{self.name} · {self.id[-4:]}"
 
 
 @dataclass(frozen=True)

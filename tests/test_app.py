@@ -12,7 +12,7 @@ from tests.helpers import tiny_plan
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
-PAGES = ["pages/data.py", "pages/train.py", "pages/attention.py", "pages/generate.py", "pages/runs.py"]
+PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/generate.py", "views/runs.py"]
 
 
 
@@ -38,18 +38,18 @@ def test_every_page_renders_on_empty_store():
         at.switch_page(page).run()
         assert not at.exception, page
         assert not at.error, (page, [e.value for e in at.error])
-    at.switch_page("pages/attention.py").run()
+    at.switch_page("views/attention.py").run()
     assert "No trained run yet" in at.info[0].value
 
 
 def test_pages_show_charts_for_a_trained_run(trained_run):
     at = app()
-    at.switch_page("pages/attention.py").run()
+    at.switch_page("views/attention.py").run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2, "heatmap and all-heads grid"
     at.radio(key="attention_kind").set_value("raw").run()
     assert "Score range" in at.caption[0].value
-    at.switch_page("pages/generate.py").run()
+    at.switch_page("views/generate.py").run()
     at.text_area(key="generate_prompt").input("the cat").run()
     at.number_input(key="gen_max_new").set_value(20).run()
     at.button(key="generate").click().run()
@@ -57,7 +57,7 @@ def test_pages_show_charts_for_a_trained_run(trained_run):
     code = at.code[0].value
     assert code.startswith("the cat") and len(code) == len("the cat") + 20
     assert len(at.get("plotly_chart")) == 1
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value, "a command-line run is nobody's in the app: not in 'your runs'"
     at.toggle(key="runs_everyone").set_value(True).run()
@@ -65,7 +65,7 @@ def test_pages_show_charts_for_a_trained_run(trained_run):
     table = at.dataframe[0].value
     assert table["label"].tolist() == [f"tiny · {trained_run.id[-4:]}"]
     assert table["owner"].tolist() == ["command line"]
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
@@ -88,7 +88,7 @@ def test_good_upload_becomes_corpus():
 
 def test_bad_hyperparameters_show_error():
     at = app()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     at.select_slider(key="hp_n_head").set_value(3).run()
     assert any("must be divisible by n_head" in e.value for e in at.error)
     assert at.button(key="start").disabled
@@ -103,7 +103,7 @@ def wait_for(condition, timeout: float = 60, what: str = "") -> None:
 
 def test_start_and_stop_training_job():
     at = app()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     at.slider(key="hp_n_layer").set_value(1).run()
     at.select_slider(key="hp_n_embd").set_value(32).run()
     at.select_slider(key="hp_block_size").set_value(16).run()
@@ -138,13 +138,13 @@ def test_start_and_stop_training_job():
 def test_full_server_queues_the_next_start(monkeypatch):
     monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
     at = app()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     at.slider(key="hp_n_layer").set_value(1).run()
     at.select_slider(key="hp_n_embd").set_value(32).run()
     at.number_input(key="hp_max_iters").set_value(100_000).run()
     at.button(key="start").click().run()
     other = app()  # a second browser: another user
-    other.switch_page("pages/train.py").run()
+    other.switch_page("views/train.py").run()
     other.slider(key="hp_n_layer").set_value(1).run()
     other.button(key="start").click().run()
     assert not other.error, [e.value for e in other.error]
@@ -163,7 +163,7 @@ def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
     first.file_uploader(key="uploads").upload("poem.txt", ("roses are red\nviolets are blue\n" * 50).encode(),
                                               "text/plain").run()
     first.radio(key="tokenizer_radio").set_value("gpt2").run()
-    first.switch_page("pages/train.py").run()
+    first.switch_page("views/train.py").run()
     first.slider(key="hp_n_layer").set_value(1).run()
 
     again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -171,7 +171,7 @@ def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
     again.run()
     assert again.subheader[0].value == "Current corpus: poem.txt", "the upload comes back"
     assert again.radio(key="tokenizer_radio").value == "gpt2"
-    again.switch_page("pages/train.py").run()
+    again.switch_page("views/train.py").run()
     assert again.slider(key="hp_n_layer").value == 1
 
     stranger = app()  # no key in the URL and no cookie: another browser

@@ -19,6 +19,7 @@ from tests.browser_support import PAGES, StreamlitServer, launch, layout_problem
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
+ADMIN_TOKEN = "teach-me"
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -142,7 +143,7 @@ def server_with_a_run(tmp_path):
     subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
                     "32", "--max-iters", "40", "--eval-interval", "20", "--name", "demo"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
-    server = StreamlitServer(home).start()
+    server = StreamlitServer(home, BABYGPT_ADMIN_TOKEN=ADMIN_TOKEN).start()
     yield server
     server.stop()
 
@@ -171,3 +172,30 @@ def test_presenter_mode_fits_a_projector(server_with_a_run, width, height):
                 page.screenshot(path=str(Path(folder) / f"presenter-{name}-{width}.png"))
         browser.close()
     assert not any(problems.values()), problems
+
+
+def test_teacher_admin_token_manages_a_run_that_is_not_theirs(server_with_a_run):
+    """The run was trained from the command line: nobody's in the app, so only the admin token deletes it."""
+    store = RunStore(server_with_a_run.home)
+    (run,) = store.list_runs()
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(server_with_a_run.url)
+        page.get_by_role("link", name="Runs").click()
+        page.get_by_test_id("stCheckbox").get_by_text("Show everyone's runs").click()
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_text("was trained from the command line").wait_for()
+        page.get_by_text("Teacher", exact=True).click()
+        token = page.get_by_label("Admin token", exact=True)
+        token.fill("guess")
+        token.press("Enter")
+        page.get_by_text("That is not the admin token.").wait_for()
+        token.fill(ADMIN_TOKEN)
+        token.press("Enter")
+        page.get_by_text("Admin: you can stop and delete every run.").wait_for()
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_text("No runs yet").wait_for()
+        browser.close()
+    assert store.list_runs() == [] and not store.run_dir(run.id).exists()

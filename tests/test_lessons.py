@@ -80,7 +80,7 @@ def test_ladder_race_trains_every_rung_in_worker_processes(small_text):
 
 def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    at.switch_page("pages/lessons.py").run()
+    at.switch_page("views/lessons.py").run()
     assert not at.exception and not at.error
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Variance of q·k/√d"]) == pytest.approx(1.0, rel=0.1)
@@ -104,9 +104,9 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
 
 def test_presenter_mode_hides_advanced_controls(fresh_resources):
     normal = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    normal.switch_page("pages/train.py").run()
+    normal.switch_page("views/train.py").run()
     assert any(w.key == "hp_dropout" for w in normal.slider)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.sidebar.toggle(key="presenter_toggle").set_value(True).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("views/train.py").run()
     assert not any(w.key == "hp_dropout" for w in at.slider), "advanced controls are hidden"
