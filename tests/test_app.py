@@ -117,14 +117,14 @@ def test_start_and_stop_training_job():
     run_id = scheduler().running()[0].run_id
     wait_for(lambda: scheduler().snapshot(run_id).step >= 10, what="ten steps")  # the worker starts, then trains
     at.run()
-    assert "Training: step" in at.get("progress")[-1].proto.text
+    assert "Training: step" in at.main.get("progress")[-1].proto.text
     at.button(key="stop").click().run()
     wait_for(lambda: not scheduler().running(), 30, "the worker to stop")
     snap = scheduler().snapshot(run_id)
     assert snap.status == "stopped" and 0 < snap.step < 100_000
     assert RunStore().has_checkpoint(run_id), "stopping keeps the last checkpoint"
     at.run()
-    assert "ETA" not in at.get("progress")[-1].proto.text, "a stopped run has no ETA"
+    assert "ETA" not in at.main.get("progress")[-1].proto.text, "a stopped run has no ETA"
     assert at.button(key="start").disabled is False
     assert at.button(key="resume").disabled is False
     stopped_at = RunStore().load_trainer_state(run_id)["step"]
@@ -148,7 +148,7 @@ def test_full_server_queues_the_next_start(monkeypatch):
     other.slider(key="hp_n_layer").set_value(1).run()
     other.button(key="start").click().run()
     assert not other.error, [e.value for e in other.error]
-    assert "Queued: position 1 in the queue" in other.get("progress")[-1].proto.text
+    assert "Queued: position 1 in the queue" in other.main.get("progress")[-1].proto.text
     assert other.button(key="stop").label == "Cancel"
     other.button(key="stop").click().run()
     from ui.state import scheduler
