@@ -10,7 +10,8 @@ import tempfile
 import time
 
 from babygpt.config import TrainConfig
-from babygpt.lessons import LadderRace
+from babygpt.jobs import Scheduler, SchedulerSettings
+from babygpt.lessons import race_plans, race_table
 from babygpt.runs import RunStore
 from bench.common import emit, environment, shakespeare
 
@@ -27,13 +28,20 @@ def main() -> None:
                       min_lr=args.lr / 10, warmup_iters=min(50, args.steps // 5))
     sizes = dict(n_layer=args.n_layer, n_head=4, n_embd=args.n_embd, block_size=args.block_size)
     with tempfile.TemporaryDirectory() as home:
-        race = LadderRace(RunStore(home), shakespeare(), "char", cfg, sizes)
+        # the app's path: six queued jobs of one scheduler, trained in worker processes, one slot at a time
+        scheduler = Scheduler(RunStore(home), SchedulerSettings(max_jobs=1))
         start = time.perf_counter()
-        race.start()
-        race.thread.join()
+        group = scheduler.submit_group("bench-ladder-race-0000", race_plans(shakespeare(), "char", cfg, sizes))
+        while scheduler.running() or scheduler.store.queued():
+            time.sleep(1.0)
         wall = time.perf_counter() - start
-    rows = [{"preset": e.preset, "params": e.params, "val_loss": round(e.val_loss, 4) if e.val_loss else None,
-             "train_time_s": round(e.seconds, 1) if e.seconds else None, "status": e.status} for e in race.entries]
+        rows = []
+        for row in race_table(scheduler.store, group):
+            vals = [m.loss for m in scheduler.store.metrics(row["run"]) if m.split == "val"]
+            rows.append({"preset": row["preset"], "params": row["parameters"],
+                         "val_loss": round(vals[-1], 4) if vals else None,
+                         "best_val_loss": round(row["best val loss"], 4) if row["best val loss"] else None,
+                         "train_time_s": row["train time (s)"], "status": row["status"]})
     emit({"benchmark": "ladder_race", "data": "tinyshakespeare", "steps": args.steps, "lr": args.lr, **sizes,
           "batch_size": cfg.batch_size, "wall_s": round(wall, 1), "rungs": rows, "env": environment()})
 
