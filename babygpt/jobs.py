@@ -258,7 +258,14 @@ class Scheduler:
     # -- starting and queueing ------------------------------------------------------------------
     def submit(self, user: str | None, plan: TrainingPlan, name: str | None = None,
                group_id: str | None = None) -> RunInfo:
-        """Record a new run as queued (its corpus kept in the store) and start it if a slot is free."""
+        """Record a new run as queued (its corpus kept in the store) and start it if a slot is free.
+
+        One single run per user at a time, queued or training: a second tab cannot fill the queue."""
+        current = self.store.newest_active_run(user) if user else None
+        if current is not None:
+            info = self.store.get(current)
+            raise BabyGPTError(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
+                               "before starting another.")
         plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
                             plan.train_config, plan.split)
         info = create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)

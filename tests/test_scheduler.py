@@ -67,6 +67,8 @@ def test_queue_fair_threads_and_ownership(small_text):
     assert store.get(alice.id).label != store.get(bob.id).label, "same names stay apart"
     assert [store.get(r.id).threads for r in (alice, bob)] == [1, 1], "two jobs share two cores"
     assert scheduler.snapshot(carol.id).queue_position == 1
+    with pytest.raises(BabyGPTError, match="You already have run .* queued"):
+        scheduler.submit(CAROL, plan)  # a second tab cannot fill the queue
     wait_for(lambda: all(scheduler.snapshot(r.id).step >= 20 for r in (alice, bob)), what="both jobs to train")
 
     for action in (lambda: scheduler.stop(Actor(BOB), alice.id), lambda: scheduler.delete(Actor(BOB), alice.id),
