@@ -177,3 +177,19 @@ def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
     stranger = app()  # no key in the URL and no cookie: another browser
     assert stranger.query_params["user"] != key
     assert stranger.subheader[0].value != "Current corpus: poem.txt"
+
+
+def test_import_shows_the_run_at_once_and_errors_name_the_uploaded_file(trained_run):
+    from babygpt.archive import export_bytes
+
+    archive = export_bytes(RunStore(), trained_run.id)
+    at = app()
+    at.switch_page("views/runs.py").run()
+    at.file_uploader(key="runs_import").upload("broken.zip", b"not a zip", "application/zip").run()
+    assert "broken.zip is not a readable zip file" in at.error[0].value
+    at.file_uploader(key="runs_import").upload("mine.zip", archive, "application/zip").run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Imported as tiny" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert table["owner"].tolist() == ["you"], "the import is the user's, listed without another click"
+    assert table["size"].tolist() == ["2×32 (2 heads)"]

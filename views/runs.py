@@ -14,6 +14,15 @@ from babygpt.viz import runs_overlay_figure
 from ui import state
 from ui.widgets import explain
 
+
+def model_size_text(row: dict) -> str:
+    """The bigram rung is a V×V table; the others are layers × width with their heads."""
+    if row["n_layer"] == 0:
+        return f"{row['vocab_size']}×{row['vocab_size']} table"
+    heads = f"{row['n_head']} head" + ("s" if row["n_head"] != 1 else "")
+    return f"{row['n_layer']}×{row['n_embd']} ({heads})"
+
+
 st.title("Runs")
 explain("Comparing experiments",
         "Each training run is saved with its configuration, weights, optimizer state and loss curve. Comparing "
@@ -31,7 +40,7 @@ if not rows:
 else:
     table = pd.DataFrame(rows)
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
-    table["size"] = table.apply(lambda r: f"{r['n_layer']}×{r['n_embd']} ({r['n_head']} heads)", axis=1)
+    table["size"] = [model_size_text(r) for r in rows]
     table["owner"] = [("you" if o == me else public_handle(o)) for o in table["owner"]]
     shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "tokens_per_sec", "status",
                    "owner", "created", "id"]]
@@ -77,11 +86,14 @@ upload = st.file_uploader("Run archive (.zip exported from Baby GPT)", type=["zi
 flags = state.page_flags()
 if upload is not None and flags.get("imported") != upload.file_id:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "import.zip"
+        path = Path(tmp) / (Path(upload.name).name or "upload.zip")  # errors name the user's file
         path.write_bytes(upload.getvalue())
         try:
             info = import_run(store, path, owner=me)
             flags["imported"] = upload.file_id
-            st.success(f"Imported as {info.label}.")
+            flags["import_message"] = f"Imported as {info.label}."
+            st.rerun()  # the table above shows it now, not after the next click
         except BabyGPTError as exc:
             st.error(str(exc))
+if flags.get("import_message"):
+    st.success(flags.pop("import_message"))
