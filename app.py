@@ -7,7 +7,7 @@ import streamlit as st
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.users import ADMIN_TOKEN_ENV, public_handle
 from ui import state
-from ui.widgets import PRESENTER_CSS, progress_text
+from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 
 st.set_page_config(page_title="Baby GPT", page_icon=":material/child_care:", layout="wide")
 state.user()  # who this browser is: restores the user's choices on the first run of a session
@@ -63,8 +63,7 @@ with st.sidebar:
                     st.error("That is not the admin token.")
     state.remember_in_cookie()
 
-if state.presenter():
-    st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
+st.markdown(WRAP_CSS + (PRESENTER_CSS if state.presenter() else ""), unsafe_allow_html=True)
 
 pages.run()
 state.save()

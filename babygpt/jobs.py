@@ -251,10 +251,6 @@ class Scheduler:
         self._lock = threading.RLock()
         self._recover()
 
-    @property
-    def max_jobs(self) -> int:
-        return self.settings.slots
-
     # -- starting and queueing ------------------------------------------------------------------
     def submit(self, user: str | None, plan: TrainingPlan, name: str | None = None,
                group_id: str | None = None) -> RunInfo:

@@ -64,7 +64,6 @@ def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
 
 def explain(title: str, body: str, formula: str | None = None) -> None:
     """A collapsible explanation of the step a page shows, for students."""
-    st.markdown(WRAP_CSS, unsafe_allow_html=True)
     with st.expander(f":material/school: {title}", expanded=False):
         st.markdown(body)
         if formula:
