@@ -262,21 +262,26 @@ class Scheduler:
             info = self.store.get(current)
             raise BabyGPTError(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
                                "before starting another.")
-        plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
-                            plan.train_config, plan.split)
-        info = create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
+        info = self._queue(user, plan, name, group_id)
         self.dispatch()
         return self.store.get(info.id)
 
     def submit_group(self, user: str | None, plans: list[tuple[TrainingPlan, str]]) -> str:
-        """Queue several runs together (a ladder race): they take slots like any other job, in order."""
+        """Queue several runs together (a ladder race): they take slots like any other job, in order.
+        One group per user at a time, like single runs."""
+        if user and any(i.owner == user and i.group_id for i in [*self.store.queued(), *self.store.live()]):
+            raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting another.")
         group_id = secrets.token_hex(4)
         for plan, name in plans:
-            plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
-                                plan.train_config, plan.split)
-            create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
+            self._queue(user, plan, name, group_id)
         self.dispatch()
         return group_id
+
+    def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None) -> RunInfo:
+        """Record a run as queued, its corpus given a file in the store so the worker can read it."""
+        plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
+                            plan.train_config, plan.split)
+        return create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
         """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""
@@ -383,10 +388,6 @@ class Scheduler:
     # -- reading --------------------------------------------------------------------------------
     def running(self) -> list[Job]:
         return [j for j in self._jobs.values() if j.alive]
-
-    def job_for_run(self, run_id: str) -> Job | None:
-        job = self._jobs.get(run_id)
-        return job if job is not None and job.alive else None
 
     def current_run_for(self, user: str) -> str | None:
         """The user's newest run that is training or queued (what their training page follows)."""

@@ -120,17 +120,23 @@ def race_plans(corpus: Corpus, tokenizer_kind: str, train_config: TrainConfig, s
 
 
 def race_table(store: RunStore, group_id: str) -> list[dict]:
-    """One row per rung: status, size, best val loss (the same loss the Runs table shows) and train time."""
-    summaries = {r["id"]: r for r in store.summaries() if r["group_id"] == group_id}
+    """One row per rung: status, size, best val loss (the same loss the Runs table shows) and train time.
+
+    Read once a second while a race trains, so it reads the race's own runs and metrics only."""
     rows = []
     for info in store.list_runs(group_id):
         metrics = store.metrics(info.id)
+        vals = [m.loss for m in metrics if m.split == "val" and m.loss is not None]
         train_time = max((m.elapsed_s or 0.0 for m in metrics), default=0.0)
         rows.append({"preset": info.preset, "status": info.status,
                      "parameters": count_params(ModelConfig.from_dict(info.config["model"])),
-                     "best val loss": summaries.get(info.id, {}).get("best_val_loss"),
+                     "best val loss": min(vals) if vals else None,
                      "train time (s)": round(train_time, 1) if train_time else None, "run": info.id})
     return rows
+
+
+def race_running(store: RunStore, group_id: str | None) -> bool:
+    return bool(group_id) and any(i.status in ("queued", "starting", "running") for i in store.list_runs(group_id))
 
 
 def race_curves(store: RunStore, group_id: str) -> dict[str, list[tuple[int, float]]]:

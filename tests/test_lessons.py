@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from babygpt.config import TrainConfig
 from babygpt.data import Corpus
+from babygpt.errors import BabyGPTError
 from babygpt.jobs import Scheduler, SchedulerSettings
 from babygpt.lessons import char_class, first_step, model_scaling, race_plans, race_table, scaling_demo
 from babygpt.pipeline import start_run
@@ -69,6 +70,8 @@ def test_ladder_race_trains_every_rung_in_worker_processes(small_text):
     group = scheduler.submit_group("a" * 22, plans)
     assert len(scheduler.running()) == 2 and len(scheduler.store.queued()) == 4, "the race takes scheduler slots"
     assert all(job.pid != os.getpid() for job in scheduler.running()), "rungs train outside the server process"
+    with pytest.raises(BabyGPTError, match="ladder race is still running"):
+        scheduler.submit_group("a" * 22, plans)  # a second tab cannot queue a second race
     table = wait_until_group_done(scheduler.store, group)
     assert [r["preset"] for r in table] == ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
     assert all(r["status"] == "done" for r in table)

@@ -7,7 +7,16 @@ import streamlit as st
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
-from babygpt.lessons import char_class, first_step, model_scaling, race_curves, race_plans, race_table, scaling_demo
+from babygpt.lessons import (
+    char_class,
+    first_step,
+    model_scaling,
+    race_curves,
+    race_plans,
+    race_running,
+    race_table,
+    scaling_demo,
+)
 from babygpt.model import sinusoidal_encoding
 from babygpt.viz import (
     embedding_scatter,
@@ -45,10 +54,6 @@ with race_tab:
     group = st.session_state.get(state.RACE)
     flags = state.page_flags()
 
-    def race_running(group_id: str | None) -> bool:
-        return bool(group_id) and any(r["status"] in ("queued", "starting", "running")
-                                      for r in race_table(state.store(), group_id))
-
     def start_race() -> None:
         try:
             cfg = TrainConfig(max_iters=int(steps), eval_interval=max(1, int(steps) // 5), eval_iters=10,
@@ -62,7 +67,7 @@ with race_tab:
         except BabyGPTError as exc:
             flags["race_error"] = str(exc)
 
-    racing = race_running(group)
+    racing = race_running(state.store(), group)
     b1, b2, _ = st.columns([1, 1, 4])
     b1.button("Run the race", type="primary", key="race_start", on_click=start_race, disabled=racing)
     b2.button("Stop", key="race_stop", disabled=not racing,
@@ -85,7 +90,7 @@ with race_tab:
         curves = {k: v for k, v in race_curves(state.store(), group).items() if v}
         if curves:
             st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of each rung"), key="race_chart")
-        if racing and not race_running(group):
+        if racing and not race_running(state.store(), group):
             st.rerun()
 
     race_view()
