@@ -94,6 +94,25 @@ def combine(corpora: list[Corpus]) -> Corpus:
     return Corpus.from_text(" + ".join(c.name for c in corpora), text, source="upload")
 
 
+@dataclass(frozen=True)
+class UploadResult:
+    """What a set of uploaded files gave: the corpus of the good ones (None if none was good) and every refusal."""
+
+    corpus: Corpus | None
+    rejected: list[tuple[str, str]]  # (file name, why it was not used)
+
+
+def corpus_from_uploads(files: list[tuple[str, bytes]], max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> UploadResult:
+    """Use every file that is good text; one bad file does not throw the others away."""
+    good, rejected = [], []
+    for name, raw in files:
+        try:
+            good.append(corpus_from_bytes(raw, name, max_bytes))
+        except BabyGPTError as exc:
+            rejected.append((name, str(exc)))
+    return UploadResult(combine(good) if good else None, rejected)
+
+
 # --- statistics ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -106,9 +125,13 @@ class TextStats:
     warnings: list[str] = field(default_factory=list)
 
 
+# U+2423 OPEN BOX: in DejaVu and Liberation, the fonts of Debian's Chromium (U+2420 "␠" draws as an empty box there)
+VISIBLE_SPACE = "\u2423"
+
+
 def describe_char(ch: str) -> str:
     """A printable label for a character, so a newline or a control byte shows as a name."""
-    names = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␠"}
+    names = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": VISIBLE_SPACE}
     if ch in names:
         return names[ch]
     if unicodedata.category(ch).startswith("C"):

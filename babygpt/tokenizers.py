@@ -123,6 +123,20 @@ class GPT2Tokenizer:
         return {"kind": self.kind, "gpt2_ids": self.gpt2_ids}
 
 
+def whole_words_prefix(text: str, limit: int) -> str:
+    """About the first ``limit`` characters, ending at the end of a word.
+
+    GPT-2's BPE reads half a word as other tokens than the whole word, and the compact vocabulary may never
+    have seen those: a preview, a token count or a default prompt cut mid-word would then fail to encode.
+    Ending before a whitespace run keeps every token of the prefix the same as in the full text. A text with
+    no whitespace in its first ``limit`` characters has no safe cut, so it is returned whole.
+    """
+    head = text[:limit]
+    cut = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    whole = head[:cut].rstrip() if cut > 0 else ""
+    return text if len(text) <= limit or not whole else whole
+
+
 def build_tokenizer(kind: str, text: str) -> Tokenizer:
     if kind == "char":
         return CharTokenizer.from_text(text)

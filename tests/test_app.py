@@ -86,6 +86,38 @@ def test_good_upload_becomes_corpus():
     assert at.metric[2].value == str(len(set("roses are red\nviolets are blue\n")))
 
 
+def test_a_bad_file_among_uploads_is_named_and_the_good_ones_are_used():
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    uploader = at.file_uploader(key="uploads")
+    uploader.upload("poem.txt", ("roses are red\nviolets are blue\n" * 50).encode(), "text/plain")
+    uploader.upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00", "text/plain")
+    uploader.upload("empty.txt", b"", "text/plain").run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2
+    assert errors[0].startswith("**photo.txt was not used.**") and "binary" in errors[0]
+    assert errors[1].startswith("**empty.txt was not used.**") and "empty" in errors[1]
+    assert at.subheader[0].value == "Current corpus: poem.txt"
+
+
+def test_only_bad_uploads_keep_the_corpus_and_say_so():
+    at = app()
+    before = at.subheader[0].value
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00", "text/plain").run()
+    assert at.subheader[0].value == before
+    assert any("No file was used: the corpus is still" in c.value for c in at.caption)
+
+
+def test_gpt2_tokenizer_on_the_bundled_corpus_shows_its_vocabulary(gpt2_available):
+    at = app()
+    at.radio(key="tokenizer_radio").set_value("gpt2").run()
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Vocabulary size"].replace(",", "")) > 1000
+    assert 2.0 < float(metrics["Characters per token"]) < 6.0
+
+
 def test_bad_hyperparameters_show_error():
     at = app()
     at.switch_page("views/train.py").run()

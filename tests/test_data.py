@@ -10,6 +10,8 @@ from babygpt.data import (
     Corpus,
     corpus_from_bytes,
     corpus_from_path,
+    corpus_from_uploads,
+    describe_char,
     decode_text,
     get_batch,
     split_ids,
@@ -29,6 +31,21 @@ from tests.conftest import SHAKESPEARE
 def test_bad_uploads_get_specific_errors(raw, message):
     with pytest.raises(BabyGPTError, match=message):
         corpus_from_bytes(raw, "upload.txt")
+
+
+def test_uploads_use_the_good_files_and_name_every_bad_one():
+    result = corpus_from_uploads([("a.txt", b"hello there\n"), ("bin.txt", b"GIF89a\x00"), ("b.txt", b"general kenobi\n"),
+                                  ("empty.txt", b"")])
+    assert result.corpus.name == "a.txt + b.txt"
+    assert result.corpus.text == "hello there\n\n\ngeneral kenobi\n"
+    assert [name for name, _ in result.rejected] == ["bin.txt", "empty.txt"]
+    assert "looks binary" in result.rejected[0][1] and "is empty" in result.rejected[1][1]
+    nothing = corpus_from_uploads([("bin.txt", b"GIF89a\x00")])
+    assert nothing.corpus is None and len(nothing.rejected) == 1
+
+
+def test_whitespace_is_drawn_with_glyphs_debian_fonts_have():
+    assert [describe_char(c) for c in " \n\t\x07é"] == ["\u2423", "\\n", "\\t", "U+0007", "é"]
 
 
 def test_utf16_with_bom_is_decoded():

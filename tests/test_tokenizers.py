@@ -3,7 +3,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.tokenizers import CharTokenizer, GPT2Tokenizer, build_tokenizer, tokenizer_from_dict
+from babygpt.tokenizers import CharTokenizer, GPT2Tokenizer, build_tokenizer, tokenizer_from_dict, whole_words_prefix
 
 
 def test_char_round_trip_and_vocab():
@@ -83,3 +83,22 @@ def test_damaged_tokenizer_description():
         tokenizer_from_dict({"kind": "char"})
     with pytest.raises(BabyGPTError, match="Unknown tokenizer"):
         build_tokenizer("bpe", "abc")
+
+
+def test_a_prefix_ends_at_a_whole_word_so_gpt2_can_encode_it(gpt2_available):
+    text = "extraordinarily unbelievable circumstances, notwithstanding everything.\n" * 3
+    tok = GPT2Tokenizer.from_text(text)
+    full = tok.encode(text)
+    failures_when_cut_anywhere = 0
+    for limit in range(len("extraordinarily "), 120):
+        try:
+            tok.encode(text[:limit])
+        except BabyGPTError:
+            failures_when_cut_anywhere += 1
+        prefix = whole_words_prefix(text, limit)
+        ids = tok.encode(prefix)  # never raises
+        assert full[: len(ids)] == ids, limit  # the same tokens as in the whole text
+        assert len(prefix) <= limit
+    assert failures_when_cut_anywhere > 0  # the case the prefix exists for
+    assert whole_words_prefix("short", 100) == "short"
+    assert whole_words_prefix(text, 5) == text  # no safe cut before the first space: the whole text

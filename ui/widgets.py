@@ -7,6 +7,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
 from babygpt.runs import LoadedRun
+from babygpt.tokenizers import whole_words_prefix
 from babygpt.units import format_duration
 from babygpt.users import public_handle
 from ui import state
@@ -58,7 +59,7 @@ def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
     """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token."""
     corpus = state.corpus()
     if loaded.info.data_sha256 == corpus.sha256:
-        return loaded.tokenizer.decode(loaded.tokenizer.encode(corpus.text[:n_chars]))
+        return loaded.tokenizer.decode(loaded.tokenizer.encode(whole_words_prefix(corpus.text, n_chars)))
     return loaded.tokenizer.token_text(0)
 
 

@@ -3,8 +3,9 @@
 import streamlit as st
 
 from babygpt import datasets
-from babygpt.data import combine, corpus_from_bytes
+from babygpt.data import corpus_from_uploads
 from babygpt.errors import BabyGPTError
+from babygpt.tokenizers import whole_words_prefix
 from babygpt.viz import char_frequency_figure, tokens_html
 from ui import state
 from ui.widgets import explain
@@ -49,10 +50,15 @@ else:
     uploads = st.file_uploader("Text files (UTF-8)", type=["txt", "md", "csv", "py"], accept_multiple_files=True,
                                key="uploads", help="Several files are joined with a blank line between them.")
     if uploads:
-        try:
-            state.set_corpus(combine([corpus_from_bytes(f.getvalue(), f.name) for f in uploads]))
-        except BabyGPTError as exc:
-            st.error(str(exc))
+        result = corpus_from_uploads([(f.name, f.getvalue()) for f in uploads])
+        if result.corpus is not None:
+            state.set_corpus(result.corpus)
+        for name, reason in result.rejected:
+            st.error(f"**{name} was not used.** {reason}")
+        if result.rejected:
+            used = ("The other files were used." if result.corpus is not None
+                    else f"No file was used: the corpus is still **{state.corpus().name}**.")
+            st.caption(used)
 
 corpus = state.corpus()
 stats = state.stats_for(corpus.sha256, corpus.text)
@@ -76,12 +82,11 @@ kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "
 state.set_tokenizer_kind(kind)
 try:
     tokenizer = state.current_tokenizer()
-    sample = corpus.text[:600]
-    ids = tokenizer.encode(sample)
-    n_tokens = len(tokenizer.encode(corpus.text[:200_000]))
+    ids = tokenizer.encode(whole_words_prefix(corpus.text, 600))
+    counted = whole_words_prefix(corpus.text, 200_000)
     c1, c2 = st.columns(2)
     c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
-    c2.metric("Characters per token", f"{min(len(corpus.text), 200_000) / max(1, n_tokens):.2f}")
+    c2.metric("Characters per token", f"{len(counted) / max(1, len(tokenizer.encode(counted))):.2f}")
     st.markdown(tokens_html([(tokenizer.token_text(i), i) for i in ids]), unsafe_allow_html=True)
     st.caption("Each coloured box is one token; hover to see its id.")
 except BabyGPTError as exc:
