@@ -1,6 +1,7 @@
 """Baby GPT explorer: train a small GPT on your own text, watch it learn, look inside."""
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -9,7 +10,10 @@ from babygpt.users import ADMIN_TOKEN_ENV, public_handle
 from ui import state
 from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 
-st.set_page_config(page_title="Baby GPT", page_icon=":material/child_care:", layout="wide")
+# a file served by this server: an emoji or :material: icon makes the browser fetch it from another host
+FAVICON = Path(__file__).parent / "ui" / "favicon.png"
+
+st.set_page_config(page_title="Baby GPT", page_icon=str(FAVICON), layout="wide")
 state.user()  # who this browser is: restores the user's choices on the first run of a session
 
 pages = st.navigation([

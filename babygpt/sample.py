@@ -7,7 +7,8 @@ block of new tokens, and the uncached path follows the same rule so both give id
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -169,6 +170,25 @@ def stream(model: GPT, tokenizer: Tokenizer, prompt: str | list[int], cfg: Sampl
                 logits = context.push(token)
     finally:
         model.train(was_training)
+
+
+def paced(items: Iterable, per_second: float | None,
+          clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> Iterator:
+    """Hand on items no faster than ``per_second`` (None: as fast as they come).
+
+    Sampling a baby model writes hundreds of tokens a second; in a demo, text typed out at reading pace shows
+    that it is written one token at a time. The schedule is kept from the start, so a slow token is not
+    followed by a pause.
+    """
+    if not per_second:
+        yield from items
+        return
+    start = clock()
+    for i, item in enumerate(items):
+        wait = start + i / per_second - clock()
+        if wait > 0:
+            sleep(wait)
+        yield item
 
 
 def generate(model: GPT, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig) -> str:

@@ -17,8 +17,10 @@ TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
+    # The legend sits at the bottom of the figure, below the x-axis title, and plotly makes room for it: placed
+    # at a fraction of the plot's height instead, it lands on the axis title of a short chart.
     fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
-                      legend=dict(orientation="h", y=-0.2), **kwargs)
+                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0), **kwargs)
     return fig
 
 
@@ -108,20 +110,42 @@ def _token_labels(tokens: Sequence[str]) -> list[str]:
     return [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
 
 
-def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
+def attention_color_range(matrices: np.ndarray, kind: str) -> tuple[float, float]:
+    """One colour range for a layer's heads, so a head has the same colours alone and in the grid.
+
+    Weights are probabilities (0 to 1). Scores are signed: the range is symmetric about 0, so white is 0, blue
+    negative and red positive in every view. Only the causal part (keys at or before the query) counts.
+    """
+    if kind == "weights":
+        return 0.0, 1.0
+    m = np.asarray(matrices, dtype=float)
+    T = m.shape[-1]
+    visible = m[..., np.tril(np.ones((T, T), dtype=bool))]
+    finite = visible[np.isfinite(visible)]
+    top = float(np.abs(finite).max()) if finite.size else 1.0
+    return -(top or 1.0), (top or 1.0)
+
+
+def _causal(matrix: np.ndarray) -> np.ndarray:
+    """The matrix with the masked future (keys after the query) set to NaN, drawn empty."""
+    m = np.asarray(matrix, dtype=float).copy()
+    m[np.triu(np.ones(m.shape[-2:], dtype=bool), 1)] = np.nan
+    return m
+
+
+def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights",
+                      color_range: tuple[float, float] | None = None) -> go.Figure:
     """One head's T×T matrix, rows = query (the position predicting), columns = key (looked at).
 
-    Future positions are masked: shown empty, so the causal triangle is visible.
+    Future positions are masked: shown empty, so the causal triangle is visible. Pass the layer's
+    ``attention_color_range`` to draw it in the same colours as the grid of all heads.
     """
-    matrix = np.asarray(matrix, dtype=float).copy()
+    matrix = _causal(matrix)
     T = matrix.shape[0]
-    matrix[np.triu(np.ones((T, T), dtype=bool), 1)] = np.nan
     labels = _token_labels(tokens)
-    scale = "Blues" if kind == "weights" else "RdBu_r"
-    zmid = None if kind == "weights" else 0.0
+    zmin, zmax = color_range or attention_color_range(matrix[None], kind)
     fig = go.Figure(go.Heatmap(
-        z=matrix, x=labels, y=labels, colorscale=scale, zmid=zmid,
-        zmin=0.0 if kind == "weights" else None, zmax=1.0 if kind == "weights" else None,
+        z=matrix, x=labels, y=labels, colorscale="Blues" if kind == "weights" else "RdBu_r", zmin=zmin, zmax=zmax,
         hovertemplate="query %{y}<br>key %{x}<br>" + kind + " %{z:.4f}<extra></extra>",
         hoverongaps=False,
     ))
@@ -132,23 +156,22 @@ def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kin
 
 
 def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
-    """All heads of one layer side by side, same colour scale, for comparison at a glance."""
+    """All heads of one layer side by side, in one colour range (``attention_color_range``), to compare at a glance."""
     n_head, T, _ = head_matrices.shape
     cols = min(4, n_head)
     rows = math.ceil(n_head / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in range(n_head)],
                         horizontal_spacing=0.03, vertical_spacing=0.08)
-    mask = np.triu(np.ones((T, T), dtype=bool), 1)
     labels = _token_labels(tokens)
     for h in range(n_head):
-        m = np.asarray(head_matrices[h], dtype=float).copy()
-        m[mask] = np.nan
-        fig.add_trace(go.Heatmap(z=m, x=labels, y=labels, coloraxis="coloraxis", hoverongaps=False,
+        fig.add_trace(go.Heatmap(z=_causal(head_matrices[h]), x=labels, y=labels, coloraxis="coloraxis",
+                                 hoverongaps=False,
                                  hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.4f}}<extra></extra>"),
                       row=h // cols + 1, col=h % cols + 1)
     fig.update_xaxes(showticklabels=False, type="category")
     fig.update_yaxes(showticklabels=False, type="category", autorange="reversed")
-    fig.update_layout(coloraxis=dict(colorscale="Blues" if kind == "weights" else "RdBu_r"))
+    cmin, cmax = attention_color_range(head_matrices, kind)
+    fig.update_layout(coloraxis=dict(colorscale="Blues" if kind == "weights" else "RdBu_r", cmin=cmin, cmax=cmax))
     return _layout(fig, title, height=260 * rows + 60, plot_bgcolor="#f3f4f6")
 
 
@@ -161,8 +184,20 @@ def next_token_figure(candidates: Sequence[tuple[str, float]], chosen: str | Non
                            text=[f"{p:.1%}" for p in probs], textposition="auto",
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category", title="token")
-    fig.update_xaxes(title="probability", range=[0, max(probs + [0.01]) * 1.1], tickformat=".0%")
+    top = max(probs + [0.001]) * 1.1
+    fig.update_xaxes(title="probability", range=[0, top], tickformat=percent_tickformat(top))
     return _layout(fig, title, height=max(260, 26 * len(candidates) + 90))
+
+
+def percent_tickformat(top: float) -> str:
+    """Enough decimals that no two ticks of an axis from 0 to ``top`` read the same.
+
+    Plotly puts 4-8 ticks on an axis; below 5% they are 0.5 or 1 percentage point apart, and ".0%" would print
+    "0% 1% 1% 2%" (an untrained model gives every token about 1/V).
+    """
+    if top < 0.005:
+        return ".2%"
+    return ".1%" if top < 0.05 else ".0%"
 
 
 def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: bool = False,

@@ -90,11 +90,13 @@ LAYOUT_PROBLEMS_JS = """() => {
   const problems = [];
   const visible = el => el.offsetParent !== null && el.getClientRects().length > 0;
   const boxes = '[data-testid="stMetricLabel"], [data-testid="stMetricValue"], [data-testid="stWidgetLabel"], '
-    + 'button, h1, h2, h3';
+    + 'button, h1, h2, h3, th, [role="tab"], label';
   for (const box of document.querySelectorAll(boxes)) {
     if (!visible(box)) continue;
     for (const el of [box, ...box.querySelectorAll('*')]) {
-      if (!visible(el) || el.closest('.js-plotly-plot') || el.tagName === 'svg' || el.closest('svg')) continue;
+      // visually hidden helpers (1 px wide, for screen readers) are meant to be cut
+      if (!visible(el) || el.tagName === 'INPUT' || el.clientWidth <= 2) continue;
+      if (el.closest('.js-plotly-plot') || el.closest('svg')) continue;
       if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible') {
         problems.push(`cut: "${(box.innerText || '').trim().slice(0, 50)}"`);
         break;
@@ -112,6 +114,21 @@ LAYOUT_PROBLEMS_JS = """() => {
       if (b.width && (b.left < r.left - 1 || b.right > r.right + 1 || b.top < r.top - 1 || b.bottom > r.bottom + 1))
         problems.push(`chart text outside its chart: "${t.textContent.slice(0, 40)}"`);
     }
+    const legend = plot.querySelector('.legend');
+    if (legend) {
+      const l = legend.getBoundingClientRect();
+      for (const t of plot.querySelectorAll('.xtitle, .ytitle, .gtitle, .xtick text, .ytick text')) {
+        const b = t.getBoundingClientRect();
+        if (b.width && b.left < l.right && l.left < b.right && b.top < l.bottom && l.top < b.bottom)
+          problems.push(`legend overlaps "${t.textContent.slice(0, 40)}"`);
+      }
+    }
+    // an axis whose tick labels repeat ("0% 1% 1% 2%") reads wrong: every tick must say something new
+    for (const layer of plot.querySelectorAll('.xaxislayer-above, .yaxislayer-above, .cbaxis')) {
+      const ticks = [...layer.querySelectorAll('text')].map(t => t.textContent.trim()).filter(Boolean);
+      const repeated = ticks.filter((t, i) => ticks.indexOf(t) !== i);
+      if (repeated.length) problems.push(`repeated ticks: ${ticks.join(' ')}`);
+    }
   }
   return problems;
 }"""
@@ -119,3 +136,48 @@ LAYOUT_PROBLEMS_JS = """() => {
 
 def layout_problems(page) -> list[str]:
     return page.evaluate(LAYOUT_PROBLEMS_JS)
+
+
+# Whether a character draws as a glyph in the chart font, or as the font's empty box: a missing glyph draws the
+# same pixels as an unassigned code point (U+0378).
+GLYPH_DRAWN_JS = """(ch) => {
+  const draw = c => {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 40;
+    const ctx = canvas.getContext('2d');
+    ctx.font = '28px "Open Sans", verdana, arial, sans-serif';
+    ctx.fillText(c, 4, 30);
+    return Array.from(ctx.getImageData(0, 0, 40, 40).data).join(',');
+  };
+  return draw(ch) !== draw('\\u0378');
+}"""
+
+
+def glyph_drawn(page, ch: str) -> bool:
+    return page.evaluate(GLYPH_DRAWN_JS, ch)
+
+
+class PageAudit:
+    """What a walkthrough checks on every screen: no exception, no request off the server, nothing cut or repeated."""
+
+    def __init__(self, page, server_url: str, screenshots: Path | None):
+        self.page, self.screenshots = page, screenshots
+        self.origin = server_url.rstrip("/")
+        self.external: list[str] = []
+        page.on("request", self._on_request)
+
+    def _on_request(self, request) -> None:
+        url = request.url
+        if not (url.startswith(self.origin) or url.startswith(("data:", "blob:", "about:"))):
+            self.external.append(url)
+
+    def check(self, name: str) -> None:
+        self.page.wait_for_timeout(600)  # let charts finish their layout
+        exceptions = self.page.locator('[data-testid="stException"]').all_inner_texts()
+        assert not exceptions, f"{name}: exception on the page: {exceptions[0][:300]}"
+        assert not self.external, f"{name}: requests to other hosts: {self.external}"
+        problems = layout_problems(self.page)
+        if self.screenshots:
+            self.screenshots.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(self.screenshots / f"{name}.png"), full_page=True)
+        assert not problems, f"{name}: {problems}"

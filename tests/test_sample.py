@@ -4,7 +4,7 @@ import torch
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.sample import SamplingConfig, filter_probs, generate, next_token_distribution, prepare_prompt, stream
+from babygpt.sample import SamplingConfig, filter_probs, generate, next_token_distribution, paced, prepare_prompt, stream
 from babygpt.tokenizers import CharTokenizer
 
 TEXT = "abcdefghij klmnop\n"
@@ -83,3 +83,23 @@ def test_next_token_distribution(model_and_tokenizer):
     assert all(top[i].prob >= top[i + 1].prob for i in range(4))
     full = next_token_distribution(model, tok, "abc", k=tok.vocab_size)
     assert abs(sum(c.prob for c in full) - 1) < 1e-5
+
+
+def test_paced_keeps_a_schedule_from_the_start():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    def slow_items():
+        for i in range(5):
+            if i == 2:
+                now[0] += 0.25  # a slow token: the next one is not held back on top of it
+            yield i
+
+    assert list(paced(slow_items(), 10.0, clock=lambda: now[0], sleep=sleep)) == [0, 1, 2, 3, 4]
+    # item 1 waits until 0.1 s; item 2 comes late (0.35 s), item 3 (due 0.3 s) follows at once, item 4 waits to 0.4 s
+    assert slept == [0.1, 0.05]
+    assert list(paced(range(3), None, clock=lambda: 1 / 0, sleep=lambda s: 1 / 0)) == [0, 1, 2]

@@ -4,7 +4,7 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import KINDS, attention_for_prompt
-from babygpt.viz import attention_grid, attention_heatmap
+from babygpt.viz import attention_color_range, attention_grid, attention_heatmap
 from ui.widgets import default_prompt, explain, run_picker
 
 st.title("Attention")
@@ -36,8 +36,9 @@ if loaded is not None:
     layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
     head = c3.selectbox("Head", range(view.n_head), key="attention_head")
     matrix = view.layers[layer][kind][head]
-    st.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind),
-                    key="attention_heatmap")
+    layer_range = attention_color_range(view.layers[layer][kind], kind)  # the grid below uses the same colours
+    st.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind,
+                                      layer_range), key="attention_heatmap")
     if kind != "weights":
         st.caption(f"Score range in this head: {matrix[~(matrix != matrix)].min():.2f} … {matrix.max():.2f}. "
                    "Empty cells are the masked future (−∞ before the softmax).")

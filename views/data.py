@@ -72,7 +72,8 @@ for warning in stats.warnings:
     st.warning(warning)
 left, right = st.columns([3, 2])
 left.plotly_chart(char_frequency_figure(stats.top_chars[:40]), key="char_freq")
-right.text_area("Preview", corpus.text[:2000], height=300, disabled=True, key="preview")
+right.text_area("Preview", corpus.text[:2000], height=300, disabled=True,
+                key=f"preview_{corpus.sha256[:16]}")  # a new key per corpus, or the widget keeps the old text
 
 st.subheader("Tokenizer")
 kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "gpt2"].index(state.tokenizer_kind()),

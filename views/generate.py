@@ -3,11 +3,12 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.sample import SamplingConfig, prepare_prompt, stream
+from babygpt.sample import SamplingConfig, paced, prepare_prompt, stream
 from babygpt.viz import next_token_figure
 from ui.widgets import explain, run_picker
 
 GENERATED = "generated"
+PACES = {"Full speed": None, "Typed out (30 tokens/s)": 30.0, "Slow (8 tokens/s)": 8.0}
 
 st.title("Generate")
 explain(
@@ -35,6 +36,9 @@ if loaded is not None:
     top_p = c4.slider("Top-p", 0.05, 1.0, 1.0, 0.05, key="gen_top_p",
                       help="Sample among the most likely tokens whose probabilities sum to p (1 = off).")
     seed = c5.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed", help="Same seed, same text.")
+    pace = st.radio("Pace", list(PACES), horizontal=True, key="gen_pace",
+                    help="Full speed shows the text in chunks as fast as the model writes; the slower paces type "
+                         "it out one token at a time, to see (or show a class) that it is written token by token.")
 
     if st.button("Generate", type="primary", key="generate"):
         try:
@@ -45,10 +49,12 @@ if loaded is not None:
             box = st.empty()
             text = prompt
             steps = []
-            for i, token in enumerate(stream(loaded.model, loaded.tokenizer, encoded.ids, cfg)):
+            every = 4 if PACES[pace] is None else 1  # at full speed, redraw every few tokens
+            tokens = stream(loaded.model, loaded.tokenizer, encoded.ids, cfg)
+            for i, token in enumerate(paced(tokens, PACES[pace])):
                 steps.append(token)
                 text += token.text
-                if i % 4 == 0:
+                if i % every == 0:
                     box.code(text, language=None, wrap_lines=True)
             box.empty()
             st.session_state[GENERATED] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
