@@ -19,9 +19,10 @@ from babygpt.config import PRESETS, TrainConfig
 from babygpt.data import Corpus, split_ids
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import check_same_corpus, encode_corpus, plan_training, resume_run, start_run
+from babygpt.pipeline import TrainingPlan, check_same_corpus, encode_corpus, plan_training, resume_run, start_run
 from babygpt.runs import LoadedRun, RunStore
 from babygpt.sample import SamplingConfig, generate, prepare_prompt
+from babygpt.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
 from babygpt.tokenizers import TOKENIZERS
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
 from babygpt.units import format_duration
@@ -75,6 +76,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="use torch.compile (falls back to eager if it fails)")
+    p.add_argument("--allow-large", action="store_true",
+                   help=f"train a model over {MAX_PARAMS_ENV} or the memory estimate anyway (your own machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +151,15 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     return code
 
 
+def _check_size(plan: TrainingPlan, allow_large: bool) -> None:
+    """Over the limits, the CLI asks for --allow-large: it is the user's own machine, unlike the app's server."""
+    problems = ModelLimits.from_env().problems(plan.model_config, plan.train_config.batch_size)
+    if problems and not allow_large:
+        raise BabyGPTError(" ".join(problems) + " Pass --allow-large to train it anyway.")
+    for problem in problems:
+        _eprint(f"warning: {problem}")
+
+
 def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo) -> int:
     overrides = _train_overrides(args)
     progress = [ConsoleProgress(0)] if dist.is_main else []
@@ -159,12 +171,13 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         model_fields = (*MODEL_FIELDS, "tie_weights", "bias", "zero_init_residual")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
+        _check_size(plan, args.allow_large)
         trainer, info = start_run(store, plan, name=args.name, callbacks=progress, dist=dist)
     for cb in progress:
         cb.max_iters = trainer.config.max_iters
     if dist.is_main:
         ranks = f", {dist.world_size} ranks (DDP)" if dist.enabled else ""
-        _eprint(f"run {info.id}: {trainer.model_config.preset}, {trainer.model.num_params():,} parameters, "
+        _eprint(f"run {info.id}: {trainer.model_config.preset}, {parameter_count(trainer.model_config):,} parameters, "
                 f"vocab {trainer.model_config.vocab_size}, device {devices.describe(trainer.device)}, "
                 f"{trainer.dtype}{ranks}")
     _install_signal_stop(trainer)
@@ -175,7 +188,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
                "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
-               "train_time_s": round(result.elapsed_s, 2), "params": trainer.model.num_params()}
+               "train_time_s": round(result.elapsed_s, 2), "params": parameter_count(trainer.model_config)}
     if result.message:
         summary["message"] = result.message
         _eprint(f"error: {result.message}")

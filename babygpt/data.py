@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from babygpt.errors import BabyGPTError
+from babygpt.units import format_count
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -157,8 +158,10 @@ def text_stats(text: str, top: int = 20) -> TextStats:
         warnings.append(f"Unusual characters found ({', '.join(describe_char(c) for c in odd[:8])}), "
                         "often a sign of a broken conversion.")
     if len(counts) > 1000:
-        warnings.append(f"{len(counts)} distinct characters: a char tokenizer will have a large vocabulary; "
-                        "consider gpt2.")
+        n = len(counts)
+        warnings.append(f"{n:,} distinct characters: with the char tokenizer the bigram table alone would be "
+                        f"{format_count(n * n)} parameters ({n:,} × {n:,}), and every model's embedding and output "
+                        "layers grow with it. Consider the gpt2 tokenizer or an attention rung.")
     return TextStats(
         n_chars=len(text),
         n_lines=text.count("\n") + (0 if text.endswith("\n") else 1),

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babygpt import devices
-from babygpt.config import TrainConfig
+from babygpt.config import ModelConfig, TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
 from babygpt.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
 from babygpt.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
+from babygpt.sizing import JOB_MEMORY_ENV, ModelLimits
 from babygpt.users import Actor, check_can_manage
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +159,7 @@ class Job:
     """One worker process training one run: launched here, or adopted after a server restart."""
 
     def __init__(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
-                 adopt_pid: int | None = None):
+                 adopt_pid: int | None = None, memory_bytes: int | None = None):
         self.store, self.info, self.on_exit = store, info, on_exit
         self.stop_requested = False
         self.exit_message = ""
@@ -166,6 +167,8 @@ class Job:
         if adopt_pid is None:
             env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
                        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
+            if memory_bytes:  # the worker limits its own memory to this, so running out fails it alone
+                env[JOB_MEMORY_ENV] = str(memory_bytes // 2**20)
             # the worker's stderr goes to a file, not a pipe: a worker outlives a restarted server, and writing
             # to a pipe whose reader died would kill it
             with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
@@ -245,6 +248,7 @@ class Scheduler:
     def __init__(self, store: RunStore, settings: SchedulerSettings | None = None):
         self.store = store
         self.settings = settings or SchedulerSettings()
+        self.limits = ModelLimits.from_env(self.settings.slots)
         self._jobs: dict[str, Job] = {}  # run id -> job, while its worker lives
         self._finished: dict[str, Job] = {}  # the last job of each run (its exit message)
         self._readers: dict[str, LiveMetrics] = {}
@@ -257,6 +261,7 @@ class Scheduler:
         """Record a new run as queued (its corpus kept in the store) and start it if a slot is free.
 
         One single run per user at a time, queued or training: a second tab cannot fill the queue."""
+        self.limits.check(plan.model_config, plan.train_config.batch_size)
         current = self.store.newest_active_run(user) if user else None
         if current is not None:
             info = self.store.get(current)
@@ -271,6 +276,8 @@ class Scheduler:
         One group per user at a time, like single runs."""
         if user and any(i.owner == user and i.group_id for i in [*self.store.queued(), *self.store.live()]):
             raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting another.")
+        for plan, _ in plans:
+            self.limits.check(plan.model_config, plan.train_config.batch_size)
         group_id = secrets.token_hex(4)
         for plan, name in plans:
             self._queue(user, plan, name, group_id)
@@ -290,6 +297,8 @@ class Scheduler:
         check_can_queue(info)
         check_same_corpus(info, corpus)
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
+        train = TrainConfig.from_dict({**info.config["train"], **overrides})
+        self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
         if overrides:
             document = dict(info.config)
             document["train"] = TrainConfig.from_dict({**document["train"], **overrides}).validate().to_dict()
@@ -311,7 +320,8 @@ class Scheduler:
                                         self.settings.threads_per_job)[-1]
                 if not self.store.claim(info.id, threads):
                     continue  # another server process took it
-                self._jobs[info.id] = Job(self.store, self.store.get(info.id), threads, self._job_ended)
+                self._jobs[info.id] = Job(self.store, self.store.get(info.id), threads, self._job_ended,
+                                          memory_bytes=self.limits.job_memory_bytes)
                 free -= 1
             self._rebalance()
 

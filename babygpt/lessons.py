@@ -15,10 +15,11 @@ import torch
 from babygpt.config import PRESETS, ModelConfig, TrainConfig
 from babygpt.data import Corpus
 from babygpt.inspect import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
-from babygpt.model import GPT, count_params
+from babygpt.model import GPT
 from babygpt.pipeline import TrainingPlan, plan_training
 from babygpt.runs import RunStore
 from babygpt.sample import Candidate, next_token_distribution
+from babygpt.sizing import parameter_count
 from babygpt.tokenizers import Tokenizer
 
 # --- why scale the dot product ----------------------------------------------------------------
@@ -129,7 +130,7 @@ def race_table(store: RunStore, group_id: str) -> list[dict]:
         vals = [m.loss for m in metrics if m.split == "val" and m.loss is not None]
         train_time = max((m.elapsed_s or 0.0 for m in metrics), default=0.0)
         rows.append({"preset": info.preset, "status": info.status,
-                     "parameters": count_params(ModelConfig.from_dict(info.config["model"])),
+                     "parameters": parameter_count(ModelConfig.from_dict(info.config["model"])),
                      "best val loss": min(vals) if vals else None,
                      "train time (s)": round(train_time, 1) if train_time else None, "run": info.id})
     return rows

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from babygpt.config import ModelConfig
+from babygpt.sizing import flops_per_token
 
 # --- 1. one attention head, written out ------------------------------------------------------
 
@@ -262,11 +263,7 @@ class GPT(nn.Module):
         return total
 
     def flops_per_token(self, seq_len: int | None = None) -> float:
-        """Training FLOPs per token (forward + backward): 6N for the weights plus attention's 12·L·C·T."""
-        c = self.config
-        t = seq_len or c.block_size
-        attention = 12 * c.n_layer * c.n_embd * t if c.use_attention else 0
-        return 6 * self.num_params(exclude_positions=True) + attention
+        return flops_per_token(self.config, seq_len)
 
     # -- forward paths ---------------------------------------------------------------------------
     def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
@@ -321,11 +318,3 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x[:, -1]))
 
 
-def meta_model(config: ModelConfig) -> GPT:
-    """The model's shapes without its memory (PyTorch's meta device): for sizes, counts and FLOPs."""
-    with torch.device("meta"):
-        return GPT(config)
-
-
-def count_params(config: ModelConfig) -> int:
-    return meta_model(config).num_params()

@@ -91,6 +91,11 @@ class TrainingDiverged(BabyGPTError):
     pass
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """PyTorch reports a failed CPU allocation as a RuntimeError and a CUDA one as OutOfMemoryError."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(exc)
+
+
 class Trainer:
     def __init__(
         self,
@@ -337,6 +342,12 @@ class Trainer:
             return result
         except BabyGPTError as exc:  # includes TrainingDiverged
             return self._fail(str(exc))
+        except (MemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            return self._fail(f"The job ran out of memory at step {self.step} ({str(exc).splitlines()[0][:120]}). "
+                              "Try a smaller model (n_embd, n_layer), batch_size or block_size; the last "
+                              "checkpoint is kept.")
 
     def _fail(self, message: str) -> TrainResult:
         for cb in self.callbacks:

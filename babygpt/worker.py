@@ -10,6 +10,7 @@ wrote a new thread count for it into the store, applied between steps.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import threading
@@ -20,7 +21,8 @@ from babygpt.errors import BabyGPTError
 from babygpt.jobs import THREADS_SIGNAL
 from babygpt.pipeline import resume_run, trainer_for_run
 from babygpt.runs import RunStore
-from babygpt.train import Callbacks, StepMetrics, Trainer
+from babygpt.sizing import JOB_MEMORY_ENV
+from babygpt.train import Callbacks, StepMetrics, Trainer, is_out_of_memory
 
 
 class ThreadShare(Callbacks):
@@ -39,11 +41,27 @@ class ThreadShare(Callbacks):
                 devices.configure_threads(threads)
 
 
+def limit_memory() -> int | None:
+    """Cap this process's heap at the scheduler's per-job memory (RLIMIT_DATA), so a model that does not fit
+    fails here, with a message, instead of the kernel's out-of-memory killer picking a process (the server's
+    perhaps). Returns the limit in bytes, or None when none is set."""
+    raw = os.environ.get(JOB_MEMORY_ENV)
+    if not raw:
+        return None
+    limit = int(raw) * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    return limit
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m babygpt.worker RUN", file=sys.stderr)
         return 2
+    limit_memory()
     store = RunStore()
     run_id = args[0]
     share = ThreadShare(store, run_id)
@@ -56,9 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             trainer = trainer_for_run(store, run_id, corpus, callbacks=[share])
             store.set_status(run_id, "running")
-    except BabyGPTError as exc:
-        store.set_status(run_id, "failed", str(exc))
-        print(f"error: {exc}", file=sys.stderr)
+    except (BabyGPTError, MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, BabyGPTError) and not is_out_of_memory(exc):
+            raise
+        message = str(exc) if isinstance(exc, BabyGPTError) else (
+            "The job ran out of memory while building the model; try a smaller model (n_embd, n_layer) "
+            "or a text with fewer distinct tokens.")
+        store.set_status(run_id, "failed", message)
+        print(f"error: {message}", file=sys.stderr)
         return 2
     document = dict(store.get(run_id).config)
     document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid()}

@@ -225,3 +225,28 @@ def test_import_shows_the_run_at_once_and_errors_name_the_uploaded_file(trained_
     table = at.dataframe[0].value
     assert table["owner"].tolist() == ["you"], "the import is the user's, listed without another click"
     assert table["size"].tolist() == ["2×32 (2 heads)"]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_a_huge_alphabet_is_sized_and_refused_without_building_the_model():
+    blocks = [(0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3)]  # CJK and Hangul: ~38,700 characters
+    text = "".join(chr(c) for lo, hi in blocks for c in range(lo, hi + 1))
+    n = len(set(text))
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("cjk.txt", (text * 2).encode(), "text/plain").run()
+    assert any(f"{n:,} distinct characters" in w.value and "bigram table alone" in w.value for w in at.warning)
+    before = _rss_mb()
+    at.switch_page("views/train.py").run()
+    at.selectbox(key="hp_preset").set_value("bigram").run()
+    assert not at.exception
+    assert f"{n * n:,}" == at.metric[0].value  # the size is shown: arithmetic, not a model
+    errors = [e.value for e in at.error]
+    assert any("1.5 B parameters, over this server's limit" in e or "1.6 B parameters, over this server's limit" in e
+               for e in errors), errors
+    assert at.button(key="start").disabled
+    assert _rss_mb() - before < 300, "no table of a billion parameters may be allocated"

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from babygpt.cli import main
+from babygpt.runs import RunStore
 from tests.conftest import ROOT, SHAKESPEARE
 
 
@@ -70,3 +71,17 @@ def test_cli_rejects_binary_file(tmp_path, capsys):
     f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     assert main(["train", "--data", str(f)]) == 2
     assert "looks binary" in capsys.readouterr().err
+
+
+def test_cli_asks_for_a_flag_before_training_a_model_over_the_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BABYGPT_MAX_PARAMS", "1000")
+    f = tmp_path / "alphabet.txt"
+    f.write_text("".join(chr(0x4E00 + i) for i in range(60)) * 20)
+    args = ["train", "--data", str(f), "--preset", "bigram", "--max-iters", "2", "--eval-interval", "1",
+            "--eval-iters", "1", "--batch-size", "2", "--block-size", "8"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "3,600 parameters, over this server's limit of 1,000" in err and "--allow-large" in err
+    assert RunStore().list_runs() == []  # nothing was recorded
+    assert main([*args, "--allow-large"]) == 0
+    assert "warning: This model has 3,600 parameters" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.jobs import LiveMetrics, Scheduler, SchedulerSettings, share_threads
 from babygpt.pipeline import start_run
 from babygpt.runs import MetricRow, RunStore
+from babygpt.sizing import ModelLimits
 from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
 from babygpt.viz import downsample_indices
 from tests.helpers import tiny_plan
@@ -241,3 +242,28 @@ def test_a_classmate_cannot_delete_a_students_run_in_the_app(small_text, fresh_r
     classmate.button(key="runs_delete").click().run()
     assert "only its owner, or the teacher" in classmate.error[0].value
     assert RunStore().get(run.id).id == run.id
+
+
+def test_a_job_that_runs_out_of_memory_fails_alone_with_a_message(small_text):
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
+    scheduler.limits = ModelLimits(max_params=10**12, job_memory_bytes=600 * 2**20)
+    other = scheduler.submit(ALICE, tiny_plan(small_text, max_iters=100_000, eval_interval=20))
+    # a model an estimate let through (estimates can be wrong) that needs far more than the job's 600 MB
+    big = scheduler._queue(BOB, tiny_plan(small_text, n_embd=1024, n_layer=8, n_head=8, max_iters=5,
+                                         eval_interval=5), None, None)
+    scheduler.dispatch()
+    wait_for(lambda: scheduler.store.get(big.id).status == "failed", what="the big job to fail")
+    assert "ran out of memory" in scheduler.store.get(big.id).message
+    wait_for(lambda: scheduler.snapshot(other.id).step >= 20, what="the other job to go on")
+    assert scheduler.store.get(other.id).status == "running"
+    scheduler.stop_all(wait=30)
+
+
+def test_the_server_refuses_a_model_over_its_limits_before_queueing(small_text, monkeypatch):
+    monkeypatch.setenv("BABYGPT_MAX_PARAMS", "5000")
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
+    with pytest.raises(BabyGPTError, match="over this server's limit of 5,000"):
+        scheduler.submit(ALICE, tiny_plan(small_text))
+    with pytest.raises(BabyGPTError, match="over this server's limit"):
+        scheduler.submit_group(ALICE, [(tiny_plan(small_text, preset="bigram"), "a"), (tiny_plan(small_text), "b")])
+    assert scheduler.store.list_runs() == []  # nothing queued, not even the race's small first rung

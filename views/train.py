@@ -8,9 +8,9 @@ from babygpt.config import DTYPES, PRESETS, TrainConfig, model_config_for_preset
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
-from babygpt.model import meta_model
 from babygpt.pipeline import plan_training
 from babygpt.runs import RunInfo
+from babygpt.sizing import flops_per_token, parameter_count
 from babygpt.train import lr_at
 from babygpt.viz import loss_figure, lr_figure
 from ui import state
@@ -112,12 +112,12 @@ def configs() -> tuple:
 
 try:
     model_cfg, train_cfg = configs()
-    probe = meta_model(model_cfg)  # sizes from shapes: no weights are allocated on each rerun
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Parameters", f"{probe.num_params():,}")
-    c2.metric("FLOPs per token (train)", f"{probe.flops_per_token() / 1e6:.2f} M")
+    c1, c2, c3, c4 = st.columns(4)  # sizes by arithmetic on the config: nothing is allocated on a rerun
+    c1.metric("Parameters", f"{parameter_count(model_cfg):,}")
+    c2.metric("FLOPs per token (train)", f"{flops_per_token(model_cfg) / 1e6:.2f} M")
     c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
     c4.metric("Tokens per step", f"{train_cfg.batch_size * model_cfg.block_size:,}")
+    state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
     config_error = None
 except BabyGPTError as exc:
     config_error = str(exc)

@@ -1,0 +1,131 @@
+"""How big a model is, from its configuration alone, and the limits a shared server holds models to.
+
+Every size here is arithmetic on ``ModelConfig``: a page can show the size of a 40,000 × 40,000 bigram
+table, and the server can refuse it, without allocating a byte of it. The formulas follow ``GPT.__init__``
+line by line and a test holds them equal to ``GPT.num_params()`` on every rung.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from babygpt.config import ModelConfig
+from babygpt.errors import BabyGPTError
+from babygpt.units import format_count
+
+MAX_PARAMS_ENV = "BABYGPT_MAX_PARAMS"
+JOB_MEMORY_ENV = "BABYGPT_JOB_MEMORY_MB"
+# float32 weights + gradients + AdamW's two moments: what training keeps per parameter
+TRAINING_BYTES_PER_PARAM = 16
+
+
+def _layernorm(config: ModelConfig) -> int:
+    return (config.n_embd * (2 if config.bias else 1)) if config.use_layernorm else 0
+
+
+def _linear(n_in: int, n_out: int, bias: bool) -> int:
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def block_params(config: ModelConfig) -> int:
+    c, b = config.n_embd, config.bias
+    attention = _linear(c, 3 * c, b) + (_linear(c, c, b) if config.use_projection else 0)
+    ffn = _linear(c, 4 * c, b) + _linear(4 * c, c, b) if config.use_ffn else 0
+    return attention + ffn + 2 * _layernorm(config)
+
+
+def parameter_count(config: ModelConfig, exclude_positions: bool = False) -> int:
+    """The number of trainable parameters ``GPT(config)`` would have."""
+    v, c = config.vocab_size, config.n_embd
+    if not config.use_attention:
+        return v * v  # the bigram table: row i holds the logits of what follows token i
+    positions = config.block_size * c if config.positional == "learned" and not exclude_positions else 0
+    head = 0 if config.tie_weights else c * v
+    return v * c + positions + config.n_layer * block_params(config) + _layernorm(config) + head
+
+
+def flops_per_token(config: ModelConfig, seq_len: int | None = None) -> float:
+    """Training FLOPs per token (forward + backward): 6N for the weights plus attention's 12·L·C·T."""
+    t = seq_len or config.block_size
+    attention = 12 * config.n_layer * config.n_embd * t if config.use_attention else 0
+    return 6 * parameter_count(config, exclude_positions=True) + attention
+
+
+def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
+    """An estimate of a training job's peak memory: weights, gradients, optimiser state, activations, logits.
+
+    Activations follow the usual transformer estimate (per layer and token about 34·C values plus 5·heads·T
+    for the attention maps), at 4 bytes; the logits, their softmax and gradient are 3·V values per token.
+    It is an estimate to refuse the impossible early, not a promise.
+    """
+    tokens = batch_size * config.block_size
+    per_layer = 34 * config.n_embd + 5 * config.n_head * config.block_size if config.use_attention else 0
+    activations = tokens * config.n_layer * per_layer * 4
+    logits = tokens * config.vocab_size * 3 * 4
+    return parameter_count(config) * TRAINING_BYTES_PER_PARAM + activations + logits
+
+
+def total_memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def _positive_int_env(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise BabyGPTError(f"{name}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise BabyGPTError(f"{name} must be positive, got {raw!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """What one training job may use on a shared server."""
+
+    max_params: int
+    job_memory_bytes: int
+
+    @classmethod
+    def from_env(cls, jobs_at_once: int = 1) -> ModelLimits:
+        """``BABYGPT_JOB_MEMORY_MB`` (default: 80% of the machine's memory shared by the jobs that run at once)
+        and ``BABYGPT_MAX_PARAMS`` (default: what fits half a job's memory at 16 bytes a parameter)."""
+        memory_mb = _positive_int_env(JOB_MEMORY_ENV)
+        job_memory = memory_mb * 2**20 if memory_mb else int(total_memory_bytes() * 0.8 / max(1, jobs_at_once))
+        max_params = _positive_int_env(MAX_PARAMS_ENV) or job_memory // (2 * TRAINING_BYTES_PER_PARAM)
+        return cls(max_params, job_memory)
+
+    def problems(self, config: ModelConfig, batch_size: int) -> list[str]:
+        """Why this model cannot train here, in words that say what to change (empty: it can)."""
+        found = []
+        params = parameter_count(config)
+        if params > self.max_params:
+            found.append(f"This model has {format_count(params)} parameters, over this server's limit of "
+                         f"{format_count(self.max_params)} ({MAX_PARAMS_ENV}). {_what_to_change(config)}")
+        memory = training_memory_bytes(config, batch_size)
+        if memory > self.job_memory_bytes:
+            found.append(f"Training it would need about {memory / 2**30:.1f} GB, over the "
+                         f"{self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV}). "
+                         f"Lower batch_size or block_size, or: {_what_to_change(config)}")
+        return found
+
+    def check(self, config: ModelConfig, batch_size: int) -> None:
+        found = self.problems(config, batch_size)
+        if found:
+            raise BabyGPTError(" ".join(found))
+
+
+def _what_to_change(config: ModelConfig) -> str:
+    if not config.use_attention:
+        return (f"The bigram table is vocabulary × vocabulary ({config.vocab_size:,} × {config.vocab_size:,}): "
+                "pick an attention rung (its size grows with n_embd, not with the vocabulary squared), a text "
+                "with fewer distinct characters, or the gpt2 tokenizer.")
+    return ("Choose a smaller n_embd or n_layer, or a text with fewer distinct tokens (char tokenizer on a text "
+            "with fewer distinct characters).")
