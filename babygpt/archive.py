@@ -15,15 +15,34 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, load_trainer_state, load_weights
+from babygpt.checkpoints import (
+    TRAINER_FILE,
+    WEIGHTS_FILE,
+    check_weights_file,
+    expected_shapes,
+    load_trainer_state,
+    load_weights,
+)
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.runs import CONFIG_FILE, METRICS_FILE, MetricRow, RunInfo, RunStore, parse_config_document, read_config
+from babygpt.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    MetricRow,
+    RunInfo,
+    RunStore,
+    build_config_document,
+    parse_config_document,
+    read_config,
+)
+from babygpt.sizing import ModelLimits
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}
 REQUIRED = {CONFIG_FILE, WEIGHTS_FILE}
 DEFAULT_MAX_UNPACKED = 1 << 30  # 1 GiB
+# the small files have small caps of their own: a 1 GiB metrics file would be read into memory whole
+MEMBER_CAPS = {CONFIG_FILE: 4 << 20, RUN_FILE: 64 << 10, METRICS_FILE: 64 << 20}
 FINAL_STATUSES = ("done", "stopped", "interrupted", "failed")
 
 
@@ -67,6 +86,10 @@ def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> None:
         if name in names:
             raise BabyGPTError(f"Refused: {name!r} appears twice in the archive.")
         names.append(name)
+        cap = MEMBER_CAPS.get(name)
+        if cap and member.file_size > cap:
+            raise BabyGPTError(f"Refused: {name} is {member.file_size / 2**20:.1f} MiB, over its "
+                               f"{cap / 2**20:g} MiB limit.")
         total += member.file_size
         if total > max_unpacked:
             raise BabyGPTError(
@@ -81,30 +104,64 @@ def _extract(zf: zipfile.ZipFile, folder: Path, max_unpacked: int) -> None:
     """Copy each member with a hard byte cap, whatever sizes its headers claim."""
     budget = max_unpacked
     for member in zf.infolist():
+        own = MEMBER_CAPS.get(member.filename, max_unpacked)
         with zf.open(member) as src, open(folder / member.filename, "wb") as dst:
             while chunk := src.read(1 << 20):
                 budget -= len(chunk)
-                if budget < 0:
+                own -= len(chunk)
+                if budget < 0 or own < 0:
                     raise BabyGPTError("Refused: the archive unpacks to more than its declared size (zip bomb).")
                 dst.write(chunk)
+
+
+def _data_section(data: Any) -> dict[str, Any]:
+    """The corpus description of an imported run: known keys with plain values only."""
+    if not isinstance(data, dict):
+        return {}
+    return {k: data[k] for k in ("name", "source", "sha256", "n_chars")
+            if isinstance(data.get(k), (str, int)) and not isinstance(data.get(k), bool)}
+
+
+def _metric_row(data: dict[str, Any]) -> MetricRow:
+    """One metrics line, with the types the charts rely on (a number or null for each value)."""
+    row = MetricRow(**{k: data.get(k) for k in MetricRow.__dataclass_fields__})
+    number = (int, float)
+    if not (isinstance(row.step, int) and not isinstance(row.step, bool) and row.step >= 0):
+        raise TypeError(f"step must be a whole number, got {row.step!r}")
+    if row.split not in ("train", "train_eval", "val"):
+        raise TypeError(f"unknown split {row.split!r}")
+    for name in ("loss", "lr", "tokens_per_sec", "elapsed_s"):
+        value = getattr(row, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, number)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+    return row
 
 
 def _read_metrics(path: Path) -> list[MetricRow]:
     if not path.is_file():
         return []
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BabyGPTError(f"Refused: {METRICS_FILE} is not UTF-8 text ({exc}).") from exc
+    for number, line in enumerate(lines, 1):
         try:
             data = json.loads(line)
-            rows.append(MetricRow(**{k: data.get(k) for k in MetricRow.__dataclass_fields__}))
+            if not isinstance(data, dict):
+                raise TypeError(f"a {type(data).__name__}, not an object")
+            rows.append(_metric_row(data))
         except (json.JSONDecodeError, TypeError) as exc:
             raise BabyGPTError(f"Refused: {METRICS_FILE} line {number} is damaged ({exc}).") from exc
     return rows
 
 
 def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED,
-               owner: str | None = None) -> RunInfo:
+               owner: str | None = None, limits: ModelLimits | None = None) -> RunInfo:
+    """Check everything, from the zip's directory to the weights' header, before a model is built or a run
+    recorded: a crafted config cannot make this process allocate a model over ``limits``."""
     archive = Path(archive)
+    limits = limits or ModelLimits.from_env()
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -118,7 +175,12 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 raise BabyGPTError(f"Refused: the archive is corrupted ({exc}).") from exc
         document = read_config(staging)
-        model_config, _, _ = parse_config_document(document)
+        model_config, train_config, tokenizer = parse_config_document(document)
+        limits.check(model_config, train_config.batch_size)
+        # stored as parsed: the run's files never hold a field the code did not check
+        document = build_config_document(model_config, train_config, tokenizer, _data_section(document.get("data")))
+        check_weights_file(staging / WEIGHTS_FILE, expected_shapes(model_config),
+                           tied=model_config.tie_weights and model_config.use_attention)
         load_weights(GPT(model_config), staging / WEIGHTS_FILE)
         if (staging / TRAINER_FILE).is_file():
             load_trainer_state(staging / TRAINER_FILE)
@@ -129,6 +191,8 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
                 meta = json.loads((staging / RUN_FILE).read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise BabyGPTError(f"Refused: {RUN_FILE} is not valid JSON ({exc}).") from exc
+            if not isinstance(meta, dict):
+                raise BabyGPTError(f"Refused: {RUN_FILE} must hold a JSON object.")
         status = meta.get("status") if meta.get("status") in FINAL_STATUSES else "done"
         info = store.create_run(str(meta.get("name") or archive.stem)[:120], document,
                                 data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status,

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_model
 
+from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
 
@@ -56,32 +58,60 @@ def has_checkpoint(folder: Path) -> bool:
     return (folder / WEIGHTS_FILE).is_file() and (folder / TRAINER_FILE).is_file()
 
 
-def load_weights(model: GPT, path: Path) -> None:
-    """Load safetensors weights, checking every name and shape against the model."""
+WEIGHT_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+TIED_NAMES = {"lm_head.weight", "token_embedding.weight"}
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor a model of this config stores, by name, from a model on the meta device (no memory)."""
+    with torch.device("meta"):
+        return {name: tuple(t.shape) for name, t in GPT(config).state_dict().items()}
+
+
+def check_weights_file(path: Path, expected: dict[str, tuple[int, ...]], tied: bool = False) -> None:
+    """Check names, dtypes and shapes from the safetensors header alone, before any tensor is read.
+
+    A file that declares other tensors than the model's (another vocabulary, size or a crafted archive) is
+    refused here, so nothing is allocated for it. Tied weights are stored once, under either name.
+    """
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            header = {name: (tuple(f.get_slice(name).get_shape()), f.get_slice(name).get_dtype()) for name in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
         raise BabyGPTError(f"{path.name} is corrupted or truncated and cannot be read ({exc}).") from exc
-    expected = model.state_dict()
-    if model.config.tie_weights and model.config.use_attention:
-        # tied weights are stored once, under either name (safetensors drops the alias)
-        shared = tensors.get("lm_head.weight", tensors.get("token_embedding.weight"))
-        if shared is not None:
-            tensors.setdefault("lm_head.weight", shared)
-            tensors.setdefault("token_embedding.weight", shared)
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
+    names = set(header)
+    if tied and names & TIED_NAMES:
+        names |= TIED_NAMES
+    missing = [k for k in expected if k not in names]
+    unexpected = [k for k in header if k not in expected]
     if missing or unexpected:
         raise BabyGPTError(
             f"{path.name} does not match the run's model (missing: {missing[:3]}, unexpected: {unexpected[:3]}); "
             "it comes from another configuration."
         )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
+    for name, (shape, dtype) in header.items():
+        if dtype not in WEIGHT_DTYPES:
+            raise BabyGPTError(f"{path.name}: {name} is stored as {dtype}; weights must be "
+                               f"{', '.join(WEIGHT_DTYPES.values())}.")
+        if shape != expected[name]:
             raise BabyGPTError(
-                f"{path.name}: {name} has shape {tuple(tensor.shape)} but the model needs "
-                f"{tuple(expected[name].shape)} — the checkpoint belongs to another tokenizer, vocabulary or size."
+                f"{path.name}: {name} has shape {shape} but the model needs {expected[name]} — the checkpoint "
+                "belongs to another tokenizer, vocabulary or size."
             )
+
+
+def load_weights(model: GPT, path: Path) -> None:
+    """Load safetensors weights after checking every name, dtype and shape against the model."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    check_weights_file(path, expected, tied=model.config.tie_weights and model.config.use_attention)
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise BabyGPTError(f"{path.name} is corrupted or truncated and cannot be read ({exc}).") from exc
+    if model.config.tie_weights and model.config.use_attention:
+        shared = tensors.get("lm_head.weight", tensors.get("token_embedding.weight"))
+        tensors.setdefault("lm_head.weight", shared)
+        tensors.setdefault("token_embedding.weight", shared)
     model.load_state_dict(tensors, strict=False)
 
 

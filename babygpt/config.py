@@ -59,6 +59,7 @@ class ModelConfig:
         return self.n_embd // self.n_head
 
     def validate(self) -> ModelConfig:
+        _check_field_types(self)
         _check(self.preset in PRESETS, f"Unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}.")
         _check(self.vocab_size >= 2, f"The vocabulary has {self.vocab_size} token(s); a model needs at least 2.")
         _check(self.block_size >= 1, f"block_size must be a positive integer, got {self.block_size}.")
@@ -143,6 +144,7 @@ class TrainConfig:
     sample_chars: int = 0  # >0: generate this many tokens at each evaluation
 
     def validate(self) -> TrainConfig:
+        _check_field_types(self)
         for name in ("batch_size", "max_iters", "eval_iters", "eval_interval", "log_interval", "grad_accum"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value}.")
@@ -177,7 +179,24 @@ class TrainConfig:
         return cls(**_known_fields(cls, data)).validate()
 
 
+_KINDS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}
+
+
+def _check_field_types(config: Any) -> None:
+    """A config read from a file, a link or a form can hold any value: each field must have its default's type."""
+    for f in fields(config):
+        value, kind = getattr(config, f.name), type(f.default)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        _check(ok, f"{f.name} must be {_KINDS.get(kind, kind.__name__)}, got {value!r}.")
+
+
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    _check(isinstance(data, dict), f"The {cls.__name__} section must be a JSON object, got {type(data).__name__}.")
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - names)
     _check(not unknown, f"Unknown {cls.__name__} field(s): {', '.join(unknown)}.")

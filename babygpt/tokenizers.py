@@ -35,7 +35,7 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: list[str]):
-        if len(chars) != len(set(chars)) or any(len(c) != 1 for c in chars):
+        if not all(isinstance(c, str) and len(c) == 1 for c in chars) or len(chars) != len(set(chars)):
             raise BabyGPTError("A char vocabulary must be a list of distinct single characters.")
         self.chars = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
