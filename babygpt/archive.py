@@ -25,6 +25,7 @@ from babygpt.checkpoints import (
 )
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
+from babygpt.quota import DiskQuota
 from babygpt.runs import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -72,7 +73,8 @@ def export_bytes(store: RunStore, run_id: str) -> bytes:
         return path.read_bytes()
 
 
-def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> None:
+def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> int:
+    """Check every member's name and declared size; returns the total unpacked size."""
     names = []
     total = 0
     for member in zf.infolist():
@@ -98,6 +100,7 @@ def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> None:
     missing = REQUIRED - set(names)
     if missing:
         raise BabyGPTError(f"Refused: the archive is missing {', '.join(sorted(missing))}; it is not a complete run.")
+    return total
 
 
 def _extract(zf: zipfile.ZipFile, folder: Path, max_unpacked: int) -> None:
@@ -157,7 +160,7 @@ def _read_metrics(path: Path) -> list[MetricRow]:
 
 
 def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED,
-               owner: str | None = None, limits: ModelLimits | None = None) -> RunInfo:
+               owner: str | None = None, limits: ModelLimits | None = None, quota: DiskQuota | None = None) -> RunInfo:
     """Check everything, from the zip's directory to the weights' header, before a model is built or a run
     recorded: a crafted config cannot make this process allocate a model over ``limits``."""
     archive = Path(archive)
@@ -169,7 +172,9 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
     staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
     try:
         with zf:
-            _check_members(zf, max_unpacked)
+            unpacked = _check_members(zf, max_unpacked)
+            if quota is not None:
+                quota.check(store, owner, unpacked, f"Importing {archive.name}")
             try:
                 _extract(zf, staging, max_unpacked)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:

@@ -34,6 +34,7 @@ from babygpt.config import ModelConfig, TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
 from babygpt.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
+from babygpt.quota import DiskQuota, checkpoint_bytes
 from babygpt.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
 from babygpt.sizing import JOB_MEMORY_ENV, ModelLimits
 from babygpt.users import Actor, check_can_manage
@@ -249,6 +250,7 @@ class Scheduler:
         self.store = store
         self.settings = settings or SchedulerSettings()
         self.limits = ModelLimits.from_env(self.settings.slots)
+        self.quota = DiskQuota.from_env()
         self._jobs: dict[str, Job] = {}  # run id -> job, while its worker lives
         self._finished: dict[str, Job] = {}  # the last job of each run (its exit message)
         self._readers: dict[str, LiveMetrics] = {}
@@ -262,6 +264,7 @@ class Scheduler:
 
         One single run per user at a time, queued or training: a second tab cannot fill the queue."""
         self.limits.check(plan.model_config, plan.train_config.batch_size)
+        self.quota.check(self.store, user, checkpoint_bytes(plan.model_config), "This run")
         current = self.store.newest_active_run(user) if user else None
         if current is not None:
             info = self.store.get(current)
@@ -278,6 +281,7 @@ class Scheduler:
             raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting another.")
         for plan, _ in plans:
             self.limits.check(plan.model_config, plan.train_config.batch_size)
+        self.quota.check(self.store, user, sum(checkpoint_bytes(p.model_config) for p, _ in plans), "This race")
         group_id = secrets.token_hex(4)
         for plan, name in plans:
             self._queue(user, plan, name, group_id)
@@ -286,8 +290,8 @@ class Scheduler:
 
     def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None) -> RunInfo:
         """Record a run as queued, its corpus given a file in the store so the worker can read it."""
-        plan = TrainingPlan(persist_corpus(self.store, plan.corpus), plan.tokenizer, plan.model_config,
-                            plan.train_config, plan.split)
+        corpus = persist_corpus(self.store, plan.corpus, owner=user, quota=self.quota)
+        plan = TrainingPlan(corpus, plan.tokenizer, plan.model_config, plan.train_config, plan.split)
         return create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
@@ -381,7 +385,10 @@ class Scheduler:
     def delete(self, actor: Actor, run_id: str) -> None:
         info = self.store.get(run_id)
         check_can_manage(actor, info, "delete")
-        if info.id in self._jobs or info.status in ("queued", *LIVE_STATUSES):
+        job = self._jobs.get(info.id)
+        if job is not None and info.status not in ("queued", *LIVE_STATUSES):
+            job.thread.join(timeout=10)  # the run is finished and its worker is exiting: let it go first
+        if info.status in ("queued", *LIVE_STATUSES) or (job is not None and job.alive):
             raise BabyGPTError(f"Run {info.label} is {info.status}; stop it before deleting it.")
         self.store.delete(info.id)
 

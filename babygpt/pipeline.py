@@ -20,7 +20,8 @@ from babygpt.data import Corpus, Split, split_ids
 from babygpt.datasets import registry
 from babygpt.errors import BabyGPTError
 from babygpt.model import GPT
-from babygpt.runs import MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
+from babygpt.quota import DiskQuota
+from babygpt.runs import UPLOADS_DIR, MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
 from babygpt.sample import SamplingConfig, generate
 from babygpt.tokenizers import Tokenizer, build_tokenizer
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
@@ -122,12 +123,21 @@ def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, own
                             status=status, owner=owner, group_id=group_id)
 
 
-def persist_corpus(store: RunStore, corpus: Corpus) -> Corpus:
+def persist_corpus(store: RunStore, corpus: Corpus, owner: str | None = None,
+                   quota: DiskQuota | None = None) -> Corpus:
     """Give an uploaded text a file in the store (named by its sha256) so a worker process, a resume or the
-    CLI can read it again; named datasets and files on disk are used where they are."""
+    CLI can read it again; named datasets and files on disk are used where they are. An app user's upload
+    counts towards their disk quota."""
     if corpus.source in registry() or Path(corpus.source).is_file():
         return corpus
-    folder = store.home / "uploads"
+    n_bytes = len(corpus.text.encode("utf-8"))
+    if owner is not None:
+        store.release_uploads(owner, keep=corpus.sha256)
+        if not store.has_upload(owner, corpus.sha256):
+            if quota is not None:
+                quota.check(store, owner, n_bytes, f"Keeping {corpus.name}")
+            store.record_upload(owner, corpus.sha256, n_bytes)
+    folder = store.home / UPLOADS_DIR
     folder.mkdir(exist_ok=True)
     path = folder / f"{corpus.sha256}.txt"
     if not path.is_file():

@@ -35,6 +35,7 @@ FORMAT_VERSION = 1
 TRASH_PREFIX = ".deleted-"
 LIVE_STATUSES = ("starting", "running")  # a worker process is (or should be) training the run
 
+UPLOADS_DIR = "uploads"  # uploaded texts, one file per sha256, shared by the users and runs that use it
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, status TEXT NOT NULL,
@@ -49,6 +50,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
 CREATE TABLE IF NOT EXISTS samples (run_id TEXT NOT NULL, step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (key TEXT PRIMARY KEY, state_json TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (owner TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
+                                    PRIMARY KEY (owner, sha256));
 """
 # columns added since the first release, brought into older databases on open
 ADDED_COLUMNS = {"owner": "TEXT", "queued_at": "REAL", "group_id": "TEXT", "threads": "INTEGER",
@@ -395,6 +398,37 @@ class RunStore:
                        "ON CONFLICT(key) DO UPDATE SET state_json=excluded.state_json, updated_at=excluded.updated_at",
                        (key, json.dumps(state), time.time()))
 
+    def record_upload(self, owner: str, sha256: str, n_bytes: int) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR IGNORE INTO uploads(owner, sha256, bytes) VALUES (?,?,?)", (owner, sha256, n_bytes))
+
+    def release_uploads(self, owner: str, keep: str) -> None:
+        """Forget a user's uploads other than ``keep`` that none of their runs uses, and delete each text that
+        nobody's upload or run refers to any more: switching texts frees the quota and the disk."""
+        with self._connect() as db:
+            stale = [r["sha256"] for r in db.execute(
+                "SELECT sha256 FROM uploads WHERE owner=? AND sha256<>? AND sha256 NOT IN "
+                "(SELECT data_sha256 FROM runs WHERE owner=? AND data_sha256 IS NOT NULL)", (owner, keep, owner))]
+            for sha in stale:
+                db.execute("DELETE FROM uploads WHERE owner=? AND sha256=?", (owner, sha))
+                used = db.execute("SELECT 1 FROM uploads WHERE sha256=? UNION SELECT 1 FROM runs WHERE data_sha256=?",
+                                  (sha, sha)).fetchone()
+                if not used:
+                    (self.home / UPLOADS_DIR / f"{sha}.txt").unlink(missing_ok=True)
+
+    def has_upload(self, owner: str, sha256: str) -> bool:
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM uploads WHERE owner=? AND sha256=?", (owner, sha256)).fetchone() is not None
+
+    def disk_usage(self, owner: str) -> int:
+        """Bytes a user's runs (their folders) and uploaded texts take in the store."""
+        with self._connect() as db:
+            run_ids = [r["id"] for r in db.execute("SELECT id FROM runs WHERE owner=?", (owner,))]
+            uploaded = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM uploads WHERE owner=?", (owner,)).fetchone()[0]
+        folders = (self.run_dir(i) for i in run_ids)
+        return uploaded + sum(f.stat().st_size for folder in folders if folder.is_dir() for f in folder.iterdir()
+                              if f.is_file())
+
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self, run_id: str, model: GPT, trainer_state: dict[str, Any]) -> None:
         checkpoints.save_checkpoint(self.run_dir(run_id), model, trainer_state)
@@ -462,7 +496,7 @@ class RunStore:
         removed = []
         now = time.time()
         for path in self.home.iterdir():
-            if not path.is_dir() or path.name == "uploads":
+            if not path.is_dir() or path.name == UPLOADS_DIR:
                 continue
             orphan = path.name.startswith(TRASH_PREFIX) or (
                 GENERATED_RUN_ID.match(path.name) and path.name not in known and (path / CONFIG_FILE).is_file()

@@ -3,12 +3,15 @@
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
+from babygpt.archive import export_run, import_run
+from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import LiveMetrics, Scheduler, SchedulerSettings, share_threads
-from babygpt.pipeline import start_run
+from babygpt.pipeline import persist_corpus, start_run
 from babygpt.runs import MetricRow, RunStore
 from babygpt.sizing import ModelLimits
 from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
@@ -267,3 +270,33 @@ def test_the_server_refuses_a_model_over_its_limits_before_queueing(small_text, 
     with pytest.raises(BabyGPTError, match="over this server's limit"):
         scheduler.submit_group(ALICE, [(tiny_plan(small_text, preset="bigram"), "a"), (tiny_plan(small_text), "b")])
     assert scheduler.store.list_runs() == []  # nothing queued, not even the race's small first rung
+
+
+def test_each_user_has_a_disk_quota_for_runs_and_uploads(monkeypatch, tmp_path):
+    monkeypatch.setenv("BABYGPT_USER_DISK_MB", "1")
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
+    store, quota = scheduler.store, scheduler.quota
+    big = Corpus.from_text("big.txt", "abcdefgh\n" * 70_000, source="upload")  # 630 kB
+    other = Corpus.from_text("other.txt", "hgfedcba\n" * 70_000, source="upload")
+    kept = persist_corpus(store, big, owner=ALICE, quota=quota)
+    assert store.disk_usage(ALICE) == 630_000 and Path(kept.source).is_file()
+    persist_corpus(store, other, owner=ALICE, quota=quota)  # switching texts releases the unused first one
+    assert store.disk_usage(ALICE) == 630_000 and not Path(kept.source).exists()
+
+    small = tiny_plan(other.text, max_iters=20, eval_interval=10)  # ~26 k parameters: ~0.3 MB to keep
+    run = scheduler.submit(ALICE, small)
+    with pytest.raises(BabyGPTError, match="Keeping big.txt needs about 0.6 MB, and your runs and uploads already "
+                                           "use 0.6 MB of the 1.0 MB each user may keep"):
+        persist_corpus(store, big, owner=ALICE, quota=quota)  # other.txt is kept for the run
+    wait_for(lambda: store.get(run.id).status == "done", what="the small run to finish")
+    wider = tiny_plan(other.text, n_embd=64, max_iters=20, eval_interval=10)  # ~0.1 M parameters: 1.2 MB
+    with pytest.raises(BabyGPTError, match="This run needs about 1.2 MB.*BABYGPT_USER_DISK_MB.*Delete runs"):
+        scheduler.submit(ALICE, wider)
+    scheduler.submit(None, wider)  # the command line (no owner) has no quota
+    exported = export_run(store, run.id, tmp_path / "run.zip")
+    with pytest.raises(BabyGPTError, match="Importing run.zip needs about"):
+        import_run(store, exported, owner=ALICE, quota=quota)
+    scheduler.delete(Actor(ALICE), run.id)  # deleting frees the space
+    assert store.disk_usage(ALICE) == 630_000
+    import_run(store, exported, owner=ALICE, quota=quota)
+    scheduler.stop_all(wait=30)

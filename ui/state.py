@@ -129,7 +129,7 @@ def corpus() -> Corpus:
 
 def set_corpus(value: Corpus) -> None:
     """An upload gets a file in the store now, so a reload (or a worker) can read it again."""
-    st.session_state[CORPUS] = persist_corpus(store(), value)
+    st.session_state[CORPUS] = persist_corpus(store(), value, owner=user(), quota=scheduler().quota)
     save()
 
 

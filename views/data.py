@@ -52,7 +52,10 @@ else:
     if uploads:
         result = corpus_from_uploads([(f.name, f.getvalue()) for f in uploads])
         if result.corpus is not None:
-            state.set_corpus(result.corpus)
+            try:
+                state.set_corpus(result.corpus)
+            except BabyGPTError as exc:  # over the user's disk quota: the corpus stays as it was
+                st.error(str(exc))
         for name, reason in result.rejected:
             st.error(f"**{name} was not used.** {reason}")
         if result.rejected:

@@ -89,7 +89,7 @@ if upload is not None and flags.get("imported") != upload.file_id:
         path = Path(tmp) / (Path(upload.name).name or "upload.zip")  # errors name the user's file
         path.write_bytes(upload.getvalue())
         try:
-            info = import_run(store, path, owner=me, limits=state.scheduler().limits)
+            info = import_run(store, path, owner=me, limits=state.scheduler().limits, quota=state.scheduler().quota)
             flags["imported"] = upload.file_id
             flags["import_message"] = f"Imported as {info.label}."
             st.rerun()  # the table above shows it now, not after the next click

@@ -1,0 +1,53 @@
+"""How much of the run store's disk one user may fill: their runs' folders and the texts they uploaded.
+
+A class shares one disk; without a bound, one student's fifty exported-and-reimported runs or a stream of
+50 MB uploads fills it for everyone. The command line has no owner and no quota: it is the user's own store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from babygpt.config import ModelConfig
+from babygpt.errors import BabyGPTError
+from babygpt.runs import RunStore
+from babygpt.sizing import parameter_count
+
+USER_DISK_ENV = "BABYGPT_USER_DISK_MB"
+DEFAULT_USER_DISK_MB = 2048
+CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights (4) + AdamW's two moments (8) in trainer.pt
+
+
+def checkpoint_bytes(config: ModelConfig) -> int:
+    """What a run's checkpoint will take on disk, known before it trains."""
+    return parameter_count(config) * CHECKPOINT_BYTES_PER_PARAM
+
+
+def format_bytes(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
+
+
+@dataclass(frozen=True)
+class DiskQuota:
+    bytes_per_user: int
+
+    @classmethod
+    def from_env(cls) -> DiskQuota:
+        raw = os.environ.get(USER_DISK_ENV, "").strip() or str(DEFAULT_USER_DISK_MB)
+        if not raw.isdigit() or int(raw) < 1:
+            raise BabyGPTError(f"{USER_DISK_ENV} must be a whole number of megabytes, got {raw!r}.")
+        return cls(int(raw) * 2**20)
+
+    def check(self, store: RunStore, owner: str | None, adding: int, what: str) -> None:
+        """Refuse ``what`` when it would take ``owner`` over the quota (no owner: the command line, no quota)."""
+        if owner is None:
+            return
+        used = store.disk_usage(owner)
+        if used + adding > self.bytes_per_user:
+            raise BabyGPTError(
+                f"{what} needs about {format_bytes(adding)}, and your runs and uploads already use "
+                f"{format_bytes(used)} of the {format_bytes(self.bytes_per_user)} each user may keep on this "
+                f"server ({USER_DISK_ENV}). Delete runs you no longer need on the Runs page (export them first "
+                "to keep a copy)."
+            )
