@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,9 +14,18 @@ SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
 TIKTOKEN_FILES = SHARED / "tiktoken-cache"
 
 
+def missing_shared(what: str) -> None:
+    """Skip on a developer's machine without ../shared; under CI a missing file is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {what} is missing: CI runs with ../shared beside the checkout")
+    pytest.skip(f"{what} is absent")
+
+
 @pytest.fixture(scope="session")
 def tiktoken_cache(tmp_path_factory) -> Path | None:
     if not TIKTOKEN_FILES.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {TIKTOKEN_FILES} is missing: CI runs with ../shared beside the checkout")
         return None
     target = tmp_path_factory.mktemp("tiktoken")
     for f in TIKTOKEN_FILES.iterdir():
@@ -35,16 +45,17 @@ def isolated_env(tmp_path, monkeypatch, tiktoken_cache):
 
 
 @pytest.fixture
+def shakespeare() -> Path:
+    """The path of Tiny Shakespeare in ../shared/data."""
+    if not SHAKESPEARE.is_file():
+        missing_shared(str(SHAKESPEARE))
+    return SHAKESPEARE
+
+
+@pytest.fixture
 def gpt2_available(tiktoken_cache):
     if tiktoken_cache is None:
-        pytest.skip("../shared/tiktoken-cache is absent: GPT-2 tokenizer files are not available offline")
-
-
-@pytest.fixture(scope="session")
-def shakespeare_text() -> str:
-    if not SHAKESPEARE.is_file():
-        pytest.skip("../shared/data/tinyshakespeare.txt is absent")
-    return SHAKESPEARE.read_text(encoding="utf-8")
+        missing_shared("../shared/tiktoken-cache (GPT-2 tokenizer files for offline use)")
 
 
 @pytest.fixture(scope="session")

@@ -19,8 +19,7 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data/tinyshakespeare.txt is absent")
-def test_cli_end_to_end_on_tiny_shakespeare(tmp_path):
+def test_cli_end_to_end_on_tiny_shakespeare(tmp_path, shakespeare):
     train = run_cli("train", "--data", str(SHAKESPEARE), "--preset", "gpt", "--n-layer", "2", "--n-head", "2",
                     "--n-embd", "32", "--block-size", "32", "--batch-size", "16", "--max-iters", "120",
                     "--eval-interval", "60", "--eval-iters", "5", "--lr", "3e-3", "--name", "bard")

@@ -113,8 +113,7 @@ def _serve(folder):
     return server
 
 
-@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="../shared/data/tinyshakespeare.txt is absent")
-def test_download_verifies_and_caches(tmp_path):
+def test_download_verifies_and_caches(tmp_path, shakespeare):
     server = _serve(SHAKESPEARE.parent)
     try:
         url = f"http://127.0.0.1:{server.server_port}/{SHAKESPEARE.name}"
