@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from babygpt import archive, devices, distributed
-from babygpt.config import PRESETS, TrainConfig
+from babygpt.config import MODEL_SETTINGS, PRESETS, TRAIN_SETTINGS, TrainConfig
 from babygpt.data import Corpus, split_ids
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
@@ -27,12 +27,6 @@ from babygpt.tokenizers import TOKENIZERS
 from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
 from babygpt.units import format_duration
 from babygpt.users import public_handle
-
-TRAIN_FIELDS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
-                "grad_clip", "grad_accum",
-                "eval_interval", "eval_iters", "checkpoint_interval", "log_interval", "seed", "val_fraction",
-                "device", "dtype", "threads", "sample_chars")
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "activation")
 
 
 def _eprint(*args: object) -> None:
@@ -64,11 +58,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=list(PRESETS), default="gpt")
     p.add_argument("--name")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    for field in MODEL_FIELDS:
+    for field in MODEL_SETTINGS:
         kind = float if field == "dropout" else str if field in ("positional", "activation") else int
         p.add_argument(f"--{field.replace('_', '-')}", type=kind)
     defaults = TrainConfig()
-    for field in TRAIN_FIELDS:
+    for field in TRAIN_SETTINGS:
         default = getattr(defaults, field)
         p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None,
                        help=f"default {default}")
@@ -112,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_overrides(args: argparse.Namespace) -> dict:
-    values = {f: getattr(args, f) for f in TRAIN_FIELDS if getattr(args, f) is not None}
+    values = {f: getattr(args, f) for f in TRAIN_SETTINGS if getattr(args, f) is not None}
     if args.compile is not None:
         values["compile"] = args.compile
     return values
@@ -168,7 +162,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         trainer, info = resume_run(store, args.resume, corpus, callbacks=progress, dist=dist, **overrides)
     else:
         corpus = load_corpus(args.data or default_dataset(), progress=_download_progress if dist.is_main else None)
-        model_fields = (*MODEL_FIELDS, "tie_weights", "bias", "zero_init_residual")
+        model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
         _check_size(plan, args.allow_large)

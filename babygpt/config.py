@@ -141,7 +141,7 @@ class TrainConfig:
     dtype: str = "auto"  # bfloat16 mixed precision where the hardware has it natively, else float32
     compile: bool = False
     threads: int = 0  # 0: let babygpt choose (physical cores)
-    sample_chars: int = 0  # >0: generate this many tokens at each evaluation
+    sample_tokens: int = 0  # >0: generate this many tokens at each evaluation
 
     def validate(self) -> TrainConfig:
         _check_field_types(self)
@@ -176,6 +176,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        if isinstance(data, dict) and "sample_chars" in data:  # its name in runs saved before it was renamed
+            data = {("sample_tokens" if k == "sample_chars" else k): v for k, v in data.items()}
         return cls(**_known_fields(cls, data)).validate()
 
 
@@ -193,6 +195,16 @@ def _check_field_types(config: Any) -> None:
         else:
             ok = isinstance(value, kind)
         _check(ok, f"{f.name} must be {_KINDS.get(kind, kind.__name__)}, got {value!r}.")
+
+
+# What a person sets, on the command line or in the app's form: a rung's sizes (its switches come from the
+# preset) and every TrainConfig field (``compile`` is a flag of its own on the command line).
+MODEL_SETTINGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "activation")
+TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig) if f.name != "compile")
+# The app's defaults differ from TrainConfig's on purpose: a run started from a browser should show its whole
+# curve in about a minute on a 2-core laptop, with ten evaluations to watch; TrainConfig's (2000 steps, an
+# evaluation every 250) aim at the lowest loss from a terminal in a few minutes.
+INTERACTIVE_TRAIN = dict(max_iters=1000, warmup_iters=50, eval_interval=100, eval_iters=10)
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

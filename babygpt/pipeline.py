@@ -152,7 +152,7 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     check_same_corpus(info, corpus)
     store.truncate_metrics(info.id, -1)  # a run restarted from step 0 after failing before its first checkpoint
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
-    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars)
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
     return Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
                    sample_fn=sample_fn)
 
@@ -164,7 +164,7 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     dist = dist or distributed.DistInfo()
     if not dist.is_main:
         return Trainer(plan.model_config, plan.train_config, plan.split, callbacks=list(callbacks), dist=dist), None
-    sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_chars)
+    sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_tokens)
     info = create_run(store, plan, name)
     try:
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
@@ -195,7 +195,7 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     loaded = store.load(info.id)
     state = store.load_trainer_state(info.id)
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
-    sample_fn = make_sample_fn(tokenizer, train_config.sample_chars)
+    sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
     recorder = [RunRecorder(store, info.id)] if dist.is_main else []
     trainer = Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks], sample_fn=sample_fn,
                       model_state=loaded.model.state_dict(), trainer_state=state, dist=dist)

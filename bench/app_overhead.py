@@ -28,7 +28,7 @@ def main() -> None:
     corpus = shakespeare()
     cfg = CONFIGS["cpu-baby"]
     train = TrainConfig(batch_size=cfg["batch_size"], max_iters=args.steps, eval_interval=args.steps, eval_iters=5,
-                        log_interval=5, sample_chars=120)
+                        log_interval=5, sample_tokens=120)
     sizes = {k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size", "dropout")}
     plan = plan_training(corpus, "char", "gpt", train, **sizes)
     with tempfile.TemporaryDirectory() as home:
@@ -51,7 +51,9 @@ def main() -> None:
           "bare_trainer_tokens_per_sec": round(bare, 1), "app_job_tokens_per_sec": round(app, 1),
           "ratio": round(app / bare, 3), "all_bare": [round(r) for r in bare_rates],
           "all_app": [round(r) for r in app_rates], "snapshot_polls": polls, "threads_alive": threading.active_count(),
-          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+          # the workers are this process's children, waited for by the scheduler: the largest one's peak
+          "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)})
 
 
 if __name__ == "__main__":

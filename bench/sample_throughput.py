@@ -1,6 +1,6 @@
 """Sampling throughput at batch 1: tokens/s for 500 new tokens, with and without the KV cache.
 
-    python bench/sample_throughput.py [--config cpu-baby] [--tokens 500] [--run RUN]
+    python -m bench.sample_throughput [--config cpu-baby] [--tokens 500] [--run RUN]
 """
 
 from __future__ import annotations

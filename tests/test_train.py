@@ -132,6 +132,21 @@ def test_bad_train_config(overrides, message):
         tiny_config(**overrides).validate()
 
 
+@pytest.mark.parametrize("overrides, message", [
+    (dict(batch_size=2.5), "batch_size must be a whole number, got 2.5"),
+    (dict(lr="fast"), "lr must be a finite number, got 'fast'"),
+    (dict(compile=1), "compile must be true or false, got 1"),
+    (dict(device=None), "device must be text, got None"),
+])
+def test_config_fields_must_have_their_type(overrides, message):
+    with pytest.raises(BabyGPTError, match=message):
+        TrainConfig(**overrides).validate()
+
+
+def test_runs_saved_with_the_old_sample_field_name_still_load():
+    assert TrainConfig.from_dict({"sample_chars": 50}).sample_tokens == 50
+
+
 def test_text_shorter_than_block(small_text):
     with pytest.raises(BabyGPTError, match="too short"):
         tiny_plan(small_text[:200], block_size=64)

@@ -4,7 +4,15 @@ import math
 
 import streamlit as st
 
-from babygpt.config import DTYPES, PRESETS, TrainConfig, model_config_for_preset
+from babygpt.config import (
+    DEFAULT_PRESET,
+    DTYPES,
+    INTERACTIVE_TRAIN,
+    PRESETS,
+    ModelConfig,
+    TrainConfig,
+    model_config_for_preset,
+)
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
@@ -18,9 +26,12 @@ from ui.widgets import explain, progress_text
 
 ERROR_KEY = "train_error"
 SAMPLE_REFRESH_S = 5.0
-DEFAULTS = dict(preset="gpt", n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, positional="learned",
-                batch_size=12, max_iters=1000, lr=1e-3, min_lr=1e-4, warmup_iters=50, eval_interval=100,
-                eval_iters=10, weight_decay=0.1, grad_clip=1.0, seed=1337, device="auto", dtype="auto")
+# the settings this form shows; their defaults are the library's (INTERACTIVE_TRAIN says why they are shorter)
+FORM_MODEL = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
+FORM_TRAIN = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",
+              "weight_decay", "grad_clip", "seed", "device", "dtype")
+DEFAULTS = {"preset": DEFAULT_PRESET, **{k: getattr(ModelConfig(), k) for k in FORM_MODEL},
+            **{k: getattr(TrainConfig(**INTERACTIVE_TRAIN), k) for k in FORM_TRAIN}}
 
 st.title("Model & training")
 explain(
@@ -96,17 +107,12 @@ with train_col:
 
 state.save()  # the hyperparameters above are edited in place
 
-SIZE_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
-TRAIN_KEYS = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",
-              "weight_decay", "grad_clip", "seed", "device", "dtype")
-
-
 def configs() -> tuple:
     tokenizer = state.current_tokenizer()
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size,
-                                        **{k: hp[k] for k in SIZE_KEYS})
-    train_cfg = TrainConfig(**{k: hp[k] for k in TRAIN_KEYS}, val_fraction=state.val_fraction(),
-                            log_interval=5, sample_chars=120).validate()
+                                        **{k: hp[k] for k in FORM_MODEL})
+    train_cfg = TrainConfig(**{k: hp[k] for k in FORM_TRAIN}, val_fraction=state.val_fraction(),
+                            log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
 
 
@@ -128,7 +134,7 @@ def start_training() -> None:
     flags[ERROR_KEY] = None
     try:
         model_cfg, train_cfg = configs()
-        sizes = {k: getattr(model_cfg, k) for k in SIZE_KEYS}
+        sizes = {k: getattr(model_cfg, k) for k in FORM_MODEL}
         plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **sizes)
         info = scheduler.submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
         state.set_active_run(info.id)
