@@ -20,7 +20,7 @@ from pathlib import Path
 from babygpt.data import Corpus, corpus_from_path
 from babygpt.errors import BabyGPTError
 
-REGISTRY_FILE = Path(__file__).resolve().parent.parent / "data" / "datasets.json"
+REGISTRY_FILE = Path(__file__).resolve().parent / "datasets.json"
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total or 0 when unknown)
 
 
