@@ -37,6 +37,9 @@ class ConsoleProgress(Callbacks):
     def __init__(self, max_iters: int):
         self.max_iters = max_iters
 
+    def on_notice(self, trainer: Trainer, message: str) -> None:
+        _eprint(f"note: {message}")
+
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
         remaining = (self.max_iters - m.step) * trainer.tokens_per_step / max(m.tokens_per_sec, 1e-9)
         _eprint(f"step {m.step:>6}/{self.max_iters}  loss {m.loss:.4f}  lr {m.lr:.2e}  "

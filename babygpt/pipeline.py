@@ -97,6 +97,9 @@ class RunRecorder(Callbacks):
     def on_failed(self, trainer: Trainer, message: str) -> None:
         self.store.set_status(self.run_id, "failed", message)
 
+    def on_notice(self, trainer: Trainer, message: str) -> None:
+        self.store.set_message(self.run_id, message)
+
 
 def check_same_corpus(info: RunInfo, corpus: Corpus) -> None:
     """A run trains, resumes and evaluates only on the text it was created for (compared by sha256)."""

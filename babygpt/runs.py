@@ -245,6 +245,11 @@ class RunStore:
         with self._connect() as db:
             db.execute("UPDATE runs SET status=?, message=?, pid=? WHERE id=?", (status, message, os.getpid(), run_id))
 
+    def set_message(self, run_id: str, message: str) -> None:
+        """A note on a run that keeps its status (e.g. compile fell back to eager); shown while it trains."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET message=? WHERE id=?", (message, run_id))
+
     # -- the queue ------------------------------------------------------------------------------
     def enqueue(self, run_id: str) -> None:
         """Put a run at the end of the queue (a new run, or one to resume)."""

@@ -64,6 +64,7 @@ class Callbacks:
     def on_checkpoint(self, trainer: Trainer) -> None: ...
     def on_done(self, trainer: Trainer, result: TrainResult) -> None: ...
     def on_failed(self, trainer: Trainer, message: str) -> None: ...
+    def on_notice(self, trainer: Trainer, message: str) -> None: ...  # something the user should know, once
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -205,8 +206,15 @@ class Trainer:
             return model
         try:
             return torch.compile(model)
-        except Exception:  # compile can fail for many platform reasons; eager is always correct
+        except Exception as exc:  # compile can fail for many platform reasons; eager is always correct
+            self._compile_failed(exc)
             return model
+
+    def _compile_failed(self, exc: Exception) -> None:
+        message = (f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                   "training goes on without it (eager): the same results, a little slower.")
+        for cb in self.callbacks:
+            cb.on_notice(self, message)
 
     def _batch(self, data: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return get_batch(data, self.model_config.block_size, self.config.batch_size, generator, self.device)
@@ -215,10 +223,11 @@ class Trainer:
         with devices.autocast(self.device, self.dtype):
             try:
                 return self.forward(x, y)[1]
-            except Exception:
+            except Exception as exc:
                 if self.forward is self.module:
                     raise
                 self.forward = self.module  # a compiled graph failed at first use: fall back to eager
+                self._compile_failed(exc)
                 return self.module(x, y)[1]
 
     @torch.no_grad()

@@ -41,6 +41,13 @@ class ThreadShare(Callbacks):
                 devices.configure_threads(threads)
 
 
+class LogNotices(Callbacks):
+    """Notes for the user (the store shows them in the app) also go to the run's worker.log."""
+
+    def on_notice(self, trainer: Trainer, message: str) -> None:
+        print(f"note: {message}", file=sys.stderr, flush=True)
+
+
 def limit_memory() -> int | None:
     """Cap this process's heap at the scheduler's per-job memory (RLIMIT_DATA), so a model that does not fit
     fails here, with a message, instead of the kernel's out-of-memory killer picking a process (the server's
@@ -70,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         info = store.get(run_id)
         corpus = load_corpus(info.config["data"]["source"])
         if store.has_checkpoint(run_id):
-            trainer, _ = resume_run(store, run_id, corpus, callbacks=[share])
+            trainer, _ = resume_run(store, run_id, corpus, callbacks=[share, LogNotices()])
         else:
-            trainer = trainer_for_run(store, run_id, corpus, callbacks=[share])
+            trainer = trainer_for_run(store, run_id, corpus, callbacks=[share, LogNotices()])
             store.set_status(run_id, "running")
     except (BabyGPTError, MemoryError, RuntimeError) as exc:
         if not isinstance(exc, BabyGPTError) and not is_out_of_memory(exc):

@@ -249,3 +249,25 @@ def test_tuned_allocator_reuses_pages_of_large_tensors(monkeypatch):
     for _ in range(4):
         torch.ones(16 * 2**20)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 2_000  # untuned: ~65,000
+
+
+def test_a_failed_compile_falls_back_to_eager_and_says_so(small_text, monkeypatch):
+    def broken_compile(model, *args, **kwargs):
+        def compiled(*a, **k):
+            raise RuntimeError("no C compiler found\nlong details")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    store = RunStore()
+    notes = []
+
+    class Notes(Callbacks):
+        def on_notice(self, trainer, message):
+            notes.append(message)
+
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5, compile=True),
+                              callbacks=[Notes()])
+    result = trainer.run()
+    assert result.status == "done" and result.step == 10  # eager finished the run
+    assert notes == ["torch.compile failed (RuntimeError: no C compiler found); training goes on without it "
+                     "(eager): the same results, a little slower."]

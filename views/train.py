@@ -208,6 +208,8 @@ def draw(snap: JobSnapshot) -> None:
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
     if snap.status in ("failed", "interrupted") and snap.message:
         st.error(snap.message)
+    elif snap.message:
+        st.info(snap.message)
     if snap.status == "queued":
         st.info("The server is training as many jobs as it has cores for; yours starts by itself when a slot "
                 "frees. You can leave this page or reload it.")
