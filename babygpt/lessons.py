@@ -72,6 +72,26 @@ def model_scaling(model: GPT, tokenizer: Tokenizer, prompt: str, layer: int = 0)
                         mean_top_weight(np.where(mask, raw, -np.inf)), mean_top_weight(np.where(mask, scaled, -np.inf)))
 
 
+def scaling_explanation(real: ModelScaling) -> str:
+    """Why a trained model's scaled scores are not unit-variance, in its own numbers.
+
+    Dividing by √d always divides the variance by d: that is the part the head size causes. The result is 1
+    only when q and k have unit-variance components, which holds at initialisation (where the scaling matters
+    for learning), not after training, which grows q and k so that a head can attend sharply.
+    """
+    d = real.head_size
+    text = (f"Dividing by √d divides the variance by d = {d}: {real.raw_variance:.2f} / {d} = "
+            f"{real.raw_variance / d:.2f}. ")
+    if real.scaled_variance > 2:
+        return text + (f"It is not 1 because training grew the queries and keys: a scaled variance of "
+                       f"{real.scaled_variance:.1f} means their components now multiply to about that much on "
+                       "average, so a head can give the keys it wants much higher scores than the rest. √d removes "
+                       "only the growth that comes from the head size, which is what keeps the softmax from being "
+                       "one-hot at the start of training, when q and k are small and random.")
+    return text + ("Close to 1, as at initialisation: the queries and keys of this model are still small, so "
+                   "its heads spread their attention widely.")
+
+
 # --- embeddings -------------------------------------------------------------------------------
 
 def char_class(token: str) -> str:

@@ -11,7 +11,16 @@ from babygpt.config import TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.lessons import char_class, first_step, model_scaling, race_plans, race_table, scaling_demo
+from babygpt.lessons import (
+    ModelScaling,
+    char_class,
+    first_step,
+    model_scaling,
+    race_plans,
+    race_table,
+    scaling_demo,
+    scaling_explanation,
+)
 from babygpt.pipeline import start_run
 from babygpt.runs import RunStore
 from tests.conftest import ROOT
@@ -26,6 +35,14 @@ def test_scaled_variance_is_one_and_unscaled_is_head_size(head_size):
     if head_size >= 64:
         assert demo.raw_mean_max_weight > 0.75, "unscaled scores collapse softmax towards one-hot"
         assert demo.scaled_mean_max_weight < 0.5
+
+
+def test_the_scaling_explanation_uses_the_runs_own_numbers():
+    trained = scaling_explanation(ModelScaling(32, 521.28, 16.29, 0.9, 0.6))
+    assert trained.startswith("Dividing by √d divides the variance by d = 32: 521.28 / 32 = 16.29.")
+    assert "not 1 because training grew the queries and keys" in trained and "16.3" in trained
+    fresh = scaling_explanation(ModelScaling(32, 33.0, 1.03, 0.3, 0.2))
+    assert "Close to 1, as at initialisation" in fresh
 
 
 def test_char_classes():

@@ -16,6 +16,7 @@ from babygpt.lessons import (
     race_running,
     race_table,
     scaling_demo,
+    scaling_explanation,
 )
 from babygpt.model import sinusoidal_encoding
 from babygpt.viz import (
@@ -32,6 +33,9 @@ from ui.widgets import default_prompt, explain, run_picker
 st.title("Lessons")
 st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
            "tokenization, the training loop, attention maps and sampling; these views fill in the rest.")
+
+st.caption("The tabs after the race look inside one trained run:")
+loaded = run_picker("lessons_run")
 
 race_tab, scale_tab, pos_tab, emb_tab, first_tab = st.tabs(
     ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step"])
@@ -118,7 +122,6 @@ with scale_tab:
                                             "softmax(q·k/√d)": demo.scaled_row_softmax},
                                            "Softmax of one row of 8 scores"), key="scale_softmax")
     st.markdown("**The same, read off a trained model**")
-    loaded = run_picker("scale_run")
     if loaded is not None and loaded.model_config.use_attention:
         prompt = default_prompt(loaded, 48)
         real = model_scaling(loaded.model, loaded.tokenizer, prompt)
@@ -126,6 +129,7 @@ with scale_tab:
         r1.metric("Head size", real.head_size)
         r2.metric("Variance of real q·k → scaled", f"{real.raw_variance:.2f} → {real.scaled_variance:.2f}")
         r3.metric("Mean top weight: unscaled vs scaled", f"{real.raw_max_weight:.2f} vs {real.scaled_max_weight:.2f}")
+        st.caption(scaling_explanation(real))
 
 # --- positional encodings -------------------------------------------------------------------------
 with pos_tab:
@@ -141,7 +145,6 @@ with pos_tab:
                       key="pos_sin")
     right.plotly_chart(matrix_heatmap(cosine_similarity_matrix(table), "Their position-by-position similarity",
                                       "position", "position"), key="pos_sin_sim")
-    loaded = run_picker("pos_run")
     if loaded is not None:
         try:
             vectors = position_vectors(loaded.model)
@@ -161,7 +164,6 @@ with emb_tab:
     explain("Tokens as points",
             "Every token is a learned vector. Projected onto its two main directions (PCA), tokens that behave "
             "alike land near each other: vowels with vowels, digits with digits, upper case apart from lower case.")
-    loaded = run_picker("emb_run")
     if loaded is not None:
         points = token_embeddings_2d(loaded.model)
         labels = [loaded.tokenizer.token_text(i) for i in range(loaded.model_config.vocab_size)]
@@ -175,7 +177,6 @@ with first_tab:
             "Before training every weight is small and random, so the model spreads its bets almost evenly over "
             "the V tokens and its loss is about ln(V). After training the same prompt gets a sharp, sensible "
             "distribution.", r"\mathcal{L}_0 \approx -\ln\frac{1}{V} = \ln V")
-    loaded = run_picker("first_run")
     if loaded is not None:
         prompt = st.text_input("Prompt", default_prompt(loaded, 12), key="first_prompt")
         vals = [m for m in state.store().metrics(loaded.info.id) if m.split == "val"]
