@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt.model import GPT, KVCache
+from babygpt.kernels import KVCache
+from babygpt.model import GPT
 
 LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
 NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm

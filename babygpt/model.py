@@ -2,8 +2,8 @@
 feed-forward, block, model.
 
 One ``GPT`` class builds every rung from ``ModelConfig`` switches. Training uses PyTorch's
-fused ``scaled_dot_product_attention``; ``forward_with_attention`` runs the same weights
-through the explicit formula and returns what each head computed, for the views.
+fused attention (``kernels.attend``, with the other speed-only pieces); ``forward_with_attention``
+runs the same weights through the explicit formula and returns what each head computed, for the views.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from babygpt.config import ModelConfig
+from babygpt.kernels import KVCache, attend
 from babygpt.sizing import flops_per_token
 
 # --- 1. one attention head, written out ------------------------------------------------------
@@ -44,25 +45,6 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tup
 
 
 # --- 2. multi-head attention -------------------------------------------------------------------
-
-class KVCache:
-    """Preallocated keys and values of one layer, so sampling appends instead of recomputing.
-
-    Keys and values share one buffer so each new token costs a single copy.
-    """
-
-    def __init__(self, batch: int, n_head: int, capacity: int, head_size: int, device, dtype):
-        self.kv = torch.empty(2, batch, n_head, capacity, head_size, device=device, dtype=dtype)
-        self.keys, self.values = self.kv[0], self.kv[1]  # views, taken once
-        self.length = 0
-
-    def append(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``kv``: (2, batch, n_head, T, head_size); returns all keys and values so far."""
-        end = self.length + kv.size(-2)
-        self.kv[:, :, :, self.length:end] = kv
-        self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
-
 
 class MultiHeadAttention(nn.Module):
     """``n_head`` causal heads computed as one batched matmul (no Python loop over heads).
@@ -109,17 +91,7 @@ class MultiHeadAttention(nn.Module):
             if prior and q.size(-2) > 1:
                 raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
         dropout = self.dropout if self.training else 0.0
-        is_causal = causal and q.size(-2) > 1
-        if q.dtype == torch.bfloat16 and q.device.type == "cpu":
-            # PyTorch's CPU flash-attention backward runs ~5x slower in bfloat16 than in float32 at these
-            # sizes (measured: 3.3 ms against 0.7 ms a layer at cpu-baby), so attention leaves autocast;
-            # the matmuls around it stay bfloat16.
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout,
-                                                   is_causal=is_causal)
-            return self._merge(y.to(torch.bfloat16))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=is_causal)
-        return self._merge(y)
+        return self._merge(attend(q, k, v, dropout, is_causal=causal and q.size(-2) > 1))
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
         y, maps = explicit_attention(*self._heads(x))
@@ -128,29 +100,8 @@ class MultiHeadAttention(nn.Module):
 
 # --- 3. feed-forward ----------------------------------------------------------------------------
 
-class _ReLUSquared(torch.autograd.Function):
-    """ReLU(x)² with a hand-written backward: 2·relu(x)·grad.
-
-    Autograd's own chain (relu, pow, then pow's and relu's backward) makes seven passes over the widest
-    activation of the block; this makes four and keeps one tensor for backward instead of two.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        r = torch.relu(x)
-        ctx.save_for_backward(r)
-        return r * r
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (r,) = ctx.saved_tensors
-        return grad * (r + r)
-
-
 def relu_squared(x: torch.Tensor) -> torch.Tensor:
     """ReLU(x)²: as cheap as ReLU, but smooth at zero and sharper for large inputs (So et al., "Primer")."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _ReLUSquared.apply(x)
     return F.relu(x).square()
 
 
@@ -189,12 +140,8 @@ class Block(nn.Module):
         return x + update if self.residual else update
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        update = self.attn(self.ln1(x), cache)
-        x = x + update if self.residual else update
-        if self.ffn is None:
-            return x
-        update = self.ffn(self.ln2(x))
-        return x + update if self.residual else update
+        x = self._add(x, self.attn(self.ln1(x), cache))
+        return self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
         update, maps = self.attn.forward_explicit(self.ln1(x))
