@@ -54,7 +54,7 @@ def cli_job(home: Path, steps: int) -> float:
     env = dict(os.environ, BABYGPT_HOME=str(home), PYTHONPATH=str(ROOT))
     before = {r.id for r in RunStore(home).list_runs()}
     subprocess.run([sys.executable, "-m", "babygpt", "train", "--max-iters", str(steps), "--eval-interval", "100",
-                    "--eval-iters", "10", "--log-interval", "5", "--sample-chars", "120", "--warmup-iters", "50",
+                    "--eval-iters", "10", "--log-interval", "5", "--sample-tokens", "120", "--warmup-iters", "50",
                     "--lr", "1e-3", "--min-lr", "1e-4"],
                    env=env, cwd=ROOT, check=True, capture_output=True)
     store = RunStore(home)

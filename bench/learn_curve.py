@@ -2,7 +2,8 @@
 
 Uses the default CPU settings we ship (ModelConfig / TrainConfig defaults: 4 layers, 4 heads, 128 wide,
 context 64, batch 12, AdamW 1e-3 → 1e-4). max_iters is sized from a short throughput probe so the whole
-run, evaluations included, fits the budget.
+run, evaluations included, fits the budget; since the machine's speed drifts, a guard also stops the run when
+the budget is about to run out (``stopped_at_budget`` says whether it had to, and at which step).
 
     python -m bench.learn_curve [--budget 120] [--lr 1e-3]
 """
@@ -15,8 +16,21 @@ import time
 
 from babygpt.config import TrainConfig
 from babygpt.pipeline import plan_training
-from babygpt.train import Trainer
+from babygpt.train import Callbacks, StepMetrics, Trainer
 from bench.common import emit, environment, shakespeare
+
+
+class WallClockBudget(Callbacks):
+    """Stop training when the time left would not cover one more evaluation and the stop itself."""
+
+    def __init__(self, budget_s: float, reserve_s: float):
+        self.deadline = time.perf_counter() + budget_s - reserve_s
+        self.stopped_at: int | None = None
+
+    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
+        if self.stopped_at is None and time.perf_counter() >= self.deadline:
+            self.stopped_at = m.step
+            trainer.request_stop()
 
 
 def main() -> None:
@@ -45,7 +59,8 @@ def main() -> None:
     train = dataclasses.replace(train, max_iters=max_iters, eval_interval=max_iters // (evals - 1))
 
     start = time.perf_counter()
-    trainer = Trainer(plan.model_config, train, plan.split)
+    guard = WallClockBudget(args.budget, reserve_s=eval_s / evals + 2 * step_s + 1.0)
+    trainer = Trainer(plan.model_config, train, plan.split, callbacks=[guard])
     result = trainer.run()
     wall = time.perf_counter() - start
     precise = trainer.estimate_loss(200)
@@ -54,7 +69,8 @@ def main() -> None:
                                                                 "activation", "tie_weights")},
           "train": {k: getattr(train, k) for k in ("batch_size", "lr", "min_lr", "warmup_iters", "max_iters",
                                                    "compile", "dtype")},
-          "budget_s": args.budget, "wall_s": round(wall, 1), "train_time_s": round(result.elapsed_s, 1),
+          "budget_s": args.budget, "wall_s": round(wall, 1), "within_budget": wall <= args.budget,
+          "stopped_at_budget": guard.stopped_at is not None, "steps": result.step, "train_time_s": round(result.elapsed_s, 1),
           "tokens_per_sec": round(result.tokens_per_sec, 1), "val_loss": round(result.val_loss, 4),
           "val_loss_200_batches": round(precise["val"], 4), "train_loss_200_batches": round(precise["train"], 4),
           "env": environment()})

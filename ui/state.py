@@ -30,7 +30,7 @@ USER_PARAM, USER_COOKIE = "user", "babygpt_user"
 CORPUS, TOKENIZER, VAL_FRACTION, RUN, PRESENTER, HPARAMS, RACE = (
     "corpus", "tokenizer_kind", "val_fraction", "active_run", "presenter", "hparams", "race_group")
 USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"
-PAGE_FLAGS = "page_flags"  # small per-page notes (an error to show, a run seen training) under one key
+PAGE_FLAGS = "page_flags"  # what pages keep between runs (an error to show, a prompt, a result) under one key
 
 
 @st.cache_resource

@@ -5,6 +5,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import KINDS, attention_for_prompt
 from babygpt.viz import attention_color_range, attention_grid, attention_heatmap
+from ui import state
 from ui.widgets import default_prompt, explain, run_picker
 
 st.title("Attention")
@@ -19,10 +20,11 @@ explain(
 
 loaded = run_picker("attention_run")
 if loaded is not None:
-    initial = st.session_state.get("attention_prompt_value") or default_prompt(loaded)
+    flags = state.page_flags()  # the prompt outlives a page switch (Streamlit forgets a widget not drawn)
+    initial = flags.get("attention_prompt") or default_prompt(loaded)
     prompt = st.text_input("Prompt", initial, key="attention_prompt",
                            help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
-    st.session_state["attention_prompt_value"] = prompt
+    flags["attention_prompt"] = prompt
     try:
         view = attention_for_prompt(loaded.model, loaded.tokenizer, prompt)
     except BabyGPTError as exc:

@@ -5,9 +5,9 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.sample import SamplingConfig, paced, prepare_prompt, stream
 from babygpt.viz import next_token_figure
+from ui import state
 from ui.widgets import explain, run_picker
 
-GENERATED = "generated"
 PACES = {"Full speed": None, "Typed out (30 tokens/s)": 30.0, "Slow (8 tokens/s)": 8.0}
 
 st.title("Generate")
@@ -23,9 +23,10 @@ explain(
 
 loaded = run_picker("generate_run")
 if loaded is not None:
-    prompt = st.text_area("Prompt", st.session_state.get("generate_prompt_value", ""), height=80, key="generate_prompt",
+    flags = state.page_flags()  # the prompt and the last result outlive a page switch
+    prompt = st.text_area("Prompt", flags.get("generate_prompt", ""), height=80, key="generate_prompt",
                           help="Leave empty to start from a new line.")
-    st.session_state["generate_prompt_value"] = prompt
+    flags["generate_prompt"] = prompt
     c1, c2, c3, c4, c5 = st.columns(5)
     max_new = c1.number_input("Max new tokens", 1, 5000, 300, key="gen_max_new",
                               help="How many tokens to generate.")
@@ -57,11 +58,11 @@ if loaded is not None:
                 if i % every == 0:
                     box.code(text, language=None, wrap_lines=True)
             box.empty()
-            st.session_state[GENERATED] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
+            flags["generated"] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
         except BabyGPTError as exc:
             st.error(str(exc))
 
-    result = st.session_state.get(GENERATED)
+    result = flags.get("generated")
     if result and result["run"] == loaded.info.id and result["steps"]:
         steps = result["steps"]
         st.code(result["prompt"] + "".join(s.text for s in steps), language=None, wrap_lines=True)
