@@ -1,4 +1,4 @@
-"""Numbers behind the lessons: the ladder race, q·k scaling statistics, the first step of training.
+"""Numbers behind the lessons: q·k scaling statistics, embeddings, the first step of training (the race: race.py).
 
 Pure library code (no Streamlit) so every figure a teacher projects can be checked in a test.
 """
@@ -12,14 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from babygpt.config import PRESETS, ModelConfig, TrainConfig
-from babygpt.data import Corpus
 from babygpt.inspect import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
 from babygpt.model import GPT
-from babygpt.pipeline import TrainingPlan, plan_training
-from babygpt.runs import RunStore
 from babygpt.sample import Candidate, next_token_distribution
-from babygpt.sizing import parameter_count
 from babygpt.tokenizers import Tokenizer
 
 # --- why scale the dot product ----------------------------------------------------------------
@@ -127,39 +122,3 @@ def first_step(model: GPT, tokenizer: Tokenizer, prompt: str, metrics_at_start: 
     return FirstStep(math.log(model.config.vocab_size), metrics_at_start, metrics_at_end,
                      next_token_distribution(twin, tokenizer, prompt, k),
                      next_token_distribution(model, tokenizer, prompt, k))
-
-
-# --- the ladder race ---------------------------------------------------------------------------
-
-def race_plans(corpus: Corpus, tokenizer_kind: str, train_config: TrainConfig, sizes: dict,
-               presets: tuple[str, ...] = tuple(PRESETS)) -> list[tuple[TrainingPlan, str]]:
-    """Every rung of the ladder on the same data with the same budget, validated before anything is queued.
-
-    The scheduler trains them in worker processes like any other job (``Scheduler.submit_group``)."""
-    return [(plan_training(corpus, tokenizer_kind, preset, train_config, **sizes), f"ladder race: {preset}")
-            for preset in presets]
-
-
-def race_table(store: RunStore, group_id: str) -> list[dict]:
-    """One row per rung: status, size, best val loss (the same loss the Runs table shows) and train time.
-
-    Read once a second while a race trains, so it reads the race's own runs and metrics only."""
-    rows = []
-    for info in store.list_runs(group_id):
-        metrics = store.metrics(info.id)
-        vals = [m.loss for m in metrics if m.split == "val" and m.loss is not None]
-        train_time = max((m.elapsed_s or 0.0 for m in metrics), default=0.0)
-        rows.append({"preset": info.preset, "status": info.status,
-                     "parameters": parameter_count(ModelConfig.from_dict(info.config["model"])),
-                     "best val loss": min(vals) if vals else None,
-                     "train time (s)": round(train_time, 1) if train_time else None, "run": info.id})
-    return rows
-
-
-def race_running(store: RunStore, group_id: str | None) -> bool:
-    return bool(group_id) and any(i.status in ("queued", "starting", "running") for i in store.list_runs(group_id))
-
-
-def race_curves(store: RunStore, group_id: str) -> dict[str, list[tuple[int, float]]]:
-    return {info.preset: [(m.step, m.loss) for m in store.metrics(info.id) if m.split == "val"]
-            for info in store.list_runs(group_id)}

@@ -210,6 +210,24 @@ def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: b
     return _layout(fig, title, height=400)
 
 
+def band_figure(bands: dict, title: str = "Validation loss of each rung: mean over seeds, band from lowest to highest"
+                ) -> go.Figure:
+    """One line per rung (the mean over its seeds) inside a shaded band (min to max): where bands overlap, the
+    rungs are not told apart by this race."""
+    fig = go.Figure()
+    colors = ["#6b7280", "#2563eb", "#0891b2", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#db2777"]
+    for i, (name, band) in enumerate(bands.items()):
+        color = colors[i % len(colors)]
+        fig.add_scatter(x=band.steps + band.steps[::-1], y=band.high + band.low[::-1], fill="toself",
+                        fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip", showlegend=False,
+                        legendgroup=name)
+        fig.add_scatter(x=band.steps, y=band.mean, mode="lines+markers", name=name, line=dict(color=color, width=2),
+                        legendgroup=name, hovertemplate=f"{name}<br>step %{{x}}<br>mean val %{{y:.3f}}<extra></extra>")
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="val loss")
+    return _layout(fig, title, height=420)
+
+
 def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
     """The text cut into coloured tokens; hovering shows each token's id."""
     spans = []

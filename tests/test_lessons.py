@@ -1,27 +1,15 @@
 """The lesson views: numbers they show are right, and every tab renders and reacts."""
 
 import math
-import os
 import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.config import TrainConfig
-from babygpt.data import Corpus
-from babygpt.errors import BabyGPTError
-from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.lessons import (
-    ModelScaling,
-    char_class,
-    first_step,
-    model_scaling,
-    race_plans,
-    race_table,
-    scaling_demo,
-    scaling_explanation,
-)
+from babygpt.config import PRESETS
+from babygpt.lessons import ModelScaling, char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.pipeline import start_run
+from babygpt.race import race_running
 from babygpt.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan
@@ -69,35 +57,6 @@ def test_model_scaling_and_first_step(trained):
     assert step.trained[0].prob > step.untrained[0].prob
 
 
-def wait_until_group_done(store: RunStore, group_id: str, timeout: float = 240) -> list[dict]:
-    deadline = time.time() + timeout
-    while True:
-        table = race_table(store, group_id)
-        if all(r["status"] not in ("queued", "starting", "running") for r in table):
-            return table
-        assert time.time() < deadline, table
-        time.sleep(0.5)
-
-
-def test_ladder_race_trains_every_rung_in_worker_processes(small_text):
-    cfg = TrainConfig(max_iters=30, eval_interval=10, eval_iters=3, lr=3e-3, warmup_iters=3, device="cpu")
-    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=2, cores=2))
-    plans = race_plans(Corpus.from_text("tiny", small_text), "char", cfg, dict(n_layer=2, n_head=2, n_embd=16,
-                                                                               block_size=16))
-    group = scheduler.submit_group("a" * 22, plans)
-    assert len(scheduler.running()) == 2 and len(scheduler.store.queued()) == 4, "the race takes scheduler slots"
-    assert all(job.pid != os.getpid() for job in scheduler.running()), "rungs train outside the server process"
-    with pytest.raises(BabyGPTError, match="ladder race is still running"):
-        scheduler.submit_group("a" * 22, plans)  # a second tab cannot queue a second race
-    table = wait_until_group_done(scheduler.store, group)
-    assert [r["preset"] for r in table] == ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
-    assert all(r["status"] == "done" for r in table)
-    losses = {r["preset"]: r["best val loss"] for r in table}
-    assert losses["gpt"] < losses["bigram"]
-    summaries = {r["id"]: r["best_val_loss"] for r in scheduler.store.summaries()}
-    assert all(r["best val loss"] == summaries[r["run"]] for r in table), "the race shows the loss Runs shows"
-
-
 def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.switch_page("views/lessons.py").run()
@@ -111,15 +70,20 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     assert metrics["Expected initial loss ln(V)"] == f"{math.log(trained.model_config.vocab_size):.3f}"
     assert len(at.get("plotly_chart")) >= 8  # scaling, positions, embeddings, first step
     at.number_input(key="race_steps").set_value(50).run()
-    at.select_slider(key="race_width").set_value(32).run()
+    at.select_slider(key="race_seeds").set_value(1).run()
     at.slider(key="race_layers").set_value(1).run()
     at.button(key="race_start").click().run()
     assert not at.error
     from ui.state import RACE, scheduler
 
-    wait_until_group_done(scheduler().store, at.session_state[RACE])
+    deadline = time.time() + 240
+    while race_running(scheduler().store, at.session_state[RACE]):
+        assert time.time() < deadline
+        time.sleep(0.5)
     at.run()
-    assert at.dataframe[0].value["status"].tolist() == ["done"] * 6
+    table = at.dataframe[0].value
+    assert table["rung"].tolist() == list(PRESETS) and table["seeds"].tolist() == ["1/1 done"] * 6
+    assert table["± spread (max−min)"].isna().all(), "one seed has no spread"
 
 
 def test_presenter_mode_hides_advanced_controls(fresh_resources):

@@ -187,9 +187,9 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
     from babygpt import devices
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: True)
     assert devices.resolve_dtype(cpu, "auto") == "bfloat16"
-    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: False)
     assert devices.resolve_dtype(cpu, "auto") == "float32"
     assert devices.resolve_dtype(cpu, "bfloat16") == "bfloat16"  # an explicit choice is kept
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
@@ -202,13 +202,30 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
 def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatch, native):
     from babygpt import devices
 
-    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: native)
     plan = tiny_plan(small_text, max_iters=30, eval_interval=30, dtype="auto")
     trainer = Trainer(plan.model_config, plan.train_config, plan.split)
     assert trainer.dtype == ("bfloat16" if native else "float32")
     assert trainer.config.dtype == "auto"  # a resumed run settles again on the machine it resumes on
     result = trainer.run()
     assert result.val_loss < math.log(plan.model_config.vocab_size) - 0.3
+
+
+def test_auto_bfloat16_needs_the_flag_and_a_measured_gain(monkeypatch):
+    from babygpt import devices
+
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
+    devices.cpu_bfloat16_is_faster.cache_clear()
+    assert devices.cpu_bfloat16_is_faster() is False  # no flag: not even measured
+    monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: True)
+    devices.cpu_bfloat16_is_faster.cache_clear()
+    # the flag alone is not enough: a CPU whose bfloat16 matmuls are slow stays in float32
+    monkeypatch.setattr(devices, "BF16_MIN_SPEEDUP", 1e9)
+    assert devices.cpu_bfloat16_is_faster() is False
+    devices.cpu_bfloat16_is_faster.cache_clear()
+    monkeypatch.setattr(devices, "BF16_MIN_SPEEDUP", 1e-9)
+    assert devices.cpu_bfloat16_is_faster() is True
+    devices.cpu_bfloat16_is_faster.cache_clear()
 
 
 def test_bfloat16_attention_matches_float32():

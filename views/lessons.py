@@ -4,27 +4,18 @@
 import pandas as pd
 import streamlit as st
 
-from babygpt.config import PRESETS, TrainConfig
+from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
-from babygpt.lessons import (
-    char_class,
-    first_step,
-    model_scaling,
-    race_curves,
-    race_plans,
-    race_running,
-    race_table,
-    scaling_demo,
-    scaling_explanation,
-)
+from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.model import sinusoidal_encoding
+from babygpt.race import RACE_SEEDS, RACE_SIZES, ladder_steps, race_bands, race_plans, race_results, race_running
 from babygpt.viz import (
+    band_figure,
     embedding_scatter,
     histogram_figure,
     matrix_heatmap,
     next_token_figure,
-    runs_overlay_figure,
     softmax_rows_figure,
 )
 from ui import state
@@ -47,24 +38,22 @@ with race_tab:
             "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
             "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
             "layer norm plus dropout make the full GPT.")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3 = st.columns(3)
     steps = c1.number_input("Steps per rung", 50, 5000, 500, 50, key="race_steps",
-                            help="The same budget for every rung. 500 steps take a few seconds each at the default size.")
-    race_lr = c4.select_slider("Learning rate", [1e-3, 2e-3, 5e-3, 1e-2], 5e-3, key="race_lr",
-                               help="Shared by every rung. The small early rungs need a high rate to learn in few steps.")
-    width = c2.select_slider("n_embd", [32, 64, 96, 128], 64, key="race_width", help="Width shared by all rungs.")
-    layers = c3.slider("n_layer (residual, gpt)", 1, 6, 2, key="race_layers")
+                            help="The same token budget for every rung and seed.")
+    seeds = c2.select_slider("Seeds per rung", [1, 2, 3, 4, 5], len(RACE_SEEDS), key="race_seeds",
+                             help="Each rung trains once per seed; a step up the ladder counts as a gain only when "
+                                  "it is larger than the spread between seeds. One seed cannot tell gain from noise.")
+    layers = c3.slider("n_layer (residual, gpt)", 1, 4, RACE_SIZES["n_layer"], key="race_layers",
+                       help="The learning rates were tuned at 2 layers, n_embd 64.")
     scheduler = state.scheduler()
     group = st.session_state.get(state.RACE)
     flags = state.page_flags()
 
     def start_race() -> None:
         try:
-            cfg = TrainConfig(max_iters=int(steps), eval_interval=max(1, int(steps) // 5), eval_iters=10,
-                              lr=race_lr, min_lr=race_lr / 10, warmup_iters=min(50, int(steps) // 5),
-                              val_fraction=state.val_fraction(), log_interval=5)
-            sizes = dict(n_layer=layers, n_head=4, n_embd=width, block_size=32)
-            plans = race_plans(state.corpus(), state.tokenizer_kind(), cfg, sizes)
+            plans = race_plans(state.corpus(), state.tokenizer_kind(), int(steps), {**RACE_SIZES, "n_layer": layers},
+                               seeds=tuple(range(1, seeds + 1)), val_fraction=state.val_fraction())
             st.session_state[state.RACE] = scheduler.submit_group(state.user(), plans)
             state.save()
             flags["race_error"] = None
@@ -82,18 +71,32 @@ with race_tab:
     @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
         if not group:
-            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**. "
-                       "Each rung is one job in the server's queue, trained in its own process.")
+            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**, "
+                       "each with its own learning rate and several seeds. Each run is one job in the server's "
+                       "queue, trained in its own process.")
             return
-        table = race_table(state.store(), group)
-        if not table:
+        results = race_results(state.store(), group)
+        if not results:
             st.caption("This race's runs were deleted.")
             return
-        st.dataframe(pd.DataFrame(table), hide_index=True, key="race_table",
-                     column_config={"best val loss": st.column_config.NumberColumn(format="%.4f")})
-        curves = {k: v for k, v in race_curves(state.store(), group).items() if v}
-        if curves:
-            st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of each rung"), key="race_chart")
+        steps_up = {s.upper: s for s in ladder_steps(results)}
+        table = pd.DataFrame([{
+            "rung": r.preset, "parameters": r.parameters, "learning rate": r.lr,
+            "seeds": f"{r.finished}/{r.seeds} done",
+            "best val loss, mean": r.mean, "± spread (max−min)": r.spread if len(r.losses) > 1 else None,
+            "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "",
+        } for r in results])
+        st.dataframe(table, hide_index=True, key="race_table",
+                     column_config={"best val loss, mean": st.column_config.NumberColumn(format="%.3f"),
+                                    "± spread (max−min)": st.column_config.NumberColumn(format="%.3f"),
+                                    "learning rate": st.column_config.NumberColumn(format="%.0e")})
+        st.caption("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; "
+                   "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
+                   "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
+                   "may.")
+        bands = race_bands(state.store(), group)
+        if bands:
+            st.plotly_chart(band_figure(bands), key="race_chart")
         if racing and not race_running(state.store(), group):
             st.rerun()
 

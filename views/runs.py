@@ -9,6 +9,7 @@ import streamlit as st
 
 from babygpt.archive import export_bytes, import_run
 from babygpt.errors import BabyGPTError
+from babygpt.race import group_races, race_bands
 from babygpt.users import public_handle
 from babygpt.viz import runs_overlay_figure
 from ui import state
@@ -33,7 +34,8 @@ me = state.user()
 everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                      help="Your runs are shown by default. Classmates' runs can be looked at and compared, "
                           "but only their owner (or the teacher) can stop or delete them.")
-rows = [r for r in store.summaries() if everyone or r["owner"] == me]
+all_rows = [r for r in store.summaries() if everyone or r["owner"] == me]
+rows = group_races(all_rows)  # a ladder race is one row; its runs are listed below the chart
 if not rows:
     st.info("No runs yet. Train one on **Model & training**, or import a run archive below."
             + ("" if everyone else " Switch on *Show everyone's runs* to see your classmates'."))
@@ -50,15 +52,39 @@ else:
                        "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
                        "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f")},
     )
-    picked = [rows[i]["id"] for i in selection.selection.rows] or [r["id"] for r in rows[:5]]
-    labels = {r["id"]: r["label"] for r in rows}
-    curves = {labels[run_id]: [(m.step, m.loss) for m in store.metrics(run_id) if m.split == "val"]
-              for run_id in picked}
+    picked = [rows[i] for i in selection.selection.rows] or rows[:5]
+    labels = {r["id"]: r["label"] for r in all_rows}
+    curves = {}
+    for row in picked:
+        if row.get("group_id"):  # a race: each rung's mean over its seeds
+            for preset, band in race_bands(store, row["group_id"]).items():
+                curves[f"{row['label']}: {preset}"] = list(zip(band.steps, band.mean, strict=True))
+        else:
+            curves[row["label"]] = [(m.step, m.loss) for m in store.metrics(row["id"]) if m.split == "val"]
     log_y = st.toggle("Log-scale", key="runs_log_y")
     st.plotly_chart(runs_overlay_figure(curves, log_y=log_y), key="runs_overlay")
     st.caption("Select rows in the table to choose which curves to overlay (the five newest by default).")
 
-    target = st.selectbox("Run", [r["id"] for r in rows], key="runs_target", format_func=labels.get)
+    races = [r for r in rows if r.get("group_id")]
+    for race in races:
+        with st.expander(f"{race['label']}: its {race['runs']} runs"):
+            members = [r for r in all_rows if r.get("group_id") == race["group_id"]]
+            st.dataframe(pd.DataFrame(members)[["label", "preset", "steps", "best_val_loss", "status", "id"]],
+                         hide_index=True, key=f"race_runs_{race['group_id']}",
+                         column_config={"best_val_loss": st.column_config.NumberColumn("best val loss",
+                                                                                        format="%.4f")})
+            if st.button("Delete this race", key=f"race_delete_{race['group_id']}",
+                         disabled=race["status"] in ("running", "starting", "queued"),
+                         help="Deletes all of its runs (your own races only; stop a race first)."):
+                try:
+                    for member in members:
+                        state.scheduler().delete(state.actor(), member["id"])
+                    st.rerun()
+                except BabyGPTError as exc:
+                    st.error(str(exc))
+
+    singles = [r["id"] for r in all_rows if not r.get("group_id")] or [r["id"] for r in all_rows]
+    target = st.selectbox("Run", singles, key="runs_target", format_func=labels.get)
     c1, c2, c3 = st.columns(3)
     if c1.button("Make active", key="runs_activate", help="Use this run on the Attention and Generate pages."):
         state.set_active_run(target)

@@ -1,0 +1,180 @@
+"""The ladder race: every rung on the same text with the same token budget, several seeds each.
+
+A race teaches that each idea of the Transformer lowers the loss, so it must not mistake an optimisation
+failure or noise for a property of a rung. Each rung trains at the learning rate that suits it (a small
+network without residual paths wants a higher rate than a deep one; the lecture tuned each step too), found by
+``python -m bench.race_sweep`` on the bundled corpus and used unchanged on every text; every rung runs several
+seeds, and a step up the ladder counts as a gain only when it is larger than the seeds' spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from babygpt.config import PRESETS, ModelConfig, TrainConfig
+from babygpt.data import Corpus
+from babygpt.pipeline import TrainingPlan, plan_training
+from babygpt.runs import RunStore
+from babygpt.sizing import parameter_count
+
+
+@dataclass(frozen=True)
+class RungSettings:
+    lr: float
+    warmup_iters: int
+
+
+# From `python -m bench.race_sweep` on the bundled corpus (500 steps, n_embd 64, 2 layers, block 32, 2 seeds);
+# the README has the sweep's table.
+RUNG_SETTINGS = {
+    "bigram": RungSettings(3e-2, 0),
+    "single-head": RungSettings(1e-2, 50),
+    "multi-head": RungSettings(1e-2, 50),
+    "multi-head+ffn": RungSettings(1e-2, 50),
+    "residual": RungSettings(3e-3, 50),
+    "gpt": RungSettings(3e-3, 50),
+}
+RACE_SEEDS = (1, 2, 3)
+RACE_SIZES = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
+
+
+def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -> TrainConfig:
+    s = RUNG_SETTINGS[preset]
+    return TrainConfig(max_iters=steps, eval_interval=max(1, steps // 5), eval_iters=20, lr=s.lr, min_lr=s.lr / 10,
+                       warmup_iters=min(s.warmup_iters, steps // 5), val_fraction=val_fraction, log_interval=5,
+                       seed=seed).validate()
+
+
+def race_plans(corpus: Corpus, tokenizer_kind: str, steps: int, sizes: dict | None = None,
+               seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = tuple(PRESETS),
+               val_fraction: float = 0.1) -> list[tuple[TrainingPlan, str]]:
+    """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs."""
+    sizes = sizes or RACE_SIZES
+    plans = []
+    for preset in presets:
+        base = plan_training(corpus, tokenizer_kind, preset, rung_config(preset, steps, seeds[0], val_fraction),
+                             **sizes)
+        for seed in seeds:  # one tokenisation per rung; the seeds differ in their training config only
+            plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
+                                       rung_config(preset, steps, seed, val_fraction), base.split),
+                          f"ladder race: {preset} · seed {seed}"))
+    return plans
+
+
+@dataclass(frozen=True)
+class RungResult:
+    """A rung's best validation loss over its seeds (the loss the Runs table shows), while it trains too."""
+
+    preset: str
+    parameters: int
+    lr: float
+    losses: tuple[float, ...]  # one per seed that has evaluated at least once
+    seeds: int
+    finished: int
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.mean(self.losses) if self.losses else None
+
+    @property
+    def spread(self) -> float:
+        """max − min over the seeds: how much the seed alone moves this rung's loss."""
+        return max(self.losses) - min(self.losses) if len(self.losses) > 1 else 0.0
+
+
+def race_results(store: RunStore, group_id: str) -> list[RungResult]:
+    runs = store.list_runs(group_id)
+    results = []
+    for preset in PRESETS:
+        mine = [r for r in runs if r.preset == preset]
+        if not mine:
+            continue
+        losses = []
+        for info in mine:
+            vals = [m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None]
+            if vals:
+                losses.append(min(vals))
+        train = mine[0].config["train"]
+        results.append(RungResult(preset, parameter_count(ModelConfig.from_dict(mine[0].config["model"])),
+                                  train["lr"], tuple(losses), len(mine),
+                                  sum(r.status in ("done", "stopped", "failed", "interrupted") for r in mine)))
+    return results
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    """One step up the ladder and whether its gain is larger than the noise of the two rungs' seeds."""
+
+    lower: str
+    upper: str
+    gain: float  # mean loss of the lower rung minus the upper's: positive is better
+    noise: float  # the larger of the two rungs' seed spreads
+
+    @property
+    def verdict(self) -> str:
+        if self.gain > self.noise:
+            return "better, by more than the seed spread"
+        if -self.gain > self.noise:
+            return "worse, by more than the seed spread"
+        return "within the seed spread: no measured difference"
+
+
+def ladder_steps(results: list[RungResult]) -> list[LadderStep]:
+    done = [r for r in results if r.losses]
+    pairs = zip(done[:-1], done[1:], strict=True)
+    return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread)) for a, b in pairs]
+
+
+@dataclass(frozen=True)
+class Band:
+    """A rung's validation curve over its seeds: mean, lowest and highest at every evaluated step."""
+
+    steps: list[int]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+
+
+def race_bands(store: RunStore, group_id: str) -> dict[str, Band]:
+    """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps)."""
+    bands = {}
+    for preset in PRESETS:
+        curves = [{m.step: m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None}
+                  for info in store.list_runs(group_id) if info.preset == preset]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        steps = sorted(set.intersection(*(set(c) for c in curves)))
+        bands[preset] = Band(steps, [statistics.mean(c[s] for c in curves) for s in steps],
+                             [min(c[s] for c in curves) for s in steps], [max(c[s] for c in curves) for s in steps])
+    return bands
+
+
+def race_running(store: RunStore, group_id: str | None) -> bool:
+    return bool(group_id) and any(i.status in ("queued", "starting", "running") for i in store.list_runs(group_id))
+
+
+def group_races(rows: list[dict]) -> list[dict]:
+    """Runs-table rows with each race's runs folded into one row (``runs`` counts them): a race of six rungs
+    and three seeds is one experiment, not eighteen lines among a student's own runs."""
+    singles, races = [], {}
+    for row in rows:
+        if row.get("group_id"):
+            races.setdefault(row["group_id"], []).append(row)
+        else:
+            singles.append(row)
+    folded = []
+    for group_id, members in races.items():
+        losses = [m["best_val_loss"] for m in members if m["best_val_loss"] is not None]
+        rates = [m["tokens_per_sec"] for m in members if m["tokens_per_sec"]]
+        statuses = {m["status"] for m in members}
+        status = next((s for s in ("running", "starting", "queued") if s in statuses), None) or (
+            "done" if statuses == {"done"} else ", ".join(sorted(statuses)))
+        rungs = len({m["preset"] for m in members})
+        folded.append({**members[0], "id": f"race:{group_id}", "label": f"ladder race · {group_id[:4]}",
+                       "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,
+                       "steps": max(m["steps"] for m in members), "best_val_loss": min(losses) if losses else None,
+                       "tokens_per_sec": statistics.mean(rates) if rates else None,
+                       "created_at": min(m["created_at"] for m in members), "runs": len(members)})
+    return sorted(singles + folded, key=lambda r: r["created_at"], reverse=True)
