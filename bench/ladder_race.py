@@ -1,6 +1,6 @@
 """The ladder race as the Lessons page runs it, on one or more texts: mean ± spread per rung, a verdict per step.
 
-    python -m bench.ladder_race [--data python-docs tinyshakespeare] [--steps 500] [--seeds 3] [--slots 2]
+    python -m bench.ladder_race [--data python-docs tinyshakespeare] [--steps 2000] [--seeds 3] [--slots 2]
 
 The page's defaults (``babygpt.race``: each rung's learning rate, n_embd 64, 2 layers, block 32, three seeds),
 queued as jobs of one scheduler and trained in worker processes, ``--slots`` at a time, exactly as in the app.
@@ -15,7 +15,7 @@ import time
 
 from babygpt.datasets import load_corpus
 from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.race import ladder_steps, race_plans, race_results
+from babygpt.race import RACE_STEPS, ladder_steps, race_plans, race_results
 from babygpt.runs import RunStore
 from bench.common import emit, environment, shakespeare
 
@@ -40,7 +40,7 @@ def race(corpus, steps: int, seeds: int, slots: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=["python-docs", "tinyshakespeare"])
-    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=RACE_STEPS)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--slots", type=int, default=2)
     args = parser.parse_args()

@@ -21,7 +21,7 @@ from babygpt.pipeline import plan_training
 from babygpt.train import Trainer
 from bench.common import emit, environment
 
-GRID = (1e-3, 3e-3, 1e-2, 3e-2)
+GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 SIZES = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
 
 
@@ -36,12 +36,15 @@ def main() -> None:
     parser.add_argument("--data", default="python-docs")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--lrs", nargs="+", type=float, default=list(GRID))
+    parser.add_argument("--warmups", nargs="+", type=int, default=None, help="default: 0 and steps/10")
     args = parser.parse_args()
     corpus = load_corpus(args.data)
     results, best = [], {}
-    for preset in PRESETS:
+    for preset in args.presets:
         plan = plan_training(corpus, "char", preset, TrainConfig(), **SIZES)  # tokenised once per rung
-        for lr, warmup in itertools.product(GRID, (0, args.steps // 10)):
+        for lr, warmup in itertools.product(args.lrs, args.warmups or (0, args.steps // 10)):
             losses = [final_val_loss(plan, args.steps, lr, warmup, seed) for seed in range(1, args.seeds + 1)]
             row = {"preset": preset, "lr": lr, "warmup_iters": warmup, "mean_val_loss": round(statistics.mean(losses), 4),
                    "val_losses": [round(v, 4) for v in losses]}

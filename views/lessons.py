@@ -9,7 +9,17 @@ from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.model import sinusoidal_encoding
-from babygpt.race import RACE_SEEDS, RACE_SIZES, ladder_steps, race_bands, race_plans, race_results, race_running
+from babygpt.race import (
+    RACE_SEEDS,
+    RACE_SIZES,
+    RACE_STEPS,
+    ladder_steps,
+    race_bands,
+    race_plans,
+    race_results,
+    race_running,
+    step_explanation,
+)
 from babygpt.viz import (
     band_figure,
     embedding_scatter,
@@ -39,7 +49,7 @@ with race_tab:
             "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
             "layer norm plus dropout make the full GPT.")
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Steps per rung", 50, 5000, 500, 50, key="race_steps",
+    steps = c1.number_input("Steps per rung", 50, 5000, RACE_STEPS, 50, key="race_steps",
                             help="The same token budget for every rung and seed.")
     seeds = c2.select_slider("Seeds per rung", [1, 2, 3, 4, 5], len(RACE_SEEDS), key="race_seeds",
                              help="Each rung trains once per seed; a step up the ladder counts as a gain only when "
@@ -90,6 +100,9 @@ with race_tab:
                      column_config={"best val loss, mean": st.column_config.NumberColumn(format="%.3f"),
                                     "± spread (max−min)": st.column_config.NumberColumn(format="%.3f"),
                                     "learning rate": st.column_config.NumberColumn(format="%.0e")})
+        for step in steps_up.values():
+            if step_explanation(step) and all(r.finished == r.seeds for r in results):
+                st.info(step_explanation(step))
         st.caption("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; "
                    "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
                    "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
