@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from babygpt.baselines import Baselines
 from babygpt.checkpoints import (
     TRAINER_FILE,
     WEIGHTS_FILE,
@@ -121,8 +122,12 @@ def _data_section(data: Any) -> dict[str, Any]:
     """The corpus description of an imported run: known keys with plain values only."""
     if not isinstance(data, dict):
         return {}
-    return {k: data[k] for k in ("name", "source", "sha256", "n_chars")
+    kept = {k: data[k] for k in ("name", "source", "sha256", "n_chars")
             if isinstance(data.get(k), (str, int)) and not isinstance(data.get(k), bool)}
+    baselines = Baselines.from_config({"data": data})
+    if baselines is not None:
+        kept["baselines"] = baselines.to_dict()
+    return kept
 
 
 def _metric_row(data: dict[str, Any]) -> MetricRow:

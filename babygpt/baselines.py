@@ -27,6 +27,16 @@ class Baselines:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    @classmethod
+    def from_config(cls, config: dict) -> Baselines | None:
+        """A run's baselines from its config.json (None for runs recorded before they existed, or damaged)."""
+        data = (config.get("data") or {}).get("baselines") if isinstance(config, dict) else None
+        try:
+            values = {k: float(data[k]) for k in ("uniform", "unigram", "bigram", "chars_per_token")}
+        except (TypeError, KeyError, ValueError):
+            return None
+        return cls(**values) if all(math.isfinite(v) and v > 0 for v in values.values()) else None
+
     def levels(self) -> dict[str, float]:
         return {"uniform guess (ln V)": self.uniform, "unigram counts": self.unigram, "bigram counts": self.bigram}
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from babygpt import devices
+from babygpt.baselines import Baselines
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
@@ -42,6 +43,7 @@ from babygpt.users import Actor, check_can_manage
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
 WORKER_LOG = "worker.log"
+OUT_OF_MEMORY_MARKS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class JobSnapshot:
     message: str = ""
     queue_position: int | None = None  # 1 = next to start
     queue_wait_s: float | None = None
+    baselines: Baselines | None = None
 
     @property
     def active(self) -> bool:
@@ -165,6 +168,7 @@ class Job:
         self.stop_requested = False
         self.exit_message = ""
         self.process: subprocess.Popen | None = None
+        self.log_offset = 0
         if adopt_pid is None:
             env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
                        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
@@ -173,6 +177,7 @@ class Job:
             # the worker's stderr goes to a file, not a pipe: a worker outlives a restarted server, and writing
             # to a pipe whose reader died would kill it
             with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
+                self.log_offset = log.tell()  # what this worker writes starts here (an earlier attempt's is above)
                 self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
                                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
             self.pid = self.process.pid
@@ -199,11 +204,18 @@ class Job:
             code = None
         if self.store.get(self.info.id).status in ("running", "starting"):
             # the worker died without recording an end (killed, out of memory, a crash)
-            lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG)
-            self.exit_message = ("The training process ended unexpectedly"
-                                 + (f" (exit code {code})" if code is not None else "")
-                                 + (f": {lines[-1]}" if lines else ".") + " Resume continues from the last checkpoint.")
-            self.store.set_status(self.info.id, "interrupted", self.exit_message)
+            lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG, self.log_offset)
+            if any(mark in line for line in lines for mark in OUT_OF_MEMORY_MARKS):
+                # it ran out of memory where it could not say so itself (Python's own MemoryError, a C++ abort)
+                self.exit_message = ("The job ran out of memory; try a smaller model (n_embd, n_layer), batch_size "
+                                     "or block_size. The last checkpoint is kept.")
+                self.store.set_status(self.info.id, "failed", self.exit_message)
+            else:
+                self.exit_message = ("The training process ended unexpectedly"
+                                     + (f" (exit code {code})" if code is not None else "")
+                                     + (f": {lines[-1]}" if lines else ".")
+                                     + " Resume continues from the last checkpoint.")
+                self.store.set_status(self.info.id, "interrupted", self.exit_message)
         self.on_exit(self)
 
     def stop(self, wait: float = 0.0) -> None:
@@ -227,10 +239,11 @@ class Job:
                 pass
 
 
-def _last_lines(path: Path, max_bytes: int = 4096) -> list[str]:
+def _last_lines(path: Path, start: int = 0, max_bytes: int = 4096) -> list[str]:
+    """The non-empty lines of the file's end, from ``start`` at the earliest."""
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - max_bytes))
+            fh.seek(max(start, path.stat().st_size - max_bytes))
             return [line for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
     except OSError:
         return []
@@ -466,5 +479,5 @@ class Scheduler:
             device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
             vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
             message=info.message or (job.exit_message if job else ""),
-            queue_position=position, queue_wait_s=wait,
+            queue_position=position, queue_wait_s=wait, baselines=Baselines.from_config(info.config),
         )

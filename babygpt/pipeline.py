@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from babygpt import devices, distributed
+from babygpt.baselines import compute_baselines
 from babygpt.checkpoints import atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus, Split, split_ids
@@ -119,8 +120,10 @@ def check_can_queue(info: RunInfo) -> None:
 def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
                status: str = "running", group_id: str | None = None) -> RunInfo:
     """Record a new run (folder, config.json, database row) from a validated plan."""
+    val_chars = len(plan.tokenizer.decode(plan.split.val.tolist()))
+    baselines = compute_baselines(plan.split.train, plan.split.val, plan.model_config.vocab_size, val_chars)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
-            "n_chars": len(plan.corpus.text)}
+            "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict()}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
     return store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
                             status=status, owner=owner, group_id=group_id)

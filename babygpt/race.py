@@ -215,6 +215,7 @@ def group_races(rows: list[dict]) -> list[dict]:
         folded.append({**members[0], "id": f"race:{group_id}", "label": f"ladder race · {group_id[:4]}",
                        "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,
                        "steps": max(m["steps"] for m in members), "best_val_loss": min(losses) if losses else None,
+                       "best_val_bpc": min((m["best_val_bpc"] for m in members if m.get("best_val_bpc")), default=None),
                        "tokens_per_sec": statistics.mean(rates) if rates else None,
                        "created_at": min(m["created_at"] for m in members), "runs": len(members)})
     return sorted(singles + folded, key=lambda r: r["created_at"], reverse=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from babygpt import checkpoints
+from babygpt.baselines import Baselines, bits_per_char
 from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
@@ -165,6 +166,11 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise BabyGPTError(f"{folder.name} has no {CONFIG_FILE}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BabyGPTError(f"{folder.name}/{CONFIG_FILE} is not valid JSON ({exc}).") from exc
+
+
+def _bpc(loss: float | None, config: dict) -> float | None:
+    baselines = Baselines.from_config(config)
+    return bits_per_char(loss, baselines.chars_per_token) if loss is not None and baselines else None
 
 
 class RunStore:
@@ -377,6 +383,7 @@ class RunStore:
                 "steps": s.get("steps") or 0, "best_val_loss": s.get("best_val_loss"),
                 "tokens_per_sec": s.get("tokens_per_sec"), "created_at": info.created_at,
                 "owner": info.owner, "group_id": info.group_id,
+                "best_val_bpc": _bpc(s.get("best_val_loss"), info.config),
             })
         return out
 

@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from babygpt.baselines import step_passed
 from babygpt.data import describe_char
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
@@ -50,7 +51,7 @@ def downsample_indices(n: int, max_points: int = MAX_CURVE_POINTS, exact_tail: i
 
 
 def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = False, smoothing: float = 0.0,
-                x_axis: str = "step", expected_initial: float | None = None,
+                x_axis: str = "step", levels: dict[str, float] | None = None,
                 max_points: int = MAX_CURVE_POINTS) -> go.Figure:
     """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``.
 
@@ -77,11 +78,17 @@ def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = Fals
                                  mode="lines+markers", name="val (eval)", line=dict(color=VAL_COLOR, width=3)))
     layout: dict = dict(xaxis=dict(title="step" if x_key == "step" else "training time (s)"),
                         yaxis=dict(title="cross-entropy loss", type="log" if log_y else "linear"))
-    if expected_initial:
-        layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=expected_initial, y1=expected_initial,
-                                 line=dict(color="gray", dash="dash"))]
-        layout["annotations"] = [dict(xref="paper", x=1, y=expected_initial, text=f"ln(V) = {expected_initial:.2f}",
-                                      showarrow=False, xanchor="right", yanchor="bottom")]
+    if levels:  # the baselines a model should beat, each with the step where validation loss passed it
+        curve = [(p["step"], p["val_loss"]) for p in evals]
+        layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=v, y1=v, line=dict(color="gray", dash="dash"))
+                            for v in levels.values()]
+        layout["annotations"] = []
+        for name, value in levels.items():
+            passed = step_passed(curve, value)
+            note = f" · passed at step {passed}" if passed is not None else ""
+            layout["annotations"].append(dict(xref="paper", x=1, y=value, text=f"{name} {value:.2f}{note}",
+                                              showarrow=False, xanchor="right", yanchor="bottom",
+                                              font=dict(size=11, color="#4b5563")))
     return _layout(go.Figure(data=traces, layout=layout), "Loss")
 
 
@@ -201,12 +208,12 @@ def percent_tickformat(top: float) -> str:
 
 
 def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: bool = False,
-                        title: str = "Validation loss by run") -> go.Figure:
+                        title: str = "Validation loss by run", y_title: str = "val loss") -> go.Figure:
     fig = go.Figure()
     for name, points in curves.items():
         fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], mode="lines+markers", name=name)
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="val loss", type="log" if log_y else "linear")
+    fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     return _layout(fig, title, height=400)
 
 

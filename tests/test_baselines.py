@@ -32,3 +32,23 @@ def test_bits_per_char_and_the_step_a_level_was_passed():
     assert bits_per_char(math.log(2), 1.0) == pytest.approx(1.0)
     evals = [(0, 4.0), (100, 2.5), (200, 2.0)]
     assert step_passed(evals, 2.6) == 100 and step_passed(evals, 1.0) is None
+
+
+def test_a_run_records_its_baselines_and_runs_show_bits_per_char(small_text, tmp_path):
+    from babygpt.archive import export_run, import_run
+    from babygpt.baselines import Baselines
+    from babygpt.pipeline import start_run
+    from babygpt.runs import RunStore
+    from tests.helpers import tiny_plan
+
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=20, eval_interval=10))
+    trainer.run()
+    b = Baselines.from_config(store.get(info.id).config)
+    assert b.bigram < b.unigram < b.uniform  # structured text: counts beat guessing, pairs beat single tokens
+    assert b.chars_per_token == 1.0  # the char tokenizer
+    row = next(r for r in store.summaries() if r["id"] == info.id)
+    assert row["best_val_bpc"] == pytest.approx(row["best_val_loss"] / math.log(2))
+    imported = import_run(store, export_run(store, info.id, tmp_path / "run.zip"))
+    assert Baselines.from_config(store.get(imported.id).config) == b
+    assert Baselines.from_config({"data": {"baselines": {"uniform": "x"}}}) is None  # damaged: no levels, no crash

@@ -252,10 +252,10 @@ def test_a_job_that_runs_out_of_memory_fails_alone_with_a_message(small_text):
     scheduler.limits = ModelLimits(max_params=10**12, job_memory_bytes=600 * 2**20)
     other = scheduler.submit(ALICE, tiny_plan(small_text, max_iters=100_000, eval_interval=20))
     # a model an estimate let through (estimates can be wrong) that needs far more than the job's 600 MB
-    big = scheduler._queue(BOB, tiny_plan(small_text, n_embd=1024, n_layer=8, n_head=8, max_iters=5,
+    big = scheduler._queue(BOB, tiny_plan(small_text, n_embd=2048, n_layer=8, n_head=8, max_iters=5,
                                          eval_interval=5), None, None)
     scheduler.dispatch()
-    wait_for(lambda: scheduler.store.get(big.id).status == "failed", what="the big job to fail")
+    wait_for(lambda: scheduler.store.get(big.id).status == "failed", timeout=180, what="the big job to fail")
     assert "ran out of memory" in scheduler.store.get(big.id).message
     wait_for(lambda: scheduler.snapshot(other.id).step >= 20, what="the other job to go on")
     assert scheduler.store.get(other.id).status == "running"
@@ -300,3 +300,21 @@ def test_each_user_has_a_disk_quota_for_runs_and_uploads(monkeypatch, tmp_path):
     assert store.disk_usage(ALICE) == 630_000
     import_run(store, exported, owner=ALICE, quota=quota)
     scheduler.stop_all(wait=30)
+
+
+def test_a_worker_that_dies_of_memory_is_failed_with_words_not_interrupted(small_text):
+    import subprocess
+    import sys
+
+    from babygpt.jobs import WORKER_LOG, Job
+
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))
+    store.set_status(info.id, "running")
+    (store.run_dir(info.id) / WORKER_LOG).write_text("Traceback (most recent call last):\nMemoryError\n")
+    dying = subprocess.Popen([sys.executable, "-c", "pass"])
+    dying.wait()
+    ended = []
+    Job(store, store.get(info.id), 1, ended.append, adopt_pid=dying.pid).thread.join(10)
+    assert ended and store.get(info.id).status == "failed"
+    assert store.get(info.id).message.startswith("The job ran out of memory")

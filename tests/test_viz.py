@@ -33,13 +33,15 @@ def test_downsample_keeps_the_ends_and_an_exact_tail():
     assert kept == sorted(set(kept))
 
 
-def test_loss_figure_draws_the_evaluations_and_ln_v():
+def test_loss_figure_draws_the_evaluations_and_the_levels_to_beat():
     evals = [{"step": 0, "elapsed_s": 0.0, "train_loss": 4.0, "val_loss": 4.1},
              {"step": 10, "elapsed_s": 1.0, "train_loss": 3.0, "val_loss": 3.2}]
-    fig = loss_figure([], evals, expected_initial=math.log(65))
+    fig = loss_figure([], evals, levels={"uniform guess (ln V)": math.log(65), "bigram counts": 3.5})
     val = next(t for t in fig.data if t.name == "val (eval)")
     assert list(val.y) == [4.1, 3.2] and list(val.x) == [0, 10]
     assert fig.layout.shapes[0].y0 == pytest.approx(math.log(65))
+    notes = [a.text for a in fig.layout.annotations]
+    assert notes == ["uniform guess (ln V) 4.17 · passed at step 0", "bigram counts 3.50 · passed at step 10"]
 
 
 def test_causal_mask_is_drawn_empty():

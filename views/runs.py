@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.archive import export_bytes, import_run
+from babygpt.baselines import Baselines, bits_per_char
 from babygpt.errors import BabyGPTError
 from babygpt.race import group_races, race_bands
 from babygpt.users import public_handle
@@ -44,25 +45,45 @@ else:
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     table["size"] = [model_size_text(r) for r in rows]
     table["owner"] = [("you" if o == me else public_handle(o)) for o in table["owner"]]
-    shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "tokens_per_sec", "status",
-                   "owner", "created", "id"]]
+    shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpc", "tokens_per_sec",
+                   "status", "owner", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"label": st.column_config.TextColumn("name"),
-                       "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f"),
+                       "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f",
+                                                                      help="nats per token"),
+                       "best_val_bpc": st.column_config.NumberColumn(
+                           "bits/char", format="%.3f",
+                           help="The best val loss in bits per character: comparable between char and gpt2 runs."),
                        "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f")},
     )
     picked = [rows[i] for i in selection.selection.rows] or rows[:5]
     labels = {r["id"]: r["label"] for r in all_rows}
+    t1, t2 = st.columns(2)
+    log_y = t1.toggle("Log-scale", key="runs_log_y")
+    in_bpc = t2.toggle("Bits per character", key="runs_bpc",
+                       help="Loss per character instead of per token, so char and gpt2 runs compare fairly.")
+
+    def scale(run_id: str) -> float | None:
+        """1 for nats per token; for bits per character, the run's own conversion (None: not known)."""
+        if not in_bpc:
+            return 1.0
+        baselines = Baselines.from_config(store.get(run_id).config)
+        return bits_per_char(1.0, baselines.chars_per_token) if baselines else None
+
     curves = {}
     for row in picked:
+        members = [r["id"] for r in all_rows if r.get("group_id") == row.get("group_id")] if row.get("group_id") else []
+        factor = scale(members[0] if members else row["id"])
+        if factor is None:
+            continue  # recorded before runs kept their characters per token
         if row.get("group_id"):  # a race: each rung's mean over its seeds
             for preset, band in race_bands(store, row["group_id"]).items():
-                curves[f"{row['label']}: {preset}"] = list(zip(band.steps, band.mean, strict=True))
+                curves[f"{row['label']}: {preset}"] = [(s, v * factor) for s, v in zip(band.steps, band.mean, strict=True)]
         else:
-            curves[row["label"]] = [(m.step, m.loss) for m in store.metrics(row["id"]) if m.split == "val"]
-    log_y = st.toggle("Log-scale", key="runs_log_y")
-    st.plotly_chart(runs_overlay_figure(curves, log_y=log_y), key="runs_overlay")
+            curves[row["label"]] = [(m.step, m.loss * factor) for m in store.metrics(row["id"]) if m.split == "val"]
+    st.plotly_chart(runs_overlay_figure(curves, log_y=log_y, y_title="val bits/char" if in_bpc else "val loss"),
+                    key="runs_overlay")
     st.caption("Select rows in the table to choose which curves to overlay (the five newest by default).")
 
     races = [r for r in rows if r.get("group_id")]

@@ -4,6 +4,7 @@ import math
 
 import streamlit as st
 
+from babygpt.baselines import bits_per_char
 from babygpt.config import (
     DEFAULT_PRESET,
     DTYPES,
@@ -217,12 +218,19 @@ def draw(snap: JobSnapshot) -> None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
     m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–")
-    m3.metric("Val loss", f"{evals[-1]['val_loss']:.4f}" if evals else "–")
+    val = evals[-1]["val_loss"] if evals else None
+    bpc = f" · {bits_per_char(val, snap.baselines.chars_per_token):.2f} bits/char" if val and snap.baselines else ""
+    m3.metric("Val loss", f"{val:.4f}{bpc}" if val else "–",
+              help="Cross-entropy in nats per token; bits per character compare runs with different tokenizers.")
     m4.metric("Device", snap.device.replace(" (", " · ").rstrip(")") + f" · {snap.dtype}",
               help="Where the job trains; on the CPU, the threads the scheduler gives it.")
-    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
-                                expected_initial=math.log(snap.vocab_size)), key="loss_chart",
-                    config={"displayModeBar": False})
+    levels = snap.baselines.levels() if snap.baselines else {"uniform guess (ln V)": math.log(snap.vocab_size)}
+    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis, levels=levels),
+                    key="loss_chart", config={"displayModeBar": False})
+    if snap.baselines:
+        st.caption("Dashed lines: what simple predictors score on the same validation text — guessing uniformly, "
+                   "token frequencies (unigram) and how often each token followed the previous one (bigram "
+                   "counts). A model that does not go below the bigram line has not learned to use context.")
 
 
 def draw_samples(samples: list[tuple[int, str]]) -> None:
