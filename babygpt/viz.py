@@ -239,11 +239,40 @@ def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
     """The text cut into coloured tokens; hovering shows each token's id."""
     spans = []
     for i, (text, token_id) in enumerate(pieces):
-        shown = html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
+        shown = _shown(text)
         spans.append(f'<span title="id {token_id}" style="background:{PALETTE[i % len(PALETTE)]};'
                      f'border-radius:3px;padding:1px 0;margin:0 1px">{shown}</span>')
     return (f'<div style="font-family:monospace;font-size:{font_size}px;line-height:1.9;'
             f'word-break:break-all">{"".join(spans)}</div>')
+
+
+def _shown(text: str) -> str:
+    return html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
+
+
+def surprise_html(tokens: Sequence, differences: Sequence[float | None] | None = None, full_at: float = 5.0) -> str:
+    """The text with each token shaded by the model's loss there (white: expected, red: surprised), or, given
+    ``differences``, by how much a second model's loss differs (blue: it was less surprised, red: more). Hovering
+    a token shows its loss, its probability and what the model expected instead."""
+    spans = []
+    for i, t in enumerate(tokens):
+        if t.loss is None:
+            color, tip = "transparent", "the first token: nothing before it to predict it from"
+        else:
+            expected = ", ".join(f"{describe_char(c.text) if len(c.text) == 1 else c.text!r} {c.prob:.0%}"
+                                 for c in t.expected)
+            tip = f"loss {t.loss:.2f} (p = {t.prob:.1%}) · expected: {expected}"
+            if differences is None:
+                color = f"rgba(220,38,38,{min(1.0, t.loss / full_at):.2f})"
+            else:
+                d = differences[i]
+                tip += f" · the second run: {d:+.2f}"
+                rgb = "37,99,235" if d < 0 else "220,38,38"
+                color = f"rgba({rgb},{min(1.0, abs(d) / (full_at / 2)):.2f})"
+        spans.append(f'<span title="{html.escape(tip)}" style="background:{color};border-radius:2px">'
+                     f"{_shown(t.text)}</span>")
+    return ('<div style="font-family:monospace;font-size:15px;line-height:1.9;word-break:break-all">'
+            f'{"".join(spans)}</div>')
 
 
 def histogram_figure(series: dict[str, np.ndarray], title: str, x_title: str) -> go.Figure:

@@ -20,7 +20,8 @@ from tests.browser_support import PageAudit, StreamlitServer, glyph_drawn, launc
 
 pytestmark = pytest.mark.browser
 
-LESSON_TABS = ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step"]
+LESSON_TABS = ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step",
+               "Where it is surprised"]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from babygpt.config import PRESETS
 from babygpt.lessons import ModelScaling, char_class, first_step, model_scaling, scaling_demo, scaling_explanation
-from babygpt.pipeline import start_run
+from babygpt.pipeline import persist_corpus, start_run
 from babygpt.race import race_running
 from babygpt.runs import RunStore
 from tests.conftest import ROOT
@@ -41,7 +41,9 @@ def test_char_classes():
 @pytest.fixture
 def trained(small_text):
     store = RunStore()
-    trainer, info = start_run(store, tiny_plan(small_text, max_iters=40, eval_interval=20), name="tiny")
+    plan = tiny_plan(small_text, max_iters=40, eval_interval=20)
+    plan.corpus = persist_corpus(store, plan.corpus)  # as the app does: the text stays readable for the views
+    trainer, info = start_run(store, plan, name="tiny")
     trainer.run()
     return store.load(info.id)
 
@@ -69,6 +71,7 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     assert float(metrics["Variance of q·k"]) == pytest.approx(16, rel=0.1)
     assert metrics["Expected initial loss ln(V)"] == f"{math.log(trained.model_config.vocab_size):.3f}"
     assert len(at.get("plotly_chart")) >= 8  # scaling, positions, embeddings, first step
+    assert any(m.label.startswith("Mean loss on this stretch") for m in at.metric), "the surprise tab draws"
     at.number_input(key="race_steps").set_value(50).run()
     at.select_slider(key="race_seeds").set_value(1).run()
     at.slider(key="race_layers").set_value(1).run()

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.config import PRESETS
+from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
@@ -20,6 +21,7 @@ from babygpt.race import (
     race_running,
     step_explanation,
 )
+from babygpt.surprise import differences, mean_loss, surprise, validation_stretch
 from babygpt.viz import (
     band_figure,
     embedding_scatter,
@@ -27,9 +29,10 @@ from babygpt.viz import (
     matrix_heatmap,
     next_token_figure,
     softmax_rows_figure,
+    surprise_html,
 )
 from ui import state
-from ui.widgets import default_prompt, explain, run_picker
+from ui.widgets import default_prompt, explain, run_label, run_picker
 
 st.title("Lessons")
 st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
@@ -38,8 +41,8 @@ st.caption("Each tab shows one step of the build. The Data, Model & training, At
 st.caption("The tabs after the race look inside one trained run:")
 loaded = run_picker("lessons_run")
 
-race_tab, scale_tab, pos_tab, emb_tab, first_tab = st.tabs(
-    ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step"])
+race_tab, scale_tab, pos_tab, emb_tab, first_tab, surprise_tab = st.tabs(
+    ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step", "Where it is surprised"])
 
 # --- the ladder race ---------------------------------------------------------------------------
 with race_tab:
@@ -214,3 +217,42 @@ with first_tab:
         except BabyGPTError as exc:
             st.error(str(exc))
 
+
+# --- where the model is surprised -------------------------------------------------------------------------
+with surprise_tab:
+    explain("The loss, token by token",
+            "The validation loss is an average over tokens. Taken apart, it shows where the model already knows "
+            "what comes next (white) and where it is surprised (red): usually the first letters of a word, a "
+            "name, a number. Hover a token to see its loss, the probability the model gave it and what it expected "
+            "instead. Pick a second run trained with the same tokenizer to see, in blue, where it was less "
+            "surprised: what the bigger (or longer-trained) model learned that the other did not.",
+            r"\ell_i = -\ln p_\theta(x_i \mid x_{<i}), \qquad \mathcal{L} = \frac{1}{N}\sum_i \ell_i")
+    if loaded is not None:
+        try:
+            source = loaded.info.config["data"].get("source", "")
+            try:
+                corpus = state.corpus() if loaded.info.data_sha256 == state.corpus().sha256 else load_corpus(source)
+            except BabyGPTError:
+                raise BabyGPTError(f"The text this run was trained on ({loaded.info.data_name}) is not available "
+                                   "here; choose it on the Data page to see where the model is surprised.") from None
+            text = validation_stretch(corpus.text, loaded.train_config.val_fraction)
+            tokens = surprise(loaded.model, loaded.tokenizer, text)
+            others = [r for r in state.runs_with_weights()
+                      if r["id"] != loaded.info.id and r["tokenizer"] == loaded.tokenizer.kind
+                      and r.get("data") == loaded.info.data_name]
+            labels = {r["id"]: run_label(r) for r in others}
+            second = st.selectbox("Compare with", [None, *labels], format_func=lambda i: "—" if i is None else labels[i],
+                                  key="surprise_second",
+                                  help="Another run on the same text with the same tokenizer.")
+            c1, c2 = st.columns(2)
+            c1.metric(f"Mean loss on this stretch ({len(tokens) - 1} predictions)", f"{mean_loss(tokens):.3f}")
+            if second is None:
+                st.markdown(surprise_html(tokens), unsafe_allow_html=True)
+            else:
+                other = surprise(state.load_run(second).model, loaded.tokenizer, text)
+                c2.metric("The second run's mean loss", f"{mean_loss(other):.3f}",
+                          delta=f"{mean_loss(other) - mean_loss(tokens):+.3f}", delta_color="inverse")
+                st.markdown(surprise_html(tokens, differences(tokens, other)), unsafe_allow_html=True)
+                st.caption("Blue: the second run was less surprised by this token; red: more.")
+        except BabyGPTError as exc:
+            st.info(str(exc))
