@@ -21,7 +21,7 @@ PRESETS: dict[str, str] = {
     "gpt": "Adds pre-norm LayerNorm in each block and before the head, plus dropout: the full GPT.",
 }
 DEFAULT_PRESET = "gpt"
-POSITIONAL_ENCODINGS = ("learned", "sinusoidal")
+POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "none")  # none: a counterfactual, see below
 ACTIVATIONS = ("relu2", "gelu", "relu")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -52,6 +52,9 @@ class ModelConfig:
     tie_weights: bool = False
     activation: str = "relu2"  # relu2 (default), gelu (nanoGPT) or relu (the lecture)
     zero_init_residual: bool = True  # only meaningful with residual connections
+    # Counterfactuals: switch off one idea to see what it was for (with positional="none")
+    causal: bool = True  # False: every position also sees the tokens after it, the answer included
+    scale_scores: bool = True  # False: softmax(q·k) without the 1/√d
     preset: str = DEFAULT_PRESET
 
     @property

@@ -74,8 +74,10 @@ class Decoder:
         self.token_table = _copy(model.token_embedding.weight)
         if not config.use_attention:
             return
-        self.position_table = _copy(model.position_embedding.weight if hasattr(model, "position_embedding")
-                                    else model.position_table)
+        positions = getattr(model, "position_embedding", None)
+        positions = positions.weight if positions is not None else getattr(model, "position_table", None)
+        self.position_table = None if positions is None else _copy(positions)  # None: positional="none"
+        self.scale = None if config.scale_scores else 1.0
         self.layers = [
             _Layer(
                 ln1=_norm(block.ln1),
@@ -100,12 +102,13 @@ class Decoder:
         position = caches[0].length
         if position >= self.config.block_size:
             raise ValueError(f"Sequence of {position + 1} tokens exceeds block_size {self.config.block_size}.")
-        x = (self.token_table[token] + self.position_table[position]).unsqueeze(0)  # (1, n_embd)
+        x = self.token_table[token] if self.position_table is None else self.token_table[token] + self.position_table[position]
+        x = x.unsqueeze(0)  # (1, n_embd)
         width = x.size(-1)
         for layer, cache in zip(self.layers, caches, strict=True):
             qkv = _apply_linear(_apply_norm(x, layer.ln1), layer.qkv).view(self.qkv_shape)
             keys, values = cache.append(qkv[1:])
-            update = F.scaled_dot_product_attention(qkv[0], keys, values).view(1, width)
+            update = F.scaled_dot_product_attention(qkv[0], keys, values, scale=self.scale).view(1, width)
             if layer.proj is not None:
                 update = _apply_linear(update, layer.proj)
             x = x + update if layer.residual else update

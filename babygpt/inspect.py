@@ -62,7 +62,7 @@ def position_vectors(model: GPT) -> np.ndarray:
         return model.position_embedding.weight.detach().float().cpu().numpy()
     if hasattr(model, "position_table"):
         return model.position_table.detach().float().cpu().numpy()
-    raise BabyGPTError("The bigram model has no positional encoding.")
+    raise BabyGPTError("This model has no positional encoding (the bigram rung, or one trained with positional none).")
 
 
 def cosine_similarity_matrix(vectors: np.ndarray) -> np.ndarray:

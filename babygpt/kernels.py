@@ -37,11 +37,13 @@ class KVCache:
         return self.keys[:, :, :end], self.values[:, :, :end]
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float, is_causal: bool) -> torch.Tensor:
-    """softmax(q·kᵀ/√d, causally masked)·v for every head at once, as ``model.explicit_attention`` spells out."""
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float, is_causal: bool,
+           scale: float | None = None) -> torch.Tensor:
+    """softmax(q·kᵀ·scale, causally masked)·v for every head at once, as ``model.explicit_attention`` spells out
+    (``scale`` None: 1/√d)."""
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):  # the matmuls around attention stay bfloat16
             y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout,
-                                               is_causal=is_causal)
+                                               is_causal=is_causal, scale=scale)
         return y.to(torch.bfloat16)
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=is_causal)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=is_causal, scale=scale)

@@ -30,7 +30,8 @@ class AttentionMaps:
     weights: torch.Tensor  # softmax over the causally masked scaled scores
 
 
-def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
+                       scale: bool = True) -> tuple[torch.Tensor, AttentionMaps]:
     """The lecture's head, vectorised over heads: scores, scale, causal mask, softmax, weighted sum.
 
     Scaling by 1/sqrt(head_size) keeps the scores at unit variance; without it softmax saturates
@@ -38,9 +39,9 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tup
     """
     T = q.size(-2)
     raw = q @ k.transpose(-2, -1)
-    scaled = raw / math.sqrt(q.size(-1))
+    scaled = raw / math.sqrt(q.size(-1)) if scale else raw
     future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-    weights = F.softmax(scaled.masked_fill(future, float("-inf")), dim=-1)
+    weights = F.softmax(scaled.masked_fill(future, float("-inf")) if causal else scaled, dim=-1)
     return weights @ v, AttentionMaps(raw, scaled, weights)
 
 
@@ -58,6 +59,7 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.use_projection else None
         self.dropout = config.dropout
+        self.causal, self.scale = config.causal, None if config.scale_scores else 1.0
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def _qkv(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,10 +93,11 @@ class MultiHeadAttention(nn.Module):
             if prior and q.size(-2) > 1:
                 raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
         dropout = self.dropout if self.training else 0.0
-        return self._merge(attend(q, k, v, dropout, is_causal=causal and q.size(-2) > 1))
+        is_causal = causal and self.causal and q.size(-2) > 1
+        return self._merge(attend(q, k, v, dropout, is_causal=is_causal, scale=self.scale))
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        y, maps = explicit_attention(*self._heads(x))
+        y, maps = explicit_attention(*self._heads(x), causal=self.causal, scale=self.scale is None)
         return self._merge(y), maps
 
 
@@ -174,7 +177,7 @@ class GPT(nn.Module):
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         if config.positional == "learned":
             self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
-        else:
+        elif config.positional == "sinusoidal":
             self.register_buffer("position_table", sinusoidal_encoding(config.block_size, config.n_embd), persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
@@ -217,12 +220,12 @@ class GPT(nn.Module):
         T = idx.size(1)
         if T + start > self.config.block_size:
             raise ValueError(f"Sequence of {T + start} tokens exceeds block_size {self.config.block_size}.")
-        tok = self.token_embedding(idx)
+        x = self.token_embedding(idx)
         if hasattr(self, "position_embedding"):
-            pos = self.position_embedding.weight[start:start + T]  # rows start..start+T-1, as a view
-        else:
-            pos = self.position_table[start:start + T]
-        return self.drop(tok + pos) if self.config.dropout else tok + pos
+            x = x + self.position_embedding.weight[start:start + T]  # rows start..start+T-1, as a view
+        elif hasattr(self, "position_table"):
+            x = x + self.position_table[start:start + T]
+        return self.drop(x) if self.config.dropout else x
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits for every position, and the mean cross-entropy when targets are given."""

@@ -110,6 +110,9 @@ class _Context:
     """The tokens the model sees, under the jump-by-half-a-block rule shared by both paths."""
 
     def __init__(self, model: GPT, ids: list[int], use_cache: bool):
+        # A model trained without the causal mask has every position depend on the ones after it, so keys and
+        # values cached for earlier positions go stale: it recomputes its window for every token.
+        use_cache = use_cache and model.config.causal
         self.model, self.use_cache = model, use_cache
         self.block = model.config.block_size
         self.keep = max(1, self.block // 2)

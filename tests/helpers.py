@@ -18,6 +18,6 @@ def tiny_config(**overrides) -> TrainConfig:
 
 def tiny_plan(text: str, preset: str = "gpt", tokenizer: str = "char", **overrides) -> TrainingPlan:
     sizes = dict(TINY_SIZES)
-    model_keys = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
+    model_keys = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "causal", "scale_scores")
     sizes.update({k: overrides.pop(k) for k in list(overrides) if k in model_keys})
     return plan_training(Corpus.from_text("tiny", text), tokenizer, preset, tiny_config(**overrides), **sizes)

@@ -16,7 +16,8 @@ def _randomised(model: GPT) -> GPT:
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("variant", [{}, {"bias": True, "positional": "sinusoidal", "activation": "gelu"},
-                                     {"tie_weights": True, "activation": "relu"}])
+                                     {"tie_weights": True, "activation": "relu"},
+                                     {"scale_scores": False}, {"positional": "none"}])
 @torch.inference_mode()
 def test_decoder_equals_forward_cached(preset, variant):
     torch.manual_seed(0)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.config import PRESETS
+from babygpt.counterfactuals import BY_KEY, active, switches_for
 from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
@@ -61,13 +62,17 @@ with race_tab:
                                   "it is larger than the spread between seeds. One seed cannot tell gain from noise.")
     layers = c3.slider("n_layer (residual, gpt)", 1, 4, RACE_SIZES["n_layer"], key="race_layers",
                        help="The learning rates were tuned at 2 layers, n_embd 64.")
+    broken = st.selectbox("Break one idea in every rung", [None, *BY_KEY], key="race_counterfactual",
+                          format_func=lambda k: "— (the real ladder)" if k is None else BY_KEY[k].label,
+                          help="Race the ladder with one idea switched off, to see what it was for.")
     scheduler = state.scheduler()
     group = st.session_state.get(state.RACE)
     flags = state.page_flags()
 
     def start_race() -> None:
         try:
-            plans = race_plans(state.corpus(), state.tokenizer_kind(), int(steps), {**RACE_SIZES, "n_layer": layers},
+            sizes = {**RACE_SIZES, "n_layer": layers, **switches_for([broken] if broken else [])}
+            plans = race_plans(state.corpus(), state.tokenizer_kind(), int(steps), sizes,
                                seeds=tuple(range(1, seeds + 1)), val_fraction=state.val_fraction())
             st.session_state[state.RACE] = scheduler.submit_group(state.user(), plans)
             state.save()
@@ -94,6 +99,9 @@ with race_tab:
         if not results:
             st.caption("This race's runs were deleted.")
             return
+        members = state.store().list_runs(group)
+        for c in active(members[-1].config["model"]) if members else []:
+            st.warning(f"**Every rung trained with: {c.label.lower()}.** {c.explanation}")
         steps_up = {s.upper: s for s in ladder_steps(results)}
         table = pd.DataFrame([{
             "rung": r.preset, "parameters": r.parameters, "learning rate": r.lr,

@@ -14,6 +14,7 @@ from babygpt.config import (
     TrainConfig,
     model_config_for_preset,
 )
+from babygpt.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
@@ -102,16 +103,31 @@ with train_col:
             hp["device"] = st.selectbox("device", devices, index=devices.index(hp["device"]) if hp["device"] in devices else 0,
                                         key="hp_device", help="auto picks CUDA, then Apple MPS, then the CPU.")
             hp["dtype"] = st.selectbox("dtype", list(DTYPES), index=list(DTYPES).index(hp["dtype"]), key="hp_dtype",
-                                       help="auto: bfloat16 mixed precision where the CPU or GPU runs it natively "
-                                            f"(here: {auto_dtype()}), else float32. "
+                                       help="auto: bfloat16 mixed precision where it measures faster than float32 "
+                                            f"on this CPU, or on a GPU that has it (here: {auto_dtype()}). "
                                             "float16 needs a GPU.")
+
+if not presenter:
+    with settings:
+        broken = st.multiselect(
+            "Break one idea (counterfactual)", [c.key for c in COUNTERFACTUALS], hp.get("counterfactuals", []),
+            format_func=lambda k: BY_KEY[k].label, key="hp_counterfactuals",
+            help="Train with one idea of the Transformer switched off, to see what it was for.")
+        hp["counterfactuals"] = broken
+        for key in broken:
+            st.caption(f"**{BY_KEY[key].label}.** {BY_KEY[key].explanation}")
 
 state.save()  # the hyperparameters above are edited in place
 
+
+def model_settings() -> dict:
+    """The form's sizes and any counterfactual switches, as plan_training takes them."""
+    return {**{k: hp[k] for k in FORM_MODEL}, **switches_for(hp.get("counterfactuals", []))}
+
+
 def configs() -> tuple:
     tokenizer = state.current_tokenizer()
-    model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size,
-                                        **{k: hp[k] for k in FORM_MODEL})
+    model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings())
     train_cfg = TrainConfig(**{k: hp[k] for k in FORM_TRAIN}, val_fraction=state.val_fraction(),
                             log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
@@ -135,8 +151,7 @@ def start_training() -> None:
     flags[ERROR_KEY] = None
     try:
         model_cfg, train_cfg = configs()
-        sizes = {k: getattr(model_cfg, k) for k in FORM_MODEL}
-        plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **sizes)
+        plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **model_settings())
         info = scheduler.submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
         state.set_active_run(info.id)
     except BabyGPTError as exc:
@@ -207,6 +222,8 @@ x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 def draw(snap: JobSnapshot) -> None:
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
+    for broken in active(state.store().get(snap.run_id).config["model"]):
+        st.warning(f"**Trained with: {broken.label.lower()}.** {broken.explanation}")
     if snap.status in ("failed", "interrupted") and snap.message:
         st.error(snap.message)
     elif snap.message:
