@@ -68,6 +68,8 @@ with st.sidebar:
     state.remember_in_cookie()
 
 st.markdown(WRAP_CSS + (PRESENTER_CSS if state.presenter() else ""), unsafe_allow_html=True)
+for problem in state.page_flags().pop("link_problems", []):
+    st.warning(problem)
 
 pages.run()
 state.save()

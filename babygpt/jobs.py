@@ -318,7 +318,7 @@ class Scheduler:
         self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
         if overrides:
             document = dict(info.config)
-            document["train"] = TrainConfig.from_dict({**document["train"], **overrides}).validate().to_dict()
+            document["train"] = train.to_dict()
             self.store.update_config(info.id, document)
         self.store.enqueue(info.id)
         self.dispatch()

@@ -16,10 +16,12 @@ from typing import Any
 
 import streamlit as st
 
+from babygpt import datasets
 from babygpt.data import Corpus, text_stats
 from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import Scheduler, SchedulerSettings
+from babygpt.links import LESSON_TABS, parse_link
 from babygpt.pipeline import persist_corpus
 from babygpt.runs import LoadedRun, RunStore
 from babygpt.tokenizers import Tokenizer, build_tokenizer
@@ -30,6 +32,7 @@ USER_PARAM, USER_COOKIE = "user", "babygpt_user"
 CORPUS, TOKENIZER, VAL_FRACTION, RUN, PRESENTER, HPARAMS, RACE = (
     "corpus", "tokenizer_kind", "val_fraction", "active_run", "presenter", "hparams", "race_group")
 USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"
+LESSON_TAB = "lesson_tab"  # the Lessons tab a link asked to open on
 PAGE_FLAGS = "page_flags"  # what pages keep between runs (an error to show, a prompt, a result) under one key
 
 
@@ -55,7 +58,29 @@ def user() -> str:
     if not st.session_state.get(RESTORED):
         st.session_state[RESTORED] = True
         _restore(key)
+        _apply_link()  # a lesson link's settings win over the user's saved ones, once per session
     return key
+
+
+def _apply_link() -> None:
+    """Settings a teacher's link carries (``babygpt.links``); bad values are named on the page, never fatal."""
+    link = parse_link(st.query_params)
+    values = link.values
+    if "corpus" in values:
+        if datasets.is_available(values["corpus"]):
+            st.session_state[CORPUS] = _load_named(values["corpus"])
+        else:
+            link.problems.append(f"The link's text {values['corpus']!r} is not on this server yet: download it on "
+                                 "the Data page.")
+    if "tokenizer" in values:
+        st.session_state[TOKENIZER] = values["tokenizer"]
+    hparams = {k: v for k, v in values.items() if k not in ("corpus", "tokenizer", "lesson")}
+    if hparams:
+        st.session_state[HPARAMS] = {**st.session_state.get(HPARAMS, {}), **hparams}
+    if "lesson" in values:
+        st.session_state[LESSON_TAB] = LESSON_TABS[values["lesson"]]
+    if link.problems:
+        page_flags()["link_problems"] = link.problems
 
 
 def remember_in_cookie() -> None:

@@ -10,6 +10,7 @@ from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
+from babygpt.links import LESSON_TABS
 from babygpt.model import sinusoidal_encoding
 from babygpt.race import (
     RACE_SEEDS,
@@ -43,7 +44,7 @@ st.caption("The tabs after the race look inside one trained run:")
 loaded = run_picker("lessons_run")
 
 race_tab, scale_tab, pos_tab, emb_tab, first_tab, surprise_tab = st.tabs(
-    ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step", "Where it is surprised"])
+    list(LESSON_TABS.values()), default=st.session_state.get(state.LESSON_TAB))  # a link may name the tab
 
 # --- the ladder race ---------------------------------------------------------------------------
 with race_tab:

@@ -4,6 +4,7 @@ import math
 
 import streamlit as st
 
+from babygpt import datasets
 from babygpt.baselines import bits_per_char
 from babygpt.config import (
     DEFAULT_PRESET,
@@ -18,6 +19,7 @@ from babygpt.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_fo
 from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
 from babygpt.jobs import JobSnapshot
+from babygpt.links import LESSON_TABS, make_link
 from babygpt.pipeline import plan_training
 from babygpt.runs import RunInfo
 from babygpt.sizing import flops_per_token, parameter_count
@@ -45,7 +47,9 @@ explain(
     r"\mathcal{L} = -\frac{1}{N}\sum_{i} \log p_\theta(x_{i+1} \mid x_{\le i}), \qquad \mathcal{L}_0 \approx \ln V",
 )
 
-hp = st.session_state.setdefault(state.HPARAMS, dict(DEFAULTS))
+hp = st.session_state.setdefault(state.HPARAMS, {})
+for name, value in DEFAULTS.items():  # what a link or an older saved state did not set
+    hp.setdefault(name, value)
 presenter = state.presenter()
 scheduler = state.scheduler()
 flags = state.page_flags()
@@ -116,6 +120,15 @@ if not presenter:
         hp["counterfactuals"] = broken
         for key in broken:
             st.caption(f"**{BY_KEY[key].label}.** {BY_KEY[key].explanation}")
+
+with settings.popover("Share these settings as a link"):
+    lesson = st.selectbox("Open on the Lessons tab", [None, *LESSON_TABS], key="share_lesson",
+                          format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
+    corpus_name = state.corpus().source if state.corpus().source in datasets.registry() else None
+    st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": state.tokenizer_kind(),
+                                               "lesson": lesson}), language=None, wrap_lines=True)
+    st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
+               "upload cannot travel in a link). It never carries your user key.")
 
 state.save()  # the hyperparameters above are edited in place
 

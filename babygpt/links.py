@@ -1,0 +1,92 @@
+"""A lesson in a link: the settings that define an experiment, read from and written to a URL's query.
+
+A teacher hands out one link; it opens with the text, tokenizer, rung, sizes and lesson tab set. Every value is
+checked here: a bad one is named, with the default used instead, and never stops the page. The user's own key
+(``user``) is never part of a lesson link: it is who you are, not what you study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from babygpt.config import PRESETS
+from babygpt.datasets import registry
+from babygpt.tokenizers import TOKENIZERS
+
+LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions": "Positional encodings",
+               "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised"}
+# what a link may set, with the values the app's widgets allow
+CHOICES: dict[str, tuple] = {
+    "corpus": (),  # filled from the dataset registry when parsing
+    "tokenizer": tuple(TOKENIZERS),
+    "preset": tuple(PRESETS),
+    "n_head": (1, 2, 3, 4, 6, 8),
+    "n_embd": (16, 32, 48, 64, 96, 128, 192, 256, 384),
+    "block_size": (8, 16, 32, 64, 128, 256),
+    "lesson": tuple(LESSON_TABS),
+}
+RANGES: dict[str, tuple[type, float, float]] = {
+    "n_layer": (int, 1, 8), "max_iters": (int, 10, 100_000), "batch_size": (int, 1, 128), "lr": (float, 1e-5, 1.0),
+}
+LINK_KEYS = (*CHOICES, *RANGES)
+
+
+@dataclass
+class LessonLink:
+    values: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _number(raw: str, kind: type) -> int | float:
+    value = float(raw)
+    if kind is int:
+        if value != int(value):
+            raise ValueError
+        return int(value)
+    return value
+
+
+def parse_link(params: Mapping[str, str]) -> LessonLink:
+    """The lesson settings a URL's query carries; each bad value is a problem in words, and is left out."""
+    link = LessonLink()
+    corpora = tuple(registry())
+    for key in LINK_KEYS:
+        raw = params.get(key)
+        if raw is None:
+            continue
+        raw = str(raw).strip()
+        if key in RANGES:
+            kind, low, high = RANGES[key]
+            try:
+                value = _number(raw, kind)
+            except ValueError:
+                link.problems.append(f"{key}={raw!r} in the link is not a {'whole ' if kind is int else ''}number; "
+                                     "the default is used.")
+                continue
+            if not low <= value <= high:
+                link.problems.append(f"{key}={raw} in the link is outside {low:g}–{high:g}; the default is used.")
+                continue
+            link.values[key] = value
+            continue
+        choices = corpora if key == "corpus" else CHOICES[key]
+        value = raw
+        if choices and isinstance(choices[0], int):
+            try:
+                value = _number(raw, int)
+            except ValueError:
+                value = raw
+        if value not in choices:
+            link.problems.append(f"{key}={raw!r} in the link is not one of {', '.join(map(str, choices))}; "
+                                 "the default is used.")
+            continue
+        link.values[key] = value
+    return link
+
+
+def make_link(base_url: str, values: Mapping[str, Any]) -> str:
+    """``base_url`` with the lesson settings as its query (never the user's key)."""
+    query = urlencode({k: values[k] for k in LINK_KEYS if values.get(k) is not None})
+    return f"{base_url.split('?')[0]}?{query}" if query else base_url.split("?")[0]
