@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from babygpt import devices, distributed
@@ -66,11 +67,22 @@ def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
     return sample
 
 
-class RunRecorder(Callbacks):
-    """Writes a trainer's metrics, checkpoints and final status into the run store (rank 0 only gets one)."""
+PROBE_TOKENS = 24  # the probe prompt's length: its attention at every evaluation is a few KB
 
-    def __init__(self, store: RunStore, run_id: str):
+
+def probe_prompt(tokenizer: Tokenizer, split: Split, block_size: int) -> tuple[list[int], list[str]]:
+    """A fixed prompt whose attention is recorded at every evaluation: the start of the validation split."""
+    ids = split.val[: min(PROBE_TOKENS, block_size)].tolist()
+    return ids, [tokenizer.token_text(i) for i in ids]
+
+
+class RunRecorder(Callbacks):
+    """Writes a trainer's metrics, checkpoints and final status into the run store (rank 0 only gets one),
+    and the probe prompt's attention at every evaluation, so the Attention page can show the heads forming."""
+
+    def __init__(self, store: RunStore, run_id: str, probe: tuple[list[int], list[str]] | None = None):
         self.store, self.run_id = store, run_id
+        self.probe = probe
 
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
         self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
@@ -82,6 +94,8 @@ class RunRecorder(Callbacks):
         ])
         if m.sample is not None:
             self.store.log_sample(self.run_id, m.step, m.sample)
+        if self.probe and trainer.model_config.use_attention:
+            self.store.log_attention(self.run_id, m.step, self.probe[1], probe_attention(trainer.model, self.probe[0]))
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         try:
@@ -100,6 +114,17 @@ class RunRecorder(Callbacks):
 
     def on_notice(self, trainer: Trainer, message: str) -> None:
         self.store.set_message(self.run_id, message)
+
+
+@torch.no_grad()
+def probe_attention(model: GPT, ids: list[int]) -> np.ndarray:
+    """(n_layer, n_head, T, T) softmax weights of the probe prompt, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    _, maps = model.forward_with_attention(torch.tensor([ids], device=device))
+    model.train(was_training)
+    return np.stack([m.weights[0].float().cpu().numpy() for m in maps])
 
 
 def check_same_corpus(info: RunInfo, corpus: Corpus) -> None:
@@ -159,8 +184,8 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     store.truncate_metrics(info.id, -1)  # a run restarted from step 0 after failing before its first checkpoint
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
     sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
-    return Trainer(model_config, train_config, split, callbacks=[RunRecorder(store, info.id), *callbacks],
-                   sample_fn=sample_fn)
+    recorder = RunRecorder(store, info.id, probe_prompt(tokenizer, split, model_config.block_size))
+    return Trainer(model_config, train_config, split, callbacks=[recorder, *callbacks], sample_fn=sample_fn)
 
 
 def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
@@ -173,8 +198,9 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     sample_fn = make_sample_fn(plan.tokenizer, plan.train_config.sample_tokens)
     info = create_run(store, plan, name)
     try:
+        recorder = RunRecorder(store, info.id, probe_prompt(plan.tokenizer, plan.split, plan.model_config.block_size))
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
-                          callbacks=[RunRecorder(store, info.id), *callbacks], sample_fn=sample_fn, dist=dist)
+                          callbacks=[recorder, *callbacks], sample_fn=sample_fn, dist=dist)
     except BabyGPTError as exc:
         store.set_status(info.id, "failed", str(exc))
         raise
@@ -202,7 +228,8 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     state = store.load_trainer_state(info.id)
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
     sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
-    recorder = [RunRecorder(store, info.id)] if dist.is_main else []
+    probe = probe_prompt(tokenizer, split, model_config.block_size)
+    recorder = [RunRecorder(store, info.id, probe)] if dist.is_main else []
     trainer = Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks], sample_fn=sample_fn,
                       model_state=loaded.model.state_dict(), trainer_state=state, dist=dist)
     if dist.is_main:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from babygpt import checkpoints
 from babygpt.baselines import Baselines, bits_per_char
 from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
@@ -51,6 +53,9 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, step);
 CREATE TABLE IF NOT EXISTS samples (run_id TEXT NOT NULL, step INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (key TEXT PRIMARY KEY, state_json TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS attention (run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens_json TEXT NOT NULL,
+                                      shape_json TEXT NOT NULL, weights BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS attention_run ON attention(run_id, step);
 CREATE TABLE IF NOT EXISTS uploads (owner TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
                                     PRIMARY KEY (owner, sha256));
 """
@@ -313,7 +318,28 @@ class RunStore:
         with self._connect() as db:
             db.execute("DELETE FROM metrics WHERE run_id=? AND step>?", (run_id, after_step))
             db.execute("DELETE FROM samples WHERE run_id=? AND step>?", (run_id, after_step))
+            db.execute("DELETE FROM attention WHERE run_id=? AND step>?", (run_id, after_step))
             db.execute("UPDATE runs SET metrics_version=metrics_version+1 WHERE id=?", (run_id,))
+
+    def log_attention(self, run_id: str, step: int, tokens: list[str], weights: np.ndarray) -> None:
+        """The probe prompt's attention weights at one evaluation, (n_layer, n_head, T, T) in float16."""
+        data = np.ascontiguousarray(weights, dtype=np.float16)
+        with self._connect() as db:
+            db.execute("INSERT INTO attention(run_id, step, tokens_json, shape_json, weights) VALUES (?,?,?,?,?)",
+                       (run_id, step, json.dumps(tokens), json.dumps(list(data.shape)), data.tobytes()))
+
+    def attention_steps(self, run_id: str) -> list[int]:
+        with self._connect() as db:
+            return [r["step"] for r in db.execute("SELECT step FROM attention WHERE run_id=? ORDER BY step", (run_id,))]
+
+    def attention_at(self, run_id: str, step: int) -> tuple[list[str], np.ndarray]:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM attention WHERE run_id=? AND step=? ORDER BY rowid DESC LIMIT 1",
+                             (run_id, step)).fetchone()
+        if row is None:
+            raise BabyGPTError(f"Run {run_id} has no attention snapshot at step {step}.")
+        shape = tuple(json.loads(row["shape_json"]))
+        return json.loads(row["tokens_json"]), np.frombuffer(row["weights"], dtype=np.float16).reshape(shape)
 
     def log_sample(self, run_id: str, step: int, text: str) -> None:
         with self._connect() as db:
@@ -491,6 +517,7 @@ class RunStore:
             with self._connect() as db:
                 db.execute("DELETE FROM metrics WHERE run_id=?", (info.id,))
                 db.execute("DELETE FROM samples WHERE run_id=?", (info.id,))
+                db.execute("DELETE FROM attention WHERE run_id=?", (info.id,))
                 db.execute("DELETE FROM runs WHERE id=?", (info.id,))
         except BaseException:
             if moved:

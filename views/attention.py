@@ -48,3 +48,29 @@ if loaded is not None:
         st.plotly_chart(attention_grid(view.layers[layer][kind], view.tokens,
                                        f"All {view.n_head} heads of layer {layer}: {KINDS[kind]}", kind),
                         key="attention_grid")
+
+    # --- how the heads formed: the probe prompt's attention at every evaluation ---------------------------
+    run_id = loaded.info.id
+
+    @st.fragment(run_every=2.0 if state.store().get(run_id).status in ("starting", "running") else None)
+    def heads_forming() -> None:
+        steps = state.store().attention_steps(run_id)
+        if not steps:
+            return
+        st.subheader("How the heads formed")
+        st.caption("At every evaluation, training records the attention weights of one fixed prompt (the start of "
+                   "the validation text). Slide through the steps to watch the heads go from a blur to their jobs.")
+        live = state.store().get(run_id).status in ("starting", "running")
+        follow = live and st.toggle("Follow training", value=True, key="attention_follow",
+                                    help="Show the newest evaluation as it arrives.")
+        if len(steps) > 1 and not follow:
+            step = st.select_slider("Training step", steps, steps[-1], key="attention_step")
+        else:
+            step = steps[-1]
+        tokens, weights = state.store().attention_at(run_id, step)
+        layer_index = min(st.session_state.get("attention_layer", 0) or 0, weights.shape[0] - 1)
+        st.plotly_chart(attention_grid(weights[layer_index].astype("float32"), tokens,
+                                       f"Layer {layer_index}, every head, at step {step}", "weights"),
+                        key="attention_forming")
+
+    heads_forming()
