@@ -97,3 +97,18 @@ def test_presenter_mode_hides_advanced_controls(fresh_resources):
     at.sidebar.toggle(key="presenter_toggle").set_value(True).run()
     at.switch_page("views/train.py").run()
     assert not any(w.key == "hp_dropout" for w in at.slider), "advanced controls are hidden"
+
+
+def test_two_runs_are_compared_side_by_side_on_the_surprise_tab(fresh_resources, trained, small_text):
+    store = RunStore()
+    plan = tiny_plan(small_text, max_iters=10, eval_interval=10)
+    plan.corpus = persist_corpus(store, plan.corpus)
+    trainer, shorter = start_run(store, plan, name="shorter")
+    trainer.run()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/lessons.py").run()
+    at.selectbox(key="lessons_run").set_value(trained.info.id).run()
+    at.selectbox(key="surprise_second").set_value(shorter.id).run()
+    assert not at.exception and not at.error
+    assert any(m.label == "The second run's mean loss" for m in at.metric)
+    assert any("Where they differ" in m.value for m in at.markdown)

@@ -261,7 +261,13 @@ with surprise_tab:
                 other = surprise(state.load_run(second).model, loaded.tokenizer, text)
                 c2.metric("The second run's mean loss", f"{mean_loss(other):.3f}",
                           delta=f"{mean_loss(other) - mean_loss(tokens):+.3f}", delta_color="inverse")
-                st.markdown(surprise_html(tokens, differences(tokens, other)), unsafe_allow_html=True)
-                st.caption("Blue: the second run was less surprised by this token; red: more.")
+                change = differences(tokens, other)
+                left, right = st.columns(2)
+                left.markdown(surprise_html(tokens), unsafe_allow_html=True)
+                right.markdown(surprise_html(other), unsafe_allow_html=True)
+                st.markdown("**Where they differ**")
+                st.markdown(surprise_html(tokens, change), unsafe_allow_html=True)
+                st.caption("Side by side: each run's own surprise. Below: blue where the second run was less "
+                           "surprised by a token, red where more.")
         except BabyGPTError as exc:
             st.info(str(exc))
