@@ -46,7 +46,8 @@ def test_pages_show_charts_for_a_trained_run(trained_run):
     at = app()
     at.switch_page("views/attention.py").run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 2, "heatmap and all-heads grid"
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert charts == ["attention_heatmap", "attention_grid", "attention_forming"], "map, all heads, heads over time"
     at.radio(key="attention_kind").set_value("raw").run()
     assert "Score range" in at.caption[0].value
     at.switch_page("views/generate.py").run()
