@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from babygpt import devices, distributed
-from babygpt.baselines import compute_baselines
+from babygpt.baselines import Baselines, compute_baselines
 from babygpt.checkpoints import atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.data import Corpus, Split, split_ids
@@ -36,6 +36,15 @@ class TrainingPlan:
     model_config: ModelConfig
     train_config: TrainConfig
     split: Split
+    baselines: Baselines | None = None  # computed when the run is created, unless plans sharing a split did
+
+
+def plan_baselines(plan: TrainingPlan) -> Baselines:
+    """The levels to beat on the plan's validation split (one pass over the text; plans may share it)."""
+    if plan.baselines is None:
+        val_chars = len(plan.tokenizer.decode(plan.split.val.tolist()))
+        plan.baselines = compute_baselines(plan.split.train, plan.split.val, plan.model_config.vocab_size, val_chars)
+    return plan.baselines
 
 
 def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> torch.Tensor:
@@ -145,8 +154,7 @@ def check_can_queue(info: RunInfo) -> None:
 def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
                status: str = "running", group_id: str | None = None) -> RunInfo:
     """Record a new run (folder, config.json, database row) from a validated plan."""
-    val_chars = len(plan.tokenizer.decode(plan.split.val.tolist()))
-    baselines = compute_baselines(plan.split.train, plan.split.val, plan.model_config.vocab_size, val_chars)
+    baselines = plan_baselines(plan)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict()}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)

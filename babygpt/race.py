@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from babygpt.config import PRESETS, ModelConfig, TrainConfig
 from babygpt.data import Corpus
-from babygpt.pipeline import TrainingPlan, plan_training
+from babygpt.pipeline import TrainingPlan, plan_baselines, plan_training
 from babygpt.runs import RunStore
 from babygpt.sizing import parameter_count
 
@@ -56,9 +56,10 @@ def race_plans(corpus: Corpus, tokenizer_kind: str, steps: int = RACE_STEPS, siz
     for preset in presets:
         base = plan_training(corpus, tokenizer_kind, preset, rung_config(preset, steps, seeds[0], val_fraction),
                              **sizes)
-        for seed in seeds:  # one tokenisation per rung; the seeds differ in their training config only
+        baselines = plan_baselines(base)  # one tokenisation and one count of the text per rung, not per seed
+        for seed in seeds:  # the seeds differ in their training config only
             plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
-                                       rung_config(preset, steps, seed, val_fraction), base.split),
+                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines),
                           f"ladder race: {preset} · seed {seed}"))
     return plans
 

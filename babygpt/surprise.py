@@ -32,27 +32,51 @@ def validation_stretch(text: str, val_fraction: float, n_chars: int = 600) -> st
     return whole_words_prefix(text[start:], n_chars)
 
 
+WINDOWS_PER_BATCH = 32  # windows of block_size tokens per forward: memory stays bounded whatever the model
+
+
+def _next_token_logits(model: GPT, ids: list[int]) -> torch.Tensor:
+    """(len(ids) - 1, V): the logits predicting token i + 1 from up to block_size tokens ending at token i.
+
+    A causal model predicts every position of its first block in one forward (later positions cannot change
+    earlier ones); past the first block each prediction needs its own window, batched a few at a time. A model
+    trained without the mask (a counterfactual) sees every token of its window, so each window holds exactly
+    its context and nothing else.
+    """
+    bs, n = model.config.block_size, len(ids)
+    device = next(model.parameters()).device
+    out = []
+    first = min(bs, n - 1) if model.config.causal else 0
+    if first:
+        out.append(model(torch.tensor([ids[:first]], device=device))[0][0])
+    windows = [ids[max(0, i + 1 - bs): i + 1] for i in range(first, n - 1)]
+    for length in sorted({len(w) for w in windows}):  # windows shorter than a block only without the mask
+        same = [w for w in windows if len(w) == length]
+        for chunk in range(0, len(same), WINDOWS_PER_BATCH):
+            batch = torch.tensor(same[chunk: chunk + WINDOWS_PER_BATCH], device=device)
+            out.append(model(batch)[0][:, -1])
+    if not model.config.causal:  # grouping by length reordered them: windows were built in position order
+        order = sorted(range(len(windows)), key=lambda i: (len(windows[i]), i))
+        logits = torch.cat(out)
+        restored = torch.empty_like(logits)
+        restored[torch.tensor(order)] = logits
+        return restored.float().cpu()
+    return torch.cat(out).float().cpu()
+
+
 @torch.no_grad()
 def surprise(model: GPT, tokenizer: Tokenizer, text: str, k: int = 5, max_tokens: int = 400) -> list[TokenSurprise]:
-    """Each token's loss under the model, every prediction seeing up to ``block_size`` earlier tokens."""
+    """Each token's loss under the model, every prediction seeing up to ``block_size`` earlier tokens.
+
+    At most ``max_tokens`` tokens, in batches of ``WINDOWS_PER_BATCH`` windows: the cost is bounded before it
+    is paid, whatever the model's size."""
     ids = tokenizer.encode(text)[:max_tokens]
     if len(ids) < 2:
         raise BabyGPTError("The text is too short: it needs at least two tokens, one to predict the other.")
-    bs = model.config.block_size
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    # one window per predicted token, all in one batch: window i ends at token i and predicts token i + 1
-    windows = torch.zeros(len(ids) - 1, bs, dtype=torch.long)
-    lengths = []
-    for i in range(len(ids) - 1):
-        context = ids[max(0, i + 1 - bs): i + 1]
-        windows[i, : len(context)] = torch.tensor(context)
-        lengths.append(len(context))
-    logits, _ = model(windows.to(device))
+    probs = F.softmax(_next_token_logits(model, ids), dim=-1)
     model.train(was_training)
-    last = logits[torch.arange(len(lengths)), torch.tensor(lengths) - 1].float().cpu()
-    probs = F.softmax(last, dim=-1)
     targets = torch.tensor(ids[1:])
     chosen = probs[torch.arange(len(targets)), targets]
     top = torch.topk(probs, min(k, probs.size(-1)), dim=-1)
@@ -60,9 +84,8 @@ def surprise(model: GPT, tokenizer: Tokenizer, text: str, k: int = 5, max_tokens
     for i, token in enumerate(ids[1:]):
         expected = tuple(Candidate(int(t), tokenizer.token_text(int(t)), float(p))
                          for p, t in zip(top.values[i], top.indices[i], strict=True))
-        p = float(chosen[i])
-        out.append(TokenSurprise(tokenizer.token_text(token), -float(torch.log(chosen[i].clamp_min(1e-12))), p,
-                                 expected))
+        out.append(TokenSurprise(tokenizer.token_text(token), -float(torch.log(chosen[i].clamp_min(1e-12))),
+                                 float(chosen[i]), expected))
     return out
 
 

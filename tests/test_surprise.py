@@ -63,3 +63,20 @@ def test_the_stretch_is_the_start_of_the_validation_split():
     assert validation_stretch(text, 0.1, 12) == text[int(len(text) * 0.9):][:12].rsplit(" ", 1)[0].rstrip()
     html = surprise_html([TokenSurprise("<", None, None, ()), TokenSurprise("&", 5.0, 0.007, ())])
     assert "&lt;" in html and "&amp;" in html and "rgba(220,38,38,1.00)" in html
+
+
+def test_a_model_without_the_mask_sees_only_its_own_window():
+    torch.manual_seed(0)
+    tok = CharTokenizer.from_text("abcdefgh \n")
+    config = model_config_for_preset("gpt", vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                                     causal=False)
+    model = GPT(config).eval()
+    with torch.no_grad():  # non-zero everywhere: zero-initialised projections would hide what attention sees
+        for param in model.parameters():
+            param.normal_(0, 0.3)
+    ids = tok.encode("abcdefgh abcdefgh")
+    got = surprise(model, tok, "abcdefgh abcdefgh")
+    for i in (2, 12):  # a window shorter than a block (no padding may leak in) and a full one
+        window = torch.tensor([ids[max(0, i + 1 - 8): i + 1]])
+        direct = F.cross_entropy(model(window)[0][0, -1:], torch.tensor([ids[i + 1]])).item()
+        assert got[i + 1].loss == pytest.approx(direct, abs=1e-5)

@@ -24,6 +24,7 @@ from babygpt.jobs import Scheduler, SchedulerSettings
 from babygpt.links import LESSON_TABS, parse_link
 from babygpt.pipeline import persist_corpus
 from babygpt.runs import LoadedRun, RunStore
+from babygpt.surprise import TokenSurprise, surprise
 from babygpt.tokenizers import Tokenizer, build_tokenizer
 from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key
 
@@ -228,3 +229,16 @@ def runs_with_weights() -> list[dict[str, Any]]:
 
 def presenter() -> bool:
     return bool(st.session_state.get(PRESENTER, False))
+
+
+def surprise_for(run_id: str, text: str) -> list[TokenSurprise]:
+    """Per-token losses of a run on a text, computed once per checkpoint: every rerun of the Lessons page draws
+    all its tabs, and a model's weights change only when a new checkpoint lands."""
+    weights = store().run_dir(run_id) / "model.safetensors"
+    return _surprise_for(run_id, text, weights.stat().st_mtime if weights.is_file() else 0.0)
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the model's surprise…")
+def _surprise_for(run_id: str, text: str, weights_version: float) -> list[TokenSurprise]:
+    loaded = load_run(run_id)
+    return surprise(loaded.model, loaded.tokenizer, text)

@@ -6,7 +6,6 @@ import streamlit as st
 
 from babygpt.config import PRESETS
 from babygpt.counterfactuals import BY_KEY, active, switches_for
-from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
 from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
@@ -23,7 +22,7 @@ from babygpt.race import (
     race_running,
     step_explanation,
 )
-from babygpt.surprise import differences, mean_loss, surprise, validation_stretch
+from babygpt.surprise import differences, mean_loss, validation_stretch
 from babygpt.viz import (
     band_figure,
     embedding_scatter,
@@ -240,12 +239,12 @@ with surprise_tab:
         try:
             source = loaded.info.config["data"].get("source", "")
             try:
-                corpus = state.corpus() if loaded.info.data_sha256 == state.corpus().sha256 else load_corpus(source)
+                corpus = state.corpus() if loaded.info.data_sha256 == state.corpus().sha256 else state.load_named_corpus(source)
             except BabyGPTError:
                 raise BabyGPTError(f"The text this run was trained on ({loaded.info.data_name}) is not available "
                                    "here; choose it on the Data page to see where the model is surprised.") from None
             text = validation_stretch(corpus.text, loaded.train_config.val_fraction)
-            tokens = surprise(loaded.model, loaded.tokenizer, text)
+            tokens = state.surprise_for(loaded.info.id, text)
             others = [r for r in state.runs_with_weights()
                       if r["id"] != loaded.info.id and r["tokenizer"] == loaded.tokenizer.kind
                       and r.get("data") == loaded.info.data_name]
@@ -258,7 +257,7 @@ with surprise_tab:
             if second is None:
                 st.markdown(surprise_html(tokens), unsafe_allow_html=True)
             else:
-                other = surprise(state.load_run(second).model, loaded.tokenizer, text)
+                other = state.surprise_for(second, text)
                 c2.metric("The second run's mean loss", f"{mean_loss(other):.3f}",
                           delta=f"{mean_loss(other) - mean_loss(tokens):+.3f}", delta_color="inverse")
                 change = differences(tokens, other)
