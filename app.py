@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from babygpt.devices import auto_dtype, available_devices
-from babygpt.users import ADMIN_TOKEN_ENV, public_handle
+from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
+from babygpt.training.devices import auto_dtype, available_devices
 from ui import state
 from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 

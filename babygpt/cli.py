@@ -14,19 +14,20 @@ import sys
 import time
 from collections.abc import Sequence
 
-from babygpt import archive, devices, distributed
 from babygpt.config import MODEL_SETTINGS, PRESETS, TRAIN_SETTINGS, TrainConfig
-from babygpt.data import Corpus, split_ids
-from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import TrainingPlan, check_same_corpus, encode_corpus, plan_training, resume_run, start_run
-from babygpt.runs import LoadedRun, RunStore
-from babygpt.sample import SamplingConfig, generate, prepare_prompt
-from babygpt.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
-from babygpt.tokenizers import TOKENIZERS
-from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer
+from babygpt.model.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
+from babygpt.server.users import public_handle
+from babygpt.store import archive
+from babygpt.store.pipeline import TrainingPlan, check_same_corpus, encode_corpus, plan_training, resume_run, start_run
+from babygpt.store.runs import LoadedRun, RunStore
+from babygpt.text.corpus import Corpus, split_ids
+from babygpt.text.datasets import default_dataset, load_corpus
+from babygpt.text.tokenizers import TOKENIZERS
+from babygpt.training import devices, distributed
+from babygpt.training.sample import SamplingConfig, generate, prepare_prompt
+from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer
 from babygpt.units import format_duration
-from babygpt.users import public_handle
 
 
 def _eprint(*args: object) -> None:
@@ -164,7 +165,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         corpus = _corpus_for_resume(store, args.resume, args.data)
         trainer, info = resume_run(store, args.resume, corpus, callbacks=progress, dist=dist, **overrides)
     else:
-        corpus = load_corpus(args.data or default_dataset(), progress=_download_progress if dist.is_main else None)
+        corpus = load_corpus(args.data or default_dataset())
         model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
@@ -191,11 +192,6 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         _eprint(f"error: {result.message}")
     print(json.dumps(summary), flush=True)
     return 1 if result.status == "failed" else 0
-
-
-def _download_progress(done: int, total: int) -> None:
-    if total:
-        _eprint(f"\rdownloading… {done / total:5.1%}", end="" if done < total else "\n")
 
 
 def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:

@@ -14,9 +14,9 @@ import threading
 import time
 
 from babygpt.config import TrainConfig
-from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.pipeline import plan_training, start_run
-from babygpt.runs import RunStore
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.store.pipeline import plan_training, start_run
+from babygpt.store.runs import RunStore
 from bench.common import CONFIGS, emit, environment, shakespeare
 
 

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from babygpt.runs import RunStore
+from babygpt.store.runs import RunStore
 from bench.common import ROOT, emit, environment
 from tests.browser_support import StreamlitServer, launch
 

@@ -15,10 +15,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from babygpt import datasets  # noqa: E402
-from babygpt.data import Corpus  # noqa: E402
-
-SHARED_SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+from babygpt.text import datasets  # noqa: E402
+from babygpt.text.corpus import Corpus  # noqa: E402
 
 CONFIGS: dict[str, dict[str, Any]] = {
     # nanoGPT's CPU "baby GPT" setting
@@ -29,9 +27,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def shakespeare() -> Corpus:
-    """Tiny Shakespeare from the cache, seeded from ../shared/data when present (no network needed)."""
-    if not datasets.is_available("tinyshakespeare") and SHARED_SHAKESPEARE.is_file():
-        datasets.install_local_copy("tinyshakespeare", SHARED_SHAKESPEARE)
+    """Tiny Shakespeare, as shipped in data/."""
     return datasets.load_corpus("tinyshakespeare")
 
 

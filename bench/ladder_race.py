@@ -2,7 +2,7 @@
 
     python -m bench.ladder_race [--data python-docs tinyshakespeare] [--steps 2000] [--seeds 3] [--slots 2]
 
-The page's defaults (``babygpt.race``: each rung's learning rate, n_embd 64, 2 layers, block 32, three seeds),
+The page's defaults (``babygpt.lessons.race``: each rung's learning rate, n_embd 64, 2 layers, block 32, three seeds),
 queued as jobs of one scheduler and trained in worker processes, ``--slots`` at a time, exactly as in the app.
 ``wall_s`` is how long the whole race took, which the page promises to keep within 3 minutes on 2 cores.
 """
@@ -13,10 +13,10 @@ import argparse
 import tempfile
 import time
 
-from babygpt.datasets import load_corpus
-from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.race import RACE_STEPS, ladder_steps, race_plans, race_results
-from babygpt.runs import RunStore
+from babygpt.lessons.race import RACE_STEPS, ladder_steps, race_plans, race_results
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.store.runs import RunStore
+from babygpt.text.datasets import load_corpus
 from bench.common import emit, environment, shakespeare
 
 

@@ -15,8 +15,8 @@ import dataclasses
 import time
 
 from babygpt.config import TrainConfig
-from babygpt.pipeline import plan_training
-from babygpt.train import Callbacks, StepMetrics, Trainer
+from babygpt.store.pipeline import plan_training
+from babygpt.training.trainer import Callbacks, StepMetrics, Trainer
 from bench.common import emit, environment, shakespeare
 
 

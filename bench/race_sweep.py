@@ -16,9 +16,9 @@ import itertools
 import statistics
 
 from babygpt.config import PRESETS, TrainConfig
-from babygpt.datasets import load_corpus
-from babygpt.pipeline import plan_training
-from babygpt.train import Trainer
+from babygpt.store.pipeline import plan_training
+from babygpt.text.datasets import load_corpus
+from babygpt.training.trainer import Trainer
 from bench.common import emit, environment
 
 GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)

@@ -10,12 +10,12 @@ import time
 
 import torch
 
-from babygpt import devices
 from babygpt.config import model_config_for_preset
-from babygpt.model import GPT
-from babygpt.runs import RunStore
-from babygpt.sample import SamplingConfig, generate
-from babygpt.tokenizers import CharTokenizer
+from babygpt.model.gpt import GPT
+from babygpt.store.runs import RunStore
+from babygpt.text.tokenizers import CharTokenizer
+from babygpt.training import devices
+from babygpt.training.sample import SamplingConfig, generate
 from bench.common import CONFIGS, emit, environment
 
 

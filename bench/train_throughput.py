@@ -14,10 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt import devices
 from babygpt.config import TrainConfig, model_config_for_preset
-from babygpt.data import Split
-from babygpt.train import Trainer
+from babygpt.text.corpus import Split
+from babygpt.training import devices
+from babygpt.training.trainer import Trainer
 from bench.common import CONFIGS, emit, environment, matmul_peak_gflops
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from babygpt.runs import RunStore
+from babygpt.store.runs import RunStore
 from bench.common import ROOT, SHARED_SHAKESPEARE, emit, environment
 
 TOKENS_PER_STEP = 12 * 64

@@ -1,61 +1,28 @@
-"""Shared fixtures: an isolated run store and caches per test, offline GPT-2 files, tiny texts."""
+"""Shared fixtures: an isolated run store per test, the shipped texts, tiny texts."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-SHAKESPEARE = SHARED / "data" / "tinyshakespeare.txt"
-TIKTOKEN_FILES = SHARED / "tiktoken-cache"
-
-
-def missing_shared(what: str) -> None:
-    """Skip on a developer's machine without ../shared; under CI a missing file is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {what} is missing: CI runs with ../shared beside the checkout")
-    pytest.skip(f"{what} is absent")
-
-
-@pytest.fixture(scope="session")
-def tiktoken_cache(tmp_path_factory) -> Path | None:
-    if not TIKTOKEN_FILES.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {TIKTOKEN_FILES} is missing: CI runs with ../shared beside the checkout")
-        return None
-    target = tmp_path_factory.mktemp("tiktoken")
-    for f in TIKTOKEN_FILES.iterdir():
-        if f.name != "README.md":
-            shutil.copy(f, target / f.name)
-    return target
+SHAKESPEARE = ROOT / "data" / "corpora" / "tinyshakespeare.txt"  # shipped with the project
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path, monkeypatch, tiktoken_cache):
-    """Every test gets its own BABYGPT_HOME and download cache; GPT-2 files come from shared/."""
+def isolated_env(tmp_path, monkeypatch):
+    """Every test gets its own BABYGPT_HOME, and an empty tiktoken cache: GPT-2's files come from data/, never
+    from a download or an earlier cache."""
     monkeypatch.setenv("BABYGPT_HOME", str(tmp_path / "runs"))
-    monkeypatch.setenv("BABYGPT_CACHE", str(tmp_path / "cache"))
-    if tiktoken_cache is not None:
-        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tiktoken_cache))
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
     yield
 
 
 @pytest.fixture
 def shakespeare() -> Path:
-    """The path of Tiny Shakespeare in ../shared/data."""
-    if not SHAKESPEARE.is_file():
-        missing_shared(str(SHAKESPEARE))
+    """The path of the shipped Tiny Shakespeare."""
     return SHAKESPEARE
-
-
-@pytest.fixture
-def gpt2_available(tiktoken_cache):
-    if tiktoken_cache is None:
-        missing_shared("../shared/tiktoken-cache (GPT-2 tokenizer files for offline use)")
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from babygpt.config import TrainConfig
-from babygpt.data import Corpus
-from babygpt.pipeline import TrainingPlan, plan_training
+from babygpt.store.pipeline import TrainingPlan, plan_training
+from babygpt.text.corpus import Corpus
 
 TINY_SIZES = dict(n_layer=2, n_head=2, n_embd=32, block_size=16)
 

@@ -5,8 +5,8 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.pipeline import start_run
-from babygpt.runs import RunStore
+from babygpt.store.pipeline import start_run
+from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan
 
@@ -87,6 +87,22 @@ def test_good_upload_becomes_corpus():
     assert at.metric[2].value == str(len(set("roses are red\nviolets are blue\n")))
 
 
+def test_the_data_page_shows_where_the_current_text_came_from_when_coming_back():
+    at = app()
+    assert at.radio(key="data_source").value == "A text that ships with Baby GPT"
+    assert any("This is the text in use" in c.value for c in at.caption)  # no "Use" button for the text in use
+    assert not [b for b in at.button if b.key == "use_shipped"]
+    at.selectbox(key="shipped_name").set_value("tinyshakespeare").run()
+    at.button(key="use_shipped").click().run()
+    assert at.subheader[0].value == "Current corpus: tinyshakespeare"
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("poem.txt", ("roses are red\n" * 50).encode(), "text/plain").run()
+    at.switch_page("views/train.py").run()
+    at.switch_page("views/data.py").run()  # the radio's widget state is gone; it must follow the corpus
+    assert at.radio(key="data_source").value == "Upload .txt files"
+    assert at.subheader[0].value == "Current corpus: poem.txt"
+
+
 def test_a_bad_file_among_uploads_is_named_and_the_good_ones_are_used():
     at = app()
     at.radio(key="data_source").set_value("Upload .txt files").run()
@@ -96,8 +112,8 @@ def test_a_bad_file_among_uploads_is_named_and_the_good_ones_are_used():
     uploader.upload("empty.txt", b"", "text/plain").run()
     errors = [e.value for e in at.error]
     assert len(errors) == 2
-    assert errors[0].startswith("**photo.txt was not used.**") and "binary" in errors[0]
-    assert errors[1].startswith("**empty.txt was not used.**") and "empty" in errors[1]
+    assert errors[0].startswith("**Not used:** photo.txt looks binary") and errors[0].count("photo.txt") == 1
+    assert errors[1].startswith("**Not used:** empty.txt is empty") and errors[1].count("empty.txt") == 1
     assert at.subheader[0].value == "Current corpus: poem.txt"
 
 
@@ -110,7 +126,7 @@ def test_only_bad_uploads_keep_the_corpus_and_say_so():
     assert any("No file was used: the corpus is still" in c.value for c in at.caption)
 
 
-def test_gpt2_tokenizer_on_the_bundled_corpus_shows_its_vocabulary(gpt2_available):
+def test_gpt2_tokenizer_on_the_bundled_corpus_shows_its_vocabulary():
     at = app()
     at.radio(key="tokenizer_radio").set_value("gpt2").run()
     assert not at.error, [e.value for e in at.error]
@@ -213,7 +229,7 @@ def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
 
 
 def test_import_shows_the_run_at_once_and_errors_name_the_uploaded_file(trained_run):
-    from babygpt.archive import export_bytes
+    from babygpt.store.archive import export_bytes
 
     archive = export_bytes(RunStore(), trained_run.id)
     at = app()

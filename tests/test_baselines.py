@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from babygpt.baselines import bits_per_char, compute_baselines, step_passed
+from babygpt.lessons.baselines import bits_per_char, compute_baselines, step_passed
 
 
 def test_baselines_by_hand():
@@ -35,10 +35,10 @@ def test_bits_per_char_and_the_step_a_level_was_passed():
 
 
 def test_a_run_records_its_baselines_and_runs_show_bits_per_char(small_text, tmp_path):
-    from babygpt.archive import export_run, import_run
-    from babygpt.baselines import Baselines
-    from babygpt.pipeline import start_run
-    from babygpt.runs import RunStore
+    from babygpt.lessons.baselines import Baselines
+    from babygpt.store.archive import export_run, import_run
+    from babygpt.store.pipeline import start_run
+    from babygpt.store.runs import RunStore
     from tests.helpers import tiny_plan
 
     store = RunStore()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from babygpt.runs import process_alive
+from babygpt.store.runs import process_alive
 from tests.browser_support import PageAudit, StreamlitServer, glyph_drawn, launch, require_chromium
 
 pytestmark = pytest.mark.browser

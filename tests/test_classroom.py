@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from babygpt.runs import RunStore
+from babygpt.store.runs import RunStore
 from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, require_chromium
 from tests.conftest import ROOT
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from babygpt.cli import main
-from babygpt.runs import RunStore
+from babygpt.store.runs import RunStore
 from tests.conftest import ROOT, SHAKESPEARE
 
 

@@ -3,10 +3,10 @@
 import torch
 
 from babygpt.config import model_config_for_preset
-from babygpt.model import GPT
-from babygpt.sample import SamplingConfig, generate
-from babygpt.sizing import parameter_count
-from babygpt.tokenizers import CharTokenizer
+from babygpt.model.gpt import GPT
+from babygpt.model.sizing import parameter_count
+from babygpt.text.tokenizers import CharTokenizer
+from babygpt.training.sample import SamplingConfig, generate
 
 
 def _model(n_layer: int = 2, **switches) -> GPT:
@@ -60,8 +60,8 @@ def test_without_the_mask_the_loss_collapses_because_the_model_reads_the_answer(
     import math
     import random
 
-    from babygpt.counterfactuals import BY_KEY, active
-    from babygpt.train import Trainer
+    from babygpt.lessons.counterfactuals import BY_KEY, active
+    from babygpt.training.trainer import Trainer
     from tests.helpers import tiny_plan
 
     rng = random.Random(0)

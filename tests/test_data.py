@@ -1,13 +1,9 @@
-import http.server
-import threading
-from functools import partial
-
 import pytest
 import torch
 
-from babygpt import datasets
-from babygpt.data import (
-    Corpus,
+from babygpt.errors import BabyGPTError
+from babygpt.text import datasets
+from babygpt.text.corpus import (
     corpus_from_bytes,
     corpus_from_path,
     corpus_from_uploads,
@@ -17,8 +13,6 @@ from babygpt.data import (
     split_ids,
     text_stats,
 )
-from babygpt.errors import BabyGPTError
-from tests.conftest import SHAKESPEARE
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -98,49 +92,27 @@ def test_batches_are_shifted_and_reproducible():
     assert torch.equal(x, x2)
 
 
-def test_builtin_corpus_is_offline_default():
-    name = datasets.default_dataset()
-    assert datasets.get_dataset(name).kind == "builtin"
-    corpus = datasets.load_corpus(name)
-    assert len(corpus.text) > 100_000
-    assert corpus.sha256 == Corpus.from_text("x", corpus.text).sha256
+def test_every_shipped_corpus_loads_offline_and_matches_its_registry_entry():
+    assert datasets.default_dataset() == "python-docs"
+    for name, ds in datasets.registry().items():
+        corpus = datasets.load_corpus(name)
+        assert (corpus.name, corpus.source) == (name, name)
+        assert len(corpus.text) == ds.size and corpus.sha256 == ds.sha256
+        assert ds.licence and ds.source
+    assert len(set(datasets.load_corpus("tinyshakespeare").text)) == 65
 
 
-def _serve(folder):
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+def test_a_damaged_shipped_corpus_is_named(tmp_path, monkeypatch):
+    import shutil
 
+    from babygpt import shipped
 
-def test_download_verifies_and_caches(tmp_path, shakespeare):
-    server = _serve(SHAKESPEARE.parent)
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/{SHAKESPEARE.name}"
-        seen = []
-        path = datasets.download("tinyshakespeare", progress=lambda d, t: seen.append((d, t)), url=url)
-        assert path == datasets.cached_path("tinyshakespeare")
-        assert seen[-1] == (1115394, 1115394)
-        corpus = datasets.load_corpus("tinyshakespeare")
-        assert len(corpus.text) == 1115394 and len(set(corpus.text)) == 65
-    finally:
-        server.shutdown()
-
-
-def test_damaged_download_is_discarded(tmp_path):
-    (tmp_path / "input.txt").write_text("not shakespeare")
-    server = _serve(tmp_path)
-    try:
-        with pytest.raises(BabyGPTError, match="damaged"):
-            datasets.download("tinyshakespeare", url=f"http://127.0.0.1:{server.server_port}/input.txt")
-        assert not datasets.cached_path("tinyshakespeare").exists()
-    finally:
-        server.shutdown()
-
-
-def test_download_without_network_says_so():
-    with pytest.raises(BabyGPTError, match="Could not download Tiny Shakespeare.*offline"):
-        datasets.download("tinyshakespeare", url="http://127.0.0.1:9/nothing", timeout=2)
+    copy = tmp_path / "data"
+    shutil.copytree(shipped.data_dir(), copy)
+    (copy / "corpora" / "tinyshakespeare.txt").write_text("not shakespeare")
+    monkeypatch.setattr(shipped, "_CHECKOUT", copy)
+    with pytest.raises(BabyGPTError, match="shipped text of Tiny Shakespeare is damaged"):
+        datasets.load_corpus("tinyshakespeare")
 
 
 def test_unknown_dataset():

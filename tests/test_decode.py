@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from babygpt.config import PRESETS, model_config_for_preset
-from babygpt.decode import Decoder
-from babygpt.model import GPT
+from babygpt.model.decode import Decoder
+from babygpt.model.gpt import GPT
 
 
 def _randomised(model: GPT) -> GPT:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from babygpt.runs import RunStore
+from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
 
 ARGS = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "32", "--max-iters", "60",

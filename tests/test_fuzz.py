@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from babygpt.archive import export_run, import_run
 from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
-from babygpt.data import corpus_from_uploads, text_stats
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import start_run
-from babygpt.runs import RunStore
-from babygpt.sizing import ModelLimits, parameter_count
-from babygpt.tokenizers import build_tokenizer
+from babygpt.model.sizing import ModelLimits, parameter_count
+from babygpt.store.archive import export_run, import_run
+from babygpt.store.pipeline import start_run
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import corpus_from_uploads, text_stats
+from babygpt.text.tokenizers import build_tokenizer
 from tests.helpers import tiny_plan
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.links import make_link, parse_link
+from babygpt.lessons.links import make_link, parse_link
 from tests.conftest import ROOT
 
 

@@ -5,7 +5,7 @@ import torch
 
 from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT, explicit_attention, sinusoidal_encoding
+from babygpt.model.gpt import GPT, explicit_attention, sinusoidal_encoding
 
 
 @pytest.mark.parametrize("preset", PRESETS)

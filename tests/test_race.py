@@ -7,10 +7,8 @@ import time
 
 import pytest
 
-from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.race import (
+from babygpt.lessons.race import (
     EVAL_RESOLUTION,
     RUNG_SETTINGS,
     LadderStep,
@@ -23,8 +21,10 @@ from babygpt.race import (
     race_running,
     step_explanation,
 )
-from babygpt.runs import RunStore
-from babygpt.train import Trainer
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
+from babygpt.training.trainer import Trainer
 
 LADDER = ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
 

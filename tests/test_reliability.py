@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from babygpt.data import Corpus, corpus_from_bytes, decode_text
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import resume_run, start_run
-from babygpt.runs import RunStore
+from babygpt.store.pipeline import resume_run, start_run
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus, corpus_from_bytes, decode_text
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan
 

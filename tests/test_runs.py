@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from babygpt.archive import export_run, import_run
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import start_run
-from babygpt.runs import RunStore
-from babygpt.sample import SamplingConfig, generate
+from babygpt.store.archive import export_run, import_run
+from babygpt.store.pipeline import start_run
+from babygpt.store.runs import RunStore
+from babygpt.training.sample import SamplingConfig, generate
 from tests.helpers import tiny_plan
 
 
@@ -176,7 +176,7 @@ def test_unwritable_home(tmp_path):
 
 
 def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
-    from babygpt.checkpoints import atomic_write_bytes, atomic_write_with
+    from babygpt.store.checkpoints import atomic_write_bytes, atomic_write_with
 
     target = tmp_path / "model.safetensors"
     atomic_write_bytes(target, b"old")

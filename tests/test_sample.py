@@ -3,9 +3,9 @@ import torch
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.sample import SamplingConfig, filter_probs, generate, next_token_distribution, paced, prepare_prompt, stream
-from babygpt.tokenizers import CharTokenizer
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import CharTokenizer
+from babygpt.training.sample import SamplingConfig, filter_probs, generate, next_token_distribution, paced, prepare_prompt, stream
 
 TEXT = "abcdefghij klmnop\n"
 

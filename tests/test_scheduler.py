@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from babygpt.archive import export_run, import_run
-from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import LiveMetrics, Scheduler, SchedulerSettings, share_threads
-from babygpt.pipeline import persist_corpus, start_run
-from babygpt.runs import MetricRow, RunStore
-from babygpt.sizing import ModelLimits
-from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
-from babygpt.viz import downsample_indices
+from babygpt.lessons.viz import downsample_indices
+from babygpt.model.sizing import ModelLimits
+from babygpt.server.scheduler import LiveMetrics, Scheduler, SchedulerSettings, share_threads
+from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
+from babygpt.store.archive import export_run, import_run
+from babygpt.store.pipeline import persist_corpus, start_run
+from babygpt.store.runs import MetricRow, RunStore
+from babygpt.text.corpus import Corpus
 from tests.helpers import tiny_plan
 
 ALICE, BOB, CAROL = "alice-key-0123456789", "bob-key-0123456789ab", "carol-key-0123456789"
@@ -211,7 +211,7 @@ def test_delete_is_all_or_nothing_and_orphans_are_cleaned(small_text, monkeypatc
 def test_worker_applies_a_new_thread_share_between_steps(small_text):
     import torch
 
-    from babygpt.worker import ThreadShare
+    from babygpt.server.worker import ThreadShare
 
     store = RunStore()
     trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))
@@ -306,7 +306,7 @@ def test_a_worker_that_dies_of_memory_is_failed_with_words_not_interrupted(small
     import subprocess
     import sys
 
-    from babygpt.jobs import WORKER_LOG, Job
+    from babygpt.server.scheduler import WORKER_LOG, Job
 
     store = RunStore()
     trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))

@@ -6,8 +6,8 @@ import pytest
 
 from babygpt.config import PRESETS, model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.sizing import ModelLimits, flops_per_token, parameter_count, training_memory_bytes
+from babygpt.model.gpt import GPT
+from babygpt.model.sizing import ModelLimits, flops_per_token, parameter_count, training_memory_bytes
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

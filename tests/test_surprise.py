@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.surprise import TokenSurprise, differences, mean_loss, surprise, validation_stretch
-from babygpt.tokenizers import CharTokenizer
-from babygpt.viz import surprise_html
+from babygpt.lessons.surprise import TokenSurprise, differences, mean_loss, surprise, validation_stretch
+from babygpt.lessons.viz import surprise_html
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import CharTokenizer
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.tokenizers import CharTokenizer, GPT2Tokenizer, build_tokenizer, tokenizer_from_dict, whole_words_prefix
+from babygpt.text.tokenizers import CharTokenizer, GPT2Tokenizer, build_tokenizer, tokenizer_from_dict, whole_words_prefix
 
 
 def test_char_round_trip_and_vocab():
@@ -34,13 +34,21 @@ def test_char_serialises():
     assert again.encode("zyx") == tok.encode("zyx")
 
 
-def test_gpt2_works_offline_and_round_trips(gpt2_available):
-    import tiktoken
+def test_gpt2_works_offline_and_round_trips(monkeypatch):
+    import socket
 
-    assert tiktoken.get_encoding("gpt2").encode("hello world") == [31373, 995]
+    from babygpt.text.tokenizers import gpt2_encoding
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    gpt2_encoding.cache_clear()  # build it here, from data/, with the network cut and an empty tiktoken cache
+    encoding = gpt2_encoding()
+    assert encoding.encode("hello world") == [31373, 995]
     text = "hello world, hello there. The world says hello!\n"
     tok = GPT2Tokenizer.from_text(text)
-    assert tok.vocab_size == len(set(tiktoken.get_encoding("gpt2").encode(text)))
+    assert tok.vocab_size == len(set(encoding.encode(text)))
     assert tok.vocab_size < 20
     ids = tok.encode(text)
     assert max(ids) < tok.vocab_size
@@ -49,33 +57,57 @@ def test_gpt2_works_offline_and_round_trips(gpt2_available):
     assert again.decode(again.encode("hello world")) == "hello world"
 
 
+def test_shipped_gpt2_equals_tiktokens_own(monkeypatch, shakespeare):
+    """An independent check: tiktoken's ``get_encoding("gpt2")`` over its own cache (../shared) cuts text the same."""
+    import os
+
+    import tiktoken
+
+    from babygpt.text.tokenizers import gpt2_encoding
+    from tests.conftest import ROOT
+
+    cache = ROOT.parent / "shared" / "tiktoken-cache"
+    if not cache.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {cache} is missing")
+        pytest.skip(f"{cache} is absent")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    text = shakespeare.read_text(encoding="utf-8")[:200_000] + " naïve 東京 🙂 <|endoftext|>"
+    assert gpt2_encoding().encode_ordinary(text) == tiktoken.get_encoding("gpt2").encode_ordinary(text)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(min_size=1, max_size=100))
-def test_gpt2_round_trip_arbitrary_unicode(gpt2_available, text):
+def test_gpt2_round_trip_arbitrary_unicode(text):
     tok = GPT2Tokenizer.from_text(text)
     assert tok.decode(tok.encode(text)) == text
 
 
-def test_gpt2_unknown_tokens_are_named(gpt2_available):
+def test_gpt2_unknown_tokens_are_named():
     tok = GPT2Tokenizer.from_text("hello world")
     with pytest.raises(BabyGPTError, match="never occur in the training text: ' banana'"):
         tok.encode("hello banana")
 
 
-def test_missing_gpt2_files_give_clear_error(monkeypatch, tmp_path):
-    import tiktoken.load
+@pytest.mark.parametrize("damage", ["missing", "altered"])
+def test_damaged_or_missing_gpt2_files_give_clear_error(monkeypatch, tmp_path, damage):
+    import shutil
 
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    from babygpt import shipped
+    from babygpt.text.tokenizers import gpt2_encoding
 
-    def offline(*args, **kwargs):
-        raise ConnectionError("network unreachable")
-
-    monkeypatch.setattr(tiktoken.load, "read_file", offline)
-    import tiktoken.registry
-
-    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
-    with pytest.raises(BabyGPTError, match="GPT-2 tokenizer files are not available.*char tokenizer works offline"):
-        build_tokenizer("gpt2", "some text")
+    copy = tmp_path / "data"
+    shutil.copytree(shipped.data_dir(), copy)
+    vocab = copy / "tokenizers" / "gpt2" / "vocab.bpe"
+    vocab.unlink() if damage == "missing" else vocab.write_text("#version: 0.2\nh e\n")
+    monkeypatch.setattr(shipped, "_CHECKOUT", copy)
+    gpt2_encoding.cache_clear()
+    try:
+        expected = "data/tokenizers/gpt2/vocab.bpe is missing" if damage == "missing" else "GPT-2 tokenizer files are damaged"
+        with pytest.raises(BabyGPTError, match=expected):
+            build_tokenizer("gpt2", "some text")
+    finally:
+        gpt2_encoding.cache_clear()
 
 
 def test_damaged_tokenizer_description():
@@ -85,7 +117,7 @@ def test_damaged_tokenizer_description():
         build_tokenizer("bpe", "abc")
 
 
-def test_a_prefix_ends_at_a_whole_word_so_gpt2_can_encode_it(gpt2_available):
+def test_a_prefix_ends_at_a_whole_word_so_gpt2_can_encode_it():
     text = "extraordinarily unbelievable circumstances, notwithstanding everything.\n" * 3
     tok = GPT2Tokenizer.from_text(text)
     full = tok.encode(text)

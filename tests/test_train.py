@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from babygpt.config import PRESETS, TrainConfig
-from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import plan_training, resume_run, start_run
-from babygpt.runs import RunStore
-from babygpt.train import Callbacks, Trainer, lr_at
+from babygpt.store.pipeline import plan_training, resume_run, start_run
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
+from babygpt.training.trainer import Callbacks, Trainer, lr_at
 from tests.helpers import tiny_config, tiny_plan
 
 
@@ -172,7 +172,7 @@ def test_same_seed_same_curve(small_text):
 
 
 def test_thread_setting_follows_omp_num_threads(monkeypatch):
-    from babygpt import devices
+    from babygpt.training import devices
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert devices.default_threads() == 3
@@ -184,7 +184,7 @@ def test_thread_setting_follows_omp_num_threads(monkeypatch):
 
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):
-    from babygpt import devices
+    from babygpt.training import devices
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: True)
@@ -200,7 +200,7 @@ def test_auto_dtype_follows_the_hardware(monkeypatch):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatch, native):
-    from babygpt import devices
+    from babygpt.training import devices
 
     monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: native)
     plan = tiny_plan(small_text, max_iters=30, eval_interval=30, dtype="auto")
@@ -212,7 +212,7 @@ def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatc
 
 
 def test_auto_bfloat16_needs_the_flag_and_a_measured_gain(monkeypatch):
-    from babygpt import devices
+    from babygpt.training import devices
 
     monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
     devices.cpu_bfloat16_is_faster.cache_clear()
@@ -231,7 +231,7 @@ def test_auto_bfloat16_needs_the_flag_and_a_measured_gain(monkeypatch):
 def test_bfloat16_attention_matches_float32():
     """On the CPU, bfloat16 runs attention itself in float32 (faster backward); results agree to bf16 precision."""
     from babygpt.config import model_config_for_preset
-    from babygpt.model import MultiHeadAttention
+    from babygpt.model.gpt import MultiHeadAttention
 
     torch.manual_seed(0)
     attn = MultiHeadAttention(model_config_for_preset("gpt", n_embd=32, n_head=4, block_size=16))
@@ -252,7 +252,7 @@ def test_tuned_allocator_reuses_pages_of_large_tensors(monkeypatch):
     """A 64 MB activation freed and allocated again (every training step) must not be faulted in anew."""
     import resource
 
-    from babygpt import devices
+    from babygpt.training import devices
 
     monkeypatch.setattr(devices, "_allocator_tuned", None)
     monkeypatch.setenv("BABYGPT_TUNE_ALLOCATOR", "0")

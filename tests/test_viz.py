@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from babygpt.viz import (
+from babygpt.lessons.viz import (
     attention_color_range,
     attention_grid,
     attention_heatmap,

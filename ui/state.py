@@ -16,17 +16,16 @@ from typing import Any
 
 import streamlit as st
 
-from babygpt import datasets
-from babygpt.data import Corpus, text_stats
-from babygpt.datasets import default_dataset, load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import Scheduler, SchedulerSettings
-from babygpt.links import LESSON_TABS, parse_link
-from babygpt.pipeline import persist_corpus
-from babygpt.runs import LoadedRun, RunStore
-from babygpt.surprise import TokenSurprise, surprise
-from babygpt.tokenizers import Tokenizer, build_tokenizer
-from babygpt.users import Actor, admin_token_matches, is_user_key, new_user_key
+from babygpt.lessons.links import LESSON_TABS, parse_link
+from babygpt.lessons.surprise import TokenSurprise, surprise
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key
+from babygpt.store.pipeline import persist_corpus
+from babygpt.store.runs import LoadedRun, RunStore
+from babygpt.text.corpus import Corpus, text_stats
+from babygpt.text.datasets import default_dataset, load_corpus
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 
 USER_PARAM, USER_COOKIE = "user", "babygpt_user"
 # lasting per-user choices (saved to the run store), then per-session keys
@@ -64,15 +63,11 @@ def user() -> str:
 
 
 def _apply_link() -> None:
-    """Settings a teacher's link carries (``babygpt.links``); bad values are named on the page, never fatal."""
+    """Settings a teacher's link carries (``babygpt.lessons.links``); bad values are named on the page, never fatal."""
     link = parse_link(st.query_params)
     values = link.values
     if "corpus" in values:
-        if datasets.is_available(values["corpus"]):
-            st.session_state[CORPUS] = _load_named(values["corpus"])
-        else:
-            link.problems.append(f"The link's text {values['corpus']!r} is not on this server yet: download it on "
-                                 "the Data page.")
+        st.session_state[CORPUS] = _load_named(values["corpus"])
     if "tokenizer" in values:
         st.session_state[TOKENIZER] = values["tokenizer"]
     hparams = {k: v for k, v in values.items() if k not in ("corpus", "tokenizer", "lesson")}

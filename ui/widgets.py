@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import JobSnapshot
-from babygpt.runs import LoadedRun
-from babygpt.tokenizers import whole_words_prefix
+from babygpt.server.scheduler import JobSnapshot
+from babygpt.server.users import public_handle
+from babygpt.store.runs import LoadedRun
+from babygpt.text.tokenizers import whole_words_prefix
 from babygpt.units import format_duration
-from babygpt.users import public_handle
 from ui import state
 
 # Labels, metric values and button captions wrap instead of being cut with an ellipsis, on every screen.

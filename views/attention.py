@@ -3,8 +3,8 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.inspect import KINDS, attention_for_prompt
-from babygpt.viz import attention_color_range, attention_grid, attention_heatmap
+from babygpt.lessons.attention import KINDS, attention_for_prompt
+from babygpt.lessons.viz import attention_color_range, attention_grid, attention_heatmap
 from ui import state
 from ui.widgets import default_prompt, explain, run_picker
 

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from babygpt import datasets
-from babygpt.data import corpus_from_uploads
 from babygpt.errors import BabyGPTError
-from babygpt.tokenizers import whole_words_prefix
-from babygpt.viz import char_frequency_figure, tokens_html
+from babygpt.lessons.viz import char_frequency_figure, tokens_html
+from babygpt.text import datasets
+from babygpt.text.corpus import corpus_from_uploads
+from babygpt.text.tokenizers import whole_words_prefix
 from ui import state
 from ui.widgets import explain
 
@@ -21,31 +21,23 @@ explain(
 )
 
 registry = datasets.registry()
-source = st.radio("Source", ["Bundled corpus", "Tiny Shakespeare (download)", "Upload .txt files"], horizontal=True,
-                  key="data_source", help="The bundled corpus needs no network; Tiny Shakespeare is downloaded once.")
+current = state.corpus()
+SHIPPED, UPLOAD = "A text that ships with Baby GPT", "Upload .txt files"
+if "data_source" not in st.session_state:  # coming back to the page: show where the current text came from
+    st.session_state["data_source"] = SHIPPED if current.source in registry else UPLOAD
+source = st.radio("Source", [SHIPPED, UPLOAD], horizontal=True, key="data_source",
+                  help="The shipped texts need no network; an upload stays on this server for your runs.")
 
-if source == "Bundled corpus":
-    builtin = [n for n, d in registry.items() if d.kind == "builtin"]
-    name = st.selectbox("Corpus", builtin, format_func=lambda n: registry[n].title, key="builtin_name")
-    st.caption(registry[name].description)
-    if st.button("Use this corpus", key="use_builtin", type="primary"):
+if source == SHIPPED:
+    names = list(registry)
+    name = st.selectbox("Corpus", names, index=names.index(current.source) if current.source in registry else 0,
+                        format_func=lambda n: registry[n].title, key="shipped_name")
+    st.caption(f"{registry[name].description} Licence: {registry[name].licence}.")
+    if name == current.source:
+        st.caption("✓ This is the text in use.")
+    elif st.button("Use this corpus", key="use_shipped", type="primary"):
         state.set_corpus(state.load_named_corpus(name))
-elif source.startswith("Tiny Shakespeare"):
-    ds = registry["tinyshakespeare"]
-    st.caption(ds.description)
-    if datasets.is_available("tinyshakespeare"):
-        if st.button("Use Tiny Shakespeare", key="use_shakespeare", type="primary"):
-            state.set_corpus(state.load_named_corpus("tinyshakespeare"))
-    elif st.button("Download Tiny Shakespeare (1.1 MB)", key="download_shakespeare", type="primary"):
-        bar = st.progress(0.0, text="Downloading…")
-        try:
-            datasets.download("tinyshakespeare", progress=lambda d, t: bar.progress(min(1.0, d / t) if t else 0.0,
-                                                                                     text=f"{d / 1e6:.2f} MB"))
-            state.set_corpus(state.load_named_corpus("tinyshakespeare"))
-            bar.progress(1.0, text="Downloaded and verified.")
-        except BabyGPTError as exc:
-            bar.empty()
-            st.error(str(exc))
+        st.rerun()
 else:
     uploads = st.file_uploader("Text files (UTF-8)", type=["txt", "md", "csv", "py"], accept_multiple_files=True,
                                key="uploads", help="Several files are joined with a blank line between them.")
@@ -56,8 +48,8 @@ else:
                 state.set_corpus(result.corpus)
             except BabyGPTError as exc:  # over the user's disk quota: the corpus stays as it was
                 st.error(str(exc))
-        for name, reason in result.rejected:
-            st.error(f"**{name} was not used.** {reason}")
+        for _file, reason in result.rejected:
+            st.error(f"**Not used:** {reason}")
         if result.rejected:
             used = ("The other files were used." if result.corpus is not None
                     else f"No file was used: the corpus is still **{state.corpus().name}**.")

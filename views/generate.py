@@ -3,8 +3,8 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.sample import SamplingConfig, paced, prepare_prompt, stream
-from babygpt.viz import next_token_figure
+from babygpt.lessons.viz import next_token_figure
+from babygpt.training.sample import SamplingConfig, paced, prepare_prompt, stream
 from ui import state
 from ui.widgets import explain, run_picker
 

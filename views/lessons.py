@@ -5,13 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.config import PRESETS
-from babygpt.counterfactuals import BY_KEY, active, switches_for
 from babygpt.errors import BabyGPTError
-from babygpt.inspect import cosine_similarity_matrix, position_vectors, token_embeddings_2d
-from babygpt.lessons import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
-from babygpt.links import LESSON_TABS
-from babygpt.model import sinusoidal_encoding
-from babygpt.race import (
+from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
+from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
+from babygpt.lessons.links import LESSON_TABS
+from babygpt.lessons.race import (
     RACE_SEEDS,
     RACE_SIZES,
     RACE_STEPS,
@@ -22,8 +20,9 @@ from babygpt.race import (
     race_running,
     step_explanation,
 )
-from babygpt.surprise import differences, mean_loss, validation_stretch
-from babygpt.viz import (
+from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
+from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
+from babygpt.lessons.viz import (
     band_figure,
     embedding_scatter,
     histogram_figure,
@@ -32,6 +31,7 @@ from babygpt.viz import (
     softmax_rows_figure,
     surprise_html,
 )
+from babygpt.model.gpt import sinusoidal_encoding
 from ui import state
 from ui.widgets import default_prompt, explain, run_label, run_picker
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from babygpt.archive import export_bytes, import_run
-from babygpt.baselines import Baselines, bits_per_char
 from babygpt.errors import BabyGPTError
-from babygpt.race import group_races, race_bands
-from babygpt.users import public_handle
-from babygpt.viz import runs_overlay_figure
+from babygpt.lessons.baselines import Baselines, bits_per_char
+from babygpt.lessons.race import group_races, race_bands
+from babygpt.lessons.viz import runs_overlay_figure
+from babygpt.server.users import public_handle
+from babygpt.store.archive import export_bytes, import_run
 from ui import state
 from ui.widgets import explain
 

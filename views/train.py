@@ -4,8 +4,6 @@ import math
 
 import streamlit as st
 
-from babygpt import datasets
-from babygpt.baselines import bits_per_char
 from babygpt.config import (
     DEFAULT_PRESET,
     DTYPES,
@@ -15,16 +13,18 @@ from babygpt.config import (
     TrainConfig,
     model_config_for_preset,
 )
-from babygpt.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
-from babygpt.devices import auto_dtype, available_devices
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import JobSnapshot
-from babygpt.links import LESSON_TABS, make_link
-from babygpt.pipeline import plan_training
-from babygpt.runs import RunInfo
-from babygpt.sizing import flops_per_token, parameter_count
-from babygpt.train import lr_at
-from babygpt.viz import loss_figure, lr_figure
+from babygpt.lessons.baselines import bits_per_char
+from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
+from babygpt.lessons.links import LESSON_TABS, make_link
+from babygpt.lessons.viz import loss_figure, lr_figure
+from babygpt.model.sizing import flops_per_token, parameter_count
+from babygpt.server.scheduler import JobSnapshot
+from babygpt.store.pipeline import plan_training
+from babygpt.store.runs import RunInfo
+from babygpt.text import datasets
+from babygpt.training.devices import auto_dtype, available_devices
+from babygpt.training.trainer import lr_at
 from ui import state
 from ui.widgets import explain, progress_text
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_model
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
+from babygpt.model.gpt import GPT
 
 WEIGHTS_FILE, TRAINER_FILE = "model.safetensors", "trainer.pt"
 

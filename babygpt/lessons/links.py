@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babygpt.config import PRESETS
-from babygpt.datasets import registry
-from babygpt.tokenizers import TOKENIZERS
+from babygpt.text.datasets import registry
+from babygpt.text.tokenizers import TOKENIZERS
 
 LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions": "Positional encodings",
                "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised"}

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from babygpt.decode import Decoder
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.tokenizers import Tokenizer
+from babygpt.model.decode import Decoder
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The scheduler: every training job the server starts, queued in the run store, trained in worker processes.
 
-A job is one worker process (``python -m babygpt.worker RUN``) watched by a thread of the server. The
+A job is one worker process (``python -m babygpt.server.worker RUN``) watched by a thread of the server. The
 worker trains and writes to the run store; views read from the store. Three rules make a shared
 server fair and safe:
 
@@ -12,7 +12,7 @@ server fair and safe:
 * **Past the limit, a start waits in a queue** that lives in the run store (status ``queued``, ordered
   by ``queued_at``). A claim is one conditional UPDATE, so a restarted server, or two, never start a run
   twice; a restart adopts workers that are still alive and starts the queue again.
-* **Only the owner (or the admin) stops, resumes, cancels or deletes** (``babygpt.users``).
+* **Only the owner (or the admin) stops, resumes, cancels or deletes** (``babygpt.server.users``).
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babygpt import devices
-from babygpt.baselines import Baselines
 from babygpt.config import ModelConfig, TrainConfig
-from babygpt.data import Corpus
 from babygpt.errors import BabyGPTError
-from babygpt.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
-from babygpt.quota import DiskQuota, checkpoint_bytes
-from babygpt.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
-from babygpt.sizing import JOB_MEMORY_ENV, ModelLimits
-from babygpt.users import Actor, check_can_manage
+from babygpt.lessons.baselines import Baselines
+from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
+from babygpt.server.users import Actor, check_can_manage
+from babygpt.store.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
+from babygpt.store.quota import DiskQuota, checkpoint_bytes
+from babygpt.store.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
+from babygpt.text.corpus import Corpus
+from babygpt.training import devices
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
@@ -178,7 +178,7 @@ class Job:
             # to a pipe whose reader died would kill it
             with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
                 self.log_offset = log.tell()  # what this worker writes starts here (an earlier attempt's is above)
-                self.process = subprocess.Popen([sys.executable, "-m", "babygpt.worker", info.id], env=env,
+                self.process = subprocess.Popen([sys.executable, "-m", "babygpt.server.worker", info.id], env=env,
                                                 stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
             self.pid = self.process.pid
             store.set_pid(info.id, self.pid)
@@ -251,7 +251,7 @@ def _last_lines(path: Path, start: int = 0, max_bytes: int = 4096) -> list[str]:
 
 def _is_worker(pid: int | None) -> bool:
     try:
-        return b"babygpt.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"babygpt.server.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 from babygpt.errors import BabyGPTError
-from babygpt.runs import RunInfo
+from babygpt.store.runs import RunInfo
 
 USER_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 ADMIN_TOKEN_ENV = "BABYGPT_ADMIN_TOKEN"

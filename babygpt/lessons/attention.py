@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.sample import prepare_prompt
-from babygpt.tokenizers import Tokenizer
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import Tokenizer
+from babygpt.training.sample import prepare_prompt
 
 KINDS = {"raw": "raw scores q·kᵀ", "scaled": "scaled scores q·kᵀ/√d", "weights": "softmax weights"}
 

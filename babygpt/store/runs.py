@@ -3,7 +3,7 @@
 Workers write while pages read, and several processes (the server, its workers, the CLI) share the
 database, so it uses WAL, a short-lived connection per operation, and single-statement state changes
 (``claim`` moves a run from queued to starting only if nobody else did). File writes go through
-``babygpt.checkpoints``: atomic, and checked when read back.
+``babygpt.store.checkpoints``: atomic, and checked when read back.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from babygpt import checkpoints
-from babygpt.baselines import Baselines, bits_per_char
-from babygpt.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.tokenizers import Tokenizer, tokenizer_from_dict
+from babygpt.lessons.baselines import Baselines, bits_per_char
+from babygpt.model.gpt import GPT
+from babygpt.store import checkpoints
+from babygpt.store.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
+from babygpt.text.tokenizers import Tokenizer, tokenizer_from_dict
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")

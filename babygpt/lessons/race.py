@@ -13,10 +13,10 @@ import statistics
 from dataclasses import dataclass
 
 from babygpt.config import PRESETS, ModelConfig, TrainConfig
-from babygpt.data import Corpus
-from babygpt.pipeline import TrainingPlan, plan_baselines, plan_training
-from babygpt.runs import RunStore
-from babygpt.sizing import parameter_count
+from babygpt.model.sizing import parameter_count
+from babygpt.store.pipeline import TrainingPlan, plan_baselines, plan_training
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ its own output years later without the training text.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 from babygpt.errors import BabyGPTError
+from babygpt.shipped import data_file
 
 TOKENIZERS = ("char", "gpt2")
 
@@ -68,19 +70,32 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.chars}
 
 
-def gpt2_encoding() -> Any:
-    """tiktoken's GPT-2 encoding, or a clear error when its files cannot be read or downloaded."""
-    try:
-        import tiktoken
+GPT2_FILES = {  # data/tokenizers/gpt2/: the files tiktoken would download, with the sha256 tiktoken checks
+    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+}
 
-        return tiktoken.get_encoding("gpt2")
-    except Exception as exc:  # tiktoken raises requests/OS/value errors depending on what failed
-        raise BabyGPTError(
-            "The GPT-2 tokenizer files are not available and could not be downloaded "
-            f"({type(exc).__name__}: {str(exc)[:160]}). Connect to the internet once, or set "
-            "TIKTOKEN_CACHE_DIR to a folder holding tiktoken's cached GPT-2 files. "
-            "The char tokenizer works offline."
-        ) from exc
+
+@functools.lru_cache(maxsize=1)
+def gpt2_encoding() -> Any:
+    """GPT-2's byte-pair encoding built by tiktoken from the files shipped in ``data/``: no download, ever.
+
+    The pattern and the special token are tiktoken's own definition of ``gpt2``; tests hold the result equal to
+    ``tiktoken.get_encoding("gpt2")``.
+    """
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import ENDOFTEXT, r50k_pat_str
+
+    vocab, encoder = (data_file("tokenizers", "gpt2", name) for name in GPT2_FILES)
+    try:
+        ranks = data_gym_to_mergeable_bpe_ranks(str(vocab), str(encoder), vocab_bpe_hash=GPT2_FILES["vocab.bpe"],
+                                                encoder_json_hash=GPT2_FILES["encoder.json"])
+    except ValueError as exc:  # tiktoken's hash check
+        raise BabyGPTError(f"The shipped GPT-2 tokenizer files are damaged ({exc}); restore data/tokenizers/gpt2 "
+                           "from the repository. The char tokenizer still works.") from exc
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={ENDOFTEXT: 50256}, explicit_n_vocab=50257)
 
 
 class GPT2Tokenizer:

@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from babygpt.config import ModelConfig
-from babygpt.kernels import KVCache, attend
-from babygpt.sizing import flops_per_token
+from babygpt.model.kernels import KVCache, attend
+from babygpt.model.sizing import flops_per_token
 
 # --- 1. one attention head, written out ------------------------------------------------------
 

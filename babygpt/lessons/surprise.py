@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.sample import Candidate
-from babygpt.tokenizers import Tokenizer, whole_words_prefix
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import Tokenizer, whole_words_prefix
+from babygpt.training.sample import Candidate
 
 
 @dataclass(frozen=True)

@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from babygpt import devices, distributed
-from babygpt.baselines import Baselines, compute_baselines
-from babygpt.checkpoints import atomic_write_bytes
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
-from babygpt.data import Corpus, Split, split_ids
-from babygpt.datasets import registry
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.quota import DiskQuota
-from babygpt.runs import UPLOADS_DIR, MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
-from babygpt.sample import SamplingConfig, generate
-from babygpt.tokenizers import Tokenizer, build_tokenizer
-from babygpt.train import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
+from babygpt.lessons.baselines import Baselines, compute_baselines
+from babygpt.model.gpt import GPT
+from babygpt.store.checkpoints import atomic_write_bytes
+from babygpt.store.quota import DiskQuota
+from babygpt.store.runs import UPLOADS_DIR, MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
+from babygpt.text.corpus import Corpus, Split, split_ids
+from babygpt.text.datasets import registry
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer
+from babygpt.training import devices, distributed
+from babygpt.training.sample import SamplingConfig, generate
+from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
 
 
 @dataclass

@@ -15,8 +15,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from babygpt.baselines import Baselines
-from babygpt.checkpoints import (
+from babygpt.errors import BabyGPTError
+from babygpt.lessons.baselines import Baselines
+from babygpt.model.gpt import GPT
+from babygpt.model.sizing import ModelLimits
+from babygpt.store.checkpoints import (
     TRAINER_FILE,
     WEIGHTS_FILE,
     check_weights_file,
@@ -24,10 +27,8 @@ from babygpt.checkpoints import (
     load_trainer_state,
     load_weights,
 )
-from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
-from babygpt.quota import DiskQuota
-from babygpt.runs import (
+from babygpt.store.quota import DiskQuota
+from babygpt.store.runs import (
     CONFIG_FILE,
     METRICS_FILE,
     MetricRow,
@@ -37,7 +38,6 @@ from babygpt.runs import (
     parse_config_document,
     read_config,
 )
-from babygpt.sizing import ModelLimits
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.runs import RunStore
-from babygpt.sizing import parameter_count
+from babygpt.model.sizing import parameter_count
+from babygpt.store.runs import RunStore
 
 USER_DISK_ENV = "BABYGPT_USER_DISK_MB"
 DEFAULT_USER_DISK_MB = 2048

@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt.kernels import KVCache
-from babygpt.model import GPT
+from babygpt.model.gpt import GPT
+from babygpt.model.kernels import KVCache
 
 LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
 NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm

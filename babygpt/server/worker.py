@@ -1,4 +1,4 @@
-"""``python -m babygpt.worker RUN``: train (or resume) a recorded run in its own process.
+"""``python -m babygpt.server.worker RUN``: train (or resume) a recorded run in its own process.
 
 The app's jobs run here rather than in a server thread: the loop gets whole cores and its own
 interpreter (no GIL shared with page rendering), a crash cannot take the server down, and the
@@ -15,14 +15,14 @@ import signal
 import sys
 import threading
 
-from babygpt import devices
-from babygpt.datasets import load_corpus
 from babygpt.errors import BabyGPTError
-from babygpt.jobs import THREADS_SIGNAL
-from babygpt.pipeline import resume_run, trainer_for_run
-from babygpt.runs import RunStore
-from babygpt.sizing import JOB_MEMORY_ENV
-from babygpt.train import Callbacks, StepMetrics, Trainer, is_out_of_memory
+from babygpt.model.sizing import JOB_MEMORY_ENV
+from babygpt.server.scheduler import THREADS_SIGNAL
+from babygpt.store.pipeline import resume_run, trainer_for_run
+from babygpt.store.runs import RunStore
+from babygpt.text.datasets import load_corpus
+from babygpt.training import devices
+from babygpt.training.trainer import Callbacks, StepMetrics, Trainer, is_out_of_memory
 
 
 class ThreadShare(Callbacks):
@@ -66,7 +66,7 @@ def limit_memory() -> int | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m babygpt.worker RUN", file=sys.stderr)
+        print("usage: python -m babygpt.server.worker RUN", file=sys.stderr)
         return 2
     limit_memory()
     store = RunStore()

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from babygpt.inspect import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
-from babygpt.model import GPT
-from babygpt.sample import Candidate, next_token_distribution
-from babygpt.tokenizers import Tokenizer
+from babygpt.lessons.attention import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
+from babygpt.model.gpt import GPT
+from babygpt.text.tokenizers import Tokenizer
+from babygpt.training.sample import Candidate, next_token_distribution
 
 # --- why scale the dot product ----------------------------------------------------------------
 

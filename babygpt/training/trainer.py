@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from babygpt import devices, distributed
 from babygpt.config import ModelConfig, TrainConfig
-from babygpt.data import Split, get_batch
 from babygpt.errors import BabyGPTError
-from babygpt.model import GPT
+from babygpt.model.gpt import GPT
+from babygpt.text.corpus import Split, get_batch
+from babygpt.training import devices, distributed
 
 
 @dataclass(frozen=True)
