@@ -14,7 +14,7 @@ from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 FAVICON = Path(__file__).parent / "ui" / "favicon.png"
 
 st.set_page_config(page_title="Baby GPT", page_icon=str(FAVICON), layout="wide")
-state.user()  # who this browser is: restores the user's choices on the first run of a session
+state.begin_session()  # who this browser is; the first run of a session restores the user's choices
 
 pages = st.navigation([
     st.Page("views/data.py", title="Data", icon=":material/description:", default=True),

@@ -18,6 +18,7 @@ from babygpt.config import MODEL_SETTINGS, PRESETS, TRAIN_SETTINGS, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
 from babygpt.server.users import public_handle
+from babygpt.status import RunStatus
 from babygpt.store import archive
 from babygpt.store.pipeline import TrainingPlan, check_same_corpus, encode_corpus, plan_training, resume_run, start_run
 from babygpt.store.runs import LoadedRun, RunStore
@@ -181,7 +182,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
     _install_signal_stop(trainer)
     result = trainer.run()
     if not dist.is_main:
-        return 1 if result.status == "failed" else 0
+        return 1 if result.status is RunStatus.FAILED else 0
     summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
                "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
@@ -191,7 +192,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         summary["message"] = result.message
         _eprint(f"error: {result.message}")
     print(json.dumps(summary), flush=True)
-    return 1 if result.status == "failed" else 0
+    return 1 if result.status is RunStatus.FAILED else 0
 
 
 def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:

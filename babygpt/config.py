@@ -200,14 +200,122 @@ def _check_field_types(config: Any) -> None:
         _check(ok, f"{f.name} must be {_KINDS.get(kind, kind.__name__)}, got {value!r}.")
 
 
-# What a person sets, on the command line or in the app's form: a rung's sizes (its switches come from the
-# preset) and every TrainConfig field (``compile`` is a flag of its own on the command line).
-MODEL_SETTINGS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "activation")
-TRAIN_SETTINGS = tuple(f.name for f in fields(TrainConfig) if f.name != "compile")
+@dataclass(frozen=True)
+class Setting:
+    """One value a person sets, with what the app's form, a lesson link and the command line all read from it:
+    its section, the values the app offers (``choices``) or accepts (``low``..``high``), and the help that
+    teaches what it does. ``ModelConfig``/``TrainConfig.validate`` still decide what is valid at all; a setting's
+    range is what a browser may ask of a shared server."""
+
+    name: str
+    section: str  # "model" or "train"
+    help: str
+    choices: tuple = ()  # the values offered, in order (a select slider or a select box)
+    low: float | None = None  # the range accepted, inclusive (a number input or a slider)
+    high: float | None = None
+    step: float | None = None  # a slider's or number input's step
+    in_form: bool = True  # on the Model & training page (else: the command line only)
+    level: int = 0  # 0: always on the form; 1: hidden in presenter mode; 2: also folded under "Advanced"
+    label: str = ""  # the form's label, when it is not the name
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+    @property
+    def kind(self) -> type:
+        defaults = ModelConfig() if self.section == "model" else TrainConfig()
+        return type(getattr(defaults, self.name))
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is refused, in words (None: it is accepted)."""
+        if self.choices:
+            if value not in self.choices:
+                return f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}."
+            return None
+        if self.kind in (int, float):
+            number_ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not number_ok or (self.kind is int and value != int(value)):
+                return f"{self.name} must be {_KINDS[self.kind]}, got {value!r}."
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                return f"{self.name} must be between {_number(self.low)} and {_number(self.high)}, got {_number(value)}."
+        return None
+
+
+def _number(value: float | None) -> str:
+    return "…" if value is None else f"{value:g}" if isinstance(value, float) else f"{value:,}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # the model: a rung's sizes (its switches come from the preset)
+    Setting("n_layer", "model", "Number of Transformer blocks stacked (residual and gpt presets). Usual: 2–6 on a CPU.",
+            low=1, high=8, step=1),
+    Setting("n_head", "model", "Attention heads per block; each gets n_embd / n_head dimensions.",
+            choices=(1, 2, 3, 4, 6, 8)),
+    Setting("n_embd", "model", "Width of every token's vector. Must be divisible by n_head. Usual: 64–384.",
+            choices=(16, 32, 48, 64, 96, 128, 192, 256, 384)),
+    Setting("block_size", "model", "How many previous tokens the model can look at. Attention cost grows as its square.",
+            choices=(8, 16, 32, 64, 128, 256), label="block_size (context)"),
+    Setting("dropout", "model", "Randomly zero activations while training (gpt preset) to fight overfitting. 0–0.2.",
+            low=0.0, high=0.5, step=0.05, level=1),
+    Setting("positional", "model", "Learned: a trained vector per position. Sinusoidal: fixed waves.",
+            choices=("learned", "sinusoidal"), level=1,
+            label="Positional encoding"),
+    Setting("activation", "model", "The feed-forward non-linearity: relu2 (ReLU², the default), gelu (nanoGPT), "
+            "relu (the lecture's gpt.py).", choices=ACTIVATIONS, in_form=False),
+    # training
+    Setting("max_iters", "train", "Total optimisation steps. 1000 steps of the default model take about a minute.",
+            low=10, high=100_000, step=100),
+    Setting("batch_size", "train", "Windows per step. Larger = smoother gradients, slower steps. Usual: 8–64.",
+            low=1, high=128, step=1),
+    Setting("lr", "train", "Peak AdamW step size. 1e-3 suits small models; too high and the loss explodes.",
+            low=1e-5, high=1.0, label="learning rate"),
+    Setting("eval_interval", "train", "Steps between validation estimates (and checkpoints).", low=1, high=100_000),
+    Setting("min_lr", "train", "Where the cosine decay ends; usually lr / 10.", low=0.0, high=1.0, level=1,
+            label="min lr"),
+    Setting("warmup_iters", "train", "Steps of linear warm-up from 0 to lr, so early noisy gradients do no harm.",
+            low=0, high=10_000, level=1),
+    Setting("eval_iters", "train", "Batches averaged per loss estimate: more = less noisy, slower.",
+            low=1, high=500, level=1),
+    Setting("weight_decay", "train", "AdamW decay on weight matrices only. Usual: 0.1.", low=0.0, high=1.0,
+            level=2),
+    Setting("grad_clip", "train", "Clip the gradient norm to this (0 = off); guards against spikes.",
+            low=0.0, high=10.0, level=2),
+    Setting("seed", "train", "Same seed + same settings + same data = the same curve.", low=0, high=2**31 - 1,
+            level=2),
+    Setting("device", "train", "auto picks CUDA, then Apple MPS, then the CPU.", choices=DEVICES, level=2),
+    Setting("dtype", "train", "auto: bfloat16 mixed precision where it measures faster than float32 on this CPU, "
+            "or on a GPU that has it. float16 needs a GPU.", choices=DTYPES, level=2),
+    # the command line only
+    Setting("beta1", "train", "AdamW's first-moment decay.", in_form=False),
+    Setting("beta2", "train", "AdamW's second-moment decay.", in_form=False),
+    Setting("grad_accum", "train", "Micro-batches whose gradients add up to one step.", in_form=False),
+    Setting("checkpoint_interval", "train", "Steps between checkpoints (0: at every evaluation).", in_form=False),
+    Setting("log_interval", "train", "Steps between progress lines.", in_form=False),
+    Setting("val_fraction", "train", "The end of the text held out for validation.", in_form=False),
+    Setting("threads", "train", "CPU threads (0: babygpt chooses).", in_form=False),
+    Setting("sample_tokens", "train", "Tokens to generate at each evaluation (0: none).", in_form=False),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+MODEL_SETTINGS = tuple(s.name for s in SETTINGS if s.section == "model")
+TRAIN_SETTINGS = tuple(s.name for s in SETTINGS if s.section == "train")
+FORM_SETTINGS = tuple(s for s in SETTINGS if s.in_form)
 # The app's defaults differ from TrainConfig's on purpose: a run started from a browser should show its whole
 # curve in about a minute on a 2-core laptop, with ten evaluations to watch; TrainConfig's (2000 steps, an
 # evaluation every 250) aim at the lowest loss from a terminal in a few minutes.
 INTERACTIVE_TRAIN = dict(max_iters=1000, warmup_iters=50, eval_interval=100, eval_iters=10)
+
+
+def form_defaults() -> dict[str, Any]:
+    """The values the app's form starts from: the library's model defaults and the interactive training ones."""
+    model, train = ModelConfig(), TrainConfig(**INTERACTIVE_TRAIN)
+    return {"preset": DEFAULT_PRESET, **{s.name: getattr(model if s.section == "model" else train, s.name)
+                                         for s in FORM_SETTINGS}}
+
+
+def tokens_per_step(model_config: ModelConfig, train_config: TrainConfig, world_size: int = 1) -> int:
+    """Training tokens one optimiser step consumes: every window of every micro-batch on every process."""
+    return train_config.batch_size * model_config.block_size * train_config.grad_accum * world_size
 
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:

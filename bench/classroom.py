@@ -44,7 +44,7 @@ def median_rate(store: RunStore, run_id: str) -> float:
 
 def wait_done(store: RunStore, run_ids: list[str], timeout: float = 600) -> None:
     deadline = time.time() + timeout
-    while any(store.get(r).status in ("queued", "starting", "running") for r in run_ids):
+    while any(store.get(r).status.active for r in run_ids):
         if time.time() > deadline:
             raise TimeoutError(f"runs did not finish: {run_ids}")
         time.sleep(1.0)

@@ -11,7 +11,7 @@ import time
 import torch
 
 from babygpt.config import model_config_for_preset
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import build_model
 from babygpt.store.runs import RunStore
 from babygpt.text.tokenizers import CharTokenizer
 from babygpt.training import devices
@@ -34,7 +34,7 @@ def main() -> None:
         tokenizer = CharTokenizer([chr(c) for c in range(32, 97)])
         cfg = CONFIGS[args.config]
         torch.manual_seed(0)
-        model = GPT(model_config_for_preset("gpt", vocab_size=tokenizer.vocab_size,
+        model = build_model(model_config_for_preset("gpt", vocab_size=tokenizer.vocab_size,
                                             **{k: cfg[k] for k in ("n_layer", "n_head", "n_embd", "block_size")})).eval()
     result = {"benchmark": "sample_throughput", "config": args.run or args.config, "new_tokens": args.tokens,
               "batch": 1, "block_size": model.config.block_size, "env": environment()}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from babygpt.config import TrainConfig
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+
+from babygpt.config import ModelConfig, TrainConfig
 from babygpt.store.pipeline import TrainingPlan, plan_training
 from babygpt.text.corpus import Corpus
 
@@ -18,6 +25,36 @@ def tiny_config(**overrides) -> TrainConfig:
 
 def tiny_plan(text: str, preset: str = "gpt", tokenizer: str = "char", **overrides) -> TrainingPlan:
     sizes = dict(TINY_SIZES)
-    model_keys = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "causal", "scale_scores")
+    model_keys = {f.name for f in fields(ModelConfig)}  # sizes, and the switches a counterfactual flips
     sizes.update({k: overrides.pop(k) for k in list(overrides) if k in model_keys})
     return plan_training(Corpus.from_text("tiny", text), tokenizer, preset, tiny_config(**overrides), **sizes)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "", poll: float = 0.3) -> Any:
+    """Poll ``condition`` until it returns something true, and return that; fail naming ``what`` on timeout."""
+    deadline = time.time() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(poll)
+
+
+def chart_spec(at, key: str) -> dict:
+    """The plotly figure an AppTest page sent for the chart with widget key ``key``, as the browser gets it."""
+    import json
+
+    charts = [c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id]
+    assert len(charts) == 1, f"{len(charts)} charts keyed {key}"
+    return json.loads(charts[0].proto.spec)
+
+
+def plotly_array(value) -> np.ndarray:
+    """A figure's array as the browser receives it: a list of lists (None for gaps), or plotly's typed array."""
+    import base64
+
+    if isinstance(value, dict):
+        shape = [int(n) for n in str(value["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape).astype(float)
+    return np.array([[np.nan if v is None else v for v in row] for row in value], dtype=float)

@@ -1,6 +1,5 @@
 """Page tests with Streamlit's AppTest: every page renders, reacts, and shows the library's errors."""
 
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -8,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from babygpt.store.pipeline import start_run
 from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
-from tests.helpers import tiny_plan
+from tests.helpers import tiny_plan, wait_for
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
@@ -141,13 +140,6 @@ def test_bad_hyperparameters_show_error():
     at.select_slider(key="hp_n_head").set_value(3).run()
     assert any("must be divisible by n_head" in e.value for e in at.error)
     assert at.button(key="start").disabled
-
-
-def wait_for(condition, timeout: float = 60, what: str = "") -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def test_start_and_stop_training_job():

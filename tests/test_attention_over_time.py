@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from babygpt.store.pipeline import PROBE_TOKENS, resume_run, start_run
 from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
-from tests.helpers import tiny_plan
+from tests.helpers import chart_spec, plotly_array, tiny_plan
 
 
 def test_every_evaluation_records_the_probe_attention_and_a_resume_keeps_it(small_text):
@@ -36,12 +36,23 @@ def test_the_attention_page_scrubs_through_the_steps(small_text):
     store = RunStore()
     plan = tiny_plan(small_text, max_iters=30, eval_interval=10)
     plan.corpus = persist_corpus(store, plan.corpus)
-    trainer, _ = start_run(store, plan)
+    trainer, info = start_run(store, plan)
     trainer.run()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.switch_page("views/attention.py").run()
     assert not at.exception
-    assert at.select_slider(key="attention_step").value == 30
-    at.select_slider(key="attention_step").set_value(10).run()
+    slider = at.select_slider(key=f"attention_step_{info.id}")
+    assert slider.value == 30
+    slider.set_value(10).run()
     assert any("How the heads formed" in s.value for s in at.subheader)
     assert not at.exception
+    drawn = chart_spec(at, "attention_forming")
+    tokens, weights = store.attention_at(info.id, 10)
+    assert drawn["layout"]["title"]["text"].endswith("at step 10")
+    for head, trace in enumerate(drawn["data"]):  # the chart is step 10's stored weights, head by head
+        z = plotly_array(trace["z"])
+        expected = np.tril(weights[0, head].astype(np.float64))
+        assert np.allclose(np.nan_to_num(z), expected, atol=1e-6)
+    final = store.attention_at(info.id, 30)[1]
+    assert not np.allclose(final[0].astype(np.float64), weights[0].astype(np.float64)), "steps 10 and 30 differ"
+

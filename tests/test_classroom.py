@@ -17,20 +17,11 @@ import pytest
 from babygpt.store.runs import RunStore
 from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, require_chromium
 from tests.conftest import ROOT
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 ADMIN_TOKEN = "teach-me"
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-
-def wait_for(condition, timeout: float = 90, what: str = ""):
-    deadline = time.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def user_key(page) -> str:
@@ -86,11 +77,11 @@ def test_classroom_soak(tmp_path):
 
             a_run, b_run, c_run = (runs_of(store, k)[0].id for k in keys)
             wait_for(lambda: store.has_checkpoint(a_run) and store.load_trainer_state(a_run)["step"] >= 20,
-                     what="Alice's first checkpoints")
+                     what="Alice's first checkpoints", timeout=90)
             # Alice's worker is killed: her run is interrupted and Carol's queued run takes the slot
             os.kill(store.get(a_run).pid, signal.SIGKILL)
-            wait_for(lambda: store.get(a_run).status == "interrupted", what="the interrupted status")
-            wait_for(lambda: store.get(c_run).status == "running", what="the queue to move on")
+            wait_for(lambda: store.get(a_run).status == "interrupted", what="the interrupted status", timeout=90)
+            wait_for(lambda: store.get(c_run).status == "running", what="the queue to move on", timeout=90)
             carol.get_by_text("Training: step").first.wait_for()
             checkpoint = store.load_trainer_state(a_run)["step"]
 
@@ -106,7 +97,7 @@ def test_classroom_soak(tmp_path):
             bob.get_by_role("button", name="Stop").click()
             bob.get_by_text("Stopped: step").first.wait_for()
             alice.get_by_text("Training: step").first.wait_for()
-            wait_for(lambda: store.load_trainer_state(a_run)["step"] > checkpoint, what="Alice's resumed run")
+            wait_for(lambda: store.load_trainer_state(a_run)["step"] > checkpoint, what="Alice's resumed run", timeout=90)
             resumed_first = min(m.step for m in store.metrics(a_run) if m.split == "train" and m.step > checkpoint)
             assert resumed_first <= checkpoint + 10, "the resume continued from the checkpoint"
 
@@ -123,8 +114,8 @@ def test_classroom_soak(tmp_path):
                 page.get_by_role("button", name="Stop").click()
                 page.get_by_text("Stopped: step").first.wait_for()
             browser.close()
-        wait_for(lambda: all(store.get(r).status not in ("running", "starting") for r in (a_run, c_run)), 60,
-                 "the last jobs to stop")
+        wait_for(lambda: all(store.get(r).status not in ("running", "starting") for r in (a_run, c_run)),
+                 what="the last jobs to stop", timeout=90)
     finally:
         for info in store.list_runs():
             if info.status in ("running", "starting") and info.pid:

@@ -1,19 +1,22 @@
 """Counterfactual switches: each breaks exactly one idea, and the explicit path agrees with the fused one."""
 
+import os
+
+import pytest
 import torch
 
 from babygpt.config import model_config_for_preset
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel, build_model
 from babygpt.model.sizing import parameter_count
 from babygpt.text.tokenizers import CharTokenizer
 from babygpt.training.sample import SamplingConfig, generate
 
 
-def _model(n_layer: int = 2, **switches) -> GPT:
+def _model(n_layer: int = 2, **switches) -> LanguageModel:
     torch.manual_seed(0)
     config = model_config_for_preset("gpt", vocab_size=11, n_layer=n_layer, n_head=2, n_embd=16, block_size=8,
                                      **switches)
-    model = GPT(config).eval()
+    model = build_model(config).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)
@@ -50,17 +53,25 @@ def test_without_scaling_and_without_positions():
     assert not torch.allclose(plain(idx)[0][0, -1], plain(shuffled)[0][0, -1], atol=1e-5)
 
 
-def test_a_model_without_the_mask_still_generates_without_a_cache():
+def test_a_model_without_the_mask_generates_from_its_full_unmasked_forward():
+    """It cannot use the KV cache (earlier positions would see later ones); greedy sampling must equal a hand-written
+    loop over the full forward pass, one token at a time."""
     model = _model(causal=False)
-    text = generate(model, CharTokenizer(list("abcdefghij\n")), "ab", SamplingConfig(max_new_tokens=20, seed=0))
-    assert len(text) >= 20
+    tokenizer = CharTokenizer(list("abcdefghij\n"))
+    text = generate(model, tokenizer, "ab", SamplingConfig(max_new_tokens=12, top_k=1, seed=0))
+    ids = tokenizer.encode("ab")
+    with torch.no_grad():
+        for _ in range(12):
+            logits, _ = model(torch.tensor([ids[-model.config.block_size:]]))
+            ids.append(int(logits[0, -1].argmax()))
+    assert text == tokenizer.decode(ids) and len(text) == 14
 
 
 def test_without_the_mask_the_loss_collapses_because_the_model_reads_the_answer():
     import math
     import random
 
-    from babygpt.lessons.counterfactuals import BY_KEY, active
+    from babygpt.lessons.counterfactuals import active
     from babygpt.training.trainer import Trainer
     from tests.helpers import tiny_plan
 
@@ -73,4 +84,77 @@ def test_without_the_mask_the_loss_collapses_because_the_model_reads_the_answer(
     assert losses[True] > math.log(11) - 0.05, losses  # with the mask: no better than guessing, as it must be
     assert losses[False] < 1.0, losses  # without it: far "better" than possible, because it reads the answer
     assert [c.key for c in active(plan.model_config.to_dict())] == ["no-mask"]
-    assert "garbage" in BY_KEY["no-mask"].explanation
+
+
+@pytest.fixture(scope="module")
+def class_length_runs(tmp_path_factory):
+    """Each counterfactual, and a normal run, trained as a student would from the page: its default model and batch
+    on the bundled text, for 200 steps (a class-length run, as the walkthrough that found the false promise)."""
+    from babygpt.config import FORM_SETTINGS, TrainConfig, form_defaults
+    from babygpt.lessons.counterfactuals import COUNTERFACTUALS
+    from babygpt.store.pipeline import plan_training, start_run
+    from babygpt.store.runs import RunStore
+    from babygpt.text.datasets import default_dataset, load_corpus
+
+    store = RunStore(tmp_path_factory.mktemp("counterfactual-runs"))
+    defaults = form_defaults()
+    sizes = {s.name: defaults[s.name] for s in FORM_SETTINGS if s.section == "model"}
+    train = {s.name: defaults[s.name] for s in FORM_SETTINGS if s.section == "train"}
+    train.update(max_iters=200, eval_interval=100, device="cpu", dtype="float32")
+    corpus = load_corpus(default_dataset())
+    runs = {}
+    for key, switches in [("normal", {}), *((c.key, c.switches) for c in COUNTERFACTUALS)]:
+        plan = plan_training(corpus, "char", "gpt", TrainConfig(**train), **{**sizes, **switches})
+        trainer, info = start_run(store, plan, name=key)
+        trainer.run()
+        runs[key] = info.id
+    return store, runs
+
+
+def test_each_counterfactual_says_what_a_class_length_run_shows(class_length_runs):
+    from babygpt.lessons.counterfactuals import measure
+    from babygpt.store.pipeline import counterfactual_findings, run_split
+
+    store, runs = class_length_runs
+    normal = store.load(runs["normal"])
+    val = run_split(normal).val
+    for key in ("no-mask", "no-scale", "no-positions"):
+        loaded = store.load(runs[key])
+        [finding] = counterfactual_findings(loaded, 200)
+        assert finding.key == key and "At step 200" in finding.sentence
+        n = finding.numbers
+        if key == "no-mask":  # it leans on the answer: hiding the future costs it, and the sentence says by how much
+            assert n["loss_hidden"] > n["loss_seen"] + 0.05
+            assert f"{n['loss_seen']:.2f} with each next token visible" in finding.sentence
+            assert f"The {n['loss_hidden'] - n['loss_seen']:.2f} between them" in finding.sentence
+            honest = measure("no-mask", normal.model, val, 200).numbers  # a normal model loses nothing by it
+            assert abs(honest["loss_hidden"] - honest["loss_seen"]) < 1e-4
+        elif key == "no-scale":
+            assert n["top_weight_unscaled"] > n["top_weight_scaled"]
+            assert f"{n['top_weight_unscaled']:.0%} of their weight" in finding.sentence
+        else:  # order barely moves it; a model with positions is moved far more by the same reordering
+            with_positions = measure("no-positions", normal.model, val, 200).numbers["order_change"]
+            assert n["order_change"] < with_positions / 2, (n, with_positions)
+            assert f"by {n['order_change']:.1%} on average" in finding.sentence
+
+
+@pytest.mark.usefixtures("fresh_resources")
+def test_the_training_page_shows_the_measured_finding_and_the_name_says_what_was_broken(class_length_runs):
+    from streamlit.testing.v1 import AppTest
+
+    from babygpt.store.pipeline import counterfactual_findings
+    from tests.conftest import ROOT
+
+    store, runs = class_length_runs
+    loaded = store.load(runs["no-mask"])
+    assert loaded.info.label.endswith("· without the causal mask")
+    [finding] = counterfactual_findings(loaded, 200)
+    os.environ["BABYGPT_HOME"] = str(store.home)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.session_state["active_run"] = runs["no-mask"]
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    shown = [w.value for w in at.warning if "Trained without the causal mask" in w.value]
+    assert len(shown) == 1 and shown[0].endswith(f"**What this run shows:** {finding.sentence}")
+    at.switch_page("views/runs.py").run()
+    assert any("without the causal mask" in str(v) for v in at.dataframe[0].value["label"])

@@ -3,10 +3,10 @@ import torch
 
 from babygpt.config import PRESETS, model_config_for_preset
 from babygpt.model.decode import Decoder
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel, build_model
 
 
-def _randomised(model: GPT) -> GPT:
+def _randomised(model: LanguageModel) -> LanguageModel:
     """Non-zero everywhere (zero-initialised projections would hide a wrong residual or projection)."""
     with torch.no_grad():
         for p in model.parameters():
@@ -22,7 +22,7 @@ def _randomised(model: GPT) -> GPT:
 def test_decoder_equals_forward_cached(preset, variant):
     torch.manual_seed(0)
     config = model_config_for_preset(preset, vocab_size=23, n_layer=2, n_head=4, n_embd=32, block_size=12, **variant)
-    model = _randomised(GPT(config))
+    model = _randomised(build_model(config))
     idx = torch.randint(23, (1, 12))
     full, _ = model(idx)
     reference, fast = model.new_caches(1), model.new_caches(1)
@@ -45,7 +45,7 @@ def test_decoder_equals_forward_cached(preset, variant):
 def test_decoder_is_a_snapshot():
     """Sampling during training must see the weights of the moment it started, not later updates."""
     torch.manual_seed(0)
-    model = _randomised(GPT(model_config_for_preset("gpt", vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=6)))
+    model = _randomised(build_model(model_config_for_preset("gpt", vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=6)))
     decoder = Decoder(model)
     before = decoder.step(3, model.new_caches(1))
     with torch.no_grad():

@@ -18,16 +18,34 @@ def test_a_link_is_parsed_and_every_bad_value_is_named():
     assert bad.values == {}
     assert len(bad.problems) == 6
     assert "preset='transformer' in the link is not one of bigram" in bad.problems[1]
-    assert any("lr=5 in the link is outside 1e-05–1" in p for p in bad.problems)
+    assert ("In the link: n_embd must be one of 16, 32, 48, 64, 96, 128, 192, 256, 384, got 100. "
+            "The default is used.") in bad.problems
+    assert any("In the link: lr must be between 1e-05 and 1, got 5. The default is used." == p for p in bad.problems)
     assert any("n_layer='two' in the link is not a whole number" in p for p in bad.problems)
 
 
 def test_a_made_link_parses_back_and_drops_the_current_query():
-    values = {"preset": "gpt", "n_embd": 128, "lr": 0.001, "lesson": "race", "dropout": 0.1, "corpus": None}
+    values = {"preset": "gpt", "n_embd": 128, "lr": 0.001, "lesson": "race", "dropout": 0.1, "corpus": None,
+              "positional": "sinusoidal", "device": "cuda"}
     url = make_link("http://host:8501/train?user=secret-key-0123456789", values)
-    assert url == "http://host:8501/train?preset=gpt&n_embd=128&lesson=race&lr=0.001"
+    assert url == "http://host:8501/train?preset=gpt&n_embd=128&dropout=0.1&positional=sinusoidal&lr=0.001&lesson=race"
     query = dict(pair.split("=") for pair in url.split("?")[1].split("&"))
-    assert parse_link(query).values == {"preset": "gpt", "n_embd": 128, "lesson": "race", "lr": 0.001}
+    assert parse_link(query).values == {k: v for k, v in values.items() if k not in ("corpus", "device")}
+
+
+def test_every_form_setting_but_the_device_travels_in_a_link_and_is_checked_by_the_same_rule():
+    from babygpt.config import FORM_SETTINGS, form_defaults
+    from babygpt.lessons.links import LINK_KEYS
+
+    assert {s.name for s in FORM_SETTINGS} - set(LINK_KEYS) == {"device"}
+    defaults = form_defaults()
+    link = parse_link({s.name: str(defaults[s.name]) for s in FORM_SETTINGS})
+    assert link.problems == [] and link.values == {k: v for k, v in defaults.items() if k not in ("preset", "device")}
+    for setting in FORM_SETTINGS:
+        if setting.high is not None:  # one past the top of the range is refused with the setting's own words
+            too_big = setting.kind(setting.high + (1 if setting.kind is int else setting.high))
+            assert parse_link({setting.name: str(too_big)}).problems == [
+                f"In the link: {setting.problem(too_big)} The default is used."]
 
 
 @pytest.mark.usefixtures("fresh_resources")

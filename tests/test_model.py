@@ -5,14 +5,14 @@ import torch
 
 from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT, explicit_attention, sinusoidal_encoding
+from babygpt.model.gpt import build_model, explicit_attention, sinusoidal_encoding
 
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
 def test_introspection_equals_fused_path(preset, positional):
     torch.manual_seed(0)
-    model = GPT(model_config_for_preset(preset, vocab_size=20, n_layer=2, n_head=4, n_embd=32, block_size=12,
+    model = build_model(model_config_for_preset(preset, vocab_size=20, n_layer=2, n_head=4, n_embd=32, block_size=12,
                                         positional=positional)).eval()
     idx = torch.randint(20, (3, 12))
     fused, _ = model(idx)
@@ -41,7 +41,7 @@ def test_explicit_attention_matches_sdpa():
 
 def test_kv_cache_matches_full_forward():
     torch.manual_seed(1)
-    model = GPT(model_config_for_preset("gpt", vocab_size=30, n_layer=2, n_head=2, n_embd=16, block_size=10)).eval()
+    model = build_model(model_config_for_preset("gpt", vocab_size=30, n_layer=2, n_head=2, n_embd=16, block_size=10)).eval()
     idx = torch.randint(30, (1, 10))
     full, _ = model(idx)
     caches = model.new_caches(1)
@@ -54,19 +54,18 @@ def test_kv_cache_matches_full_forward():
 
 def test_initial_loss_is_ln_vocab():
     torch.manual_seed(0)
-    model = GPT(model_config_for_preset("gpt", vocab_size=65))
+    model = build_model(model_config_for_preset("gpt", vocab_size=65))
     idx = torch.randint(65, (8, 64))
     _, loss = model(idx, torch.randint(65, (8, 64)))
     assert abs(loss.item() - math.log(65)) < 0.1
 
 
 def test_counts_and_tying():
-    model = GPT(ModelConfig(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64, tie_weights=True))
+    model = build_model(ModelConfig(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64, tie_weights=True))
     # nanoGPT's baby config: 0.80M parameters with tied embeddings
     assert model.num_params() == 804_096
     assert model.lm_head.weight is model.token_embedding.weight
-    assert model.flops_per_token() == 6 * model.num_params(exclude_positions=True) + 12 * 4 * 128 * 64
-    untied = GPT(ModelConfig(vocab_size=65))
+    untied = build_model(ModelConfig(vocab_size=65))
     assert untied.num_params() == 804_096 + 65 * 128
 
 
@@ -78,7 +77,7 @@ def test_ladder_shapes():
     assert cfgs["multi-head+ffn"].use_ffn and not cfgs["multi-head+ffn"].use_residual
     assert cfgs["residual"].n_layer == 3 and not cfgs["residual"].use_layernorm
     assert cfgs["gpt"].use_layernorm
-    assert GPT(cfgs["bigram"]).num_params() == 100
+    assert build_model(cfgs["bigram"]).num_params() == 100
 
 
 @pytest.mark.parametrize("sizes, message", [

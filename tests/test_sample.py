@@ -3,7 +3,7 @@ import torch
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import build_model
 from babygpt.text.tokenizers import CharTokenizer
 from babygpt.training.sample import SamplingConfig, filter_probs, generate, next_token_distribution, paced, prepare_prompt, stream
 
@@ -14,7 +14,7 @@ TEXT = "abcdefghij klmnop\n"
 def model_and_tokenizer():
     torch.manual_seed(0)
     tok = CharTokenizer.from_text(TEXT)
-    model = GPT(model_config_for_preset("gpt", vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8))
+    model = build_model(model_config_for_preset("gpt", vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_embd=16, block_size=8))
     return model, tok
 
 
@@ -22,7 +22,7 @@ def model_and_tokenizer():
 def test_cached_equals_uncached(preset, n_layer):
     torch.manual_seed(0)
     tok = CharTokenizer.from_text(TEXT)
-    model = GPT(model_config_for_preset(preset, vocab_size=tok.vocab_size, n_layer=n_layer, n_head=2, n_embd=16,
+    model = build_model(model_config_for_preset(preset, vocab_size=tok.vocab_size, n_layer=n_layer, n_head=2, n_embd=16,
                                         block_size=8))
     with torch.no_grad():
         for p in model.parameters():

@@ -16,16 +16,9 @@ from babygpt.store.archive import export_run, import_run
 from babygpt.store.pipeline import persist_corpus, start_run
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Corpus
-from tests.helpers import tiny_plan
+from tests.helpers import tiny_plan, wait_for
 
 ALICE, BOB, CAROL = "alice-key-0123456789", "bob-key-0123456789ab", "carol-key-0123456789"
-
-
-def wait_for(condition, timeout: float = 60, what: str = "") -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("jobs,cores", [(1, 2), (2, 2), (3, 8), (5, 16), (4, 4), (2, 1)])

@@ -6,7 +6,7 @@ import pytest
 
 from babygpt.config import PRESETS, model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import build_model
 from babygpt.model.sizing import ModelLimits, flops_per_token, parameter_count, training_memory_bytes
 
 
@@ -19,10 +19,34 @@ def test_parameter_count_equals_the_built_model(preset, variant):
     config = dataclasses.replace(config, **variant)
     if not config.use_attention and variant.get("tie_weights"):
         pytest.skip("the bigram table has no separate output layer to tie")
-    model = GPT(config)
+    model = build_model(config)
     assert parameter_count(config) == model.num_params()
     assert parameter_count(config, exclude_positions=True) == model.num_params(exclude_positions=True)
-    assert flops_per_token(config) == model.flops_per_token()
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("tied", [False, True])
+def test_flops_per_token_equals_what_torch_counts_in_a_training_step(preset, tied):
+    """An independent count: torch's FlopCounterMode over one forward and backward pass of the explicit path (its
+    attention is plain matmuls torch can count). The formula follows nanoGPT's 6N convention, so it also counts 6
+    FLOPs per token for each parameter that is not in a matmul: an untied token table (a lookup), the norms."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = model_config_for_preset(preset, vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    if tied and not config.use_attention:
+        pytest.skip("the bigram table has no separate output layer to tie")
+    model = build_model(dataclasses.replace(config, tie_weights=tied))
+    idx = torch.randint(37, (3, 16))
+    with FlopCounterMode(display=False) as counter:
+        logits, _ = model.forward_with_attention(idx)
+        F.cross_entropy(logits.view(-1, 37), idx.view(-1)).backward()
+    counted = counter.get_total_flops() / idx.numel()
+    lookups = 0 if tied else model.token_embedding.weight.numel()
+    norms = sum(p.numel() for name, p in model.named_parameters() if ".ln" in f".{name}")
+    assert counted > 0 or preset == "bigram"
+    assert flops_per_token(model.config) == counted + 6 * (lookups + norms)
 
 
 def test_a_huge_bigram_is_sized_without_allocating_and_refused_in_words():

@@ -10,7 +10,7 @@ from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.surprise import TokenSurprise, differences, mean_loss, surprise, validation_stretch
 from babygpt.lessons.viz import surprise_html
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import build_model
 from babygpt.text.tokenizers import CharTokenizer
 
 
@@ -18,7 +18,7 @@ from babygpt.text.tokenizers import CharTokenizer
 def model_and_tokenizer():
     torch.manual_seed(0)
     tok = CharTokenizer.from_text("abcdefgh \n")
-    model = GPT(model_config_for_preset("gpt", vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16))
+    model = build_model(model_config_for_preset("gpt", vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16))
     return model, tok
 
 
@@ -70,7 +70,7 @@ def test_a_model_without_the_mask_sees_only_its_own_window():
     tok = CharTokenizer.from_text("abcdefgh \n")
     config = model_config_for_preset("gpt", vocab_size=tok.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16,
                                      causal=False)
-    model = GPT(config).eval()
+    model = build_model(config).eval()
     with torch.no_grad():  # non-zero everywhere: zero-initialised projections would hide what attention sees
         for param in model.parameters():
             param.normal_(0, 0.3)

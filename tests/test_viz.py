@@ -44,23 +44,35 @@ def test_loss_figure_draws_the_evaluations_and_the_levels_to_beat():
     assert notes == ["uniform guess (ln V) 4.17 · passed at step 0", "bigram counts 3.50 · passed at step 10"]
 
 
-def test_causal_mask_is_drawn_empty():
+def test_causal_mask_is_drawn_empty_and_only_for_a_model_that_had_one():
     m = np.arange(9, dtype=float).reshape(3, 3)
-    z = np.array(attention_heatmap(m, ["a", "b", "c"], "t", kind="raw").data[0].z, dtype=float)
+    z = np.array(attention_heatmap(m, ["a", "b", "c"], "t", kind="raw", causal=True).data[0].z, dtype=float)
     assert np.isnan(z[0, 1]) and np.isnan(z[0, 2]) and np.isnan(z[1, 2])
     assert z[2, 0] == 6.0 and z[1, 1] == 4.0
+    unmasked = np.array(attention_heatmap(m, ["a", "b", "c"], "t", kind="raw", causal=False).data[0].z, dtype=float)
+    assert np.array_equal(unmasked, m), "a run trained without the mask is drawn as it attended: the future too"
+    grid = attention_grid(np.stack([m, m]), ["a", "b", "c"], "t", kind="raw", causal=False)
+    assert all(np.array_equal(np.array(trace.z, dtype=float), m) for trace in grid.data)
+
+
+def test_weights_can_be_drawn_on_a_scale_that_fits_them():
+    thin = np.full((1, 4, 4), 0.25)  # a long prompt spreads its weights: white on a 0–1 scale
+    assert attention_color_range(thin, "weights") == (0.0, 1.0)
+    assert attention_color_range(thin, "weights", fit=True) == (0.0, 0.25)
 
 
 def test_score_colours_are_centred_on_zero_and_shared_by_map_and_grid():
     heads = np.array([[[1.0, 99.0], [-3.0, 2.0]],  # 99 is in the masked future: it must not set the range
                       [[0.5, 0.0], [4.0, -1.0]]])
     assert attention_color_range(heads, "raw") == (-4.0, 4.0)
+    assert attention_color_range(heads, "raw", causal=False) == (-99.0, 99.0)  # no mask: the future counts too
     assert attention_color_range(heads, "weights") == (0.0, 1.0)
-    grid = attention_grid(heads, ["a", "b"], "t", kind="raw")
-    single = attention_heatmap(heads[0], ["a", "b"], "t", kind="raw", color_range=attention_color_range(heads, "raw"))
+    grid = attention_grid(heads, ["a", "b"], "t", kind="raw", causal=True)
+    single = attention_heatmap(heads[0], ["a", "b"], "t", kind="raw", color_range=attention_color_range(heads, "raw"),
+                               causal=True)
     assert (grid.layout.coloraxis.cmin, grid.layout.coloraxis.cmax) == (-4.0, 4.0)
     assert (single.data[0].zmin, single.data[0].zmax) == (-4.0, 4.0)
-    alone = attention_heatmap(heads[0], ["a", "b"], "t", kind="scaled")
+    alone = attention_heatmap(heads[0], ["a", "b"], "t", kind="scaled", causal=True)
     assert (alone.data[0].zmin, alone.data[0].zmax) == (-3.0, 3.0)  # on its own, still symmetric about 0
 
 

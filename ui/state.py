@@ -17,10 +17,12 @@ from typing import Any
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.links import LESSON_TABS, parse_link
 from babygpt.lessons.surprise import TokenSurprise, surprise
 from babygpt.server.scheduler import Scheduler, SchedulerSettings
 from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key
+from babygpt.store.pipeline import counterfactual_findings as counterfactual_findings_of
 from babygpt.store.pipeline import persist_corpus
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.corpus import Corpus, text_stats
@@ -46,8 +48,10 @@ def store() -> RunStore:
 
 
 # -- identity ------------------------------------------------------------------------------------
-def user() -> str:
-    """This browser's key: from the session, else the URL, else the cookie, else a new one."""
+def begin_session() -> str:
+    """Run by app.py before any page, on every rerun: find who this browser is (the session, else the URL, else
+    the cookie, else a new key), keep the key in the URL (Streamlit clears the query when the page changes), and
+    on the first run of a session bring back the user's saved choices and apply a lesson link's settings."""
     key = st.session_state.get(USER)
     if key is None:
         candidates = (st.query_params.get(USER_PARAM), st.context.cookies.get(USER_COOKIE))
@@ -60,6 +64,11 @@ def user() -> str:
         _restore(key)
         _apply_link()  # a lesson link's settings win over the user's saved ones, once per session
     return key
+
+
+def user() -> str:
+    """This browser's key, as ``begin_session`` found it."""
+    return st.session_state[USER] if USER in st.session_state else begin_session()
 
 
 def _apply_link() -> None:
@@ -237,3 +246,16 @@ def surprise_for(run_id: str, text: str) -> list[TokenSurprise]:
 def _surprise_for(run_id: str, text: str, weights_version: float) -> list[TokenSurprise]:
     loaded = load_run(run_id)
     return surprise(loaded.model, loaded.tokenizer, text)
+
+
+def counterfactual_findings(run_id: str) -> list[Finding]:
+    """What the ideas a run was trained without did to it, measured once per checkpoint (its weights' mtime)."""
+    weights = store().run_dir(run_id) / "model.safetensors"
+    return _counterfactual_findings(run_id, weights.stat().st_mtime) if weights.is_file() else []
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _counterfactual_findings(run_id: str, weights_version: float) -> list[Finding]:
+    loaded = load_run(run_id)
+    step = store().load_trainer_state(run_id)["step"] if store().has_checkpoint(run_id) else 0
+    return counterfactual_findings_of(loaded, step)

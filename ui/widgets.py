@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
 from babygpt.server.scheduler import JobSnapshot
 from babygpt.server.users import public_handle
+from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
 from babygpt.text.tokenizers import whole_words_prefix
 from babygpt.units import format_duration
@@ -78,10 +80,35 @@ STATUS_WORDS = {"queued": "Queued", "starting": "Starting", "running": "Training
 def progress_text(snap: JobSnapshot) -> str:
     """One line for a progress bar: a queue position, or the step with speed and ETA while it trains."""
     status = STATUS_WORDS.get(snap.status, snap.status)
-    if snap.status == "queued":
+    if snap.status is RunStatus.QUEUED:
         wait = f" · starts in about {format_duration(snap.queue_wait_s)}" if snap.queue_wait_s is not None else ""
         return f"{status}: position {snap.queue_position or '?'} in the queue{wait}"
     text = f"{status}: step {snap.step}/{snap.max_iters}"
     if snap.training:
         text += f" · {snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}"
     return text
+
+
+def setting_input(setting: Setting, value, options: tuple | None = None):
+    """The widget of one setting, from its entry in ``babygpt.config.SETTINGS``; returns what the user chose.
+
+    Free numbers are number inputs *without* browser-side bounds: a value out of range then reaches the page,
+    which names it and blocks Start (``Setting.problem``), instead of the browser keeping the old value silently.
+    """
+    key, label, help_text = f"hp_{setting.name}", setting.title, setting.help
+    choices = options or setting.choices
+    if choices:
+        choices = list(choices)
+        index = choices.index(value) if value in choices else 0
+        if all(isinstance(c, str) for c in choices):
+            if len(choices) <= 3:
+                return st.radio(label, choices, index=index, horizontal=True, key=key, help=help_text)
+            return st.selectbox(label, choices, index=index, key=key, help=help_text)
+        return st.select_slider(label, choices, choices[index], key=key, help=help_text)
+    if setting.step is not None and setting.low is not None and setting.high is not None and \
+            (setting.high - setting.low) / setting.step <= 200:
+        return st.slider(label, setting.kind(setting.low), setting.kind(setting.high), setting.kind(value),
+                         setting.kind(setting.step), key=key, help=help_text)
+    number_format = "%.0e" if setting.name in ("lr", "min_lr") else None
+    step = setting.kind(setting.step) if setting.step is not None else None
+    return st.number_input(label, value=setting.kind(value), step=step, format=number_format, key=key, help=help_text)

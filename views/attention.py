@@ -3,7 +3,7 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.attention import KINDS, attention_for_prompt
+from babygpt.lessons.attention import KINDS, attention_for_prompt, visible_cells
 from babygpt.lessons.viz import attention_color_range, attention_grid, attention_heatmap
 from ui import state
 from ui.widgets import default_prompt, explain, run_picker
@@ -32,27 +32,42 @@ if loaded is not None:
         st.stop()
     for notice in view.notices:
         st.warning(notice)
-    c1, c2, c3 = st.columns(3)
+    causal = loaded.model_config.causal  # a run trained without the mask is drawn as it attended
+    if not causal:
+        st.warning("**This run was trained without the causal mask**: every position also sees the tokens after "
+                   "it, and the maps below show that attention to the future (the upper triangle).")
+    c1, c2, c3, c4 = st.columns(4)
     kind = c1.radio("Show", list(KINDS), format_func=KINDS.get, index=2, key="attention_kind",
                     help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
     layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
     head = c3.selectbox("Head", range(view.n_head), key="attention_head")
+    fit = c4.toggle("Fit colours to these weights", key="attention_fit", disabled=kind != "weights",
+                    help="Weights run from 0 to 1; over a long prompt they spread thin and look white. This scales "
+                         "the colours from 0 to the largest weight shown.")
+    fit = fit and kind == "weights"
     matrix = view.layers[layer][kind][head]
-    layer_range = attention_color_range(view.layers[layer][kind], kind)  # the grid below uses the same colours
+    layer_range = attention_color_range(view.layers[layer][kind], kind, causal, fit)  # the grid uses the same
+    scale_words = (f"Colours: 0 (white) to {layer_range[1]:.2f}, the largest weight in this layer." if fit else
+                   "Colours: 0 (white) to 1." if kind == "weights" else
+                   f"Colours: ±{layer_range[1]:.2f}, centred on 0 (white).")
     st.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind,
-                                      layer_range), key="attention_heatmap")
+                                      layer_range, causal=causal), key="attention_heatmap")
+    caption = scale_words
     if kind != "weights":
-        st.caption(f"Score range in this head: {matrix[~(matrix != matrix)].min():.2f} … {matrix.max():.2f}. "
-                   "Empty cells are the masked future (−∞ before the softmax).")
+        shown = matrix[visible_cells(matrix.shape[-1], causal)]
+        caption += f" Score range in this head: {shown.min():.2f} … {shown.max():.2f}."
+        if causal:
+            caption += " Empty cells are the masked future (−∞ before the softmax)."
+    st.caption(caption)
     if view.n_head > 1:
         st.plotly_chart(attention_grid(view.layers[layer][kind], view.tokens,
-                                       f"All {view.n_head} heads of layer {layer}: {KINDS[kind]}", kind),
-                        key="attention_grid")
+                                       f"All {view.n_head} heads of layer {layer}: {KINDS[kind]}", kind, layer_range,
+                                       causal=causal), key="attention_grid")
 
     # --- how the heads formed: the probe prompt's attention at every evaluation ---------------------------
     run_id = loaded.info.id
 
-    @st.fragment(run_every=2.0 if state.store().get(run_id).status in ("starting", "running") else None)
+    @st.fragment(run_every=2.0 if state.store().get(run_id).status.training else None)
     def heads_forming() -> None:
         steps = state.store().attention_steps(run_id)
         if not steps:
@@ -60,17 +75,17 @@ if loaded is not None:
         st.subheader("How the heads formed")
         st.caption("At every evaluation, training records the attention weights of one fixed prompt (the start of "
                    "the validation text). Slide through the steps to watch the heads go from a blur to their jobs.")
-        live = state.store().get(run_id).status in ("starting", "running")
+        live = state.store().get(run_id).status.training
         follow = live and st.toggle("Follow training", value=True, key="attention_follow",
                                     help="Show the newest evaluation as it arrives.")
-        if len(steps) > 1 and not follow:
-            step = st.select_slider("Training step", steps, steps[-1], key="attention_step")
+        if len(steps) > 1 and not follow:  # keyed per run: another run's step never carries over
+            step = st.select_slider("Training step", steps, steps[-1], key=f"attention_step_{run_id}")
         else:
             step = steps[-1]
         tokens, weights = state.store().attention_at(run_id, step)
         layer_index = min(st.session_state.get("attention_layer", 0) or 0, weights.shape[0] - 1)
         st.plotly_chart(attention_grid(weights[layer_index].astype("float32"), tokens,
-                                       f"Layer {layer_index}, every head, at step {step}", "weights"),
+                                       f"Layer {layer_index}, every head, at step {step}", "weights", causal=causal),
                         key="attention_forming")
 
     heads_forming()

@@ -12,6 +12,7 @@ from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.race import group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
 from babygpt.server.users import public_handle
+from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
 from ui import state
 from ui.widgets import explain
@@ -95,7 +96,7 @@ else:
                          column_config={"best_val_loss": st.column_config.NumberColumn("best val loss",
                                                                                         format="%.4f")})
             if st.button("Delete this race", key=f"race_delete_{race['group_id']}",
-                         disabled=race["status"] in ("running", "starting", "queued"),
+                         disabled=race["status"] in ACTIVE,
                          help="Deletes all of its runs (your own races only; stop a race first)."):
                 try:
                     for member in members:

@@ -4,38 +4,26 @@ import math
 
 import streamlit as st
 
-from babygpt.config import (
-    DEFAULT_PRESET,
-    DTYPES,
-    INTERACTIVE_TRAIN,
-    PRESETS,
-    ModelConfig,
-    TrainConfig,
-    model_config_for_preset,
-)
+from babygpt.config import FORM_SETTINGS, PRESETS, TrainConfig, form_defaults, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
 from babygpt.lessons.links import LESSON_TABS, make_link
 from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
-from babygpt.server.scheduler import JobSnapshot
+from babygpt.server.scheduler import JobSnapshot, check_can_resume
+from babygpt.status import RunStatus
 from babygpt.store.pipeline import plan_training
 from babygpt.store.runs import RunInfo
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices
 from babygpt.training.trainer import lr_at
 from ui import state
-from ui.widgets import explain, progress_text
+from ui.widgets import explain, progress_text, setting_input
 
 ERROR_KEY = "train_error"
 SAMPLE_REFRESH_S = 5.0
-# the settings this form shows; their defaults are the library's (INTERACTIVE_TRAIN says why they are shorter)
-FORM_MODEL = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "positional")
-FORM_TRAIN = ("batch_size", "max_iters", "lr", "min_lr", "warmup_iters", "eval_interval", "eval_iters",
-              "weight_decay", "grad_clip", "seed", "device", "dtype")
-DEFAULTS = {"preset": DEFAULT_PRESET, **{k: getattr(ModelConfig(), k) for k in FORM_MODEL},
-            **{k: getattr(TrainConfig(**INTERACTIVE_TRAIN), k) for k in FORM_TRAIN}}
+DEFAULTS = form_defaults()  # the library's; INTERACTIVE_TRAIN says why they are shorter than the CLI's
 
 st.title("Model & training")
 explain(
@@ -62,54 +50,23 @@ st.info(f"**{preset}** — {PRESETS[preset]}")
 
 settings = st.expander("Hyperparameters", expanded=not running)
 model_col, train_col = settings.columns(2)
+shown = [s for s in FORM_SETTINGS if not (presenter and s.level >= 1)]
 with model_col:
     st.markdown("**Model**")
-    hp["n_layer"] = st.slider("n_layer", 1, 8, hp["n_layer"], key="hp_n_layer",
-                              help="Number of Transformer blocks stacked (residual and gpt presets). Usual: 2–6 on a CPU.")
-    hp["n_head"] = st.select_slider("n_head", [1, 2, 3, 4, 6, 8], hp["n_head"], key="hp_n_head",
-                                    help="Attention heads per block; each gets n_embd / n_head dimensions.")
-    hp["n_embd"] = st.select_slider("n_embd", [16, 32, 48, 64, 96, 128, 192, 256, 384], hp["n_embd"], key="hp_n_embd",
-                                    help="Width of every token's vector. Must be divisible by n_head. Usual: 64–384.")
-    hp["block_size"] = st.select_slider("block_size (context)", [8, 16, 32, 64, 128, 256], hp["block_size"],
-                                        key="hp_block_size",
-                                        help="How many previous tokens the model can look at. Attention cost grows as its square.")
-    if not presenter:
-        hp["dropout"] = st.slider("dropout", 0.0, 0.5, hp["dropout"], 0.05, key="hp_dropout",
-                                  help="Randomly zero activations while training (gpt preset) to fight overfitting. 0–0.2.")
-        hp["positional"] = st.radio("Positional encoding", ["learned", "sinusoidal"],
-                                    index=["learned", "sinusoidal"].index(hp["positional"]), horizontal=True,
-                                    key="hp_positional", help="Learned: a trained vector per position. Sinusoidal: fixed waves.")
+    for setting in (s for s in shown if s.section == "model"):
+        hp[setting.name] = setting_input(setting, hp[setting.name])
 with train_col:
     st.markdown("**Training**")
-    hp["max_iters"] = st.number_input("max_iters", 10, 100_000, hp["max_iters"], 100, key="hp_max_iters",
-                                      help="Total optimisation steps. 1000 steps of the default model take about a minute.")
-    hp["batch_size"] = st.slider("batch_size", 1, 128, hp["batch_size"], key="hp_batch_size",
-                                 help="Windows per step. Larger = smoother gradients, slower steps. Usual: 8–64.")
-    hp["lr"] = st.number_input("learning rate", 1e-5, 1.0, hp["lr"], format="%.0e", key="hp_lr",
-                               help="Peak AdamW step size. 1e-3 suits small models; too high and the loss explodes.")
-    hp["eval_interval"] = st.number_input("eval_interval", 1, 100_000, hp["eval_interval"], key="hp_eval_interval",
-                                          help="Steps between validation estimates (and checkpoints).")
-    if not presenter:
-        hp["min_lr"] = st.number_input("min lr", 0.0, 1.0, hp["min_lr"], format="%.0e", key="hp_min_lr",
-                                       help="Where the cosine decay ends; usually lr / 10.")
-        hp["warmup_iters"] = st.number_input("warmup_iters", 0, 10_000, hp["warmup_iters"], key="hp_warmup",
-                                             help="Steps of linear warm-up from 0 to lr, so early noisy gradients do no harm.")
-        hp["eval_iters"] = st.number_input("eval_iters", 1, 500, hp["eval_iters"], key="hp_eval_iters",
-                                           help="Batches averaged per loss estimate: more = less noisy, slower.")
+    for setting in (s for s in shown if s.section == "train" and s.level < 2):
+        hp[setting.name] = setting_input(setting, hp[setting.name])
+    advanced = [s for s in shown if s.section == "train" and s.level == 2]
+    if advanced:
         with st.expander("Advanced"):
-            hp["weight_decay"] = st.number_input("weight_decay", 0.0, 1.0, hp["weight_decay"], key="hp_wd",
-                                                 help="AdamW decay on weight matrices only. Usual: 0.1.")
-            hp["grad_clip"] = st.number_input("grad_clip", 0.0, 10.0, hp["grad_clip"], key="hp_clip",
-                                              help="Clip the gradient norm to this (0 = off); guards against spikes.")
-            hp["seed"] = st.number_input("seed", 0, 2**31 - 1, hp["seed"], key="hp_seed",
-                                         help="Same seed + same settings + same data = the same curve.")
-            devices = ["auto", *available_devices()]
-            hp["device"] = st.selectbox("device", devices, index=devices.index(hp["device"]) if hp["device"] in devices else 0,
-                                        key="hp_device", help="auto picks CUDA, then Apple MPS, then the CPU.")
-            hp["dtype"] = st.selectbox("dtype", list(DTYPES), index=list(DTYPES).index(hp["dtype"]), key="hp_dtype",
-                                       help="auto: bfloat16 mixed precision where it measures faster than float32 "
-                                            f"on this CPU, or on a GPU that has it (here: {auto_dtype()}). "
-                                            "float16 needs a GPU.")
+            for setting in advanced:
+                offered = ("auto", *available_devices()) if setting.name == "device" else None
+                hp[setting.name] = setting_input(setting, hp[setting.name], offered)
+            st.caption(f"auto precision here: {auto_dtype()}.")
+refused = [problem for s in FORM_SETTINGS if (problem := s.problem(hp[s.name]))]
 
 if not presenter:
     with settings:
@@ -135,24 +92,28 @@ state.save()  # the hyperparameters above are edited in place
 
 def model_settings() -> dict:
     """The form's sizes and any counterfactual switches, as plan_training takes them."""
-    return {**{k: hp[k] for k in FORM_MODEL}, **switches_for(hp.get("counterfactuals", []))}
+    sizes = {s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "model"}
+    return {**sizes, **switches_for(hp.get("counterfactuals", []))}
 
 
 def configs() -> tuple:
     tokenizer = state.current_tokenizer()
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings())
-    train_cfg = TrainConfig(**{k: hp[k] for k in FORM_TRAIN}, val_fraction=state.val_fraction(),
+    train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
+                            val_fraction=state.val_fraction(),
                             log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
 
 
 try:
+    if refused:  # a value typed out of range: name it, and train nothing until it is fixed
+        raise BabyGPTError("Not started until these are fixed: " + " ".join(refused))
     model_cfg, train_cfg = configs()
     c1, c2, c3, c4 = st.columns(4)  # sizes by arithmetic on the config: nothing is allocated on a rerun
     c1.metric("Parameters", f"{parameter_count(model_cfg):,}")
     c2.metric("FLOPs per token (train)", f"{flops_per_token(model_cfg) / 1e6:.2f} M")
     c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
-    c4.metric("Tokens per step", f"{train_cfg.batch_size * model_cfg.block_size:,}")
+    c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
     state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
     config_error = None
 except BabyGPTError as exc:
@@ -192,13 +153,10 @@ def resume_blocker(info: RunInfo | None) -> str | None:
     """Why Resume is off for the active run, in words (None: it can resume)."""
     if info is None:
         return "No run to resume: start one first."
-    if not state.actor().admin and info.owner != state.user():
-        return "This run is not yours: only its owner (or the teacher) can resume it."
-    if info.status not in ("stopped", "interrupted", "done", "failed"):
-        return f"The run is {info.status}."
-    if info.status == "done" and int(hp["max_iters"]) <= TrainConfig.from_dict(info.config["train"]).max_iters:
-        return (f"The run finished its {info.config['train']['max_iters']} steps: raise max_iters above that "
-                "to train it longer.")
+    try:
+        check_can_resume(state.actor(), info, int(hp["max_iters"]))
+    except BabyGPTError as exc:
+        return str(exc)
     return None
 
 
@@ -207,13 +165,17 @@ try:
     followed = state.store().get(scheduler.current_run_for(state.user()) or state.active_run_id() or "-")
 except BabyGPTError:
     pass
-busy = followed is not None and followed.status in ("queued", "starting", "running")
+busy = followed is not None and followed.status.active
 is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
+broken_now = hp.get("counterfactuals", [])
+if broken_now and not running:  # shown in presenter mode too, where the switch itself is folded away
+    st.warning("**Start trains without " + " and without ".join(BY_KEY[k].idea for k in broken_now) + "** "
+               "(a counterfactual, chosen under Hyperparameters). Its name will say so everywhere it is shown.")
 b1, b2, b3 = st.columns(3)
 b1.button("Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
           key="start", help="Train a new run with these settings (it waits in the queue when the server is full).",
           width="stretch")
-queued = followed is not None and followed.status == "queued"
+queued = followed is not None and followed.status is RunStatus.QUEUED
 b2.button("Cancel" if queued else "Stop", on_click=stop_training, args=(followed.id if followed else "",),
           disabled=not (busy and is_mine), key="stop", width="stretch",
           help="Take it off the queue." if queued else
@@ -235,13 +197,16 @@ x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 def draw(snap: JobSnapshot) -> None:
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
-    for broken in active(state.store().get(snap.run_id).config["model"]):
-        st.warning(f"**Trained with: {broken.label.lower()}.** {broken.explanation}")
-    if snap.status in ("failed", "interrupted") and snap.message:
+    broken_ideas = active(state.store().get(snap.run_id).config["model"])
+    findings = {f.key: f.sentence for f in state.counterfactual_findings(snap.run_id)} if broken_ideas else {}
+    for broken in broken_ideas:
+        measured = findings.get(broken.key, "Measured on this run at its first checkpoint.")
+        st.warning(f"**Trained without {broken.idea}.** {broken.explanation}\n\n**What this run shows:** {measured}")
+    if snap.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) and snap.message:
         st.error(snap.message)
     elif snap.message:
         st.info(snap.message)
-    if snap.status == "queued":
+    if snap.status is RunStatus.QUEUED:
         st.info("The server is training as many jobs as it has cores for; yours starts by itself when a slot "
                 "frees. You can leave this page or reload it.")
     evals = snap.evals
@@ -291,7 +256,7 @@ def live_view() -> None:
         st.caption("Press **Start training** to train the model above on the current corpus.")
         return
     draw(snap)
-    if busy and (not snap.active or (snap.status == "queued") != queued):
+    if busy and (not snap.active or (snap.status is RunStatus.QUEUED) != queued):
         st.rerun()  # it left the queue or ended: relabel the buttons, stop the timer when it ended
 
 

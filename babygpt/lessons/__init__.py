@@ -1,0 +1,4 @@
+"""What the lessons compute and draw: the ladder race (``race``), attention and embeddings read off a model
+(``attention``), the numbers behind the Lessons tabs (``tabs``), where a model is surprised (``surprise``), the
+levels to beat (``baselines``), counterfactuals (``counterfactuals``), lesson links (``links``) and every figure
+(``viz``, pure functions returning plotly figures)."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.training.sample import prepare_prompt
 
@@ -31,7 +31,7 @@ class AttentionView:
 
 
 @torch.no_grad()
-def attention_for_prompt(model: GPT, tokenizer: Tokenizer, prompt: str) -> AttentionView:
+def attention_for_prompt(model: LanguageModel, tokenizer: Tokenizer, prompt: str) -> AttentionView:
     if not model.config.use_attention:
         raise BabyGPTError("The bigram model has no attention: each token only looks at itself. "
                            "Train a single-head or larger preset to see attention.")
@@ -47,7 +47,7 @@ def attention_for_prompt(model: GPT, tokenizer: Tokenizer, prompt: str) -> Atten
 
 
 @torch.no_grad()
-def token_embeddings_2d(model: GPT) -> np.ndarray:
+def token_embeddings_2d(model: LanguageModel) -> np.ndarray:
     """PCA of the token embedding table to two dimensions (rows follow token ids)."""
     weights = model.token_embedding.weight.detach().float().cpu()
     centered = weights - weights.mean(0, keepdim=True)
@@ -56,7 +56,7 @@ def token_embeddings_2d(model: GPT) -> np.ndarray:
 
 
 @torch.no_grad()
-def position_vectors(model: GPT) -> np.ndarray:
+def position_vectors(model: LanguageModel) -> np.ndarray:
     """The (block_size, n_embd) positional encodings the model adds to its token embeddings."""
     if hasattr(model, "position_embedding"):
         return model.position_embedding.weight.detach().float().cpu().numpy()
@@ -78,6 +78,11 @@ def random_qk_scores(head_size: int, n: int = 4000, seed: int = 0) -> tuple[np.n
     k = torch.randn(n, head_size, generator=gen)
     raw = (q * k).sum(-1)
     return raw.numpy(), (raw / head_size**0.5).numpy()
+
+
+def visible_cells(T: int, causal: bool) -> np.ndarray:
+    """(T, T) booleans: the keys each query could attend to: at or before it under the causal mask, all without."""
+    return np.tril(np.ones((T, T), dtype=bool)) if causal else np.ones((T, T), dtype=bool)
 
 
 def softmax_row(scores: np.ndarray) -> np.ndarray:

@@ -6,14 +6,22 @@ the decoder and the explicit attention view all honour it (tested in ``tests/tes
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from babygpt.model.gpt import LanguageModel
 
 
 @dataclass(frozen=True)
 class Counterfactual:
     key: str
     label: str
+    idea: str  # what is switched off, as a run's name shows it: "… · without the causal mask"
     switches: dict[str, Any]
     explanation: str
 
@@ -23,19 +31,19 @@ class Counterfactual:
 
 COUNTERFACTUALS = (
     Counterfactual(
-        "no-mask", "No causal mask", {"causal": False},
+        "no-mask", "No causal mask", "the causal mask", {"causal": False},
         "Without the causal mask every position also sees the tokens after it, the one it must predict included. "
-        "Training loss collapses towards zero because the model copies the answer instead of predicting it, and "
-        "validation loss falls the same way (the answer is in the validation text too). But when it generates "
-        "there is no next token to copy, so what it writes is garbage. A low loss means something only when the "
-        "model cannot see what it is asked to predict."),
+        "A model that learns to read the answer instead of predicting it can push its loss far below what any "
+        "honest predictor reaches, on the validation text too (the answer is there as well); how soon it learns "
+        "that depends on the run, and in a short one the curve can look like a normal run's. When it generates "
+        "there is no next token to read, so its loss with the future hidden is the one that counts."),
     Counterfactual(
-        "no-scale", "No 1/√d scaling", {"scale_scores": False},
-        "Without dividing by √d the scores q·k grow with the head size, the softmax turns almost one-hot and its "
-        "gradients vanish: the loss falls more slowly at the start and may settle higher. With small heads "
-        "(head size 16, say) the difference is small; it grows with the head size (see Why scale q·k)."),
+        "no-scale", "No 1/√d scaling", "1/√d scaling", {"scale_scores": False},
+        "Without dividing by √d the scores q·k grow with the head size (n_embd / n_head), so the softmax turns "
+        "sharper, nearer one-hot, where its gradients vanish and learning slows. How much that costs grows with "
+        "the head size: with small heads it is little (see Why scale q·k)."),
     Counterfactual(
-        "no-positions", "No positional encoding", {"positional": "none"},
+        "no-positions", "No positional encoding", "positions", {"positional": "none"},
         "Without positions one layer of attention sees the earlier tokens as a bag: it cannot tell 'dog bites man' "
         "from 'man bites dog'. With several layers the causal mask itself leaks some order (the first position "
         "saw one token, the second two), so the model loses less than you might expect, but it loses."),
@@ -54,3 +62,98 @@ def switches_for(keys: list[str]) -> dict[str, Any]:
 def active(model_config: dict[str, Any]) -> list[Counterfactual]:
     """The counterfactuals a run was trained with, from its recorded model config."""
     return [c for c in COUNTERFACTUALS if c.applies_to(model_config)]
+
+
+def broken_ideas(model_config: dict[str, Any]) -> list[str]:
+    """What a run was trained without, in the words its name carries everywhere it is shown."""
+    return [c.idea for c in active(model_config)]
+
+
+# --- what this run shows: measured on its own weights and validation text ----------------------------------------
+MEASURE_WINDOWS = 32  # evenly spaced validation windows: enough for a stable mean, a fraction of a second
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one counterfactual did to this run, in numbers measured on it, and the sentence the page shows."""
+
+    key: str
+    numbers: dict[str, float]
+    sentence: str
+
+
+def _windows(val_ids: torch.Tensor, block_size: int, count: int = MEASURE_WINDOWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evenly spaced windows of the validation ids and their targets: the same every time, unlike training batches."""
+    T = min(block_size, len(val_ids) - 1)
+    starts = torch.linspace(0, len(val_ids) - T - 1, steps=min(count, len(val_ids) - T)).long()
+    offsets = starts[:, None] + torch.arange(T + 1)
+    windows = val_ids[offsets]
+    return windows[:, :-1], windows[:, 1:]
+
+
+@contextmanager
+def _future_hidden(model: LanguageModel):
+    """Run a no-mask model with the causal mask put back: what it can do when the next token is not there to read."""
+    saved = [block.attn.causal for block in model.blocks]
+    for block in model.blocks:
+        block.attn.causal = True
+    try:
+        yield
+    finally:
+        for block, causal in zip(model.blocks, saved, strict=True):
+            block.attn.causal = causal
+
+
+@torch.no_grad()
+def _mean_loss(model: LanguageModel, x: torch.Tensor, y: torch.Tensor) -> float:
+    logits, _ = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), y.reshape(-1)).item()
+
+
+@torch.no_grad()
+def measure(key: str, model: LanguageModel, val_ids: torch.Tensor, step: int) -> Finding:
+    """The finding of counterfactual ``key`` for a model trained with it, on its validation ids at ``step``."""
+    model.eval()
+    x, y = _windows(val_ids, model.config.block_size)
+    if key == "no-mask":
+        seen = _mean_loss(model, x, y)
+        with _future_hidden(model):
+            hidden = _mean_loss(model, x, y)
+        lean = hidden - seen
+        sentence = (f"At step {step}, on this run's validation text: loss {seen:.2f} with each next token visible "
+                    f"(what the chart shows), {hidden:.2f} with the future hidden, as when it generates. ")
+        sentence += (f"The {lean:.2f} between them is what it gained by reading the answer instead of predicting it."
+                     if lean > 0.05 else
+                     "It has not learned to read the answer yet: the gap opens as training goes on.")
+        return Finding(key, {"loss_seen": seen, "loss_hidden": hidden}, sentence)
+    if key == "no-scale":
+        _, maps = model.forward_with_attention(x[:8])
+        raw = maps[0].raw.float()  # (B, nh, T, T): what this run's softmax is given, unscaled
+        visible = torch.ones(raw.shape[-2:], dtype=torch.bool).tril()
+        used = _top_weight(raw, visible)
+        scaled = _top_weight(raw / math.sqrt(model.config.head_size), visible)
+        sentence = (f"At step {step}, this run's first-layer heads put on average {used:.0%} of their weight on a "
+                    f"single token; the same scores divided by √{model.config.head_size} would put {scaled:.0%}. ")
+        sentence += ("Unscaled, the softmax is sharper, nearer one-hot, where its gradients vanish."
+                     if used > scaled + 0.02 else
+                     "At this head size the difference is small; it grows with n_embd / n_head.")
+        return Finding(key, {"top_weight_unscaled": used, "top_weight_scaled": scaled}, sentence)
+    if key == "no-positions":
+        reordered = torch.cat([x[:, :-1].flip(1), x[:, -1:]], dim=1)  # the same tokens, the earlier ones reversed
+        p = F.softmax(model(x)[0][:, -1].float(), dim=-1)
+        q = F.softmax(model(reordered)[0][:, -1].float(), dim=-1)
+        change = 0.5 * (p - q).abs().sum(-1).mean().item()  # total variation distance, 0..1
+        sentence = (f"At step {step}, reversing the order of the earlier tokens of a window changes this run's "
+                    f"prediction of the next token by {change:.1%} on average (total variation). ")
+        sentence += ("With one layer it cannot change at all: the context is a bag of tokens."
+                     if model.config.n_layer == 1 else
+                     f"With {model.config.n_layer} layers the causal mask leaks a little order (the first position "
+                     "saw one token, the second two), and that is all the order it has.")
+        return Finding(key, {"order_change": change}, sentence)
+    raise ValueError(f"unknown counterfactual {key!r}")
+
+
+def _top_weight(scores: torch.Tensor, visible: torch.Tensor) -> float:
+    """Mean over rows of the largest softmax weight, the masked future excluded: 1.0 is one-hot."""
+    weights = F.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+    return weights.max(-1).values.mean().item()

@@ -12,26 +12,22 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from babygpt.config import PRESETS
+from babygpt.config import FORM_SETTINGS, PRESETS
 from babygpt.text.datasets import registry
 from babygpt.text.tokenizers import TOKENIZERS
 
 LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions": "Positional encodings",
                "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised"}
-# what a link may set, with the values the app's widgets allow
+# what a link may set besides the form's settings (``babygpt.config.SETTINGS``, which say what each accepts); the
+# device is left out: it names this server's hardware, not the lesson
 CHOICES: dict[str, tuple] = {
     "corpus": (),  # filled from the dataset registry when parsing
     "tokenizer": tuple(TOKENIZERS),
     "preset": tuple(PRESETS),
-    "n_head": (1, 2, 3, 4, 6, 8),
-    "n_embd": (16, 32, 48, 64, 96, 128, 192, 256, 384),
-    "block_size": (8, 16, 32, 64, 128, 256),
     "lesson": tuple(LESSON_TABS),
 }
-RANGES: dict[str, tuple[type, float, float]] = {
-    "n_layer": (int, 1, 8), "max_iters": (int, 10, 100_000), "batch_size": (int, 1, 128), "lr": (float, 1e-5, 1.0),
-}
-LINK_KEYS = (*CHOICES, *RANGES)
+LINKED_SETTINGS = {s.name: s for s in FORM_SETTINGS if s.name != "device"}
+LINK_KEYS = ("corpus", "tokenizer", "preset", *LINKED_SETTINGS, "lesson")
 
 
 @dataclass
@@ -58,31 +54,28 @@ def parse_link(params: Mapping[str, str]) -> LessonLink:
         if raw is None:
             continue
         raw = str(raw).strip()
-        if key in RANGES:
-            kind, low, high = RANGES[key]
-            try:
-                value = _number(raw, kind)
-            except ValueError:
-                link.problems.append(f"{key}={raw!r} in the link is not a {'whole ' if kind is int else ''}number; "
-                                     "the default is used.")
-                continue
-            if not low <= value <= high:
-                link.problems.append(f"{key}={raw} in the link is outside {low:g}–{high:g}; the default is used.")
+        if key in LINKED_SETTINGS:
+            setting = LINKED_SETTINGS[key]
+            value: Any = raw
+            if setting.kind in (int, float):
+                try:
+                    value = _number(raw, setting.kind)
+                except ValueError:
+                    link.problems.append(f"{key}={raw!r} in the link is not a "
+                                         f"{'whole ' if setting.kind is int else ''}number; the default is used.")
+                    continue
+            problem = setting.problem(value)
+            if problem:
+                link.problems.append(f"In the link: {problem} The default is used.")
                 continue
             link.values[key] = value
             continue
         choices = corpora if key == "corpus" else CHOICES[key]
-        value = raw
-        if choices and isinstance(choices[0], int):
-            try:
-                value = _number(raw, int)
-            except ValueError:
-                value = raw
-        if value not in choices:
+        if raw not in choices:
             link.problems.append(f"{key}={raw!r} in the link is not one of {', '.join(map(str, choices))}; "
                                  "the default is used.")
             continue
-        link.values[key] = value
+        link.values[key] = raw
     return link
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from babygpt.config import PRESETS, ModelConfig, TrainConfig
 from babygpt.model.sizing import parameter_count
+from babygpt.status import RunStatus
 from babygpt.store.pipeline import TrainingPlan, plan_baselines, plan_training
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
@@ -100,7 +101,7 @@ def race_results(store: RunStore, group_id: str) -> list[RungResult]:
         train = mine[0].config["train"]
         results.append(RungResult(preset, parameter_count(ModelConfig.from_dict(mine[0].config["model"])),
                                   train["lr"], tuple(losses), len(mine),
-                                  sum(r.status in ("done", "stopped", "failed", "interrupted") for r in mine)))
+                                  sum(r.status.ended for r in mine)))
     return results
 
 
@@ -193,7 +194,7 @@ def race_bands(store: RunStore, group_id: str) -> dict[str, Band]:
 
 
 def race_running(store: RunStore, group_id: str | None) -> bool:
-    return bool(group_id) and any(i.status in ("queued", "starting", "running") for i in store.list_runs(group_id))
+    return bool(group_id) and any(i.status.active for i in store.list_runs(group_id))
 
 
 def group_races(rows: list[dict]) -> list[dict]:
@@ -210,8 +211,8 @@ def group_races(rows: list[dict]) -> list[dict]:
         losses = [m["best_val_loss"] for m in members if m["best_val_loss"] is not None]
         rates = [m["tokens_per_sec"] for m in members if m["tokens_per_sec"]]
         statuses = {m["status"] for m in members}
-        status = next((s for s in ("running", "starting", "queued") if s in statuses), None) or (
-            "done" if statuses == {"done"} else ", ".join(sorted(statuses)))
+        status = next((s for s in (RunStatus.RUNNING, RunStatus.STARTING, RunStatus.QUEUED) if s in statuses), None) or (
+            RunStatus.DONE if statuses == {RunStatus.DONE} else ", ".join(sorted(statuses)))
         rungs = len({m["preset"] for m in members})
         folded.append({**members[0], "id": f"race:{group_id}", "label": f"ladder race · {group_id[:4]}",
                        "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,

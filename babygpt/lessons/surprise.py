@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel
 from babygpt.text.tokenizers import Tokenizer, whole_words_prefix
 from babygpt.training.sample import Candidate
 
@@ -35,7 +35,7 @@ def validation_stretch(text: str, val_fraction: float, n_chars: int = 600) -> st
 WINDOWS_PER_BATCH = 32  # windows of block_size tokens per forward: memory stays bounded whatever the model
 
 
-def _next_token_logits(model: GPT, ids: list[int]) -> torch.Tensor:
+def _next_token_logits(model: LanguageModel, ids: list[int]) -> torch.Tensor:
     """(len(ids) - 1, V): the logits predicting token i + 1 from up to block_size tokens ending at token i.
 
     A causal model predicts every position of its first block in one forward (later positions cannot change
@@ -65,7 +65,7 @@ def _next_token_logits(model: GPT, ids: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def surprise(model: GPT, tokenizer: Tokenizer, text: str, k: int = 5, max_tokens: int = 400) -> list[TokenSurprise]:
+def surprise(model: LanguageModel, tokenizer: Tokenizer, text: str, k: int = 5, max_tokens: int = 400) -> list[TokenSurprise]:
     """Each token's loss under the model, every prediction seeing up to ``block_size`` earlier tokens.
 
     At most ``max_tokens`` tokens, in batches of ``WINDOWS_PER_BATCH`` windows: the cost is bounded before it

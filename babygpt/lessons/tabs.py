@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from babygpt.lessons.attention import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row
-from babygpt.model.gpt import GPT
+from babygpt.lessons.attention import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row, visible_cells
+from babygpt.model.gpt import LanguageModel, build_model
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.training.sample import Candidate, next_token_distribution
 
@@ -57,12 +57,12 @@ class ModelScaling:
     scaled_max_weight: float  # the same with the model's real scaling
 
 
-def model_scaling(model: GPT, tokenizer: Tokenizer, prompt: str, layer: int = 0) -> ModelScaling:
+def model_scaling(model: LanguageModel, tokenizer: Tokenizer, prompt: str, layer: int = 0) -> ModelScaling:
     """The same statistics read off a trained model's real queries and keys for a prompt."""
     view = attention_for_prompt(model, tokenizer, prompt)
     raw, scaled = view.layers[layer]["raw"], view.layers[layer]["scaled"]
     T = raw.shape[-1]
-    mask = np.tril(np.ones((T, T), dtype=bool))
+    mask = visible_cells(T, model.config.causal)
     return ModelScaling(model.config.head_size, float(raw[:, mask].var()), float(scaled[:, mask].var()),
                         mean_top_weight(np.where(mask, raw, -np.inf)), mean_top_weight(np.where(mask, scaled, -np.inf)))
 
@@ -114,11 +114,11 @@ class FirstStep:
     trained: list[Candidate]
 
 
-def first_step(model: GPT, tokenizer: Tokenizer, prompt: str, metrics_at_start: float | None,
+def first_step(model: LanguageModel, tokenizer: Tokenizer, prompt: str, metrics_at_start: float | None,
                metrics_at_end: float | None, k: int = 10, seed: int = 0) -> FirstStep:
     """What learning changed: a freshly initialised twin of the model vs the trained one, same prompt."""
     torch.manual_seed(seed)
-    twin = GPT(model.config).eval()
+    twin = build_model(model.config).eval()
     return FirstStep(math.log(model.config.vocab_size), metrics_at_start, metrics_at_end,
                      next_token_distribution(twin, tokenizer, prompt, k),
                      next_token_distribution(model, tokenizer, prompt, k))

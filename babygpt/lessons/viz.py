@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from babygpt.lessons.attention import visible_cells
 from babygpt.lessons.baselines import step_passed
 from babygpt.text.corpus import describe_char
 
@@ -117,40 +118,42 @@ def _token_labels(tokens: Sequence[str]) -> list[str]:
     return [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
 
 
-def attention_color_range(matrices: np.ndarray, kind: str) -> tuple[float, float]:
+def attention_color_range(matrices: np.ndarray, kind: str, causal: bool = True, fit: bool = False) -> tuple[float, float]:
     """One colour range for a layer's heads, so a head has the same colours alone and in the grid.
 
-    Weights are probabilities (0 to 1). Scores are signed: the range is symmetric about 0, so white is 0, blue
-    negative and red positive in every view. Only the causal part (keys at or before the query) counts.
+    Weights are probabilities: 0 to 1, or with ``fit`` 0 to the largest weight shown (a long prompt spreads its
+    weights thin, and on a fixed 0–1 scale they all look white). Scores are signed: the range is symmetric about
+    0, so white is 0, blue negative and red positive in every view. Only the cells the model could attend to count.
     """
-    if kind == "weights":
-        return 0.0, 1.0
     m = np.asarray(matrices, dtype=float)
-    T = m.shape[-1]
-    visible = m[..., np.tril(np.ones((T, T), dtype=bool))]
+    visible = m[..., visible_cells(m.shape[-1], causal)]
     finite = visible[np.isfinite(visible)]
+    if kind == "weights":
+        top = float(finite.max()) if fit and finite.size else 1.0
+        return 0.0, top or 1.0
     top = float(np.abs(finite).max()) if finite.size else 1.0
     return -(top or 1.0), (top or 1.0)
 
 
-def _causal(matrix: np.ndarray) -> np.ndarray:
-    """The matrix with the masked future (keys after the query) set to NaN, drawn empty."""
+def _drawn(matrix: np.ndarray, causal: bool) -> np.ndarray:
+    """The matrix as the model computed it; under a causal mask the future (keys after the query) is NaN, drawn
+    empty. A model trained without the mask attends to the future, and that is drawn too."""
     m = np.asarray(matrix, dtype=float).copy()
-    m[np.triu(np.ones(m.shape[-2:], dtype=bool), 1)] = np.nan
+    m[..., ~visible_cells(m.shape[-1], causal)] = np.nan
     return m
 
 
 def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights",
-                      color_range: tuple[float, float] | None = None) -> go.Figure:
+                      color_range: tuple[float, float] | None = None, *, causal: bool) -> go.Figure:
     """One head's T×T matrix, rows = query (the position predicting), columns = key (looked at).
 
-    Future positions are masked: shown empty, so the causal triangle is visible. Pass the layer's
-    ``attention_color_range`` to draw it in the same colours as the grid of all heads.
+    With the causal mask the future is shown empty, so the triangle is visible; without it (a counterfactual run)
+    every cell is drawn. Pass the layer's ``attention_color_range`` to draw it in the same colours as the grid.
     """
-    matrix = _causal(matrix)
+    matrix = _drawn(matrix, causal)
     T = matrix.shape[0]
     labels = _token_labels(tokens)
-    zmin, zmax = color_range or attention_color_range(matrix[None], kind)
+    zmin, zmax = color_range or attention_color_range(matrix[None], kind, causal)
     fig = go.Figure(go.Heatmap(
         z=matrix, x=labels, y=labels, colorscale="Blues" if kind == "weights" else "RdBu_r", zmin=zmin, zmax=zmax,
         hovertemplate="query %{y}<br>key %{x}<br>" + kind + " %{z:.4f}<extra></extra>",
@@ -162,7 +165,8 @@ def attention_heatmap(matrix: np.ndarray, tokens: Sequence[str], title: str, kin
     return _layout(fig, title, height=side, plot_bgcolor="#f3f4f6")
 
 
-def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights") -> go.Figure:
+def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str, kind: str = "weights",
+                   color_range: tuple[float, float] | None = None, *, causal: bool) -> go.Figure:
     """All heads of one layer side by side, in one colour range (``attention_color_range``), to compare at a glance."""
     n_head, T, _ = head_matrices.shape
     cols = min(4, n_head)
@@ -171,13 +175,13 @@ def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str,
                         horizontal_spacing=0.03, vertical_spacing=0.08)
     labels = _token_labels(tokens)
     for h in range(n_head):
-        fig.add_trace(go.Heatmap(z=_causal(head_matrices[h]), x=labels, y=labels, coloraxis="coloraxis",
+        fig.add_trace(go.Heatmap(z=_drawn(head_matrices[h], causal), x=labels, y=labels, coloraxis="coloraxis",
                                  hoverongaps=False,
                                  hovertemplate=f"head {h}<br>query %{{y}}<br>key %{{x}}<br>%{{z:.4f}}<extra></extra>"),
                       row=h // cols + 1, col=h % cols + 1)
     fig.update_xaxes(showticklabels=False, type="category")
     fig.update_yaxes(showticklabels=False, type="category", autorange="reversed")
-    cmin, cmax = attention_color_range(head_matrices, kind)
+    cmin, cmax = color_range or attention_color_range(head_matrices, kind, causal)
     fig.update_layout(coloraxis=dict(colorscale="Blues" if kind == "weights" else "RdBu_r", cmin=cmin, cmax=cmax))
     return _layout(fig, title, height=260 * rows + 60, plot_bgcolor="#f3f4f6")
 

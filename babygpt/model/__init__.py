@@ -1,0 +1,2 @@
+"""The model ladder (``gpt``: bigram to GPT, in lesson order), the speed-only pieces (``kernels``), the one-token
+decoder (``decode``) and sizes from a config alone (``sizing``). Imports nothing above ``babygpt.config``."""

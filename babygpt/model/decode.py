@@ -18,8 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt.model.gpt import GPT
-from babygpt.model.kernels import KVCache
+from babygpt.model.gpt import LanguageModel, block_step
+from babygpt.model.kernels import KVCache, score_scale
 
 LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
 NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
@@ -68,7 +68,7 @@ class Decoder:
     Build one per generation: later training steps change the model, not the snapshot.
     """
 
-    def __init__(self, model: GPT):
+    def __init__(self, model: LanguageModel):
         config = model.config
         self.config = config
         self.token_table = _copy(model.token_embedding.weight)
@@ -77,7 +77,7 @@ class Decoder:
         positions = getattr(model, "position_embedding", None)
         positions = positions.weight if positions is not None else getattr(model, "position_table", None)
         self.position_table = None if positions is None else _copy(positions)  # None: positional="none"
-        self.scale = None if config.scale_scores else 1.0
+        self.scale = score_scale(config.scale_scores)
         self.layers = [
             _Layer(
                 ln1=_norm(block.ln1),
@@ -103,18 +103,22 @@ class Decoder:
         if position >= self.config.block_size:
             raise ValueError(f"Sequence of {position + 1} tokens exceeds block_size {self.config.block_size}.")
         x = self.token_table[token] if self.position_table is None else self.token_table[token] + self.position_table[position]
-        x = x.unsqueeze(0)  # (1, n_embd)
-        width = x.size(-1)
+        x = x.unsqueeze(0)  # (1, C)
         for layer, cache in zip(self.layers, caches, strict=True):
-            qkv = _apply_linear(_apply_norm(x, layer.ln1), layer.qkv).view(self.qkv_shape)
-            keys, values = cache.append(qkv[1:])
-            update = F.scaled_dot_product_attention(qkv[0], keys, values, scale=self.scale).view(1, width)
-            if layer.proj is not None:
-                update = _apply_linear(update, layer.proj)
-            x = x + update if layer.residual else update
-            if layer.up is None:
-                continue
-            hidden = layer.activation(_apply_linear(_apply_norm(x, layer.ln2), layer.up))
-            update = _apply_linear(hidden, layer.down)
-            x = x + update if layer.residual else update
-        return _apply_linear(_apply_norm(x, self.ln_f), self.head)
+            x = block_step(x, lambda h, layer=layer, cache=cache: self._attention(h, layer, cache),
+                           None if layer.up is None else lambda h, layer=layer: self._feed_forward(h, layer),
+                           layer.residual)
+        return _apply_linear(_apply_norm(x, self.ln_f), self.head)  # (1, V)
+
+    def _attention(self, x: torch.Tensor, layer: _Layer, cache: KVCache) -> torch.Tensor:
+        """The one new token's attention over everything cached: (1, C) -> (1, C)."""
+        qkv = _apply_linear(_apply_norm(x, layer.ln1), layer.qkv).view(self.qkv_shape)  # (1, 3C) -> (3, 1, nh, 1, hs)
+        keys, values = cache.append(qkv[1:])  # each (1, nh, length, hs)
+        update = F.scaled_dot_product_attention(qkv[0], keys, values, scale=self.scale)  # (1, nh, 1, hs)
+        update = update.view(1, x.size(-1))  # (1, C)
+        return update if layer.proj is None else _apply_linear(update, layer.proj)
+
+    @staticmethod
+    def _feed_forward(x: torch.Tensor, layer: _Layer) -> torch.Tensor:
+        hidden = layer.activation(_apply_linear(_apply_norm(x, layer.ln2), layer.up))  # (1, 4C)
+        return _apply_linear(hidden, layer.down)  # (1, C)

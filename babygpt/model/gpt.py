@@ -1,14 +1,18 @@
-"""The model ladder, in the order of the lesson: attention head, multi-head attention,
-feed-forward, block, model.
+"""The model ladder, in the order of the lesson: the bigram table, one attention head, multi-head attention,
+feed-forward, block, the GPT.
 
-One ``GPT`` class builds every rung from ``ModelConfig`` switches. Training uses PyTorch's
-fused attention (``kernels.attend``, with the other speed-only pieces); ``forward_with_attention``
-runs the same weights through the explicit formula and returns what each head computed, for the views.
+``Bigram`` is the first rung; ``GPT`` builds every other rung from ``ModelConfig`` switches, and
+``build_model`` picks the class a config describes. Training uses PyTorch's fused attention
+(``kernels.attend``, with the other speed-only pieces); ``forward_with_attention`` runs the same weights
+through the explicit formula and returns what each head computed, for the views.
+
+Shapes: B batch, T tokens, C = n_embd, nh = n_head, hs = head_size = C / nh, V = vocab_size.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,36 +23,79 @@ from babygpt.config import ModelConfig
 from babygpt.model.kernels import KVCache, attend
 from babygpt.model.sizing import flops_per_token
 
+# --- 0. the bigram model ----------------------------------------------------------------------
+
+
+class Bigram(nn.Module):
+    """Row i of a (V, V) table *is* the logits of the token after token i: no context, no attention.
+
+    It has the GPT's interface (``forward``, ``forward_with_attention``, ``forward_cached``) so training,
+    sampling and the views treat every rung alike.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config.validate()
+        self.token_embedding = nn.Embedding(config.vocab_size, config.vocab_size)
+        nn.init.normal_(self.token_embedding.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.token_embedding(idx)  # (B, T) -> (B, T, V)
+        return logits, _loss(logits, targets)
+
+    def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
+        return self.token_embedding(idx), []  # nothing attends
+
+    def new_caches(self, batch: int = 1) -> list[KVCache]:
+        return []  # nothing to cache: the next token depends on the last one only
+
+    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+        return self.token_embedding(idx[:, -1])  # (B, V)
+
+    def num_params(self, exclude_positions: bool = False) -> int:
+        return self.token_embedding.weight.numel()
+
+    def flops_per_token(self, seq_len: int | None = None) -> float:
+        return flops_per_token(self.config, seq_len)
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean cross-entropy over every position, or None without targets."""
+    if targets is None:
+        return None
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))  # (B*T, V) against (B*T,)
+
+
 # --- 1. one attention head, written out ------------------------------------------------------
 
 @dataclass
 class AttentionMaps:
-    """What the heads of one layer computed, each (batch, n_head, T, T)."""
+    """What the heads of one layer computed, each (B, nh, T, T)."""
 
     raw: torch.Tensor  # q·kᵀ
-    scaled: torch.Tensor  # q·kᵀ / sqrt(head_size)
-    weights: torch.Tensor  # softmax over the causally masked scaled scores
+    scaled: torch.Tensor  # q·kᵀ / sqrt(head_size), or q·kᵀ again when the model does not scale
+    weights: torch.Tensor  # softmax over the scaled scores, after the causal mask when the model has one
 
 
 def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
-                       scale: bool = True) -> tuple[torch.Tensor, AttentionMaps]:
+                       scale_scores: bool = True) -> tuple[torch.Tensor, AttentionMaps]:
     """The lecture's head, vectorised over heads: scores, scale, causal mask, softmax, weighted sum.
 
-    Scaling by 1/sqrt(head_size) keeps the scores at unit variance; without it softmax saturates
-    towards one-hot as heads grow and gradients vanish.
+    ``q``, ``k``, ``v``: (B, nh, T, hs). Scaling by 1/sqrt(head_size) keeps the scores at unit variance; without
+    it softmax saturates towards one-hot as heads grow and gradients vanish.
     """
     T = q.size(-2)
-    raw = q @ k.transpose(-2, -1)
-    scaled = raw / math.sqrt(q.size(-1)) if scale else raw
-    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-    weights = F.softmax(scaled.masked_fill(future, float("-inf")) if causal else scaled, dim=-1)
-    return weights @ v, AttentionMaps(raw, scaled, weights)
+    raw = q @ k.transpose(-2, -1)  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+    scaled = raw / math.sqrt(q.size(-1)) if scale_scores else raw
+    future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)  # (T, T): True above the diagonal
+    weights = F.softmax(scaled.masked_fill(future, float("-inf")) if causal else scaled, dim=-1)  # (B, nh, T, T)
+    return weights @ v, AttentionMaps(raw, scaled, weights)  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
 
 
 # --- 2. multi-head attention -------------------------------------------------------------------
 
 class MultiHeadAttention(nn.Module):
-    """``n_head`` causal heads computed as one batched matmul (no Python loop over heads).
+    """``n_head`` heads computed as one batched matmul (no Python loop over heads).
 
     With one head and no projection this is exactly the lecture's single ``Head``.
     """
@@ -59,45 +106,50 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.use_projection else None
         self.dropout = config.dropout
-        self.causal, self.scale = config.causal, None if config.scale_scores else 1.0
+        self.causal, self.scale_scores = config.causal, config.scale_scores
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def _qkv(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, batch, n_head, T, head_size): every head's queries, keys and values from one matmul."""
-        B, T, _ = x.shape
-        return self.qkv(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
+        """Every head's queries, keys and values from one matmul."""
+        B, T, C = x.shape
+        qkv = self.qkv(x)  # (B, T, C) -> (B, T, 3C)
+        qkv = qkv.view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
+        return qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self._qkv(x).unbind(0)
+        q, k, v = self._qkv(x).unbind(0)  # each (B, nh, T, hs)
         return q, k, v
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
-        B, _, T, _ = y.shape
-        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_size)
+        """The heads side by side again, then the output projection."""
+        B, nh, T, hs = y.shape
+        y = y.transpose(1, 2)  # (B, nh, T, hs) -> (B, T, nh, hs)
+        y = y.reshape(B, T, nh * hs)  # (B, T, C): each token's heads concatenated
         if self.proj is None:
             return y
-        y = self.proj(y)
+        y = self.proj(y)  # (B, T, C)
         return self.resid_dropout(y) if self.dropout else y
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C); with a cache, the new tokens' keys and values are appended to it."""
         causal = True
         if cache is None:
-            q, k, v = self._heads(x)
+            q, k, v = self._heads(x)  # each (B, nh, T, hs)
         else:
-            qkv = self._qkv(x)
+            qkv = self._qkv(x)  # (3, B, nh, T, hs)
             q = qkv[0]
             prior = cache.length
-            k, v = cache.append(qkv[1:])
+            k, v = cache.append(qkv[1:])  # each (B, nh, prior + T, hs)
             # One new query may look at everything cached; a prefill into an empty cache is plain causal.
             causal = prior == 0
             if prior and q.size(-2) > 1:
                 raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
         dropout = self.dropout if self.training else 0.0
         is_causal = causal and self.causal and q.size(-2) > 1
-        return self._merge(attend(q, k, v, dropout, is_causal=is_causal, scale=self.scale))
+        return self._merge(attend(q, k, v, dropout, is_causal=is_causal, scale_scores=self.scale_scores))
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        y, maps = explicit_attention(*self._heads(x), causal=self.causal, scale=self.scale is None)
+        y, maps = explicit_attention(*self._heads(x), causal=self.causal, scale_scores=self.scale_scores)
         return self._merge(y), maps
 
 
@@ -122,11 +174,27 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.down(self.activation(self.up(x)))
+        y = self.down(self.activation(self.up(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
         return self.dropout(y) if self.dropout.p else y
 
 
 # --- 4. block -----------------------------------------------------------------------------------
+
+Update = Callable[[torch.Tensor], torch.Tensor]
+
+
+def block_step(x: torch.Tensor, attention: Update, feed_forward: Update | None, residual: bool) -> torch.Tensor:
+    """One block: attention, then feed-forward, each added to the residual stream (or replacing it, on the rungs
+    before residual connections). The norms are inside ``attention`` and ``feed_forward``. The model and the
+    one-token decoder (``decode.Decoder``) both run their blocks through this function.
+    """
+    update = attention(x)
+    x = x + update if residual else update
+    if feed_forward is None:
+        return x
+    update = feed_forward(x)
+    return x + update if residual else update
+
 
 class Block(nn.Module):
     """Attention then feed-forward, each optionally wrapped in pre-norm and a residual connection."""
@@ -139,41 +207,46 @@ class Block(nn.Module):
         self.ffn = FeedForward(config) if config.use_ffn else None
         self.residual = config.use_residual
 
-    def _add(self, x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
-        return x + update if self.residual else update
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self.ln2(x))
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = self._add(x, self.attn(self.ln1(x), cache))
-        return self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x
+        """(B, T, C) -> (B, T, C)."""
+        return block_step(x, lambda h: self.attn(self.ln1(h), cache),
+                          self._feed_forward if self.ffn is not None else None, self.residual)
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        update, maps = self.attn.forward_explicit(self.ln1(x))
-        x = self._add(x, update)
-        return (self._add(x, self.ffn(self.ln2(x))) if self.ffn is not None else x), maps
+        maps: list[AttentionMaps] = []
+
+        def attention(h: torch.Tensor) -> torch.Tensor:
+            update, layer_maps = self.attn.forward_explicit(self.ln1(h))
+            maps.append(layer_maps)
+            return update
+
+        x = block_step(x, attention, self._feed_forward if self.ffn is not None else None, self.residual)
+        return x, maps[0]
 
 
 # --- 5. the model -------------------------------------------------------------------------------
 
 def sinusoidal_encoding(block_size: int, n_embd: int) -> torch.Tensor:
-    """The fixed encodings of "Attention is all you need": sin/cos waves of geometric wavelengths."""
-    position = torch.arange(block_size, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, n_embd, 2, dtype=torch.float32) * (-math.log(10000.0) / n_embd))
+    """The fixed encodings of "Attention is all you need": sin/cos waves of geometric wavelengths, (T, C)."""
+    position = torch.arange(block_size, dtype=torch.float32)[:, None]  # (T, 1)
+    freq = torch.exp(torch.arange(0, n_embd, 2, dtype=torch.float32) * (-math.log(10000.0) / n_embd))  # (ceil(C/2),)
     table = torch.zeros(block_size, n_embd)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq)[:, : n_embd // 2]
+    table[:, 0::2] = torch.sin(position * freq)  # even dimensions
+    table[:, 1::2] = torch.cos(position * freq)[:, : n_embd // 2]  # odd dimensions
     return table
 
 
 class GPT(nn.Module):
+    """Every rung with attention: embeddings, ``n_layer`` blocks, a final norm and the head that reads out logits."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config.validate()
         if not config.use_attention:
-            # The bigram model: row i of the table *is* the logits of what follows token i.
-            self.token_embedding = nn.Embedding(config.vocab_size, config.vocab_size)
-            self.blocks = nn.ModuleList()
-            self.apply(self._init_weights)
-            return
+            raise ValueError("A model without attention is the bigram rung: build it with build_model(config).")
         self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
         if config.positional == "learned":
             self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
@@ -217,34 +290,27 @@ class GPT(nn.Module):
 
     # -- forward paths ---------------------------------------------------------------------------
     def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Token ids (B, T) at positions start..start+T-1 -> vectors (B, T, C)."""
         T = idx.size(1)
         if T + start > self.config.block_size:
             raise ValueError(f"Sequence of {T + start} tokens exceeds block_size {self.config.block_size}.")
-        x = self.token_embedding(idx)
+        x = self.token_embedding(idx)  # (B, T, C)
         if hasattr(self, "position_embedding"):
-            x = x + self.position_embedding.weight[start:start + T]  # rows start..start+T-1, as a view
+            x = x + self.position_embedding.weight[start:start + T]  # + (T, C), rows taken as a view
         elif hasattr(self, "position_table"):
-            x = x + self.position_table[start:start + T]
+            x = x + self.position_table[start:start + T]  # + (T, C)
         return self.drop(x) if self.config.dropout else x
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits for every position, and the mean cross-entropy when targets are given."""
-        if not self.config.use_attention:
-            logits = self.token_embedding(idx)
-        else:
-            x = self._embed(idx)
-            for block in self.blocks:
-                x = block(x)
-            logits = self.lm_head(self.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
-        return logits, loss
+        """Logits (B, T, V) for every position, and the mean cross-entropy when targets (B, T) are given."""
+        x = self._embed(idx)  # (B, T, C)
+        for block in self.blocks:
+            x = block(x)  # (B, T, C)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        return logits, _loss(logits, targets)
 
     def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
-        """The explicit path: same logits as ``forward`` plus each layer's scores and weights."""
-        if not self.config.use_attention:
-            return self.token_embedding(idx), []
+        """The explicit path: the same logits as ``forward`` plus each layer's scores and weights."""
         x = self._embed(idx)
         maps = []
         for block in self.blocks:
@@ -258,13 +324,17 @@ class GPT(nn.Module):
         return [KVCache(batch, c.n_head, c.block_size, c.head_size, p.device, p.dtype) for _ in self.blocks]
 
     def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
-        """Logits of the last position only, appending the new tokens' keys and values to ``caches``."""
-        if not self.config.use_attention:
-            return self.token_embedding(idx[:, -1])
+        """Logits (B, V) of the last position only, appending the new tokens' keys and values to ``caches``."""
         start = caches[0].length if caches else 0
         x = self._embed(idx, start)
         for block, cache in zip(self.blocks, caches, strict=True):
             x = block(x, cache)
-        return self.lm_head(self.ln_f(x[:, -1]))
+        return self.lm_head(self.ln_f(x[:, -1]))  # (B, C) -> (B, V)
 
 
+LanguageModel = Bigram | GPT
+
+
+def build_model(config: ModelConfig) -> LanguageModel:
+    """The model a config describes: the bigram table for the first rung, the GPT for every rung with attention."""
+    return GPT(config) if config.use_attention else Bigram(config)

@@ -1,4 +1,4 @@
-"""What the model uses only for speed, kept out of the lesson's way in ``model.py``.
+"""What the model uses only for speed, kept out of the lesson's way in ``gpt.py``.
 
 Each piece computes exactly what the lesson's version computes (tests hold them equal) and is here because a
 measurement said it pays:
@@ -37,10 +37,17 @@ class KVCache:
         return self.keys[:, :, :end], self.values[:, :, :end]
 
 
+def score_scale(scale_scores: bool) -> float | None:
+    """``scaled_dot_product_attention``'s ``scale``: None is its default 1/√head_size; 1.0 leaves q·k unscaled
+    (the no-scaling counterfactual)."""
+    return None if scale_scores else 1.0
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout: float, is_causal: bool,
-           scale: float | None = None) -> torch.Tensor:
-    """softmax(q·kᵀ·scale, causally masked)·v for every head at once, as ``model.explicit_attention`` spells out
-    (``scale`` None: 1/√d)."""
+           scale_scores: bool = True) -> torch.Tensor:
+    """softmax(q·kᵀ/√hs, causally masked)·v for every head at once, as ``gpt.explicit_attention`` spells out;
+    q, k, v: (B, nh, T, hs) -> (B, nh, T, hs)."""
+    scale = score_scale(scale_scores)
     if q.dtype == torch.bfloat16 and q.device.type == "cpu":
         with torch.autocast("cpu", enabled=False):  # the matmuls around attention stay bfloat16
             y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout,

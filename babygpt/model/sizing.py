@@ -36,7 +36,7 @@ def block_params(config: ModelConfig) -> int:
 
 
 def parameter_count(config: ModelConfig, exclude_positions: bool = False) -> int:
-    """The number of trainable parameters ``GPT(config)`` would have."""
+    """The number of trainable parameters ``build_model(config)`` would have."""
     v, c = config.vocab_size, config.n_embd
     if not config.use_attention:
         return v * v  # the bigram table: row i holds the logits of what follows token i
@@ -59,7 +59,7 @@ def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
     for the attention maps), at 4 bytes; the logits, their softmax and gradient are 3·V values per token.
     It is an estimate to refuse the impossible early, not a promise.
     """
-    tokens = batch_size * config.block_size
+    tokens = batch_size * config.block_size  # held in memory at once: one micro-batch
     per_layer = 34 * config.n_embd + 5 * config.n_head * config.block_size if config.use_attention else 0
     activations = tokens * config.n_layer * per_layer * 4
     logits = tokens * config.vocab_size * 3 * 4

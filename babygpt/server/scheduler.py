@@ -29,14 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babygpt.config import ModelConfig, TrainConfig
-from babygpt.errors import BabyGPTError
+from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
 from babygpt.lessons.baselines import Baselines
 from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
 from babygpt.server.users import Actor, check_can_manage
+from babygpt.status import RunStatus
 from babygpt.store.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
 from babygpt.store.quota import DiskQuota, checkpoint_bytes
-from babygpt.store.runs import LIVE_STATUSES, MetricRow, RunInfo, RunStore, curves, process_alive
+from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves, process_alive
 from babygpt.text.corpus import Corpus
 from babygpt.training import devices
 
@@ -95,7 +96,7 @@ class JobSnapshot:
     run_id: str
     label: str
     owner: str | None
-    status: str  # queued, starting, running, stopping, done, stopped, failed, interrupted
+    status: RunStatus
     step: int
     max_iters: int
     tokens_per_sec: float
@@ -114,15 +115,40 @@ class JobSnapshot:
 
     @property
     def active(self) -> bool:
-        return self.status in ("queued", "starting", "running", "stopping")
+        return self.status.active
 
     @property
     def training(self) -> bool:
-        return self.status in ("starting", "running", "stopping")
+        return self.status.training
 
     @property
     def progress(self) -> float:
         return min(1.0, self.step / self.max_iters) if self.max_iters else 0.0
+
+
+ETA_WINDOW_S = 30.0  # the pace of the last half minute of training, evaluations included
+
+
+def training_rate(train: list[dict[str, float]], rows: int = 10) -> float:
+    """Training tokens per second, averaged over the last ``rows`` logged steps: one number, steady enough to
+    read, that every place showing the run (its page, the sidebar, the Runs table) takes from here."""
+    rates = [r["tokens_per_sec"] for r in train[-rows:] if r.get("tokens_per_sec")]
+    return sum(rates) / len(rates) if rates else 0.0
+
+
+def eta_seconds(train: list[dict[str, float]], max_iters: int) -> float | None:
+    """Seconds to the last step at the pace of the last ``ETA_WINDOW_S`` seconds of wall-clock training
+    (evaluations and checkpoints included, since the student waits for them too); None before two rows."""
+    timed = [r for r in train if r.get("elapsed_s") is not None]
+    if len(timed) < 2:
+        return None
+    last = timed[-1]
+    window = [r for r in timed if last["elapsed_s"] - r["elapsed_s"] <= ETA_WINDOW_S]
+    first = window[0] if len(window) >= 2 else timed[-2]
+    seconds, steps = last["elapsed_s"] - first["elapsed_s"], last["step"] - first["step"]
+    if seconds <= 0 or steps <= 0:
+        return None
+    return max(0.0, (max_iters - last["step"]) * seconds / steps)
 
 
 class LiveMetrics:
@@ -202,20 +228,17 @@ class Job:
             while process_alive(self.pid):
                 time.sleep(0.5)
             code = None
-        if self.store.get(self.info.id).status in ("running", "starting"):
+        if self.store.get(self.info.id).status.training:
             # the worker died without recording an end (killed, out of memory, a crash)
             lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG, self.log_offset)
             if any(mark in line for line in lines for mark in OUT_OF_MEMORY_MARKS):
                 # it ran out of memory where it could not say so itself (Python's own MemoryError, a C++ abort)
-                self.exit_message = ("The job ran out of memory; try a smaller model (n_embd, n_layer), batch_size "
-                                     "or block_size. The last checkpoint is kept.")
-                self.store.set_status(self.info.id, "failed", self.exit_message)
+                self.exit_message = out_of_memory_message("where it could not say so itself")
+                self.store.set_status(self.info.id, RunStatus.FAILED, self.exit_message)
             else:
-                self.exit_message = ("The training process ended unexpectedly"
-                                     + (f" (exit code {code})" if code is not None else "")
-                                     + (f": {lines[-1]}" if lines else ".")
-                                     + " Resume continues from the last checkpoint.")
-                self.store.set_status(self.info.id, "interrupted", self.exit_message)
+                self.exit_message = ended_unexpectedly_message((f" (exit code {code})" if code is not None else "")
+                                                               + (f": {lines[-1].rstrip('.')}" if lines else ""))
+                self.store.set_status(self.info.id, RunStatus.INTERRUPTED, self.exit_message)
         self.on_exit(self)
 
     def stop(self, wait: float = 0.0) -> None:
@@ -232,7 +255,7 @@ class Job:
     def tell_threads(self, threads: int) -> None:
         """Write the new share and signal the worker once it listens (it installs its handler before 'running')."""
         self.store.set_threads(self.info.id, threads)
-        if self.store.get(self.info.id).status == "running" and process_alive(self.pid):
+        if self.store.get(self.info.id).status is RunStatus.RUNNING:
             try:
                 os.kill(self.pid, THREADS_SIGNAL)
             except ProcessLookupError:
@@ -254,6 +277,16 @@ def _is_worker(pid: int | None) -> bool:
         return b"babygpt.server.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) -> None:
+    """The rules a resume must pass, in the order a person would fix them: whose run it is, whether a worker has
+    it, and whether a finished run is given more steps (``max_iters``: the new total, None to keep it)."""
+    check_can_manage(actor, info, "resume")
+    check_can_queue(info)
+    recorded = info.config["train"]["max_iters"]
+    if info.status is RunStatus.DONE and (max_iters if max_iters is not None else recorded) <= recorded:
+        raise BabyGPTError(f"The run finished its {recorded} steps: raise max_iters above that to train it longer.")
 
 
 class Scheduler:
@@ -305,15 +338,14 @@ class Scheduler:
         """Record a run as queued, its corpus given a file in the store so the worker can read it."""
         corpus = persist_corpus(self.store, plan.corpus, owner=user, quota=self.quota)
         plan = TrainingPlan(corpus, plan.tokenizer, plan.model_config, plan.train_config, plan.split, plan.baselines)
-        return create_run(self.store, plan, name, owner=user, status="queued", group_id=group_id)
+        return create_run(self.store, plan, name, owner=user, status=RunStatus.QUEUED, group_id=group_id)
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
         """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""
         info = self.store.get(run_id)
-        check_can_manage(actor, info, "resume")
-        check_can_queue(info)
-        check_same_corpus(info, corpus)
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
+        check_can_resume(actor, info, overrides.get("max_iters"))
+        check_same_corpus(info, corpus)
         train = TrainConfig.from_dict({**info.config["train"], **overrides})
         self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
         if overrides:
@@ -373,7 +405,7 @@ class Scheduler:
         check_can_manage(actor, info, "stop")
         with self._lock:
             job = self._jobs.get(info.id)
-            if info.status == "queued":
+            if info.status is RunStatus.QUEUED:
                 self._cancel(info)
                 return
         if job is None:
@@ -383,13 +415,13 @@ class Scheduler:
     def _cancel(self, info: RunInfo) -> None:
         """A queued run that never trained disappears; a queued resume goes back to 'stopped'."""
         if self.store.has_checkpoint(info.id):
-            self.store.set_status(info.id, "stopped", "Taken off the queue before it resumed.")
+            self.store.set_status(info.id, RunStatus.STOPPED, "Taken off the queue before it resumed.")
         else:
             self.store.delete(info.id)
 
     def stop_group(self, actor: Actor, group_id: str) -> None:
         for info in self.store.list_runs(group_id):
-            if info.status == "queued" or info.status in LIVE_STATUSES:
+            if info.status.active:
                 try:
                     self.stop(actor, info.id)
                 except BabyGPTError:
@@ -399,9 +431,9 @@ class Scheduler:
         info = self.store.get(run_id)
         check_can_manage(actor, info, "delete")
         job = self._jobs.get(info.id)
-        if job is not None and info.status not in ("queued", *LIVE_STATUSES):
+        if job is not None and not info.status.active:
             job.thread.join(timeout=10)  # the run is finished and its worker is exiting: let it go first
-        if info.status in ("queued", *LIVE_STATUSES) or (job is not None and job.alive):
+        if info.status.active or (job is not None and job.alive):
             raise BabyGPTError(f"Run {info.label} is {info.status}; stop it before deleting it.")
         self.store.delete(info.id)
 
@@ -444,7 +476,7 @@ class Scheduler:
             known = start == start  # not NaN
             out[info.id] = (position, start if known else None)
             cfg = TrainConfig.from_dict(info.config["train"])
-            tokens = cfg.max_iters * cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
+            tokens = cfg.max_iters * tokens_per_step(ModelConfig.from_dict(info.config["model"]), cfg)
             heapq.heappush(free_at, start + tokens / rate if (known and rate) else float("nan"))
         return out
 
@@ -461,21 +493,20 @@ class Scheduler:
         cfg = TrainConfig.from_dict(info.config["train"])
         train = list(reader.train)
         step = max(train[-1]["step"] if train else 0, reader.evals[-1]["step"] if reader.evals else 0)
-        rate = (train[-1]["tokens_per_sec"] or 0.0) if train else 0.0
-        tokens_per_step = cfg.batch_size * cfg.grad_accum * info.config["model"]["block_size"]
+        rate = training_rate(train)
         runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
         job = self._jobs.get(info.id) or self._finished.get(info.id)
         status = info.status
-        if status in LIVE_STATUSES and job is not None and job.stop_requested:
-            status = "stopping"
-        training = status in ("starting", "running", "stopping")
+        if status.training and job is not None and job.stop_requested:
+            status = RunStatus.STOPPING
+        training = status.training
         position = wait = None
-        if status == "queued":
+        if status is RunStatus.QUEUED:
             position, wait = self.queue_estimates().get(info.id, (None, None))
         return JobSnapshot(
             run_id=info.id, label=info.label, owner=info.owner, status=status, step=step, max_iters=cfg.max_iters,
             tokens_per_sec=rate if training else 0.0,
-            eta_s=(cfg.max_iters - step) * tokens_per_step / rate if (rate and training) else None,
+            eta_s=eta_seconds(train, cfg.max_iters) if training else None,
             device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
             vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
             message=info.message or (job.exit_message if job else ""),

@@ -52,11 +52,6 @@ class Actor:
     user: str | None
     admin: bool = False
 
-    @classmethod
-    def command_line(cls) -> Actor:
-        """The CLI runs as the owner of the machine and its files: it manages every run."""
-        return cls(None, admin=True)
-
     def owns(self, info: RunInfo) -> bool:
         return self.user is not None and info.owner == self.user
 

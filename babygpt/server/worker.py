@@ -15,9 +15,10 @@ import signal
 import sys
 import threading
 
-from babygpt.errors import BabyGPTError
+from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV
 from babygpt.server.scheduler import THREADS_SIGNAL
+from babygpt.status import RunStatus
 from babygpt.store.pipeline import resume_run, trainer_for_run
 from babygpt.store.runs import RunStore
 from babygpt.text.datasets import load_corpus
@@ -80,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             trainer, _ = resume_run(store, run_id, corpus, callbacks=[share, LogNotices()])
         else:
             trainer = trainer_for_run(store, run_id, corpus, callbacks=[share, LogNotices()])
-            store.set_status(run_id, "running")
+            store.set_status(run_id, RunStatus.RUNNING)
     except (BabyGPTError, MemoryError, RuntimeError) as exc:
         if not isinstance(exc, BabyGPTError) and not is_out_of_memory(exc):
             raise
-        message = str(exc) if isinstance(exc, BabyGPTError) else (
-            "The job ran out of memory while building the model; try a smaller model (n_embd, n_layer) "
-            "or a text with fewer distinct tokens.")
-        store.set_status(run_id, "failed", message)
+        message = str(exc) if isinstance(exc, BabyGPTError) else out_of_memory_message("while building the model")
+        store.set_status(run_id, RunStatus.FAILED, message)
         print(f"error: {message}", file=sys.stderr)
         return 2
     document = dict(store.get(run_id).config)
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
     signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
     result = trainer.run()
-    return 1 if result.status == "failed" else 0
+    return 1 if result.status is RunStatus.FAILED else 0
 
 
 if __name__ == "__main__":

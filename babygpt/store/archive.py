@@ -17,8 +17,9 @@ from typing import Any
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import build_model
 from babygpt.model.sizing import ModelLimits
+from babygpt.status import ENDED, RunStatus
 from babygpt.store.checkpoints import (
     TRAINER_FILE,
     WEIGHTS_FILE,
@@ -45,7 +46,6 @@ REQUIRED = {CONFIG_FILE, WEIGHTS_FILE}
 DEFAULT_MAX_UNPACKED = 1 << 30  # 1 GiB
 # the small files have small caps of their own: a 1 GiB metrics file would be read into memory whole
 MEMBER_CAPS = {CONFIG_FILE: 4 << 20, RUN_FILE: 64 << 10, METRICS_FILE: 64 << 20}
-FINAL_STATUSES = ("done", "stopped", "interrupted", "failed")
 
 
 def export_run(store: RunStore, run_id: str, destination: str | Path) -> Path:
@@ -191,7 +191,7 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
         document = build_config_document(model_config, train_config, tokenizer, _data_section(document.get("data")))
         check_weights_file(staging / WEIGHTS_FILE, expected_shapes(model_config),
                            tied=model_config.tie_weights and model_config.use_attention)
-        load_weights(GPT(model_config), staging / WEIGHTS_FILE)
+        load_weights(build_model(model_config), staging / WEIGHTS_FILE)
         if (staging / TRAINER_FILE).is_file():
             load_trainer_state(staging / TRAINER_FILE)
         metrics = _read_metrics(staging / METRICS_FILE)
@@ -203,7 +203,7 @@ def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT
                 raise BabyGPTError(f"Refused: {RUN_FILE} is not valid JSON ({exc}).") from exc
             if not isinstance(meta, dict):
                 raise BabyGPTError(f"Refused: {RUN_FILE} must hold a JSON object.")
-        status = meta.get("status") if meta.get("status") in FINAL_STATUSES else "done"
+        status = RunStatus(meta["status"]) if meta.get("status") in ENDED else RunStatus.DONE
         info = store.create_run(str(meta.get("name") or archive.stem)[:120], document,
                                 data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status,
                                 owner=owner)

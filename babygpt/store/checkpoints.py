@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_model
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel, build_model
 
 WEIGHTS_FILE, TRAINER_FILE = "model.safetensors", "trainer.pt"
 
@@ -65,7 +65,7 @@ TIED_NAMES = {"lm_head.weight", "token_embedding.weight"}
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor a model of this config stores, by name, from a model on the meta device (no memory)."""
     with torch.device("meta"):
-        return {name: tuple(t.shape) for name, t in GPT(config).state_dict().items()}
+        return {name: tuple(t.shape) for name, t in build_model(config).state_dict().items()}
 
 
 def check_weights_file(path: Path, expected: dict[str, tuple[int, ...]], tied: bool = False) -> None:
@@ -100,7 +100,7 @@ def check_weights_file(path: Path, expected: dict[str, tuple[int, ...]], tied: b
             )
 
 
-def load_weights(model: GPT, path: Path) -> None:
+def load_weights(model: LanguageModel, path: Path) -> None:
     """Load safetensors weights after checking every name, dtype and shape against the model."""
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     check_weights_file(path, expected, tied=model.config.tie_weights and model.config.use_attention)

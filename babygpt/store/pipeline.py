@@ -17,12 +17,22 @@ import torch
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, compute_baselines
-from babygpt.model.gpt import GPT
+from babygpt.lessons.counterfactuals import Finding, active, measure
+from babygpt.model.gpt import LanguageModel
+from babygpt.status import RunStatus
 from babygpt.store.checkpoints import atomic_write_bytes
 from babygpt.store.quota import DiskQuota
-from babygpt.store.runs import UPLOADS_DIR, MetricRow, RunInfo, RunStore, build_config_document, parse_config_document
+from babygpt.store.runs import (
+    UPLOADS_DIR,
+    LoadedRun,
+    MetricRow,
+    RunInfo,
+    RunStore,
+    build_config_document,
+    parse_config_document,
+)
 from babygpt.text.corpus import Corpus, Split, split_ids
-from babygpt.text.datasets import registry
+from babygpt.text.datasets import load_corpus, registry
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 from babygpt.training import devices, distributed
 from babygpt.training.sample import SamplingConfig, generate
@@ -70,7 +80,7 @@ def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
         return None
     cfg = SamplingConfig(max_new_tokens=n_tokens, temperature=0.8, seed=0)
 
-    def sample(model: GPT) -> str:
+    def sample(model: LanguageModel) -> str:
         return generate(model, tokenizer, "", cfg)
 
     return sample
@@ -119,14 +129,14 @@ class RunRecorder(Callbacks):
         self.store.set_status(self.run_id, result.status)
 
     def on_failed(self, trainer: Trainer, message: str) -> None:
-        self.store.set_status(self.run_id, "failed", message)
+        self.store.set_status(self.run_id, RunStatus.FAILED, message)
 
     def on_notice(self, trainer: Trainer, message: str) -> None:
         self.store.set_message(self.run_id, message)
 
 
 @torch.no_grad()
-def probe_attention(model: GPT, ids: list[int]) -> np.ndarray:
+def probe_attention(model: LanguageModel, ids: list[int]) -> np.ndarray:
     """(n_layer, n_head, T, T) softmax weights of the probe prompt, in evaluation mode."""
     was_training = model.training
     model.eval()
@@ -147,12 +157,12 @@ def check_same_corpus(info: RunInfo, corpus: Corpus) -> None:
 
 def check_can_queue(info: RunInfo) -> None:
     """A run is queued to train again only when no worker has it; with no checkpoint it starts from step 0."""
-    if info.status in ("queued", "starting", "running"):
+    if info.status.active:
         raise BabyGPTError(f"Run {info.label} is already {info.status}.")
 
 
 def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
-               status: str = "running", group_id: str | None = None) -> RunInfo:
+               status: RunStatus = RunStatus.RUNNING, group_id: str | None = None) -> RunInfo:
     """Record a new run (folder, config.json, database row) from a validated plan."""
     baselines = plan_baselines(plan)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
@@ -210,7 +220,7 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
         trainer = Trainer(plan.model_config, plan.train_config, plan.split,
                           callbacks=[recorder, *callbacks], sample_fn=sample_fn, dist=dist)
     except BabyGPTError as exc:
-        store.set_status(info.id, "failed", str(exc))
+        store.set_status(info.id, RunStatus.FAILED, str(exc))
         raise
     return trainer, info
 
@@ -221,7 +231,7 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     Every rank reads the checkpoint; only rank 0 writes to the store."""
     dist = dist or distributed.DistInfo()
     info = store.get(run_id)
-    if info.status == "running" and not store.has_checkpoint(info.id):
+    if info.status is RunStatus.RUNNING and not store.has_checkpoint(info.id):
         raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from yet.")
     document = dict(info.config)
     model_config, train_config, tokenizer = parse_config_document(document)
@@ -242,5 +252,22 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
                       model_state=loaded.model.state_dict(), trainer_state=state, dist=dist)
     if dist.is_main:
         store.truncate_metrics(info.id, int(state["step"]))
-        store.set_status(info.id, "running")
+        store.set_status(info.id, RunStatus.RUNNING)
     return trainer, store.get(info.id)
+
+
+def run_split(loaded: LoadedRun) -> Split:
+    """The training/validation split a recorded run trained on, rebuilt from its text and its config."""
+    corpus = load_corpus(loaded.document["data"]["source"])
+    check_same_corpus(loaded.info, corpus)
+    return split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
+                     loaded.model_config.block_size)
+
+
+def counterfactual_findings(loaded: LoadedRun, step: int) -> list[Finding]:
+    """What each idea the run was trained without did to it, measured on its weights and validation text."""
+    broken = active(loaded.model_config.to_dict())
+    if not broken:
+        return []
+    val = run_split(loaded).val
+    return [measure(c.key, loaded.model, val, step) for c in broken]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from babygpt.errors import BabyGPTError
 from babygpt.model.decode import Decoder
-from babygpt.model.gpt import GPT
+from babygpt.model.gpt import LanguageModel
 from babygpt.text.tokenizers import Tokenizer
 
 
@@ -109,7 +109,7 @@ def filter_probs(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
 class _Context:
     """The tokens the model sees, under the jump-by-half-a-block rule shared by both paths."""
 
-    def __init__(self, model: GPT, ids: list[int], use_cache: bool):
+    def __init__(self, model: LanguageModel, ids: list[int], use_cache: bool):
         # A model trained without the causal mask has every position depend on the ones after it, so keys and
         # values cached for earlier positions go stale: it recomputes its window for every token.
         use_cache = use_cache and model.config.causal
@@ -146,7 +146,7 @@ class _Context:
 
 
 @torch.inference_mode()
-def stream(model: GPT, tokenizer: Tokenizer, prompt: str | list[int], cfg: SamplingConfig) -> Iterator[GeneratedToken]:
+def stream(model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], cfg: SamplingConfig) -> Iterator[GeneratedToken]:
     """Yield generated tokens one at a time (prompt not included)."""
     cfg = cfg.validate()
     ids = prompt if isinstance(prompt, list) else prepare_prompt(tokenizer, prompt, model.config.block_size).ids
@@ -194,7 +194,7 @@ def paced(items: Iterable, per_second: float | None,
         yield item
 
 
-def generate(model: GPT, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig) -> str:
+def generate(model: LanguageModel, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig) -> str:
     """The prompt followed by the generated text."""
     encoded = prepare_prompt(tokenizer, prompt, model.config.block_size)
     new = [t.token_id for t in stream(model, tokenizer, encoded.ids, cfg)]
@@ -202,7 +202,7 @@ def generate(model: GPT, tokenizer: Tokenizer, prompt: str, cfg: SamplingConfig)
 
 
 @torch.inference_mode()
-def next_token_distribution(model: GPT, tokenizer: Tokenizer, prompt: str, k: int = 10) -> list[Candidate]:
+def next_token_distribution(model: LanguageModel, tokenizer: Tokenizer, prompt: str, k: int = 10) -> list[Candidate]:
     """The model's k most likely next tokens after ``prompt``, with their probabilities."""
     ids = prepare_prompt(tokenizer, prompt, model.config.block_size).ids[-model.config.block_size:]
     was_training = model.training

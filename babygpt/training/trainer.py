@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from babygpt.config import ModelConfig, TrainConfig
-from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT
+from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.errors import BabyGPTError, out_of_memory_message
+from babygpt.model.gpt import LanguageModel, build_model
+from babygpt.status import RunStatus
 from babygpt.text.corpus import Split, get_batch
 from babygpt.training import devices, distributed
 
@@ -46,7 +47,7 @@ class EvalMetrics:
 
 @dataclass(frozen=True)
 class TrainResult:
-    status: str  # "done", "stopped" or "failed"
+    status: RunStatus  # done, stopped or failed
     step: int
     train_loss: float | None
     val_loss: float | None
@@ -77,7 +78,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(model: LanguageModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices only: biases, norms and 1-D params are not shrunk."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
@@ -104,7 +105,7 @@ class Trainer:
         train_config: TrainConfig,
         split: Split,
         callbacks: Sequence[Callbacks] = (),
-        sample_fn: Callable[[GPT], str] | None = None,
+        sample_fn: Callable[[LanguageModel], str] | None = None,
         model_state: dict[str, torch.Tensor] | None = None,
         trainer_state: dict[str, Any] | None = None,
         dist: distributed.DistInfo | None = None,
@@ -129,7 +130,7 @@ class Trainer:
         self._stop = threading.Event()
 
         torch.manual_seed(self.config.seed)
-        self.model = GPT(model_config)
+        self.model = build_model(model_config)
         if model_state is not None:
             self.model.load_state_dict(model_state)
         self.model.to(self.device)
@@ -198,7 +199,7 @@ class Trainer:
     @property
     def tokens_per_step(self) -> int:
         """Tokens per optimiser step across all ranks (the global batch)."""
-        return self.config.batch_size * self.model_config.block_size * self.config.grad_accum * self.dist.world_size
+        return tokens_per_step(self.model_config, self.config, self.dist.world_size)
 
     # -- pieces of the loop ---------------------------------------------------------------------
     def _compile(self, model: torch.nn.Module) -> Callable:
@@ -344,7 +345,7 @@ class Trainer:
             if pending:
                 self._report(pending, lr_at(self.step - 1, cfg))
             self._checkpoint()
-            status = "done" if self.step >= cfg.max_iters else "stopped"
+            status = RunStatus.DONE if self.step >= cfg.max_iters else RunStatus.STOPPED
             result = self._result(status)
             for cb in self.callbacks:
                 cb.on_done(self, result)
@@ -354,14 +355,12 @@ class Trainer:
         except (MemoryError, RuntimeError) as exc:
             if not is_out_of_memory(exc):
                 raise
-            return self._fail(f"The job ran out of memory at step {self.step} ({str(exc).splitlines()[0][:120]}). "
-                              "Try a smaller model (n_embd, n_layer), batch_size or block_size; the last "
-                              "checkpoint is kept.")
+            return self._fail(out_of_memory_message(f"at step {self.step} ({str(exc).splitlines()[0][:120]})"))
 
     def _fail(self, message: str) -> TrainResult:
         for cb in self.callbacks:
             cb.on_failed(self, message)
-        return self._result("failed", message)
+        return self._result(RunStatus.FAILED, message)
 
     def _result(self, status: str, message: str = "") -> TrainResult:
         return TrainResult(

@@ -1,0 +1,72 @@
+"""What a training run logs as it goes: metric rows, generated samples, and the probe prompt's attention.
+
+Live pages read only the rows that are new since their last look (``metrics_since``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from babygpt.errors import BabyGPTError
+from babygpt.store.database import Database
+from babygpt.store.records import MetricRow
+
+
+class RunLogs(Database):
+    def log_metrics(self, run_id: str, rows: list[MetricRow]) -> None:
+        with self._connect() as db:
+            db.executemany(
+                "INSERT INTO metrics(run_id, step, split, loss, lr, tokens_per_sec, elapsed_s) VALUES (?,?,?,?,?,?,?)",
+                [(run_id, r.step, r.split, r.loss, r.lr, r.tokens_per_sec, r.elapsed_s) for r in rows],
+            )
+
+    def truncate_metrics(self, run_id: str, after_step: int) -> None:
+        """Drop what was logged after a checkpoint, before resuming from it (it will be logged again)."""
+        with self._connect() as db:
+            for table in ("metrics", "samples", "attention"):
+                db.execute(f"DELETE FROM {table} WHERE run_id=? AND step>?", (run_id, after_step))
+            db.execute("UPDATE runs SET metrics_version=metrics_version+1 WHERE id=?", (run_id,))
+
+    def metrics(self, run_id: str) -> list[MetricRow]:
+        return self.metrics_since(run_id, 0)[0]
+
+    def metrics_since(self, run_id: str, after_rowid: int) -> tuple[list[MetricRow], int]:
+        """Rows logged after ``after_rowid`` and the rowid to continue from: live views read only what is new."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT rowid, step, split, loss, lr, tokens_per_sec, elapsed_s FROM metrics "
+                "WHERE run_id=? AND rowid>? ORDER BY rowid", (run_id, after_rowid)).fetchall()
+        last = rows[-1]["rowid"] if rows else after_rowid
+        return [MetricRow(r["step"], r["split"], r["loss"], r["lr"], r["tokens_per_sec"], r["elapsed_s"])
+                for r in rows], last
+
+    def log_sample(self, run_id: str, step: int, text: str) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO samples(run_id, step, text) VALUES (?,?,?)", (run_id, step, text))
+
+    def samples(self, run_id: str) -> list[tuple[int, str]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT step, text FROM samples WHERE run_id=? ORDER BY step, rowid", (run_id,))
+            return [(r["step"], r["text"]) for r in rows.fetchall()]
+
+    def log_attention(self, run_id: str, step: int, tokens: list[str], weights: np.ndarray) -> None:
+        """The probe prompt's attention weights at one evaluation, (n_layer, n_head, T, T) in float16."""
+        data = np.ascontiguousarray(weights, dtype=np.float16)
+        with self._connect() as db:
+            db.execute("INSERT INTO attention(run_id, step, tokens_json, shape_json, weights) VALUES (?,?,?,?,?)",
+                       (run_id, step, json.dumps(tokens), json.dumps(list(data.shape)), data.tobytes()))
+
+    def attention_steps(self, run_id: str) -> list[int]:
+        with self._connect() as db:
+            return [r["step"] for r in db.execute("SELECT step FROM attention WHERE run_id=? ORDER BY step", (run_id,))]
+
+    def attention_at(self, run_id: str, step: int) -> tuple[list[str], np.ndarray]:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM attention WHERE run_id=? AND step=? ORDER BY rowid DESC LIMIT 1",
+                             (run_id, step)).fetchone()
+        if row is None:
+            raise BabyGPTError(f"Run {run_id} has no attention snapshot at step {step}.")
+        shape = tuple(json.loads(row["shape_json"]))
+        return json.loads(row["tokens_json"]), np.frombuffer(row["weights"], dtype=np.float16).reshape(shape)

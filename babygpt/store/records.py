@@ -1,0 +1,100 @@
+"""What the store hands out: a run's row (``RunInfo``), a metric row, and the curves drawn from them.
+
+A run whose recorded status says a worker trains it, though that process is gone, is *reported* interrupted
+here without writing anything: reading the store never changes it. ``RunStore.mark_interrupted`` writes it down,
+called by the scheduler and by the command line before they act on a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from babygpt.errors import ended_unexpectedly_message
+from babygpt.status import STORED_TRAINING, RunStatus
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    name: str
+    created_at: float
+    status: RunStatus
+    preset: str
+    config: dict[str, Any]
+    data_name: str | None
+    data_sha256: str | None
+    message: str | None = None
+    owner: str | None = None  # the user key of whoever started it in the app; None for the command line
+    pid: int | None = None  # the process that last recorded the status (the worker, while training)
+    queued_at: float | None = None
+    group_id: str | None = None  # runs started together, e.g. one ladder race
+    threads: int | None = None  # CPU threads the scheduler gives the run's worker
+    metrics_version: int = 0  # bumped when metrics are truncated (a resume), so incremental readers restart
+
+    @property
+    def label(self) -> str:
+        """The name with the end of the id, and the idea it was trained without: two runs stay apart in every list."""
+        from babygpt.lessons.counterfactuals import broken_ideas  # the lesson layer names the switches
+
+        base = self.id if self.name == self.id else f"{self.name} · {self.id[-4:]}"
+        broken = broken_ideas(self.config.get("model", {}))
+        return f"{base} · without {', '.join(broken)}" if broken else base
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    step: int
+    split: str  # "train" (running step loss), "train_eval" and "val" (estimate_loss)
+    loss: float | None
+    lr: float | None = None
+    tokens_per_sec: float | None = None
+    elapsed_s: float | None = None
+
+
+def curves(rows: list[MetricRow]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Split metric rows into the per-step training curve and the evaluations (train and val per step)."""
+    train = [{"step": r.step, "loss": r.loss, "lr": r.lr, "elapsed_s": r.elapsed_s, "tokens_per_sec": r.tokens_per_sec}
+             for r in rows if r.split == "train"]
+    train_evals = {r.step: r.loss for r in rows if r.split == "train_eval"}
+    evals = [{"step": r.step, "train_loss": train_evals.get(r.step, r.loss), "val_loss": r.loss,
+              "elapsed_s": r.elapsed_s} for r in rows if r.split == "val"]
+    return train, evals
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether ``pid`` is a live process (a zombie that nobody reaped counts as dead)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def orphaned(status: str, pid: int | None) -> bool:
+    """Recorded as training by a process that no longer exists: the run was interrupted."""
+    return status in STORED_TRAINING and bool(pid) and not process_alive(pid)
+
+
+INTERRUPTED_MESSAGE = ended_unexpectedly_message()
+
+
+def run_info(row: sqlite3.Row) -> RunInfo:
+    status, message = RunStatus(row["status"]), row["message"]
+    if orphaned(status, row["pid"]):
+        status, message = RunStatus.INTERRUPTED, INTERRUPTED_MESSAGE
+    return RunInfo(row["id"], row["name"], row["created_at"], status, row["preset"], json.loads(row["config_json"]),
+                   row["data_name"], row["data_sha256"], message, row["owner"], row["pid"], row["queued_at"],
+                   row["group_id"], row["threads"], row["metrics_version"])
