@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from babygpt.config import MODEL_SETTINGS, PRESETS, TRAIN_SETTINGS, TrainConfig
+from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
 from babygpt.server.users import public_handle
@@ -63,14 +63,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=list(PRESETS), default="gpt")
     p.add_argument("--name")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
-    for field in MODEL_SETTINGS:
-        kind = float if field == "dropout" else str if field in ("positional", "activation") else int
-        p.add_argument(f"--{field.replace('_', '-')}", type=kind)
-    defaults = TrainConfig()
-    for field in TRAIN_SETTINGS:
-        default = getattr(defaults, field)
-        p.add_argument(f"--{field.replace('_', '-')}", type=type(default), default=None,
-                       help=f"default {default}")
+    model_defaults, train_defaults = ModelConfig(), TrainConfig()
+    for setting in SETTINGS:  # the one list of settings: the app's form and lesson links read it too
+        default = getattr(model_defaults if setting.section == "model" else train_defaults, setting.name)
+        # no argparse choices: the app's offer is for a shared server; here the configs' own checks decide
+        p.add_argument(f"--{setting.name.replace('_', '-')}", type=setting.kind, default=None,
+                       help=f"{setting.help} (default {default})".replace("%", "%%"))
     for flag in ("tie-weights", "bias", "zero-init-residual"):
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,

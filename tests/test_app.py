@@ -259,3 +259,22 @@ def test_a_huge_alphabet_is_sized_and_refused_without_building_the_model():
                for e in errors), errors
     assert at.button(key="start").disabled
     assert _rss_mb() - before < 300, "no table of a billion parameters may be allocated"
+
+
+def test_out_of_range_settings_are_named_and_block_start():
+    at = app()
+    at.switch_page("views/train.py").run()
+    assert not at.button(key="start").disabled
+    at.number_input(key="hp_max_iters").set_value(999_999_999).run()
+    at.number_input(key="hp_lr").set_value(1e9).run()
+    at.number_input(key="hp_warmup_iters").set_value(-50).run()
+    [error] = [e.value for e in at.error]
+    assert error.startswith("Not started until these are fixed:")
+    for words in ("max_iters must be between 10 and 100,000, got 999,999,999.",
+                  "lr must be between 1e-05 and 1, got 1e+09.", "warmup_iters must be between 0 and 10,000, got -50."):
+        assert words in error
+    assert at.button(key="start").disabled, "nothing trains with values the form refused"
+    at.number_input(key="hp_max_iters").set_value(200).run()
+    at.number_input(key="hp_lr").set_value(1e-3).run()
+    at.number_input(key="hp_warmup_iters").set_value(10).run()
+    assert not at.error and not at.button(key="start").disabled

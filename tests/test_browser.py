@@ -80,7 +80,7 @@ def test_a_new_user_walks_through_every_page(server, tmp_path):
         # Data: two files, one of them bad: the good one is used and the bad one is named
         page.get_by_text("Upload .txt files").click()
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(text), str(binary)])
-        page.get_by_text("photo.txt was not used.").wait_for()
+        page.get_by_text("photo.txt looks binary").wait_for()
         page.get_by_text("Current corpus: poem.txt").wait_for()
         assert page.get_by_label("Preview").input_value().startswith("the quick brown fox"), "the preview shows the new text"
         audit.check("data-upload")

@@ -1,5 +1,6 @@
 """Counterfactual switches: each breaks exactly one idea, and the explicit path agrees with the fused one."""
 
+import dataclasses
 import os
 
 import pytest
@@ -54,17 +55,20 @@ def test_without_scaling_and_without_positions():
 
 
 def test_a_model_without_the_mask_generates_from_its_full_unmasked_forward():
-    """It cannot use the KV cache (earlier positions would see later ones); greedy sampling must equal a hand-written
-    loop over the full forward pass, one token at a time."""
+    """It cannot use the KV cache (earlier positions would see later ones): within one block, greedy sampling must
+    equal a hand-written loop over the full forward pass, and beyond it the default must equal the uncached path."""
     model = _model(causal=False)
     tokenizer = CharTokenizer(list("abcdefghij\n"))
-    text = generate(model, tokenizer, "ab", SamplingConfig(max_new_tokens=12, top_k=1, seed=0))
+    text = generate(model, tokenizer, "ab", SamplingConfig(max_new_tokens=6, top_k=1, seed=0))  # fills the block
     ids = tokenizer.encode("ab")
     with torch.no_grad():
-        for _ in range(12):
-            logits, _ = model(torch.tensor([ids[-model.config.block_size:]]))
+        for _ in range(6):
+            logits, _ = model(torch.tensor([ids]))
             ids.append(int(logits[0, -1].argmax()))
-    assert text == tokenizer.decode(ids) and len(text) == 14
+    assert text == tokenizer.decode(ids)
+    longer = SamplingConfig(max_new_tokens=30, top_k=1, seed=0)
+    assert generate(model, tokenizer, "ab", longer) == generate(model, tokenizer, "ab",
+                                                                 dataclasses.replace(longer, use_cache=False))
 
 
 def test_without_the_mask_the_loss_collapses_because_the_model_reads_the_answer():
@@ -157,4 +161,6 @@ def test_the_training_page_shows_the_measured_finding_and_the_name_says_what_was
     shown = [w.value for w in at.warning if "Trained without the causal mask" in w.value]
     assert len(shown) == 1 and shown[0].endswith(f"**What this run shows:** {finding.sentence}")
     at.switch_page("views/runs.py").run()
-    assert any("without the causal mask" in str(v) for v in at.dataframe[0].value["label"])
+    at.toggle(key="runs_everyone").set_value(True).run()  # command-line runs have no owner
+    labels = list(at.dataframe[0].value["label"])
+    assert [label.endswith("· without the causal mask") for label in labels].count(True) == 1, labels

@@ -36,12 +36,12 @@ if loaded is not None:
     if not causal:
         st.warning("**This run was trained without the causal mask**: every position also sees the tokens after "
                    "it, and the maps below show that attention to the future (the upper triangle).")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3 = st.columns(3)
     kind = c1.radio("Show", list(KINDS), format_func=KINDS.get, index=2, key="attention_kind",
                     help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
     layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
     head = c3.selectbox("Head", range(view.n_head), key="attention_head")
-    fit = c4.toggle("Fit colours to these weights", key="attention_fit", disabled=kind != "weights",
+    fit = st.toggle("Fit the colours to these weights", key="attention_fit", disabled=kind != "weights",
                     help="Weights run from 0 to 1; over a long prompt they spread thin and look white. This scales "
                          "the colours from 0 to the largest weight shown.")
     fit = fit and kind == "weights"
