@@ -103,6 +103,14 @@ LAYOUT_PROBLEMS_JS = """() => {
       }
     }
   }
+  // a metric's value is one line: wrapped onto two or three ("cpu · 2 / threads · / float32") it reads as several
+  for (const value of document.querySelectorAll('[data-testid="stMetricValue"]')) {
+    if (!visible(value)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(value);
+    const lines = new Set([...range.getClientRects()].filter(b => b.width > 0).map(b => Math.round(b.top)));
+    if (lines.size > 1) problems.push(`metric value wraps: "${value.innerText.trim().slice(0, 40)}"`);
+  }
   const main = document.querySelector('[data-testid="stMainBlockContainer"]');
   const right = main ? main.getBoundingClientRect().right : window.innerWidth;
   for (const plot of document.querySelectorAll('.js-plotly-plot')) {
@@ -122,6 +130,20 @@ LAYOUT_PROBLEMS_JS = """() => {
         if (b.width && b.left < l.right && l.left < b.right && b.top < l.bottom && l.top < b.bottom)
           problems.push(`legend overlaps "${t.textContent.slice(0, 40)}"`);
       }
+    }
+    // legend items must not overlap each other ("train (per step)train (eval)")
+    const items = [...plot.querySelectorAll('.legend .traces')].map(t => t.getBoundingClientRect()).filter(b => b.width);
+    for (let i = 0; i < items.length; i++)
+      for (let j = i + 1; j < items.length; j++) {
+        const a = items[i], b = items[j];
+        if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1)
+          problems.push(`legend items overlap (${i} and ${j})`);
+      }
+    // an annotation (a baseline's label) must lie inside the chart, not run off its edge ("passed at s")
+    for (const t of plot.querySelectorAll('.annotation-text')) {
+      const b = t.getBoundingClientRect();
+      if (b.width && (b.left < r.left - 1 || b.right > r.right + 1))
+        problems.push(`annotation cut by the chart's edge: "${t.textContent.slice(0, 40)}"`);
     }
     // an axis whose tick labels repeat ("0% 1% 1% 2%") reads wrong: every tick must say something new
     for (const layer of plot.querySelectorAll('.xaxislayer-above, .yaxislayer-above, .cbaxis')) {

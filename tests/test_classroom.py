@@ -148,6 +148,10 @@ def test_presenter_mode_fits_a_projector(server_with_a_run, width, height):
         page.set_default_timeout(60_000)
         page.goto(server_with_a_run.url)
         page.get_by_text("Current corpus").wait_for()
+        page.get_by_role("link", name="Runs").click()  # the demo run on every page: its chart, metrics and maps
+        page.get_by_test_id("stCheckbox").get_by_text("Show everyone's runs").click()
+        page.get_by_role("button", name="Make active").click()
+        page.get_by_text("is now the active run").wait_for()
         page.get_by_text("Presenter mode").click()
         page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20")
         problems = {}
@@ -187,6 +191,10 @@ def test_teacher_admin_token_manages_a_run_that_is_not_theirs(server_with_a_run)
         token.press("Enter")
         page.get_by_text("Admin: you can stop and delete every run.").wait_for()
         page.get_by_role("button", name="Delete").click()
+        page.get_by_text("This cannot be undone. It belongs to the command line.").wait_for()
+        assert store.list_runs(), "nothing is deleted before the confirmation"
+        page.get_by_role("button", name="Yes, delete it").click()
+        page.get_by_text("Deleted demo").wait_for()
         page.get_by_text("No runs yet").wait_for()
         browser.close()
     assert store.list_runs() == [] and not store.run_dir(run.id).exists()

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from babygpt.lessons.baselines import Baselines
 from babygpt.lessons.viz import (
     attention_color_range,
     attention_grid,
@@ -36,12 +37,21 @@ def test_downsample_keeps_the_ends_and_an_exact_tail():
 def test_loss_figure_draws_the_evaluations_and_the_levels_to_beat():
     evals = [{"step": 0, "elapsed_s": 0.0, "train_loss": 4.0, "val_loss": 4.1},
              {"step": 10, "elapsed_s": 1.0, "train_loss": 3.0, "val_loss": 3.2}]
-    fig = loss_figure([], evals, levels={"uniform guess (ln V)": math.log(65), "bigram counts": 3.5})
+    baselines = Baselines(uniform=math.log(65), unigram=4.05, bigram=3.5, chars_per_token=1.0)
+    fig = loss_figure([], evals, baselines=baselines)
     val = next(t for t in fig.data if t.name == "val (eval)")
     assert list(val.y) == [4.1, 3.2] and list(val.x) == [0, 10]
     assert fig.layout.shapes[0].y0 == pytest.approx(math.log(65))
     notes = [a.text for a in fig.layout.annotations]
-    assert notes == ["uniform guess (ln V) 4.17 · passed at step 0", "bigram counts 3.50 · passed at step 10"]
+    # evaluations come every 10 steps: a level is passed *by* the evaluation that first shows it
+    assert notes == ["uniform guess (ln V) 4.17 · below it from the start", "unigram counts 4.05 · passed by step 10",
+                     "bigram counts 3.50 · passed by step 10"]
+
+
+def test_an_empty_loss_chart_shows_the_scale_the_curve_will_come_down():
+    fig = loss_figure([], [], vocab_size=65)
+    assert list(fig.layout.yaxis.range) == [0, pytest.approx(math.log(65) * 1.15)]
+    assert [a.text for a in fig.layout.annotations] == ["uniform guess (ln V) 4.17"]
 
 
 def test_causal_mask_is_drawn_empty_and_only_for_a_model_that_had_one():

@@ -21,11 +21,11 @@ WRAP_CSS = """<style>
   text-overflow: clip !important; overflow: visible !important;}
 [data-testid="stMetricValue"] {font-size: 1.9rem;}
 </style>"""
-# Presenter mode scales every rem-sized element (titles included) by 1.25 and lets plotly charts keep their
-# own width, so nothing is cropped; only text grows.
+# Presenter mode scales every rem-sized element (titles included) by 1.25. Charts are left to plotly: it places
+# legend items and labels by the font size it knows, so text enlarged behind its back overlapped and was cut
+# (their text is 14 px everywhere, set in babygpt.lessons.viz, large enough for a projector).
 PRESENTER_CSS = """<style>
 html {font-size: 20px;}
-.js-plotly-plot .main-svg text {font-size: 115% !important;}
 </style>"""
 
 

@@ -1,7 +1,6 @@
 """Runs: every trained model, compared; delete, export and import."""
 
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.race import group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
-from babygpt.server.users import public_handle
+from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
 from ui import state
@@ -36,6 +35,8 @@ me = state.user()
 everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                      help="Your runs are shown by default. Classmates' runs can be looked at and compared, "
                           "but only their owner (or the teacher) can stop or delete them.")
+if state.page_flags().get("runs_message"):  # what the last action did, shown once after its rerun
+    st.success(state.page_flags().pop("runs_message"))
 all_rows = [r for r in store.summaries() if everyone or r["owner"] == me]
 rows = group_races(all_rows)  # a ladder race is one row; its runs are listed below the chart
 if not rows:
@@ -111,17 +112,32 @@ else:
     if c1.button("Make active", key="runs_activate", help="Use this run on the Attention and Generate pages."):
         state.set_active_run(target)
         st.success(f"{labels[target]} is now the active run.")
+    flags = state.page_flags()
     if c2.button("Delete", key="runs_delete",
                  help="Removes the run's folder and metrics. Only your own runs; a training run is refused."):
-        try:
-            state.scheduler().delete(state.actor(), target)
-            if state.active_run_id() == target:
-                state.set_active_run(None)
-            st.success(f"Deleted {labels[target]}.")
-            time.sleep(0.3)
-            st.rerun()
+        try:  # whose it is, before asking "are you sure?"
+            check_can_manage(state.actor(), store.get(target), "delete")
+            flags["confirm_delete"] = target
         except BabyGPTError as exc:
             st.error(str(exc))
+    if flags.get("confirm_delete") == target:  # one more click, naming what goes, before anything is removed
+        owner = next((r["owner"] for r in all_rows if r["id"] == target), None)
+        whose = "" if owner == me else f" It belongs to {public_handle(owner) if owner else 'the command line'}."
+        st.warning(f"Delete **{labels[target]}**, its weights and its curves? This cannot be undone.{whose}")
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
+            flags.pop("confirm_delete", None)
+            try:
+                state.scheduler().delete(state.actor(), target)
+                if state.active_run_id() == target:
+                    state.set_active_run(None)
+                flags["runs_message"] = f"Deleted {labels[target]}."
+                st.rerun()
+            except BabyGPTError as exc:
+                st.error(str(exc))
+        if no.button("Keep it", key="runs_delete_cancel"):
+            flags.pop("confirm_delete", None)
+            st.rerun()
     try:
         if store.has_weights(target):
             c3.download_button("Export .zip", data=export_bytes(store, target), file_name=f"{target}.zip",

@@ -212,15 +212,26 @@ def draw(snap: JobSnapshot) -> None:
     evals = snap.evals
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
-    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–")
-    val = evals[-1]["val_loss"] if evals else None
-    bpc = f" · {bits_per_char(val, snap.baselines.chars_per_token):.2f} bits/char" if val and snap.baselines else ""
-    m3.metric("Val loss", f"{val:.4f}{bpc}" if val else "–",
-              help="Cross-entropy in nats per token; bits per character compare runs with different tokenizers.")
-    m4.metric("Device", snap.device.replace(" (", " · ").rstrip(")") + f" · {snap.dtype}",
-              help="Where the job trains; on the CPU, the threads the scheduler gives it.")
-    levels = snap.baselines.levels() if snap.baselines else {"uniform guess (ln V)": math.log(snap.vocab_size)}
-    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis, levels=levels),
+    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–",
+              help="Training tokens per second, averaged over the last logged steps.")
+    last_eval = evals[-1] if evals else None
+    m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
+              help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
+    m4.metric("Device", f"{snap.device.split(' (')[0]} · {snap.dtype}",
+              help="Where the job trains and in which precision.")
+    facts = []
+    if last_eval:
+        facts.append(f"val loss measured at step {last_eval['step']}"
+                     + (f" ({bits_per_char(last_eval['val_loss'], snap.baselines.chars_per_token):.2f} bits/char)"
+                        if snap.baselines else ""))
+    if snap.train and (not last_eval or snap.train[-1]["step"] > last_eval["step"]):
+        facts.append(f"training loss {snap.train[-1]['loss']:.3f} at step {snap.train[-1]['step']}")
+    if snap.threads and snap.device.startswith("cpu"):
+        facts.append(f"{snap.threads} CPU thread{'s' if snap.threads != 1 else ''}")
+    if facts:
+        st.caption(" · ".join(facts).capitalize())
+    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
+                                baselines=snap.baselines, vocab_size=snap.vocab_size),
                     key="loss_chart", config={"displayModeBar": False})
     if snap.baselines:
         st.caption("Dashed lines: what simple predictors score on the same validation text — guessing uniformly, "

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from babygpt.lessons.attention import visible_cells
-from babygpt.lessons.baselines import step_passed
+from babygpt.lessons.baselines import Baselines, step_passed
 from babygpt.text.corpus import describe_char
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
@@ -21,7 +21,7 @@ TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
     # The legend sits at the bottom of the figure, below the x-axis title, and plotly makes room for it: placed
     # at a fraction of the plot's height instead, it lands on the axis title of a short chart.
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40),
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40), font=dict(size=14),
                       legend=dict(orientation="h", yref="container", yanchor="bottom", y=0), **kwargs)
     return fig
 
@@ -52,9 +52,10 @@ def downsample_indices(n: int, max_points: int = MAX_CURVE_POINTS, exact_tail: i
 
 
 def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = False, smoothing: float = 0.0,
-                x_axis: str = "step", levels: dict[str, float] | None = None,
+                x_axis: str = "step", baselines: Baselines | None = None, vocab_size: int | None = None,
                 max_points: int = MAX_CURVE_POINTS) -> go.Figure:
-    """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``.
+    """Training loss (per logged step) and the evaluated train/val losses, each curve at most ``max_points``,
+    with dashed lines at the levels a model should beat (``baselines``; else ln V from ``vocab_size``).
 
     Rebuilt every second for every open live page, so it is built in one go from numpy arrays (plotly
     validates those ~4x faster than lists) with plain layout shapes (``add_hline`` is ~10x slower)."""
@@ -77,20 +78,36 @@ def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = Fals
                                  mode="lines+markers", name="train (eval)", line=dict(color=TRAIN_COLOR, dash="dot")))
         traces.append(go.Scatter(x=xs, y=np.asarray([p["val_loss"] for p in evals], dtype=float),
                                  mode="lines+markers", name="val (eval)", line=dict(color=VAL_COLOR, width=3)))
+    levels = baselines.levels() if baselines else (
+        {"uniform guess (ln V)": math.log(vocab_size)} if vocab_size else {})
+    worse = baselines.worse_than_guessing() if baselines else []
     layout: dict = dict(xaxis=dict(title="step" if x_key == "step" else "training time (s)"),
                         yaxis=dict(title="cross-entropy loss", type="log" if log_y else "linear"))
-    if levels:  # the baselines a model should beat, each with the step where validation loss passed it
+    if not train and not evals:  # before the first step: the scale the curve will come down, not −1..6
+        top = max(levels.values(), default=5.0) * 1.15
+        layout["yaxis"]["range"] = [math.log10(0.5), math.log10(top)] if log_y else [0, top]
+        layout["xaxis"]["range"] = [0, 1]
+    if levels:  # the baselines a model should beat, each with the evaluation by which validation loss passed it
         curve = [(p["step"], p["val_loss"]) for p in evals]
         layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=v, y1=v, line=dict(color="gray", dash="dash"))
                             for v in levels.values()]
         layout["annotations"] = []
         for name, value in levels.items():
-            passed = step_passed(curve, value)
-            note = f" · passed at step {passed}" if passed is not None else ""
-            layout["annotations"].append(dict(xref="paper", x=1, y=value, text=f"{name} {value:.2f}{note}",
-                                              showarrow=False, xanchor="right", yanchor="bottom",
-                                              font=dict(size=11, color="#4b5563")))
+            layout["annotations"].append(dict(xref="paper", x=0.01, y=value, text=f"{name} {value:.2f}"
+                                              f"{_level_note(name, value, curve, worse)}",
+                                              showarrow=False, xanchor="left", yanchor="bottom",
+                                              font=dict(size=12, color="#4b5563")))
     return _layout(go.Figure(data=traces, layout=layout), "Loss")
+
+
+def _level_note(name: str, value: float, curve: list[tuple[int, float]], worse: list[str]) -> str:
+    """Validation loss is measured at evaluations only, so a level is passed *by* an evaluation's step, not at it."""
+    if name in worse:
+        return " · no better than guessing on this little text"
+    passed = step_passed(curve, value)
+    if passed is None:
+        return ""
+    return " · below it from the start" if passed == curve[0][0] else f" · passed by step {passed}"
 
 
 def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None) -> go.Figure:
