@@ -278,3 +278,28 @@ def test_out_of_range_settings_are_named_and_block_start():
     at.number_input(key="hp_lr").set_value(1e-3).run()
     at.number_input(key="hp_warmup_iters").set_value(10).run()
     assert not at.error and not at.button(key="start").disabled
+
+
+def test_a_text_without_spaces_shows_a_bounded_token_view():
+    """5,000 CJK symbols and no space: no short whole-word prefix, so the view caps the tokens and scrolls."""
+    import random
+
+    rng = random.Random(0)
+    text = "".join(chr(0x4E00 + rng.randrange(6000)) for _ in range(5000))
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("cjk.txt", text.encode(), "text/plain").run()
+    view = next(m.value for m in at.markdown if "title=\"id " in m.value)
+    assert view.count("<span") == 300 and "max-height:320px;overflow-y:auto" in view
+    assert any(c.value.startswith("The first 300 tokens of the text.") for c in at.caption)
+    assert at.metric[2].value == f"{len(set(text)):,}"  # counts read the same everywhere, with their comma
+
+
+def test_the_val_loss_says_when_it_was_measured(trained_run):
+    at = app()
+    at.session_state["active_run"] = trained_run.id
+    at.switch_page("views/train.py").run()
+    metrics = {m.label: m.value for m in at.metric}
+    last = [r for r in RunStore().metrics(trained_run.id) if r.split == "val"][-1]
+    assert metrics["Val loss"] == f"{last.loss:.3f}" and metrics["Device"] == "cpu · float32"
+    assert any(c.value.startswith(f"Val loss measured at step {last.step} (") for c in at.caption)

@@ -121,10 +121,10 @@ def test_each_counterfactual_says_what_a_class_length_run_shows(class_length_run
 
     store, runs = class_length_runs
     normal = store.load(runs["normal"])
-    val = run_split(normal).val
+    val = run_split(store, normal).val
     for key in ("no-mask", "no-scale", "no-positions"):
         loaded = store.load(runs[key])
-        [finding] = counterfactual_findings(loaded, 200)
+        [finding] = counterfactual_findings(store, loaded, 200)
         assert finding.key == key and "At step 200" in finding.sentence
         n = finding.numbers
         if key == "no-mask":  # it leans on the answer: hiding the future costs it, and the sentence says by how much
@@ -152,7 +152,7 @@ def test_the_training_page_shows_the_measured_finding_and_the_name_says_what_was
     store, runs = class_length_runs
     loaded = store.load(runs["no-mask"])
     assert loaded.info.label.endswith("· without the causal mask")
-    [finding] = counterfactual_findings(loaded, 200)
+    [finding] = counterfactual_findings(store, loaded, 200)
     os.environ["BABYGPT_HOME"] = str(store.home)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
     at.session_state["active_run"] = runs["no-mask"]

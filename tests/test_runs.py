@@ -195,3 +195,34 @@ def test_store_recovers_when_its_database_is_removed(tmp_path):
     store = RunStore(tmp_path / "store")
     (tmp_path / "store" / "runs.db").unlink()
     assert store.list_runs() == []
+
+
+def test_an_exported_upload_run_carries_names_not_server_paths_and_resumes_where_its_text_is(small_text, tmp_path):
+    import json
+    import zipfile
+
+    from babygpt.store.archive import export_run, import_run
+    from babygpt.store.pipeline import persist_corpus, resume_run, run_corpus, start_run
+    from babygpt.text.corpus import Corpus
+
+    here = RunStore(tmp_path / "server-a")
+    plan = tiny_plan(small_text, max_iters=10, eval_interval=5)
+    plan.corpus = persist_corpus(here, Corpus.from_text("contextlib.txt", small_text, source="upload"), owner="u" * 22)
+    assert str(here.home) in plan.corpus.source  # on this server the text is a file in its store
+    trainer, info = start_run(here, plan, name="mine")
+    trainer.run()
+    archive = export_run(here, info.id, tmp_path / "run.zip")
+    with zipfile.ZipFile(archive) as z:
+        for member in ("config.json", "run.json"):
+            text = z.read(member).decode()
+            assert str(tmp_path) not in text and "uploads" not in text, member
+        assert json.loads(z.read("config.json"))["data"]["source"] == "contextlib.txt"
+
+    there = RunStore(tmp_path / "server-b")
+    imported = import_run(there, archive)
+    with pytest.raises(BabyGPTError, match="contextlib.txt.*is not on this server; upload it on the Data page"):
+        run_corpus(there, there.get(imported.id))
+    persist_corpus(there, Corpus.from_text("my copy.txt", small_text, source="upload"), owner="v" * 22)
+    corpus = run_corpus(there, there.get(imported.id))  # found by its sha256 among this server's uploads
+    trainer, _ = resume_run(there, imported.id, corpus, max_iters=15)
+    assert trainer.run().status == "done" and trainer.step == 15

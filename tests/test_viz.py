@@ -101,3 +101,11 @@ def test_tokens_html_escapes_and_shows_newlines():
     html = tokens_html([("<b>", 1), ("\n", 2), (" ", 3)])
     assert "&lt;b&gt;" in html and "<b>" not in html
     assert "↵<br>" in html and 'title="id 3"' in html
+
+
+def test_the_surprise_view_says_what_its_colours_mean():
+    from babygpt.lessons.viz import surprise_legend
+
+    assert "surprised (loss 5+ nats)" in surprise_legend(False) and "expected (loss 0)" in surprise_legend(False)
+    both = surprise_legend(True)
+    assert "second run less surprised by 2.5+ nats" in both and "more surprised by 2.5+ nats" in both

@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 
+from babygpt.config import form_defaults
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.links import LESSON_TABS, parse_link
@@ -202,7 +203,18 @@ def current_tokenizer() -> Tokenizer:
 
 # -- runs ------------------------------------------------------------------------------------------
 def active_run_id() -> str | None:
-    return st.session_state.get(RUN)
+    """The run this user looks at; forgotten once the run is gone (deleted by its owner or the teacher), so no
+    page names a run that no longer exists."""
+    run_id = st.session_state.get(RUN)
+    if run_id and not store().exists(run_id):
+        st.session_state[RUN] = None
+        return None
+    return run_id
+
+
+def hparam(name: str):
+    """A setting of the Model & training form: the user's choice, else the form's default."""
+    return st.session_state.get(HPARAMS, {}).get(name, form_defaults()[name])
 
 
 def set_active_run(run_id: str | None) -> None:
@@ -258,4 +270,4 @@ def counterfactual_findings(run_id: str) -> list[Finding]:
 def _counterfactual_findings(run_id: str, weights_version: float) -> list[Finding]:
     loaded = load_run(run_id)
     step = store().load_trainer_state(run_id)["step"] if store().has_checkpoint(run_id) else 0
-    return counterfactual_findings_of(loaded, step)
+    return counterfactual_findings_of(store(), loaded, step)

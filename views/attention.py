@@ -22,7 +22,7 @@ loaded = run_picker("attention_run")
 if loaded is not None:
     flags = state.page_flags()  # the prompt outlives a page switch (Streamlit forgets a widget not drawn)
     initial = flags.get("attention_prompt") or default_prompt(loaded)
-    prompt = st.text_input("Prompt", initial, key="attention_prompt",
+    prompt = st.text_area("Prompt", initial, key="attention_prompt", height=80,
                            help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
     flags["attention_prompt"] = prompt
     try:

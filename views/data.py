@@ -10,6 +10,8 @@ from babygpt.text.tokenizers import whole_words_prefix
 from ui import state
 from ui.widgets import explain
 
+TOKENS_SHOWN = 300  # the token view's length: a text with no spaces has no short whole-word prefix
+
 st.title("Data")
 explain(
     "From text to numbers",
@@ -61,7 +63,7 @@ st.subheader(f"Current corpus: {corpus.name}")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Characters", f"{stats.n_chars:,}")
 c2.metric("Lines", f"{stats.n_lines:,}")
-c3.metric("Distinct characters", stats.n_distinct)
+c3.metric("Distinct characters", f"{stats.n_distinct:,}")
 c4.metric("Size", f"{len(corpus.text.encode()) / 1e6:.2f} MB")
 for warning in stats.warnings:
     st.warning(warning)
@@ -78,13 +80,13 @@ kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "
 state.set_tokenizer_kind(kind)
 try:
     tokenizer = state.current_tokenizer()
-    ids = tokenizer.encode(whole_words_prefix(corpus.text, 600))
+    ids = tokenizer.encode(whole_words_prefix(corpus.text, 600))[:TOKENS_SHOWN]  # a text without spaces: the cap
     counted = whole_words_prefix(corpus.text, 200_000)
     c1, c2 = st.columns(2)
     c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
     c2.metric("Characters per token", f"{len(counted) / max(1, len(tokenizer.encode(counted))):.2f}")
     st.markdown(tokens_html([(tokenizer.token_text(i), i) for i in ids]), unsafe_allow_html=True)
-    st.caption("Each coloured box is one token; hover to see its id.")
+    st.caption(f"The first {len(ids):,} tokens of the text. Each coloured box is one token; hover to see its id.")
 except BabyGPTError as exc:
     st.error(str(exc))
 

@@ -168,10 +168,14 @@ with pos_tab:
             "are trained like any weight; sinusoidal ones are fixed waves of geometric wavelengths, so nearby "
             "positions look alike.",
             r"PE_{(p,2i)}=\sin\!\left(p/10000^{2i/d}\right),\quad PE_{(p,2i+1)}=\cos\!\left(p/10000^{2i/d}\right)")
-    table = sinusoidal_encoding(64, 64).numpy()
+    # the sizes of the run looked at, else of the model the training page is set to build
+    sizes = loaded.model_config if loaded is not None else None
+    positions = sizes.block_size if sizes else state.hparam("block_size")
+    width = sizes.n_embd if sizes else state.hparam("n_embd")
+    table = sinusoidal_encoding(positions, width).numpy()
     left, right = st.columns(2)
-    left.plotly_chart(matrix_heatmap(table, "Sinusoidal encodings (64 positions × 64 dims)", "dimension", "position"),
-                      key="pos_sin")
+    left.plotly_chart(matrix_heatmap(table, f"Sinusoidal encodings ({positions} positions × {width} dims)",
+                                     "dimension", "position"), key="pos_sin")
     right.plotly_chart(matrix_heatmap(cosine_similarity_matrix(table), "Their position-by-position similarity",
                                       "position", "position"), key="pos_sin_sim")
     if loaded is not None:
@@ -207,7 +211,8 @@ with first_tab:
             "the V tokens and its loss is about ln(V). After training the same prompt gets a sharp, sensible "
             "distribution.", r"\mathcal{L}_0 \approx -\ln\frac{1}{V} = \ln V")
     if loaded is not None:
-        prompt = st.text_input("Prompt", default_prompt(loaded, 12), key="first_prompt")
+        prompt = st.text_area("Prompt", default_prompt(loaded, 12), key="first_prompt", height=80,
+                              help="Line breaks are part of the prompt: the model reads them as tokens too.")
         vals = [m for m in state.store().metrics(loaded.info.id) if m.split == "val"]
         try:
             result = first_step(loaded.model, loaded.tokenizer, prompt, vals[0].loss if vals else None,

@@ -51,7 +51,7 @@ else:
                    "status", "owner", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
-        column_config={"label": st.column_config.TextColumn("name"),
+        column_config={"label": st.column_config.TextColumn("name", width="large"),
                        "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f",
                                                                       help="nats per token"),
                        "best_val_bpc": st.column_config.NumberColumn(

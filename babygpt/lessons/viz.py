@@ -256,6 +256,9 @@ def band_figure(bands: dict, title: str = "Validation loss of each rung: mean ov
     return _layout(fig, title, height=420)
 
 
+TOKEN_VIEW_MAX_PX = 320  # a long run of tokens scrolls inside its box instead of growing the page
+
+
 def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
     """The text cut into coloured tokens; hovering shows each token's id."""
     spans = []
@@ -264,7 +267,7 @@ def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
         spans.append(f'<span title="id {token_id}" style="background:{PALETTE[i % len(PALETTE)]};'
                      f'border-radius:3px;padding:1px 0;margin:0 1px">{shown}</span>')
     return (f'<div style="font-family:monospace;font-size:{font_size}px;line-height:1.9;'
-            f'word-break:break-all">{"".join(spans)}</div>')
+            f'word-break:break-all;max-height:{TOKEN_VIEW_MAX_PX}px;overflow-y:auto">{"".join(spans)}</div>')
 
 
 def _shown(text: str) -> str:
@@ -292,8 +295,26 @@ def surprise_html(tokens: Sequence, differences: Sequence[float | None] | None =
                 color = f"rgba({rgb},{min(1.0, abs(d) / (full_at / 2)):.2f})"
         spans.append(f'<span title="{html.escape(tip)}" style="background:{color};border-radius:2px">'
                      f"{_shown(t.text)}</span>")
-    return ('<div style="font-family:monospace;font-size:15px;line-height:1.9;word-break:break-all">'
+    return (surprise_legend(differences is not None, full_at)
+            + '<div style="font-family:monospace;font-size:15px;line-height:1.9;word-break:break-all">'
             f'{"".join(spans)}</div>')
+
+
+def surprise_legend(differences: bool, full_at: float = 5.0) -> str:
+    """What the shades mean, drawn with the same colours as the text below it."""
+    def swatch(rgb: str, alpha: float, words: str) -> str:
+        return (f'<span style="background:rgba({rgb},{alpha});border-radius:2px;padding:0 6px;margin-right:4px">'
+                f"&nbsp;</span>{words}")
+
+    if differences:
+        items = [swatch("37,99,235", 1.0, f"second run less surprised by {full_at / 2:g}+ nats"),
+                 swatch("37,99,235", 0.3, "a little less"), swatch("220,38,38", 0.3, "a little more"),
+                 swatch("220,38,38", 1.0, f"more surprised by {full_at / 2:g}+ nats")]
+    else:
+        items = [swatch("220,38,38", 0.0, "expected (loss 0)"), swatch("220,38,38", 0.5, f"loss {full_at / 2:g}"),
+                 swatch("220,38,38", 1.0, f"surprised (loss {full_at:g}+ nats)")]
+    return ('<div style="font-size:13px;margin-bottom:6px">' + " &nbsp; ".join(items)
+            + " &nbsp; · hover a token for its numbers</div>")
 
 
 def histogram_figure(series: dict[str, np.ndarray], title: str, x_title: str) -> go.Figure:

@@ -19,9 +19,8 @@ from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV
 from babygpt.server.scheduler import THREADS_SIGNAL
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import resume_run, trainer_for_run
+from babygpt.store.pipeline import resume_run, run_corpus, trainer_for_run
 from babygpt.store.runs import RunStore
-from babygpt.text.datasets import load_corpus
 from babygpt.training import devices
 from babygpt.training.trainer import Callbacks, StepMetrics, Trainer, is_out_of_memory
 
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(THREADS_SIGNAL, lambda *_: share.changed.set())  # before 'running': the scheduler signals only then
     try:
         info = store.get(run_id)
-        corpus = load_corpus(info.config["data"]["source"])
+        corpus = run_corpus(store, info)
         if store.has_checkpoint(run_id):
             trainer, _ = resume_run(store, run_id, corpus, callbacks=[share, LogNotices()])
         else:
@@ -89,9 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         store.set_status(run_id, RunStatus.FAILED, message)
         print(f"error: {message}", file=sys.stderr)
         return 2
-    document = dict(store.get(run_id).config)
-    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid()}
-    store.update_config(run_id, document)
     signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
     signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
     result = trainer.run()

@@ -28,6 +28,7 @@ from babygpt.store.checkpoints import (
     load_trainer_state,
     load_weights,
 )
+from babygpt.store.pipeline import portable_source
 from babygpt.store.quota import DiskQuota
 from babygpt.store.runs import (
     CONFIG_FILE,
@@ -54,12 +55,17 @@ def export_run(store: RunStore, run_id: str, destination: str | Path) -> Path:
     destination = Path(destination)
     if not (folder / WEIGHTS_FILE).is_file():
         raise BabyGPTError(f"Run {info.id} has no weights yet; nothing to export.")
+    document = read_config(folder)
+    data = document.get("data", {})
+    source = portable_source(data)  # the text's name: never a path of this server
+    document["data"] = {**data, "source": source}
     meta = {"name": info.name, "created_at": info.created_at, "status": info.status,
-            "data_name": info.data_name, "data_sha256": info.data_sha256, "id": info.id}
+            "data_name": source, "data_sha256": info.data_sha256, "id": info.id}
     metrics = "".join(json.dumps(m.__dict__) + "\n" for m in store.metrics(info.id))
     tmp = destination.with_name(f".{destination.name}.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in (CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE):
+        zf.writestr(CONFIG_FILE, json.dumps(document, indent=2))
+        for name in (WEIGHTS_FILE, TRAINER_FILE):
             if (folder / name).is_file():
                 zf.write(folder / name, arcname=name)
         zf.writestr(RUN_FILE, json.dumps(meta, indent=2))

@@ -7,6 +7,7 @@ so a run trained in the browser and one trained in a terminal are the same thing
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from babygpt.store.runs import (
     build_config_document,
     parse_config_document,
 )
-from babygpt.text.corpus import Corpus, Split, split_ids
+from babygpt.text.corpus import Corpus, Split, corpus_from_path, split_ids
 from babygpt.text.datasets import load_corpus, registry
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 from babygpt.training import devices, distributed
@@ -203,7 +204,16 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     split = split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
     sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
     recorder = RunRecorder(store, info.id, probe_prompt(tokenizer, split, model_config.block_size))
-    return Trainer(model_config, train_config, split, callbacks=[recorder, *callbacks], sample_fn=sample_fn)
+    trainer = Trainer(model_config, train_config, split, callbacks=[recorder, *callbacks], sample_fn=sample_fn)
+    record_runtime(store, info.id, trainer)
+    return trainer
+
+
+def record_runtime(store: RunStore, run_id: str, trainer: Trainer) -> None:
+    """Where and how the run trains, settled on this machine (``auto`` resolved), in its config for every view."""
+    document = dict(store.get(run_id).config)
+    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid()}
+    store.update_config(run_id, document)
 
 
 def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
@@ -222,7 +232,8 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     except BabyGPTError as exc:
         store.set_status(info.id, RunStatus.FAILED, str(exc))
         raise
-    return trainer, info
+    record_runtime(store, info.id, trainer)
+    return trainer, store.get(info.id)
 
 
 def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
@@ -253,21 +264,45 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     if dist.is_main:
         store.truncate_metrics(info.id, int(state["step"]))
         store.set_status(info.id, RunStatus.RUNNING)
+        record_runtime(store, info.id, trainer)
     return trainer, store.get(info.id)
 
 
-def run_split(loaded: LoadedRun) -> Split:
+def run_corpus(store: RunStore, info: RunInfo) -> Corpus:
+    """The text a recorded run trained on, found on this server: a shipped dataset by name, a file on disk (runs
+    from the command line), or an uploaded text kept in the store under its sha256 (an imported run finds its
+    text there once someone on this server has uploaded the same text)."""
+    data = info.config.get("data", {})
+    source, sha256 = str(data.get("source", "")), data.get("sha256") or info.data_sha256
+    if source in registry() or (source and Path(source).is_file()):
+        return load_corpus(source)
+    kept = store.home / UPLOADS_DIR / f"{sha256}.txt"
+    if sha256 and kept.is_file():
+        corpus = corpus_from_path(kept)
+        return Corpus(data.get("name") or corpus.name, corpus.text, corpus.sha256, str(kept))
+    raise BabyGPTError(f"The text run {info.label} trained on ({data.get('name') or source}) is not on this server; "
+                       "upload it on the Data page (the same file), then resume.")
+
+
+def portable_source(data: dict[str, Any]) -> str:
+    """Where a run's text came from, as an export may carry it: a shipped dataset's name, else the text's own
+    name, never a path of the server that trained it."""
+    source = str(data.get("source", ""))
+    return source if source in registry() else str(data.get("name") or Path(source).name)
+
+
+def run_split(store: RunStore, loaded: LoadedRun) -> Split:
     """The training/validation split a recorded run trained on, rebuilt from its text and its config."""
-    corpus = load_corpus(loaded.document["data"]["source"])
+    corpus = run_corpus(store, loaded.info)
     check_same_corpus(loaded.info, corpus)
     return split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
                      loaded.model_config.block_size)
 
 
-def counterfactual_findings(loaded: LoadedRun, step: int) -> list[Finding]:
+def counterfactual_findings(store: RunStore, loaded: LoadedRun, step: int) -> list[Finding]:
     """What each idea the run was trained without did to it, measured on its weights and validation text."""
     broken = active(loaded.model_config.to_dict())
     if not broken:
         return []
-    val = run_split(loaded).val
+    val = run_split(store, loaded).val
     return [measure(c.key, loaded.model, val, step) for c in broken]

@@ -144,6 +144,10 @@ class RunStore(RunQueue, RunLogs, UserChoices):
             raise BabyGPTError(f"No run named {run_id!r} in {self.home}; `python -m babygpt runs list` shows them.")
         return run_info(row)
 
+    def exists(self, run_id: str) -> bool:
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is not None
+
     def list_runs(self, group_id: str | None = None) -> list[RunInfo]:
         with self._connect() as db:
             if group_id is None:
