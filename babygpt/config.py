@@ -18,7 +18,7 @@ PRESETS: dict[str, str] = {
     "multi-head": "Several smaller heads attend in parallel; their outputs are concatenated and projected.",
     "multi-head+ffn": "Adds a position-wise feed-forward network so each token can think about what it gathered.",
     "residual": "Stacks n_layer blocks joined by residual connections, so deep models still train.",
-    "gpt": "Adds pre-norm LayerNorm in each block and before the head, plus dropout: the full GPT.",
+    "gpt": "Adds pre-norm LayerNorm in each block and before the head, and allows dropout: the full GPT.",
 }
 DEFAULT_PRESET = "gpt"
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "none")  # none: a counterfactual, see below

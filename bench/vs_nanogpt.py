@@ -5,7 +5,7 @@
 ``PATH`` is a checkout of https://github.com/karpathy/nanoGPT. Both train nanoGPT's CPU "baby GPT" of its
 README (``--device=cpu --compile=False --eval_iters=20 --block_size=64 --batch_size=12 --n_layer=4
 --n_head=4 --n_embd=128 --dropout=0.0``) on Tiny Shakespeare (char), which this script prepares for nanoGPT
-exactly as its ``data/shakespeare_char/prepare.py`` does, from ``../shared/data``. Rounds alternate the
+exactly as its ``data/shakespeare_char/prepare.py`` does, from the copy shipped in ``data/``. Rounds alternate the
 variants so the machine's drift hits them alike; each figure is the median over rounds of a run's median
 step time (nanoGPT's printed ``time …ms``; this project's logged tokens/s), steps past the first 20 only.
 ``--compile`` adds nanoGPT with ``--compile=True``; ``--full`` adds one 2000-step run of each (nanoGPT's
@@ -28,14 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
+from babygpt.shipped import data_file
 from babygpt.store.runs import RunStore
-from bench.common import ROOT, SHARED_SHAKESPEARE, emit, environment
+from bench.common import ROOT, emit, environment
 
 TOKENS_PER_STEP = 12 * 64
+SHAKESPEARE = data_file("corpora", "tinyshakespeare.txt")  # shipped in data/
 NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--eval_iters=20", "--log_interval=1",
                 "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0",
                 "--always_save_checkpoint=False"]
-OURS_ARGS = ["--data", str(SHARED_SHAKESPEARE), "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
+OURS_ARGS = ["--data", str(SHAKESPEARE), "--n-layer", "4", "--n-head", "4", "--n-embd", "128",
              "--block-size", "64", "--batch-size", "12", "--dropout", "0.0", "--eval-iters", "20", "--log-interval", "1"]
 SKIP = 20  # first steps: allocator, caches, compilation
 
@@ -44,7 +46,7 @@ def prepare_nanogpt(source: Path, work: Path) -> Path:
     """A copy of nanoGPT with data/shakespeare_char built as its prepare.py builds it (no network needed)."""
     repo = work / "nanoGPT"
     shutil.copytree(source, repo, ignore=shutil.ignore_patterns(".git", "out-*"))
-    data = SHARED_SHAKESPEARE.read_text(encoding="utf-8")
+    data = SHAKESPEARE.read_text(encoding="utf-8")
     chars = sorted(set(data))
     stoi = {c: i for i, c in enumerate(chars)}
     n = len(data)
@@ -93,8 +95,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also nanoGPT with --compile=True")
     parser.add_argument("--full", action="store_true", help="also one 2000-step run of each: loss and wall time")
     args = parser.parse_args()
-    if not SHARED_SHAKESPEARE.is_file():
-        sys.exit(f"error: {SHARED_SHAKESPEARE} is missing")
+    if not SHAKESPEARE.is_file():
+        sys.exit(f"error: {SHAKESPEARE} is missing")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         repo = prepare_nanogpt(args.nanogpt, work)

@@ -162,6 +162,10 @@ def test_presenter_mode_fits_a_projector(server_with_a_run, width, height):
             title_px = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)")
             assert title_px >= 48, f"{name}: the title is {title_px}px in presenter mode"
             problems[name] = layout_problems(page)
+            if name == "attention":  # the first screen shows the map, not only its controls
+                top = page.evaluate("() => document.querySelector('.js-plotly-plot').getBoundingClientRect().top")
+                if top > height - 200:
+                    problems[name].append(f"the attention map starts at {top:.0f} px, below the first screen")
             if folder:
                 Path(folder).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(Path(folder) / f"presenter-{name}-{width}.png"))

@@ -164,3 +164,33 @@ def test_the_training_page_shows_the_measured_finding_and_the_name_says_what_was
     at.toggle(key="runs_everyone").set_value(True).run()  # command-line runs have no owner
     labels = list(at.dataframe[0].value["label"])
     assert [label.endswith("· without the causal mask") for label in labels].count(True) == 1, labels
+
+
+@pytest.mark.usefixtures("fresh_resources")
+def test_the_attention_page_draws_what_a_no_mask_run_computed(class_length_runs):
+    """The walkthrough's worst defect: a no-mask run drawn with a causal mask, hiding the very attention to later
+    tokens the experiment exists to show. Every map on the page must hold the model's own weights, future included."""
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    from babygpt.lessons.attention import attention_for_prompt
+    from tests.conftest import ROOT
+    from tests.helpers import chart_spec, plotly_array
+
+    store, runs = class_length_runs
+    loaded = store.load(runs["no-mask"])
+    os.environ["BABYGPT_HOME"] = str(store.home)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.session_state["active_run"] = runs["no-mask"]
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    prompt = at.text_area(key="attention_prompt").value
+    expected = attention_for_prompt(loaded.model, loaded.tokenizer, prompt).layers[0]["weights"]
+    heatmap = plotly_array(chart_spec(at, "attention_heatmap")["data"][0]["z"])
+    assert np.isfinite(heatmap).all(), "no cell is blanked out: the model had no mask"
+    assert np.allclose(heatmap, expected[0], atol=1e-5)
+    assert np.triu(heatmap, 1).sum() > 0.05 * heatmap.shape[0], "it does attend to later tokens"
+    for head, trace in enumerate(chart_spec(at, "attention_grid")["data"]):
+        assert np.allclose(plotly_array(trace["z"]), expected[head], atol=1e-5)
+    formed = chart_spec(at, "attention_forming")["data"][0]["z"]
+    assert np.isfinite(plotly_array(formed)).all()

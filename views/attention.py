@@ -20,10 +20,12 @@ explain(
 
 loaded = run_picker("attention_run")
 if loaded is not None:
+    # controls on the left, the map beside them: on a projector the first screen shows the picture, not a form
+    controls, picture = st.columns([1, 2], gap="medium")
     flags = state.page_flags()  # the prompt outlives a page switch (Streamlit forgets a widget not drawn)
     initial = flags.get("attention_prompt") or default_prompt(loaded)
-    prompt = st.text_area("Prompt", initial, key="attention_prompt", height=80,
-                           help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
+    prompt = controls.text_area("Prompt", initial, key="attention_prompt", height=80,
+                                help=f"Up to {loaded.model_config.block_size} tokens (the model's context).")
     flags["attention_prompt"] = prompt
     try:
         view = attention_for_prompt(loaded.model, loaded.tokenizer, prompt)
@@ -31,34 +33,34 @@ if loaded is not None:
         st.error(str(exc))
         st.stop()
     for notice in view.notices:
-        st.warning(notice)
+        controls.warning(notice)
     causal = loaded.model_config.causal  # a run trained without the mask is drawn as it attended
     if not causal:
-        st.warning("**This run was trained without the causal mask**: every position also sees the tokens after "
-                   "it, and the maps below show that attention to the future (the upper triangle).")
-    c1, c2, c3 = st.columns(3)
-    kind = c1.radio("Show", list(KINDS), format_func=KINDS.get, index=2, key="attention_kind",
-                    help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
+        controls.warning("**Trained without the causal mask**: every position also sees the tokens after it, and "
+                         "the maps show that attention to the future (the upper triangle).")
+    kind = controls.radio("Show", list(KINDS), format_func=KINDS.get, index=2, key="attention_kind",
+                          help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
+    c2, c3 = controls.columns(2)
     layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
     head = c3.selectbox("Head", range(view.n_head), key="attention_head")
-    fit = st.toggle("Fit the colours to these weights", key="attention_fit", disabled=kind != "weights",
-                    help="Weights run from 0 to 1; over a long prompt they spread thin and look white. This scales "
-                         "the colours from 0 to the largest weight shown.")
+    fit = controls.toggle("Fit the colours", key="attention_fit", disabled=kind != "weights",
+                          help="Weights run from 0 to 1; over a long prompt they spread thin and look white. This "
+                               "scales the colours from 0 to the largest weight shown.")
     fit = fit and kind == "weights"
     matrix = view.layers[layer][kind][head]
     layer_range = attention_color_range(view.layers[layer][kind], kind, causal, fit)  # the grid uses the same
     scale_words = (f"Colours: 0 (white) to {layer_range[1]:.2f}, the largest weight in this layer." if fit else
                    "Colours: 0 (white) to 1." if kind == "weights" else
                    f"Colours: ±{layer_range[1]:.2f}, centred on 0 (white).")
-    st.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind,
-                                      layer_range, causal=causal), key="attention_heatmap")
+    picture.plotly_chart(attention_heatmap(matrix, view.tokens, f"Layer {layer}, head {head}: {KINDS[kind]}", kind,
+                                           layer_range, causal=causal), key="attention_heatmap")
     caption = scale_words
     if kind != "weights":
         shown = matrix[visible_cells(matrix.shape[-1], causal)]
         caption += f" Score range in this head: {shown.min():.2f} … {shown.max():.2f}."
         if causal:
             caption += " Empty cells are the masked future (−∞ before the softmax)."
-    st.caption(caption)
+    picture.caption(caption)
     if view.n_head > 1:
         st.plotly_chart(attention_grid(view.layers[layer][kind], view.tokens,
                                        f"All {view.n_head} heads of layer {layer}: {KINDS[kind]}", kind, layer_range,

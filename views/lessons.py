@@ -51,7 +51,7 @@ with race_tab:
             "Train every rung of the ladder on your text with the same budget and compare their validation loss. "
             "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
             "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
-            "layer norm plus dropout make the full GPT. Each rung trains at the learning rate that suits it (small "
+            "layer norm makes the full GPT (dropout, its other part, is off in the race). Each rung trains at the learning rate that suits it (small "
             "shallow networks want a higher one) and with several seeds: a difference between two rungs counts only "
             "when it is larger than the spread between seeds, because a single run can be lucky.")
     c1, c2, c3 = st.columns(3)

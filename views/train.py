@@ -217,8 +217,7 @@ def draw(snap: JobSnapshot) -> None:
     last_eval = evals[-1] if evals else None
     m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
               help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
-    m4.metric("Device", f"{snap.device.split(' (')[0]} · {snap.dtype}",
-              help="Where the job trains and in which precision.")
+    m4.metric("Device", snap.device.split(" (")[0], help="Where the job trains; its precision is below.")
     facts = []
     if last_eval:
         facts.append(f"val loss measured at step {last_eval['step']}"
@@ -226,8 +225,9 @@ def draw(snap: JobSnapshot) -> None:
                         if snap.baselines else ""))
     if snap.train and (not last_eval or snap.train[-1]["step"] > last_eval["step"]):
         facts.append(f"training loss {snap.train[-1]['loss']:.3f} at step {snap.train[-1]['step']}")
-    if snap.threads and snap.device.startswith("cpu"):
-        facts.append(f"{snap.threads} CPU thread{'s' if snap.threads != 1 else ''}")
+    threads = (f" on {snap.threads} CPU thread{'s' if snap.threads != 1 else ''}"
+               if snap.threads and snap.device.startswith("cpu") else "")
+    facts.append(f"{snap.dtype}{threads}")
     if facts:
         st.caption(" · ".join(facts).capitalize())
     st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,

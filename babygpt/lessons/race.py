@@ -123,7 +123,7 @@ class LadderStep:
         return "within the seed spread: no measured difference"
 
 
-# Why a rung's gain can be small at the race's size, measured by bench/race_sweep (see the README)
+# Why a rung's gain can be small at the race's size, measured by bench/ladder_race (docs/lessons.md)
 WITHIN_NOISE_REASONS = {
     "single-head": "One head mixes the tokens it looks at into a single weighted average, and with no residual path "
                    "the current token reaches the output only through that average; where the next token depends "
@@ -132,8 +132,8 @@ WITHIN_NOISE_REASONS = {
     "multi-head+ffn": "Without residual connections the feed-forward network's two layers lengthen the only path "
                       "from input to output, which slows learning: at 500 steps this rung was clearly worse, by "
                       "2000 it has caught up. The next rung's residual path is what lets the extra computation pay.",
-    "gpt": "Layer norm and dropout mostly help deeper models trained for longer; with 2 layers and 2000 steps "
-           "their gain is about the size of the seed noise.",
+    "gpt": "Layer norm mostly helps deeper models trained for longer (the race trains every rung without "
+           "dropout); with 2 layers and 2000 steps its gain is about the size of the seed noise.",
 }
 
 
