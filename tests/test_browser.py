@@ -17,6 +17,7 @@ import pytest
 
 from babygpt.store.runs import process_alive
 from tests.browser_support import PageAudit, StreamlitServer, glyph_drawn, launch, require_chromium
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +83,8 @@ def test_a_new_user_walks_through_every_page(server, tmp_path):
         page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files([str(text), str(binary)])
         page.get_by_text("photo.txt looks binary").wait_for()
         page.get_by_text("Current corpus: poem.txt").wait_for()
-        assert page.get_by_label("Preview").input_value().startswith("the quick brown fox"), "the preview shows the new text"
+        wait_for(lambda: page.get_by_label("Preview").input_value().startswith("the quick brown fox"), timeout=30,
+                 what="the preview to show the new text")
         audit.check("data-upload")
         assert glyph_drawn(page, "\u2423") and glyph_drawn(page, "\u21b5"), "the space and newline glyphs must draw"
         assert not glyph_drawn(page, "\u2420"), "the glyph check must tell a missing glyph (U+2420 here) apart"

@@ -229,7 +229,8 @@ def draw(snap: JobSnapshot) -> None:
                if snap.threads and snap.device.startswith("cpu") else "")
     facts.append(f"{snap.dtype}{threads}")
     if facts:
-        st.caption(" · ".join(facts).capitalize())
+        line = " · ".join(facts)
+        st.caption(line[:1].upper() + line[1:])
     st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
                                 baselines=snap.baselines, vocab_size=snap.vocab_size),
                     key="loss_chart", config={"displayModeBar": False})
