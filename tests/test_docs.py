@@ -13,7 +13,7 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 def test_the_readme_reads_in_five_minutes():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 250
-    assert lines[2:6] == ["```bash", "pip install -r requirements.txt", "streamlit run app.py", "```"]
+    assert lines[4:8] == ["```bash", "pip install -r requirements.txt", "streamlit run app.py", "```"]
     assert "`python -m pytest`" in "\n".join(lines[:10])
 
 
