@@ -4,7 +4,7 @@
 
 The page's defaults (``babygpt.lessons.race``: each rung's learning rate, n_embd 64, 2 layers, block 32, three seeds),
 queued as jobs of one scheduler and trained in worker processes, ``--slots`` at a time, exactly as in the app.
-``wall_s`` is how long the whole race took, which the page promises to keep within 3 minutes on 2 cores.
+``wall_s`` is how long the whole race took (about three minutes on 2 cores: docs/benchmarks.md).
 """
 
 from __future__ import annotations
