@@ -304,3 +304,10 @@ def test_the_val_loss_says_when_it_was_measured(trained_run):
     assert metrics["Val loss"] == f"{last.loss:.3f}" and metrics["Device"] == "cpu"
     assert any(c.value.startswith(f"Val loss measured at step {last.step} (") and c.value.endswith(" · float32")
                for c in at.caption)
+
+
+def test_every_status_has_its_word():
+    from babygpt.status import RunStatus
+    from ui.widgets import STATUS_WORDS
+
+    assert set(STATUS_WORDS) == set(RunStatus)

@@ -73,8 +73,9 @@ def explain(title: str, body: str, formula: str | None = None) -> None:
             st.latex(formula)
 
 
-STATUS_WORDS = {"queued": "Queued", "starting": "Starting", "running": "Training", "stopping": "Stopping…",
-                "done": "Finished", "stopped": "Stopped", "failed": "Failed", "interrupted": "Interrupted"}
+STATUS_WORDS = {RunStatus.QUEUED: "Queued", RunStatus.STARTING: "Starting", RunStatus.RUNNING: "Training",
+                RunStatus.STOPPING: "Stopping…", RunStatus.DONE: "Finished", RunStatus.STOPPED: "Stopped",
+                RunStatus.FAILED: "Failed", RunStatus.INTERRUPTED: "Interrupted"}
 
 
 def progress_text(snap: JobSnapshot) -> str:
