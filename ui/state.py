@@ -24,11 +24,11 @@ from babygpt.lessons.surprise import TokenSurprise, surprise
 from babygpt.server.scheduler import Scheduler, SchedulerSettings
 from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key
 from babygpt.store.pipeline import counterfactual_findings as counterfactual_findings_of
-from babygpt.store.pipeline import persist_corpus
+from babygpt.store.pipeline import persist_corpus, run_split
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.corpus import Corpus, text_stats
 from babygpt.text.datasets import default_dataset, load_corpus
-from babygpt.text.tokenizers import Tokenizer, build_tokenizer
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer, whole_words_prefix
 
 USER_PARAM, USER_COOKIE = "user", "babygpt_user"
 # lasting per-user choices (saved to the run store), then per-session keys
@@ -201,6 +201,16 @@ def current_tokenizer() -> Tokenizer:
     return tokenizer_for(c.sha256, tokenizer_kind(), c.text)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def token_preview(sha256: str, kind: str, _text: str, limit: int) -> tuple[list[int], float]:
+    """The first ``limit`` token ids of a text and its characters per token, once per text and tokenizer: a text
+    with no spaces has no short whole-word prefix, so this may encode all of it (up to the upload limit)."""
+    tokenizer = tokenizer_for(sha256, kind, _text)
+    ids = tokenizer.encode(whole_words_prefix(_text, 600))[:limit]
+    counted = whole_words_prefix(_text, 200_000)
+    return ids, len(counted) / max(1, len(tokenizer.encode(counted)))
+
+
 # -- runs ------------------------------------------------------------------------------------------
 def active_run_id() -> str | None:
     """The run this user looks at; forgotten once the run is gone (deleted by its owner or the teacher), so no
@@ -269,5 +279,11 @@ def counterfactual_findings(run_id: str) -> list[Finding]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _counterfactual_findings(run_id: str, weights_version: float) -> list[Finding]:
     loaded = load_run(run_id)
-    step = store().load_trainer_state(run_id)["step"] if store().has_checkpoint(run_id) else 0
-    return counterfactual_findings_of(store(), loaded, step)
+    step = store().load_trainer_state(run_id)["step"] if store().has_checkpoint(run_id) else 0  # the weights' step
+    return counterfactual_findings_of(store(), loaded, step, _validation_ids(run_id))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _validation_ids(run_id: str):
+    """A run's validation ids, tokenized once per server: its text never changes, and a large one takes seconds."""
+    return run_split(store(), load_run(run_id)).val

@@ -6,7 +6,6 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import char_frequency_figure, tokens_html
 from babygpt.text import datasets
 from babygpt.text.corpus import corpus_from_uploads
-from babygpt.text.tokenizers import whole_words_prefix
 from ui import state
 from ui.widgets import explain
 
@@ -80,11 +79,10 @@ kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "
 state.set_tokenizer_kind(kind)
 try:
     tokenizer = state.current_tokenizer()
-    ids = tokenizer.encode(whole_words_prefix(corpus.text, 600))[:TOKENS_SHOWN]  # a text without spaces: the cap
-    counted = whole_words_prefix(corpus.text, 200_000)
+    ids, chars_per_token = state.token_preview(corpus.sha256, state.tokenizer_kind(), corpus.text, TOKENS_SHOWN)
     c1, c2 = st.columns(2)
     c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
-    c2.metric("Characters per token", f"{len(counted) / max(1, len(tokenizer.encode(counted))):.2f}")
+    c2.metric("Characters per token", f"{chars_per_token:.2f}")
     st.markdown(tokens_html([(tokenizer.token_text(i), i) for i in ids]), unsafe_allow_html=True)
     st.caption(f"The first {len(ids):,} tokens of the text. Each coloured box is one token; hover to see its id.")
 except BabyGPTError as exc:

@@ -299,10 +299,12 @@ def run_split(store: RunStore, loaded: LoadedRun) -> Split:
                      loaded.model_config.block_size)
 
 
-def counterfactual_findings(store: RunStore, loaded: LoadedRun, step: int) -> list[Finding]:
-    """What each idea the run was trained without did to it, measured on its weights and validation text."""
+def counterfactual_findings(store: RunStore, loaded: LoadedRun, step: int,
+                            val_ids: torch.Tensor | None = None) -> list[Finding]:
+    """What each idea the run was trained without did to it, measured on its weights and validation text
+    (``val_ids``: the run's validation ids when the caller keeps them, else rebuilt from its text)."""
     broken = active(loaded.model_config.to_dict())
     if not broken:
         return []
-    val = run_split(store, loaded).val
+    val = val_ids if val_ids is not None else run_split(store, loaded).val
     return [measure(c.key, loaded.model, val, step) for c in broken]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from babygpt.errors import ended_unexpectedly_message
+from babygpt.lessons.counterfactuals import broken_ideas  # the lesson layer names the switches
 from babygpt.status import STORED_TRAINING, RunStatus
 
 
@@ -39,8 +40,6 @@ class RunInfo:
     @property
     def label(self) -> str:
         """The name with the end of the id, and the idea it was trained without: two runs stay apart in every list."""
-        from babygpt.lessons.counterfactuals import broken_ideas  # the lesson layer names the switches
-
         base = self.id if self.name == self.id else f"{self.name} · {self.id[-4:]}"
         broken = broken_ideas(self.config.get("model", {}))
         return f"{base} · without {', '.join(broken)}" if broken else base
