@@ -49,9 +49,8 @@ def sidebar_status() -> None:
 
 with st.sidebar:
     sidebar_status()
-    settings = state.scheduler().settings
     st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision {auto_dtype()} · "
-               f"{settings.slots} job(s) at once on {settings.usable_cores} core(s)")
+               f"{state.scheduler().backend.describe()}")
     st.toggle("Presenter mode", key="presenter_toggle", value=state.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
               help="Larger text for a projector; advanced controls are hidden.")

@@ -54,7 +54,7 @@ def plotly_array(value) -> np.ndarray:
     """A figure's array as the browser receives it: a list of lists (None for gaps), or plotly's typed array."""
     import base64
 
-    if isinstance(value, dict):
-        shape = [int(n) for n in str(value["shape"]).split(",")]
+    if isinstance(value, dict):  # a 1-D typed array has no shape
+        shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape).astype(float)
     return np.array([[np.nan if v is None else v for v in row] for row in value], dtype=float)

@@ -54,3 +54,10 @@ def test_the_check_sees_a_planted_violation(tmp_path):
     planted = tmp_path / "bad.py"
     planted.write_text("def f():\n    from babygpt.store.runs import RunStore\n")
     assert violations([planted], UPPER) == ["bad.py imports babygpt.store.runs", "bad.py imports babygpt.store.runs.RunStore"]
+
+
+def test_only_the_ray_backend_imports_ray():
+    """Without BABYGPT_RAY_ADDRESS nothing starts or needs Ray: one module imports it, and only when chosen."""
+    files = [p for p in sorted(LIBRARY.rglob("*.py")) if p.name != "ray_backend.py"]
+    assert violations(files, ("ray",)) == []
+    assert violations([LIBRARY / "server" / "ray_backend.py"], ("ray",))

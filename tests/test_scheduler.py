@@ -299,7 +299,7 @@ def test_a_worker_that_dies_of_memory_is_failed_with_words_not_interrupted(small
     import subprocess
     import sys
 
-    from babygpt.server.scheduler import WORKER_LOG, Job
+    from babygpt.server.local import WORKER_LOG, Job
 
     store = RunStore()
     trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5))

@@ -17,6 +17,12 @@ from ui import state
 from ui.widgets import explain
 
 
+def where_text(where: str | None) -> str:
+    """"local", or a Ray node by the start of its id (the full id is in the run's config.json)."""
+    where = where or "local"
+    return where[:12] if where.startswith("ray:") else where
+
+
 def model_size_text(row: dict) -> str:
     """The bigram rung is a V×V table; the others are layers × width with their heads."""
     if row["n_layer"] == 0:
@@ -47,8 +53,9 @@ else:
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     table["size"] = [model_size_text(r) for r in rows]
     table["owner"] = [("you" if o == me else public_handle(o)) for o in table["owner"]]
+    table["where"] = [where_text(w) for w in table["where"]]
     shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpc", "tokens_per_sec",
-                   "status", "owner", "created", "id"]]
+                   "status", "owner", "where", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"label": st.column_config.TextColumn("name", width="large"),
@@ -57,7 +64,10 @@ else:
                        "best_val_bpc": st.column_config.NumberColumn(
                            "bits/char", format="%.3f",
                            help="The best val loss in bits per character: comparable between char and gpt2 runs."),
-                       "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f")},
+                       "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f"),
+                       "where": st.column_config.TextColumn(
+                           "where", help="The machine it trained on: this server (local), or a node of the Ray "
+                                         "cluster (the start of its node id, as Ray's dashboard shows it).")},
     )
     picked = [rows[i] for i in selection.selection.rows] or rows[:5]
     labels = {r["id"]: r["label"] for r in all_rows}

@@ -94,11 +94,13 @@ class ModelLimits:
     job_memory_bytes: int
 
     @classmethod
-    def from_env(cls, jobs_at_once: int = 1) -> ModelLimits:
-        """``BABYGPT_JOB_MEMORY_MB`` (default: 80% of the machine's memory shared by the jobs that run at once)
-        and ``BABYGPT_MAX_PARAMS`` (default: what fits half a job's memory at 16 bytes a parameter)."""
+    def from_env(cls, jobs_at_once: int = 1, machine_memory: int | None = None) -> ModelLimits:
+        """``BABYGPT_JOB_MEMORY_MB`` (default: 80% of the machine's memory shared by the jobs that run at once on
+        it; ``machine_memory``: that machine's, when the jobs train elsewhere) and ``BABYGPT_MAX_PARAMS`` (default:
+        what fits half a job's memory at 16 bytes a parameter)."""
         memory_mb = _positive_int_env(JOB_MEMORY_ENV)
-        job_memory = memory_mb * 2**20 if memory_mb else int(total_memory_bytes() * 0.8 / max(1, jobs_at_once))
+        machine = machine_memory or total_memory_bytes()
+        job_memory = memory_mb * 2**20 if memory_mb else int(machine * 0.8 / max(1, jobs_at_once))
         max_params = _positive_int_env(MAX_PARAMS_ENV) or job_memory // (2 * TRAINING_BYTES_PER_PARAM)
         return cls(max_params, job_memory)
 

@@ -1,17 +1,19 @@
-"""The scheduler: every training job the server starts, queued in the run store, trained in worker processes.
+"""The scheduler: decides *when* each run trains; a backend decides *where*.
 
-A job is one worker process (``python -m babygpt.server.worker RUN``) watched by a thread of the server. The
-worker trains and writes to the run store; views read from the store. Three rules make a shared
-server fair and safe:
+Every start is queued in the run store; the scheduler keeps the rules that make a shared server fair and safe, and
+hands each run it starts to a backend: worker processes on this machine (``local``, the default) or actors on a Ray
+cluster (``ray``, when ``BABYGPT_RAY_ADDRESS`` is set; see ``babygpt.server.ray_backend``). The pages, the race and
+the queue see the same jobs either way. The rules:
 
 * **Cores are divided, never oversubscribed.** OpenMP threads spin and wait for each other at every
   parallel region, so two 2-thread workers on 2 cores ran at 10% of one job alone (1.6k + 1.4k against
-  29.8k tokens/s) while two 1-thread workers made 76% (11.6k + 11.1k). The scheduler gives each running
-  job ``cores // jobs`` threads (the rest to the oldest) and tells workers to change between steps
-  (SIGUSR1 after writing the new count to the store) whenever a job starts or ends.
+  29.8k tokens/s) while two 1-thread workers made 76% (11.6k + 11.1k). Locally the scheduler gives each running
+  job ``cores // jobs`` threads (the rest to the oldest) and tells workers to change between steps whenever a job
+  starts or ends; on a cluster each job declares its CPUs to Ray, which places it where they are free.
 * **Past the limit, a start waits in a queue** that lives in the run store (status ``queued``, ordered
   by ``queued_at``). A claim is one conditional UPDATE, so a restarted server, or two, never start a run
-  twice; a restart adopts workers that are still alive and starts the queue again.
+  twice; a restart adopts the jobs that are still alive (worker processes, or detached Ray actors) and starts the
+  queue again.
 * **Only the owner (or the admin) stops, resumes, cancels or deletes** (``babygpt.server.users``).
 """
 
@@ -20,43 +22,34 @@ from __future__ import annotations
 import heapq
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
-from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
+from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines
-from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
+from babygpt.server.backend import Backend, JobHandle, backend_from_env
 from babygpt.server.users import Actor, check_can_manage
 from babygpt.status import RunStatus
 from babygpt.store.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
 from babygpt.store.quota import DiskQuota, checkpoint_bytes
-from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves, process_alive
+from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves
 from babygpt.text.corpus import Corpus
 from babygpt.training import devices
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
-WORKER_LOG = "worker.log"
-OUT_OF_MEMORY_MARKS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
+DEFAULT_LOCAL_JOBS = 2  # jobs at once on one machine unless the teacher sets BABYGPT_MAX_JOBS
 
 
 @dataclass(frozen=True)
 class SchedulerSettings:
     """How many jobs train at once and how many threads they get; read from the server's environment."""
 
-    max_jobs: int = 2
+    max_jobs: int | None = None  # None: DEFAULT_LOCAL_JOBS on one machine, as many as a cluster has room for
     cores: int = 0  # 0: the cores this process may use
-    threads_per_job: int = 0  # 0: share the cores among the running jobs
+    threads_per_job: int = 0  # 0: share the cores among the running jobs (on a cluster: 1 CPU a job)
 
     def __post_init__(self) -> None:
-        if self.max_jobs < 1:
+        if self.max_jobs is not None and self.max_jobs < 1:
             raise BabyGPTError(f"BABYGPT_MAX_JOBS must be at least 1 (got {self.max_jobs}).")
 
     @classmethod
@@ -68,7 +61,9 @@ class SchedulerSettings:
             if not raw.isdigit():
                 raise BabyGPTError(f"{name} must be a whole number (got {raw!r}).")
             return int(raw)
-        return cls(number("BABYGPT_MAX_JOBS", 2), number("BABYGPT_CORES", 0), number("BABYGPT_THREADS_PER_JOB", 0))
+        max_jobs = number("BABYGPT_MAX_JOBS", -1)
+        return cls(None if max_jobs == -1 else max_jobs, number("BABYGPT_CORES", 0),
+                   number("BABYGPT_THREADS_PER_JOB", 0))
 
     @property
     def usable_cores(self) -> int:
@@ -76,8 +71,8 @@ class SchedulerSettings:
 
     @property
     def slots(self) -> int:
-        """Jobs that train at once: at most one per core, since each needs a thread of its own."""
-        return max(1, min(self.max_jobs, self.usable_cores))
+        """Jobs that train at once on one machine: at most one per core, since each needs a thread of its own."""
+        return max(1, min(self.max_jobs or DEFAULT_LOCAL_JOBS, self.usable_cores))
 
 
 def share_threads(n_jobs: int, cores: int, cap: int = 0) -> list[int]:
@@ -185,100 +180,6 @@ class LiveMetrics:
         self.evals.extend(evals)
 
 
-class Job:
-    """One worker process training one run: launched here, or adopted after a server restart."""
-
-    def __init__(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
-                 adopt_pid: int | None = None, memory_bytes: int | None = None):
-        self.store, self.info, self.on_exit = store, info, on_exit
-        self.stop_requested = False
-        self.exit_message = ""
-        self.process: subprocess.Popen | None = None
-        self.log_offset = 0
-        if adopt_pid is None:
-            env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
-                       PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
-            if memory_bytes:  # the worker limits its own memory to this, so running out fails it alone
-                env[JOB_MEMORY_ENV] = str(memory_bytes // 2**20)
-            # the worker's stderr goes to a file, not a pipe: a worker outlives a restarted server, and writing
-            # to a pipe whose reader died would kill it
-            with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
-                self.log_offset = log.tell()  # what this worker writes starts here (an earlier attempt's is above)
-                self.process = subprocess.Popen([sys.executable, "-m", "babygpt.server.worker", info.id], env=env,
-                                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-            self.pid = self.process.pid
-            store.set_pid(info.id, self.pid)
-        else:
-            self.pid = adopt_pid
-        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-job-{info.id}", daemon=True)
-        self.thread.start()
-
-    @property
-    def run_id(self) -> str:
-        return self.info.id
-
-    @property
-    def alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def _supervise(self) -> None:
-        if self.process is not None:
-            code = self.process.wait()
-        else:
-            while process_alive(self.pid):
-                time.sleep(0.5)
-            code = None
-        if self.store.get(self.info.id).status.training:
-            # the worker died without recording an end (killed, out of memory, a crash)
-            lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG, self.log_offset)
-            if any(mark in line for line in lines for mark in OUT_OF_MEMORY_MARKS):
-                # it ran out of memory where it could not say so itself (Python's own MemoryError, a C++ abort)
-                self.exit_message = out_of_memory_message("where it could not say so itself")
-                self.store.set_status(self.info.id, RunStatus.FAILED, self.exit_message)
-            else:
-                self.exit_message = ended_unexpectedly_message((f" (exit code {code})" if code is not None else "")
-                                                               + (f": {lines[-1].rstrip('.')}" if lines else ""))
-                self.store.set_status(self.info.id, RunStatus.INTERRUPTED, self.exit_message)
-        self.on_exit(self)
-
-    def stop(self, wait: float = 0.0) -> None:
-        """Ask the worker to stop after its current step; it writes a checkpoint first."""
-        self.stop_requested = True
-        if process_alive(self.pid):
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        if wait:
-            self.thread.join(wait)
-
-    def tell_threads(self, threads: int) -> None:
-        """Write the new share and signal the worker once it listens (it installs its handler before 'running')."""
-        self.store.set_threads(self.info.id, threads)
-        if self.store.get(self.info.id).status is RunStatus.RUNNING:
-            try:
-                os.kill(self.pid, THREADS_SIGNAL)
-            except ProcessLookupError:
-                pass
-
-
-def _last_lines(path: Path, start: int = 0, max_bytes: int = 4096) -> list[str]:
-    """The non-empty lines of the file's end, from ``start`` at the earliest."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(start, path.stat().st_size - max_bytes))
-            return [line for line in fh.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    except OSError:
-        return []
-
-
-def _is_worker(pid: int | None) -> bool:
-    try:
-        return b"babygpt.server.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) -> None:
     """The rules a resume must pass, in the order a person would fix them: whose run it is, whether a worker has
     it, and whether a finished run is given more steps (``max_iters``: the new total, None to keep it)."""
@@ -292,13 +193,14 @@ def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) 
 class Scheduler:
     """All training jobs of this server. Starts are queued; the queue drains in order as slots free."""
 
-    def __init__(self, store: RunStore, settings: SchedulerSettings | None = None):
+    def __init__(self, store: RunStore, settings: SchedulerSettings | None = None, backend: Backend | None = None):
         self.store = store
         self.settings = settings or SchedulerSettings()
-        self.limits = ModelLimits.from_env(self.settings.slots)
+        self.backend = backend or backend_from_env(store, self.settings)
+        self.limits = self.backend.limits()
         self.quota = DiskQuota.from_env()
-        self._jobs: dict[str, Job] = {}  # run id -> job, while its worker lives
-        self._finished: dict[str, Job] = {}  # the last job of each run (its exit message)
+        self._jobs: dict[str, JobHandle] = {}  # run id -> job, while it trains
+        self._finished: dict[str, JobHandle] = {}  # the last job of each run (its exit message)
         self._readers: dict[str, LiveMetrics] = {}
         self._lock = threading.RLock()
         self._recover()
@@ -356,23 +258,34 @@ class Scheduler:
         self.dispatch()
         return self.store.get(info.id)
 
+    @property
+    def slots(self) -> int:
+        """Jobs that train at once: the backend's room (this machine's cores, or the cluster's free resources)."""
+        return self.backend.slots()
+
     def dispatch(self) -> None:
         """Start queued runs while slots are free, then share the cores among what runs."""
         with self._lock:
             for job in [j for j in self._jobs.values() if not j.alive]:
                 self._jobs.pop(job.run_id, None)
-            free = self.settings.slots - len(self._jobs)
-            for info in self.store.queued():
+            queued = self.store.queued()
+            free = self.slots - len(self._jobs) if queued else 0
+            for info in queued:
                 if free <= 0:
                     break
-                threads = share_threads(len(self._jobs) + 1, self.settings.usable_cores,
-                                        self.settings.threads_per_job)[-1]
+                threads = self._threads_for_new_job()
                 if not self.store.claim(info.id, threads):
                     continue  # another server process took it
-                self._jobs[info.id] = Job(self.store, self.store.get(info.id), threads, self._job_ended,
-                                          memory_bytes=self.limits.job_memory_bytes)
+                self._jobs[info.id] = self.backend.start(self.store, self.store.get(info.id), threads, self._job_ended,
+                                                         memory_bytes=self.limits.job_memory_bytes)
                 free -= 1
-            self._rebalance()
+            if self.backend.shares_cores:
+                self._rebalance()
+
+    def _threads_for_new_job(self) -> int:
+        if not self.backend.shares_cores:
+            return self.backend.threads_per_job()
+        return share_threads(len(self._jobs) + 1, self.settings.usable_cores, self.settings.threads_per_job)[-1]
 
     def _rebalance(self) -> None:
         jobs = sorted(self._jobs.values(), key=lambda j: (j.info.queued_at or 0, j.info.created_at))
@@ -381,7 +294,7 @@ class Scheduler:
             if self.store.get(job.run_id).threads != threads:
                 job.tell_threads(threads)
 
-    def _job_ended(self, job: Job) -> None:
+    def _job_ended(self, job: JobHandle) -> None:
         with self._lock:
             if self._jobs.get(job.run_id) is job:
                 del self._jobs[job.run_id]
@@ -389,14 +302,18 @@ class Scheduler:
         self.dispatch()
 
     def _recover(self) -> None:
-        """After a (re)start: adopt workers that outlived the old server, then drain the queue."""
+        """After a (re)start: adopt the jobs that outlived the old server, record the rest as interrupted (their
+        checkpoints kept), then drain the queue."""
+        with self._lock:
+            for job in self.backend.adopt(self.store, self._job_ended):
+                self._jobs[job.run_id] = job
         self.store.mark_interrupted()
         self.store.clean_orphans()
-        with self._lock:
-            for info in self.store.live():
-                if _is_worker(info.pid):
-                    self._jobs[info.id] = Job(self.store, info, info.threads or 1, self._job_ended, adopt_pid=info.pid)
         self.dispatch()
+
+    def close(self) -> None:
+        """Let go of the backend (a server shutting down): jobs keep training and a restarted server adopts them."""
+        self.backend.close()
 
     # -- stopping and deleting ------------------------------------------------------------------
     def stop(self, actor: Actor, run_id: str, wait: float = 0.0) -> None:
@@ -448,7 +365,7 @@ class Scheduler:
             job.thread.join(wait)
 
     # -- reading --------------------------------------------------------------------------------
-    def running(self) -> list[Job]:
+    def running(self) -> list[JobHandle]:
         return [j for j in self._jobs.values() if j.alive]
 
     def current_run_for(self, user: str) -> str | None:
@@ -461,7 +378,7 @@ class Scheduler:
         queued = self.store.queued()
         if not queued:
             return {}
-        free_at = [0.0] * max(0, self.settings.slots - len(self._jobs))
+        free_at = [0.0] * max(0, self.slots - len(self._jobs))
         rates = []
         for job in list(self._jobs.values()):
             snap = self.snapshot(job.run_id)

@@ -15,14 +15,13 @@ import signal
 import sys
 import threading
 
-from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV
-from babygpt.server.scheduler import THREADS_SIGNAL
+from babygpt.server.local import THREADS_SIGNAL
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import resume_run, run_corpus, trainer_for_run
+from babygpt.store.pipeline import run_corpus, setup_failure_message, trainer_for_job
 from babygpt.store.runs import RunStore
 from babygpt.training import devices
-from babygpt.training.trainer import Callbacks, StepMetrics, Trainer, is_out_of_memory
+from babygpt.training.trainer import Callbacks, StepMetrics, Trainer
 
 
 class ThreadShare(Callbacks):
@@ -74,17 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     share = ThreadShare(store, run_id)
     signal.signal(THREADS_SIGNAL, lambda *_: share.changed.set())  # before 'running': the scheduler signals only then
     try:
-        info = store.get(run_id)
-        corpus = run_corpus(store, info)
-        if store.has_checkpoint(run_id):
-            trainer, _ = resume_run(store, run_id, corpus, callbacks=[share, LogNotices()])
-        else:
-            trainer = trainer_for_run(store, run_id, corpus, callbacks=[share, LogNotices()])
-            store.set_status(run_id, RunStatus.RUNNING)
-    except (BabyGPTError, MemoryError, RuntimeError) as exc:
-        if not isinstance(exc, BabyGPTError) and not is_out_of_memory(exc):
+        trainer = trainer_for_job(store, run_id, run_corpus(store, store.get(run_id)), callbacks=[share, LogNotices()])
+    except Exception as exc:
+        message = setup_failure_message(exc)
+        if message is None:
             raise
-        message = str(exc) if isinstance(exc, BabyGPTError) else out_of_memory_message("while building the model")
         store.set_status(run_id, RunStatus.FAILED, message)
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -54,6 +54,17 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, trainer_state: dict[st
     atomic_write_with(folder / TRAINER_FILE, lambda tmp: torch.save(trainer_state, tmp))
 
 
+def read_checkpoint_files(folder: Path) -> tuple[bytes, bytes]:
+    """The checkpoint's two files as bytes, to send to a machine that does not share this disk."""
+    return (folder / WEIGHTS_FILE).read_bytes(), (folder / TRAINER_FILE).read_bytes()
+
+
+def write_checkpoint_files(folder: Path, weights: bytes, trainer_state: bytes) -> None:
+    """Put a checkpoint received as bytes in place, in the same order and as atomically as ``save_checkpoint``."""
+    atomic_write_bytes(folder / WEIGHTS_FILE, weights)
+    atomic_write_bytes(folder / TRAINER_FILE, trainer_state)
+
+
 def has_checkpoint(folder: Path) -> bool:
     return (folder / WEIGHTS_FILE).is_file() and (folder / TRAINER_FILE).is_file()
 

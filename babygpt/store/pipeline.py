@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
-from babygpt.errors import BabyGPTError
+from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.lessons.baselines import Baselines, compute_baselines
 from babygpt.lessons.counterfactuals import Finding, active, measure
 from babygpt.model.gpt import LanguageModel
@@ -37,7 +37,9 @@ from babygpt.text.datasets import load_corpus, registry
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 from babygpt.training import devices, distributed
 from babygpt.training.sample import SamplingConfig, generate
-from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
+from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult, is_out_of_memory
+
+LOCAL = "local"  # where a run trains when no cluster is involved; on a Ray cluster it is "ray:<node id>"
 
 
 @dataclass
@@ -195,7 +197,8 @@ def persist_corpus(store: RunStore, corpus: Corpus, owner: str | None = None,
     return Corpus(corpus.name, corpus.text, corpus.sha256, str(path.resolve()))
 
 
-def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = ()) -> Trainer:
+def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
+                    where: str = LOCAL) -> Trainer:
     """A Trainer for a recorded run that has not trained yet, rebuilt from its config.json alone."""
     info = store.get(run_id)
     model_config, train_config, tokenizer = parse_config_document(info.config)
@@ -205,15 +208,39 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     sample_fn = make_sample_fn(tokenizer, train_config.sample_tokens)
     recorder = RunRecorder(store, info.id, probe_prompt(tokenizer, split, model_config.block_size))
     trainer = Trainer(model_config, train_config, split, callbacks=[recorder, *callbacks], sample_fn=sample_fn)
-    record_runtime(store, info.id, trainer)
+    record_runtime(store, info.id, trainer, where)
     return trainer
 
 
-def record_runtime(store: RunStore, run_id: str, trainer: Trainer) -> None:
-    """Where and how the run trains, settled on this machine (``auto`` resolved), in its config for every view."""
+def record_runtime(store: RunStore, run_id: str, trainer: Trainer, where: str = LOCAL) -> None:
+    """Where and how the run trains, settled on the machine that trains it (``auto`` resolved), in its config for
+    every view: ``where`` is ``local`` or ``ray:<node id>``."""
     document = dict(store.get(run_id).config)
-    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid()}
+    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid(),
+                           "where": where}
     store.update_config(run_id, document)
+
+
+def trainer_for_job(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
+                    where: str = LOCAL) -> Trainer:
+    """What a job does when it picks up a run: continue from its checkpoint when it has one, else start at step 0.
+    The same for a local worker process and a Ray actor, so a run trains the same wherever it lands."""
+    if store.has_checkpoint(run_id):
+        trainer, _ = resume_run(store, run_id, corpus, callbacks=callbacks, where=where)
+    else:
+        trainer = trainer_for_run(store, run_id, corpus, callbacks=callbacks, where=where)
+        store.set_status(run_id, RunStatus.RUNNING)
+    return trainer
+
+
+def setup_failure_message(exc: BaseException) -> str | None:
+    """The message a job records when building its trainer failed in a way the user can act on (a named error,
+    no memory for the model); None for anything else, which is a bug and is raised."""
+    if isinstance(exc, BabyGPTError):
+        return str(exc)
+    if is_out_of_memory(exc):
+        return out_of_memory_message("while building the model")
+    return None
 
 
 def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
@@ -237,7 +264,8 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
 
 
 def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
-               dist: distributed.DistInfo | None = None, **train_overrides: Any) -> tuple[Trainer, RunInfo]:
+               dist: distributed.DistInfo | None = None, where: str = LOCAL,
+               **train_overrides: Any) -> tuple[Trainer, RunInfo]:
     """Continue a run from its last checkpoint on the same data; ``max_iters`` may be raised.
     Every rank reads the checkpoint; only rank 0 writes to the store."""
     dist = dist or distributed.DistInfo()
@@ -264,7 +292,7 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     if dist.is_main:
         store.truncate_metrics(info.id, int(state["step"]))
         store.set_status(info.id, RunStatus.RUNNING)
-        record_runtime(store, info.id, trainer)
+        record_runtime(store, info.id, trainer, where)
     return trainer, store.get(info.id)
 
 

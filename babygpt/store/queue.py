@@ -11,7 +11,7 @@ import time
 
 from babygpt.status import STORED_TRAINING, RunStatus
 from babygpt.store.database import Database
-from babygpt.store.records import RunInfo, run_info
+from babygpt.store.records import RunInfo, orphaned, run_info
 
 _TRAINING_SQL = ", ".join(f"'{s}'" for s in STORED_TRAINING)
 
@@ -53,6 +53,14 @@ class RunQueue(Database):
                              f"('{RunStatus.QUEUED.value}', {_TRAINING_SQL}) ORDER BY created_at DESC LIMIT 1",
                              (owner,)).fetchone()
         return row["id"] if row else None
+
+    def orphans(self) -> list[str]:
+        """Runs recorded as training by a process that no longer exists (a worker, or the server that streamed a
+        cluster job's progress), oldest first: a restarted server adopts those whose job still trains."""
+        with self._connect() as db:
+            rows = db.execute(f"SELECT id, status, pid FROM runs WHERE status IN ({_TRAINING_SQL}) "
+                              "ORDER BY queued_at, created_at").fetchall()
+        return [row["id"] for row in rows if orphaned(row["status"], row["pid"])]
 
     def live(self) -> list[RunInfo]:
         """Runs a worker is training (or starting to), in the order they were queued; orphans are left out."""

@@ -31,7 +31,7 @@ from babygpt.store.choices import UPLOADS_DIR, UserChoices
 from babygpt.store.database import default_home
 from babygpt.store.logs import RunLogs
 from babygpt.store.queue import RunQueue
-from babygpt.store.records import INTERRUPTED_MESSAGE, MetricRow, RunInfo, curves, orphaned, process_alive, run_info
+from babygpt.store.records import INTERRUPTED_MESSAGE, MetricRow, RunInfo, curves, process_alive, run_info
 from babygpt.text.tokenizers import Tokenizer, tokenizer_from_dict
 
 __all__ = ["CONFIG_FILE", "UPLOADS_DIR", "LoadedRun", "MetricRow", "RunInfo", "RunStatus", "RunStore", "curves",
@@ -85,6 +85,24 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise BabyGPTError(f"{folder.name} has no {CONFIG_FILE}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BabyGPTError(f"{folder.name}/{CONFIG_FILE} is not valid JSON ({exc}).") from exc
+
+
+def load_run_folder(info: RunInfo, folder: Path, document: dict[str, Any], device: str | Any = "cpu") -> LoadedRun:
+    """A run's model with the weights of its folder, checked against its configuration, ready to evaluate."""
+    model_config, train_config, tokenizer = parse_config_document(document)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise BabyGPTError(f"Run {info.id} has no saved weights yet (it has not reached its first checkpoint).")
+    model = build_model(model_config)
+    checkpoints.load_weights(model, folder / WEIGHTS_FILE)
+    model.to(device).eval()
+    return LoadedRun(info, model, tokenizer, model_config, train_config, document)
+
+
+def load_trainer_state_in(folder: Path, run_id: str) -> dict[str, Any]:
+    path = folder / TRAINER_FILE
+    if not path.is_file():
+        raise BabyGPTError(f"Run {run_id} has no trainer state to resume from.")
+    return checkpoints.load_trainer_state(path)
 
 
 def _bpc(loss: float | None, config: dict) -> float | None:
@@ -183,15 +201,12 @@ class RunStore(RunQueue, RunLogs, UserChoices):
 
     def mark_interrupted(self) -> list[str]:
         """Record as interrupted the runs left training by a process that no longer exists; returns their ids."""
-        marked = []
+        marked = self.orphans()
         with self._connect() as db:
-            rows = db.execute(f"SELECT id, status, pid FROM runs WHERE status IN "
-                              f"({', '.join(repr(s) for s in STORED_TRAINING)})").fetchall()
-            for row in rows:
-                if orphaned(row["status"], row["pid"]):
-                    db.execute("UPDATE runs SET status=?, message=? WHERE id=?",
-                               (RunStatus.INTERRUPTED.value, INTERRUPTED_MESSAGE, row["id"]))
-                    marked.append(row["id"])
+            for run_id in marked:
+                db.execute("UPDATE runs SET status=?, message=? WHERE id=? AND status IN "
+                           f"({', '.join(repr(s) for s in STORED_TRAINING)})",
+                           (RunStatus.INTERRUPTED.value, INTERRUPTED_MESSAGE, run_id))
         return marked
 
     # -- a run's folder: configuration, checkpoints, weights ------------------------------------
@@ -207,20 +222,10 @@ class RunStore(RunQueue, RunLogs, UserChoices):
     def load(self, run_id: str, device: str | Any = "cpu") -> LoadedRun:
         info = self.get(run_id)
         folder = self.run_dir(info.id)
-        document = read_config(folder)
-        model_config, train_config, tokenizer = parse_config_document(document)
-        if not (folder / WEIGHTS_FILE).is_file():
-            raise BabyGPTError(f"Run {info.id} has no saved weights yet (it has not reached its first checkpoint).")
-        model = build_model(model_config)
-        checkpoints.load_weights(model, folder / WEIGHTS_FILE)
-        model.to(device).eval()
-        return LoadedRun(info, model, tokenizer, model_config, train_config, document)
+        return load_run_folder(info, folder, read_config(folder), device)
 
     def load_trainer_state(self, run_id: str) -> dict[str, Any]:
-        path = self.run_dir(self.get(run_id).id) / TRAINER_FILE
-        if not path.is_file():
-            raise BabyGPTError(f"Run {run_id} has no trainer state to resume from.")
-        return checkpoints.load_trainer_state(path)
+        return load_trainer_state_in(self.run_dir(self.get(run_id).id), run_id)
 
     def update_config(self, run_id: str, document: dict[str, Any]) -> None:
         atomic_write_bytes(self.run_dir(run_id) / CONFIG_FILE, json.dumps(document, indent=2).encode())
