@@ -3,7 +3,7 @@ the store, give the same run as a local worker's, and replaying them all after a
 
 import numpy as np
 
-from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_event
+from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_event, apply_events
 from babygpt.status import RunStatus
 from babygpt.store.pipeline import create_run, persist_corpus
 from babygpt.store.runs import RunStore
@@ -39,8 +39,7 @@ def test_events_applied_once_or_replayed_give_the_same_run(small_text, tmp_path)
     log = relayed_events(store, info.id)
     batch = log.since(0)
     assert batch.finished and batch.events[0] == ("truncate", -1), "a job's first event clears what it will log"
-    for event in batch.events:
-        apply_event(store, info.id, event)
+    apply_events(store, info.id, batch.events)  # as the server does: metric rows of a batch in one write
     once = recorded(store, info.id)
     assert once[3] is RunStatus.DONE and [s for s, _ in once[1]] == [0, 20, 40, 60] and once[2] == [0, 20, 40, 60]
     assert store.get(info.id).config["runtime"]["where"] == "ray:test-node"
@@ -50,6 +49,23 @@ def test_events_applied_once_or_replayed_give_the_same_run(small_text, tmp_path)
     assert recorded(store, info.id) == once, "replaying the log from the start logs nothing twice"
     checkpoints = [e for e in log.since(0).events if e[0] == "checkpoint"]
     assert len(checkpoints) == 1 and checkpoints[0][1] == 60, "the log keeps the newest checkpoint only"
+
+
+def test_checkpoints_travel_at_most_every_thirty_seconds_and_always_before_the_end(small_text):
+    from babygpt.server.relay import SHIP_CHECKPOINT_EVERY_S, RelayStore, scratch_folder
+
+    store = RunStore()
+    plan = tiny_plan(small_text, max_iters=60, eval_interval=10)
+    plan.corpus = persist_corpus(store, plan.corpus)
+    info = create_run(store, plan, status=RunStatus.STARTING)
+    sent = []
+    relay = RelayStore(info, scratch_folder(info.id), sent.append)
+    from babygpt.store.pipeline import trainer_for_job
+
+    trainer_for_job(relay, info.id, plan.corpus).run()  # a checkpoint at every evaluation after the first: 10, ..., 60
+    kinds = [(e[0], e[1]) for e in sent if e[0] in ("checkpoint", "status")]
+    assert SHIP_CHECKPOINT_EVERY_S == 30.0
+    assert kinds == [("status", "running"), ("checkpoint", 10), ("checkpoint", 60), ("status", "done")], kinds
 
 
 def test_a_relayed_stop_checkpoints_and_a_relayed_resume_continues_exactly(small_text):

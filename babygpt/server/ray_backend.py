@@ -38,7 +38,7 @@ from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import ModelLimits, training_memory_bytes
 from babygpt.server.local import PACKAGE_ROOT
-from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_event
+from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_events
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore
 
@@ -191,7 +191,7 @@ class RayJob:
             batch = ray.get(ref)
             for event in batch.events:
                 self._note(event)
-                apply_event(self.store, self.run_id, event)
+            apply_events(self.store, self.run_id, batch.events)
             if self._released.is_set():
                 return None
         # every event applied; a job always records its end, so reaching here without one is a crash

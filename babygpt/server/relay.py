@@ -19,6 +19,7 @@ import dataclasses
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ from babygpt.training import devices
 from babygpt.training.trainer import Trainer
 
 Event = tuple[Any, ...]  # (kind, *arguments): plain data, so it pickles across machines
+# A checkpoint (weights and optimiser state: 9.4 MB for the app's default model) is written at every evaluation
+# on the training machine but travels at most this often, and always before the job's end: at one evaluation
+# every ~9 s, sending each would cost ~1 MB/s of the server's network per student.
+SHIP_CHECKPOINT_EVERY_S = 30.0
 
 
 class RelayStore:
@@ -45,8 +50,12 @@ class RelayStore:
     Reads come from what the server sent (the row, the checkpoint files in a scratch folder); every write is
     passed to ``emit`` as an event for the server to apply, and the row kept here follows it (status, config)."""
 
-    def __init__(self, info: RunInfo, folder: Path, emit: Callable[[Event], None]):
+    def __init__(self, info: RunInfo, folder: Path, emit: Callable[[Event], None],
+                 ship_every_s: float = SHIP_CHECKPOINT_EVERY_S):
         self.info, self.folder, self.emit = info, folder, emit
+        self.ship_every_s = ship_every_s
+        self._shipped_at: float | None = None
+        self._unshipped_step: int | None = None  # a checkpoint on this machine the server does not have yet
 
     def run_dir(self, run_id: str) -> Path:
         return self.folder
@@ -72,6 +81,7 @@ class RelayStore:
         self.emit(("truncate", after_step))
 
     def set_status(self, run_id: str, status: RunStatus, message: str | None = None) -> None:
+        self._ship_checkpoint()  # the end of a job (stopped, done, failed) comes with its last checkpoint
         self.info = dataclasses.replace(self.info, status=RunStatus(status), message=message)
         self.emit(("status", RunStatus(status).value, message))
 
@@ -89,8 +99,14 @@ class RelayStore:
 
     def save_checkpoint(self, run_id: str, model: torch.nn.Module, trainer_state: dict[str, Any]) -> None:
         checkpoints.save_checkpoint(self.folder, model, trainer_state)
-        step = int(trainer_state.get("step", -1))
-        self.emit(("checkpoint", step, *checkpoints.read_checkpoint_files(self.folder)))
+        self._unshipped_step = int(trainer_state.get("step", -1))
+        if self._shipped_at is None or time.monotonic() - self._shipped_at >= self.ship_every_s:
+            self._ship_checkpoint()
+
+    def _ship_checkpoint(self) -> None:
+        if self._unshipped_step is not None:
+            self.emit(("checkpoint", self._unshipped_step, *checkpoints.read_checkpoint_files(self.folder)))
+            self._unshipped_step, self._shipped_at = None, time.monotonic()
 
 
 def apply_event(store: RunStore, run_id: str, event: Event) -> None:
@@ -114,6 +130,21 @@ def apply_event(store: RunStore, run_id: str, event: Event) -> None:
         store.set_message(run_id, args[0])
     else:
         raise ValueError(f"unknown event {kind!r}")
+
+
+def apply_events(store: RunStore, run_id: str, events: list[Event]) -> None:
+    """Apply a batch in order, the metric rows of consecutive steps in one write (a job sends a dozen a second)."""
+    rows: list[MetricRow] = []
+    for event in events:
+        if event[0] == "metrics":
+            rows.extend(event[1])
+            continue
+        if rows:
+            store.log_metrics(run_id, rows)
+            rows = []
+        apply_event(store, run_id, event)
+    if rows:
+        store.log_metrics(run_id, rows)
 
 
 @dataclass
