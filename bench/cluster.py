@@ -4,8 +4,8 @@ through the scheduler with each backend, rounds alternating.
 The cluster is simulated on this machine (``ray.cluster_utils.Cluster``: a head that holds no jobs, like the
 machine that runs the app, and ``--nodes`` nodes of one CPU each, real raylets); the local side is the same number
 of worker processes with one thread each. Reported per job: training tokens/s (median of its logged steps), the
-seconds from Start to its first logged step, and the wall time of the whole class, and the share of a core the server process spent per job (applying what the jobs send back,
-or reading the workers' rows).
+seconds from Start to its first logged step, the wall time of the whole class, and the share of a core the
+server process spent per job (applying what the jobs send back, or reading the workers' rows).
 
     python -m bench.cluster [--nodes 2] [--steps 200] [--rounds 2]
 """

@@ -204,10 +204,14 @@ class RayJob:
             self._checkpoint_step = event[1]
 
     def _lost(self, exc: RayActorError) -> tuple[RunStatus, str]:
-        where = (f"Ray node {self.node['node_id'][:8]} at {self.node['node_ip']}" if self.node
-                 else "its Ray node")
+        """Why the actor is gone, in words: its machine left, Ray's memory monitor ended it, or it crashed."""
+        node_id = self.node.get("node_id", "")
+        where = f"Ray node {node_id[:8]} at {self.node['node_ip']}" if self.node else "its Ray node"
         if "low on memory" in str(exc):
             return RunStatus.FAILED, out_of_memory_message(f"on {where} (Ray's memory monitor ended it)")
+        if node_id and self.backend.node_alive(node_id):
+            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            return RunStatus.INTERRUPTED, ended_unexpectedly_message(f" on {where}: {detail}")
         resume = (f"resume continues from its last checkpoint, step {self._checkpoint_step}"
                   if self._checkpoint_step is not None else "it had no checkpoint yet, so resume starts at step 0")
         return RunStatus.INTERRUPTED, (f"The machine it trained on ({where}) left the cluster at step "
@@ -240,6 +244,9 @@ class RayBackend:
 
     def _nodes(self) -> list[dict[str, Any]]:
         return [n for n in ray.nodes() if n.get("Alive")]
+
+    def node_alive(self, node_id: str) -> bool:
+        return any(n.get("NodeID") == node_id for n in self._nodes())
 
     def slots(self) -> int:
         at, count = self._capacity
