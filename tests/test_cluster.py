@@ -10,17 +10,16 @@ import textwrap
 
 import numpy as np
 import pytest
+import ray  # in requirements.txt: these tests never skip
+from ray.cluster_utils import Cluster
 
-ray = pytest.importorskip("ray", reason="Ray is in requirements.txt; CI installs it")
-from ray.cluster_utils import Cluster  # noqa: E402
-
-from babygpt.server.ray_backend import RayBackend, TrainingActor, actor_name, store_namespace  # noqa: E402
-from babygpt.server.scheduler import Scheduler, SchedulerSettings  # noqa: E402
-from babygpt.server.users import Actor  # noqa: E402
-from babygpt.status import RunStatus  # noqa: E402
-from babygpt.store.runs import RunStore  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
-from tests.helpers import tiny_plan, wait_for  # noqa: E402
+from babygpt.server.ray_backend import RayBackend, TrainingActor, actor_name, find_actor, store_namespace
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.server.users import Actor
+from babygpt.status import RunStatus
+from babygpt.store.runs import RunStore
+from tests.conftest import ROOT
+from tests.helpers import tiny_plan, wait_for
 
 ALICE, BOB, CAROL = "alice-key-0123456789", "bob-key-0123456789ab", "carol-key-0123456789"
 NODE = dict(num_cpus=1, object_store_memory=80 * 2**20)
@@ -232,3 +231,18 @@ def test_cluster_settings_are_checked(monkeypatch):
     monkeypatch.setenv("BABYGPT_GPUS_PER_JOB", "0.25")
     assert ClusterSettings.from_env("auto").gpus_per_job == 0.25
     assert json.dumps(ClusterSettings.from_env("auto").__dict__)  # plain data
+
+
+def test_a_finished_actor_that_no_server_collects_ends_itself(on_cluster, small_text):
+    from babygpt.server.relay import RelayedJob
+    from babygpt.store.pipeline import create_run, persist_corpus
+
+    store = RunStore()
+    plan = tiny_plan(small_text, max_iters=20, eval_interval=10)
+    plan.corpus = persist_corpus(store, plan.corpus)
+    info = create_run(store, plan, status=RunStatus.STARTING)
+    namespace = store_namespace(store)
+    actor = TrainingActor.options(name=actor_name(info.id), namespace=namespace, lifetime="detached",
+                                  num_cpus=1).remote(linger_s=2.0)
+    ray.get(actor.start.remote(RelayedJob.from_store(store, info, threads=1)))  # and no server reads its events
+    wait_for(lambda: find_actor(namespace, info.id) is None, 90, "the unread finished actor to end itself")

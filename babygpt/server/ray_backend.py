@@ -47,6 +47,9 @@ NAMESPACE_PREFIX = "babygpt-"
 ACTOR_PREFIX = "run-"
 EVENT_INTERVAL_S = 0.25  # events gather this long before they travel: one message per batch of steps, not per step
 CAPACITY_TTL_S = 2.0  # how long a count of the cluster's room is reused (pages ask for it on every refresh)
+# A finished job waits this long for a server to collect its last events (a server that is down for a while adopts
+# it when it comes back), then ends itself so that no actor outlives its use.
+FINISHED_LINGER_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,14 @@ def actor_name(run_id: str) -> str:
     return ACTOR_PREFIX + run_id
 
 
+def find_actor(namespace: str, run_id: str) -> Any:
+    """The actor training ``run_id`` for the store of ``namespace``, or None."""
+    try:
+        return ray.get_actor(actor_name(run_id), namespace=namespace)
+    except ValueError:
+        return None
+
+
 def connect(address: str) -> None:
     """Join the cluster once per server process (a test, or the app's cached scheduler, may have already)."""
     if ray.is_initialized():
@@ -93,8 +104,9 @@ def connect(address: str) -> None:
 class TrainingActor:
     """One run, trained on the node Ray placed it on; its events wait here until the server has them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, linger_s: float = FINISHED_LINGER_S) -> None:
         self.log = EventLog()
+        self.linger_s = linger_s
         self.training: RelayedTraining | None = None
         context = ray.get_runtime_context()
         self.node_id = context.get_node_id()
@@ -104,8 +116,13 @@ class TrainingActor:
         """Begin training (once: a server that adopts this actor calls it again and changes nothing)."""
         if self.training is None:
             self.training = RelayedTraining(job, self.log, f"ray:{self.node_id}")
-            threading.Thread(target=self.training.run, name=f"babygpt-train-{job.info.id}", daemon=True).start()
+            threading.Thread(target=self._train_then_linger, name=f"babygpt-train-{job.info.id}", daemon=True).start()
         return {"node_id": self.node_id, "node_ip": self.node_ip}
+
+    def _train_then_linger(self) -> None:
+        self.training.run()
+        time.sleep(self.linger_s)  # a server kills this actor as soon as it has every event; none came
+        os._exit(0)
 
     def events(self, first: int = 0):
         """A streaming generator of event batches from number ``first``; it ends after the job's last event."""
@@ -295,10 +312,7 @@ class RayBackend:
         raise AssertionError("unreachable")
 
     def find(self, run_id: str) -> Any:
-        try:
-            return ray.get_actor(actor_name(run_id), namespace=self.namespace)
-        except ValueError:
-            return None
+        return find_actor(self.namespace, run_id)
 
     def kill(self, actor: Any) -> None:
         if actor is not None:
