@@ -31,7 +31,7 @@ from pathlib import Path
 
 from babygpt.store.runs import RunStore
 from bench.common import ROOT, emit, environment
-from tests.browser_support import StreamlitServer, launch
+from tests.browser_support import StreamlitServer, launch, page_button
 
 SETTLE_S = 5.0
 
@@ -86,7 +86,7 @@ def app_jobs(browser, server: StreamlitServer, n_users: int, seconds: float) -> 
         page.get_by_text("Training: step").first.wait_for()
     time.sleep(seconds)
     for page in pages:
-        page.get_by_role("button", name="Stop").click()
+        page_button(page, "Stop").click()
     runs = [r.id for r in store.list_runs() if r.id not in before]
     wait_done(store, runs)
     for page in pages:
@@ -120,7 +120,7 @@ def viewer_cost(browser, server: StreamlitServer, counts: list[int], seconds: fl
         time.sleep(seconds)
         used = server_cpu_seconds(server.pid) - start_cpu
         out[str(count)] = round(100 * used / (time.time() - start) / count, 2)
-    owner.get_by_role("button", name="Stop").click()
+    page_button(owner, "Stop").click()
     owner.get_by_text("Stopped: step").first.wait_for()
     context.close()
     wait_done(store, [r.id for r in store.list_runs()])

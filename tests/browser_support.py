@@ -35,6 +35,12 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
 
 
+def page_button(page, name: str):
+    """A button of the page itself, by its label: Streamlit's own header shows a "Stop" button while a script
+    reruns, which a plain role lookup would also find."""
+    return page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from babygpt.store.runs import process_alive
-from tests.browser_support import PageAudit, StreamlitServer, glyph_drawn, launch, require_chromium
+from tests.browser_support import PageAudit, StreamlitServer, glyph_drawn, launch, page_button, require_chromium
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
@@ -117,7 +117,7 @@ def test_a_new_user_walks_through_every_page(server, tmp_path):
         worker_peak = peak_rss_mb(worker)
         page.get_by_text("What it writes at step").first.wait_for()
         audit.check("train-live")
-        page.get_by_role("button", name="Stop").click()
+        page_button(page, "Stop").click()
         page.get_by_text("Stopped: step").first.wait_for()
         audit.check("train-stopped")
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from babygpt.store.runs import RunStore
-from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, require_chromium
+from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, page_button, require_chromium
 from tests.conftest import ROOT
 from tests.helpers import wait_for
 
@@ -71,7 +71,7 @@ def test_classroom_soak(tmp_path):
             # a reload keeps Alice's job, her settings and her controls
             alice.reload()
             alice.get_by_text("Training: step").first.wait_for()
-            assert alice.get_by_role("button", name="Stop").is_enabled()
+            assert page_button(alice, "Stop").is_enabled()
             assert alice.get_by_role("button", name="Start training").is_disabled()
             assert alice.get_by_label("max_iters", exact=True).input_value() == "100000"
 
@@ -94,7 +94,7 @@ def test_classroom_soak(tmp_path):
             alice.get_by_role("button", name="Resume").click()
             alice.get_by_text("Queued: position 1 in the queue").first.wait_for()  # both slots are taken
 
-            bob.get_by_role("button", name="Stop").click()
+            page_button(bob, "Stop").click()
             bob.get_by_text("Stopped: step").first.wait_for()
             alice.get_by_text("Training: step").first.wait_for()
             wait_for(lambda: store.load_trainer_state(a_run)["step"] > checkpoint, what="Alice's resumed run", timeout=90)
@@ -111,7 +111,7 @@ def test_classroom_soak(tmp_path):
             time.sleep(2)
             assert store.load_trainer_state(b_run)["step"] == b_steps, "nobody else's stopped run moved"
             for page in (alice, carol):
-                page.get_by_role("button", name="Stop").click()
+                page_button(page, "Stop").click()
                 page.get_by_text("Stopped: step").first.wait_for()
             browser.close()
         wait_for(lambda: all(store.get(r).status not in ("running", "starting") for r in (a_run, c_run)),
