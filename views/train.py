@@ -22,7 +22,15 @@ from ui import state
 from ui.widgets import explain, progress_text, setting_input
 
 ERROR_KEY = "train_error"
-SAMPLE_REFRESH_S = 5.0
+# How often each live part of the page redraws while a run trains, from Chromium's CPU for one open live page
+# (2-core AMD EPYC; `python -m bench.classroom --phases browser`, and single parts switched off one at a time):
+# an open page that redraws nothing costs 0.05 of a core; each redraw of the loss chart about 0.28 core-seconds,
+# since Streamlit rebuilds a plotly chart from scratch whenever it is sent, changed or not; each update of the
+# progress line about 0.05. Everything every second cost 0.39 of a core; the progress line every 2 s, the curve
+# and the figures beside it every 5 s and the samples every 10 s cost 0.12-0.15.
+STATUS_REFRESH_S = 2.0
+CHART_REFRESH_S = 5.0
+SAMPLE_REFRESH_S = 10.0
 DEFAULTS = form_defaults()  # the library's; INTERACTIVE_TRAIN says why they are shorter than the CLI's
 
 st.title("Model & training")
@@ -195,7 +203,8 @@ smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
 x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 
-def draw(snap: JobSnapshot) -> None:
+def draw_status(snap: JobSnapshot) -> None:
+    """What changes every second: the progress line (step, speed, time left) and what the run has to say."""
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
     broken_ideas = active(state.store().get(snap.run_id).config["model"])
     findings = {f.key: f.sentence for f in state.counterfactual_findings(snap.run_id)} if broken_ideas else {}
@@ -209,6 +218,10 @@ def draw(snap: JobSnapshot) -> None:
     if snap.status is RunStatus.QUEUED:
         st.info("The server is training as many jobs as it has cores for; yours starts by itself when a slot "
                 "frees. You can leave this page or reload it.")
+
+
+def draw_curves(snap: JobSnapshot) -> None:
+    """What moves with the curve: the figures beside it and the loss chart itself."""
     evals = snap.evals
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
@@ -256,24 +269,35 @@ def followed_run_id() -> str | None:
     return scheduler.current_run_for(state.user()) or state.active_run_id()
 
 
-@st.fragment(run_every=1.0 if busy else None)
-def live_view() -> None:
+def followed_snapshot() -> JobSnapshot | None:
     run_id = followed_run_id()
     if run_id is None:
-        st.caption("Press **Start training** to train the model above on the current corpus.")
-        return
+        return None
     try:
-        snap = scheduler.snapshot(run_id)
+        return scheduler.snapshot(run_id)
     except BabyGPTError:
+        return None
+
+
+@st.fragment(run_every=STATUS_REFRESH_S if busy else None)
+def live_status() -> None:
+    snap = followed_snapshot()
+    if snap is None:
         st.caption("Press **Start training** to train the model above on the current corpus.")
         return
-    draw(snap)
+    draw_status(snap)
     if busy and (not snap.active or (snap.status is RunStatus.QUEUED) != queued):
-        st.rerun()  # it left the queue or ended: relabel the buttons, stop the timer when it ended
+        st.rerun()  # it left the queue or ended: relabel the buttons, stop the timers when it ended
 
 
-# Samples come once per evaluation: a slower timer of their own keeps the per-second view small (every element
-# redrawn each second costs the server and, more, each student's browser).
+@st.fragment(run_every=CHART_REFRESH_S if busy and not queued else None)  # a queued run's curve does not move
+def live_chart() -> None:
+    snap = followed_snapshot()
+    if snap is not None:
+        draw_curves(snap)
+
+
+# Samples come once per evaluation: a slower timer of their own (see the refresh intervals above).
 @st.fragment(run_every=SAMPLE_REFRESH_S if busy else None)
 def samples_view() -> None:
     run_id = followed_run_id()
@@ -281,7 +305,8 @@ def samples_view() -> None:
         draw_samples(state.store().samples(run_id))
 
 
-live_view()
+live_status()
+live_chart()
 samples_view()
 
 
