@@ -160,6 +160,11 @@ def main() -> None:
             label = dtype + ("_compiled" if compiled else "")
             trainers[label] = dtype, babygpt_trainer(cfg, vocab, args.device, compiled, dtype)
     steppers = {label: (lambda t=t: t._train_step(1e-3)) for label, (_, t) in trainers.items()}  # the step Trainer.run makes
+    first_step_s = {}
+    for label, step in steppers.items():  # a compiled model compiles in its first step: a run pays that too
+        start = time.perf_counter()
+        step()
+        first_step_s[label] = time.perf_counter() - start
     if not args.no_reference:
         # The lecture's code, fp32 as written, in the same process (so with the same allocator setting).
         steppers["lecture_reference"] = reference_step(cfg, vocab, device)
@@ -169,7 +174,12 @@ def main() -> None:
         flops = trainer.model.flops_per_token() * tokens / sec
         result[label] = {"tokens_per_sec": round(tokens / sec, 1), "ms_per_step": round(sec * 1000, 2),
                          "gflops": round(flops / 1e9, 1), "mfu": round(flops / 1e9 / peaks[dtype], 3),
-                         "compiled": trainer.forward is not trainer.model}
+                         "compiled": trainer.forward is not trainer.model,
+                         "first_step_s": round(first_step_s[label], 2)}
+        eager = seconds.get(dtype)
+        if label.endswith("_compiled") and eager and eager > sec:
+            # steps after which compiling has paid for its first step: shorter runs are faster eager
+            result[label]["break_even_steps"] = round((first_step_s[label] - first_step_s[dtype]) / (eager - sec))
     # The floor no implementation beats at a precision: the step's matmul FLOPs at the measured peak.
     per_token = next(iter(trainers.values()))[1].model.flops_per_token()
     result["matmul_floor_tokens_per_sec"] = {d: round(p * 1e9 / per_token, 1) for d, p in peaks.items()}
