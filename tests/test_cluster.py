@@ -221,6 +221,16 @@ def test_without_an_address_nothing_imports_ray(tmp_path):
     assert out.stdout.split() == ["local", "False"], out.stderr
 
 
+def test_an_address_where_no_cluster_answers_is_named_at_once():
+    from babygpt.errors import BabyGPTError
+    from babygpt.server.ray_backend import check_reachable
+
+    with pytest.raises(BabyGPTError, match="No Ray cluster answers at '127.0.0.1:1'.*ray start --head"):
+        check_reachable("127.0.0.1:1")
+    with pytest.raises(BabyGPTError, match="must be auto, host:port or ray://host:port"):
+        check_reachable("my-cluster")
+
+
 def test_cluster_settings_are_checked(monkeypatch):
     from babygpt.errors import BabyGPTError
     from babygpt.server.ray_backend import ClusterSettings

@@ -88,10 +88,26 @@ def find_actor(namespace: str, run_id: str) -> Any:
         return None
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with words, when nothing listens at ``host:port`` (Ray itself retries for minutes)."""
+    if address == "auto":
+        return  # Ray finds the cluster started on this machine, or says at once that there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise BabyGPTError(f"BABYGPT_RAY_ADDRESS must be auto, host:port or ray://host:port (got {address!r}).")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise BabyGPTError(
+            f"No Ray cluster answers at {address!r} (BABYGPT_RAY_ADDRESS): {exc.strerror or exc}. Start one with "
+            "`ray start --head` there, or unset BABYGPT_RAY_ADDRESS to train on this machine.") from exc
+
+
 def connect(address: str) -> None:
     """Join the cluster once per server process (a test, or the app's cached scheduler, may have already)."""
     if ray.is_initialized():
         return
+    check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as exc:
