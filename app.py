@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from babygpt.errors import BabyGPTError
 from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import state
@@ -14,6 +15,11 @@ from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 FAVICON = Path(__file__).parent / "ui" / "favicon.png"
 
 st.set_page_config(page_title="Baby GPT", page_icon=str(FAVICON), layout="wide")
+try:
+    state.scheduler()  # built once per server; not cached when it fails, so a reload tries again
+except BabyGPTError as exc:  # a BABYGPT_* setting is wrong, or the cluster it names does not answer
+    st.error(f"The server cannot start its training jobs: {exc}")
+    st.stop()
 state.begin_session()  # who this browser is; the first run of a session restores the user's choices
 
 pages = st.navigation([
@@ -30,7 +36,7 @@ def busy() -> bool:
     return bool(state.scheduler().running() or state.store().queued())
 
 
-@st.fragment(run_every=2.0 if busy() else None)  # the server's jobs at a glance; each page's own view is 1 s
+@st.fragment(run_every=2.0 if busy() else None)  # the server's jobs at a glance
 def sidebar_status() -> None:
     scheduler = state.scheduler()
     active = state.active_run_id()

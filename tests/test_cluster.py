@@ -231,6 +231,20 @@ def test_an_address_where_no_cluster_answers_is_named_at_once():
         check_reachable("my-cluster")
 
 
+def test_the_app_names_a_cluster_that_does_not_answer(monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("BABYGPT_RAY_ADDRESS", "127.0.0.1:1")
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    finally:
+        st.cache_resource.clear()  # nothing was built; the next test's scheduler starts fresh
+    assert [e.value for e in at.error] and "No Ray cluster answers at '127.0.0.1:1'" in at.error[0].value
+    assert not at.exception
+
+
 def test_cluster_settings_are_checked(monkeypatch):
     from babygpt.errors import BabyGPTError
     from babygpt.server.ray_backend import ClusterSettings

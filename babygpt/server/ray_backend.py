@@ -105,9 +105,9 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def connect(address: str) -> None:
     """Join the cluster once per server process (a test, or the app's cached scheduler, may have already)."""
+    check_reachable(address)
     if ray.is_initialized():
         return
-    check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
     except (ConnectionError, RuntimeError, ValueError) as exc:
