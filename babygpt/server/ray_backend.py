@@ -242,7 +242,8 @@ class RayJob:
         where = f"Ray node {node_id[:8]} at {self.node['node_ip']}" if self.node else "its Ray node"
         if "low on memory" in str(exc):
             return RunStatus.FAILED, out_of_memory_message(f"on {where} (Ray's memory monitor ended it)")
-        if node_id and self.backend.node_alive(node_id):
+        node_died = "because its node" in str(exc)  # Ray's words when the actor's machine left the cluster
+        if not node_died and node_id and self.backend.node_alive(node_id):
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             return RunStatus.INTERRUPTED, ended_unexpectedly_message(f" on {where}: {detail}")
         resume = (f"resume continues from its last checkpoint, step {self._checkpoint_step}"
