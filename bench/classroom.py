@@ -79,9 +79,9 @@ def open_page(browser, url: str, steps: int):
     return page
 
 
-def app_jobs(browser, server: StreamlitServer, n_users: int, seconds: float) -> list[float]:
-    """``n_users`` browsers start one job each at (nearly) the same time, keep their live page open for
-    ``seconds`` and stop."""
+def start_from_browsers(browser, server: StreamlitServer, n_users: int) -> tuple[RunStore, list[str], list]:
+    """``n_users`` browsers (users) press Start at (nearly) the same time; returns once every page shows training,
+    with the store, the new runs' ids and the pages."""
     store = RunStore(server.home)
     before = {r.id for r in store.list_runs()}
     pages = [open_page(browser, server.url, 100_000) for _ in range(n_users)]
@@ -89,10 +89,16 @@ def app_jobs(browser, server: StreamlitServer, n_users: int, seconds: float) -> 
         page.get_by_role("button", name="Start training").click()
     for page in pages:
         page.get_by_text("Training: step").first.wait_for()
+    return store, [r.id for r in store.list_runs() if r.id not in before], pages
+
+
+def app_jobs(browser, server: StreamlitServer, n_users: int, seconds: float) -> list[float]:
+    """``n_users`` browsers start one job each at (nearly) the same time, keep their live page open for
+    ``seconds`` and stop."""
+    store, runs, pages = start_from_browsers(browser, server, n_users)
     time.sleep(seconds)
     for page in pages:
         page_button(page, "Stop").click()
-    runs = [r.id for r in store.list_runs() if r.id not in before]
     wait_done(store, runs)
     for page in pages:
         page.context.close()
@@ -159,16 +165,10 @@ def browser_cost(browser, server: StreamlitServer, seconds: float) -> float:
 def jobs_with_browsers_closed(browser, server: StreamlitServer, n_users: int, seconds: float) -> list[float]:
     """``n_users`` browsers start one job each and close once training shows, as when the browsers are on the
     students' own machines; the jobs are stopped as Stop does (SIGTERM to the worker) after ``seconds``."""
-    store = RunStore(server.home)
-    before = {r.id for r in store.list_runs()}
-    pages = [open_page(browser, server.url, 100_000) for _ in range(n_users)]
+    store, runs, pages = start_from_browsers(browser, server, n_users)
     for page in pages:
-        page.get_by_role("button", name="Start training").click()
-    for page in pages:
-        page.get_by_text("Training: step").first.wait_for()
         page.context.close()
     time.sleep(seconds)
-    runs = [r.id for r in store.list_runs() if r.id not in before]
     for run_id in runs:
         os.kill(store.get(run_id).pid, signal.SIGTERM)
     wait_done(store, runs)
@@ -250,6 +250,8 @@ def main() -> None:
     if needs_cli:
         # the machine drifts over minutes: the reference is the CLI job measured before and after the app phases
         reference = (cli_before + cli_after) / 2
+        if not reference:
+            raise SystemExit(f"The CLI job of {args.steps} steps trained for less than {SETTLE_S:g} s: raise --steps.")
         result["cli_tokens_per_sec"] = {"before": round(cli_before), "after": round(cli_after),
                                         "reference": round(reference)}
         for name, rates in app.items():

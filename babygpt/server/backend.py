@@ -44,6 +44,26 @@ class JobHandle(Protocol):
         """A new share of this machine's cores (local jobs only)."""
 
 
+class WatchedJob:
+    """What every backend's job shares: the run it trains and the server thread that watches it until its end
+    is recorded."""
+
+    info: RunInfo
+    thread: threading.Thread
+
+    def _watch(self, target: Callable[[], None], name: str) -> None:
+        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def run_id(self) -> str:
+        return self.info.id
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+
 class Backend(Protocol):
     name: str
     shares_cores: bool  # True: the scheduler divides this machine's cores among the jobs and tells them

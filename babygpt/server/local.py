@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from babygpt.errors import ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
+from babygpt.server.backend import WatchedJob
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore, process_alive
 
@@ -31,7 +31,7 @@ WORKER_LOG = "worker.log"
 OUT_OF_MEMORY_MARKS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
 
 
-class Job:
+class Job(WatchedJob):
     """One worker process training one run: launched here, or adopted after a server restart."""
 
     def __init__(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
@@ -56,16 +56,7 @@ class Job:
             store.set_pid(info.id, self.pid)
         else:
             self.pid = adopt_pid
-        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-job-{info.id}", daemon=True)
-        self.thread.start()
-
-    @property
-    def run_id(self) -> str:
-        return self.info.id
-
-    @property
-    def alive(self) -> bool:
-        return self.thread.is_alive()
+        self._watch(self._supervise, f"babygpt-job-{info.id}")
 
     def _supervise(self) -> None:
         if self.process is not None:

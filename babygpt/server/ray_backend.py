@@ -37,6 +37,7 @@ from ray.exceptions import RayActorError
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import ModelLimits, training_memory_bytes
+from babygpt.server.backend import WatchedJob
 from babygpt.server.local import PACKAGE_ROOT
 from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_events
 from babygpt.status import RunStatus
@@ -156,7 +157,7 @@ class TrainingActor:
             self.training.request_stop()
 
 
-class RayJob:
+class RayJob(WatchedJob):
     """The server's side of one actor: starts (or adopts) it, applies its events to the store, records its end."""
 
     def __init__(self, backend: RayBackend, store: RunStore, info: RunInfo, threads: int,
@@ -169,16 +170,7 @@ class RayJob:
         self._released = threading.Event()  # the server is closing: leave the actor training, to be adopted
         self._last_step = 0
         self._checkpoint_step: int | None = None
-        self.thread = threading.Thread(target=self._supervise, name=f"babygpt-ray-{info.id}", daemon=True)
-        self.thread.start()
-
-    @property
-    def run_id(self) -> str:
-        return self.info.id
-
-    @property
-    def alive(self) -> bool:
-        return self.thread.is_alive()
+        self._watch(self._supervise, f"babygpt-ray-{info.id}")
 
     def stop(self, wait: float = 0.0) -> None:
         self.stop_requested = True

@@ -182,10 +182,6 @@ class EventLog:
             self._finished = True
             self._changed.notify_all()
 
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
     def since(self, first: int, wait_s: float = 1.0) -> Batch:
         """The events from number ``first`` on, waiting up to ``wait_s`` for one when there are none yet."""
         with self._changed:
