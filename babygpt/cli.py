@@ -73,6 +73,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="use torch.compile (falls back to eager if it fails)")
+    p.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                   help="replay each training step as one CUDA graph (CUDA only; falls back to the plain step)")
     p.add_argument("--allow-large", action="store_true",
                    help=f"train a model over {MAX_PARAMS_ENV} or the memory estimate anyway (your own machine)")
 
@@ -110,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_overrides(args: argparse.Namespace) -> dict:
     values = {f: getattr(args, f) for f in TRAIN_SETTINGS if getattr(args, f) is not None}
-    if args.compile is not None:
-        values["compile"] = args.compile
+    for flag in ("compile", "cuda_graphs"):
+        if getattr(args, flag) is not None:
+            values[flag] = getattr(args, flag)
     return values
 
 

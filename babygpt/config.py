@@ -143,6 +143,7 @@ class TrainConfig:
     device: str = "auto"
     dtype: str = "auto"  # bfloat16 mixed precision where the hardware has it natively, else float32
     compile: bool = False
+    cuda_graphs: bool = False  # replay the whole step as one CUDA graph (CUDA only; see training/step.py)
     threads: int = 0  # 0: let babygpt choose (physical cores)
     sample_tokens: int = 0  # >0: generate this many tokens at each evaluation
 

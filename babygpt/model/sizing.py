@@ -60,10 +60,24 @@ def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:
     It is an estimate to refuse the impossible early, not a promise.
     """
     tokens = batch_size * config.block_size  # held in memory at once: one micro-batch
+    return parameter_count(config) * TRAINING_BYTES_PER_PARAM + tokens * _training_values_per_token(config) * 4
+
+
+def _training_values_per_token(config: ModelConfig) -> int:
     per_layer = 34 * config.n_embd + 5 * config.n_head * config.block_size if config.use_attention else 0
-    activations = tokens * config.n_layer * per_layer * 4
-    logits = tokens * config.vocab_size * 3 * 4
-    return parameter_count(config) * TRAINING_BYTES_PER_PARAM + activations + logits
+    return config.n_layer * per_layer + 3 * config.vocab_size
+
+
+def eval_batches_per_forward(config: ModelConfig, eval_iters: int) -> int:
+    """How many evaluation batches one forward pass can take without more memory than a training step needs.
+
+    A training step keeps every layer's activations for the backward pass; a forward without gradients holds
+    about one layer's at a time (some 10·C values a token) and the logits (2·V), so several batches fit in the
+    memory training already uses: 16 at nanoGPT's CPU size, 31 at the lecture's, 1 with GPT-2's vocabulary.
+    Fewer, larger forward passes cost the host (and a GPU's launch queue) far less than one per batch.
+    """
+    eval_values = (10 * config.n_embd if config.use_attention else 0) + 2 * config.vocab_size
+    return max(1, min(eval_iters, _training_values_per_token(config) // eval_values))
 
 
 def total_memory_bytes() -> int:

@@ -205,7 +205,11 @@ def get_batch(
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     offsets = starts[:, None] + torch.arange(block_size + 1)
     windows = data[offsets]
-    x, y = windows[:, :-1], windows[:, 1:]
+    return to_device(windows[:, :-1], device), to_device(windows[:, 1:], device)
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """On a GPU, copied from pinned memory without blocking, so the copy overlaps the work already queued."""
     if torch.device(device).type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -22,9 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.model.gpt import LanguageModel, build_model
+from babygpt.model.sizing import eval_batches_per_forward
 from babygpt.status import RunStatus
-from babygpt.text.corpus import Split, get_batch
+from babygpt.text.corpus import Split, get_batch, to_device
 from babygpt.training import devices, distributed
+from babygpt.training.step import BatchFeed, CudaGraphStep, StaticStep, graph_obstacle, portable_optimizer_state
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ def make_optimizer(model: LanguageModel, cfg: TrainConfig, device: torch.device)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class TrainingDiverged(BabyGPTError):
     pass
 
@@ -137,6 +144,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.config, self.device)
         # each rank draws its own batches; rank 0 draws exactly what a single process would
         self.batch_generator = torch.Generator().manual_seed(self.config.seed + self.dist.rank)
+        self.feed = BatchFeed(split.train, model_config.block_size, self.config.batch_size, self.batch_generator,
+                              self.device)
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == "float16")
         self.step = 0
         self.train_elapsed = 0.0
@@ -153,15 +162,23 @@ class Trainer:
             self.module = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward = self._compile(self.module) if self.config.compile else self.module
+        # the whole step as one CUDA graph (when asked for and the run allows it); None: the plain step
+        self.step_program: CudaGraphStep | StaticStep | None = None
+        if self.config.cuda_graphs:
+            obstacle = graph_obstacle(self.device, self.dtype, self.config.grad_accum, self.dist.enabled)
+            if obstacle:
+                self._notify(f"CUDA graphs are off for this run: {obstacle}. It trains with the plain step.")
+            else:
+                self.step_program = CudaGraphStep(self.build_static_step(), self.device)
 
     # -- state for checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything besides the weights that exact resume needs; tensors and plain data only."""
         return {
             "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
-            "batch_rng": self.batch_generator.get_state(),
-            "batch_rng_by_rank": self._rank_rng_states or [self.batch_generator.get_state()],
+            "optimizer": portable_optimizer_state(self.optimizer),
+            "batch_rng": self.feed.generator_state(),
+            "batch_rng_by_rank": self._rank_rng_states or [self.feed.generator_state()],
             "torch_rng": torch.get_rng_state(),
             "train_elapsed": self.train_elapsed,
             "tokens_seen": self.tokens_seen,
@@ -180,6 +197,7 @@ class Trainer:
             self.batch_generator.set_state(state["batch_rng"])
         else:  # resumed with another world size: a fresh, still rank-specific stream
             self.batch_generator.manual_seed(self.config.seed + self.dist.rank + 7919 * int(state["step"]))
+        self.feed.reset()
         torch.set_rng_state(state["torch_rng"])
         self.train_elapsed = float(state.get("train_elapsed", 0.0))
         self.tokens_seen = int(state.get("tokens_seen", 0))
@@ -212,13 +230,21 @@ class Trainer:
             return model
 
     def _compile_failed(self, exc: Exception) -> None:
-        message = (f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
-                   "training goes on without it (eager): the same results, a little slower.")
+        self._notify(f"torch.compile failed ({_first_line(exc)}); "
+                     "training goes on without it (eager): the same results, a little slower.")
+
+    def _notify(self, message: str) -> None:
         for cb in self.callbacks:
             cb.on_notice(self, message)
 
-    def _batch(self, data: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return get_batch(data, self.model_config.block_size, self.config.batch_size, generator, self.device)
+    def build_static_step(self) -> StaticStep:
+        """The step in the form a CUDA graph can record (fixed inputs, the learning rate a tensor, no host sync)."""
+        def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with devices.autocast(self.device, self.dtype):
+                return self.forward(x, y)[1]
+
+        return StaticStep(self.model, self.optimizer, loss, (self.config.batch_size, self.model_config.block_size),
+                          self.device, self.config.grad_clip)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with devices.autocast(self.device, self.dtype):
@@ -234,17 +260,30 @@ class Trainer:
     @torch.no_grad()
     def estimate_loss(self, eval_iters: int | None = None) -> dict[str, float]:
         """Mean loss over ``eval_iters`` random batches of each split, from a generator seeded by the step
-        so evaluation never disturbs the training batches (and resume stays exact)."""
+        so evaluation never disturbs the training batches (and resume stays exact).
+
+        The batches are drawn one by one, as always, but go through the model several at a time
+        (``eval_batches_per_forward``: as many as fit in a training step's memory), and both splits reach the
+        host in one sync: the mean over equal batches is the same, the forward passes are fewer.
+        """
         iters = eval_iters or self.config.eval_iters
         generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.step + 1) + self.dist.rank)
+        per_forward = eval_batches_per_forward(self.model_config, iters)
+        block, batch = self.model_config.block_size, self.config.batch_size
         self.model.eval()
-        out = {}
-        for name, data in (("train", self.split.train), ("val", self.split.val)):
-            with devices.autocast(self.device, self.dtype):
-                losses = torch.stack([self.model(*self._batch(data, generator))[1].float() for _ in range(iters)])
-            out[name] = distributed.mean(losses.mean()).item()  # every rank evaluated its own batches
+        means = []
+        for data in (self.split.train, self.split.val):
+            total = torch.zeros((), device=self.device)
+            for first in range(0, iters, per_forward):
+                count = min(per_forward, iters - first)
+                windows = [get_batch(data, block, batch, generator) for _ in range(count)]
+                x, y = (to_device(torch.cat(part), self.device) for part in zip(*windows, strict=True))
+                with devices.autocast(self.device, self.dtype):
+                    total += self.model(x, y)[1].float() * count  # the mean of `count` equal batches
+            means.append(distributed.mean(total / iters))  # every rank evaluated its own batches
         self.model.train()
-        return out
+        train, val = torch.stack(means).tolist()
+        return {"train": train, "val": val}
 
     def _evaluate(self) -> EvalMetrics:
         losses = self.estimate_loss()
@@ -273,12 +312,22 @@ class Trainer:
         if self.last_checkpoint_step == self.step:
             return
         if self.dist.enabled:
-            self._rank_rng_states = distributed.gather(self.batch_generator.get_state())
+            self._rank_rng_states = distributed.gather(self.feed.generator_state())
         for cb in self.callbacks:
             cb.on_checkpoint(self)
         self.last_checkpoint_step = self.step
 
     def _train_step(self, lr: float) -> torch.Tensor:
+        batch = self.feed.next()
+        if self.step_program is not None:
+            try:
+                return self.step_program(*batch, lr)
+            except RuntimeError as exc:
+                if is_out_of_memory(exc):
+                    raise
+                self.step_program = None  # recording failed: the plain step computes the same, with more launches
+                self._notify(f"CUDA graphs could not record this step ({_first_line(exc)}); training goes on "
+                             "with the plain step: the same results, slower.")
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         accum = self.config.grad_accum
@@ -287,7 +336,7 @@ class Trainer:
             # DDP averages gradients across ranks once per optimiser step, not per micro-batch
             sync = micro == accum - 1 or not self.dist.enabled
             with contextlib.nullcontext() if sync else self.module.no_sync():
-                loss = self._loss(*self._batch(self.split.train, self.batch_generator))
+                loss = self._loss(*(batch if micro == 0 else self.feed.next()))
                 self.scaler.scale(loss / accum).backward()
             total += loss.detach().float()
         if self.config.grad_clip > 0:
