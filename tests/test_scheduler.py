@@ -9,6 +9,7 @@ import pytest
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import downsample_indices
 from babygpt.model.sizing import ModelLimits
+from babygpt.server.gpus import GpuAssigner
 from babygpt.server.scheduler import LiveMetrics, Scheduler, SchedulerSettings, share_threads
 from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
 from babygpt.store.archive import export_run, import_run
@@ -346,3 +347,74 @@ def test_a_deleted_run_is_no_longer_anyones_active_run(small_text, fresh_resourc
     store.delete(info.id)  # the teacher deletes it from another browser
     student.run()
     assert any(c.value == "**Active run:** none yet" for c in student.sidebar.caption)
+
+
+def test_a_gpu_server_runs_several_jobs_on_each_gpu_never_more_than_cores():
+    assert SchedulerSettings(cores=16, gpus=("0",), jobs_per_gpu=16).slots == 16
+    assert SchedulerSettings(cores=32, gpus=("0", "1"), jobs_per_gpu=3).slots == 6
+    assert SchedulerSettings(cores=4, gpus=("0", "1"), jobs_per_gpu=3).slots == 4, "a job needs a core to drive it"
+    assert SchedulerSettings(max_jobs=2, cores=16, gpus=("0",)).slots == 2, "the teacher's cap wins"
+    assert SchedulerSettings(cores=16).slots == 2, "without GPUs, as before"
+    with pytest.raises(BabyGPTError, match="BABYGPT_JOBS_PER_GPU must be at least 1"):
+        SchedulerSettings(gpus=("0",), jobs_per_gpu=0)
+
+
+@pytest.mark.parametrize("env,gpus", [
+    ({"BABYGPT_GPUS": "0,1"}, ("0", "1")),
+    ({"BABYGPT_GPUS": "none", "CUDA_VISIBLE_DEVICES": "0"}, ()),
+    ({"CUDA_VISIBLE_DEVICES": "2,3"}, ("2", "3")),
+    ({"CUDA_VISIBLE_DEVICES": ""}, ()),
+    ({"CUDA_VISIBLE_DEVICES": "-1"}, ()),
+])
+def test_the_gpus_a_server_shares_come_from_its_environment(monkeypatch, env, gpus):
+    for name in ("BABYGPT_GPUS", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert SchedulerSettings.from_env().gpus == gpus
+
+
+def test_jobs_per_gpu_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("BABYGPT_JOBS_PER_GPU", "4")
+    assert SchedulerSettings.from_env().jobs_per_gpu == 4
+    monkeypatch.setenv("BABYGPT_JOBS_PER_GPU", "lots")
+    with pytest.raises(BabyGPTError, match="BABYGPT_JOBS_PER_GPU must be a whole number of at least 1"):
+        SchedulerSettings.from_env()
+
+
+def test_new_jobs_take_the_least_busy_gpu():
+    gpus = GpuAssigner(("0", "1"), jobs_per_gpu=2)
+    assert [gpus.take(run) for run in "abc"] == ["0", "1", "0"]
+    gpus.release("b")
+    assert gpus.take("d") == "1" and gpus.load() == {"0": 2, "1": 1}
+    assert gpus.memory_share == pytest.approx(0.95 / 2)
+
+
+def _environ(pid):
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().split("=", 1) for e in entries if b"=" in e)
+
+
+def test_workers_on_a_gpu_server_each_see_their_own_gpu_and_share_of_it(small_text):
+    """Two GPUs, one job each: the workers are told which GPU and how much of its memory (here the runs train on
+    the CPU, which has no GPU; what a worker is told is the same)."""
+    store = RunStore()
+    scheduler = Scheduler(store, SchedulerSettings(cores=2, gpus=("0", "1"), jobs_per_gpu=1))
+    assert "2 job(s) at once on 2 GPU(s) (up to 1 a GPU) and 2 core(s)" == scheduler.backend.describe()
+    plan = tiny_plan(small_text, max_iters=100_000, eval_interval=20)
+    runs = [scheduler.submit(user, plan) for user in (ALICE, BOB, CAROL)]
+    assert store.get(runs[2].id).status == "queued", "two GPUs × one job: the third waits"
+    wait_for(lambda: all(store.get(r.id).pid and scheduler.snapshot(r.id).step > 0 for r in runs[:2]))
+    seen = [_environ(store.get(r.id).pid) for r in runs[:2]]
+    assert sorted(env["CUDA_VISIBLE_DEVICES"] for env in seen) == ["0", "1"]
+    assert all(env["BABYGPT_GPU_MEMORY_SHARE"] == "0.9500" for env in seen)
+    # a restarted server finds which GPU each running worker has
+    second = Scheduler(store, SchedulerSettings(cores=2, gpus=("0", "1"), jobs_per_gpu=1))
+    assert second.backend.gpu_load() == {"0": 1, "1": 1}
+    first_gpu = seen[0]["CUDA_VISIBLE_DEVICES"]
+    second.stop(Actor(ALICE), runs[0].id, wait=30)
+    wait_for(lambda: store.get(runs[2].id).pid and store.get(runs[2].id).status == "running",
+             what="the queued run to start on the freed GPU")
+    assert _environ(store.get(runs[2].id).pid)["CUDA_VISIBLE_DEVICES"] == first_gpu
+    second.stop_all(wait=30)
+    scheduler.stop_all(wait=30)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from babygpt.errors import ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
 from babygpt.server.backend import WatchedJob
+from babygpt.server.gpus import GPU_SHARE_ENV, GpuAssigner
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore, process_alive
 
@@ -35,7 +36,8 @@ class Job(WatchedJob):
     """One worker process training one run: launched here, or adopted after a server restart."""
 
     def __init__(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
-                 adopt_pid: int | None = None, memory_bytes: int | None = None):
+                 adopt_pid: int | None = None, memory_bytes: int | None = None, gpu: str | None = None,
+                 gpu_share: float | None = None):
         self.store, self.info, self.on_exit = store, info, on_exit
         self.stop_requested = False
         self.exit_message = ""
@@ -46,6 +48,9 @@ class Job(WatchedJob):
                        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
             if memory_bytes:  # the worker limits its own memory to this, so running out fails it alone
                 env[JOB_MEMORY_ENV] = str(memory_bytes // 2**20)
+            if gpu is not None:  # the job sees one GPU, and takes at most its share of that GPU's memory
+                env["CUDA_VISIBLE_DEVICES"] = gpu
+                env[GPU_SHARE_ENV] = f"{gpu_share:.4f}"
             # the worker's stderr goes to a file, not a pipe: a worker outlives a restarted server, and writing
             # to a pipe whose reader died would kill it
             with open(store.run_dir(info.id) / WORKER_LOG, "ab") as log:
@@ -109,6 +114,16 @@ def _last_lines(path: Path, start: int = 0, max_bytes: int = 4096) -> list[str]:
         return []
 
 
+def _gpu_of(pid: int | None) -> str | None:
+    """The GPU a running worker was given (its CUDA_VISIBLE_DEVICES), read back after a server restart."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    found = [entry.split(b"=", 1)[1].decode() for entry in environ if entry.startswith(b"CUDA_VISIBLE_DEVICES=")]
+    return found[0] if found else None
+
+
 def _is_worker(pid: int | None) -> bool:
     try:
         return b"babygpt.server.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -124,6 +139,7 @@ class LocalBackend:
 
     def __init__(self, settings: SchedulerSettings):
         self.settings = settings
+        self.gpus = GpuAssigner(settings.gpus, settings.jobs_per_gpu) if settings.gpus else None
 
     def slots(self) -> int:
         return self.settings.slots
@@ -136,16 +152,42 @@ class LocalBackend:
         return self.settings.threads_per_job or 1
 
     def describe(self) -> str:
-        return f"{self.settings.slots} job(s) at once on {self.settings.usable_cores} core(s)"
+        if self.gpus is None:
+            return f"{self.settings.slots} job(s) at once on {self.settings.usable_cores} core(s)"
+        return (f"{self.settings.slots} job(s) at once on {len(self.gpus.gpus)} GPU(s) "
+                f"(up to {self.gpus.jobs_per_gpu} a GPU) and {self.settings.usable_cores} core(s)")
+
+    def _released(self, on_exit: Callable[[Job], None]) -> Callable[[Job], None]:
+        def ended(job: Job) -> None:
+            if self.gpus is not None:
+                self.gpus.release(job.run_id)
+            on_exit(job)
+        return ended
 
     def start(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
               memory_bytes: int | None = None) -> Job:
-        return Job(store, info, threads, on_exit, memory_bytes=memory_bytes)
+        if self.gpus is None:
+            return Job(store, info, threads, on_exit, memory_bytes=memory_bytes)
+        return Job(store, info, threads, self._released(on_exit), memory_bytes=memory_bytes,
+                   gpu=self.gpus.take(info.id), gpu_share=self.gpus.memory_share)
 
     def adopt(self, store: RunStore, on_exit: Callable[[Job], None]) -> list[Job]:
-        """Workers that outlived a restarted server (alive, and still a worker: pids are reused)."""
-        return [Job(store, info, info.threads or 1, on_exit, adopt_pid=info.pid)
-                for info in store.live() if _is_worker(info.pid)]
+        """Workers that outlived a restarted server (alive, and still a worker: pids are reused); each keeps the
+        GPU it was given."""
+        jobs = []
+        for info in store.live():
+            if not _is_worker(info.pid):
+                continue
+            gpu = _gpu_of(info.pid) if self.gpus is not None else None
+            if gpu is not None:
+                self.gpus.hold(info.id, gpu)
+            jobs.append(Job(store, info, info.threads or 1, self._released(on_exit) if self.gpus else on_exit,
+                            adopt_pid=info.pid))
+        return jobs
+
+    def gpu_load(self) -> dict[str, int]:
+        """Jobs on each GPU now (empty without GPUs)."""
+        return self.gpus.load() if self.gpus is not None else {}
 
     def close(self) -> None:
         """Nothing to release: workers are independent processes and outlive the server by design."""

@@ -29,6 +29,7 @@ from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines
 from babygpt.server.backend import Backend, JobHandle, backend_from_env
+from babygpt.server.gpus import DEFAULT_JOBS_PER_GPU, jobs_per_gpu_from_env, visible_gpus
 from babygpt.server.users import Actor, check_can_manage
 from babygpt.status import RunStatus
 from babygpt.store.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
@@ -47,10 +48,14 @@ class SchedulerSettings:
     max_jobs: int | None = None  # None: DEFAULT_LOCAL_JOBS on one machine, as many as a cluster has room for
     cores: int = 0  # 0: the cores this process may use
     threads_per_job: int = 0  # 0: share the cores among the running jobs (on a cluster: 1 CPU a job)
+    gpus: tuple[str, ...] = ()  # the GPUs local jobs share (from_env finds them); none: the jobs train on the CPUs
+    jobs_per_gpu: int = DEFAULT_JOBS_PER_GPU
 
     def __post_init__(self) -> None:
         if self.max_jobs is not None and self.max_jobs < 1:
             raise BabyGPTError(f"BABYGPT_MAX_JOBS must be at least 1 (got {self.max_jobs}).")
+        if self.jobs_per_gpu < 1:
+            raise BabyGPTError(f"BABYGPT_JOBS_PER_GPU must be at least 1 (got {self.jobs_per_gpu}).")
 
     @classmethod
     def from_env(cls) -> SchedulerSettings:
@@ -63,7 +68,7 @@ class SchedulerSettings:
             return int(raw)
         max_jobs = number("BABYGPT_MAX_JOBS", -1)
         return cls(None if max_jobs == -1 else max_jobs, number("BABYGPT_CORES", 0),
-                   number("BABYGPT_THREADS_PER_JOB", 0))
+                   number("BABYGPT_THREADS_PER_JOB", 0), visible_gpus(), jobs_per_gpu_from_env())
 
     @property
     def usable_cores(self) -> int:
@@ -71,8 +76,10 @@ class SchedulerSettings:
 
     @property
     def slots(self) -> int:
-        """Jobs that train at once on one machine: at most one per core, since each needs a thread of its own."""
-        return max(1, min(self.max_jobs or DEFAULT_LOCAL_JOBS, self.usable_cores))
+        """Jobs that train at once on one machine: ``jobs_per_gpu`` on each GPU, else ``DEFAULT_LOCAL_JOBS``;
+        ``max_jobs`` when set; and at most one per core, since each needs a thread of its own."""
+        default = len(self.gpus) * self.jobs_per_gpu if self.gpus else DEFAULT_LOCAL_JOBS
+        return max(1, min(self.max_jobs or default, self.usable_cores))
 
 
 def share_threads(n_jobs: int, cores: int, cap: int = 0) -> list[int]:

@@ -15,7 +15,9 @@ import signal
 import sys
 import threading
 
+from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import JOB_MEMORY_ENV
+from babygpt.server.gpus import GPU_SHARE_ENV
 from babygpt.server.local import THREADS_SIGNAL
 from babygpt.status import RunStatus
 from babygpt.store.pipeline import run_corpus, setup_failure_message, trainer_for_job
@@ -47,10 +49,20 @@ class LogNotices(Callbacks):
         print(f"note: {message}", file=sys.stderr, flush=True)
 
 
-def limit_memory() -> int | None:
-    """Cap this process's heap at the scheduler's per-job memory (RLIMIT_DATA), so a model that does not fit
-    fails here, with a message, instead of the kernel's out-of-memory killer picking a process (the server's
-    perhaps). Returns the limit in bytes, or None when none is set."""
+def limit_memory(device_type: str = "cpu") -> int | float | None:
+    """Cap what this job may allocate, so a model that does not fit fails here, with a message, instead of taking
+    what other jobs need. On the CPU the heap is capped at the scheduler's per-job memory (RLIMIT_DATA), so the
+    kernel's out-of-memory killer never picks a process (the server's perhaps); on a GPU, PyTorch's allocator is
+    held to the job's share of that GPU's memory (the host heap is left alone: the CUDA driver maps large private
+    areas of its own). Returns the limit (bytes, or the GPU share), or None when none is set."""
+    if device_type == "cuda":
+        share = os.environ.get(GPU_SHARE_ENV)
+        if not share:
+            return None
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(float(share), 0)  # device 0: the one GPU this job sees
+        return float(share)
     raw = os.environ.get(JOB_MEMORY_ENV)
     if not raw:
         return None
@@ -67,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m babygpt.server.worker RUN", file=sys.stderr)
         return 2
-    limit_memory()
     store = RunStore()
     run_id = args[0]
+    limit_memory(_device_type(store, run_id))
     share = ThreadShare(store, run_id)
     signal.signal(THREADS_SIGNAL, lambda *_: share.changed.set())  # before 'running': the scheduler signals only then
     try:
@@ -85,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
     result = trainer.run()
     return 1 if result.status is RunStatus.FAILED else 0
+
+
+def _device_type(store: RunStore, run_id: str) -> str:
+    """Where the run will train; a device that is absent is reported later, by the trainer's own check."""
+    try:
+        return devices.resolve_device(store.get(run_id).config.get("train", {}).get("device", "auto")).type
+    except BabyGPTError:
+        return "cpu"
 
 
 if __name__ == "__main__":
