@@ -13,9 +13,7 @@ server process spent per job (applying what the jobs send back, or reading the w
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import ray
 from ray.cluster_utils import Cluster
@@ -24,9 +22,9 @@ from babygpt.config import DEFAULT_PRESET, INTERACTIVE_TRAIN, TrainConfig, token
 from babygpt.server.local import LocalBackend
 from babygpt.server.ray_backend import ClusterSettings, RayBackend
 from babygpt.server.scheduler import Scheduler, SchedulerSettings
-from babygpt.status import ENDED
 from babygpt.store.pipeline import TrainingPlan, plan_training
 from babygpt.store.runs import RunStore
+from bench.class_run import train_class
 from bench.common import emit, environment, shakespeare
 
 NODE_MEMORY = dict(object_store_memory=80 * 2**20)
@@ -38,28 +36,7 @@ def one_class(backend_name: str, plan: TrainingPlan, jobs: int, cluster: Cluster
         settings = SchedulerSettings(max_jobs=jobs, cores=jobs, threads_per_job=1)
         backend = (RayBackend(store, settings, ClusterSettings(cluster.address)) if backend_name == "ray"
                    else LocalBackend(settings))
-        scheduler = Scheduler(store, settings, backend)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        runs = [scheduler.submit(f"student-{i:02d}-0123456789", plan).id for i in range(jobs)]
-        first_step: dict[str, float] = {}
-        while not all(store.get(r).status in ENDED for r in runs):
-            for r in runs:
-                if r not in first_step and store.metrics_since(r, 0)[0]:
-                    first_step[r] = time.perf_counter() - started
-            time.sleep(0.2)
-        wall = time.perf_counter() - started
-        server_cpu = time.process_time() - cpu_started  # this process: the scheduler, its job threads, this loop
-        rates = []
-        for r in runs:
-            assert store.get(r).status.value == "done", store.get(r).message
-            rates.append(statistics.median(m.tokens_per_sec for m in store.metrics(r)
-                                           if m.split == "train" and m.tokens_per_sec))
-        where = sorted({store.get(r).config["runtime"]["where"][:12] for r in runs})
-        while scheduler.running():
-            time.sleep(0.1)
-        return {"tokens_per_sec_each": [round(x) for x in rates], "tokens_per_sec_total": round(sum(rates)),
-                "seconds_to_first_step": round(max(first_step.values()), 2), "wall_s": round(wall, 1), "where": where,
-                "server_core_share_per_job": round(server_cpu / wall / jobs, 4)}
+        return train_class(Scheduler(store, settings, backend), store, plan, jobs)
 
 
 def main() -> None:

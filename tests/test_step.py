@@ -7,7 +7,7 @@ import torch
 from babygpt.config import ModelConfig
 from babygpt.model.sizing import eval_batches_per_forward
 from babygpt.training import trainer as trainer_module
-from babygpt.training.step import BatchFeed, StaticStep, _Snapshot, graph_obstacle, portable_optimizer_state
+from babygpt.training.step import BatchFeed, _Snapshot, graph_obstacle, portable_optimizer_state
 from babygpt.training.trainer import Callbacks, Trainer
 from tests.helpers import tiny_plan
 

@@ -1,0 +1,51 @@
+"""The GPU benchmarks keep working on the CPU, where CI runs them: a device lent for minutes must not be the
+first place they run."""
+
+import json
+import subprocess
+import sys
+
+from bench.common import ROOT
+from bench.gpu_suite import TARGETS, summarise
+
+
+def _bench(*args: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_the_graph_check_compares_the_recordable_step_with_the_plain_one():
+    result = _bench("bench.gpu_check", "--device", "cpu", "--steps", "20")
+    assert result["recorded"] == "StaticStep"  # on the CPU: the step a graph records, run without recording
+    assert result["step_loss_ok"] and result["weight_ok"] and result["resume_ok"] and result["batched_eval_ok"]
+    assert result["step_loss_max_difference"] < 1e-4 and result["resume_loss_max_difference"] < 1e-4
+
+
+def test_the_gpu_class_benchmark_runs_a_class_and_reports_what_fell_back():
+    result = _bench("bench.gpu_class", "--jobs", "1", "--graphs", "on", "--steps", "20")
+    (one,) = result["classes"]
+    assert one["jobs"] == 1 and one["cuda_graphs"] is True and one["class_tokens_per_sec"] > 0
+    assert one["device"][0].startswith("cpu")
+    assert one["notes"] == ["CUDA graphs are off for this run: CUDA graphs need a CUDA GPU. It trains with the "
+                            "plain step."]
+
+
+def test_the_suite_summary_names_each_target_met_or_not():
+    check = {"step_loss_ok": True, "weight_ok": True, "resume_ok": True, "batched_eval_ok": True,
+             "recorded": "CudaGraphStep"}
+    lecture = {"tokens_per_sec": {"nanogpt_compiled": 1_000_000, "babygpt_compiled_graphs": 1_600_000},
+               "val_loss": {"nanogpt_compiled": [1.46], "babygpt_compiled_graphs": [1.47]}}
+    classes = {"classes": [
+        {"jobs": 1, "cuda_graphs": False, "tokens_per_sec_each": [90_000], "tokens_per_sec_total": 90_000},
+        {"jobs": 1, "cuda_graphs": True, "tokens_per_sec_each": [450_000], "tokens_per_sec_total": 450_000},
+        {"jobs": 16, "cuda_graphs": True, "tokens_per_sec_each": [150_000] * 16, "tokens_per_sec_total": 2_400_000},
+    ]}
+    summary = summarise(check, lecture, classes)
+    assert summary["graphs_train_as_plain"] is True and summary["targets"] == TARGETS
+    assert summary["lecture_vs_nanogpt_compiled"] == {
+        "ratio": 1.6, "met": True, "val_loss": {"nanogpt_compiled": 1.46, "babygpt_compiled_graphs": 1.47},
+        "val_no_worse": False}
+    assert summary["app_model_one_job_tokens_per_sec"] == {"value": 450_000, "met": True}
+    assert summary["sixteen_jobs_total_tokens_per_sec"] == {"value": 2_400_000, "met": False}
+    assert summarise(None, None, None) == {"graphs_train_as_plain": None, "targets": TARGETS}
