@@ -124,6 +124,8 @@ def test_a_step_that_cannot_be_recorded_falls_back_and_says_so(small_text):
 
     class Unrecordable:
         def __call__(self, x, y, lr):
+            for param in broken.model.parameters():  # a recording that fails half way leaves memory in .grad
+                param.grad = torch.full_like(param, 1e3)
             raise RuntimeError("operation not permitted when stream is capturing\ndetails")
 
     broken.step_program = Unrecordable()

@@ -326,6 +326,7 @@ class Trainer:
                 if is_out_of_memory(exc):
                     raise
                 self.step_program = None  # recording failed: the plain step computes the same, with more launches
+                self.optimizer.zero_grad(set_to_none=True)  # what a failed recording left in .grad is not a gradient
                 self._notify(f"CUDA graphs could not record this step ({_first_line(exc)}); training goes on "
                              "with the plain step: the same results, slower.")
         for group in self.optimizer.param_groups:
