@@ -21,11 +21,15 @@ def train_class(scheduler: Scheduler, store: RunStore, plan: TrainingPlan, jobs:
     started, cpu_started = time.perf_counter(), time.process_time()
     runs = [scheduler.submit(f"student-{i:02d}-0123456789", plan).id for i in range(jobs)]
     first_step: dict[str, float] = {}
-    while not all(store.get(r).status in ENDED for r in runs):
-        for r in runs:
-            if r not in first_step and store.metrics_since(r, 0)[0]:
-                first_step[r] = time.perf_counter() - started
-        time.sleep(0.2)
+    try:
+        while not all(store.get(r).status in ENDED for r in runs):
+            for r in runs:
+                if r not in first_step and store.metrics_since(r, 0)[0]:
+                    first_step[r] = time.perf_counter() - started
+            time.sleep(0.2)
+    except BaseException:  # interrupted (a time limit, Ctrl-C): workers outlive their server by design, so end them
+        scheduler.stop_all(wait=30)
+        raise
     wall = time.perf_counter() - started
     server_cpu = time.process_time() - cpu_started  # this process: the scheduler, its job threads, this loop
     rates, notes = [], set()

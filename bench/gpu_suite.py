@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from bench.common import ROOT
 
+STOP_GRACE_S = 40  # what a timed-out part gets to stop its workers (each checkpoints after its step)
 TARGETS = {"lecture_vs_nanogpt_compiled": 1.5, "app_model_one_job_tokens_per_sec": 400_000,
            "sixteen_jobs_total_tokens_per_sec": 3_000_000}
 
@@ -44,17 +46,25 @@ def run_step(out: Path, name: str, args: list[str], timeout_s: int, env: dict | 
     with open(out / "suite.log", "a", encoding="utf-8") as log:
         log.write(f"\n=== {name}: {' '.join(args)}\n")
         log.flush()
+        child = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
         try:
-            done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=timeout_s, env=env)
+            stdout, stderr = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            # Ctrl-C first: a class benchmark then stops its training workers, which outlive a killed parent
+            child.send_signal(signal.SIGINT)
+            try:
+                child.communicate(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.communicate()
             log.write(f"timed out after {timeout_s} s\n")
             return None
-        log.write(done.stderr[-4000:])
-        log.write(f"exit {done.returncode} after {time.perf_counter() - started:.0f} s\n")
-    if done.returncode != 0:
+        log.write(stderr[-4000:])
+        log.write(f"exit {child.returncode} after {time.perf_counter() - started:.0f} s\n")
+    if child.returncode != 0:
         return None
-    result = json.loads(done.stdout)
+    result = json.loads(stdout)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
