@@ -49,3 +49,22 @@ def test_the_suite_summary_names_each_target_met_or_not():
     assert summary["app_model_one_job_tokens_per_sec"] == {"value": 450_000, "met": True}
     assert summary["sixteen_jobs_total_tokens_per_sec"] == {"value": 2_400_000, "met": False}
     assert summarise(None, None, None) == {"graphs_train_as_plain": None, "targets": TARGETS}
+
+
+def test_the_suite_runs_its_parts_in_order_within_its_budget(tmp_path):
+    """On a CPU: the check passes, the GPU comparisons fail (no CUDA) and the class runs out of time; the suite
+    records each, and still writes its summary."""
+    fake_nanogpt = tmp_path / "nanoGPT"
+    fake_nanogpt.mkdir()
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_suite", "--nanogpt", str(fake_nanogpt), "--out", str(out),
+                           "--budget-s", "40", "--skip-mps"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = json.loads((out / "gpu_check.json").read_text())
+    assert check["recorded"] == "StaticStep" and check["step_loss_ok"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["graphs_train_as_plain"] is False  # recorded on a CPU means not recorded as a CUDA graph
+    log = (out / "suite.log").read_text()
+    assert "=== vs_nanogpt_cuda:" in log and "exit 1" in log
+    assert "=== gpu_class:" in log
+    assert not (out / "vs_nanogpt_cuda.json").exists()
