@@ -68,3 +68,15 @@ def test_the_suite_runs_its_parts_in_order_within_its_budget(tmp_path):
     assert "=== vs_nanogpt_cuda:" in log and "exit 1" in log
     assert "=== gpu_class:" in log
     assert not (out / "vs_nanogpt_cuda.json").exists()
+
+
+def test_the_gpu_benchmarks_need_only_what_a_bare_gpu_machine_has():
+    """A lent GPU machine has torch, numpy, tiktoken and safetensors, not Streamlit, plotly or Ray."""
+    modules = ["bench.gpu_suite", "bench.gpu_check", "bench.gpu_class", "bench.vs_nanogpt", "babygpt.server.worker",
+               "babygpt.cli"]
+    probe = ("import importlib, sys\n"
+             f"for name in {modules!r}: importlib.import_module(name)\n"
+             "print(sorted(n for n in ('streamlit', 'plotly', 'ray', 'pandas') if n in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
