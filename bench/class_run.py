@@ -19,9 +19,11 @@ from babygpt.store.runs import RunStore
 
 def train_class(scheduler: Scheduler, store: RunStore, plan: TrainingPlan, jobs: int) -> dict:
     started, cpu_started = time.perf_counter(), time.process_time()
-    runs = [scheduler.submit(f"student-{i:02d}-0123456789", plan).id for i in range(jobs)]
+    runs: list[str] = []
     first_step: dict[str, float] = {}
     try:
+        for i in range(jobs):
+            runs.append(scheduler.submit(f"student-{i:02d}-0123456789", plan).id)
         while not all(store.get(r).status in ENDED for r in runs):
             for r in runs:
                 if r not in first_step and store.metrics_since(r, 0)[0]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import signal
 import tempfile
 
 from babygpt.config import DEFAULT_PRESET, INTERACTIVE_TRAIN, TrainConfig, tokens_per_step
@@ -43,15 +44,26 @@ def one_class(jobs: int, graphs: bool, steps: int) -> dict:
             "class_tokens_per_sec": round(class_tokens / result["wall_s"])}
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", default="1,4,8,16", help="comma-separated numbers of jobs at once")
     parser.add_argument("--graphs", choices=GRAPH_CHOICES, default="both")
     parser.add_argument("--steps", type=int, default=INTERACTIVE_TRAIN["max_iters"])
     args = parser.parse_args()
-    classes = [one_class(int(n), graphs, args.steps) for graphs in GRAPH_CHOICES[args.graphs]
-               for n in args.jobs.split(",")]
-    emit({"benchmark": "gpu_class", "env": environment(), "steps": args.steps, "classes": classes})
+    signal.signal(signal.SIGTERM, _interrupt)  # a time limit (bench.gpu_suite) ends a class as Ctrl-C does
+    classes, interrupted = [], False
+    try:
+        for graphs in GRAPH_CHOICES[args.graphs]:
+            for n in args.jobs.split(","):
+                classes.append(one_class(int(n), graphs, args.steps))
+    except KeyboardInterrupt:  # a time limit: its jobs are stopped; the classes that finished still count
+        interrupted = True
+    emit({"benchmark": "gpu_class", "env": environment(), "steps": args.steps, "classes": classes,
+          "interrupted": interrupted})
 
 
 if __name__ == "__main__":

@@ -46,25 +46,27 @@ def run_step(out: Path, name: str, args: list[str], timeout_s: int, env: dict | 
     with open(out / "suite.log", "a", encoding="utf-8") as log:
         log.write(f"\n=== {name}: {' '.join(args)}\n")
         log.flush()
+        # a session of its own: on a time limit the part and the trainings it started get SIGTERM together
         child = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=env)
+                                 stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
         try:
             stdout, stderr = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            # Ctrl-C first: a class benchmark then stops its training workers, which outlive a killed parent
-            child.send_signal(signal.SIGINT)
+            # SIGTERM first: a CLI training stops after its step, and a class benchmark stops its scheduler's
+            # workers (sessions of their own, which outlive a killed parent) and prints the classes it finished
+            os.killpg(child.pid, signal.SIGTERM)
             try:
-                child.communicate(timeout=STOP_GRACE_S)
+                stdout, stderr = child.communicate(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.communicate()
+                os.killpg(child.pid, signal.SIGKILL)
+                stdout, stderr = child.communicate()
             log.write(f"timed out after {timeout_s} s\n")
-            return None
         log.write(stderr[-4000:])
         log.write(f"exit {child.returncode} after {time.perf_counter() - started:.0f} s\n")
-    if child.returncode != 0:
-        return None
-    result = json.loads(stdout)
+    try:
+        result = json.loads(stdout)
+    except json.JSONDecodeError:
+        return None  # failed, or interrupted before it had anything to say
     (out / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
 
