@@ -77,7 +77,8 @@ def test_runs_land_on_different_nodes_and_a_queued_run_starts_when_a_node_frees(
     assert store.get(third.id).status is RunStatus.QUEUED, "two nodes of one CPU: the third run waits"
     assert scheduler.snapshot(third.id).queue_position == 1
     wait_for(lambda: store.get(third.id).status.training, 180, "the queued run to start when a node frees")
-    assert store.get(first.id).status is RunStatus.DONE and store.get(second.id).status.training
+    states = [(store.get(r.id).status, store.get(r.id).message) for r in (first, second, third)]
+    assert store.get(first.id).status is RunStatus.DONE and store.get(second.id).status.training, states
     wait_for(lambda: {store.get(r.id).status for r in (first, second, third)} <= ENDED, 240, "all three runs")
     assert [store.get(r.id).status for r in (first, second, third)] == [RunStatus.DONE] * 3
     assert node_of(store, first.id) != node_of(store, second.id), "two runs at once land on the two nodes"
