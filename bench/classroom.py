@@ -105,7 +105,7 @@ def app_jobs(browser, server: StreamlitServer, n_users: int, seconds: float) -> 
     return [median_rate(store, r) for r in runs]
 
 
-def server_cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -139,7 +139,7 @@ def browser_cpu_seconds() -> float:
     for pid in mine:
         if "chrom" in processes[pid][1].lower():
             try:
-                total += server_cpu_seconds(pid)
+                total += cpu_seconds(pid)
             except OSError:
                 pass
     return total
@@ -192,9 +192,9 @@ def viewer_cost(browser, server: StreamlitServer, counts: list[int], seconds: fl
             page.get_by_text("Training: step").first.wait_for()
             pages.append(page)
         time.sleep(3)
-        start_cpu, start = server_cpu_seconds(server.pid), time.time()
+        start_cpu, start = cpu_seconds(server.pid), time.time()
         time.sleep(seconds)
-        used = server_cpu_seconds(server.pid) - start_cpu
+        used = cpu_seconds(server.pid) - start_cpu
         out[str(count)] = round(100 * used / (time.time() - start) / count, 2)
     page_button(owner, "Stop").click()
     owner.get_by_text("Stopped: step").first.wait_for()

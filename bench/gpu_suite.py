@@ -91,9 +91,8 @@ def with_mps(out: Path, args: list[str], timeout_s: int) -> dict | None:
 def summarise(check, lecture, classes) -> dict:
     summary: dict = {"graphs_train_as_plain": None, "targets": TARGETS}
     if check:
-        summary["graphs_train_as_plain"] = all(check[k] for k in ("step_loss_ok", "weight_ok", "resume_ok",
-                                                                  "batched_eval_ok")) and check["recorded"] == \
-            "CudaGraphStep"
+        agrees = all(check[k] for k in ("step_loss_ok", "weight_ok", "resume_ok", "batched_eval_ok"))
+        summary["graphs_train_as_plain"] = agrees and check["recorded"] == "CudaGraphStep"
     if lecture:
         speed, val = lecture["tokens_per_sec"], lecture["val_loss"]
         ratio = speed["babygpt_compiled_graphs"] / speed["nanogpt_compiled"]

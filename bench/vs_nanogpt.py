@@ -149,7 +149,9 @@ def main() -> None:
     on_gpu = args.device == "cuda"
     iters = args.iters or (2000 if on_gpu else 300)
     rounds_wanted = args.rounds or (1 if on_gpu else 2)
-    names = args.variants.split(",") if args.variants else [*setup.variants, *(["nanogpt_compiled"] * args.compile)]
+    names = args.variants.split(",") if args.variants else list(setup.variants)
+    if args.compile and "nanogpt_compiled" not in names:
+        names.append("nanogpt_compiled")
     eval_interval = 250 if on_gpu and iters >= 250 else None  # nanoGPT's GPU schedule evaluates every 250 steps
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

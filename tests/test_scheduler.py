@@ -374,6 +374,14 @@ def test_the_gpus_a_server_shares_come_from_its_environment(monkeypatch, env, gp
     assert SchedulerSettings.from_env().gpus == gpus
 
 
+def test_a_mistyped_gpu_is_named(monkeypatch):
+    monkeypatch.setenv("BABYGPT_GPUS", "0,l")
+    with pytest.raises(BabyGPTError, match="BABYGPT_GPUS names 'l': give GPU indices"):
+        SchedulerSettings.from_env()
+    monkeypatch.setenv("BABYGPT_GPUS", "GPU-5b1c,1")
+    assert SchedulerSettings.from_env().gpus == ("GPU-5b1c", "1")
+
+
 def test_jobs_per_gpu_setting_is_checked(monkeypatch):
     monkeypatch.setenv("BABYGPT_JOBS_PER_GPU", "4")
     assert SchedulerSettings.from_env().jobs_per_gpu == 4

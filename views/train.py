@@ -204,7 +204,7 @@ x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
 
 
 def draw_status(snap: JobSnapshot) -> None:
-    """What changes every second: the progress line (step, speed, time left) and what the run has to say."""
+    """What changes between steps: the progress line (step, speed, time left) and what the run has to say."""
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
     broken_ideas = active(state.store().get(snap.run_id).config["model"])
     findings = {f.key: f.sentence for f in state.counterfactual_findings(snap.run_id)} if broken_ideas else {}

@@ -29,7 +29,14 @@ def visible_gpus() -> tuple[str, ...]:
     """
     chosen = os.environ.get(GPUS_ENV, "").strip()
     if chosen:
-        return () if chosen.lower() == "none" else tuple(part.strip() for part in chosen.split(",") if part.strip())
+        if chosen.lower() == "none":
+            return ()
+        gpus = tuple(part.strip() for part in chosen.split(",") if part.strip())
+        for gpu in gpus:  # a typo would otherwise hide every GPU from the jobs, which then train on the CPUs
+            if not (gpu.isdigit() or gpu.startswith(("GPU-", "MIG-"))):
+                raise BabyGPTError(f"{GPUS_ENV} names {gpu!r}: give GPU indices (0,1) or UUIDs (GPU-…) as "
+                                   "nvidia-smi -L lists them, or none to train on the CPUs only.")
+        return gpus
     shown = os.environ.get("CUDA_VISIBLE_DEVICES")
     if shown is not None:
         return tuple(part.strip() for part in shown.split(",") if part.strip() and part.strip() != "-1")
@@ -42,7 +49,7 @@ def jobs_per_gpu_from_env() -> int:
     raw = os.environ.get(JOBS_PER_GPU_ENV, "").strip()
     if not raw:
         return DEFAULT_JOBS_PER_GPU
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdigit():  # at least 1: SchedulerSettings holds that rule for every way of setting it
         raise BabyGPTError(f"{JOBS_PER_GPU_ENV} must be a whole number of at least 1 (got {raw!r}).")
     return int(raw)
 

@@ -166,10 +166,9 @@ class LocalBackend:
 
     def start(self, store: RunStore, info: RunInfo, threads: int, on_exit: Callable[[Job], None],
               memory_bytes: int | None = None) -> Job:
-        if self.gpus is None:
-            return Job(store, info, threads, on_exit, memory_bytes=memory_bytes)
-        return Job(store, info, threads, self._released(on_exit), memory_bytes=memory_bytes,
-                   gpu=self.gpus.take(info.id), gpu_share=self.gpus.memory_share)
+        gpu = self.gpus.take(info.id) if self.gpus is not None else None
+        return Job(store, info, threads, self._released(on_exit), memory_bytes=memory_bytes, gpu=gpu,
+                   gpu_share=self.gpus.memory_share if self.gpus is not None else None)
 
     def adopt(self, store: RunStore, on_exit: Callable[[Job], None]) -> list[Job]:
         """Workers that outlived a restarted server (alive, and still a worker: pids are reused); each keeps the
@@ -181,8 +180,7 @@ class LocalBackend:
             gpu = _gpu_of(info.pid) if self.gpus is not None else None
             if gpu is not None:
                 self.gpus.hold(info.id, gpu)
-            jobs.append(Job(store, info, info.threads or 1, self._released(on_exit) if self.gpus else on_exit,
-                            adopt_pid=info.pid))
+            jobs.append(Job(store, info, info.threads or 1, self._released(on_exit), adopt_pid=info.pid))
         return jobs
 
     def gpu_load(self) -> dict[str, int]:
