@@ -16,11 +16,14 @@ from collections.abc import Sequence
 
 from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
-from babygpt.model.sizing import MAX_PARAMS_ENV, ModelLimits, parameter_count
+from babygpt.model.sizing import MAX_PARAMS_ENV, parameter_count
+from babygpt.orchestration.plan import TrainingPlan, encode_corpus, plan_training
+from babygpt.orchestration.runs import resume_run, start_run
+from babygpt.server.settings import model_limits_from_env
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store import archive
-from babygpt.store.pipeline import TrainingPlan, check_same_corpus, encode_corpus, plan_training, resume_run, start_run
+from babygpt.store.corpora import check_same_corpus
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.corpus import Corpus, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
@@ -153,7 +156,7 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
 
 def _check_size(plan: TrainingPlan, allow_large: bool) -> None:
     """Over the limits, the CLI asks for --allow-large: it is the user's own machine, unlike the app's server."""
-    problems = ModelLimits.from_env().problems(plan.model_config, plan.train_config.batch_size)
+    problems = model_limits_from_env().problems(plan.model_config, plan.train_config.batch_size)
     if problems and not allow_large:
         raise BabyGPTError(" ".join(problems) + " Pass --allow-large to train it anyway.")
     for problem in problems:
@@ -241,7 +244,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
         path = archive.export_run(store, args.run, args.file)
         print(f"exported {args.run} to {path}")
     elif args.runs_command == "import":
-        info = archive.import_run(store, args.file)
+        info = archive.import_run(store, args.file, limits=model_limits_from_env())
         print(f"imported as {info.id}")
     return 0
 

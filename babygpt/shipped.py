@@ -1,6 +1,9 @@
-"""Where the files the project ships live: the top-level ``data/`` folder of a checkout, or its copy inside an
-installed package (``babygpt/_data``, put there by ``pip install .``). Every reader of shipped data goes through
-``data_file`` so a checkout and an install behave the same, and a classroom with no network has everything.
+"""Where the project's code and the files it ships live.
+
+The code: the folder that holds the ``babygpt`` package (``code_root``), what a worker process needs on its path.
+The files: the top-level ``data/`` folder of a checkout, or its copy inside an installed package
+(``babygpt/_data``, put there by ``pip install .``). Every reader of shipped data goes through ``data_file`` so a
+checkout and an install behave the same, and a classroom with no network has everything.
 """
 
 from __future__ import annotations
@@ -9,8 +12,15 @@ from pathlib import Path
 
 from babygpt.errors import BabyGPTError
 
-_CHECKOUT = Path(__file__).resolve().parent.parent / "data"
+_CODE_ROOT = Path(__file__).resolve().parent.parent
+_CHECKOUT = _CODE_ROOT / "data"
 _INSTALLED = Path(__file__).resolve().parent / "_data"
+
+
+def code_root() -> Path:
+    """The folder holding the ``babygpt`` package: a checkout's top, or ``site-packages`` in an install. Not the
+    current directory, which is wherever the server was started from."""
+    return _CODE_ROOT
 
 
 def data_dir() -> Path:

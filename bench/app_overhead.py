@@ -14,8 +14,10 @@ import threading
 import time
 
 from babygpt.config import TrainConfig
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
-from babygpt.store.pipeline import plan_training, start_run
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.runs import start_run
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from bench.common import CONFIGS, emit, environment, shakespeare
 

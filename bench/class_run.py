@@ -10,10 +10,10 @@ from __future__ import annotations
 import statistics
 import time
 
+from babygpt.orchestration.plan import TrainingPlan
 from babygpt.server.local import WORKER_LOG
 from babygpt.server.scheduler import Scheduler
 from babygpt.status import ENDED
-from babygpt.store.pipeline import TrainingPlan
 from babygpt.store.runs import RunStore
 
 

@@ -19,10 +19,11 @@ import ray
 from ray.cluster_utils import Cluster
 
 from babygpt.config import DEFAULT_PRESET, INTERACTIVE_TRAIN, TrainConfig, tokens_per_step
+from babygpt.orchestration.plan import TrainingPlan, plan_training
 from babygpt.server.local import LocalBackend
 from babygpt.server.ray_backend import ClusterSettings, RayBackend
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
-from babygpt.store.pipeline import TrainingPlan, plan_training
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from bench.class_run import train_class
 from bench.common import emit, environment, shakespeare

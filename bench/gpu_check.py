@@ -23,7 +23,7 @@ from dataclasses import replace
 import torch
 
 from babygpt.config import DEFAULT_PRESET, TrainConfig
-from babygpt.store.pipeline import plan_training
+from babygpt.orchestration.plan import plan_training
 from babygpt.training import trainer as trainer_module
 from babygpt.training.trainer import Callbacks, Trainer
 from bench.common import emit, environment, shakespeare

@@ -20,8 +20,9 @@ import signal
 import tempfile
 
 from babygpt.config import DEFAULT_PRESET, INTERACTIVE_TRAIN, TrainConfig, tokens_per_step
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
-from babygpt.store.pipeline import plan_training
+from babygpt.orchestration.plan import plan_training
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from bench.class_run import train_class
 from bench.common import emit, environment, shakespeare

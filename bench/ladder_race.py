@@ -13,8 +13,10 @@ import argparse
 import tempfile
 import time
 
-from babygpt.lessons.race import RACE_STEPS, ladder_steps, race_plans, race_results
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.lessons.race import ladder_steps, race_results
+from babygpt.orchestration.race import RACE_STEPS, race_entries, race_plans
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from babygpt.text.datasets import load_corpus
 from bench.common import emit, environment, shakespeare
@@ -29,7 +31,7 @@ def race(corpus, steps: int, seeds: int, slots: int) -> dict:
         while scheduler.running() or scheduler.store.queued():
             time.sleep(0.5)
         wall = time.perf_counter() - start
-        results = race_results(scheduler.store, group)
+        results = race_results(race_entries(scheduler.store, group))
     return {"wall_s": round(wall, 1),
             "rungs": [{"preset": r.preset, "params": r.parameters, "lr": r.lr, "mean": round(r.mean, 4),
                        "spread": round(r.spread, 4), "losses": [round(x, 4) for x in r.losses]} for r in results],

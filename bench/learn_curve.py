@@ -15,7 +15,7 @@ import dataclasses
 import time
 
 from babygpt.config import TrainConfig
-from babygpt.store.pipeline import plan_training
+from babygpt.orchestration.plan import plan_training
 from babygpt.training.trainer import Callbacks, StepMetrics, Trainer
 from bench.common import emit, environment, shakespeare
 

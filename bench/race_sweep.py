@@ -18,8 +18,8 @@ import itertools
 import statistics
 
 from babygpt.config import PRESETS, TrainConfig
-from babygpt.lessons.race import RACE_SIZES, rung_config
-from babygpt.store.pipeline import plan_training
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.race import RACE_SIZES, rung_config
 from babygpt.text.datasets import load_corpus
 from babygpt.training.trainer import Trainer
 from bench.common import emit, environment

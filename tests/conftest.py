@@ -19,6 +19,16 @@ def isolated_env(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(params=["float32", "bfloat16"])
+def auto_precision(request, monkeypatch) -> str:
+    """What ``auto`` trains in on the CPU, forced for this test (and the workers it starts), once each way, so a
+    test that depends on precision sees both branches whatever this machine's CPU would choose."""
+    from babygpt.training.devices import CPU_BFLOAT16_ENV
+
+    monkeypatch.setenv(CPU_BFLOAT16_ENV, "on" if request.param == "bfloat16" else "off")
+    return request.param
+
+
 @pytest.fixture
 def shakespeare() -> Path:
     """The path of the shipped Tiny Shakespeare."""

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from babygpt.config import ModelConfig, TrainConfig
-from babygpt.store.pipeline import TrainingPlan, plan_training
+from babygpt.model.sizing import ModelLimits
+from babygpt.orchestration.plan import TrainingPlan, plan_training
 from babygpt.text.corpus import Corpus
 
 TINY_SIZES = dict(n_layer=2, n_head=2, n_embd=32, block_size=16)
+LIMITS = ModelLimits(max_params=50_000_000, job_memory_bytes=4 * 2**30)  # a modest server's, for imports
 
 
 def tiny_config(**overrides) -> TrainConfig:

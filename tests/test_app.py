@@ -4,7 +4,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.store.pipeline import start_run
+from babygpt.orchestration.runs import start_run
 from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan, wait_for
@@ -295,14 +295,14 @@ def test_a_text_without_spaces_shows_a_bounded_token_view():
     assert at.metric[2].value == f"{len(set(text)):,}"  # counts read the same everywhere, with their comma
 
 
-def test_the_val_loss_says_when_it_was_measured(trained_run):
+def test_the_val_loss_says_when_it_was_measured(auto_precision, trained_run):
     at = app()
     at.session_state["active_run"] = trained_run.id
     at.switch_page("views/train.py").run()
     metrics = {m.label: m.value for m in at.metric}
     last = [r for r in RunStore().metrics(trained_run.id) if r.split == "val"][-1]
     assert metrics["Val loss"] == f"{last.loss:.3f}" and metrics["Device"] == "cpu"
-    assert any(c.value.startswith(f"Val loss measured at step {last.step} (") and c.value.endswith(" · float32")
+    assert any(c.value.startswith(f"Val loss measured at step {last.step} (") and c.value.endswith(f" · {auto_precision}")
                for c in at.caption)
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.store.pipeline import PROBE_TOKENS, resume_run, start_run
+from babygpt.orchestration.recorder import PROBE_TOKENS
+from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import chart_spec, plotly_array, tiny_plan
@@ -31,7 +32,7 @@ def test_every_evaluation_records_the_probe_attention_and_a_resume_keeps_it(smal
 
 @pytest.mark.usefixtures("fresh_resources")
 def test_the_attention_page_scrubs_through_the_steps(small_text):
-    from babygpt.store.pipeline import persist_corpus
+    from babygpt.store.corpora import persist_corpus
 
     store = RunStore()
     plan = tiny_plan(small_text, max_iters=30, eval_interval=10)

@@ -73,10 +73,10 @@ def test_bits_per_char_and_the_step_a_level_was_passed():
 
 def test_a_run_records_its_baselines_and_runs_show_bits_per_char(small_text, tmp_path):
     from babygpt.lessons.baselines import Baselines
+    from babygpt.orchestration.runs import start_run
     from babygpt.store.archive import export_run, import_run
-    from babygpt.store.pipeline import start_run
     from babygpt.store.runs import RunStore
-    from tests.helpers import tiny_plan
+    from tests.helpers import LIMITS, tiny_plan
 
     store = RunStore()
     trainer, info = start_run(store, tiny_plan(small_text, max_iters=20, eval_interval=10))
@@ -86,6 +86,6 @@ def test_a_run_records_its_baselines_and_runs_show_bits_per_char(small_text, tmp
     assert b.chars_per_token == 1.0  # the char tokenizer
     row = next(r for r in store.summaries() if r["id"] == info.id)
     assert row["best_val_bpc"] == pytest.approx(row["best_val_loss"] / math.log(2))
-    imported = import_run(store, export_run(store, info.id, tmp_path / "run.zip"))
+    imported = import_run(store, export_run(store, info.id, tmp_path / "run.zip"), limits=LIMITS)
     assert Baselines.from_config(store.get(imported.id).config) == b
     assert Baselines.from_config({"data": {"baselines": {"uniform": "x"}}}) is None  # damaged: no levels, no crash

@@ -5,7 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from bench.common import ROOT
+from bench.gpu_check import LOSS_TOLERANCE
 from bench.gpu_suite import TARGETS, summarise
 
 
@@ -15,11 +18,15 @@ def _bench(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def test_the_graph_check_compares_the_recordable_step_with_the_plain_one():
-    result = _bench("bench.gpu_check", "--device", "cpu", "--steps", "20")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_graph_check_compares_the_recordable_step_with_the_plain_one(dtype):
+    """Each precision held to its own bound: float32 as tightly as it allows, bfloat16 to what 8 bits round to."""
+    result = _bench("bench.gpu_check", "--device", "cpu", "--steps", "20", "--dtype", dtype)
+    assert result["dtype"] == dtype
     assert result["recorded"] == "StaticStep"  # on the CPU: the step a graph records, run without recording
     assert result["step_loss_ok"] and result["weight_ok"] and result["resume_ok"] and result["batched_eval_ok"]
-    assert result["step_loss_max_difference"] < 1e-4 and result["resume_loss_max_difference"] < 1e-4
+    bound = LOSS_TOLERANCE[dtype]
+    assert result["step_loss_max_difference"] < bound and result["resume_loss_max_difference"] < bound
 
 
 def test_the_gpu_class_benchmark_runs_a_class_and_reports_what_fell_back():

@@ -14,7 +14,8 @@ import ray  # in requirements.txt: these tests never skip
 from ray.cluster_utils import Cluster
 
 from babygpt.server.ray_backend import RayBackend, TrainingActor, actor_name, find_actor, store_namespace
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.server.users import Actor
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunStore
@@ -148,7 +149,8 @@ def test_a_lost_node_interrupts_only_its_run_and_resume_finishes_elsewhere(on_cl
 SERVER = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from babygpt.server.scheduler import Scheduler, SchedulerSettings
+    from babygpt.server.scheduler import Scheduler
+    from babygpt.server.settings import SchedulerSettings
     from babygpt.store.runs import RunStore
     from tests.helpers import tiny_plan
     scheduler = Scheduler(RunStore(), SchedulerSettings.from_env())
@@ -214,7 +216,7 @@ def test_the_training_page_trains_on_the_cluster_and_draws_its_live_chart(on_clu
 
 
 def test_without_an_address_nothing_imports_ray(tmp_path):
-    code = ("import sys; from babygpt.server.scheduler import Scheduler, SchedulerSettings; "
+    code = ("import sys; from babygpt.server.scheduler import Scheduler; from babygpt.server.settings import SchedulerSettings; "
             "from babygpt.store.runs import RunStore; s = Scheduler(RunStore(), SchedulerSettings.from_env()); "
             "print(s.backend.name, 'ray' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "BABYGPT_RAY_ADDRESS"}
@@ -259,8 +261,9 @@ def test_cluster_settings_are_checked(monkeypatch):
 
 
 def test_a_finished_actor_that_no_server_collects_ends_itself(on_cluster, small_text):
+    from babygpt.orchestration.runs import create_run
     from babygpt.server.relay import RelayedJob
-    from babygpt.store.pipeline import create_run, persist_corpus
+    from babygpt.store.corpora import persist_corpus
 
     store = RunStore()
     plan = tiny_plan(small_text, max_iters=20, eval_interval=10)

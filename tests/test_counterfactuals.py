@@ -96,7 +96,8 @@ def class_length_runs(tmp_path_factory):
     on the bundled text, for 200 steps (a class-length run, as the walkthrough that found the false promise)."""
     from babygpt.config import FORM_SETTINGS, TrainConfig, form_defaults
     from babygpt.lessons.counterfactuals import COUNTERFACTUALS
-    from babygpt.store.pipeline import plan_training, start_run
+    from babygpt.orchestration.plan import plan_training
+    from babygpt.orchestration.runs import start_run
     from babygpt.store.runs import RunStore
     from babygpt.text.datasets import default_dataset, load_corpus
 
@@ -117,7 +118,7 @@ def class_length_runs(tmp_path_factory):
 
 def test_each_counterfactual_says_what_a_class_length_run_shows(class_length_runs):
     from babygpt.lessons.counterfactuals import measure
-    from babygpt.store.pipeline import counterfactual_findings, run_split
+    from babygpt.orchestration.runs import counterfactual_findings, run_split
 
     store, runs = class_length_runs
     normal = store.load(runs["normal"])
@@ -146,7 +147,7 @@ def test_each_counterfactual_says_what_a_class_length_run_shows(class_length_run
 def test_the_training_page_shows_the_measured_finding_and_the_name_says_what_was_broken(class_length_runs):
     from streamlit.testing.v1 import AppTest
 
-    from babygpt.store.pipeline import counterfactual_findings
+    from babygpt.orchestration.runs import counterfactual_findings
     from tests.conftest import ROOT
 
     store, runs = class_length_runs

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from babygpt.config import PRESETS, model_config_for_preset
-from babygpt.model.decode import Decoder
+from babygpt.model.decode import Decoder, forward_cached, new_caches
 from babygpt.model.gpt import LanguageModel, build_model
 
 
@@ -25,12 +25,12 @@ def test_decoder_equals_forward_cached(preset, variant):
     model = _randomised(build_model(config))
     idx = torch.randint(23, (1, 12))
     full, _ = model(idx)
-    reference, fast = model.new_caches(1), model.new_caches(1)
-    model.forward_cached(idx[:, :5], reference)
-    model.forward_cached(idx[:, :5], fast)
+    reference, fast = new_caches(model, 1), new_caches(model, 1)
+    forward_cached(model, idx[:, :5], reference)
+    forward_cached(model, idx[:, :5], fast)
     decoder = Decoder(model)
     for t in range(5, 12):
-        expected = model.forward_cached(idx[:, t:t + 1], reference)
+        expected = forward_cached(model, idx[:, t:t + 1], reference)
         got = decoder.step(int(idx[0, t]), fast)
         assert got.shape == (1, 23)
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -47,9 +47,9 @@ def test_decoder_is_a_snapshot():
     torch.manual_seed(0)
     model = _randomised(build_model(model_config_for_preset("gpt", vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=6)))
     decoder = Decoder(model)
-    before = decoder.step(3, model.new_caches(1))
+    before = decoder.step(3, new_caches(model, 1))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    torch.testing.assert_close(decoder.step(3, model.new_caches(1)), before)
-    assert not torch.allclose(Decoder(model).step(3, model.new_caches(1)), before)
+    torch.testing.assert_close(decoder.step(3, new_caches(model, 1)), before)
+    assert not torch.allclose(Decoder(model).step(3, new_caches(model, 1)), before)

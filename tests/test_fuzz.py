@@ -18,16 +18,15 @@ from hypothesis import strategies as st
 from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.model.gpt import build_model
-from babygpt.model.sizing import ModelLimits, parameter_count
+from babygpt.model.sizing import parameter_count
+from babygpt.orchestration.runs import start_run
 from babygpt.store.archive import export_run, import_run
-from babygpt.store.pipeline import start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_uploads, text_stats
 from babygpt.text.tokenizers import build_tokenizer
-from tests.helpers import tiny_plan
+from tests.helpers import LIMITS, tiny_plan
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-LIMITS = ModelLimits(max_params=50_000_000, job_memory_bytes=4 * 2**30)  # a modest server
 MEMORY_BOUND_MB = 400  # what one case may add, at its peak, to the memory the process held before it
 GROWTH_BOUND_MB = 150  # what all the cases together may leave behind
 OUTCOMES: dict[str, Counter] = {}

@@ -1,63 +1,55 @@
-"""The rule between the library's layers, checked on the source: the model, text and training layers never import
-the store, the server or the lessons; nothing in the library imports Streamlit or the app's ui package."""
+"""The rule between the library's layers, stated as import-linter contracts in pyproject.toml and checked here on
+the source (CI runs ``lint-imports`` too): every import points down, the server's backend interface is a leaf, the
+library never imports Streamlit or the app, only the Ray backend imports Ray; and the model reads no environment."""
 
 import ast
-from pathlib import Path
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from tests.conftest import ROOT
 
-LIBRARY = ROOT / "babygpt"
-LOWER = ("model", "text", "training")  # with config, errors, status, units and shipped at the bottom
-UPPER = ("babygpt.store", "babygpt.server", "babygpt.lessons", "babygpt.cli")
-BOTTOM = ("config.py", "errors.py", "status.py", "units.py", "shipped.py")
+LINT_IMPORTS = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                "sys.exit(lint_imports_command())"]
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at the top or inside a function."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+def lint_imports(folder) -> subprocess.CompletedProcess:
+    return subprocess.run([*LINT_IMPORTS, "--no-cache"], cwd=folder, capture_output=True, text=True, timeout=120)
 
 
-def violations(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
-    return [f"{path.name} imports {name}" for path in files for name in sorted(imported_modules(path))
-            if name.startswith(forbidden)]
+def test_every_layer_contract_is_kept():
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout and "KEPT" in done.stdout
 
 
-@pytest.mark.parametrize("layer", LOWER)
-def test_lower_layers_never_import_the_store_the_server_or_the_lessons(layer):
-    files = sorted((LIBRARY / layer).glob("*.py"))
-    assert files
-    assert violations(files, UPPER) == []
+@pytest.mark.parametrize(("module", "planted", "contract"), [
+    ("babygpt/lessons/race.py", "from babygpt.store.runs import RunStore", "The library's layers point down"),
+    ("babygpt/store/runs.py", "from babygpt.orchestration import plan", "The library's layers point down"),
+    ("babygpt/server/backend.py", "from babygpt.server import local", "the interface a leaf"),
+    ("babygpt/model/gpt.py", "from babygpt.model import decode", "the speed-only decoder"),
+    ("babygpt/training/trainer.py", "import streamlit", "never imports Streamlit"),
+])
+def test_a_planted_upward_import_breaks_its_contract(tmp_path, module, planted, contract):
+    """The check can fail: a copy of the library with one import pointing the wrong way is refused, naming it."""
+    for name in ("babygpt", "ui"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text(encoding="utf-8") + f"\n\ndef _planted():\n    {planted}\n", encoding="utf-8")
+    done = lint_imports(tmp_path)
+    assert done.returncode != 0
+    broken = [line for line in done.stdout.splitlines() if line.endswith("BROKEN")]
+    assert any(contract in line for line in broken), done.stdout[-3000:]
 
 
-def test_the_bottom_modules_import_only_each_other():
-    files = [LIBRARY / name for name in BOTTOM]
-    allowed = tuple(f"babygpt.{name[:-3]}" for name in BOTTOM)
-    found = [f"{p.name} imports {n}" for p in files for n in imported_modules(p)
-             if n.startswith("babygpt") and not n.startswith(allowed)]
+def test_the_model_reads_no_environment():
+    """Sizes and limits are arithmetic on a config; what a server allows comes from babygpt.server.settings."""
+    found = []
+    for path in sorted((ROOT / "babygpt" / "model").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+                found.append(f"{path.name}:{node.lineno} os.{node.attr}")
     assert found == []
-
-
-def test_the_library_never_imports_streamlit_or_the_app():
-    assert violations(sorted(LIBRARY.rglob("*.py")), ("streamlit", "ui", "views", "app")) == []
-
-
-def test_the_check_sees_a_planted_violation(tmp_path):
-    planted = tmp_path / "bad.py"
-    planted.write_text("def f():\n    from babygpt.store.runs import RunStore\n")
-    assert violations([planted], UPPER) == ["bad.py imports babygpt.store.runs", "bad.py imports babygpt.store.runs.RunStore"]
-
-
-def test_only_the_ray_backend_imports_ray():
-    """Without BABYGPT_RAY_ADDRESS nothing starts or needs Ray: one module imports it, and only when chosen."""
-    files = [p for p in sorted(LIBRARY.rglob("*.py")) if p.name != "ray_backend.py"]
-    assert violations(files, ("ray",)) == []
-    assert violations([LIBRARY / "server" / "ray_backend.py"], ("ray",))

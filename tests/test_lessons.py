@@ -7,9 +7,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from babygpt.config import PRESETS
-from babygpt.lessons.race import race_running
 from babygpt.lessons.tabs import ModelScaling, char_class, first_step, model_scaling, scaling_demo, scaling_explanation
-from babygpt.store.pipeline import persist_corpus, start_run
+from babygpt.orchestration.race import race_running
+from babygpt.orchestration.runs import start_run
+from babygpt.store.corpora import persist_corpus
 from babygpt.store.runs import RunStore
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan

@@ -5,6 +5,7 @@ import torch
 
 from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
+from babygpt.model.decode import forward_cached, new_caches
 from babygpt.model.gpt import build_model, explicit_attention, sinusoidal_encoding
 
 
@@ -44,11 +45,11 @@ def test_kv_cache_matches_full_forward():
     model = build_model(model_config_for_preset("gpt", vocab_size=30, n_layer=2, n_head=2, n_embd=16, block_size=10)).eval()
     idx = torch.randint(30, (1, 10))
     full, _ = model(idx)
-    caches = model.new_caches(1)
-    first = model.forward_cached(idx[:, :6], caches)
+    caches = new_caches(model, 1)
+    first = forward_cached(model, idx[:, :6], caches)
     torch.testing.assert_close(first, full[:, 5])
     for t in range(6, 10):
-        step = model.forward_cached(idx[:, t:t + 1], caches)
+        step = forward_cached(model, idx[:, t:t + 1], caches)
         torch.testing.assert_close(step, full[:, t], atol=1e-5, rtol=1e-5)
 
 

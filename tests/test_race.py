@@ -10,18 +10,17 @@ import pytest
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import (
     EVAL_RESOLUTION,
-    RUNG_SETTINGS,
     LadderStep,
     RungResult,
     group_races,
     ladder_steps,
     race_bands,
-    race_plans,
     race_results,
-    race_running,
     step_explanation,
 )
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.orchestration.race import RUNG_SETTINGS, race_entries, race_plans, race_running
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from babygpt.training.trainer import Trainer
@@ -112,13 +111,13 @@ def test_a_race_runs_its_seeds_as_jobs_and_reads_as_bands(small_text):
     while race_running(scheduler.store, group):
         assert time.time() < deadline
         time.sleep(0.5)
-    results = race_results(scheduler.store, group)
+    results = race_results(race_entries(scheduler.store, group))
     assert [r.preset for r in results] == LADDER
     assert all(r.finished == 2 and len(r.losses) == 2 for r in results)
     summaries = {r["id"]: r for r in scheduler.store.summaries()}
     for info in scheduler.store.list_runs(group):  # the race's loss is the one Runs shows
         assert summaries[info.id]["best_val_loss"] in next(r.losses for r in results if r.preset == info.preset)
-    bands = race_bands(scheduler.store, group)
+    bands = race_bands(race_entries(scheduler.store, group))
     band = bands["gpt"]
     assert band.steps == [0, 6, 12, 18, 24, 30]
     assert all(lo <= m <= hi for lo, m, hi in zip(band.low, band.mean, band.high, strict=True))

@@ -3,9 +3,10 @@ the store, give the same run as a local worker's, and replaying them all after a
 
 import numpy as np
 
+from babygpt.orchestration.runs import create_run
 from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_event, apply_events
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import create_run, persist_corpus
+from babygpt.store.corpora import persist_corpus
 from babygpt.store.runs import RunStore
 from tests.helpers import tiny_plan
 
@@ -60,7 +61,7 @@ def test_checkpoints_travel_at_most_every_thirty_seconds_and_always_before_the_e
     info = create_run(store, plan, status=RunStatus.STARTING)
     sent = []
     relay = RelayStore(info, scratch_folder(info.id), sent.append)
-    from babygpt.store.pipeline import trainer_for_job
+    from babygpt.orchestration.runs import trainer_for_job
 
     trainer_for_job(relay, info.id, plan.corpus).run()  # a checkpoint at every evaluation after the first: 10, ..., 60
     kinds = [(e[0], e[1]) for e in sent if e[0] in ("checkpoint", "status")]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.store.pipeline import resume_run, start_run
+from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus, corpus_from_bytes, decode_text
 from tests.conftest import ROOT

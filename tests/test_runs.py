@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from babygpt.errors import BabyGPTError
+from babygpt.orchestration.runs import start_run
 from babygpt.store.archive import export_run, import_run
-from babygpt.store.pipeline import start_run
 from babygpt.store.runs import RunStore
 from babygpt.training.sample import SamplingConfig, generate
-from tests.helpers import tiny_plan
+from tests.helpers import LIMITS, tiny_plan
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_export_import_round_trip(trained, tmp_path):
     store, info = trained
     path = export_run(store, info.id, tmp_path / "run.zip")
     other = RunStore(tmp_path / "other")
-    imported = import_run(other, path)
+    imported = import_run(other, path, limits=LIMITS)
     assert imported.id != info.id and imported.status == "done"
     a, b = store.load(info.id).model, other.load(imported.id).model
     for (name, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
@@ -90,7 +90,7 @@ def test_import_refuses_malicious_pickle(trained, tmp_path):
     bad = _rezip(good, tmp_path / "bad.zip", replace={"trainer.pt": buf.read_bytes()})
     before = len(store.list_runs())
     with pytest.raises(BabyGPTError, match="trainer.pt was refused"):
-        import_run(store, bad)
+        import_run(store, bad, limits=LIMITS)
     assert not marker.exists(), "the pickle's code must never run"
     assert len(store.list_runs()) == before
 
@@ -136,7 +136,7 @@ def test_import_refuses_bad_archives(trained, tmp_path, case, message):
     else:
         target.write_bytes(b"this is not a zip")
     with pytest.raises(BabyGPTError, match=message):
-        import_run(store, target)
+        import_run(store, target, limits=LIMITS)
     assert not (tmp_path / "evil.txt").exists()
     assert [p.name for p in store.home.iterdir() if p.name.startswith(".import-")] == []
 
@@ -150,7 +150,7 @@ def test_import_refuses_zip_bomb(trained, tmp_path):
             zout.writestr(item.filename, zin.read(item.filename))
     size = os.path.getsize(store.run_dir(info.id) / "model.safetensors")
     with pytest.raises(BabyGPTError, match="zip bomb"):
-        import_run(store, bomb, max_unpacked=size // 2)
+        import_run(store, bomb, limits=LIMITS, max_unpacked=size // 2)
 
 
 def test_run_ids_cannot_escape(trained):
@@ -201,8 +201,9 @@ def test_an_exported_upload_run_carries_names_not_server_paths_and_resumes_where
     import json
     import zipfile
 
+    from babygpt.orchestration.runs import resume_run, start_run
     from babygpt.store.archive import export_run, import_run
-    from babygpt.store.pipeline import persist_corpus, resume_run, run_corpus, start_run
+    from babygpt.store.corpora import persist_corpus, run_corpus
     from babygpt.text.corpus import Corpus
 
     here = RunStore(tmp_path / "server-a")
@@ -219,7 +220,7 @@ def test_an_exported_upload_run_carries_names_not_server_paths_and_resumes_where
         assert json.loads(z.read("config.json"))["data"]["source"] == "contextlib.txt"
 
     there = RunStore(tmp_path / "server-b")
-    imported = import_run(there, archive)
+    imported = import_run(there, archive, limits=LIMITS)
     with pytest.raises(BabyGPTError, match="contextlib.txt.*is not on this server; upload it on the Data page"):
         run_corpus(there, there.get(imported.id))
     persist_corpus(there, Corpus.from_text("my copy.txt", small_text, source="upload"), owner="v" * 22)

@@ -9,14 +9,17 @@ import pytest
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import downsample_indices
 from babygpt.model.sizing import ModelLimits
+from babygpt.orchestration.runs import start_run
 from babygpt.server.gpus import GpuAssigner
-from babygpt.server.scheduler import LiveMetrics, Scheduler, SchedulerSettings, share_threads
+from babygpt.server.progress import LiveMetrics
+from babygpt.server.scheduler import Scheduler, share_threads
+from babygpt.server.settings import SchedulerSettings
 from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key, public_handle
 from babygpt.store.archive import export_run, import_run
-from babygpt.store.pipeline import persist_corpus, start_run
+from babygpt.store.corpora import persist_corpus
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Corpus
-from tests.helpers import tiny_plan, wait_for
+from tests.helpers import LIMITS, tiny_plan, wait_for
 
 ALICE, BOB, CAROL = "alice-key-0123456789", "bob-key-0123456789ab", "carol-key-0123456789"
 
@@ -289,10 +292,10 @@ def test_each_user_has_a_disk_quota_for_runs_and_uploads(monkeypatch, tmp_path):
     scheduler.submit(None, wider)  # the command line (no owner) has no quota
     exported = export_run(store, run.id, tmp_path / "run.zip")
     with pytest.raises(BabyGPTError, match="Importing run.zip needs about"):
-        import_run(store, exported, owner=ALICE, quota=quota)
+        import_run(store, exported, limits=LIMITS, owner=ALICE, quota=quota)
     scheduler.delete(Actor(ALICE), run.id)  # deleting frees the space
     assert store.disk_usage(ALICE) == 630_000
-    import_run(store, exported, owner=ALICE, quota=quota)
+    import_run(store, exported, limits=LIMITS, owner=ALICE, quota=quota)
     scheduler.stop_all(wait=30)
 
 
@@ -317,7 +320,7 @@ def test_a_worker_that_dies_of_memory_is_failed_with_words_not_interrupted(small
 def test_one_steady_estimate_of_speed_and_time_left():
     """The sidebar and the training page read the same snapshot: the speed is a mean over the last logged steps
     and the ETA the pace of the last half minute, so one noisy step moves neither much."""
-    from babygpt.server.scheduler import eta_seconds, training_rate
+    from babygpt.server.progress import eta_seconds, training_rate
 
     rows = [{"step": s, "elapsed_s": s * 0.1, "tokens_per_sec": 5000.0, "loss": 2.0} for s in range(0, 300, 5)]
     rows[-1] = {**rows[-1], "tokens_per_sec": 500.0, "elapsed_s": rows[-2]["elapsed_s"] + 5.0}  # one slow step

@@ -68,11 +68,13 @@ def test_memory_limit_names_what_to_lower():
 
 
 def test_limits_from_the_environment(monkeypatch):
+    from babygpt.server.settings import model_limits_from_env
+
     monkeypatch.setenv("BABYGPT_MAX_PARAMS", "5e6")
     monkeypatch.setenv("BABYGPT_JOB_MEMORY_MB", "1024")
-    assert ModelLimits.from_env(jobs_at_once=2) == ModelLimits(5_000_000, 2**30)
+    assert model_limits_from_env(jobs_at_once=2) == ModelLimits(5_000_000, 2**30)
     monkeypatch.delenv("BABYGPT_MAX_PARAMS")
-    assert ModelLimits.from_env().max_params == 2**30 // 32  # half the job's memory at 16 bytes a parameter
+    assert model_limits_from_env().max_params == 2**30 // 32  # half the job's memory at 16 bytes a parameter
     monkeypatch.setenv("BABYGPT_MAX_PARAMS", "lots")
     with pytest.raises(BabyGPTError, match="BABYGPT_MAX_PARAMS='lots' is not a number"):
-        ModelLimits.from_env()
+        model_limits_from_env()

@@ -6,7 +6,8 @@ import torch
 
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.errors import BabyGPTError
-from babygpt.store.pipeline import plan_training, resume_run, start_run
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from babygpt.training.trainer import Callbacks, Trainer, lr_at
@@ -214,17 +215,34 @@ def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatc
 def test_auto_bfloat16_needs_the_flag_and_a_measured_gain(monkeypatch):
     from babygpt.training import devices
 
+    monkeypatch.delenv(devices.CPU_BFLOAT16_ENV, raising=False)
     calls = []
     monkeypatch.setattr(devices, "bfloat16_speedup", lambda: calls.append(1) or 2.0)
     monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: False)
-    devices.cpu_bfloat16_is_faster.cache_clear()
+    devices._measured_cpu_bfloat16_is_faster.cache_clear()
     assert devices.cpu_bfloat16_is_faster() is False and calls == []  # no flag: not even measured
     monkeypatch.setattr(devices, "cpu_has_native_bfloat16", lambda: True)
     for speedup, chosen in ((0.53, False), (1.2, False), (2.0, True)):  # the Xeon's 0.53×: the flag is not enough
         monkeypatch.setattr(devices, "bfloat16_speedup", lambda s=speedup: s)
-        devices.cpu_bfloat16_is_faster.cache_clear()
+        devices._measured_cpu_bfloat16_is_faster.cache_clear()
         assert devices.cpu_bfloat16_is_faster() is chosen
-    devices.cpu_bfloat16_is_faster.cache_clear()
+    devices._measured_cpu_bfloat16_is_faster.cache_clear()
+
+
+@pytest.mark.parametrize("measured", [True, False])
+def test_what_auto_chooses_on_a_cpu_can_be_forced_either_way(monkeypatch, measured):
+    """Both branches of ``auto`` run on any machine: the setting wins over the measurement, read on every call."""
+    from babygpt.training import devices
+
+    monkeypatch.setattr(devices, "_measured_cpu_bfloat16_is_faster", lambda: measured)
+    cpu = torch.device("cpu")
+    for value, chosen in (("on", "bfloat16"), ("1", "bfloat16"), ("off", "float32"), ("0", "float32"),
+                          ("auto", "bfloat16" if measured else "float32")):
+        monkeypatch.setenv(devices.CPU_BFLOAT16_ENV, value)
+        assert devices.resolve_dtype(cpu, "auto") == chosen, value
+    monkeypatch.setenv(devices.CPU_BFLOAT16_ENV, "maybe")
+    with pytest.raises(BabyGPTError, match="BABYGPT_CPU_BFLOAT16 must be on, off or auto"):
+        devices.resolve_dtype(cpu, "auto")
 
 
 def test_the_bfloat16_measurement_agrees_with_an_independent_timing():
@@ -305,3 +323,43 @@ def test_a_failed_compile_falls_back_to_eager_and_says_so(small_text, monkeypatc
     assert result.status == "done" and result.step == 10  # eager finished the run
     assert notes == ["torch.compile failed (RuntimeError: no C compiler found); training goes on without it "
                      "(eager): the same results, a little slower."]
+
+
+def _compiled_that_fails(monkeypatch, exc: Exception, from_call: int) -> list[int]:
+    """torch.compile replaced by a wrapper that runs the model eagerly until call ``from_call``, then raises."""
+    calls = []
+
+    def compile_stub(model, *args, **kwargs):
+        def compiled(*a, **k):
+            calls.append(1)
+            if len(calls) >= from_call:
+                raise exc
+            return model(*a, **k)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", compile_stub)
+    return calls
+
+
+def test_a_compiled_run_that_fails_later_is_not_called_a_compile_failure(small_text, monkeypatch):
+    """Only the first compiled call may fall back to eager: a failure at a later step is raised as it is."""
+    calls = _compiled_that_fails(monkeypatch, RuntimeError("a bug at step 5"), from_call=5)
+    plan = tiny_plan(small_text, max_iters=10, eval_interval=10, compile=True)
+    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    with pytest.raises(RuntimeError, match="a bug at step 5"):
+        trainer.run()
+    assert len(calls) == 5 and trainer.forward is not trainer.module  # never silently swapped to eager
+
+
+def test_running_out_of_memory_in_the_first_compiled_call_is_reported_as_such(small_text, monkeypatch):
+    _compiled_that_fails(monkeypatch, torch.OutOfMemoryError("CUDA out of memory"), from_call=1)
+    plan = tiny_plan(small_text, max_iters=10, eval_interval=10, compile=True)
+    notes = []
+
+    class Notes(Callbacks):
+        def on_notice(self, trainer, message):
+            notes.append(message)
+
+    trainer = Trainer(plan.model_config, plan.train_config, plan.split, [Notes()])
+    result = trainer.run()
+    assert result.status == "failed" and not any("torch.compile failed" in n for n in notes)

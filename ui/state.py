@@ -21,10 +21,12 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.links import LESSON_TABS, parse_link
 from babygpt.lessons.surprise import TokenSurprise, surprise
-from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.orchestration.runs import counterfactual_findings as counterfactual_findings_of
+from babygpt.orchestration.runs import run_split
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
 from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key
-from babygpt.store.pipeline import counterfactual_findings as counterfactual_findings_of
-from babygpt.store.pipeline import persist_corpus, run_split
+from babygpt.store.corpora import persist_corpus
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.corpus import Corpus, text_stats
 from babygpt.text.datasets import default_dataset, load_corpus

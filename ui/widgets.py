@@ -6,7 +6,7 @@ import streamlit as st
 
 from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
-from babygpt.server.scheduler import JobSnapshot
+from babygpt.server.progress import JobSnapshot
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun

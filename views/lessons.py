@@ -9,17 +9,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
 from babygpt.lessons.links import LESSON_TABS
-from babygpt.lessons.race import (
-    RACE_SEEDS,
-    RACE_SIZES,
-    RACE_STEPS,
-    ladder_steps,
-    race_bands,
-    race_plans,
-    race_results,
-    race_running,
-    step_explanation,
-)
+from babygpt.lessons.race import ladder_steps, race_bands, race_results, step_explanation
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.lessons.viz import (
@@ -32,6 +22,7 @@ from babygpt.lessons.viz import (
     surprise_html,
 )
 from babygpt.model.gpt import sinusoidal_encoding
+from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
 from ui import state
 from ui.widgets import default_prompt, explain, run_label, run_picker
 
@@ -95,7 +86,7 @@ with race_tab:
                        "each with its own learning rate and several seeds. Each run is one job in the server's "
                        "queue, trained in its own process.")
             return
-        results = race_results(state.store(), group)
+        results = race_results(race_entries(state.store(), group))
         if not results:
             st.caption("This race's runs were deleted.")
             return
@@ -120,7 +111,7 @@ with race_tab:
                    "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
                    "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
                    "may.")
-        bands = race_bands(state.store(), group)
+        bands = race_bands(race_entries(state.store(), group))
         if bands:
             st.plotly_chart(band_figure(bands), key="race_chart")
         if racing and not race_running(state.store(), group):

@@ -10,6 +10,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.race import group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
+from babygpt.orchestration.race import race_entries
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
@@ -90,7 +91,7 @@ else:
         if factor is None:
             continue  # recorded before runs kept their characters per token
         if row.get("group_id"):  # a race: each rung's mean over its seeds
-            for preset, band in race_bands(store, row["group_id"]).items():
+            for preset, band in race_bands(race_entries(store, row["group_id"])).items():
                 curves[f"{row['label']}: {preset}"] = [(s, v * factor) for s, v in zip(band.steps, band.mean, strict=True)]
         else:
             curves[row["label"]] = [(m.step, m.loss * factor) for m in store.metrics(row["id"]) if m.split == "val"]

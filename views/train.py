@@ -11,9 +11,10 @@ from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, swi
 from babygpt.lessons.links import LESSON_TABS, make_link
 from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
-from babygpt.server.scheduler import JobSnapshot, check_can_resume
+from babygpt.orchestration.plan import plan_training
+from babygpt.server.progress import JobSnapshot
+from babygpt.server.scheduler import check_can_resume
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import plan_training
 from babygpt.store.runs import RunInfo
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices

@@ -1,6 +1,8 @@
 """The ladder race: every rung on the same text with the same token budget, several seeds each.
 
-A race teaches that each idea of the Transformer lowers the loss, so it must not mistake an optimisation
+This module reads a race's runs as rows (``RaceEntry``) and says what they show; starting the runs and reading
+them out of the store is orchestration (``babygpt.orchestration.race``). A race teaches that each idea of the
+Transformer lowers the loss, so it must not mistake an optimisation
 failure or noise for a property of a rung. Each rung trains at the learning rate that suits it (a small
 network without residual paths wants a higher rate than a deep one; the lecture tuned each step too), found by
 ``python -m bench.race_sweep`` on the bundled corpus and used unchanged on every text; every rung runs several
@@ -11,58 +13,11 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
-from babygpt.config import PRESETS, ModelConfig, TrainConfig
+from babygpt.config import PRESETS, ModelConfig
 from babygpt.model.sizing import parameter_count
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import TrainingPlan, plan_baselines, plan_training
-from babygpt.store.runs import RunStore
-from babygpt.text.corpus import Corpus
-
-
-@dataclass(frozen=True)
-class RungSettings:
-    lr: float
-    warmup_iters: int
-
-
-# From `python -m bench.race_sweep --steps 2000 --lrs 0.001 0.003 0.01 0.02 0.05 --warmups 0` on the bundled corpus
-# (n_embd 64, 2 layers, block 32, 2 seeds; warm-up made no difference at 500 steps). The README has the table.
-RUNG_SETTINGS = {
-    "bigram": RungSettings(5e-2, 0),
-    "single-head": RungSettings(2e-2, 0),
-    "multi-head": RungSettings(2e-2, 0),
-    "multi-head+ffn": RungSettings(1e-2, 0),
-    "residual": RungSettings(1e-2, 0),
-    "gpt": RungSettings(3e-3, 0),
-}
-RACE_SEEDS = (1, 2, 3)
-RACE_STEPS = 2000  # the same token budget for every rung: 2000 × 12 × 32 tokens
-RACE_SIZES = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
-
-
-def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -> TrainConfig:
-    s = RUNG_SETTINGS[preset]
-    return TrainConfig(max_iters=steps, eval_interval=max(1, steps // 5), eval_iters=20, lr=s.lr, min_lr=s.lr / 10,
-                       warmup_iters=min(s.warmup_iters, steps // 5), val_fraction=val_fraction, log_interval=5,
-                       seed=seed).validate()
-
-
-def race_plans(corpus: Corpus, tokenizer_kind: str, steps: int = RACE_STEPS, sizes: dict | None = None,
-               seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = tuple(PRESETS),
-               val_fraction: float = 0.1) -> list[tuple[TrainingPlan, str]]:
-    """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs."""
-    sizes = sizes or RACE_SIZES
-    plans = []
-    for preset in presets:
-        base = plan_training(corpus, tokenizer_kind, preset, rung_config(preset, steps, seeds[0], val_fraction),
-                             **sizes)
-        baselines = plan_baselines(base)  # one tokenisation and one count of the text per rung, not per seed
-        for seed in seeds:  # the seeds differ in their training config only
-            plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
-                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines),
-                          f"ladder race: {preset} · seed {seed}"))
-    return plans
 
 
 @dataclass(frozen=True)
@@ -86,22 +41,27 @@ class RungResult:
         return max(self.losses) - min(self.losses) if len(self.losses) > 1 else 0.0
 
 
-def race_results(store: RunStore, group_id: str) -> list[RungResult]:
-    runs = store.list_runs(group_id)
+@dataclass(frozen=True)
+class RaceEntry:
+    """One run of a race as the lesson reads it: its rung, its recorded config, whether it ended, and its
+    validation curve (step → loss) so far."""
+
+    preset: str
+    config: dict[str, Any]
+    ended: bool
+    val_curve: dict[int, float]
+
+
+def race_results(entries: list[RaceEntry]) -> list[RungResult]:
     results = []
     for preset in PRESETS:
-        mine = [r for r in runs if r.preset == preset]
+        mine = [e for e in entries if e.preset == preset]
         if not mine:
             continue
-        losses = []
-        for info in mine:
-            vals = [m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None]
-            if vals:
-                losses.append(min(vals))
+        losses = [min(e.val_curve.values()) for e in mine if e.val_curve]
         train = mine[0].config["train"]
         results.append(RungResult(preset, parameter_count(ModelConfig.from_dict(mine[0].config["model"])),
-                                  train["lr"], tuple(losses), len(mine),
-                                  sum(r.status.ended for r in mine)))
+                                  train["lr"], tuple(losses), len(mine), sum(e.ended for e in mine)))
     return results
 
 
@@ -178,23 +138,17 @@ class Band:
     high: list[float]
 
 
-def race_bands(store: RunStore, group_id: str) -> dict[str, Band]:
+def race_bands(entries: list[RaceEntry]) -> dict[str, Band]:
     """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps)."""
     bands = {}
     for preset in PRESETS:
-        curves = [{m.step: m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None}
-                  for info in store.list_runs(group_id) if info.preset == preset]
-        curves = [c for c in curves if c]
+        curves = [e.val_curve for e in entries if e.preset == preset and e.val_curve]
         if not curves:
             continue
         steps = sorted(set.intersection(*(set(c) for c in curves)))
         bands[preset] = Band(steps, [statistics.mean(c[s] for c in curves) for s in steps],
                              [min(c[s] for c in curves) for s in steps], [max(c[s] for c in curves) for s in steps])
     return bands
-
-
-def race_running(store: RunStore, group_id: str | None) -> bool:
-    return bool(group_id) and any(i.status.active for i in store.list_runs(group_id))
 
 
 def group_races(rows: list[dict]) -> list[dict]:

@@ -1,12 +1,15 @@
-"""One new token at a time at batch 1: the sampler's inner loop, reduced to its arithmetic.
+"""Generation's speed-only path: keys and values cached per layer, and one new token at a time at batch 1.
 
-At batch 1 every op of a step works on a single vector, so a matmul takes a few microseconds and
-the module machinery around it (``nn.Module.__call__``, 3-D reshapes, reading a weight transposed)
-costs as much again: 480 µs a token through ``GPT.forward_cached`` at ``cpu-baby`` against 230 µs
-here (bench/sample_throughput.py). ``Decoder`` takes the weights once per generation, transposed so
-each matmul reads them row by row, and runs the same computation as ``forward_cached`` with plain
-functional calls into the same KV caches. Tests hold it equal to ``forward_cached`` on every rung of
-the ladder; prompts (many tokens at once) still go through the model itself.
+The lesson's model (``gpt``) recomputes every position for every new token. Sampling does not need to: the keys
+and values of earlier positions do not change, so ``new_caches`` keeps them and ``forward_cached`` runs a prompt
+through the model's own modules once, filling the caches. After that, ``Decoder`` advances one token at a time.
+
+At batch 1 every op of a step works on a single vector, so a matmul takes a few microseconds and the module
+machinery around it (``nn.Module.__call__``, 3-D reshapes, reading a weight transposed) costs as much again: 480 µs
+a token through the modules at ``cpu-baby`` against 230 µs here (bench/sample_throughput.py). ``Decoder`` takes the
+weights once per generation, transposed so each matmul reads them row by row, and runs the same computation as
+``forward_cached`` with plain functional calls into the same KV caches. Tests hold both equal to the model's own
+forward on every rung of the ladder.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt.model.gpt import LanguageModel, block_step
-from babygpt.model.kernels import KVCache, score_scale
+from babygpt.model.gpt import Block, LanguageModel, MultiHeadAttention
+from babygpt.model.kernels import KVCache, attend, score_scale
 
 LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
 NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
@@ -46,8 +49,49 @@ def _apply_linear(x: torch.Tensor, layer: LinearWeights) -> torch.Tensor:
     return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)
 
 
+def _add(x: torch.Tensor, update: torch.Tensor, residual: bool) -> torch.Tensor:
+    """``Block.add`` on plain tensors: into the residual stream, or replacing it before residual connections."""
+    return x + update if residual else update
+
+
 def _apply_norm(x: torch.Tensor, norm: NormWeights) -> torch.Tensor:
     return x if norm is None else F.layer_norm(x, (x.size(-1),), norm[0], norm[1])
+
+
+def new_caches(model: LanguageModel, batch: int = 1) -> list[KVCache]:
+    """One empty key/value cache per layer (none for the bigram: its next token depends on the last one only)."""
+    if not model.config.use_attention:
+        return []
+    p, c = next(model.parameters()), model.config
+    return [KVCache(batch, c.n_head, c.block_size, c.head_size, p.device, p.dtype) for _ in model.blocks]
+
+
+def _cached_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """The heads of ``attn`` for the new tokens (B, T, C), their keys and values appended to ``cache``."""
+    qkv = attn.qkv_heads(x)  # (3, B, nh, T, hs)
+    prior = cache.length
+    if prior and qkv.size(-2) > 1:
+        raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
+    keys, values = cache.append(qkv[1:])  # each (B, nh, prior + T, hs)
+    # one new query may look at everything cached; a prefill into an empty cache is plain causal
+    is_causal = prior == 0 and attn.causal and qkv.size(-2) > 1
+    return attn.merge_heads(attend(qkv[0], keys, values, 0.0, is_causal=is_causal, scale_scores=attn.scale_scores))
+
+
+def _cached_block(block: Block, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """``Block.forward`` with the attention reading and filling ``cache``."""
+    return block.feed_forward_step(block.add(x, _cached_attention(block.attn, block.ln1(x), cache)))
+
+
+def forward_cached(model: LanguageModel, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
+    """Logits (B, V) of the last position only, appending the new tokens' keys and values to ``caches``."""
+    if not model.config.use_attention:
+        return model.token_embedding(idx[:, -1])  # (B, V)
+    start = caches[0].length
+    x = model.embed(idx, start)  # (B, T, C)
+    for block, cache in zip(model.blocks, caches, strict=True):
+        x = _cached_block(block, x, cache)
+    return model.lm_head(model.ln_f(x[:, -1]))  # (B, C) -> (B, V)
 
 
 @dataclass(frozen=True)
@@ -105,9 +149,9 @@ class Decoder:
         x = self.token_table[token] if self.position_table is None else self.token_table[token] + self.position_table[position]
         x = x.unsqueeze(0)  # (1, C)
         for layer, cache in zip(self.layers, caches, strict=True):
-            x = block_step(x, lambda h, layer=layer, cache=cache: self._attention(h, layer, cache),
-                           None if layer.up is None else lambda h, layer=layer: self._feed_forward(h, layer),
-                           layer.residual)
+            x = _add(x, self._attention(x, layer, cache), layer.residual)
+            if layer.up is not None:
+                x = _add(x, self._feed_forward(x, layer), layer.residual)
         return _apply_linear(_apply_norm(x, self.ln_f), self.head)  # (1, V)
 
     def _attention(self, x: torch.Tensor, layer: _Layer, cache: KVCache) -> torch.Tensor:

@@ -4,7 +4,8 @@ feed-forward, block, the GPT.
 ``Bigram`` is the first rung; ``GPT`` builds every other rung from ``ModelConfig`` switches, and
 ``build_model`` picks the class a config describes. Training uses PyTorch's fused attention
 (``kernels.attend``, with the other speed-only pieces); ``forward_with_attention`` runs the same weights
-through the explicit formula and returns what each head computed, for the views.
+through the explicit formula and returns what each head computed, for the views. Generation's key/value cache and
+one-token path live beside this file (``decode``), so the lesson reads without them.
 
 Shapes: B batch, T tokens, C = n_embd, nh = n_head, hs = head_size = C / nh, V = vocab_size.
 """
@@ -12,7 +13,6 @@ Shapes: B batch, T tokens, C = n_embd, nh = n_head, hs = head_size = C / nh, V =
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from babygpt.config import ModelConfig
-from babygpt.model.kernels import KVCache, attend
+from babygpt.model.kernels import attend
 from babygpt.model.sizing import flops_per_token
 
 # --- 0. the bigram model ----------------------------------------------------------------------
@@ -29,8 +29,8 @@ from babygpt.model.sizing import flops_per_token
 class Bigram(nn.Module):
     """Row i of a (V, V) table *is* the logits of the token after token i: no context, no attention.
 
-    It has the GPT's interface (``forward``, ``forward_with_attention``, ``forward_cached``) so training,
-    sampling and the views treat every rung alike.
+    It has the GPT's interface (``forward``, ``forward_with_attention``) so training, sampling and the views
+    treat every rung alike.
     """
 
     def __init__(self, config: ModelConfig):
@@ -45,12 +45,6 @@ class Bigram(nn.Module):
 
     def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
         return self.token_embedding(idx), []  # nothing attends
-
-    def new_caches(self, batch: int = 1) -> list[KVCache]:
-        return []  # nothing to cache: the next token depends on the last one only
-
-    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
-        return self.token_embedding(idx[:, -1])  # (B, V)
 
     def num_params(self, exclude_positions: bool = False) -> int:
         return self.token_embedding.weight.numel()
@@ -109,7 +103,7 @@ class MultiHeadAttention(nn.Module):
         self.causal, self.scale_scores = config.causal, config.scale_scores
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+    def qkv_heads(self, x: torch.Tensor) -> torch.Tensor:
         """Every head's queries, keys and values from one matmul."""
         B, T, C = x.shape
         qkv = self.qkv(x)  # (B, T, C) -> (B, T, 3C)
@@ -117,10 +111,10 @@ class MultiHeadAttention(nn.Module):
         return qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
 
     def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        q, k, v = self._qkv(x).unbind(0)  # each (B, nh, T, hs)
+        q, k, v = self.qkv_heads(x).unbind(0)  # each (B, nh, T, hs)
         return q, k, v
 
-    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+    def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
         """The heads side by side again, then the output projection."""
         B, nh, T, hs = y.shape
         y = y.transpose(1, 2)  # (B, nh, T, hs) -> (B, T, nh, hs)
@@ -130,27 +124,16 @@ class MultiHeadAttention(nn.Module):
         y = self.proj(y)  # (B, T, C)
         return self.resid_dropout(y) if self.dropout else y
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C); with a cache, the new tokens' keys and values are appended to it."""
-        causal = True
-        if cache is None:
-            q, k, v = self._heads(x)  # each (B, nh, T, hs)
-        else:
-            qkv = self._qkv(x)  # (3, B, nh, T, hs)
-            q = qkv[0]
-            prior = cache.length
-            k, v = cache.append(qkv[1:])  # each (B, nh, prior + T, hs)
-            # One new query may look at everything cached; a prefill into an empty cache is plain causal.
-            causal = prior == 0
-            if prior and q.size(-2) > 1:
-                raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C), every head at once through the fused kernel."""
+        q, k, v = self._heads(x)  # each (B, nh, T, hs)
         dropout = self.dropout if self.training else 0.0
-        is_causal = causal and self.causal and q.size(-2) > 1
-        return self._merge(attend(q, k, v, dropout, is_causal=is_causal, scale_scores=self.scale_scores))
+        y = attend(q, k, v, dropout, is_causal=self.causal and q.size(-2) > 1, scale_scores=self.scale_scores)
+        return self.merge_heads(y)  # (B, nh, T, hs) -> (B, T, C)
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
         y, maps = explicit_attention(*self._heads(x), causal=self.causal, scale_scores=self.scale_scores)
-        return self._merge(y), maps
+        return self.merge_heads(y), maps
 
 
 # --- 3. feed-forward ----------------------------------------------------------------------------
@@ -180,22 +163,6 @@ class FeedForward(nn.Module):
 
 # --- 4. block -----------------------------------------------------------------------------------
 
-Update = Callable[[torch.Tensor], torch.Tensor]
-
-
-def block_step(x: torch.Tensor, attention: Update, feed_forward: Update | None, residual: bool) -> torch.Tensor:
-    """One block: attention, then feed-forward, each added to the residual stream (or replacing it, on the rungs
-    before residual connections). The norms are inside ``attention`` and ``feed_forward``. The model and the
-    one-token decoder (``decode.Decoder``) both run their blocks through this function.
-    """
-    update = attention(x)
-    x = x + update if residual else update
-    if feed_forward is None:
-        return x
-    update = feed_forward(x)
-    return x + update if residual else update
-
-
 class Block(nn.Module):
     """Attention then feed-forward, each optionally wrapped in pre-norm and a residual connection."""
 
@@ -207,24 +174,23 @@ class Block(nn.Module):
         self.ffn = FeedForward(config) if config.use_ffn else None
         self.residual = config.use_residual
 
-    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ffn(self.ln2(x))
+    def add(self, x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        """An update joins the residual stream; on the rungs before residual connections it replaces it."""
+        return x + update if self.residual else update
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C)."""
-        return block_step(x, lambda h: self.attn(self.ln1(h), cache),
-                          self._feed_forward if self.ffn is not None else None, self.residual)
+    def feed_forward_step(self, x: torch.Tensor) -> torch.Tensor:
+        """Each token computes on what attention gathered (rungs without feed-forward pass it on)."""
+        return x if self.ffn is None else self.add(x, self.ffn(self.ln2(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C): tokens gather from each other, then each computes on what it gathered."""
+        x = self.add(x, self.attn(self.ln1(x)))
+        return self.feed_forward_step(x)
 
     def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        maps: list[AttentionMaps] = []
-
-        def attention(h: torch.Tensor) -> torch.Tensor:
-            update, layer_maps = self.attn.forward_explicit(self.ln1(h))
-            maps.append(layer_maps)
-            return update
-
-        x = block_step(x, attention, self._feed_forward if self.ffn is not None else None, self.residual)
-        return x, maps[0]
+        """The same block through the explicit attention formula, with what its heads computed."""
+        update, maps = self.attn.forward_explicit(self.ln1(x))
+        return self.feed_forward_step(self.add(x, update)), maps
 
 
 # --- 5. the model -------------------------------------------------------------------------------
@@ -289,7 +255,7 @@ class GPT(nn.Module):
         return flops_per_token(self.config, seq_len)
 
     # -- forward paths ---------------------------------------------------------------------------
-    def _embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Token ids (B, T) at positions start..start+T-1 -> vectors (B, T, C)."""
         T = idx.size(1)
         if T + start > self.config.block_size:
@@ -303,7 +269,7 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, V) for every position, and the mean cross-entropy when targets (B, T) are given."""
-        x = self._embed(idx)  # (B, T, C)
+        x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
             x = block(x)  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
@@ -311,25 +277,12 @@ class GPT(nn.Module):
 
     def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
         """The explicit path: the same logits as ``forward`` plus each layer's scores and weights."""
-        x = self._embed(idx)
+        x = self.embed(idx)
         maps = []
         for block in self.blocks:
             x, layer_maps = block.forward_explicit(x)
             maps.append(layer_maps)
         return self.lm_head(self.ln_f(x)), maps
-
-    def new_caches(self, batch: int = 1) -> list[KVCache]:
-        p = next(self.parameters())
-        c = self.config
-        return [KVCache(batch, c.n_head, c.block_size, c.head_size, p.device, p.dtype) for _ in self.blocks]
-
-    def forward_cached(self, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
-        """Logits (B, V) of the last position only, appending the new tokens' keys and values to ``caches``."""
-        start = caches[0].length if caches else 0
-        x = self._embed(idx, start)
-        for block, cache in zip(self.blocks, caches, strict=True):
-            x = block(x, cache)
-        return self.lm_head(self.ln_f(x[:, -1]))  # (B, C) -> (B, V)
 
 
 LanguageModel = Bigram | GPT

@@ -88,36 +88,13 @@ def total_memory_bytes() -> int:
         return 8 * 2**30
 
 
-def _positive_int_env(name: str) -> int | None:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = int(float(raw))
-    except ValueError:
-        raise BabyGPTError(f"{name}={raw!r} is not a number.") from None
-    if value <= 0:
-        raise BabyGPTError(f"{name} must be positive, got {raw!r}.")
-    return value
-
-
 @dataclass(frozen=True)
 class ModelLimits:
-    """What one training job may use on a shared server."""
+    """What one training job may use on a shared server (the server reads it from its settings:
+    ``babygpt.server.settings.model_limits_from_env``)."""
 
     max_params: int
     job_memory_bytes: int
-
-    @classmethod
-    def from_env(cls, jobs_at_once: int = 1, machine_memory: int | None = None) -> ModelLimits:
-        """``BABYGPT_JOB_MEMORY_MB`` (default: 80% of the machine's memory shared by the jobs that run at once on
-        it; ``machine_memory``: that machine's, when the jobs train elsewhere) and ``BABYGPT_MAX_PARAMS`` (default:
-        what fits half a job's memory at 16 bytes a parameter)."""
-        memory_mb = _positive_int_env(JOB_MEMORY_ENV)
-        machine = machine_memory or total_memory_bytes()
-        job_memory = memory_mb * 2**20 if memory_mb else int(machine * 0.8 / max(1, jobs_at_once))
-        max_params = _positive_int_env(MAX_PARAMS_ENV) or job_memory // (2 * TRAINING_BYTES_PER_PARAM)
-        return cls(max_params, job_memory)
 
     def problems(self, config: ModelConfig, batch_size: int) -> list[str]:
         """Why this model cannot train here, in words that say what to change (empty: it can)."""

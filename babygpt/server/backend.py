@@ -2,8 +2,8 @@
 
 A backend starts a claimed run and hands back a job the scheduler watches; after a server restart it finds the
 jobs still training and hands them back too. Two exist: worker processes on this machine (``local``, the default,
-nothing to install) and actors on a Ray cluster (``ray``), chosen by ``BABYGPT_RAY_ADDRESS``. Ray is imported only
-when that is set, so a server without it never starts or needs Ray.
+nothing to install) and actors on a Ray cluster (``ray``); the scheduler chooses (``scheduler.backend_from_env``).
+This module is the interface both implement and imports neither of them.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import ModelLimits
+from babygpt.shipped import code_root
 from babygpt.store.runs import RunInfo, RunStore
 
-if TYPE_CHECKING:
-    from babygpt.server.scheduler import SchedulerSettings
 
-RAY_ADDRESS_ENV = "BABYGPT_RAY_ADDRESS"
+def worker_pythonpath() -> str:
+    """The PYTHONPATH a job's process gets: the folder that holds this ``babygpt`` first, so a worker imports the
+    code its server runs whatever the server's current directory, in a checkout or an install."""
+    return os.pathsep.join(filter(None, [str(code_root()), os.environ.get("PYTHONPATH")]))
 
 
 class JobHandle(Protocol):
@@ -87,22 +88,3 @@ class Backend(Protocol):
         """The jobs that outlived a restarted server, taken over with their runs."""
 
     def close(self) -> None: ...
-
-
-def backend_from_env(store: RunStore, settings: SchedulerSettings) -> Backend:
-    """Ray actors when ``BABYGPT_RAY_ADDRESS`` is set (``auto``, ``host:port`` or ``ray://host:10001``), else
-    worker processes on this machine."""
-    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
-    if address:
-        try:
-            from babygpt.server.ray_backend import ClusterSettings, RayBackend
-        except ModuleNotFoundError as exc:
-            if exc.name != "ray":
-                raise
-            raise BabyGPTError(f"{RAY_ADDRESS_ENV} is set but Ray is not installed here: "
-                               "pip install \".[cluster]\" (or pip install ray), or unset it to train on this machine.") from exc
-
-        return RayBackend(store, settings, ClusterSettings.from_env(address))
-    from babygpt.server.local import LocalBackend
-
-    return LocalBackend(settings)

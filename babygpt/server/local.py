@@ -14,20 +14,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from babygpt.errors import ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import JOB_MEMORY_ENV, ModelLimits
-from babygpt.server.backend import WatchedJob
+from babygpt.server.backend import WatchedJob, worker_pythonpath
 from babygpt.server.gpus import GPU_SHARE_ENV, GpuAssigner
+from babygpt.server.settings import SchedulerSettings, model_limits_from_env
+from babygpt.server.worker import THREADS_SIGNAL
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore, process_alive
 
-if TYPE_CHECKING:
-    from babygpt.server.scheduler import SchedulerSettings
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-THREADS_SIGNAL = signal.SIGUSR1  # "your thread count in the store changed"
 WORKER_LOG = "worker.log"
 OUT_OF_MEMORY_MARKS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
 
@@ -45,7 +41,7 @@ class Job(WatchedJob):
         self.log_offset = 0
         if adopt_pid is None:
             env = dict(os.environ, BABYGPT_HOME=str(store.home.resolve()), OMP_NUM_THREADS=str(threads),
-                       PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])))
+                       PYTHONPATH=worker_pythonpath())
             if memory_bytes:  # the worker limits its own memory to this, so running out fails it alone
                 env[JOB_MEMORY_ENV] = str(memory_bytes // 2**20)
             if gpu is not None:  # the job sees one GPU, and takes at most its share of that GPU's memory
@@ -146,7 +142,7 @@ class LocalBackend:
 
     def limits(self) -> ModelLimits:
         """This machine's memory shared by the jobs that train at once."""
-        return ModelLimits.from_env(self.settings.slots)
+        return model_limits_from_env(self.settings.slots)
 
     def threads_per_job(self) -> int:
         return self.settings.threads_per_job or 1

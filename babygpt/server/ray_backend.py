@@ -37,9 +37,9 @@ from ray.exceptions import RayActorError
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import ModelLimits, training_memory_bytes
-from babygpt.server.backend import WatchedJob
-from babygpt.server.local import PACKAGE_ROOT
+from babygpt.server.backend import WatchedJob, worker_pythonpath
 from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_events
+from babygpt.server.settings import SchedulerSettings, model_limits_from_env
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore
 
@@ -250,7 +250,7 @@ class RayBackend:
     name = "ray"
     shares_cores = False
 
-    def __init__(self, store: RunStore, settings: Any, cluster: ClusterSettings):
+    def __init__(self, store: RunStore, settings: SchedulerSettings, cluster: ClusterSettings):
         self.settings, self.cluster = settings, cluster
         connect(cluster.address)
         self.namespace = store_namespace(store)
@@ -288,9 +288,9 @@ class RayBackend:
         per_job = [(n["Resources"].get("memory", 0), self._fits(n["Resources"])) for n in self._nodes()]
         per_job = [(memory, fit) for memory, fit in per_job if fit > 0 and memory > 0]
         if not per_job:
-            return ModelLimits.from_env(1)
+            return model_limits_from_env(1)
         memory, fit = min(per_job, key=lambda p: p[0] / p[1])
-        return ModelLimits.from_env(fit, machine_memory=int(memory))
+        return model_limits_from_env(fit, machine_memory=int(memory))
 
     def describe(self) -> str:
         nodes = self._nodes()
@@ -307,10 +307,9 @@ class RayBackend:
             self.kill(stale)
         model = ModelConfig.from_dict(info.config["model"])
         batch = TrainConfig.from_dict(info.config["train"]).batch_size
-        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT.parent), os.environ.get("PYTHONPATH")]))
         options = dict(name=actor_name(info.id), namespace=self.namespace, lifetime="detached", num_cpus=threads,
                        num_gpus=self.cluster.gpus_per_job, memory=training_memory_bytes(model, batch), max_restarts=0,
-                       runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": str(threads)}})
+                       runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath(), "OMP_NUM_THREADS": str(threads)}})
         for attempt in range(20):  # a killed actor's name is released a moment after ray.kill returns
             try:
                 return TrainingActor.options(**options).remote()

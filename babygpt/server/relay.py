@@ -3,7 +3,7 @@ applies them.
 
 A run trained on another machine (a Ray actor) gets no access to the server's disk. It receives the run's row, its
 text and, to resume, its checkpoint files; it trains through the very functions a local worker uses
-(``pipeline.trainer_for_job`` and ``RunRecorder``) against a ``RelayStore``, which answers reads from what it was
+(``orchestration.runs.trainer_for_job`` and ``RunRecorder``) against a ``RelayStore``, which answers reads from what it was
 sent and records every write as an event: metric rows, samples, attention snapshots, checkpoints, the runtime, the
 status. The server applies the events to the real store, which stays the one source of truth.
 
@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from babygpt.errors import ended_unexpectedly_message
+from babygpt.orchestration.runs import setup_failure_message, trainer_for_job
 from babygpt.status import RunStatus
 from babygpt.store import checkpoints
-from babygpt.store.pipeline import run_corpus, setup_failure_message, trainer_for_job
+from babygpt.store.corpora import run_corpus
 from babygpt.store.runs import LoadedRun, MetricRow, RunInfo, RunStore, load_run_folder, load_trainer_state_in
 from babygpt.text.corpus import Corpus
 from babygpt.training import devices

@@ -23,64 +23,41 @@ import heapq
 import os
 import secrets
 import threading
-from dataclasses import dataclass, field
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import Baselines
-from babygpt.server.backend import Backend, JobHandle, backend_from_env
-from babygpt.server.gpus import DEFAULT_JOBS_PER_GPU, jobs_per_gpu_from_env, visible_gpus
+from babygpt.orchestration.plan import TrainingPlan
+from babygpt.orchestration.runs import check_can_queue, create_run
+from babygpt.server.backend import Backend, JobHandle
+from babygpt.server.progress import JobSnapshot, LiveProgress
+from babygpt.server.settings import SchedulerSettings
 from babygpt.server.users import Actor, check_can_manage
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import TrainingPlan, check_can_queue, check_same_corpus, create_run, persist_corpus
+from babygpt.store.corpora import check_same_corpus, persist_corpus
 from babygpt.store.quota import DiskQuota, checkpoint_bytes
-from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves
+from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.corpus import Corpus
-from babygpt.training import devices
 
-DEFAULT_LOCAL_JOBS = 2  # jobs at once on one machine unless the teacher sets BABYGPT_MAX_JOBS
+RAY_ADDRESS_ENV = "BABYGPT_RAY_ADDRESS"
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
-    """How many jobs train at once and how many threads they get; read from the server's environment."""
+def backend_from_env(store: RunStore, settings: SchedulerSettings) -> Backend:
+    """Ray actors when ``BABYGPT_RAY_ADDRESS`` is set (``auto``, ``host:port`` or ``ray://host:10001``), else
+    worker processes on this machine. Ray is imported only then, so a server without it never starts or needs it."""
+    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    if address:
+        try:
+            from babygpt.server.ray_backend import ClusterSettings, RayBackend
+        except ModuleNotFoundError as exc:
+            if exc.name != "ray":
+                raise
+            raise BabyGPTError(f"{RAY_ADDRESS_ENV} is set but Ray is not installed here: "
+                               "pip install \".[cluster]\" (or pip install ray), or unset it to train on this machine.") from exc
 
-    max_jobs: int | None = None  # None: DEFAULT_LOCAL_JOBS on one machine, as many as a cluster has room for
-    cores: int = 0  # 0: the cores this process may use
-    threads_per_job: int = 0  # 0: share the cores among the running jobs (on a cluster: 1 CPU a job)
-    gpus: tuple[str, ...] = ()  # the GPUs local jobs share (from_env finds them); none: the jobs train on the CPUs
-    jobs_per_gpu: int = DEFAULT_JOBS_PER_GPU
+        return RayBackend(store, settings, ClusterSettings.from_env(address))
+    from babygpt.server.local import LocalBackend
 
-    def __post_init__(self) -> None:
-        if self.max_jobs is not None and self.max_jobs < 1:
-            raise BabyGPTError(f"BABYGPT_MAX_JOBS must be at least 1 (got {self.max_jobs}).")
-        if self.jobs_per_gpu < 1:
-            raise BabyGPTError(f"BABYGPT_JOBS_PER_GPU must be at least 1 (got {self.jobs_per_gpu}).")
-
-    @classmethod
-    def from_env(cls) -> SchedulerSettings:
-        def number(name: str, default: int) -> int:
-            raw = os.environ.get(name, "").strip()
-            if not raw:
-                return default
-            if not raw.isdigit():
-                raise BabyGPTError(f"{name} must be a whole number (got {raw!r}).")
-            return int(raw)
-        max_jobs = number("BABYGPT_MAX_JOBS", -1)
-        return cls(None if max_jobs == -1 else max_jobs, number("BABYGPT_CORES", 0),
-                   number("BABYGPT_THREADS_PER_JOB", 0), visible_gpus(), jobs_per_gpu_from_env())
-
-    @property
-    def usable_cores(self) -> int:
-        return self.cores or devices.usable_cores()
-
-    @property
-    def slots(self) -> int:
-        """Jobs that train at once on one machine: ``jobs_per_gpu`` on each GPU, else ``DEFAULT_LOCAL_JOBS``;
-        ``max_jobs`` when set; and at most one per core, since each needs a thread of its own."""
-        default = len(self.gpus) * self.jobs_per_gpu if self.gpus else DEFAULT_LOCAL_JOBS
-        return max(1, min(self.max_jobs or default, self.usable_cores))
-
+    return LocalBackend(settings)
 
 def share_threads(n_jobs: int, cores: int, cap: int = 0) -> list[int]:
     """Threads for each of ``n_jobs`` running jobs, oldest first: together never more than ``cores``."""
@@ -89,102 +66,6 @@ def share_threads(n_jobs: int, cores: int, cap: int = 0) -> list[int]:
     base, extra = divmod(max(cores, n_jobs), n_jobs)
     shares = [base + (1 if i < extra else 0) for i in range(n_jobs)]
     return [min(s, cap) for s in shares] if cap else shares
-
-
-@dataclass
-class JobSnapshot:
-    """A consistent copy of a run's progress for drawing, whether it is queued, training or finished."""
-
-    run_id: str
-    label: str
-    owner: str | None
-    status: RunStatus
-    step: int
-    max_iters: int
-    tokens_per_sec: float
-    eta_s: float | None
-    device: str
-    dtype: str
-    threads: int | None
-    vocab_size: int
-    train_config: TrainConfig
-    train: list[dict[str, float]] = field(default_factory=list)  # step, loss, lr, elapsed_s
-    evals: list[dict[str, float]] = field(default_factory=list)  # step, train_loss, val_loss, elapsed_s
-    message: str = ""
-    queue_position: int | None = None  # 1 = next to start
-    queue_wait_s: float | None = None
-    baselines: Baselines | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status.active
-
-    @property
-    def training(self) -> bool:
-        return self.status.training
-
-    @property
-    def progress(self) -> float:
-        return min(1.0, self.step / self.max_iters) if self.max_iters else 0.0
-
-
-ETA_WINDOW_S = 30.0  # the pace of the last half minute of training, evaluations included
-
-
-def training_rate(train: list[dict[str, float]], rows: int = 10) -> float:
-    """Training tokens per second, averaged over the last ``rows`` logged steps: one number, steady enough to
-    read, that every place showing the run (its page, the sidebar, the Runs table) takes from here."""
-    rates = [r["tokens_per_sec"] for r in train[-rows:] if r.get("tokens_per_sec")]
-    return sum(rates) / len(rates) if rates else 0.0
-
-
-def eta_seconds(train: list[dict[str, float]], max_iters: int) -> float | None:
-    """Seconds to the last step at the pace of the last ``ETA_WINDOW_S`` seconds of wall-clock training
-    (evaluations and checkpoints included, since the student waits for them too); None before two rows."""
-    timed = [r for r in train if r.get("elapsed_s") is not None]
-    if len(timed) < 2:
-        return None
-    last = timed[-1]
-    window = [r for r in timed if last["elapsed_s"] - r["elapsed_s"] <= ETA_WINDOW_S]
-    first = window[0] if len(window) >= 2 else timed[-2]
-    seconds, steps = last["elapsed_s"] - first["elapsed_s"], last["step"] - first["step"]
-    if seconds <= 0 or steps <= 0:
-        return None
-    return max(0.0, (max_iters - last["step"]) * seconds / steps)
-
-
-class LiveMetrics:
-    """A run's metrics read incrementally: each refresh fetches only the rows logged since the last one.
-
-    One reader per run is shared by every tab that shows it, so N viewers cost one small query a tick,
-    not N reads of the whole history. A resume truncates the history; ``metrics_version`` says so."""
-
-    def __init__(self, store: RunStore, run_id: str):
-        self.store, self.run_id = store, run_id
-        self._lock = threading.Lock()
-        self._version = -1
-        self._cursor = 0
-        self.train: list[dict] = []
-        self.evals: list[dict] = []
-        self._pending_train_eval: dict[int, float] = {}
-
-    def refresh(self, info: RunInfo) -> None:
-        with self._lock:
-            if info.metrics_version != self._version:
-                self._version, self._cursor = info.metrics_version, 0
-                self.train, self.evals, self._pending_train_eval = [], [], {}
-            rows, self._cursor = self.store.metrics_since(self.run_id, self._cursor)
-            self._add(rows)
-
-    def _add(self, rows: list[MetricRow]) -> None:
-        for r in rows:
-            if r.split == "train_eval":
-                self._pending_train_eval[r.step] = r.loss
-        train, evals = curves(rows)
-        for e in evals:
-            e["train_loss"] = self._pending_train_eval.pop(e["step"], e["train_loss"])
-        self.train.extend(train)
-        self.evals.extend(evals)
 
 
 def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) -> None:
@@ -208,7 +89,7 @@ class Scheduler:
         self.quota = DiskQuota.from_env()
         self._jobs: dict[str, JobHandle] = {}  # run id -> job, while it trains
         self._finished: dict[str, JobHandle] = {}  # the last job of each run (its exit message)
-        self._readers: dict[str, LiveMetrics] = {}
+        self.progress = LiveProgress(store)
         self._lock = threading.RLock()
         self._recover()
 
@@ -405,34 +286,12 @@ class Scheduler:
         return out
 
     def snapshot(self, run_id: str) -> JobSnapshot:
+        """A run's progress as the pages draw it, queued, training or finished."""
         info = self.store.get(run_id)
-        with self._lock:  # every session's script thread may ask at once
-            reader = self._readers.get(info.id)
-            if reader is None:
-                if len(self._readers) > 64:  # bounded: drop readers of runs nobody is watching train
-                    for stale in [k for k in self._readers if k not in self._jobs][:32]:
-                        del self._readers[stale]
-                reader = self._readers[info.id] = LiveMetrics(self.store, info.id)
-        reader.refresh(info)
-        cfg = TrainConfig.from_dict(info.config["train"])
-        train = list(reader.train)
-        step = max(train[-1]["step"] if train else 0, reader.evals[-1]["step"] if reader.evals else 0)
-        rate = training_rate(train)
-        runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
         job = self._jobs.get(info.id) or self._finished.get(info.id)
-        status = info.status
-        if status.training and job is not None and job.stop_requested:
-            status = RunStatus.STOPPING
-        training = status.training
         position = wait = None
-        if status is RunStatus.QUEUED:
+        if info.status is RunStatus.QUEUED:
             position, wait = self.queue_estimates().get(info.id, (None, None))
-        return JobSnapshot(
-            run_id=info.id, label=info.label, owner=info.owner, status=status, step=step, max_iters=cfg.max_iters,
-            tokens_per_sec=rate if training else 0.0,
-            eta_s=eta_seconds(train, cfg.max_iters) if training else None,
-            device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
-            vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
-            message=info.message or (job.exit_message if job else ""),
-            queue_position=position, queue_wait_s=wait, baselines=Baselines.from_config(info.config),
-        )
+        return self.progress.snapshot(info, set(self._jobs), stop_requested=bool(job and job.stop_requested),
+                                      exit_message=job.exit_message if job else "", queue_position=position,
+                                      queue_wait_s=wait)

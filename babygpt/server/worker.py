@@ -17,13 +17,15 @@ import threading
 
 from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import JOB_MEMORY_ENV
+from babygpt.orchestration.runs import setup_failure_message, trainer_for_job
 from babygpt.server.gpus import GPU_SHARE_ENV
-from babygpt.server.local import THREADS_SIGNAL
 from babygpt.status import RunStatus
-from babygpt.store.pipeline import run_corpus, setup_failure_message, trainer_for_job
+from babygpt.store.corpora import run_corpus
 from babygpt.store.runs import RunStore
 from babygpt.training import devices
 from babygpt.training.trainer import Callbacks, StepMetrics, Trainer
+
+THREADS_SIGNAL = signal.SIGUSR1  # from the local backend: "your thread count in the store changed"
 
 
 class ThreadShare(Callbacks):

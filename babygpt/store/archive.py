@@ -28,7 +28,7 @@ from babygpt.store.checkpoints import (
     load_trainer_state,
     load_weights,
 )
-from babygpt.store.pipeline import portable_source
+from babygpt.store.corpora import portable_source
 from babygpt.store.quota import DiskQuota
 from babygpt.store.runs import (
     CONFIG_FILE,
@@ -170,12 +170,12 @@ def _read_metrics(path: Path) -> list[MetricRow]:
     return rows
 
 
-def import_run(store: RunStore, archive: str | Path, max_unpacked: int = DEFAULT_MAX_UNPACKED,
-               owner: str | None = None, limits: ModelLimits | None = None, quota: DiskQuota | None = None) -> RunInfo:
+def import_run(store: RunStore, archive: str | Path, limits: ModelLimits, max_unpacked: int = DEFAULT_MAX_UNPACKED,
+               owner: str | None = None, quota: DiskQuota | None = None) -> RunInfo:
     """Check everything, from the zip's directory to the weights' header, before a model is built or a run
-    recorded: a crafted config cannot make this process allocate a model over ``limits``."""
+    recorded: a crafted config cannot make this process allocate a model over ``limits`` (the server's, which
+    its settings read: ``babygpt.server.settings.model_limits_from_env``)."""
     archive = Path(archive)
-    limits = limits or ModelLimits.from_env()
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:

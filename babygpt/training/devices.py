@@ -56,10 +56,27 @@ def cpu_has_native_bfloat16() -> bool:
 
 
 BF16_MIN_SPEEDUP = 1.3  # what bfloat16 matmuls must gain over float32 for ``auto`` to choose them on a CPU
+CPU_BFLOAT16_ENV = "BABYGPT_CPU_BFLOAT16"  # on / off: what ``auto`` decides on a CPU, forced; unset or auto: measured
+_FORCED = {"1": True, "on": True, "yes": True, "0": False, "off": False, "no": False}
+
+
+def cpu_bfloat16_is_faster() -> bool:
+    """Whether ``auto`` trains in bfloat16 on this CPU: measured, unless ``BABYGPT_CPU_BFLOAT16`` forces it.
+
+    The choice differs between machines, and so do results at the last bits; forcing it lets the tests and a
+    teacher reproduce either branch on any CPU (bfloat16 forced on a CPU without it is emulated: right, but slow).
+    The forced value is read on every call, so a test may set it for one run; the measurement happens once.
+    """
+    forced = os.environ.get(CPU_BFLOAT16_ENV, "").strip().lower()
+    if forced in _FORCED:
+        return _FORCED[forced]
+    if forced not in ("", "auto"):
+        raise BabyGPTError(f"{CPU_BFLOAT16_ENV} must be on, off or auto (got {forced!r}).")
+    return _measured_cpu_bfloat16_is_faster()
 
 
 @functools.cache  # measured once per process
-def cpu_bfloat16_is_faster() -> bool:
+def _measured_cpu_bfloat16_is_faster() -> bool:
     """Whether this CPU multiplies bfloat16 clearly faster than float32, measured (about 0.1 s, once).
 
     The CPU flags are not enough: on a 2-core AMD EPYC with AVX512-BF16 bfloat16 matmuls ran at about twice the

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.decode import Decoder
+from babygpt.model.decode import Decoder, forward_cached, new_caches
 from babygpt.model.gpt import LanguageModel
 from babygpt.text.tokenizers import Tokenizer
 
@@ -128,8 +128,8 @@ class _Context:
     def _refill(self) -> torch.Tensor:
         window = self.tokens[self.start:]
         if self.use_cache:
-            self.caches = self.model.new_caches(1)
-            return self.model.forward_cached(self._tensor(window), self.caches)[0]
+            self.caches = new_caches(self.model, 1)
+            return forward_cached(self.model, self._tensor(window), self.caches)[0]
         return self.model(self._tensor(window))[0][0, -1]
 
     def first_logits(self) -> torch.Tensor:

@@ -120,33 +120,52 @@ class Trainer:
         self.model_config = model_config.validate()
         self.config = train_config.validate()
         self.dist = dist or distributed.DistInfo()
+        self.callbacks = list(callbacks)
+        self.sample_fn = sample_fn
+        self._stop = threading.Event()
+        self._place()
+        self.split = self._checked_split(split)
+        self._build(model_state)
+        self._start_counters()
+        if trainer_state is not None:
+            self.load_state_dict(trainer_state)
+        self._wrap_for_speed()
+
+    # -- assembly, in the order __init__ runs it ---------------------------------------------------
+    def _place(self) -> None:
+        """The device and precision this machine settles on (``auto`` resolved here, per machine), its threads,
+        and the process group when training with several processes."""
         self.device = devices.resolve_device(self.config.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.dtype = devices.check_dtype(self.device, self.config.dtype)  # "auto" settles here, per machine
+        self.dtype = devices.check_dtype(self.device, self.config.dtype)
         if self.device.type == "cpu":
             # ranks sharing a machine share its cores
             devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))
             devices.tune_cpu_allocator()
         distributed.init(self.dist, self.device.type)
-        if len(split.train) <= model_config.block_size or len(split.val) <= model_config.block_size:
-            raise BabyGPTError(f"The text is too short for block_size {model_config.block_size}.")
-        self.split = split
-        self.callbacks = list(callbacks)
-        self.sample_fn = sample_fn
-        self._stop = threading.Event()
 
+    def _checked_split(self, split: Split) -> Split:
+        block = self.model_config.block_size
+        if len(split.train) <= block or len(split.val) <= block:
+            raise BabyGPTError(f"The text is too short for block_size {block}.")
+        return split
+
+    def _build(self, model_state: dict[str, torch.Tensor] | None) -> None:
+        """The model (seeded, or a checkpoint's weights), its optimizer and the batches it trains on."""
         torch.manual_seed(self.config.seed)
-        self.model = build_model(model_config)
+        self.model = build_model(self.model_config)
         if model_state is not None:
             self.model.load_state_dict(model_state)
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.config, self.device)
         # each rank draws its own batches; rank 0 draws exactly what a single process would
         self.batch_generator = torch.Generator().manual_seed(self.config.seed + self.dist.rank)
-        self.feed = BatchFeed(split.train, model_config.block_size, self.config.batch_size, self.batch_generator,
-                              self.device)
+        self.feed = BatchFeed(self.split.train, self.model_config.block_size, self.config.batch_size,
+                              self.batch_generator, self.device)
         self.scaler = torch.amp.GradScaler(enabled=self.dtype == "float16")
+
+    def _start_counters(self) -> None:
         self.step = 0
         self.train_elapsed = 0.0
         self.tokens_seen = 0
@@ -155,14 +174,16 @@ class Trainer:
         self.last_train_loss: float | None = None
         self.last_checkpoint_step: int | None = None
         self._rank_rng_states: list[torch.Tensor] | None = None
-        if trainer_state is not None:
-            self.load_state_dict(trainer_state)
+
+    def _wrap_for_speed(self) -> None:
+        """DDP across processes, torch.compile, and the whole step as one CUDA graph where asked for and the run
+        allows it (``step_program``; None: the plain step)."""
         self.module: torch.nn.Module = self.model
         if self.dist.enabled:
             self.module = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.forward = self._compile(self.module) if self.config.compile else self.module
-        # the whole step as one CUDA graph (when asked for and the run allows it); None: the plain step
+        self._compiled_has_run = False  # a compiled forward that worked once is trusted from then on
         self.step_program: CudaGraphStep | StaticStep | None = None
         if self.config.cuda_graphs:
             obstacle = graph_obstacle(self.device, self.dtype, self.config.grad_accum, self.dist.enabled)
@@ -247,15 +268,22 @@ class Trainer:
                           self.device, self.config.grad_clip)
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The forward pass and its loss. torch.compile builds its graph at the first call, where a platform may
+        lack what it needs: only that first call falls back to eager. A later failure (out of memory at step 500,
+        say) is what it is and is raised as such; so is running out of memory in the first call."""
         with devices.autocast(self.device, self.dtype):
-            try:
+            if self.forward is self.module or self._compiled_has_run:
                 return self.forward(x, y)[1]
+            try:
+                loss = self.forward(x, y)[1]
             except Exception as exc:
-                if self.forward is self.module:
+                if is_out_of_memory(exc):
                     raise
-                self.forward = self.module  # a compiled graph failed at first use: fall back to eager
+                self.forward = self.module
                 self._compile_failed(exc)
                 return self.module(x, y)[1]
+            self._compiled_has_run = True
+            return loss
 
     @torch.no_grad()
     def estimate_loss(self, eval_iters: int | None = None) -> dict[str, float]:

@@ -1,0 +1,55 @@
+"""A training plan: every setting checked, the text tokenised and split, before a run folder exists."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
+from babygpt.lessons.baselines import Baselines, compute_baselines
+from babygpt.text.corpus import Corpus, Split, split_ids
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer
+from babygpt.training import devices
+
+
+@dataclass
+class TrainingPlan:
+    corpus: Corpus
+    tokenizer: Tokenizer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    split: Split
+    baselines: Baselines | None = None  # computed when the run is created, unless plans sharing a split did
+
+
+def plan_baselines(plan: TrainingPlan) -> Baselines:
+    """The levels to beat on the plan's validation split (one pass over the text; plans may share it)."""
+    if plan.baselines is None:
+        val_chars = len(plan.tokenizer.decode(plan.split.val.tolist()))
+        plan.baselines = compute_baselines(plan.split.train, plan.split.val, plan.model_config.vocab_size, val_chars)
+    return plan.baselines
+
+
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> torch.Tensor:
+    return torch.tensor(tokenizer.encode(corpus.text), dtype=torch.long)
+
+
+def split_corpus(corpus: Corpus, tokenizer: Tokenizer, model_config: ModelConfig, train_config: TrainConfig) -> Split:
+    """The training and validation ids a run with these settings trains on (the same for a new and a resumed run)."""
+    return split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
+
+
+def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config: TrainConfig,
+                  **sizes: Any) -> TrainingPlan:
+    """Validate everything (configs, tokenizer, text length) before a run folder exists."""
+    train_config = train_config.validate()
+    probe = model_config_for_preset(preset, **sizes)  # size errors before a slow tokenisation
+    device = devices.resolve_device(train_config.device)
+    devices.check_dtype(device, train_config.dtype)
+    tokenizer = build_tokenizer(tokenizer_kind, corpus.text)
+    model_config = dataclasses.replace(probe, vocab_size=tokenizer.vocab_size).validate()
+    return TrainingPlan(corpus, tokenizer, model_config, train_config,
+                        split_corpus(corpus, tokenizer, model_config, train_config))

@@ -1,0 +1,74 @@
+"""The ladder race as runs: every rung × every seed planned and validated before anything is queued (the scheduler
+trains them as jobs), and a race's runs read back out of the store as the rows the lesson reads
+(``babygpt.lessons.race``).
+
+Each rung trains at the learning rate that suits it (a small network without residual paths wants a higher rate
+than a deep one; the lecture tuned each step too), found by ``python -m bench.race_sweep`` on the bundled corpus and
+used unchanged on every text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from babygpt.config import PRESETS, TrainConfig
+from babygpt.lessons.race import RaceEntry
+from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
+
+
+@dataclass(frozen=True)
+class RungSettings:
+    lr: float
+    warmup_iters: int
+
+
+# From `python -m bench.race_sweep --steps 2000 --lrs 0.001 0.003 0.01 0.02 0.05 --warmups 0` on the bundled corpus
+# (n_embd 64, 2 layers, block 32, 2 seeds; warm-up made no difference at 500 steps). The README has the table.
+RUNG_SETTINGS = {
+    "bigram": RungSettings(5e-2, 0),
+    "single-head": RungSettings(2e-2, 0),
+    "multi-head": RungSettings(2e-2, 0),
+    "multi-head+ffn": RungSettings(1e-2, 0),
+    "residual": RungSettings(1e-2, 0),
+    "gpt": RungSettings(3e-3, 0),
+}
+RACE_SEEDS = (1, 2, 3)
+RACE_STEPS = 2000  # the same token budget for every rung: 2000 × 12 × 32 tokens
+RACE_SIZES = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
+
+
+def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -> TrainConfig:
+    s = RUNG_SETTINGS[preset]
+    return TrainConfig(max_iters=steps, eval_interval=max(1, steps // 5), eval_iters=20, lr=s.lr, min_lr=s.lr / 10,
+                       warmup_iters=min(s.warmup_iters, steps // 5), val_fraction=val_fraction, log_interval=5,
+                       seed=seed).validate()
+
+
+def race_plans(corpus: Corpus, tokenizer_kind: str, steps: int = RACE_STEPS, sizes: dict | None = None,
+               seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = tuple(PRESETS),
+               val_fraction: float = 0.1) -> list[tuple[TrainingPlan, str]]:
+    """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs."""
+    sizes = sizes or RACE_SIZES
+    plans = []
+    for preset in presets:
+        base = plan_training(corpus, tokenizer_kind, preset, rung_config(preset, steps, seeds[0], val_fraction),
+                             **sizes)
+        baselines = plan_baselines(base)  # one tokenisation and one count of the text per rung, not per seed
+        for seed in seeds:  # the seeds differ in their training config only
+            plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
+                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines),
+                          f"ladder race: {preset} · seed {seed}"))
+    return plans
+
+
+def race_entries(store: RunStore, group_id: str) -> list[RaceEntry]:
+    """A race's runs as the lesson reads them, each with its validation curve so far."""
+    return [RaceEntry(info.preset, info.config, info.status.ended,
+                      {m.step: m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None})
+            for info in store.list_runs(group_id)]
+
+
+def race_running(store: RunStore, group_id: str | None) -> bool:
+    return bool(group_id) and any(i.status.active for i in store.list_runs(group_id))

@@ -1,0 +1,100 @@
+"""What a trainer writes into the run store as it trains: metrics, samples, the probe prompt's attention,
+checkpoints, its end, and where it trained."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from babygpt.errors import BabyGPTError
+from babygpt.model.gpt import LanguageModel
+from babygpt.status import RunStatus
+from babygpt.store.runs import MetricRow, RunStore
+from babygpt.text.corpus import Split
+from babygpt.text.tokenizers import Tokenizer
+from babygpt.training import devices
+from babygpt.training.sample import SamplingConfig, generate
+from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
+
+LOCAL = "local"  # where a run trains when no cluster is involved; on a Ray cluster it is "ray:<node id>"
+PROBE_TOKENS = 24  # the probe prompt's length: its attention at every evaluation is a few KB
+
+
+def make_sample_fn(tokenizer: Tokenizer, n_tokens: int):
+    """A fixed-seed sample at each evaluation, so people see the same prompt learn to write (None: no samples)."""
+    if not n_tokens:
+        return None
+    cfg = SamplingConfig(max_new_tokens=n_tokens, temperature=0.8, seed=0)
+
+    def sample(model: LanguageModel) -> str:
+        return generate(model, tokenizer, "", cfg)
+
+    return sample
+
+
+def probe_prompt(tokenizer: Tokenizer, split: Split, block_size: int) -> tuple[list[int], list[str]]:
+    """A fixed prompt whose attention is recorded at every evaluation: the start of the validation split."""
+    ids = split.val[: min(PROBE_TOKENS, block_size)].tolist()
+    return ids, [tokenizer.token_text(i) for i in ids]
+
+
+@torch.no_grad()
+def probe_attention(model: LanguageModel, ids: list[int]) -> np.ndarray:
+    """(n_layer, n_head, T, T) softmax weights of the probe prompt, in evaluation mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    _, maps = model.forward_with_attention(torch.tensor([ids], device=device))
+    model.train(was_training)
+    return np.stack([m.weights[0].float().cpu().numpy() for m in maps])
+
+
+class RunRecorder(Callbacks):
+    """Writes a trainer's metrics, checkpoints and final status into the run store (rank 0 only gets one),
+    and the probe prompt's attention at every evaluation, so the Attention page can show the heads forming."""
+
+    def __init__(self, store: RunStore, run_id: str, probe: tuple[list[int], list[str]] | None = None):
+        self.store, self.run_id = store, run_id
+        self.probe = probe
+
+    def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
+        self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
+
+    def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
+        self.store.log_metrics(self.run_id, [
+            MetricRow(m.step, "train_eval", m.train_loss, None, None, m.elapsed_s),
+            MetricRow(m.step, "val", m.val_loss, None, None, m.elapsed_s),
+        ])
+        if m.sample is not None:
+            self.store.log_sample(self.run_id, m.step, m.sample)
+        if self.probe and trainer.model_config.use_attention:
+            self.store.log_attention(self.run_id, m.step, self.probe[1], probe_attention(trainer.model, self.probe[0]))
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        try:
+            self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+        except OSError as exc:
+            raise BabyGPTError(
+                f"Could not write the checkpoint of run {self.run_id} ({exc.strerror or exc}); the previous "
+                "checkpoint is intact. Free disk space or set BABYGPT_HOME to a writable folder, then resume."
+            ) from exc
+
+    def on_done(self, trainer: Trainer, result: TrainResult) -> None:
+        self.store.set_status(self.run_id, result.status)
+
+    def on_failed(self, trainer: Trainer, message: str) -> None:
+        self.store.set_status(self.run_id, RunStatus.FAILED, message)
+
+    def on_notice(self, trainer: Trainer, message: str) -> None:
+        self.store.set_message(self.run_id, message)
+
+
+def record_runtime(store: RunStore, run_id: str, trainer: Trainer, where: str = LOCAL) -> None:
+    """Where and how the run trains, settled on the machine that trains it (``auto`` resolved), in its config for
+    every view: ``where`` is ``local`` or ``ray:<node id>``."""
+    document = dict(store.get(run_id).config)
+    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid(),
+                           "where": where}
+    store.update_config(run_id, document)
