@@ -50,18 +50,25 @@ def free_port() -> int:
 class StreamlitServer:
     """``streamlit run app.py`` on a loopback port; ``restart`` keeps the port and the run store."""
 
-    def __init__(self, home: Path, **env: str):
+    def __init__(self, home: Path, started_from: Path | None = None, **env: str):
+        """``started_from``: a folder other than the checkout to start the server in, as a teacher's service or
+        home folder would (``streamlit run /path/to/app.py``, nothing added to PYTHONPATH)."""
         self.home, self.port = home, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, BABYGPT_HOME=str(home), PYTHONPATH=str(ROOT), **env)
+        self.cwd = started_from or ROOT
+        self.env = dict(os.environ, BABYGPT_HOME=str(home), **env)
+        if started_from is None:
+            self.env["PYTHONPATH"] = str(ROOT)
+        else:
+            self.env.pop("PYTHONPATH", None)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> StreamlitServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-             "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
              "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
