@@ -1,6 +1,10 @@
-"""Model & training: choose a rung of the ladder and its hyperparameters, train, and watch it learn."""
+"""Model & training: choose a rung of the ladder and its hyperparameters, train, and watch it learn.
+
+The page reads top to bottom at the end of this file; each section is a function above it."""
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import streamlit as st
 
@@ -34,174 +38,196 @@ CHART_REFRESH_S = 5.0
 SAMPLE_REFRESH_S = 10.0
 DEFAULTS = form_defaults()  # the library's; INTERACTIVE_TRAIN says why they are shorter than the CLI's
 
-st.title("Model & training")
-explain(
-    "How training works",
-    "Each **step** takes `batch_size` random windows of `block_size` tokens, asks the model to predict every next "
-    "token, measures the **cross-entropy loss** and nudges all weights downhill with AdamW. Before training the "
-    "model guesses uniformly, so its loss is about ln(V). Every `eval_interval` steps we estimate the loss on "
-    "held-out validation text: when train loss keeps falling but validation loss rises, the model is memorising.",
-    r"\mathcal{L} = -\frac{1}{N}\sum_{i} \log p_\theta(x_{i+1} \mid x_{\le i}), \qquad \mathcal{L}_0 \approx \ln V",
-)
 
-hp = st.session_state.setdefault(state.HPARAMS, {})
-for name, value in DEFAULTS.items():  # what a link or an older saved state did not set
-    hp.setdefault(name, value)
-presenter = state.presenter()
-scheduler = state.scheduler()
-flags = state.page_flags()
-running = scheduler.current_run_for(state.user()) is not None  # queued or training: settings fold away
-
-preset = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
-                      key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
-hp["preset"] = preset
-st.info(f"**{preset}** — {PRESETS[preset]}")
-
-settings = st.expander("Hyperparameters", expanded=not running)
-model_col, train_col = settings.columns(2)
-shown = [s for s in FORM_SETTINGS if not (presenter and s.level >= 1)]
-with model_col:
-    st.markdown("**Model**")
-    for setting in (s for s in shown if s.section == "model"):
-        hp[setting.name] = setting_input(setting, hp[setting.name])
-with train_col:
-    st.markdown("**Training**")
-    for setting in (s for s in shown if s.section == "train" and s.level < 2):
-        hp[setting.name] = setting_input(setting, hp[setting.name])
-    advanced = [s for s in shown if s.section == "train" and s.level == 2]
-    if advanced:
-        with st.expander("Advanced"):
-            for setting in advanced:
-                offered = ("auto", *available_devices()) if setting.name == "device" else None
-                hp[setting.name] = setting_input(setting, hp[setting.name], offered)
-            st.caption(f"auto precision here: {auto_dtype()}.")
-refused = [problem for s in FORM_SETTINGS if (problem := s.problem(hp[s.name]))]
-
-if not presenter:
-    with settings:
-        broken = st.multiselect(
-            "Break one idea (counterfactual)", [c.key for c in COUNTERFACTUALS], hp.get("counterfactuals", []),
-            format_func=lambda k: BY_KEY[k].label, key="hp_counterfactuals",
-            help="Train with one idea of the Transformer switched off, to see what it was for.")
-        hp["counterfactuals"] = broken
-        for key in broken:
-            st.caption(f"**{BY_KEY[key].label}.** {BY_KEY[key].explanation}")
-
-with settings.popover("Share these settings as a link"):
-    lesson = st.selectbox("Open on the Lessons tab", [None, *LESSON_TABS], key="share_lesson",
-                          format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
-    corpus_name = state.corpus().source if state.corpus().source in datasets.registry() else None
-    st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": state.tokenizer_kind(),
-                                               "lesson": lesson}), language=None, wrap_lines=True)
-    st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
-               "upload cannot travel in a link). It never carries your user key.")
-
-state.save()  # the hyperparameters above are edited in place
+@dataclass(frozen=True)
+class ChartOptions:
+    log_y: bool
+    smoothing: float
+    x_axis: str
 
 
-def model_settings() -> dict:
+# --- the form ------------------------------------------------------------------------------------
+
+def form_values() -> dict:
+    """The user's hyperparameters, edited in place by the form (saved at the end of the form)."""
+    hp = st.session_state.setdefault(state.HPARAMS, {})
+    for name, value in DEFAULTS.items():  # what a link or an older saved state did not set
+        hp.setdefault(name, value)
+    return hp
+
+
+def pick_preset(hp: dict) -> None:
+    hp["preset"] = st.selectbox("Preset (rung of the ladder)", list(PRESETS), index=list(PRESETS).index(hp["preset"]),
+                                key="hp_preset", help="Each rung adds one idea of the Transformer to the one before.")
+    st.info(f"**{hp['preset']}** — {PRESETS[hp['preset']]}")
+
+
+def hyperparameters(hp: dict, folded: bool, presenter: bool):
+    """The settings expander: model and training columns, the advanced ones, and (not in presenter mode) the
+    counterfactual switch. Returns the expander, which the share link joins."""
+    settings = st.expander("Hyperparameters", expanded=not folded)
+    model_col, train_col = settings.columns(2)
+    shown = [s for s in FORM_SETTINGS if not (presenter and s.level >= 1)]
+    with model_col:
+        st.markdown("**Model**")
+        for setting in (s for s in shown if s.section == "model"):
+            hp[setting.name] = setting_input(setting, hp[setting.name])
+    with train_col:
+        st.markdown("**Training**")
+        for setting in (s for s in shown if s.section == "train" and s.level < 2):
+            hp[setting.name] = setting_input(setting, hp[setting.name])
+        advanced = [s for s in shown if s.section == "train" and s.level == 2]
+        if advanced:
+            with st.expander("Advanced"):
+                for setting in advanced:
+                    offered = ("auto", *available_devices()) if setting.name == "device" else None
+                    hp[setting.name] = setting_input(setting, hp[setting.name], offered)
+                st.caption(f"auto precision here: {auto_dtype()}.")
+    if not presenter:
+        with settings:
+            broken = st.multiselect(
+                "Break one idea (counterfactual)", [c.key for c in COUNTERFACTUALS], hp.get("counterfactuals", []),
+                format_func=lambda k: BY_KEY[k].label, key="hp_counterfactuals",
+                help="Train with one idea of the Transformer switched off, to see what it was for.")
+            hp["counterfactuals"] = broken
+            for key in broken:
+                st.caption(f"**{BY_KEY[key].label}.** {BY_KEY[key].explanation}")
+    return settings
+
+
+def share_link(settings, hp: dict) -> None:
+    with settings.popover("Share these settings as a link"):
+        lesson = st.selectbox("Open on the Lessons tab", [None, *LESSON_TABS], key="share_lesson",
+                              format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
+        corpus_name = state.corpus().source if state.corpus().source in datasets.registry() else None
+        st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": state.tokenizer_kind(),
+                                                   "lesson": lesson}), language=None, wrap_lines=True)
+        st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
+                   "upload cannot travel in a link). It never carries your user key.")
+
+
+def model_settings(hp: dict) -> dict:
     """The form's sizes and any counterfactual switches, as plan_training takes them."""
     sizes = {s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "model"}
     return {**sizes, **switches_for(hp.get("counterfactuals", []))}
 
 
-def configs() -> tuple:
+def configs(hp: dict) -> tuple:
     tokenizer = state.current_tokenizer()
-    model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings())
+    model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
     train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
                             val_fraction=state.val_fraction(),
                             log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
 
 
-try:
-    if refused:  # a value typed out of range: name it, and train nothing until it is fixed
-        raise BabyGPTError("Not started until these are fixed: " + " ".join(refused))
-    model_cfg, train_cfg = configs()
-    c1, c2, c3, c4 = st.columns(4)  # sizes by arithmetic on the config: nothing is allocated on a rerun
-    c1.metric("Parameters", f"{parameter_count(model_cfg):,}")
-    c2.metric("FLOPs per token (train)", f"{flops_per_token(model_cfg) / 1e6:.2f} M")
-    c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
-    c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
-    state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
-    config_error = None
-except BabyGPTError as exc:
-    config_error = str(exc)
-    st.error(config_error)
+def sizes_and_limits(hp: dict) -> tuple[TrainConfig | None, str | None]:
+    """The model's size by arithmetic on its config (nothing is allocated on a rerun), checked against this
+    server's limits; returns the training config, or the reason nothing can start."""
+    refused = [problem for s in FORM_SETTINGS if (problem := s.problem(hp[s.name]))]
+    try:
+        if refused:  # a value typed out of range: name it, and train nothing until it is fixed
+            raise BabyGPTError("Not started until these are fixed: " + " ".join(refused))
+        model_cfg, train_cfg = configs(hp)
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Parameters", f"{parameter_count(model_cfg):,}")
+        c2.metric("FLOPs per token (train)", f"{flops_per_token(model_cfg) / 1e6:.2f} M")
+        c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
+        c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
+        state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
+        return train_cfg, None
+    except BabyGPTError as exc:
+        st.error(str(exc))
+        return None, str(exc)
 
 
-def start_training() -> None:
+# --- the buttons ---------------------------------------------------------------------------------
+
+def act(action: Callable[[], None]) -> None:
+    """A button's action; what it refuses is shown under the buttons until the next action."""
+    flags = state.page_flags()
     flags[ERROR_KEY] = None
     try:
-        model_cfg, train_cfg = configs()
-        plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **model_settings())
-        info = scheduler.submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
-        state.set_active_run(info.id)
+        action()
     except BabyGPTError as exc:
         flags[ERROR_KEY] = str(exc)
+
+
+def start_training(hp: dict) -> None:
+    _, train_cfg = configs(hp)
+    plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **model_settings(hp))
+    info = state.scheduler().submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
+    state.set_active_run(info.id)
 
 
 def stop_training(run_id: str) -> None:
-    flags[ERROR_KEY] = None
-    try:
-        scheduler.stop(state.actor(), run_id)
-    except BabyGPTError as exc:
-        flags[ERROR_KEY] = str(exc)
+    state.scheduler().stop(state.actor(), run_id)
 
 
-def resume_training(run_id: str) -> None:
-    flags[ERROR_KEY] = None
-    try:
-        scheduler.resume(state.actor(), run_id, state.corpus(), max_iters=int(hp["max_iters"]))
-        state.set_active_run(run_id)
-    except BabyGPTError as exc:
-        flags[ERROR_KEY] = str(exc)
+def resume_training(run_id: str, max_iters: int) -> None:
+    state.scheduler().resume(state.actor(), run_id, state.corpus(), max_iters=max_iters)
+    state.set_active_run(run_id)
 
 
-def resume_blocker(info: RunInfo | None) -> str | None:
+def resume_blocker(info: RunInfo | None, max_iters: int) -> str | None:
     """Why Resume is off for the active run, in words (None: it can resume)."""
     if info is None:
         return "No run to resume: start one first."
     try:
-        check_can_resume(state.actor(), info, int(hp["max_iters"]))
+        check_can_resume(state.actor(), info, max_iters)
     except BabyGPTError as exc:
         return str(exc)
     return None
 
 
-followed = None  # the run this page shows: the user's training or queued run, else the active run
-try:
-    followed = state.store().get(scheduler.current_run_for(state.user()) or state.active_run_id() or "-")
-except BabyGPTError:
-    pass
-busy = followed is not None and followed.status.active
-is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
-broken_now = hp.get("counterfactuals", [])
-if broken_now and not running:  # shown in presenter mode too, where the switch itself is folded away
-    st.warning("**Start trains without " + " and without ".join(BY_KEY[k].idea for k in broken_now) + "** "
-               "(a counterfactual, chosen under Hyperparameters). Its name will say so everywhere it is shown.")
-b1, b2, b3 = st.columns(3)
-b1.button("Start training", type="primary", on_click=start_training, disabled=running or bool(config_error),
-          key="start", help="Train a new run with these settings (it waits in the queue when the server is full).",
-          width="stretch")
-queued = followed is not None and followed.status is RunStatus.QUEUED
-b2.button("Cancel" if queued else "Stop", on_click=stop_training, args=(followed.id if followed else "",),
-          disabled=not (busy and is_mine), key="stop", width="stretch",
-          help="Take it off the queue." if queued else
-          "Stop after the current step; the checkpoint is kept and the run can be resumed.")
-blocker = resume_blocker(None if busy else followed)
-b3.button("Resume", disabled=blocker is not None, key="resume", width="stretch",
-          on_click=resume_training, args=(followed.id if followed else "",),
-          help=blocker or "Continue the active run from its last checkpoint up to max_iters.")
-if flags.get(ERROR_KEY):
-    st.error(flags[ERROR_KEY])
+def followed_run_id() -> str | None:
+    """The run this page follows: the user's training or queued run, else the active run. The live parts ask
+    again at every tick, since a run can be started from another tab."""
+    return state.scheduler().current_run_for(state.user()) or state.active_run_id()
 
-st.divider()
-o1, o2, o3 = st.columns(3)
-log_y = o1.toggle("Log-scale loss", key="opt_log_y")
-smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
-                      help="Exponential moving average of the per-step training loss.")
-x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
+
+def followed_run() -> RunInfo | None:
+    try:
+        return state.store().get(followed_run_id() or "-")
+    except BabyGPTError:
+        return None
+
+
+def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str | None) -> None:
+    busy = followed is not None and followed.status.active
+    is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
+    broken_now = hp.get("counterfactuals", [])
+    if broken_now and not running:  # shown in presenter mode too, where the switch itself is folded away
+        st.warning("**Start trains without " + " and without ".join(BY_KEY[k].idea for k in broken_now) + "** "
+                   "(a counterfactual, chosen under Hyperparameters). Its name will say so everywhere it is shown.")
+    run_id = followed.id if followed else ""
+    queued = followed is not None and followed.status is RunStatus.QUEUED
+    b1, b2, b3 = st.columns(3)
+    b1.button("Start training", type="primary", on_click=act, args=(lambda: start_training(hp),),
+              disabled=running or bool(config_error), key="start", width="stretch",
+              help="Train a new run with these settings (it waits in the queue when the server is full).")
+    b2.button("Cancel" if queued else "Stop", on_click=act, args=(lambda: stop_training(run_id),),
+              disabled=not (busy and is_mine), key="stop", width="stretch",
+              help="Take it off the queue." if queued else
+              "Stop after the current step; the checkpoint is kept and the run can be resumed.")
+    max_iters = int(hp["max_iters"])
+    blocker = resume_blocker(None if busy else followed, max_iters)
+    b3.button("Resume", disabled=blocker is not None, key="resume", width="stretch",
+              on_click=act, args=(lambda: resume_training(run_id, max_iters),),
+              help=blocker or "Continue the active run from its last checkpoint up to max_iters.")
+    if state.page_flags().get(ERROR_KEY):
+        st.error(state.page_flags()[ERROR_KEY])
+
+
+# --- the live view -------------------------------------------------------------------------------
+
+def chart_options() -> ChartOptions:
+    o1, o2, o3 = st.columns(3)
+    log_y = o1.toggle("Log-scale loss", key="opt_log_y")
+    smoothing = o2.slider("Smoothing", 0.0, 0.95, 0.6, 0.05, key="opt_smoothing",
+                          help="Exponential moving average of the per-step training loss.")
+    x_axis = o3.radio("x axis", ["step", "time"], horizontal=True, key="opt_x_axis")
+    return ChartOptions(log_y, smoothing, x_axis)
 
 
 def draw_status(snap: JobSnapshot) -> None:
@@ -221,17 +247,9 @@ def draw_status(snap: JobSnapshot) -> None:
                 "frees. You can leave this page or reload it.")
 
 
-def draw_curves(snap: JobSnapshot) -> None:
-    """What moves with the curve: the figures beside it and the loss chart itself."""
-    evals = snap.evals
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Step", f"{snap.step}/{snap.max_iters}")
-    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–",
-              help="Training tokens per second, averaged over the last logged steps.")
-    last_eval = evals[-1] if evals else None
-    m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
-              help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
-    m4.metric("Device", snap.device.split(" (")[0], help="Where the job trains; its precision is below.")
+def measured_line(snap: JobSnapshot) -> str:
+    """When the val loss was measured, the latest training loss when it is newer, and the precision."""
+    last_eval = snap.evals[-1] if snap.evals else None
     facts = []
     if last_eval:
         facts.append(f"val loss measured at step {last_eval['step']}"
@@ -242,11 +260,23 @@ def draw_curves(snap: JobSnapshot) -> None:
     threads = (f" on {snap.threads} CPU thread{'s' if snap.threads != 1 else ''}"
                if snap.threads and snap.device.startswith("cpu") else "")
     facts.append(f"{snap.dtype}{threads}")
-    if facts:
-        line = " · ".join(facts)
-        st.caption(line[:1].upper() + line[1:])
-    st.plotly_chart(loss_figure(snap.train, evals, log_y=log_y, smoothing=smoothing, x_axis=x_axis,
-                                baselines=snap.baselines, vocab_size=snap.vocab_size),
+    line = " · ".join(facts)
+    return line[:1].upper() + line[1:]
+
+
+def draw_curves(snap: JobSnapshot, options: ChartOptions) -> None:
+    """What moves with the curve: the figures beside it and the loss chart itself."""
+    last_eval = snap.evals[-1] if snap.evals else None
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Step", f"{snap.step}/{snap.max_iters}")
+    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–",
+              help="Training tokens per second, averaged over the last logged steps.")
+    m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
+              help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
+    m4.metric("Device", snap.device.split(" (")[0], help="Where the job trains; its precision is below.")
+    st.caption(measured_line(snap))
+    st.plotly_chart(loss_figure(snap.train, snap.evals, log_y=options.log_y, smoothing=options.smoothing,
+                                x_axis=options.x_axis, baselines=snap.baselines, vocab_size=snap.vocab_size),
                     key="loss_chart", config={"displayModeBar": False})
     if snap.baselines:
         st.caption("Dashed lines: what simple predictors score on the same validation text — guessing uniformly, "
@@ -254,7 +284,7 @@ def draw_curves(snap: JobSnapshot) -> None:
                    "counts). A model that does not go below the bigram line has not learned to use context.")
 
 
-def draw_samples(samples: list[tuple[int, str]]) -> None:
+def draw_samples(samples: list[tuple[int, str]], presenter: bool) -> None:
     if samples:
         step, text = samples[-1]
         st.markdown(f"**What it writes at step {step}:**")
@@ -266,60 +296,77 @@ def draw_samples(samples: list[tuple[int, str]]) -> None:
                     st.code(t, language=None, wrap_lines=True)
 
 
-def followed_run_id() -> str | None:
-    return scheduler.current_run_for(state.user()) or state.active_run_id()
-
-
 def followed_snapshot() -> JobSnapshot | None:
     run_id = followed_run_id()
     if run_id is None:
         return None
     try:
-        return scheduler.snapshot(run_id)
+        return state.scheduler().snapshot(run_id)
     except BabyGPTError:
         return None
 
 
-@st.fragment(run_every=STATUS_REFRESH_S if busy else None)
-def live_status() -> None:
-    snap = followed_snapshot()
-    if snap is None:
-        st.caption("Press **Start training** to train the model above on the current corpus.")
-        return
-    draw_status(snap)
-    if busy and (not snap.active or (snap.status is RunStatus.QUEUED) != queued):
-        st.rerun()  # it left the queue or ended: relabel the buttons, stop the timers when it ended
+def live_view(followed: RunInfo | None, options: ChartOptions, presenter: bool) -> None:
+    """Three parts on timers of their own (see the refresh intervals above), ticking only while a run is busy."""
+    busy = followed is not None and followed.status.active
+    queued = followed is not None and followed.status is RunStatus.QUEUED
+
+    @st.fragment(run_every=STATUS_REFRESH_S if busy else None)
+    def live_status() -> None:
+        snap = followed_snapshot()
+        if snap is None:
+            st.caption("Press **Start training** to train the model above on the current corpus.")
+            return
+        draw_status(snap)
+        if busy and (not snap.active or (snap.status is RunStatus.QUEUED) != queued):
+            st.rerun()  # it left the queue or ended: relabel the buttons, stop the timers when it ended
+
+    @st.fragment(run_every=CHART_REFRESH_S if busy and not queued else None)  # a queued run's curve does not move
+    def live_chart() -> None:
+        snap = followed_snapshot()
+        if snap is not None:
+            draw_curves(snap, options)
+
+    @st.fragment(run_every=SAMPLE_REFRESH_S if busy else None)  # samples come once per evaluation
+    def samples_view() -> None:
+        run_id = followed_run_id()
+        if run_id is not None:
+            draw_samples(state.store().samples(run_id), presenter)
+
+    live_status()
+    live_chart()
+    samples_view()
 
 
-@st.fragment(run_every=CHART_REFRESH_S if busy and not queued else None)  # a queued run's curve does not move
-def live_chart() -> None:
-    snap = followed_snapshot()
-    if snap is not None:
-        draw_curves(snap)
+def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None) -> None:
+    """The learning-rate schedule of the followed run, else of the settings above; drawn once per page run,
+    outside the live fragments: it does not change while training."""
+    schedule = TrainConfig.from_dict(followed.config["train"]) if followed is not None else form_config
+    if schedule is not None:
+        steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
+        st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps]), key="lr_chart")
 
 
-# Samples come once per evaluation: a slower timer of their own (see the refresh intervals above).
-@st.fragment(run_every=SAMPLE_REFRESH_S if busy else None)
-def samples_view() -> None:
-    run_id = followed_run_id()
-    if run_id is not None:
-        draw_samples(state.store().samples(run_id))
+# --- the page ------------------------------------------------------------------------------------
 
-
-live_status()
-live_chart()
-samples_view()
-
-
-def schedule_config() -> TrainConfig | None:
-    """The schedule to show: the followed run's, else the settings above."""
-    if followed is not None:
-        return TrainConfig.from_dict(followed.config["train"])
-    return None if config_error else train_cfg
-
-
-# Drawn once per page run, outside the live fragment: the schedule does not change while training.
-schedule = schedule_config()
-if schedule is not None:
-    steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
-    st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps]), key="lr_chart")
+st.title("Model & training")
+explain(
+    "How training works",
+    "Each **step** takes `batch_size` random windows of `block_size` tokens, asks the model to predict every next "
+    "token, measures the **cross-entropy loss** and nudges all weights downhill with AdamW. Before training the "
+    "model guesses uniformly, so its loss is about ln(V). Every `eval_interval` steps we estimate the loss on "
+    "held-out validation text: when train loss keeps falling but validation loss rises, the model is memorising.",
+    r"\mathcal{L} = -\frac{1}{N}\sum_{i} \log p_\theta(x_{i+1} \mid x_{\le i}), \qquad \mathcal{L}_0 \approx \ln V",
+)
+hp = form_values()
+presenter = state.presenter()
+running = state.scheduler().current_run_for(state.user()) is not None  # queued or training: settings fold away
+pick_preset(hp)
+share_link(hyperparameters(hp, folded=running, presenter=presenter), hp)
+state.save()  # the hyperparameters above are edited in place
+form_config, config_error = sizes_and_limits(hp)
+followed = followed_run()
+buttons(hp, followed, running, config_error)
+st.divider()
+live_view(followed, chart_options(), presenter)
+schedule_chart(followed, form_config)
