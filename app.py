@@ -8,7 +8,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
 from babygpt.training.devices import auto_dtype, available_devices
-from ui import state
+from ui import choices, identity, state
 from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
 
 # a file served by this server: an emoji or :material: icon makes the browser fetch it from another host
@@ -20,7 +20,7 @@ try:
 except BabyGPTError as exc:  # a BABYGPT_* setting is wrong, or the cluster it names does not answer
     st.error(f"The server cannot start its training jobs: {exc}")
     st.stop()
-state.begin_session()  # who this browser is; the first run of a session restores the user's choices
+choices.begin_session()  # who this browser is; the first run of a session restores the user's choices
 
 pages = st.navigation([
     st.Page("views/data.py", title="Data", icon=":material/description:", default=True),
@@ -39,14 +39,14 @@ def busy() -> bool:
 @st.fragment(run_every=2.0 if busy() else None)  # the server's jobs at a glance
 def sidebar_status() -> None:
     scheduler = state.scheduler()
-    active = state.active_run_id()
+    active = choices.active_run_id()
     st.caption(f"**Active run:** `{active}`" if active else "**Active run:** none yet")
     jobs = scheduler.running()
     if not jobs:
         st.caption("No training in progress.")
     for job in jobs:
         snap = scheduler.snapshot(job.run_id)
-        who = "yours" if snap.owner == state.user() else public_handle(snap.owner)
+        who = "yours" if snap.owner == identity.user() else public_handle(snap.owner)
         st.progress(snap.progress, text=f"{snap.label} ({who}): {progress_text(snap)}")
     waiting = len(state.store().queued())
     if waiting:
@@ -57,7 +57,7 @@ with st.sidebar:
     sidebar_status()
     st.caption(f"**Devices:** {', '.join(available_devices())} · auto precision {auto_dtype()} · "
                f"{state.scheduler().backend.describe()}")
-    st.toggle("Presenter mode", key="presenter_toggle", value=state.presenter(),
+    st.toggle("Presenter mode", key="presenter_toggle", value=choices.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
               help="Larger text for a projector; advanced controls are hidden.")
     if os.environ.get(ADMIN_TOKEN_ENV):
@@ -66,15 +66,15 @@ with st.sidebar:
                                   help="The token the server was started with (BABYGPT_ADMIN_TOKEN): "
                                        "lets you stop or delete any run.")
             if token:
-                if state.try_admin(token):
+                if identity.try_admin(token):
                     st.caption("Admin: you can stop and delete every run.")
                 else:
                     st.error("That is not the admin token.")
-    state.remember_in_cookie()
+    identity.remember_in_cookie()
 
-st.markdown(WRAP_CSS + (PRESENTER_CSS if state.presenter() else ""), unsafe_allow_html=True)
+st.markdown(WRAP_CSS + (PRESENTER_CSS if choices.presenter() else ""), unsafe_allow_html=True)
 for problem in state.page_flags().pop("link_problems", []):
     st.warning(problem)
 
 pages.run()
-state.save()
+choices.save()

@@ -12,7 +12,7 @@ from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
 from babygpt.text.tokenizers import whole_words_prefix
 from babygpt.units import format_duration
-from ui import state
+from ui import choices, identity, run_cache
 
 # Labels, metric values and button captions wrap instead of being cut with an ellipsis, on every screen.
 WRAP_CSS = """<style>
@@ -30,28 +30,28 @@ html {font-size: 20px;}
 
 
 def run_label(row: dict) -> str:
-    who = "" if row["owner"] == state.user() else f" · {public_handle(row['owner'])}"
+    who = "" if row["owner"] == identity.user() else f" · {public_handle(row['owner'])}"
     loss = f" · val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
     return f"{row['label']} · {row['preset']} · {row['steps']} steps{loss}{who}"
 
 
 def run_picker(key: str) -> LoadedRun | None:
     """Choose a trained run: the active one, else the user's own newest. Shows guidance when there is none."""
-    runs = state.runs_with_weights()
+    runs = run_cache.runs_with_weights()
     if not runs:
         st.info("No trained run yet. Train one on **Model & training** (a minute on a laptop), "
                 "or import one on **Runs**.")
         return None
     ids = [r["id"] for r in runs]
     labels = {r["id"]: run_label(r) for r in runs}
-    active = state.active_run_id()
+    active = choices.active_run_id()
     index = ids.index(active) if active in ids else 0
     run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key,
                           help="Which trained model to look at. Your newest run is chosen by default; "
                                "classmates' runs follow yours.")
-    state.set_active_run(run_id)
+    choices.set_active_run(run_id)
     try:
-        return state.load_run(run_id)
+        return run_cache.load_run(run_id)
     except BabyGPTError as exc:
         st.error(str(exc))
         return None
@@ -59,7 +59,7 @@ def run_picker(key: str) -> LoadedRun | None:
 
 def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
     """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token."""
-    corpus = state.corpus()
+    corpus = choices.corpus()
     if loaded.info.data_sha256 == corpus.sha256:
         return loaded.tokenizer.decode(loaded.tokenizer.encode(whole_words_prefix(corpus.text, n_chars)))
     return loaded.tokenizer.token_text(0)

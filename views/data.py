@@ -6,7 +6,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import char_frequency_figure, tokens_html
 from babygpt.text import datasets
 from babygpt.text.corpus import corpus_from_uploads
-from ui import state
+from ui import choices, corpora
 from ui.widgets import explain
 
 TOKENS_SHOWN = 300  # the token view's length: a text with no spaces has no short whole-word prefix
@@ -22,7 +22,7 @@ explain(
 )
 
 registry = datasets.registry()
-current = state.corpus()
+current = choices.corpus()
 SHIPPED, UPLOAD = "A text that ships with Baby GPT", "Upload .txt files"
 if "data_source" not in st.session_state:  # coming back to the page: show where the current text came from
     st.session_state["data_source"] = SHIPPED if current.source in registry else UPLOAD
@@ -37,7 +37,7 @@ if source == SHIPPED:
     if name == current.source:
         st.caption("✓ This is the text in use.")
     elif st.button("Use this corpus", key="use_shipped", type="primary"):
-        state.set_corpus(state.load_named_corpus(name))
+        choices.set_corpus(corpora.load_named(name))
         st.rerun()
 else:
     uploads = st.file_uploader("Text files (UTF-8)", type=["txt", "md", "csv", "py"], accept_multiple_files=True,
@@ -46,18 +46,18 @@ else:
         result = corpus_from_uploads([(f.name, f.getvalue()) for f in uploads])
         if result.corpus is not None:
             try:
-                state.set_corpus(result.corpus)
+                choices.set_corpus(result.corpus)
             except BabyGPTError as exc:  # over the user's disk quota: the corpus stays as it was
                 st.error(str(exc))
         for _file, reason in result.rejected:
             st.error(f"**Not used:** {reason}")
         if result.rejected:
             used = ("The other files were used." if result.corpus is not None
-                    else f"No file was used: the corpus is still **{state.corpus().name}**.")
+                    else f"No file was used: the corpus is still **{choices.corpus().name}**.")
             st.caption(used)
 
-corpus = state.corpus()
-stats = state.stats_for(corpus.sha256, corpus.text)
+corpus = choices.corpus()
+stats = corpora.stats_for(corpus.sha256, corpus.text)
 st.subheader(f"Current corpus: {corpus.name}")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Characters", f"{stats.n_chars:,}")
@@ -72,14 +72,14 @@ right.text_area("Preview", corpus.text[:2000], height=300, disabled=True,
                 key=f"preview_{corpus.sha256[:16]}")  # a new key per corpus, or the widget keeps the old text
 
 st.subheader("Tokenizer")
-kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "gpt2"].index(state.tokenizer_kind()),
+kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "gpt2"].index(choices.tokenizer_kind()),
                 key="tokenizer_radio",
                 help="char: one token per character, tiny vocabulary. gpt2: GPT-2's BPE (tiktoken), restricted to "
                      "the tokens that occur in this text.")
-state.set_tokenizer_kind(kind)
+choices.set_tokenizer_kind(kind)
 try:
-    tokenizer = state.current_tokenizer()
-    ids, chars_per_token = state.token_preview(corpus.sha256, state.tokenizer_kind(), corpus.text, TOKENS_SHOWN)
+    tokenizer = choices.current_tokenizer()
+    ids, chars_per_token = corpora.token_preview(corpus.sha256, choices.tokenizer_kind(), corpus.text, TOKENS_SHOWN)
     c1, c2 = st.columns(2)
     c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
     c2.metric("Characters per token", f"{chars_per_token:.2f}")
@@ -89,8 +89,8 @@ except BabyGPTError as exc:
     st.error(str(exc))
 
 st.subheader("Train / validation split")
-fraction = st.slider("Validation fraction", 0.05, 0.5, state.val_fraction(), 0.05, key="val_slider",
+fraction = st.slider("Validation fraction", 0.05, 0.5, choices.val_fraction(), 0.05, key="val_slider",
                      help="The last part of the text, held out to measure generalisation. 10% is usual.")
-state.set_val_fraction(fraction)
+choices.set_val_fraction(fraction)
 n_val = int(stats.n_chars * fraction)
 st.caption(f"Training on the first {stats.n_chars - n_val:,} characters, validating on the last {n_val:,}.")

@@ -1,5 +1,9 @@
-"""Lessons: each step of building a GPT, as something to project and play with."""
+"""Lessons: each step of building a GPT, as something to project and play with.
 
+One function per tab; the page itself is the few lines at the end."""
+
+
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -23,28 +27,20 @@ from babygpt.lessons.viz import (
 )
 from babygpt.model.gpt import sinusoidal_encoding
 from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
-from ui import state
+from babygpt.store.runs import LoadedRun
+from ui import choices, corpora, identity, run_cache, state
 from ui.widgets import default_prompt, explain, run_label, run_picker
 
-st.title("Lessons")
-st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
-           "tokenization, the training loop, attention maps and sampling; these views fill in the rest.")
 
-st.caption("The tabs after the race look inside one trained run:")
-loaded = run_picker("lessons_run")
+@dataclass(frozen=True)
+class RaceChoice:
+    steps: int
+    seeds: int
+    layers: int
+    broken: str | None  # a counterfactual switched off in every rung, or None for the real ladder
 
-race_tab, scale_tab, pos_tab, emb_tab, first_tab, surprise_tab = st.tabs(
-    list(LESSON_TABS.values()), default=st.session_state.get(state.LESSON_TAB))  # a link may name the tab
 
-# --- the ladder race ---------------------------------------------------------------------------
-with race_tab:
-    explain("One idea at a time",
-            "Train every rung of the ladder on your text with the same budget and compare their validation loss. "
-            "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
-            "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
-            "layer norm makes the full GPT (dropout, its other part, is off in the race). Each rung trains at the learning rate that suits it (small "
-            "shallow networks want a higher one) and with several seeds: a difference between two rungs counts only "
-            "when it is larger than the spread between seeds, because a single run can be lucky.")
+def race_settings() -> RaceChoice:
     c1, c2, c3 = st.columns(3)
     steps = c1.number_input("Steps per rung", 50, 5000, RACE_STEPS, 50, key="race_steps",
                             help="The same token budget for every rung and seed.")
@@ -56,71 +52,92 @@ with race_tab:
     broken = st.selectbox("Break one idea in every rung", [None, *BY_KEY], key="race_counterfactual",
                           format_func=lambda k: "— (the real ladder)" if k is None else BY_KEY[k].label,
                           help="Race the ladder with one idea switched off, to see what it was for.")
-    scheduler = state.scheduler()
-    group = st.session_state.get(state.RACE)
+    return RaceChoice(int(steps), int(seeds), int(layers), broken)
+
+
+def start_race(choice: RaceChoice) -> None:
     flags = state.page_flags()
+    try:
+        sizes = {**RACE_SIZES, "n_layer": choice.layers, **switches_for([choice.broken] if choice.broken else [])}
+        plans = race_plans(choices.corpus(), choices.tokenizer_kind(), choice.steps, sizes,
+                           seeds=tuple(range(1, choice.seeds + 1)), val_fraction=choices.val_fraction())
+        st.session_state[state.RACE] = state.scheduler().submit_group(identity.user(), plans)
+        choices.save()
+        flags["race_error"] = None
+    except BabyGPTError as exc:
+        flags["race_error"] = str(exc)
 
-    def start_race() -> None:
-        try:
-            sizes = {**RACE_SIZES, "n_layer": layers, **switches_for([broken] if broken else [])}
-            plans = race_plans(state.corpus(), state.tokenizer_kind(), int(steps), sizes,
-                               seeds=tuple(range(1, seeds + 1)), val_fraction=state.val_fraction())
-            st.session_state[state.RACE] = scheduler.submit_group(state.user(), plans)
-            state.save()
-            flags["race_error"] = None
-        except BabyGPTError as exc:
-            flags["race_error"] = str(exc)
 
+def draw_race(group: str) -> None:
+    """The race so far: a row per rung (mean and spread over its seeds, the verdict against the rung below),
+    why a step shows no gain once every seed is done, and every rung's validation band."""
+    entries = race_entries(state.store(), group)
+    results = race_results(entries)
+    if not results:
+        st.caption("This race's runs were deleted.")
+        return
+    members = state.store().list_runs(group)
+    for c in active(members[-1].config["model"]) if members else []:
+        st.warning(f"**Every rung trained with: {c.label.lower()}.** {c.explanation}")
+    steps_up = {s.upper: s for s in ladder_steps(results)}
+    table = pd.DataFrame([{
+        "rung": r.preset, "parameters": r.parameters, "learning rate": r.lr,
+        "seeds": f"{r.finished}/{r.seeds} done",
+        "best val loss, mean": r.mean, "± spread (max−min)": r.spread if len(r.losses) > 1 else None,
+        "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "",
+    } for r in results])
+    st.dataframe(table, hide_index=True, key="race_table",
+                 column_config={"best val loss, mean": st.column_config.NumberColumn(format="%.3f"),
+                                "± spread (max−min)": st.column_config.NumberColumn(format="%.3f"),
+                                "learning rate": st.column_config.NumberColumn(format="%.0e")})
+    for step in steps_up.values():
+        if step_explanation(step) and all(r.finished == r.seeds for r in results):
+            st.info(step_explanation(step))
+    st.caption("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; "
+               "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
+               "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
+               "may.")
+    bands = race_bands(entries)
+    if bands:
+        st.plotly_chart(band_figure(bands), key="race_chart")
+
+
+def race_lesson() -> None:
+    """Every rung on the same text and budget, several seeds each: a gain counts only beyond the seeds' spread."""
+    explain("One idea at a time",
+            "Train every rung of the ladder on your text with the same budget and compare their validation loss. "
+            "Each rung adds one idea: attention lets tokens look back, several heads look for several things, the "
+            "feed-forward network computes on what was gathered, residual connections let deep stacks train, and "
+            "layer norm makes the full GPT (dropout, its other part, is off in the race). Each rung trains at the "
+            "learning rate that suits it (small shallow networks want a higher one) and with several seeds: a "
+            "difference between two rungs counts only when it is larger than the spread between seeds, because a "
+            "single run can be lucky.")
+    choice = race_settings()
+    group = st.session_state.get(state.RACE)
     racing = race_running(state.store(), group)
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Run the race", type="primary", key="race_start", on_click=start_race, disabled=racing)
+    b1.button("Run the race", type="primary", key="race_start", on_click=start_race, args=(choice,), disabled=racing)
     b2.button("Stop", key="race_stop", disabled=not racing,
-              on_click=lambda: scheduler.stop_group(state.actor(), group))
-    if flags.get("race_error"):
-        st.error(flags["race_error"])
+              on_click=lambda: state.scheduler().stop_group(identity.actor(), group))
+    if state.page_flags().get("race_error"):
+        st.error(state.page_flags()["race_error"])
 
     @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
         if not group:
-            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{state.corpus().name}**, "
+            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{choices.corpus().name}**, "
                        "each with its own learning rate and several seeds. Each run is one job in the server's "
                        "queue, trained in its own process.")
             return
-        results = race_results(race_entries(state.store(), group))
-        if not results:
-            st.caption("This race's runs were deleted.")
-            return
-        members = state.store().list_runs(group)
-        for c in active(members[-1].config["model"]) if members else []:
-            st.warning(f"**Every rung trained with: {c.label.lower()}.** {c.explanation}")
-        steps_up = {s.upper: s for s in ladder_steps(results)}
-        table = pd.DataFrame([{
-            "rung": r.preset, "parameters": r.parameters, "learning rate": r.lr,
-            "seeds": f"{r.finished}/{r.seeds} done",
-            "best val loss, mean": r.mean, "± spread (max−min)": r.spread if len(r.losses) > 1 else None,
-            "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "",
-        } for r in results])
-        st.dataframe(table, hide_index=True, key="race_table",
-                     column_config={"best val loss, mean": st.column_config.NumberColumn(format="%.3f"),
-                                    "± spread (max−min)": st.column_config.NumberColumn(format="%.3f"),
-                                    "learning rate": st.column_config.NumberColumn(format="%.0e")})
-        for step in steps_up.values():
-            if step_explanation(step) and all(r.finished == r.seeds for r in results):
-                st.info(step_explanation(step))
-        st.caption("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; "
-                   "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
-                   "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
-                   "may.")
-        bands = race_bands(race_entries(state.store(), group))
-        if bands:
-            st.plotly_chart(band_figure(bands), key="race_chart")
+        draw_race(group)
         if racing and not race_running(state.store(), group):
             st.rerun()
 
     race_view()
 
-# --- why scale the dot product -------------------------------------------------------------------
-with scale_tab:
+
+def scaling_lesson(loaded: LoadedRun | None) -> None:
+    """Why q·k is divided by √d: random vectors first, then the same read off the run's own heads."""
     explain("Why divide by √d",
             "If q and k have d components of variance 1, their dot product is a sum of d products of variance 1, "
             "so its variance is d. Large scores make the softmax pick one key almost exclusively (one-hot), and "
@@ -151,8 +168,9 @@ with scale_tab:
         r3.metric("Mean top weight: unscaled vs scaled", f"{real.raw_max_weight:.2f} vs {real.scaled_max_weight:.2f}")
         st.caption(scaling_explanation(real))
 
-# --- positional encodings -------------------------------------------------------------------------
-with pos_tab:
+
+def positions_lesson(loaded: LoadedRun | None) -> None:
+    """Sinusoidal encodings at the run's sizes (else the form's), and the run's own position vectors."""
     explain("Where is each token?",
             "Attention by itself treats its inputs as a set: shuffle the tokens and each gets the same result. "
             "Adding a position vector to every token embedding tells the model where it is. Learned encodings "
@@ -161,8 +179,8 @@ with pos_tab:
             r"PE_{(p,2i)}=\sin\!\left(p/10000^{2i/d}\right),\quad PE_{(p,2i+1)}=\cos\!\left(p/10000^{2i/d}\right)")
     # the sizes of the run looked at, else of the model the training page is set to build
     sizes = loaded.model_config if loaded is not None else None
-    positions = sizes.block_size if sizes else state.hparam("block_size")
-    width = sizes.n_embd if sizes else state.hparam("n_embd")
+    positions = sizes.block_size if sizes else choices.hparam("block_size")
+    width = sizes.n_embd if sizes else choices.hparam("n_embd")
     table = sinusoidal_encoding(positions, width).numpy()
     left, right = st.columns(2)
     left.plotly_chart(matrix_heatmap(table, f"Sinusoidal encodings ({positions} positions × {width} dims)",
@@ -183,8 +201,9 @@ with pos_tab:
                "`single-head` (positions + one head) in the ladder race — the drop in validation loss is what "
                "looking back at earlier, located tokens buys.")
 
-# --- embeddings ----------------------------------------------------------------------------------------
-with emb_tab:
+
+def embeddings_lesson(loaded: LoadedRun | None) -> None:
+    """The run's token vectors on their two main directions: tokens that behave alike land together."""
     explain("Tokens as points",
             "Every token is a learned vector. Projected onto its two main directions (PCA), tokens that behave "
             "alike land near each other: vowels with vowels, digits with digits, upper case apart from lower case.")
@@ -195,8 +214,9 @@ with emb_tab:
         st.plotly_chart(embedding_scatter(points[:shown], labels[:shown], [char_class(t) for t in labels[:shown]]),
                         key="emb_scatter")
 
-# --- the first step -------------------------------------------------------------------------------------
-with first_tab:
+
+def first_step_lesson(loaded: LoadedRun | None) -> None:
+    """The next-token distribution before and after training, with ln(V) against the measured step-0 loss."""
     explain("What learning changed",
             "Before training every weight is small and random, so the model spreads its bets almost evenly over "
             "the V tokens and its loss is about ln(V). After training the same prompt gets a sharp, sensible "
@@ -222,8 +242,8 @@ with first_tab:
             st.error(str(exc))
 
 
-# --- where the model is surprised -------------------------------------------------------------------------
-with surprise_tab:
+def surprise_lesson(loaded: LoadedRun | None) -> None:
+    """The validation loss taken apart token by token, and against a second run on the same text."""
     explain("The loss, token by token",
             "The validation loss is an average over tokens. Taken apart, it shows where the model already knows "
             "what comes next (white) and where it is surprised (red): usually the first letters of a word, a "
@@ -235,13 +255,13 @@ with surprise_tab:
         try:
             source = loaded.info.config["data"].get("source", "")
             try:
-                corpus = state.corpus() if loaded.info.data_sha256 == state.corpus().sha256 else state.load_named_corpus(source)
+                corpus = choices.corpus() if loaded.info.data_sha256 == choices.corpus().sha256 else corpora.load_named(source)
             except BabyGPTError:
                 raise BabyGPTError(f"The text this run was trained on ({loaded.info.data_name}) is not available "
                                    "here; choose it on the Data page to see where the model is surprised.") from None
             text = validation_stretch(corpus.text, loaded.train_config.val_fraction)
-            tokens = state.surprise_for(loaded.info.id, text)
-            others = [r for r in state.runs_with_weights()
+            tokens = run_cache.surprise_for(loaded.info.id, text)
+            others = [r for r in run_cache.runs_with_weights()
                       if r["id"] != loaded.info.id and r["tokenizer"] == loaded.tokenizer.kind
                       and r.get("data") == loaded.info.data_name]
             labels = {r["id"]: run_label(r) for r in others}
@@ -253,7 +273,7 @@ with surprise_tab:
             if second is None:
                 st.markdown(surprise_html(tokens), unsafe_allow_html=True)
             else:
-                other = state.surprise_for(second, text)
+                other = run_cache.surprise_for(second, text)
                 c2.metric("The second run's mean loss", f"{mean_loss(other):.3f}",
                           delta=f"{mean_loss(other) - mean_loss(tokens):+.3f}", delta_color="inverse")
                 change = differences(tokens, other)
@@ -266,3 +286,21 @@ with surprise_tab:
                            "surprised by a token, red where more.")
         except BabyGPTError as exc:
             st.info(str(exc))
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+st.title("Lessons")
+st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
+           "tokenization, the training loop, attention maps and sampling; these views fill in the rest.")
+
+st.caption("The tabs after the race look inside one trained run:")
+loaded = run_picker("lessons_run")
+
+tabs = st.tabs(
+    list(LESSON_TABS.values()), default=st.session_state.get(state.LESSON_TAB))  # a link may name the tab
+lessons = (race_lesson, lambda: scaling_lesson(loaded), lambda: positions_lesson(loaded),
+           lambda: embeddings_lesson(loaded), lambda: first_step_lesson(loaded), lambda: surprise_lesson(loaded))
+for tab, lesson in zip(tabs, lessons, strict=True):
+    with tab:
+        lesson()

@@ -14,7 +14,7 @@ from babygpt.orchestration.race import race_entries
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
-from ui import state
+from ui import choices, identity, state
 from ui.widgets import explain
 
 
@@ -38,7 +38,7 @@ explain("Comparing experiments",
         "validation curves of runs that differ in one setting is how you learn what that setting does.")
 
 store = state.store()
-me = state.user()
+me = identity.user()
 everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                      help="Your runs are shown by default. Classmates' runs can be looked at and compared, "
                           "but only their owner (or the teacher) can stop or delete them.")
@@ -112,7 +112,7 @@ else:
                          help="Deletes all of its runs (your own races only; stop a race first)."):
                 try:
                     for member in members:
-                        state.scheduler().delete(state.actor(), member["id"])
+                        state.scheduler().delete(identity.actor(), member["id"])
                     st.rerun()
                 except BabyGPTError as exc:
                     st.error(str(exc))
@@ -121,13 +121,13 @@ else:
     target = st.selectbox("Run", singles, key="runs_target", format_func=labels.get)
     c1, c2, c3 = st.columns(3)
     if c1.button("Make active", key="runs_activate", help="Use this run on the Attention and Generate pages."):
-        state.set_active_run(target)
+        choices.set_active_run(target)
         st.success(f"{labels[target]} is now the active run.")
     flags = state.page_flags()
     if c2.button("Delete", key="runs_delete",
                  help="Removes the run's folder and metrics. Only your own runs; a training run is refused."):
         try:  # whose it is, before asking "are you sure?"
-            check_can_manage(state.actor(), store.get(target), "delete")
+            check_can_manage(identity.actor(), store.get(target), "delete")
             flags["confirm_delete"] = target
         except BabyGPTError as exc:
             st.error(str(exc))
@@ -139,9 +139,9 @@ else:
         if yes.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
             flags.pop("confirm_delete", None)
             try:
-                state.scheduler().delete(state.actor(), target)
-                if state.active_run_id() == target:
-                    state.set_active_run(None)
+                state.scheduler().delete(identity.actor(), target)
+                if choices.active_run_id() == target:
+                    choices.set_active_run(None)
                 flags["runs_message"] = f"Deleted {labels[target]}."
                 st.rerun()
             except BabyGPTError as exc:

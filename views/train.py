@@ -23,7 +23,7 @@ from babygpt.store.runs import RunInfo
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices
 from babygpt.training.trainer import lr_at
-from ui import state
+from ui import choices, identity, run_cache, state
 from ui.widgets import explain, progress_text, setting_input
 
 ERROR_KEY = "train_error"
@@ -99,8 +99,8 @@ def share_link(settings, hp: dict) -> None:
     with settings.popover("Share these settings as a link"):
         lesson = st.selectbox("Open on the Lessons tab", [None, *LESSON_TABS], key="share_lesson",
                               format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
-        corpus_name = state.corpus().source if state.corpus().source in datasets.registry() else None
-        st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": state.tokenizer_kind(),
+        corpus_name = choices.corpus().source if choices.corpus().source in datasets.registry() else None
+        st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
                                                    "lesson": lesson}), language=None, wrap_lines=True)
         st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
                    "upload cannot travel in a link). It never carries your user key.")
@@ -113,10 +113,10 @@ def model_settings(hp: dict) -> dict:
 
 
 def configs(hp: dict) -> tuple:
-    tokenizer = state.current_tokenizer()
+    tokenizer = choices.current_tokenizer()
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
     train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
-                            val_fraction=state.val_fraction(),
+                            val_fraction=choices.val_fraction(),
                             log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
 
@@ -155,18 +155,18 @@ def act(action: Callable[[], None]) -> None:
 
 def start_training(hp: dict) -> None:
     _, train_cfg = configs(hp)
-    plan = plan_training(state.corpus(), state.tokenizer_kind(), hp["preset"], train_cfg, **model_settings(hp))
-    info = state.scheduler().submit(state.user(), plan, name=f"{hp['preset']} on {state.corpus().name}")
-    state.set_active_run(info.id)
+    plan = plan_training(choices.corpus(), choices.tokenizer_kind(), hp["preset"], train_cfg, **model_settings(hp))
+    info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {choices.corpus().name}")
+    choices.set_active_run(info.id)
 
 
 def stop_training(run_id: str) -> None:
-    state.scheduler().stop(state.actor(), run_id)
+    state.scheduler().stop(identity.actor(), run_id)
 
 
 def resume_training(run_id: str, max_iters: int) -> None:
-    state.scheduler().resume(state.actor(), run_id, state.corpus(), max_iters=max_iters)
-    state.set_active_run(run_id)
+    state.scheduler().resume(identity.actor(), run_id, choices.corpus(), max_iters=max_iters)
+    choices.set_active_run(run_id)
 
 
 def resume_blocker(info: RunInfo | None, max_iters: int) -> str | None:
@@ -174,7 +174,7 @@ def resume_blocker(info: RunInfo | None, max_iters: int) -> str | None:
     if info is None:
         return "No run to resume: start one first."
     try:
-        check_can_resume(state.actor(), info, max_iters)
+        check_can_resume(identity.actor(), info, max_iters)
     except BabyGPTError as exc:
         return str(exc)
     return None
@@ -183,7 +183,7 @@ def resume_blocker(info: RunInfo | None, max_iters: int) -> str | None:
 def followed_run_id() -> str | None:
     """The run this page follows: the user's training or queued run, else the active run. The live parts ask
     again at every tick, since a run can be started from another tab."""
-    return state.scheduler().current_run_for(state.user()) or state.active_run_id()
+    return state.scheduler().current_run_for(identity.user()) or choices.active_run_id()
 
 
 def followed_run() -> RunInfo | None:
@@ -195,7 +195,7 @@ def followed_run() -> RunInfo | None:
 
 def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str | None) -> None:
     busy = followed is not None and followed.status.active
-    is_mine = followed is not None and (followed.owner == state.user() or state.actor().admin)
+    is_mine = followed is not None and (followed.owner == identity.user() or identity.actor().admin)
     broken_now = hp.get("counterfactuals", [])
     if broken_now and not running:  # shown in presenter mode too, where the switch itself is folded away
         st.warning("**Start trains without " + " and without ".join(BY_KEY[k].idea for k in broken_now) + "** "
@@ -234,7 +234,7 @@ def draw_status(snap: JobSnapshot) -> None:
     """What changes between steps: the progress line (step, speed, time left) and what the run has to say."""
     st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
     broken_ideas = active(state.store().get(snap.run_id).config["model"])
-    findings = {f.key: f.sentence for f in state.counterfactual_findings(snap.run_id)} if broken_ideas else {}
+    findings = {f.key: f.sentence for f in run_cache.counterfactual_findings(snap.run_id)} if broken_ideas else {}
     for broken in broken_ideas:
         measured = findings.get(broken.key, "Measured on this run at its first checkpoint.")
         st.warning(f"**Trained without {broken.idea}.** {broken.explanation}\n\n**What this run shows:** {measured}")
@@ -359,11 +359,11 @@ explain(
     r"\mathcal{L} = -\frac{1}{N}\sum_{i} \log p_\theta(x_{i+1} \mid x_{\le i}), \qquad \mathcal{L}_0 \approx \ln V",
 )
 hp = form_values()
-presenter = state.presenter()
-running = state.scheduler().current_run_for(state.user()) is not None  # queued or training: settings fold away
+presenter = choices.presenter()
+running = state.scheduler().current_run_for(identity.user()) is not None  # queued or training: settings fold away
 pick_preset(hp)
 share_link(hyperparameters(hp, folded=running, presenter=presenter), hp)
-state.save()  # the hyperparameters above are edited in place
+choices.save()  # the hyperparameters above are edited in place
 form_config, config_error = sizes_and_limits(hp)
 followed = followed_run()
 buttons(hp, followed, running, config_error)

@@ -219,6 +219,15 @@ class RunStore(RunQueue, RunLogs, UserChoices):
     def has_weights(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / WEIGHTS_FILE).is_file()
 
+    def weights_version(self, run_id: str) -> float | None:
+        """When the run's weights last changed on disk (None: no weights yet): a key for what is computed from
+        them, which stays valid until the next checkpoint lands."""
+        path = self.run_dir(run_id) / WEIGHTS_FILE
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def load(self, run_id: str, device: str | Any = "cpu") -> LoadedRun:
         info = self.get(run_id)
         folder = self.run_dir(info.id)
