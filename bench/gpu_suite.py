@@ -16,7 +16,7 @@ JSON into ``DIR``:
 5. ``gpu_class_mps.json``: 16 students with graphs under CUDA MPS, where the machine has its control daemon (started
    here and stopped again);
 
-then ``summary.json``: the issue's targets, each with the figure that meets it or not. A part that fails or runs
+then ``summary.json``: the GPU targets (``TARGETS``), each with the figure that meets it or not. A part that fails or runs
 out of time is recorded as such in ``suite.log`` and the rest still run; a class benchmark cut short keeps the
 classes it finished, and every training a part started is stopped with it.
 """

@@ -311,3 +311,21 @@ def test_every_status_has_its_word():
     from ui.widgets import STATUS_WORDS
 
     assert set(STATUS_WORDS) == set(RunStatus)
+
+
+def test_the_runs_page_builds_an_export_only_when_it_is_asked_for(trained_run, monkeypatch):
+    """Rendering the Runs page (every rerun, every tick of a tab) never zips a run: the archive is the download
+    button's callable, built when Export is pressed."""
+    from babygpt.store import archive
+
+    built = []
+    real = archive.export_bytes
+    monkeypatch.setattr(archive, "export_bytes", lambda store, run_id: built.append(run_id) or real(store, run_id))
+    at = app()
+    at.session_state["active_run"] = trained_run.id
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    at.run()
+    assert not at.exception
+    buttons = [b for b in at.get("download_button") if b.proto.label == "Export .zip"]
+    assert len(buttons) == 1 and built == []

@@ -13,6 +13,7 @@ import pytest
 import ray  # in requirements.txt: these tests never skip
 from ray.cluster_utils import Cluster
 
+from babygpt.errors import BabyGPTError
 from babygpt.server.ray_backend import RayBackend, TrainingActor, actor_name, find_actor, store_namespace
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
@@ -100,7 +101,7 @@ def test_stop_keeps_a_checkpoint_and_resume_continues_on_the_cluster(on_cluster,
     plan = tiny_plan(small_text, max_iters=100_000, eval_interval=20)
     info = scheduler.submit(ALICE, plan)
     wait_for(lambda: scheduler.snapshot(info.id).step >= 30, 120, "thirty steps on the cluster")
-    with pytest.raises(Exception, match="belongs to"):
+    with pytest.raises(BabyGPTError, match="belongs to"):
         scheduler.stop(Actor(BOB), info.id)
     scheduler.stop(Actor(ALICE), info.id, wait=60)
     assert store.get(info.id).status is RunStatus.STOPPED

@@ -10,9 +10,10 @@ import zipfile
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from babygpt.config import PRESETS, TrainConfig, model_config_for_preset
@@ -20,6 +21,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.model.gpt import build_model
 from babygpt.model.sizing import parameter_count
 from babygpt.orchestration.runs import start_run
+from babygpt.store import archive
 from babygpt.store.archive import export_run, import_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_uploads, text_stats
@@ -144,6 +146,11 @@ def test_mutated_configs_are_imported_or_refused(good_archive, tmp_path_factory,
         try_import(RunStore(folder / "store"), write_zip(folder / "case.zip", files), "config mutations")
 
 
+def header_of(weights: bytes) -> dict:
+    (length,) = struct.unpack("<Q", weights[:8])
+    return json.loads(weights[8:8 + length])
+
+
 def rewrite_header(weights: bytes, change) -> bytes:
     """safetensors is an 8-byte header length, a JSON header (names, dtypes, shapes, offsets), then the data."""
     (length,) = struct.unpack("<Q", weights[:8])
@@ -177,9 +184,16 @@ def test_mutated_weight_headers_are_refused_before_loading(good_archive, tmp_pat
             else:
                 entry["shape"] = [2**20, 2**20]
 
-        files["model.safetensors"] = rewrite_header(files["model.safetensors"], change)
+        mutated = rewrite_header(files["model.safetensors"], change)
+        assume(header_of(mutated) != header_of(files["model.safetensors"]))  # e.g. a shape set to what it was
+        files["model.safetensors"] = mutated
         folder = tmp_path_factory.mktemp("case")
-        try_import(RunStore(folder / "store"), write_zip(folder / "case.zip", files), "weight header mutations")
+        store = RunStore(folder / "store")
+        with mock.patch.object(archive, "load_weights", side_effect=AssertionError("the weights were loaded")):
+            with pytest.raises(BabyGPTError) as refused:
+                import_run(store, write_zip(folder / "case.zip", files), limits=LIMITS)
+        assert store.list_runs() == [], "a refused archive leaves no run behind"
+        record("weight header mutations", refusal_reason(str(refused.value)))
 
 
 @FUZZ
@@ -201,7 +215,7 @@ def test_truncated_missing_and_extra_members(good_archive, tmp_path_factory, mem
         try_import(RunStore(folder / "store"), write_zip(folder / "case.zip", files), "truncated, missing, extra files")
 
 
-def test_the_huge_model_of_the_report_is_refused_from_its_config(good_archive, tmp_path):
+def test_a_huge_model_is_refused_from_its_config(good_archive, tmp_path):
     """n_layer 48, n_embd 16384 with the small weights: refused before anything is built (600 GB otherwise)."""
     files = members(good_archive)
     config = json.loads(files["config.json"])

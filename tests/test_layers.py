@@ -53,3 +53,15 @@ def test_the_model_reads_no_environment():
             if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
                 found.append(f"{path.name}:{node.lineno} os.{node.attr}")
     assert found == []
+
+
+def test_every_package_names_its_modules():
+    """A package's docstring is its map: each of its modules is named there (as ``module``)."""
+    import importlib
+
+    missing = []
+    for package in sorted(p for p in (ROOT / "babygpt").iterdir() if (p / "__init__.py").is_file()):
+        doc = importlib.import_module(f"babygpt.{package.name}").__doc__ or ""
+        missing += [f"babygpt.{package.name}.{m.stem}" for m in sorted(package.glob("*.py"))
+                    if m.stem != "__init__" and f"``{m.stem}``" not in doc]
+    assert missing == []

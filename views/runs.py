@@ -149,12 +149,9 @@ else:
         if no.button("Keep it", key="runs_delete_cancel"):
             flags.pop("confirm_delete", None)
             st.rerun()
-    try:
-        if store.has_weights(target):
-            c3.download_button("Export .zip", data=export_bytes(store, target), file_name=f"{target}.zip",
-                               mime="application/zip", key="runs_export")
-    except BabyGPTError as exc:
-        c3.error(str(exc))
+    if store.has_weights(target):  # the archive is built when the button is pressed, not on every rerun
+        c3.download_button("Export .zip", data=lambda: export_bytes(store, target), file_name=f"{target}.zip",
+                           mime="application/zip", key="runs_export")
 
 st.subheader("Import a run")
 upload = st.file_uploader("Run archive (.zip exported from Baby GPT)", type=["zip"], key="runs_import")

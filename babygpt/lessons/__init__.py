@@ -1,4 +1,5 @@
-"""What the lessons compute and draw: the ladder race (``race``), attention and embeddings read off a model
-(``attention``), the numbers behind the Lessons tabs (``tabs``), where a model is surprised (``surprise``), the
-levels to beat (``baselines``), counterfactuals (``counterfactuals``), lesson links (``links``) and every figure
-(``viz``, pure functions returning plotly figures)."""
+"""What the lessons compute and draw, from a model, a config or rows of metrics: the ladder race's verdicts
+(``race``), attention and embeddings read off a model (``attention``), the numbers behind the Lessons tabs
+(``tabs``), where a model is surprised (``surprise``), the levels to beat (``baselines``), counterfactuals
+(``counterfactuals``), lesson links (``links``) and every figure (``viz``, pure functions returning plotly
+figures). Reads no store: the layers above hand it rows."""

@@ -8,8 +8,8 @@ measurement said it pays:
   against 0.80k without the cache (cpu-baby, batch 1, 500 tokens; figures in the README).
 - ``attend``: PyTorch's fused ``scaled_dot_product_attention``, all heads in one call; under CPU bfloat16
   autocast it runs in float32, because PyTorch's CPU flash-attention backward was measured about five times
-  slower in bfloat16 at these sizes (3.3 ms against 0.7 ms a layer at cpu-baby, torch.profiler, measured
-  during the speed work and recorded in the README).
+  slower in bfloat16 at these sizes (3.3 ms against 0.7 ms a layer at cpu-baby, measured with torch.profiler;
+  the README has the figures).
 """
 
 from __future__ import annotations

@@ -1,2 +1,5 @@
-"""A class on one server: the scheduler that decides when each run trains and runs it in a worker process
-(``scheduler``, ``worker``), and who may do what (``users``)."""
+"""A class on one server, or on a Ray cluster: the scheduler that decides when each run trains (``scheduler``) and
+the settings the teacher gives it (``settings``); the read model of live progress and time left (``progress``);
+where runs train — the interface (``backend``), worker processes on this machine (``local``, running ``worker``),
+actors on a Ray cluster (``ray_backend``, streaming back through ``relay``) — and the GPUs local jobs share
+(``gpus``); and who may do what (``users``)."""

@@ -3,7 +3,7 @@
 A small model cannot keep a GPU busy on its own: its step is a few hundred short kernels and the GPU waits for the
 host between them (one job of the app's default model drew 85.6k tokens/s from an H200, the GPU idle most of each
 step). Several jobs on one GPU fill those gaps: on an H200 with 16 cores, 8 jobs made 672k tokens/s together and
-16 jobs 874k (measured elsewhere, in the speed issue's tests, without CUDA graphs). So a GPU server runs
+16 jobs 874k (measured on another machine, without CUDA graphs; docs/benchmarks.md). So a GPU server runs
 ``DEFAULT_JOBS_PER_GPU`` jobs on each GPU, never more jobs than cores (each job's Python needs a core to launch
 its kernels), and the teacher can change it with ``BABYGPT_JOBS_PER_GPU``.
 """

@@ -1,4 +1,3 @@
-"""The run store under ``BABYGPT_HOME``: runs, their logs, the queue and users' choices (``runs`` assembles
-``database``, ``queue``, ``logs``, ``choices``), checkpoint files (``checkpoints``), export and import
-(``archive``), disk quotas (``quota``), and the pipeline from a corpus and settings to a recorded run
-(``pipeline``)."""
+"""Persistence only, under ``BABYGPT_HOME``: the run table and its SQLite database (``runs`` assembles
+``database``, ``records``, ``queue``, ``logs``, ``choices``), checkpoint files (``checkpoints``), the texts runs
+train on (``corpora``), export and import of run archives (``archive``), and disk quotas (``quota``)."""

@@ -109,9 +109,9 @@ def resolve_dtype(device: torch.device, dtype: str = "auto") -> str:
 
     With bfloat16 the matmuls can run at twice the rate (weights and optimizer state stay float32) and a
     char model learns as well step for step: val 1.761 against 1.763 after 2000 steps of Tiny
-    Shakespeare, 30.0k against 19.2k tokens/s on a 2-core AMD EPYC with AVX512-BF16 (measured during the
-    speed work). On a CPU whose bfloat16 matmuls are not faster (``cpu_bfloat16_is_faster``) it would only
-    lose precision, so ``auto`` stays in float32 there.
+    Shakespeare, 30.0k against 19.2k tokens/s on a 2-core AMD EPYC with AVX512-BF16. On a CPU whose bfloat16
+    matmuls are not faster (``cpu_bfloat16_is_faster``) it would only lose precision, so ``auto`` stays in
+    float32 there. ``BABYGPT_CPU_BFLOAT16`` forces the choice either way (tests, reproducing another machine).
     """
     if dtype != "auto":
         return dtype
