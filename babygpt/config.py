@@ -22,7 +22,7 @@ PRESETS: dict[str, str] = {
 }
 DEFAULT_PRESET = "gpt"
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "none")  # none: a counterfactual, see below
-ACTIVATIONS = ("relu2", "gelu", "relu")
+ACTIVATIONS = ("relu2", "gelu", "relu", "gelu_tanh")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -50,7 +50,7 @@ class ModelConfig:
     use_residual: bool = True
     use_layernorm: bool = True
     tie_weights: bool = False
-    activation: str = "relu2"  # relu2 (default), gelu (nanoGPT) or relu (the lecture)
+    activation: str = "relu2"  # relu2 (default), gelu (nanoGPT), relu (the lecture) or gelu_tanh (GPT-2)
     zero_init_residual: bool = True  # only meaningful with residual connections
     # Counterfactuals: switch off one idea to see what it was for (with positional="none")
     causal: bool = True  # False: every position also sees the tokens after it, the answer included
@@ -263,7 +263,7 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("learned", "sinusoidal"), level=1,
             label="Positional encoding"),
     Setting("activation", "model", "The feed-forward non-linearity: relu2 (ReLU², the default), gelu (nanoGPT), "
-            "relu (the lecture's gpt.py).", choices=ACTIVATIONS, in_form=False),
+            "relu (the lecture's gpt.py), gelu_tanh (GPT-2's tanh approximation of GELU).", choices=ACTIVATIONS, in_form=False),
     # training
     Setting("max_iters", "train", "Total optimisation steps. 1000 steps of the default model take about a minute.",
             low=10, high=100_000, step=100),

@@ -143,7 +143,12 @@ def relu_squared(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x).square()
 
 
-ACTIVATIONS = {"relu2": relu_squared, "gelu": F.gelu, "relu": F.relu}
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU through its tanh approximation, as GPT-2 was trained (``gelu_new`` in transformers)."""
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"relu2": relu_squared, "gelu": F.gelu, "relu": F.relu, "gelu_tanh": gelu_tanh}
 
 
 class FeedForward(nn.Module):

@@ -1,0 +1,236 @@
+"""The Hugging Face bridge, held to ``transformers`` itself: an exported run gives Baby GPT's logits, ids and greedy
+text in ``transformers``; a GPT-2 made by ``transformers`` imports and gives its logits; export → import keeps every
+weight; and what GPT-2 cannot compute, or a folder that is not what it claims, is refused with the reason."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_model
+
+from babygpt.config import ModelConfig
+from babygpt.errors import BabyGPTError
+from babygpt.model.gpt import build_model
+from babygpt.model.gpt2_layout import gpt2_obstacle
+from babygpt.model.sizing import ModelLimits
+from babygpt.orchestration.runs import create_run
+from babygpt.shipped import data_file
+from babygpt.store.checkpoints import WEIGHTS_FILE, atomic_write_with
+from babygpt.store.huggingface import export_hf, import_hf
+from babygpt.store.runs import MetricRow, RunStore
+from babygpt.training.sample import SamplingConfig, generate
+from tests.helpers import LIMITS, tiny_plan
+
+transformers = pytest.importorskip("transformers")
+
+PROMPT = "the cat sat on the mat"
+
+
+def recorded_run(text: str, tokenizer: str = "char", **model) -> tuple[RunStore, str]:
+    """A run recorded with random weights (every bias and norm moved off its initial value, so a mapping that
+    dropped or transposed one would show), as if it had trained."""
+    store = RunStore()
+    plan = tiny_plan(text, tokenizer=tokenizer, **{"block_size": 32, **model})
+    info = create_run(store, plan, name="bridge", status="done")
+    torch.manual_seed(7)
+    net = build_model(plan.model_config)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(torch.randn_like(param) * 0.2)
+    atomic_write_with(store.run_dir(info.id) / WEIGHTS_FILE, lambda tmp: save_model(net, tmp))
+    store.log_metrics(info.id, [MetricRow(50, "val", 1.5, None, None, 1.0)])
+    return store, info.id
+
+
+CASES = [  # every activation, tied and untied, with and without biases, both position tables, both tokenizers
+    dict(activation="relu2", tie_weights=False, bias=False, positional="learned", tokenizer="char"),
+    dict(activation="gelu", tie_weights=True, bias=True, positional="sinusoidal", tokenizer="char"),
+    dict(activation="relu", tie_weights=False, bias=True, positional="learned", tokenizer="gpt2"),
+    dict(activation="gelu_tanh", tie_weights=True, bias=False, positional="sinusoidal", tokenizer="gpt2"),
+    dict(activation="relu2", tie_weights=True, bias=True, positional="learned", tokenizer="gpt2"),
+    dict(activation="gelu_tanh", tie_weights=False, bias=True, positional="learned", tokenizer="char"),
+    dict(activation="gelu", tie_weights=False, bias=False, positional="sinusoidal", tokenizer="gpt2"),
+    dict(activation="relu", tie_weights=True, bias=False, positional="sinusoidal", tokenizer="char"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_an_export_computes_in_transformers_what_it_computes_here(small_text, tmp_path, case):
+    case = dict(case)
+    store, run_id = recorded_run(small_text, case.pop("tokenizer"), **case)
+    folder = export_hf(store, run_id, tmp_path / "export")
+    loaded = store.load(run_id)
+    model = loaded.model.eval()
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+
+    ids = loaded.tokenizer.encode(PROMPT)
+    assert tokenizer(PROMPT)["input_ids"] == ids, "the same ids from the exported tokenizer"
+    assert tokenizer.decode(ids) == PROMPT
+    with torch.no_grad():
+        expected = model(torch.tensor([ids]))[0]
+        got = theirs(torch.tensor([ids])).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+    new = model.config.block_size - len(ids)
+    ours = generate(model, loaded.tokenizer, PROMPT, SamplingConfig(max_new_tokens=new, temperature=0.0))
+    out = theirs.generate(torch.tensor([ids]), max_new_tokens=new, do_sample=False, pad_token_id=0)
+    assert tokenizer.decode(out[0]) == ours, "greedy generation writes the same text"
+
+    back = RunStore(tmp_path / "other")
+    imported = back.load(import_hf(back, folder, LIMITS).id)
+    assert imported.model_config == loaded.model_config
+    mine, returned = model.state_dict(), imported.model.state_dict()
+    assert mine.keys() == returned.keys()
+    for name in mine:
+        assert torch.equal(mine[name], returned[name]), name
+    assert imported.tokenizer.to_dict() == loaded.tokenizer.to_dict()
+
+
+def test_the_export_looks_like_a_hub_folder(small_text, tmp_path):
+    store, run_id = recorded_run(small_text)
+    folder = export_hf(store, run_id, tmp_path / "export")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md", "config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json",
+        "tokenizer.json", "tokenizer_config.json"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
+    assert config["activation_function"] == "relu2" and config["n_positions"] == 32
+    card = (folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and "bits per character" in card
+    assert "AutoModelForCausalLM.from_pretrained" in card
+    generation = transformers.GenerationConfig.from_pretrained(folder)
+    assert generation.temperature == 0.8 and generation.max_length == 32
+    with pytest.raises(BabyGPTError, match="not empty"):
+        export_hf(store, run_id, folder)
+
+
+def test_a_character_the_run_never_saw_gets_an_id_the_model_refuses(small_text, tmp_path):
+    store, run_id = recorded_run(small_text)
+    folder = export_hf(store, run_id, tmp_path / "export")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    vocab = store.load(run_id).model_config.vocab_size
+    assert tokenizer("cat Z")["input_ids"][-1] == vocab
+    with pytest.raises(BabyGPTError, match="never saw"):
+        store.load(run_id).tokenizer.encode("cat Z")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    with pytest.raises(IndexError):
+        theirs(torch.tensor([tokenizer("cat Z")["input_ids"]]))
+
+
+@pytest.mark.parametrize(("preset", "switch", "reason"), [
+    ("bigram", {}, "bigram rung is a table"),
+    ("single-head", {}, "no output projection"),
+    ("multi-head", {}, "no feed-forward"),
+    ("multi-head+ffn", {}, "no residual connections"),
+    ("residual", {}, "no layer norm; GPT-2 always normalises"),
+    ("gpt", {"causal": False}, "without the causal mask"),
+    ("gpt", {"positional": "none"}, "without positions"),
+])
+def test_what_gpt2_cannot_compute_is_refused_with_the_reason(small_text, tmp_path, preset, switch, reason):
+    store, run_id = recorded_run(small_text, preset=preset, **switch)
+    assert reason in gpt2_obstacle(store.load(run_id).model_config)
+    with pytest.raises(BabyGPTError, match=reason):
+        export_hf(store, run_id, tmp_path / "export")
+    assert not (tmp_path / "export").exists(), "nothing is written for a refused run"
+
+
+def gpt2_made_by_transformers(folder, activation="gelu_new", tied=True, with_tokenizer_json=True):
+    """A tiny random GPT-2 (GPT-2's vocabulary and tokenizer), saved by transformers the way the Hub has it."""
+    config = transformers.GPT2Config(n_layer=2, n_head=4, n_embd=32, n_positions=64, activation_function=activation,
+                                     tie_word_embeddings=tied)
+    torch.manual_seed(3)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    model.save_pretrained(folder)
+    # GPT-2's tokenizer files as the Hub has them (vocab.json, merges.txt), from the copies the project ships
+    shutil.copy(data_file("tokenizers", "gpt2", "encoder.json"), folder / "vocab.json")
+    shutil.copy(data_file("tokenizers", "gpt2", "vocab.bpe"), folder / "merges.txt")
+    tokenizer = transformers.GPT2TokenizerFast.from_pretrained(folder)
+    if with_tokenizer_json:
+        tokenizer.save_pretrained(folder)  # adds tokenizer.json, as a saved fast tokenizer does
+    return model, tokenizer
+
+
+@pytest.mark.parametrize(("activation", "tied", "tokenizer_json"), [("gelu_new", True, True), ("gelu", False, False)])
+def test_a_gpt2_made_by_transformers_imports_and_gives_its_logits(tmp_path, activation, tied, tokenizer_json):
+    theirs, tokenizer = gpt2_made_by_transformers(tmp_path / "gpt2", activation, tied, tokenizer_json)
+    store = RunStore()
+    info = import_hf(store, tmp_path / "gpt2", LIMITS, owner="alice", name="tiny gpt2")
+    loaded = store.load(info.id)
+    assert info.owner == "alice" and info.status == "done" and loaded.tokenizer.kind == "gpt2"
+    text = "Hello world, this is a test of the bridge."
+    ids = loaded.tokenizer.encode(text)
+    assert ids == tokenizer(text)["input_ids"], "GPT-2's own ids: the full vocabulary"
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.eval()(torch.tensor([ids]))[0], theirs(torch.tensor([ids])).logits,
+                                   rtol=1e-5, atol=1e-5)
+    assert loaded.model_config.activation == {"gelu_new": "gelu_tanh", "gelu": "gelu"}[activation]
+    assert loaded.model_config.bias and loaded.model_config.tie_weights is tied
+
+
+def test_an_imported_folder_is_checked_before_anything_is_read(tmp_path, monkeypatch):
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    store = RunStore()
+
+    def refused(folder, match, limits=LIMITS):
+        with pytest.raises(BabyGPTError, match=match):
+            import_hf(store, folder, limits)
+
+    # over the server's limits: refused from config.json, before the weights are opened
+    from babygpt.store import huggingface
+
+    monkeypatch.setattr(huggingface, "load_file", lambda *a: pytest.fail("weights read for a refused model"))
+    refused(tmp_path / "gpt2", "over this server's limit", ModelLimits(max_params=10_000, job_memory_bytes=2**30))
+
+    def variant(name, change):
+        copy = tmp_path / name
+        shutil.copytree(tmp_path / "gpt2", copy)
+        change(copy)
+        return copy
+
+    def edit_config(**values):
+        def change(folder):
+            config = json.loads((folder / "config.json").read_text())
+            config.update(values)
+            (folder / "config.json").write_text(json.dumps(config))
+        return change
+
+    refused(variant("bert", edit_config(model_type="bert")), "only GPT-2-shaped")
+    refused(variant("wide", edit_config(n_embd=64)), "has shape .* config.json implies")
+    refused(variant("deep", edit_config(n_layer=3)), "does not match its config.json")
+    refused(variant("swish", edit_config(activation_function="swish")), "no 'swish' activation")
+    refused(variant("eps", edit_config(layer_norm_epsilon=1e-6)), "epsilon")
+    refused(variant("pickle", lambda f: ((f / WEIGHTS_FILE).rename(f / "pytorch_model.bin"))), "a pickle, which is never")
+    refused(variant("no-tokenizer", lambda f: [(f / n).unlink() for n in ("tokenizer.json", "vocab.json",
+                                                                          "merges.txt") if (f / n).exists()]),
+            "has no tokenizer")
+    refused(variant("garbled", lambda f: (f / WEIGHTS_FILE).write_bytes(b"\x00" * 64)), "corrupted or truncated")
+    assert store.list_runs() == [], "nothing refused leaves a run behind"
+
+
+def test_an_imported_model_opens_in_the_views_paths_and_samples(tmp_path):
+    """What the Attention, Generate and look-inside pages call: the explicit path and sampling."""
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    store = RunStore()
+    loaded = store.load(import_hf(store, tmp_path / "gpt2", LIMITS).id)
+    ids = torch.tensor([loaded.tokenizer.encode("Hello there")])
+    with torch.no_grad():
+        logits, maps = loaded.model.forward_with_attention(ids)
+        torch.testing.assert_close(logits, loaded.model(ids)[0], rtol=1e-5, atol=1e-5)
+    assert len(maps) == 2 and maps[0].weights.shape == (1, 4, ids.size(1), ids.size(1))
+    text = generate(loaded.model, loaded.tokenizer, "Hello", SamplingConfig(max_new_tokens=5, seed=0))
+    assert text.startswith("Hello")
+
+
+def test_a_configuration_round_trip_keeps_baby_gpt_only_settings():
+    from babygpt.model.gpt2_layout import gpt2_config, model_config_from_gpt2
+
+    config = ModelConfig(vocab_size=40, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False,
+                         positional="sinusoidal", activation="relu2", zero_init_residual=False).validate()
+    assert model_config_from_gpt2(json.loads(json.dumps(gpt2_config(config)))) == config
