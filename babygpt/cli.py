@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
@@ -22,7 +23,7 @@ from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.server.settings import model_limits_from_env
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
-from babygpt.store import archive
+from babygpt.store import archive, huggingface
 from babygpt.store.corpora import check_same_corpus
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.corpus import Corpus, split_ids
@@ -105,10 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_parser("list")
     show = rs.add_parser("show")
     show.add_argument("run")
-    exp = rs.add_parser("export")
+    exp = rs.add_parser("export", help="a run as a Baby GPT archive (.zip), or as a transformers GPT-2 folder")
     exp.add_argument("run")
-    exp.add_argument("file")
-    imp = rs.add_parser("import")
+    exp.add_argument("file", help="the .zip to write, or with --format hf the folder (new or empty)")
+    exp.add_argument("--format", choices=("babygpt", "hf"), default="babygpt",
+                     help="babygpt: a run archive any Baby GPT imports; hf: a Hugging Face transformers GPT-2 "
+                          "folder (config.json, model.safetensors, tokenizer, model card)")
+    imp = rs.add_parser("import", help="a Baby GPT archive, or a GPT-2-shaped transformers folder (or its .zip)")
     imp.add_argument("file")
     return parser
 
@@ -241,10 +245,19 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
                           "status": info.status, "message": info.message,
                           "created_at": info.created_at, "data": info.data_name, "config": info.config}, indent=2))
     elif args.runs_command == "export":
-        path = archive.export_run(store, args.run, args.file)
+        if args.format == "hf":
+            path = huggingface.export_hf(store, args.run, args.file)
+        else:
+            path = archive.export_run(store, args.run, args.file)
         print(f"exported {args.run} to {path}")
     elif args.runs_command == "import":
-        info = archive.import_run(store, args.file, limits=model_limits_from_env())
+        limits, source = model_limits_from_env(), Path(args.file)
+        if source.is_dir():
+            info = huggingface.import_hf(store, source, limits)
+        elif huggingface.is_hf_zip(source):
+            info = huggingface.import_hf_zip(store, source, limits)
+        else:
+            info = archive.import_run(store, source, limits=limits)
         print(f"imported as {info.id}")
     return 0
 

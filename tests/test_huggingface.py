@@ -22,6 +22,7 @@ from babygpt.store.checkpoints import WEIGHTS_FILE, atomic_write_with
 from babygpt.store.huggingface import export_hf, import_hf
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.training.sample import SamplingConfig, generate
+from babygpt.training.trainer import Trainer
 from tests.helpers import LIMITS, tiny_plan
 
 transformers = pytest.importorskip("transformers")
@@ -234,3 +235,102 @@ def test_a_configuration_round_trip_keeps_baby_gpt_only_settings():
     config = ModelConfig(vocab_size=40, block_size=8, n_layer=1, n_head=2, n_embd=8, bias=False,
                          positional="sinusoidal", activation="relu2", zero_init_residual=False).validate()
     assert model_config_from_gpt2(json.loads(json.dumps(gpt2_config(config)))) == config
+
+
+def test_the_command_line_exports_and_imports_folders_and_zips(small_text, tmp_path, capsys):
+    from babygpt.cli import main
+    from babygpt.store.huggingface import export_hf_zip
+
+    store, run_id = recorded_run(small_text)
+    assert main(["runs", "export", run_id, str(tmp_path / "hf"), "--format", "hf"]) == 0
+    assert (tmp_path / "hf" / "config.json").is_file() and (tmp_path / "hf" / "tokenizer.json").is_file()
+    assert main(["runs", "import", str(tmp_path / "hf")]) == 0
+    (tmp_path / "hf.zip").write_bytes(export_hf_zip(store, run_id))
+    assert main(["runs", "import", str(tmp_path / "hf.zip")]) == 0
+    assert main(["runs", "export", run_id, str(tmp_path / "run.zip")]) == 0  # the Baby GPT archive still works
+    assert main(["runs", "import", str(tmp_path / "run.zip")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("imported as") == 3
+    originals = store.load(run_id).model.state_dict()
+    for info in RunStore().list_runs():
+        for name, tensor in RunStore().load(info.id).model.state_dict().items():
+            assert torch.equal(tensor, originals[name]), (info.name, name)
+    store2, residual = recorded_run(small_text, preset="residual")
+    assert main(["runs", "export", residual, str(tmp_path / "no"), "--format", "hf"]) == 2
+    assert "GPT-2 always normalises" in capsys.readouterr().err
+
+
+def test_a_zip_that_is_not_a_model_folder_is_refused_before_unpacking(tmp_path):
+    import zipfile
+
+    from babygpt.store.huggingface import import_hf_zip
+
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("model/config.json", json.dumps({"model_type": "gpt2"}))
+        zf.writestr("model/../../escape.sh", "echo hi")
+    with pytest.raises(BabyGPTError, match="unexpected member"):
+        import_hf_zip(RunStore(), bad, LIMITS)
+    assert not (tmp_path / "escape.sh").exists()
+
+
+def test_an_imported_gpt2_fine_tunes_on_a_text_of_ones_own(tmp_path, small_text):
+    """A fine-tune starts from the imported weights exactly (step 0 is the imported model), trains on the user's
+    text through the same recorder as any run, and its loss on that text falls."""
+    from babygpt.orchestration.plan import plan_finetune
+    from babygpt.orchestration.runs import start_run
+    from babygpt.text.corpus import Corpus
+    from tests.helpers import tiny_config
+
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    store = RunStore()
+    base = store.load(import_hf(store, tmp_path / "gpt2", LIMITS).id)
+    plan = plan_finetune(base, Corpus.from_text("cats", small_text), tiny_config(max_iters=30, eval_interval=10,
+                                                                                 dtype="float32"))
+    trainer, info = start_run(store, plan, name="fine-tuned")
+    for name, tensor in base.model.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], tensor), name
+    result = trainer.run()
+    vals = [m.loss for m in store.metrics(info.id) if m.split == "val"]
+    assert result.status == "done" and vals[-1] < vals[0] - 0.5
+    assert store.get(info.id).config["init"]["run"] == base.info.id
+    assert not (store.run_dir(info.id) / "init.safetensors").exists(), "the starting weights go at the first checkpoint"
+
+
+def test_a_fine_tune_on_text_the_tokenizer_cannot_read_is_refused(small_text, tmp_path):
+    from babygpt.orchestration.plan import plan_finetune
+    from babygpt.text.corpus import Corpus
+    from tests.helpers import tiny_config
+
+    store, run_id = recorded_run(small_text)
+    with pytest.raises(BabyGPTError, match=r"never saw \('Z', 'é'\); fine-tuning keeps the model's vocabulary"):
+        plan_finetune(store.load(run_id), Corpus.from_text("other", small_text + "Zé"), tiny_config())
+
+
+def test_a_queued_fine_tune_trains_in_a_worker_from_the_copied_weights(small_text, tmp_path):
+    """Through the scheduler: the starting weights are copied when the run is queued, so the base run may be
+    deleted meanwhile; the worker process starts from them."""
+    from babygpt.orchestration.plan import plan_finetune
+    from babygpt.server.scheduler import Scheduler
+    from babygpt.server.settings import SchedulerSettings
+    from babygpt.text.corpus import Corpus
+    from tests.helpers import tiny_config, wait_for
+
+    store, run_id = recorded_run(small_text)
+    base = store.load(run_id)
+    scheduler = Scheduler(store, SchedulerSettings(max_jobs=1))
+    try:
+        plan = plan_finetune(base, Corpus.from_text("cats", small_text), tiny_config(max_iters=20, eval_interval=10,
+                                                                                     dtype="float32"))
+        info = scheduler.submit("alice", plan, name="fine-tune")
+        store.delete(run_id)
+        done = wait_for(lambda: (i := store.get(info.id)).status.ended and i, 120, "the fine-tune to end")
+        assert done.status == "done", done.message
+        worker_step0 = next(m.loss for m in store.metrics(info.id) if m.split == "val" and m.step == 0)
+        # the same evaluation in this process, from the base weights and from fresh ones
+        from_base = Trainer(plan.model_config, plan.train_config, plan.split, model_state=base.model.state_dict())
+        fresh = Trainer(plan.model_config, plan.train_config, plan.split)
+        assert worker_step0 == pytest.approx(from_base.estimate_loss()["val"], abs=1e-4)
+        assert abs(worker_step0 - fresh.estimate_loss()["val"]) > 0.1
+    finally:
+        scheduler.stop_all(wait=20)

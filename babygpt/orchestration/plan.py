@@ -9,9 +9,11 @@ from typing import Any
 import torch
 
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
+from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, compute_baselines
+from babygpt.store.runs import LoadedRun
 from babygpt.text.corpus import Corpus, Split, split_ids
-from babygpt.text.tokenizers import Tokenizer, build_tokenizer
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer, unknown_pieces
 from babygpt.training import devices
 
 
@@ -23,6 +25,7 @@ class TrainingPlan:
     train_config: TrainConfig
     split: Split
     baselines: Baselines | None = None  # computed when the run is created, unless plans sharing a split did
+    init_from: str | None = None  # a run whose weights this one starts from (fine-tuning); None: fresh weights
 
 
 def plan_baselines(plan: TrainingPlan) -> Baselines:
@@ -53,3 +56,18 @@ def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config
     model_config = dataclasses.replace(probe, vocab_size=tokenizer.vocab_size).validate()
     return TrainingPlan(corpus, tokenizer, model_config, train_config,
                         split_corpus(corpus, tokenizer, model_config, train_config))
+
+
+def plan_finetune(base: LoadedRun, corpus: Corpus, train_config: TrainConfig) -> TrainingPlan:
+    """Train a recorded run's model further on another text (an imported GPT-2, a classmate's run): the same model
+    and tokenizer, the new text's split, a fresh optimizer. The text must be one the tokenizer can read whole."""
+    train_config = train_config.validate()
+    devices.check_dtype(devices.resolve_device(train_config.device), train_config.dtype)
+    unknown = unknown_pieces(base.tokenizer, corpus.text)
+    if unknown:
+        raise BabyGPTError(f"{corpus.name} has {len(unknown)} {base.tokenizer.kind} token(s) that run "
+                           f"{base.info.label} never saw ({', '.join(repr(u) for u in unknown[:8])}"
+                           f"{' …' if len(unknown) > 8 else ''}); fine-tuning keeps the model's vocabulary. Choose a "
+                           "text without them, or train a new run on this one.")
+    return TrainingPlan(corpus, base.tokenizer, base.model_config, train_config,
+                        split_corpus(corpus, base.tokenizer, base.model_config, train_config), init_from=base.info.id)

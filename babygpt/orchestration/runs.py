@@ -52,8 +52,17 @@ def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, own
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict()}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
-    return store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
+    if plan.init_from:
+        document["init"] = {"run": plan.init_from, "label": store.get(plan.init_from).label}
+    info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
                             status=status, owner=owner, group_id=group_id)
+    if plan.init_from:
+        try:
+            store.set_initial_weights(info.id, plan.init_from)
+        except BabyGPTError:
+            store.delete(info.id)
+            raise
+    return info
 
 
 def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Callbacks] | tuple = (),
@@ -64,7 +73,8 @@ def trainer_for_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: lis
     check_same_corpus(info, corpus)
     store.truncate_metrics(info.id, -1)  # a run restarted from step 0 after failing before its first checkpoint
     split = split_corpus(corpus, tokenizer, model_config, train_config)
-    trainer = _recording_trainer(store, info.id, model_config, train_config, tokenizer, split, callbacks)
+    trainer = _recording_trainer(store, info.id, model_config, train_config, tokenizer, split, callbacks,
+                                 model_state=store.initial_weights(info.id, model_config))
     record_runtime(store, info.id, trainer, where)
     return trainer
 
@@ -101,7 +111,7 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     info = create_run(store, plan, name)
     try:
         trainer = _recording_trainer(store, info.id, plan.model_config, plan.train_config, plan.tokenizer, plan.split,
-                                     callbacks, dist)
+                                     callbacks, dist, model_state=store.initial_weights(info.id, plan.model_config))
     except BabyGPTError as exc:
         store.set_status(info.id, RunStatus.FAILED, str(exc))
         raise

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from babygpt.config import ModelConfig
 from babygpt.errors import ended_unexpectedly_message
 from babygpt.orchestration.runs import setup_failure_message, trainer_for_job
 from babygpt.status import RunStatus
@@ -72,6 +73,9 @@ class RelayStore:
 
     def load_trainer_state(self, run_id: str) -> dict[str, Any]:
         return load_trainer_state_in(self.folder, run_id)
+
+    def initial_weights(self, run_id: str, config: ModelConfig) -> dict[str, Any] | None:
+        return checkpoints.initial_weights_in(self.folder, config)
 
     # -- writes: events for the server --------------------------------------------------------------
     def update_config(self, run_id: str, document: dict[str, Any]) -> None:
@@ -199,18 +203,22 @@ def scratch_folder(run_id: str) -> Path:
 @dataclass
 class RelayedJob:
     """Everything a machine without the store needs to train a run: its row, its text, its checkpoint to resume
-    from (the two files' bytes, None to start at step 0) and its share of the machine's cores."""
+    from (the two files' bytes, None to start at step 0), its share of the machine's cores, and a fine-tune's
+    starting weights (None: fresh weights)."""
 
     info: RunInfo
     corpus: Corpus
     checkpoint: tuple[bytes, bytes] | None
     threads: int
+    initial_weights: bytes | None = None
 
     @classmethod
     def from_store(cls, store: RunStore, info: RunInfo, threads: int) -> RelayedJob:
         folder = store.run_dir(info.id)
         checkpoint = checkpoints.read_checkpoint_files(folder) if checkpoints.has_checkpoint(folder) else None
-        return cls(info, run_corpus(store, info), checkpoint, threads)
+        initial = folder / checkpoints.INITIAL_WEIGHTS_FILE
+        return cls(info, run_corpus(store, info), checkpoint, threads,
+                   initial.read_bytes() if checkpoint is None and initial.is_file() else None)
 
 
 class RelayedTraining:
@@ -234,6 +242,8 @@ class RelayedTraining:
         try:
             if self.job.checkpoint is not None:
                 checkpoints.write_checkpoint_files(folder, *self.job.checkpoint)
+            if self.job.initial_weights is not None:
+                checkpoints.atomic_write_bytes(folder / checkpoints.INITIAL_WEIGHTS_FILE, self.job.initial_weights)
             devices.configure_threads(self.job.threads)
             try:
                 self._trainer = trainer_for_job(relay, info.id, self.job.corpus, where=self.where)

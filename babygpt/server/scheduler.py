@@ -19,6 +19,7 @@ the queue see the same jobs either way. The rules:
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import secrets
@@ -127,8 +128,8 @@ class Scheduler:
     def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None) -> RunInfo:
         """Record a run as queued, its corpus given a file in the store so the worker can read it."""
         corpus = persist_corpus(self.store, plan.corpus, owner=user, quota=self.quota)
-        plan = TrainingPlan(corpus, plan.tokenizer, plan.model_config, plan.train_config, plan.split, plan.baselines)
-        return create_run(self.store, plan, name, owner=user, status=RunStatus.QUEUED, group_id=group_id)
+        return create_run(self.store, dataclasses.replace(plan, corpus=corpus), name, owner=user,
+                          status=RunStatus.QUEUED, group_id=group_id)
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
         """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""

@@ -22,6 +22,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.model.gpt import LanguageModel, build_model
 
 WEIGHTS_FILE, TRAINER_FILE = "model.safetensors", "trainer.pt"
+INITIAL_WEIGHTS_FILE = "init.safetensors"  # a fine-tune's starting point: another run's weights, until step 0 runs
 
 
 def atomic_write_with(path: Path, writer: Callable[[str], None]) -> None:
@@ -124,6 +125,16 @@ def load_weights(model: LanguageModel, path: Path) -> None:
         tensors.setdefault("lm_head.weight", shared)
         tensors.setdefault("token_embedding.weight", shared)
     model.load_state_dict(tensors, strict=False)
+
+
+def initial_weights_in(folder: Path, config: ModelConfig) -> dict[str, torch.Tensor] | None:
+    """The weights a fine-tune in ``folder`` starts from, checked against its model; None: it starts fresh."""
+    path = folder / INITIAL_WEIGHTS_FILE
+    if not path.is_file():
+        return None
+    model = build_model(config)
+    load_weights(model, path)
+    return model.state_dict()
 
 
 def load_trainer_state(path: Path) -> dict[str, Any]:

@@ -13,7 +13,10 @@ pickle, and records a run the pages open and that can be trained further on a te
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +321,77 @@ def import_hf(store: RunStore, folder: str | Path, limits: ModelLimits, owner: s
     atomic_write_with(store.run_dir(info.id) / WEIGHTS_FILE, lambda tmp: save_model(model, tmp))
     return store.get(info.id)
 
+
+
+# --- the same folders as a .zip (a browser downloads and uploads files, not folders) -------------
+
+FOLDER_FILES = {"config.json", WEIGHTS_FILE, "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "vocab.json", "merges.txt", "generation_config.json", "README.md", "added_tokens.json"}
+
+
+def export_hf_zip(store: RunStore, run_id: str) -> bytes:
+    """The export folder as a .zip of one folder named after the run (what the Runs page's download gives)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = export_hf(store, run_id, Path(tmp) / run_id)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:  # safetensors barely compresses
+            for path in sorted(folder.iterdir()):
+                zf.write(path, arcname=f"{run_id}/{path.name}")
+        return buffer.getvalue()
+
+
+def is_hf_zip(archive: str | Path) -> bool:
+    """Whether a .zip holds a Hugging Face folder (its config.json names a model_type) rather than a run archive."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "config.json"]
+            if len(names) != 1 or zf.getinfo(names[0]).file_size > TEXT_CAPS["config.json"]:
+                return False
+            return "model_type" in json.loads(zf.read(names[0]))
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, UnicodeDecodeError, TypeError):
+        return False
+
+
+def import_hf_zip(store: RunStore, archive: str | Path, limits: ModelLimits, max_unpacked: int = 4 << 30,
+                  owner: str | None = None, quota: DiskQuota | None = None) -> RunInfo:
+    """A Hugging Face folder uploaded as a .zip (its files at the top or in one folder): every member's name and
+    declared size checked before anything is unpacked, then imported as a folder."""
+    archive = Path(archive)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BabyGPTError(f"Refused: {archive.name} is not a readable zip file ({exc}).") from exc
+    with zf, tempfile.TemporaryDirectory(dir=store.home) as tmp:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        tops = {m.filename.split("/")[0] for m in members if "/" in m.filename}
+        for member in members:
+            parts = member.filename.split("/")
+            if len(parts) > 2 or (len(parts) == 2 and len(tops) > 1) or parts[-1] not in FOLDER_FILES:
+                raise BabyGPTError(f"Refused: unexpected member {member.filename!r}; a model folder holds "
+                                   f"{', '.join(sorted(FOLDER_FILES))}.")
+        declared = sum(m.file_size for m in members)
+        if declared > max_unpacked:
+            raise BabyGPTError(f"Refused: it unpacks to {declared / 2**30:.1f} GB, over the {max_unpacked / 2**30:.0f} "
+                               "GB limit.")
+        if quota is not None:
+            quota.check(store, owner, declared, f"Importing {archive.name}")
+        folder = Path(tmp) / (tops.pop() if tops else "model")
+        folder.mkdir()
+        for member in members:
+            with zf.open(member) as source, open(folder / member.filename.split("/")[-1], "wb") as target:
+                copied = _copy_at_most(source, target, member.file_size)
+                if copied != member.file_size:
+                    raise BabyGPTError(f"Refused: {member.filename} is not the size its zip entry declares.")
+        return import_hf(store, folder, limits, owner=owner, name=archive.stem)
+
+
+def _copy_at_most(source, target, limit: int) -> int:
+    """Copy at most ``limit`` bytes (a lying zip entry cannot fill the disk); returns what the entry held, up to
+    one byte past the limit."""
+    copied = 0
+    while chunk := source.read(min(1 << 20, limit + 1 - copied)):
+        target.write(chunk)
+        copied += len(chunk)
+        if copied > limit:
+            break
+    return copied

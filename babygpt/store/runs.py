@@ -26,7 +26,7 @@ from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.model.gpt import LanguageModel, build_model
 from babygpt.status import STORED_TRAINING, RunStatus
 from babygpt.store import checkpoints
-from babygpt.store.checkpoints import TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
+from babygpt.store.checkpoints import INITIAL_WEIGHTS_FILE, TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.store.choices import UPLOADS_DIR, UserChoices
 from babygpt.store.database import default_home
 from babygpt.store.logs import RunLogs
@@ -211,7 +211,9 @@ class RunStore(RunQueue, RunLogs, UserChoices):
 
     # -- a run's folder: configuration, checkpoints, weights ------------------------------------
     def save_checkpoint(self, run_id: str, model: LanguageModel, trainer_state: dict[str, Any]) -> None:
+        """A checkpoint; a fine-tune's starting weights go once its own are on disk (resumes read those)."""
         checkpoints.save_checkpoint(self.run_dir(run_id), model, trainer_state)
+        (self.run_dir(run_id) / INITIAL_WEIGHTS_FILE).unlink(missing_ok=True)
 
     def has_checkpoint(self, run_id: str) -> bool:
         return checkpoints.has_checkpoint(self.run_dir(run_id))
@@ -232,6 +234,18 @@ class RunStore(RunQueue, RunLogs, UserChoices):
         info = self.get(run_id)
         folder = self.run_dir(info.id)
         return load_run_folder(info, folder, read_config(folder), device)
+
+    def set_initial_weights(self, run_id: str, from_run: str) -> None:
+        """A fine-tune starts from ``from_run``'s current weights: copied now, so the other run may go on
+        training or be deleted while this one waits in the queue."""
+        source = self.run_dir(self.get(from_run).id) / WEIGHTS_FILE
+        if not source.is_file():
+            raise BabyGPTError(f"Run {from_run} has no saved weights to start from yet.")
+        atomic_write_bytes(self.run_dir(run_id) / INITIAL_WEIGHTS_FILE, source.read_bytes())
+
+    def initial_weights(self, run_id: str, config: ModelConfig) -> dict[str, Any] | None:
+        """The weights a fine-tune starts from (checked against its model), or None for a run that starts fresh."""
+        return checkpoints.initial_weights_in(self.run_dir(run_id), config)
 
     def load_trainer_state(self, run_id: str) -> dict[str, Any]:
         return load_trainer_state_in(self.run_dir(self.get(run_id).id), run_id)

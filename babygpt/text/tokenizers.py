@@ -138,6 +138,17 @@ class GPT2Tokenizer:
         return {"kind": self.kind, "gpt2_ids": self.gpt2_ids}
 
 
+def unknown_pieces(tokenizer: Tokenizer, text: str) -> list[str]:
+    """What in ``text`` the tokenizer's vocabulary lacks (characters, or GPT-2 tokens as text), each once, in order
+    of appearance: empty when the whole text can be encoded."""
+    if isinstance(tokenizer, CharTokenizer):
+        return list(dict.fromkeys(c for c in text if c not in tokenizer.stoi))
+    if isinstance(tokenizer, GPT2Tokenizer):
+        ids = tokenizer.encoding.encode_ordinary(text)
+        return [tokenizer.encoding.decode([g]) for g in dict.fromkeys(g for g in ids if g not in tokenizer.to_compact)]
+    raise BabyGPTError(f"Unknown tokenizer {tokenizer.kind!r}.")
+
+
 def whole_words_prefix(text: str, limit: int) -> str:
     """About the first ``limit`` characters, ending at the end of a word.
 
