@@ -6,6 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from babygpt.orchestration.runs import start_run
 from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
 from tests.conftest import ROOT
 from tests.helpers import tiny_plan, wait_for
 
@@ -329,3 +330,50 @@ def test_the_runs_page_builds_an_export_only_when_it_is_asked_for(trained_run, m
     assert not at.exception
     buttons = [b for b in at.get("download_button") if b.proto.label == "Export .zip"]
     assert len(buttons) == 1 and built == []
+
+
+def test_the_runs_page_exports_to_hugging_face_only_what_gpt2_computes(small_text):
+    store = RunStore()
+    gpt, _ = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=10), name="gpt run")
+    gpt.run()
+    residual, _ = start_run(store, tiny_plan(small_text, preset="residual", max_iters=10, eval_interval=10),
+                            name="residual run")
+    residual.run()
+    at = app()
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    at.radio(key="runs_export_kind").set_value("Hugging Face").run()
+    ids = {r.name: r.id for r in store.list_runs()}
+    at.selectbox(key="runs_target").set_value(ids["residual run"]).run()
+    assert any("Not as GPT-2: This rung has no layer norm; GPT-2 always normalises." in c.value for c in at.caption)
+    assert not [b for b in at.get("download_button") if b.proto.label == "Export .zip"]
+    at.selectbox(key="runs_target").set_value(ids["gpt run"]).run()
+    assert [b for b in at.get("download_button") if b.proto.label == "Export .zip"]
+    assert not at.exception and not at.error
+
+
+def test_a_hugging_face_zip_imports_and_fine_tunes_from_the_runs_page(small_text, tmp_path):
+    from babygpt.store.huggingface import export_hf_zip
+
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=10), name="source")
+    trainer.run()
+    at = app()
+    at.switch_page("views/runs.py").run()
+    at.file_uploader(key="runs_import").upload("source-transformers.zip", export_hf_zip(store, info.id),
+                                               "application/zip").run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Imported as source-transformers" in s.value for s in at.success)
+    imported = next(r for r in store.list_runs() if r.name == "source-transformers")
+    assert imported.owner is not None and imported.config["data"]["name"].endswith("(imported)")
+    at.selectbox(key="runs_target").set_value(imported.id).run()
+    at.button(key="finetune_start").click().run()  # the current corpus has characters the model never saw
+    assert "python-docs has" in at.error[0].value and "never saw" in at.error[0].value
+    at.session_state["corpus"] = Corpus.from_text("cats", small_text)  # as if chosen on the Data page
+    at.number_input(key="finetune_steps").set_value(20).run()
+    at.button(key="finetune_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    tuned = wait_for(lambda: next((r for r in store.list_runs() if r.config.get("init")), None), 30, "the fine-tune")
+    assert tuned.config["init"]["run"] == imported.id and tuned.owner == imported.owner
+    assert "Import a Hugging Face folder from this server's disk" not in [e.label for e in at.expander], \
+        "a folder on the server's disk is the teacher's to import"

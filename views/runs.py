@@ -1,4 +1,4 @@
-"""Runs: every trained model, compared; delete, export and import."""
+"""Runs: every trained model, compared; delete, export (Baby GPT or Hugging Face), import, fine-tune."""
 
 import tempfile
 from pathlib import Path
@@ -6,16 +6,74 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.race import group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
+from babygpt.model.gpt2_layout import gpt2_obstacle
+from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
+from babygpt.store.huggingface import export_hf_zip, import_hf, import_hf_zip, is_hf_zip
 from ui import choices, identity, state
 from ui.widgets import explain
+
+
+def export_box(column, run_id: str) -> None:
+    """Export as a Baby GPT archive or a transformers GPT-2 folder; either is built only when pressed."""
+    kind = column.radio("Export as", ["Baby GPT", "Hugging Face"], horizontal=True, key="runs_export_kind",
+                        help="Baby GPT: an archive any Baby GPT imports. Hugging Face: a transformers GPT-2 folder "
+                             "(config.json, model.safetensors, tokenizer, model card) that opens with "
+                             "AutoModelForCausalLM.from_pretrained.")
+    if kind == "Baby GPT":
+        column.download_button("Export .zip", data=lambda: export_bytes(state.store(), run_id),
+                               file_name=f"{run_id}.zip", mime="application/zip", key="runs_export")
+        return
+    obstacle = gpt2_obstacle(ModelConfig.from_dict(state.store().get(run_id).config["model"]))
+    if obstacle:
+        column.caption(f"Not as GPT-2: {obstacle}")
+    else:
+        column.download_button("Export .zip", data=lambda: export_hf_zip(state.store(), run_id),
+                               file_name=f"{run_id}-transformers.zip", mime="application/zip", key="runs_export_hf")
+
+
+def fine_tune_box(run_id: str) -> None:
+    """Train this run's model further on the current corpus: a new run that starts from its weights."""
+    corpus = choices.corpus()
+    with st.expander(f"Fine-tune it on {corpus.name}"):
+        st.caption("A new run starts from this run's weights and tokenizer and trains on the text chosen on the Data "
+                   "page; the run itself stays as it is. The text must use only tokens the model knows.")
+        f1, f2 = st.columns(2)
+        steps = f1.number_input("Steps", 10, 100_000, 300, 10, key="finetune_steps")
+        lr = f2.number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="finetune_lr",
+                             help="Lower than training from scratch: the weights already know a lot.")
+        if st.button("Start fine-tuning", key="finetune_start", type="primary"):
+            try:
+                base = state.store().load(run_id)
+                settings = TrainConfig(max_iters=int(steps), lr=float(lr), min_lr=float(lr) / 10, warmup_iters=0,
+                                       eval_interval=max(1, int(steps) // 5), val_fraction=choices.val_fraction(),
+                                       batch_size=8, log_interval=5, sample_tokens=120)
+                plan = plan_finetune(base, corpus, settings)
+                info = state.scheduler().submit(identity.user(), plan, name=f"{base.info.label} on {corpus.name}")
+                choices.set_active_run(info.id)
+                st.success(f"{info.label} is queued; follow it on the Model & training page.")
+            except BabyGPTError as exc:
+                st.error(str(exc))
+
+
+def imported(key: str, do_import) -> None:
+    """Run an import once per file or folder; say what it became, or why it was refused."""
+    flags = state.page_flags()
+    try:
+        info = do_import()
+        flags["imported"] = key
+        flags["import_message"] = f"Imported as {info.label}."
+        st.rerun()  # the table above shows it now, not after the next click
+    except BabyGPTError as exc:
+        st.error(str(exc))
 
 
 def where_text(where: str | None) -> str:
@@ -149,23 +207,28 @@ else:
         if no.button("Keep it", key="runs_delete_cancel"):
             flags.pop("confirm_delete", None)
             st.rerun()
-    if store.has_weights(target):  # the archive is built when the button is pressed, not on every rerun
-        c3.download_button("Export .zip", data=lambda: export_bytes(store, target), file_name=f"{target}.zip",
-                           mime="application/zip", key="runs_export")
+    if store.has_weights(target):
+        export_box(c3, target)
+        fine_tune_box(target)
 
 st.subheader("Import a run")
-upload = st.file_uploader("Run archive (.zip exported from Baby GPT)", type=["zip"], key="runs_import")
+upload = st.file_uploader("A Baby GPT run archive, or a Hugging Face GPT-2 folder zipped (.zip)", type=["zip"],
+                          key="runs_import", help="Hugging Face folders: GPT-2-shaped models (GPT-2, distilgpt2, a "
+                          "Baby GPT export) with model.safetensors and their tokenizer; a pickle is never loaded.")
 flags = state.page_flags()
 if upload is not None and flags.get("imported") != upload.file_id:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / (Path(upload.name).name or "upload.zip")  # errors name the user's file
         path.write_bytes(upload.getvalue())
-        try:
-            info = import_run(store, path, owner=me, limits=state.scheduler().limits, quota=state.scheduler().quota)
-            flags["imported"] = upload.file_id
-            flags["import_message"] = f"Imported as {info.label}."
-            st.rerun()  # the table above shows it now, not after the next click
-        except BabyGPTError as exc:
-            st.error(str(exc))
+        imported(upload.file_id, lambda: (import_hf_zip if is_hf_zip(path) else import_run)(
+            store, path, limits=state.scheduler().limits, owner=me, quota=state.scheduler().quota))
+if identity.actor().admin:
+    with st.expander("Import a Hugging Face folder from this server's disk (teacher)"):
+        folder = st.text_input("Folder", key="runs_import_folder", placeholder="/media/usb/gpt2",
+                               help="A GPT-2-shaped transformers folder on the machine that runs this server: "
+                                    "config.json, model.safetensors and the tokenizer. Nothing is downloaded.")
+        if st.button("Import the folder", key="runs_import_folder_go", disabled=not folder.strip()):
+            imported(folder, lambda: import_hf(store, Path(folder.strip()).expanduser(), state.scheduler().limits,
+                                               owner=me, quota=state.scheduler().quota))
 if flags.get("import_message"):
     st.success(flags.pop("import_message"))

@@ -65,7 +65,8 @@ def plan_finetune(base: LoadedRun, corpus: Corpus, train_config: TrainConfig) ->
     devices.check_dtype(devices.resolve_device(train_config.device), train_config.dtype)
     unknown = unknown_pieces(base.tokenizer, corpus.text)
     if unknown:
-        raise BabyGPTError(f"{corpus.name} has {len(unknown)} {base.tokenizer.kind} token(s) that run "
+        what = "character(s)" if base.tokenizer.kind == "char" else "GPT-2 token(s)"
+        raise BabyGPTError(f"{corpus.name} has {len(unknown)} {what} that run "
                            f"{base.info.label} never saw ({', '.join(repr(u) for u in unknown[:8])}"
                            f"{' …' if len(unknown) > 8 else ''}); fine-tuning keeps the model's vocabulary. Choose a "
                            "text without them, or train a new run on this one.")
