@@ -9,7 +9,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import choices, identity, state
-from ui.widgets import PRESENTER_CSS, WRAP_CSS, progress_text
+from ui.widgets import PRESENTER_CSS, WRAP_CSS, chart_menu, progress_text
 
 # a file served by this server: an emoji or :material: icon makes the browser fetch it from another host
 FAVICON = Path(__file__).parent / "ui" / "favicon.png"
@@ -71,6 +71,7 @@ with st.sidebar:
                 else:
                     st.error("That is not the admin token.")
     identity.remember_in_cookie()
+    chart_menu()
 
 st.markdown(WRAP_CSS + (PRESENTER_CSS if choices.presenter() else ""), unsafe_allow_html=True)
 for problem in state.page_flags().pop("link_problems", []):

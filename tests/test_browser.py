@@ -117,6 +117,9 @@ def test_a_new_user_walks_through_every_page(server, tmp_path):
         worker_peak = peak_rss_mb(worker)
         page.get_by_text("What it writes at step").first.wait_for()
         audit.check("train-live")
+        loss_chart = page.locator(".js-plotly-plot").first  # the live chart keeps its menu: PNG and SVG
+        loss_chart.hover()
+        loss_chart.locator('.modebar-btn[data-babygpt="svg"]').wait_for()
         page_button(page, "Stop").click()
         page.get_by_text("Stopped: step").first.wait_for()
         audit.check("train-stopped")

@@ -28,6 +28,47 @@ PRESENTER_CSS = """<style>
 html {font-size: 20px;}
 </style>"""
 
+# Every chart's menu saves it as PNG (plotly's camera, at twice the size, named after the chart's title) and as SVG
+# (a second button beside it that asks plotly's own download for SVG), offline: plotly draws both in the browser.
+# Added to each chart as it appears; once per browser page, however often the script is sent.
+CHART_MENU_JS = """<script>
+(() => {
+  if (window.__babygptChartMenu) return;
+  window.__babygptChartMenu = true;
+  const slug = gd => ((gd.layout && gd.layout.title && (gd.layout.title.text || gd.layout.title)) || 'chart')
+    .toString().replace(/<[^>]*>/g, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || 'chart';
+  const equip = gd => {
+    const ctx = gd._context;
+    const camera = gd.querySelector('.modebar-btn[data-attr="toImage"], .modebar-btn[data-title^="Download plot"]');
+    if (!ctx || !camera || gd.querySelector('.modebar-btn[data-babygpt="svg"]')) return;
+    const options = ctx.toImageButtonOptions = ctx.toImageButtonOptions || {};
+    options.format = 'png'; options.scale = 2; options.filename = slug(gd);
+    camera.setAttribute('data-title', 'Download as PNG');
+    const svg = camera.cloneNode(true);
+    svg.setAttribute('data-babygpt', 'svg');
+    svg.setAttribute('data-title', 'Download as SVG');
+    svg.addEventListener('click', event => {
+      event.preventDefault(); event.stopPropagation();
+      options.format = 'svg'; options.scale = 1; options.filename = slug(gd);
+      camera.click();
+      options.format = 'png'; options.scale = 2;
+    });
+    camera.parentNode.insertBefore(svg, camera.nextSibling);
+  };
+  let queued = false;
+  new MutationObserver(() => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; document.querySelectorAll('.js-plotly-plot').forEach(equip); });
+  }).observe(document.body, {childList: true, subtree: true});
+})();
+</script>"""
+
+
+def chart_menu() -> None:
+    """Give every chart of the page its PNG and SVG downloads (see CHART_MENU_JS)."""
+    st.html(CHART_MENU_JS, unsafe_allow_javascript=True)
+
 
 def run_label(row: dict) -> str:
     who = "" if row["owner"] == identity.user() else f" · {public_handle(row['owner'])}"

@@ -277,7 +277,7 @@ def draw_curves(snap: JobSnapshot, options: ChartOptions) -> None:
     st.caption(measured_line(snap))
     st.plotly_chart(loss_figure(snap.train, snap.evals, log_y=options.log_y, smoothing=options.smoothing,
                                 x_axis=options.x_axis, baselines=snap.baselines, vocab_size=snap.vocab_size),
-                    key="loss_chart", config={"displayModeBar": False})
+                    key="loss_chart")
     if snap.baselines:
         st.caption("Dashed lines: what simple predictors score on the same validation text — guessing uniformly, "
                    "token frequencies (unigram) and how often each token followed the previous one (bigram "
