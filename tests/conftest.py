@@ -16,6 +16,7 @@ def isolated_env(tmp_path, monkeypatch):
     from a download or an earlier cache."""
     monkeypatch.setenv("BABYGPT_HOME", str(tmp_path / "runs"))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # transformers reads the folders the tests write, never a hub
     yield
 
 
