@@ -377,3 +377,25 @@ def test_a_hugging_face_zip_imports_and_fine_tunes_from_the_runs_page(small_text
     assert tuned.config["init"]["run"] == imported.id and tuned.owner == imported.owner
     assert "Import a Hugging Face folder from this server's disk" not in [e.label for e in at.expander], \
         "a folder on the server's disk is the teacher's to import"
+
+
+def test_an_imported_gpt2_opens_on_the_attention_and_generate_pages(tmp_path):
+    """A GPT-2 made and saved by transformers, imported: the pages that look at a run show it like any other."""
+    from babygpt.store.huggingface import import_hf
+    from tests.helpers import LIMITS
+    from tests.test_huggingface import gpt2_made_by_transformers
+
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    store = RunStore()
+    info = import_hf(store, tmp_path / "gpt2", LIMITS)
+    at = app()
+    at.session_state["active_run"] = info.id
+    at.switch_page("views/attention.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [c.key for c in at.get("plotly_chart")][:2] == ["attention_heatmap", "attention_grid"]
+    at.switch_page("views/generate.py").run()
+    at.text_area(key="generate_prompt").input("Hello").run()
+    at.number_input(key="gen_max_new").set_value(8).run()
+    at.button(key="generate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.code[0].value.startswith("Hello")
