@@ -6,14 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+import torch
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import Finding
+from babygpt.lessons.inside import HeadScores, head_scores
+from babygpt.lessons.looking import AblationView, ablation_passes, ablation_view, measurement_windows
 from babygpt.lessons.surprise import TokenSurprise, surprise
 from babygpt.orchestration.runs import counterfactual_findings as counterfactual_findings_of
 from babygpt.orchestration.runs import run_split
 from babygpt.store.runs import LoadedRun, RunStore
-from ui import identity
+from babygpt.text.tokenizers import unknown_pieces
+from ui import choices, identity
 from ui.state import store
 
 
@@ -66,3 +70,46 @@ def _counterfactual_findings(run_id: str, weights_version: float) -> list[Findin
 def _validation_ids(run_id: str):
     """A run's validation ids, tokenized once per server: its text never changes, and a large one takes seconds."""
     return run_split(store(), load_run(run_id)).val
+
+
+# --- looking inside: every measurement once per checkpoint, its cost bounded before it runs -------------------
+
+def measure_ids(run_id: str) -> tuple[torch.Tensor, str]:
+    """The token ids a run is measured on, and what they are: its own validation text, or for a run whose text
+    this server does not have (an imported model) the current corpus, when the run's tokenizer reads it whole."""
+    try:
+        return _validation_ids(run_id), "its validation text"
+    except BabyGPTError:
+        loaded, corpus = load_run(run_id), choices.corpus()
+        unknown = unknown_pieces(loaded.tokenizer, corpus.text)
+        if unknown:
+            raise BabyGPTError(f"This run's text is not on this server, and the current corpus ({corpus.name}) has "
+                               "tokens it never saw: choose a text it can read on the Data page.") from None
+        ids = torch.tensor(loaded.tokenizer.encode(corpus.text[:200_000]), dtype=torch.long)
+        return ids[int(len(ids) * 0.9):], f"the end of {corpus.name} (its own text is not on this server)"
+
+
+def head_types(run_id: str) -> tuple[HeadScores, str]:
+    version = store().weights_version(run_id) or 0.0
+    return _head_types(run_id, version)
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring what each head does…")
+def _head_types(run_id: str, weights_version: float) -> tuple[HeadScores, str]:
+    loaded = load_run(run_id)
+    ids, source = measure_ids(run_id)
+    windows = measurement_windows(ids, loaded.model_config, passes=2)
+    return head_scores(loaded.model, windows[:, :-1]), source
+
+
+def ablations(run_id: str) -> tuple[AblationView, int, str]:
+    version = store().weights_version(run_id) or 0.0
+    return _ablations(run_id, version)
+
+
+@st.cache_data(max_entries=8, show_spinner="Knocking out each part in turn…")
+def _ablations(run_id: str, weights_version: float) -> tuple[AblationView, int, str]:
+    loaded = load_run(run_id)
+    ids, source = measure_ids(run_id)
+    windows = measurement_windows(ids, loaded.model_config, ablation_passes(loaded.model_config))
+    return ablation_view(loaded.model, loaded.tokenizer, windows), int(windows[:, 1:].numel()), source

@@ -180,6 +180,22 @@ def head_scores(model: LanguageModel, text_ids: torch.Tensor, seed: int = 0) -> 
     return HeadScores(induction=np.stack(induction), **stack)
 
 
+def scores_during_training(model: LanguageModel, probe_ids: list[int], seed: int = 0) -> dict[str, list]:
+    """What training records at every evaluation to show how the heads formed: the positional types on the fixed
+    probe prompt (the start of the validation text) and induction on the repeated random tokens, each
+    (n_layer, n_head) as nested lists. Two short passes: 1 × probe and 4 × block_size tokens."""
+    gpt = _require_attention(model)
+    device = next(gpt.parameters()).device
+    if len(probe_ids) < 3:
+        return {}
+    on_probe = [position_scores(w.cpu()) for w in trace(gpt, torch.tensor([probe_ids], device=device)).weights]
+    probe, period = induction_probe(gpt.config.vocab_size, gpt.config.block_size, seed=seed)
+    induction = [induction_scores(w.cpu(), period) for w in trace(gpt, probe.to(device)).weights]
+    out = {k: [s[k].tolist() for s in on_probe] for k in ("previous", "first", "self", "spread")}
+    out["induction"] = [row.tolist() for row in induction]
+    return out
+
+
 # --- what each layer predicts ------------------------------------------------------------------
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.inside import scores_during_training
 from babygpt.model.gpt import LanguageModel
 from babygpt.status import RunStatus
 from babygpt.store.runs import MetricRow, RunStore
@@ -53,7 +54,8 @@ def probe_attention(model: LanguageModel, ids: list[int]) -> np.ndarray:
 
 class RunRecorder(Callbacks):
     """Writes a trainer's metrics, checkpoints and final status into the run store (rank 0 only gets one),
-    and the probe prompt's attention at every evaluation, so the Attention page can show the heads forming."""
+    and at every evaluation the probe prompt's attention and every head's scores by type, so the pages can show
+    the heads forming."""
 
     def __init__(self, store: RunStore, run_id: str, probe: tuple[list[int], list[str]] | None = None):
         self.store, self.run_id = store, run_id
@@ -71,6 +73,9 @@ class RunRecorder(Callbacks):
             self.store.log_sample(self.run_id, m.step, m.sample)
         if self.probe and trainer.model_config.use_attention:
             self.store.log_attention(self.run_id, m.step, self.probe[1], probe_attention(trainer.model, self.probe[0]))
+            scores = scores_during_training(trainer.model, self.probe[0])
+            if scores:
+                self.store.log_head_scores(self.run_id, m.step, scores)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         try:

@@ -102,6 +102,9 @@ class RelayStore:
     def log_attention(self, run_id: str, step: int, tokens: list[str], weights: np.ndarray) -> None:
         self.emit(("attention", step, list(tokens), np.ascontiguousarray(weights, dtype=np.float16)))
 
+    def log_head_scores(self, run_id: str, step: int, scores: dict[str, list[list[float]]]) -> None:
+        self.emit(("head_scores", step, scores))
+
     def save_checkpoint(self, run_id: str, model: torch.nn.Module, trainer_state: dict[str, Any]) -> None:
         checkpoints.save_checkpoint(self.folder, model, trainer_state)
         self._unshipped_step = int(trainer_state.get("step", -1))
@@ -123,6 +126,8 @@ def apply_event(store: RunStore, run_id: str, event: Event) -> None:
         store.log_sample(run_id, args[0], args[1])
     elif kind == "attention":
         store.log_attention(run_id, args[0], args[1], args[2])
+    elif kind == "head_scores":
+        store.log_head_scores(run_id, args[0], args[1])
     elif kind == "checkpoint":
         checkpoints.write_checkpoint_files(store.run_dir(run_id), args[1], args[2])
     elif kind == "config":

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS users (key TEXT PRIMARY KEY, state_json TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS attention (run_id TEXT NOT NULL, step INTEGER NOT NULL, tokens_json TEXT NOT NULL,
                                       shape_json TEXT NOT NULL, weights BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS attention_run ON attention(run_id, step);
+CREATE TABLE IF NOT EXISTS head_scores (run_id TEXT NOT NULL, step INTEGER NOT NULL, scores_json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS head_scores_run ON head_scores(run_id, step);
 CREATE TABLE IF NOT EXISTS uploads (owner TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
                                     PRIMARY KEY (owner, sha256));
 """

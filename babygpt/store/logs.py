@@ -1,4 +1,5 @@
-"""What a training run logs as it goes: metric rows, generated samples, and the probe prompt's attention.
+"""What a training run logs as it goes: metric rows, generated samples, the probe prompt's attention, and the
+scores of every head by type (how the heads formed).
 
 Live pages read only the rows that are new since their last look (``metrics_since``).
 """
@@ -13,6 +14,8 @@ from babygpt.errors import BabyGPTError
 from babygpt.store.database import Database
 from babygpt.store.records import MetricRow
 
+LOGGED_TABLES = ("metrics", "samples", "attention", "head_scores")  # what a run logs by step
+
 
 class RunLogs(Database):
     def log_metrics(self, run_id: str, rows: list[MetricRow]) -> None:
@@ -25,7 +28,7 @@ class RunLogs(Database):
     def truncate_metrics(self, run_id: str, after_step: int) -> None:
         """Drop what was logged after a checkpoint, before resuming from it (it will be logged again)."""
         with self._connect() as db:
-            for table in ("metrics", "samples", "attention"):
+            for table in LOGGED_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE run_id=? AND step>?", (run_id, after_step))
             db.execute("UPDATE runs SET metrics_version=metrics_version+1 WHERE id=?", (run_id,))
 
@@ -70,3 +73,16 @@ class RunLogs(Database):
             raise BabyGPTError(f"Run {run_id} has no attention snapshot at step {step}.")
         shape = tuple(json.loads(row["shape_json"]))
         return json.loads(row["tokens_json"]), np.frombuffer(row["weights"], dtype=np.float16).reshape(shape)
+
+    def log_head_scores(self, run_id: str, step: int, scores: dict[str, list[list[float]]]) -> None:
+        """Each head's score by type at one evaluation: type -> (n_layer, n_head) as nested lists."""
+        with self._connect() as db:
+            db.execute("INSERT INTO head_scores(run_id, step, scores_json) VALUES (?,?,?)",
+                       (run_id, step, json.dumps(scores)))
+
+    def head_score_history(self, run_id: str) -> list[tuple[int, dict[str, list[list[float]]]]]:
+        """(step, scores) at every evaluation that recorded them, in step order."""
+        with self._connect() as db:
+            rows = db.execute("SELECT step, scores_json FROM head_scores WHERE run_id=? ORDER BY step, rowid",
+                              (run_id,)).fetchall()
+        return [(r["step"], json.loads(r["scores_json"])) for r in rows]

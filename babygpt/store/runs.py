@@ -29,7 +29,7 @@ from babygpt.store import checkpoints
 from babygpt.store.checkpoints import INITIAL_WEIGHTS_FILE, TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.store.choices import UPLOADS_DIR, UserChoices
 from babygpt.store.database import default_home
-from babygpt.store.logs import RunLogs
+from babygpt.store.logs import LOGGED_TABLES, RunLogs
 from babygpt.store.queue import RunQueue
 from babygpt.store.records import INTERRUPTED_MESSAGE, MetricRow, RunInfo, curves, process_alive, run_info
 from babygpt.text.tokenizers import Tokenizer, tokenizer_from_dict
@@ -270,7 +270,7 @@ class RunStore(RunQueue, RunLogs, UserChoices):
             os.replace(folder, trash)
         try:
             with self._connect() as db:
-                for table in ("metrics", "samples", "attention"):
+                for table in LOGGED_TABLES:
                     db.execute(f"DELETE FROM {table} WHERE run_id=?", (info.id,))
                 db.execute("DELETE FROM runs WHERE id=?", (info.id,))
         except BaseException:

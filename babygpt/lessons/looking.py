@@ -1,0 +1,263 @@
+"""What the look-inside views say about a run, from its weights (``inside.trace``) and what training recorded: each
+head's type, how the heads formed over training and whether an induction head appeared, the layer at which each
+prediction settles, and what breaks without each part. Plain data in, plain data out: the pages draw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from babygpt.errors import BabyGPTError
+from babygpt.lessons.inside import (
+    TYPE_THRESHOLD,
+    Ablation,
+    head_ablation_losses,
+    logit_lens,
+    loss_of,
+    mean_head_outputs,
+    position_scores,
+    trace,
+)
+from babygpt.model.gpt import LanguageModel
+from babygpt.model.sizing import parameter_count
+from babygpt.text.tokenizers import Tokenizer
+
+SCORED = ("previous", "first", "self", "induction", "spread")
+
+
+# --- how the heads formed ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Formation:
+    """Each head's scores at every recorded evaluation: type -> (n_steps, n_layer, n_head); ``lacking`` names the
+    types this run's history does not have (runs trained before induction was recorded)."""
+
+    steps: list[int]
+    scores: dict[str, np.ndarray]
+    lacking: tuple[str, ...] = ()
+
+
+def formation_from_history(history: list[tuple[int, dict]]) -> Formation | None:
+    """From the scores training recorded at each evaluation (``RunStore.head_score_history``)."""
+    rows = [(step, scores) for step, scores in history if scores]
+    if not rows:
+        return None
+    kinds = [k for k in SCORED if all(k in s for _, s in rows)]
+    return Formation([s for s, _ in rows], {k: np.array([s[k] for _, s in rows], dtype=float) for k in kinds},
+                     tuple(k for k in SCORED if k not in kinds))
+
+
+def formation_from_snapshots(snapshots: list[tuple[int, np.ndarray]]) -> Formation | None:
+    """For runs trained before scores were recorded: the positional types computed from the probe prompt's stored
+    attention (n_layer, n_head, T, T) at each evaluation; induction needs a probe those runs never saw."""
+    usable = [(step, w) for step, w in snapshots if w.shape[-1] >= 3]
+    if not usable:
+        return None
+    per_step = [[position_scores(torch.from_numpy(layer.astype(np.float32))[None]) for layer in w] for _, w in usable]
+    kinds = ("previous", "first", "self", "spread")
+    scores = {k: np.array([[layer[k] for layer in step] for step in per_step], dtype=float) for k in kinds}
+    return Formation([s for s, _ in usable], scores, ("induction",))
+
+
+@dataclass(frozen=True)
+class Onset:
+    """The first recorded step at which a head passed the threshold of a type, and the head."""
+
+    step: int
+    layer: int
+    head: int
+    score: float
+
+
+def onset(formation: Formation, kind: str = "induction", threshold: float = TYPE_THRESHOLD) -> Onset | None:
+    if kind not in formation.scores:
+        return None
+    values = formation.scores[kind]  # (n_steps, n_layer, n_head)
+    for i, step in enumerate(formation.steps):
+        layer, head = np.unravel_index(int(np.argmax(values[i])), values[i].shape)
+        if values[i, layer, head] >= threshold:
+            return Onset(step, int(layer), int(head), float(values[i, layer, head]))
+    return None
+
+
+def loss_slopes(val: list[tuple[int, float]], at_step: int) -> tuple[float, float] | None:
+    """The validation loss's change per 100 steps over the evaluations before ``at_step`` and after it (None
+    when either side has fewer than two): whether the curve bends where a head formed, as numbers."""
+    before = [(s, v) for s, v in val if s <= at_step]
+    after = [(s, v) for s, v in val if s >= at_step]
+    if len(before) < 2 or len(after) < 2:
+        return None
+
+    def per_100(points: list[tuple[int, float]]) -> float:
+        steps, losses = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+        return float(np.polyfit(steps, losses, 1)[0] * 100)
+
+    return per_100(before[-3:]), per_100(after[:3])
+
+
+def formation_sentence(formation: Formation | None, val: list[tuple[int, float]], token_word: str) -> str:
+    """What the history shows about induction heads, plainly (including that it cannot tell)."""
+    if formation is None or len(formation.steps) < 2:
+        return ("This run has too few recorded evaluations to show heads forming; train longer, or with a smaller "
+                "eval_interval.")
+    if "induction" in formation.lacking:
+        return ("This run was trained before induction scores were recorded: its history shows the positional "
+                "types only (from the probe prompt's attention). Runs trained now record induction too.")
+    found = onset(formation)
+    if found is None:
+        best = float(formation.scores["induction"][-1].max())
+        return (f"No induction head formed: the highest induction score at the last evaluation is {best:.2f} "
+                f"(a head counts from {TYPE_THRESHOLD}). Induction heads need at least two layers and a long enough "
+                "run; a one-layer model cannot form one.")
+    text = (f"An induction head formed by step {found.step}: layer {found.layer} head {found.head} reached "
+            f"{found.score:.2f}, looking at the {token_word} after an earlier occurrence of the current one.")
+    slopes = loss_slopes(val, found.step)
+    if slopes is not None:
+        text += (f" The validation loss changed by {slopes[0]:+.3f} per 100 steps over the evaluations before it and "
+                 f"{slopes[1]:+.3f} after it.")
+    return text
+
+
+# --- the logit lens --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LensView:
+    """Per stop (embeddings, then after each layer) and position: the top token, its probability, and the
+    probability of the true next token; ``settles``: per position, the first stop from which the top token is
+    the model's final one (None where the last position has no next token)."""
+
+    tokens: list[str]
+    next_tokens: list[str | None]
+    top: list[list[str]]
+    top_prob: np.ndarray
+    true_prob: np.ndarray
+    settles: list[int]
+    applies: str
+
+
+def lens_view(model: LanguageModel, tokenizer: Tokenizer, ids: list[int]) -> LensView:
+    probs = logit_lens(model, torch.tensor([ids], device=next(model.parameters()).device)).cpu()  # (L+1, T, V)
+    top_prob, top_ids = probs.max(-1)
+    final = top_ids[-1]
+    settles = []
+    for t in range(len(ids)):
+        agree = (top_ids[:, t] == final[t]).tolist()
+        first = len(agree) - 1
+        while first > 0 and agree[first - 1]:
+            first -= 1
+        settles.append(first)
+    true = np.full(probs.shape[:2], np.nan)
+    for t in range(len(ids) - 1):
+        true[:, t] = probs[:, t, ids[t + 1]].numpy()
+    config = model.config
+    applies = ("Each row is the stream after that layer, read out through the final layer norm and the output head, "
+               "exactly as the model reads its last layer.")
+    if not config.use_layernorm:
+        applies = ("This rung has no final layer norm: each row is the stream read out by the output head directly, "
+                   "as the model reads its last layer.")
+    if not config.use_residual:
+        applies += (" Without residual connections each layer replaces the stream instead of adding to it, so a row "
+                    "shows that layer's output alone, not an accumulating sum.")
+    return LensView([tokenizer.token_text(i) for i in ids],
+                    [tokenizer.token_text(i) for i in ids[1:]] + [None],
+                    [[tokenizer.token_text(int(i)) for i in row] for row in top_ids], top_prob.numpy(), true,
+                    settles, applies)
+
+
+# --- what breaks without a part --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AblationView:
+    """Loss changes (nats per token, positive: worse) on the text measured: each head by zero and by mean, each
+    layer's attention, each feed-forward; the intact loss; the worst head and the tokens it hurt most."""
+
+    intact: float
+    heads_zero: np.ndarray
+    heads_mean: np.ndarray
+    attention: np.ndarray
+    feed_forward: np.ndarray
+    worst: tuple[int, int]
+    hurt: list[tuple[str, str, float]]  # (context's last token, the next token, loss change) for the worst head
+
+
+def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor, n_hurt: int = 8) -> AblationView:
+    """``ids``: (B, T + 1) windows of validation text; predictions of positions 0..T-1 are scored."""
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    intact = loss_of(trace(model, inputs).logits, targets)
+    zero = head_ablation_losses(model, inputs, targets, "zero")
+    mean = head_ablation_losses(model, inputs, targets, "mean")
+    n_layer = model.config.n_layer
+    attention = np.array([loss_of(trace(model, inputs, Ablation(attention=frozenset({i}))).logits, targets) - intact
+                          for i in range(n_layer)])
+    ffn = np.array([loss_of(trace(model, inputs, Ablation(feed_forward=frozenset({i}))).logits, targets) - intact
+                    for i in range(n_layer)] if model.config.use_ffn else [np.nan] * n_layer)
+    layer, head = np.unravel_index(int(np.argmax(zero)), zero.shape)
+    per_token = _per_token_loss(model, inputs, targets, Ablation(heads={(int(layer), int(head)): None})) - \
+        _per_token_loss(model, inputs, targets, None)
+    order = torch.argsort(per_token.reshape(-1), descending=True)[:n_hurt]
+    hurt = []
+    for flat in order.tolist():
+        b, t = divmod(flat, inputs.size(1))
+        hurt.append((tokenizer.token_text(int(inputs[b, t])), tokenizer.token_text(int(targets[b, t])),
+                     float(per_token[b, t])))
+    return AblationView(intact, zero, mean, attention, ffn, (int(layer), int(head)), hurt)
+
+
+def _per_token_loss(model, inputs, targets, ablation) -> torch.Tensor:
+    logits = trace(model, inputs, ablation).logits.float()
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+
+
+@torch.no_grad()
+def sample_with(model: LanguageModel, tokenizer: Tokenizer, prompt_ids: list[int], n_tokens: int, seed: int,
+                ablation: Ablation | None = None, temperature: float = 0.8) -> str:
+    """Text generated through the explicit pass, with ``ablation`` applied: the same seed with and without a part
+    gives two texts that differ only by what the part did."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = list(prompt_ids)
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    for _ in range(n_tokens):
+        logits = trace(model, torch.tensor([ids[-block:]], device=device), ablation).logits[0, -1].float().cpu()
+        probs = torch.softmax(logits / temperature, -1)
+        ids.append(int(torch.multinomial(probs, 1, generator=generator)))
+    return tokenizer.decode(ids)
+
+
+def head_ablation_for(model: LanguageModel, layer: int, head: int, mode: str, ids: torch.Tensor) -> Ablation:
+    """The ablation of one head by ``mode`` (zero, or its mean output on ``ids``)."""
+    replacement = None if mode == "zero" else mean_head_outputs(model, ids)[layer][head]
+    return Ablation(heads={(layer, head): replacement})
+
+
+
+
+# --- what a measurement costs, bounded before it is paid ------------------------------------------
+
+MEASURE_FLOPS = 2e11  # a few seconds of a 2-core CPU: what one look-inside measurement may cost
+MAX_WINDOWS = 8
+
+
+def ablation_passes(config) -> int:
+    """Forward passes of ``ablation_view``: each head twice (zero, mean), each layer's attention and feed-forward,
+    the intact pass, the mean outputs and the two per-token passes."""
+    return 2 * config.n_layer * config.n_head + 2 * config.n_layer + 4
+
+
+def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 0) -> torch.Tensor:
+    """Windows of ``block_size + 1`` validation tokens (inputs and their next tokens), as many as ``passes``
+    forward passes can afford within ``MEASURE_FLOPS`` (at least one, at most ``MAX_WINDOWS``), shortened for a
+    model too large for one full window: the cost is known before anything runs."""
+    forward_per_token = 2 * parameter_count(config)
+    affordable = int(MEASURE_FLOPS / (passes * forward_per_token))
+    length = max(8, min(config.block_size, affordable))
+    count = max(1, min(MAX_WINDOWS, affordable // length))
+    if len(val_ids) <= length + 1:
+        raise BabyGPTError(f"The text is too short to measure on: {len(val_ids)} tokens, a window needs {length + 2}.")
+    generator = torch.Generator().manual_seed(seed)
+    starts = torch.randint(len(val_ids) - length - 1, (count,), generator=generator)
+    return torch.stack([val_ids[s:s + length + 1] for s in starts.tolist()])
+
+

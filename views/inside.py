@@ -1,0 +1,139 @@
+"""Inside: what each head of a trained run does, how the heads formed, what each layer predicts, and what breaks
+without a part — every number measured on the run's own weights."""
+
+import pandas as pd
+import streamlit as st
+
+from babygpt.errors import BabyGPTError
+from babygpt.lessons.inside import HEAD_TYPES
+from babygpt.lessons.inside_figures import KIND_TITLES, formation_figure, head_grid_figure, lens_figure
+from babygpt.lessons.looking import (
+    SCORED,
+    formation_from_history,
+    formation_from_snapshots,
+    formation_sentence,
+    head_ablation_for,
+    lens_view,
+    onset,
+    sample_with,
+)
+from babygpt.store.runs import LoadedRun
+from babygpt.training.sample import prepare_prompt
+from ui import run_cache, state
+from ui.widgets import default_prompt, explain, run_picker
+
+
+def token_word(loaded: LoadedRun) -> str:
+    return "character" if loaded.tokenizer.kind == "char" else "token"
+
+
+def val_curve(run_id: str) -> list[tuple[int, float]]:
+    return [(m.step, m.loss) for m in state.store().metrics(run_id) if m.split == "val" and m.loss is not None]
+
+
+def head_types_section(loaded: LoadedRun) -> None:
+    st.subheader("What each head does")
+    st.caption("Each head is scored on the known head types: " + "; ".join(HEAD_TYPES.values()) + ". A head is "
+               "called by a type when its score there is at least 0.4.")
+    scores, source = run_cache.head_types(loaded.info.id)
+    kind = st.selectbox("Colour by", SCORED, format_func=KIND_TITLES.get, key="inside_kind")
+    st.plotly_chart(head_grid_figure(getattr(scores, kind), f"{KIND_TITLES[kind].capitalize()} score of every head"),
+                    key="inside_head_grid")
+    st.caption(f"Measured on {source}; induction on random tokens repeated twice.")
+    with st.expander("Every head in one line", expanded=True):
+        for layer in range(loaded.model_config.n_layer):
+            for head in range(loaded.model_config.n_head):
+                st.markdown(f"- {scores.reading(layer, head, token_word(loaded))}")
+
+
+def formation_section(loaded: LoadedRun) -> None:
+    st.subheader("How they formed")
+    run_id = loaded.info.id
+    formation = formation_from_history(state.store().head_score_history(run_id))
+    if formation is None:
+        snapshots = [(step, state.store().attention_at(run_id, step)[1]) for step in state.store().attention_steps(run_id)]
+        formation = formation_from_snapshots(snapshots)
+    val = val_curve(run_id)
+    st.info(formation_sentence(formation, val, token_word(loaded)))
+    if formation is None or len(formation.steps) < 2:
+        return
+    kinds = [k for k in SCORED if k in formation.scores]
+    kind = st.selectbox("Score over training", kinds, index=kinds.index("induction") if "induction" in kinds else 0,
+                        format_func=KIND_TITLES.get, key="inside_formation_kind")
+    found = onset(formation, kind)
+    st.plotly_chart(formation_figure(formation, kind, val, found,
+                                     f"{KIND_TITLES[kind].capitalize()} score of every head over training"),
+                    key="inside_formation")
+    st.caption("Recorded at every evaluation: the positional types on the start of the validation text, induction "
+               "on repeated random tokens. The dashed line marks the first step a head passed 0.4.")
+
+
+def lens_section(loaded: LoadedRun) -> None:
+    st.subheader("What each layer predicts (logit lens)")
+    st.caption("If the model stopped after a layer, what would it predict? The stream at that point goes through "
+               "the model's own read-out. Green shows how much probability the true next token gets; the text is "
+               "the top guess. A prediction *settles* at the first layer from which the top guess stays the final one.")
+    prompt = st.text_area("Prompt", default_prompt(loaded, 24), key="inside_lens_prompt", height=70)
+    try:
+        ids = prepare_prompt(loaded.tokenizer, prompt, loaded.model_config.block_size).ids
+        ids = ids[-min(len(ids), 40, loaded.model_config.block_size):]
+        lens = lens_view(loaded.model, loaded.tokenizer, ids)
+    except BabyGPTError as exc:
+        st.error(str(exc))
+        return
+    st.plotly_chart(lens_figure(lens, "Logit lens: the top guess after each layer"), key="inside_lens")
+    settled = [s for s in lens.settles]
+    st.caption(f"{lens.applies} On this prompt the final guesses settle after layer "
+               f"{sum(settled) / len(settled) - 1:.1f} on average (0 = after the embeddings alone: "
+               f"{sum(s == 0 for s in settled)} of {len(settled)}).")
+
+
+def ablation_section(loaded: LoadedRun) -> None:
+    st.subheader("What breaks without a part (ablation)")
+    st.caption("Knock one part out and measure the validation loss again. *Zero*: the head's output is replaced by "
+               "nothing. *Mean*: by its average output on this text, which keeps what it always adds and removes only "
+               "what it says about this context; the difference between the two is the head's constant part.")
+    if not st.toggle("Measure (each head, layer and feed-forward knocked out in turn)", key="inside_ablate"):
+        return
+    view, tokens, source = run_cache.ablations(loaded.info.id)
+    mode = st.radio("Knock out by", ["zero", "mean"], horizontal=True, key="inside_ablation_mode")
+    deltas = view.heads_zero if mode == "zero" else view.heads_mean
+    st.plotly_chart(head_grid_figure(deltas, f"Change in validation loss without each head ({mode})", diverging=True,
+                                     unit=" nats"), key="inside_ablation_grid")
+    layer, head = view.worst
+    st.caption(f"Measured on {tokens} tokens of {source}; intact loss {view.intact:.3f} nats per token. The model "
+               f"needs layer {layer} head {head} most: {view.heads_zero[layer, head]:+.2f} nats without it.")
+    parts = pd.DataFrame({"layer": range(len(view.attention)), "without its attention": view.attention,
+                          "without its feed-forward": view.feed_forward})
+    st.dataframe(parts, hide_index=True, key="inside_parts",
+                 column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in parts.columns[1:]})
+    st.markdown(f"**Where layer {layer} head {head} mattered most**")
+    st.dataframe(pd.DataFrame(view.hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
+                 key="inside_hurt", column_config={"loss change": st.column_config.NumberColumn(format="%+.2f")})
+    prompt_ids = loaded.tokenizer.encode(default_prompt(loaded, 16))
+    ids, _ = run_cache.measure_ids(loaded.info.id)
+    ablation = head_ablation_for(loaded.model, layer, head, mode, ids[: loaded.model_config.block_size][None])
+    left, right = st.columns(2)
+    left.markdown("**Intact**")
+    left.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0), language=None, wrap_lines=True)
+    right.markdown(f"**Without layer {layer} head {head}** (same seed)")
+    right.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0, ablation=ablation), language=None,
+               wrap_lines=True)
+
+
+st.title("Inside the model")
+explain("Reading a trained model",
+        "Attention maps show where a head looks for one prompt. The views below say what each head does in general "
+        "(by the known head types), when it learned it, what the model would predict half-way through, and which "
+        "parts it cannot do without. Every number comes from the run's own weights.")
+loaded = run_picker("inside_run")
+if loaded is not None:
+    if not loaded.model_config.use_attention:
+        st.info("The bigram model has no layers or heads to look inside: each token is a row of a table. Pick a "
+                "run of another rung.")
+    else:
+        for section in (head_types_section, formation_section, lens_section, ablation_section):
+            try:  # a section that cannot measure says why; the others still draw
+                section(loaded)
+            except BabyGPTError as exc:
+                st.error(str(exc))
