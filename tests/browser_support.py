@@ -18,8 +18,8 @@ from tests.conftest import ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
-PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("generate", "Generate"),
-         ("runs", "Runs"), ("lessons", "Lessons")]
+PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"),
+         ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons")]
 
 
 def require_chromium() -> None:

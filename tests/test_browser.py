@@ -22,7 +22,7 @@ from tests.helpers import wait_for
 pytestmark = pytest.mark.browser
 
 LESSON_TABS = ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step",
-               "Where it is surprised"]
+               "Where it is surprised", "Induction heads"]
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -5,8 +5,19 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import KINDS, attention_for_prompt, visible_cells
 from babygpt.lessons.viz import attention_color_range, attention_grid, attention_heatmap
-from ui import state
+from ui import run_cache, state
 from ui.widgets import default_prompt, explain, run_picker
+
+
+def head_kinds(run_id: str, layer: int, n_head: int) -> list[str]:
+    """Each head's type in a word or two, from the run's head scores (empty where it fits no type, or where the
+    run's text is not here to measure on)."""
+    try:
+        scores, _ = run_cache.head_types(run_id)
+    except BabyGPTError:
+        return [""] * n_head
+    return [scores.kind(layer, h) for h in range(n_head)]
+
 
 st.title("Attention")
 explain(
@@ -42,7 +53,10 @@ if loaded is not None:
                           help="Raw and scaled scores are before the softmax; weights are what the head actually uses.")
     c2, c3 = controls.columns(2)
     layer = c2.selectbox("Layer", range(view.n_layer), key="attention_layer")
-    head = c3.selectbox("Head", range(view.n_head), key="attention_head")
+    kinds = head_kinds(loaded.info.id, layer, view.n_head)
+    head = c3.selectbox("Head", range(view.n_head), key="attention_head",
+                        format_func=lambda h: f"{h} · {kinds[h]}" if kinds[h] else str(h),
+                        help="Beside each head, the type its scores show (the Inside page has the numbers).")
     fit = controls.toggle("Fit the colours", key="attention_fit", disabled=kind != "weights",
                           help="Weights run from 0 to 1; over a long prompt they spread thin and look white. This "
                                "scales the colours from 0 to the largest weight shown.")

@@ -12,7 +12,9 @@ from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
+from babygpt.lessons.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
+from babygpt.lessons.looking import formation_from_history, formation_sentence, onset
 from babygpt.lessons.race import ladder_steps, race_bands, race_results, step_explanation
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
@@ -288,6 +290,30 @@ def surprise_lesson(loaded: LoadedRun | None) -> None:
             st.info(str(exc))
 
 
+def induction_lesson(loaded: LoadedRun | None) -> None:
+    """Whether this run grew an induction head, when, and what the loss did then: one picture to project."""
+    explain("Copying what came before",
+            "An induction head finds an earlier occurrence of the current token and predicts the token that followed "
+            "it: after \"Mr D\" ... \"Mr\" it predicts \"D\". It needs two heads working together (one that "
+            "notes the previous token, one that searches for it), so two layers at least. It is tested on random "
+            "tokens repeated twice, where only copying helps: the head's weight on the token after the earlier "
+            "occurrence is its induction score (Olsson et al., 2022). In large models these heads appear suddenly, "
+            "and the loss bends where they do.")
+    if loaded is None:
+        return
+    if not loaded.model_config.use_attention:
+        st.info("The bigram model has no heads.")
+        return
+    history = state.store().head_score_history(loaded.info.id)
+    formation = formation_from_history(history)
+    val = [(m.step, m.loss) for m in state.store().metrics(loaded.info.id) if m.split == "val" and m.loss is not None]
+    word = "character" if loaded.tokenizer.kind == "char" else "token"
+    st.info(formation_sentence(formation, val, word))
+    if formation is not None and "induction" in formation.scores and len(formation.steps) > 1:
+        st.plotly_chart(formation_figure(formation, "induction", val, onset(formation),
+                                         "Induction score of every head over training"), key="induction_formation")
+
+
 # --- the page ------------------------------------------------------------------------------------
 
 st.title("Lessons")
@@ -300,7 +326,8 @@ loaded = run_picker("lessons_run")
 tabs = st.tabs(
     list(LESSON_TABS.values()), default=st.session_state.get(state.LESSON_TAB))  # a link may name the tab
 lessons = (race_lesson, lambda: scaling_lesson(loaded), lambda: positions_lesson(loaded),
-           lambda: embeddings_lesson(loaded), lambda: first_step_lesson(loaded), lambda: surprise_lesson(loaded))
+           lambda: embeddings_lesson(loaded), lambda: first_step_lesson(loaded), lambda: surprise_lesson(loaded),
+           lambda: induction_lesson(loaded))
 for tab, lesson in zip(tabs, lessons, strict=True):
     with tab:
         lesson()

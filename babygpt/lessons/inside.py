@@ -148,6 +148,14 @@ class HeadScores:
     spread: np.ndarray
     induction: np.ndarray
 
+    def kind(self, layer: int, head: int) -> str:
+        """The head's type in a few words, or "" when it fits none."""
+        scores = {"previous": self.previous[layer, head], "first": self.first[layer, head],
+                  "self": self.self[layer, head], "induction": self.induction[layer, head]}
+        kind, value = max(scores.items(), key=lambda item: item[1])
+        return {"previous": "previous token", "first": "first token", "self": "self",
+                "induction": "induction"}[kind] if value >= TYPE_THRESHOLD else ""
+
     def reading(self, layer: int, head: int, token_word: str = "token") -> str:
         """One line that states only what the scores show."""
         scores = {"previous": self.previous[layer, head], "first": self.first[layer, head],

@@ -17,7 +17,8 @@ from babygpt.text.datasets import registry
 from babygpt.text.tokenizers import TOKENIZERS
 
 LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions": "Positional encodings",
-               "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised"}
+               "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised",
+               "induction": "Induction heads"}
 # what a link may set besides the form's settings (``babygpt.config.SETTINGS``, which say what each accepts); the
 # device is left out: it names this server's hardware, not the lesson
 CHOICES: dict[str, tuple] = {

@@ -1,0 +1,140 @@
+"""The look-inside views on a run trained here: what training records for them, the Inside page, the head types
+beside the Attention page's picker, the Induction heads lesson (AppTest), and the Inside page in Chromium at the
+usual size (presenter sizes: tests/test_classroom.py, which visits every page)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from babygpt.lessons.inside import scores_during_training
+from babygpt.lessons.looking import formation_from_history
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.recorder import probe_prompt
+from babygpt.orchestration.runs import resume_run, start_run
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import corpus_from_path
+from tests.browser_support import StreamlitServer, launch, layout_problems, require_chromium
+from tests.conftest import ROOT
+from tests.helpers import tiny_config
+
+
+@pytest.fixture
+def cats_run(small_text, tmp_path, fresh_resources):
+    """A two-layer run on a text kept on disk (as the app keeps uploads), evaluated six times."""
+    path = tmp_path / "cats.txt"
+    path.write_text(small_text)
+    plan = plan_training(corpus_from_path(path), "char", "gpt", tiny_config(max_iters=50, eval_interval=10,
+                                                                             dtype="float32"),
+                         n_layer=2, n_head=2, n_embd=32, block_size=16)
+    store = RunStore()
+    trainer, info = start_run(store, plan, name="cats")
+    trainer.run()
+    return store, info, plan
+
+
+def test_training_records_every_heads_scores_at_every_evaluation(cats_run):
+    store, info, plan = cats_run
+    history = store.head_score_history(info.id)
+    assert [step for step, _ in history] == [0, 10, 20, 30, 40, 50]
+    formation = formation_from_history(history)
+    assert formation.scores["induction"].shape == (6, 2, 2) and formation.lacking == ()
+    # the chart's last point is the stored checkpoint's: the same measurement on the final weights
+    loaded = store.load(info.id)
+    ids, _ = probe_prompt(plan.tokenizer, plan.split, plan.model_config.block_size)
+    again = scores_during_training(loaded.model, ids)
+    for kind, values in again.items():
+        np.testing.assert_allclose(formation.scores[kind][-1], np.array(values), atol=1e-6, err_msg=kind)
+
+
+def test_a_resume_records_scores_again_from_its_checkpoint_and_a_delete_removes_them(cats_run):
+    store, info, plan = cats_run
+    trainer, _ = resume_run(store, info.id, plan.corpus, max_iters=70)
+    trainer.run()
+    assert [step for step, _ in store.head_score_history(info.id)] == [0, 10, 20, 30, 40, 50, 60, 70]
+    store.delete(info.id)
+    assert store.head_score_history(info.id) == []
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+
+
+def test_the_inside_page_measures_the_run_on_screen(cats_run):
+    store, info, _ = cats_run
+    at = app()
+    at.session_state["active_run"] = info.id
+    at.switch_page("views/inside.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [c.key for c in at.get("plotly_chart")] == ["inside_head_grid", "inside_formation", "inside_lens"]
+    readings = [m.value for m in at.markdown if m.value.startswith("- layer ")]
+    assert len(readings) == 4 and readings[0].startswith("- layer 0 head 0 ")
+    assert any("induction head" in i.value for i in at.info), "the formation sentence says what happened"
+    at.toggle(key="inside_ablate").set_value(True).run()
+    assert not at.exception and not at.error
+    assert "inside_ablation_grid" in [c.key for c in at.get("plotly_chart")]
+    assert any(c.value.startswith("Measured on ") and "nats without it" in c.value for c in at.caption)
+    at.radio(key="inside_ablation_mode").set_value("mean").run()
+    assert not at.exception
+    intact, ablated = at.code[0].value, at.code[1].value
+    assert intact != ablated, "the same seed with and without the head"
+
+
+def test_the_attention_picker_says_each_heads_type(cats_run):
+    store, info, _ = cats_run
+    at = app()
+    at.session_state["active_run"] = info.id
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    from ui.run_cache import head_types
+
+    scores, _ = head_types(info.id)
+    options = at.selectbox(key="attention_head").options
+    assert options == [f"{h} · {scores.kind(0, h)}" if scores.kind(0, h) else str(h) for h in range(2)]
+
+
+def test_the_induction_lesson_says_what_formed(cats_run):
+    store, info, _ = cats_run
+    at = app()
+    at.session_state["active_run"] = info.id
+    at.switch_page("views/lessons.py").run()
+    assert not at.exception
+    assert any(i.value.startswith(("No induction head formed", "An induction head formed")) for i in at.info)
+    assert "induction_formation" in [c.key for c in at.get("plotly_chart")]
+
+
+def test_the_inside_page_in_a_real_browser(tmp_path):
+    """The default rung at the usual size: every section draws, nothing is cut or overlapping."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    require_chromium()
+    home = tmp_path / "runs"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), BABYGPT_HOME=str(home))
+    subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
+                    "32", "--max-iters", "40", "--eval-interval", "10", "--name", "demo"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    run_id = RunStore(home).list_runs()[0].id
+    server = StreamlitServer(home).start()
+    try:
+        with playwright.sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.url}/inside")
+            page.get_by_role("heading", name="Inside the model", level=1).wait_for()
+            page.get_by_text("layer 1 head 1").first.wait_for()
+            page.get_by_text("Logit lens: the top guess after each layer").wait_for()
+            page.get_by_text("Measure (each head").click()
+            page.get_by_text("nats without it").wait_for()
+            page.wait_for_timeout(2000)
+            assert page.locator(".js-plotly-plot").count() == 4
+            assert layout_problems(page) == []
+            browser.close()
+    finally:
+        server.stop()
+    assert RunStore(home).get(run_id).status == "done"
+
