@@ -138,3 +138,28 @@ def test_the_inside_page_in_a_real_browser(tmp_path):
         server.stop()
     assert RunStore(home).get(run_id).status == "done"
 
+
+
+def test_two_runs_side_by_side_and_a_refusal_with_its_reason(cats_run, tmp_path):
+    store, info, plan = cats_run
+    other = plan_training(plan.corpus, "char", "gpt", tiny_config(max_iters=20, eval_interval=10, dtype="float32"),
+                          n_layer=1, n_head=2, n_embd=16, block_size=16)
+    trainer, second = start_run(store, other, name="smaller")
+    trainer.run()
+    gpt2 = plan_training(plan.corpus, "gpt2", "gpt", tiny_config(max_iters=10, eval_interval=10, dtype="float32"),
+                         n_layer=1, n_head=2, n_embd=16, block_size=16)
+    trainer, third = start_run(store, gpt2, name="bpe")
+    trainer.run()
+    at = app()
+    at.session_state["active_run"] = info.id
+    at.switch_page("views/inside.py").run()
+    at.selectbox(key="inside_compare").set_value(second.id).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    keys = [c.key for c in at.get("plotly_chart")]
+    for key in ("inside_compare_grid_this run", "inside_compare_grid_the other run", "inside_compare_curves",
+                "inside_compare_map_this run", "inside_compare_lens_the other run"):
+        assert key in keys, key
+    at.selectbox(key="inside_compare").set_value(third.id).run()
+    assert not at.exception
+    assert any("cut text differently (char and gpt2)" in i.value for i in at.info)
+    assert "inside_compare_map_this run" not in [c.key for c in at.get("plotly_chart")]

@@ -5,10 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.attention import attention_for_prompt
+from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.inside import HEAD_TYPES
 from babygpt.lessons.inside_figures import KIND_TITLES, formation_figure, head_grid_figure, lens_figure
 from babygpt.lessons.looking import (
     SCORED,
+    comparison_refusal,
     formation_from_history,
     formation_from_snapshots,
     formation_sentence,
@@ -17,10 +20,11 @@ from babygpt.lessons.looking import (
     onset,
     sample_with,
 )
+from babygpt.lessons.viz import attention_heatmap, runs_overlay_figure
 from babygpt.store.runs import LoadedRun
 from babygpt.training.sample import prepare_prompt
 from ui import run_cache, state
-from ui.widgets import default_prompt, explain, run_picker
+from ui.widgets import default_prompt, explain, run_label, run_picker
 
 
 def token_word(loaded: LoadedRun) -> str:
@@ -121,6 +125,55 @@ def ablation_section(loaded: LoadedRun) -> None:
                wrap_lines=True)
 
 
+def compare_section(loaded: LoadedRun) -> None:
+    st.subheader("Two runs side by side")
+    others = [r for r in run_cache.runs_with_weights() if r["id"] != loaded.info.id]
+    if not others:
+        st.caption("Train or import a second run (yours or a classmate's) to compare it with this one.")
+        return
+    labels = {r["id"]: run_label(r) for r in others}
+    other_id = st.selectbox("Compare with", [None, *labels], format_func=lambda i: "—" if i is None else labels[i],
+                            key="inside_compare")
+    if other_id is None:
+        return
+    other = run_cache.load_run(other_id)
+    kind = st.session_state.get("inside_kind", "previous")
+    runs = ((loaded, "this run"), (other, "the other run"))
+    columns = st.columns(2)
+    for column, (run, name) in zip(columns, runs, strict=True):
+        with column:
+            try:
+                scores, _ = run_cache.head_types(run.info.id)
+                st.plotly_chart(head_grid_figure(getattr(scores, kind), f"{KIND_TITLES[kind].capitalize()}: {name}"),
+                                key=f"inside_compare_grid_{name}")
+            except BabyGPTError as exc:
+                st.info(f"{name.capitalize()}: {exc}")
+    curves = {run.info.label: [(s, bits_per_char(v, b.chars_per_token)) for s, v in val_curve(run.info.id)]
+              for run, _ in runs if (b := Baselines.from_config(run.info.config))}
+    if curves:
+        st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of the two runs", y_title="val bits/char"),
+                        key="inside_compare_curves")
+    prompt = st.session_state.get("inside_lens_prompt") or default_prompt(loaded, 24)
+    refusal = comparison_refusal(loaded.model, other.model, loaded.tokenizer, other.tokenizer, prompt)
+    if refusal:
+        st.info(f"The prompt's views are not compared: {refusal}")
+        return
+    layer = st.number_input("Layer", 0, min(loaded.model_config.n_layer, other.model_config.n_layer) - 1, 0,
+                            key="inside_compare_layer")
+    head = st.number_input("Head", 0, min(loaded.model_config.n_head, other.model_config.n_head) - 1, 0,
+                           key="inside_compare_head")
+    columns = st.columns(2)
+    for column, (run, name) in zip(columns, runs, strict=True):
+        ids = prepare_prompt(run.tokenizer, prompt, run.model_config.block_size).ids[-40:]
+        view = attention_for_prompt(run.model, run.tokenizer, run.tokenizer.decode(ids))
+        with column:
+            st.plotly_chart(attention_heatmap(view.layers[int(layer)]["weights"][int(head)], view.tokens,
+                                              f"Layer {int(layer)}, head {int(head)}: {name}", "weights",
+                                              causal=run.model_config.causal), key=f"inside_compare_map_{name}")
+            st.plotly_chart(lens_figure(lens_view(run.model, run.tokenizer, ids), f"Logit lens: {name}"),
+                            key=f"inside_compare_lens_{name}")
+
+
 st.title("Inside the model")
 explain("Reading a trained model",
         "Attention maps show where a head looks for one prompt. The views below say what each head does in general "
@@ -132,7 +185,7 @@ if loaded is not None:
         st.info("The bigram model has no layers or heads to look inside: each token is a row of a table. Pick a "
                 "run of another rung.")
     else:
-        for section in (head_types_section, formation_section, lens_section, ablation_section):
+        for section in (head_types_section, formation_section, lens_section, ablation_section, compare_section):
             try:  # a section that cannot measure says why; the others still draw
                 section(loaded)
             except BabyGPTError as exc:

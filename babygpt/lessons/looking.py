@@ -22,7 +22,7 @@ from babygpt.lessons.inside import (
 )
 from babygpt.model.gpt import LanguageModel
 from babygpt.model.sizing import parameter_count
-from babygpt.text.tokenizers import Tokenizer
+from babygpt.text.tokenizers import Tokenizer, unknown_pieces
 
 SCORED = ("previous", "first", "self", "induction", "spread")
 
@@ -261,3 +261,21 @@ def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 
     return torch.stack([val_ids[s:s + length + 1] for s in starts.tolist()])
 
 
+
+
+# --- two runs side by side -----------------------------------------------------------------------
+
+def comparison_refusal(a: LanguageModel, b: LanguageModel, tokenizer_a: Tokenizer, tokenizer_b: Tokenizer,
+                       prompt: str) -> str | None:
+    """Why two runs' views on one prompt cannot be set side by side (None: they can). Head grids and curves always
+    compare; a prompt's attention and lens need the same tokens in both, so the same tokenizer reading it whole."""
+    if not (a.config.use_attention and b.config.use_attention):
+        return "One of the runs is the bigram model, which has no heads or layers to compare."
+    if tokenizer_a.kind != tokenizer_b.kind:
+        return (f"The runs cut text differently ({tokenizer_a.kind} and {tokenizer_b.kind}), so one prompt is not the "
+                "same tokens in both: compare their head types and curves instead.")
+    for tokenizer, which in ((tokenizer_a, "first"), (tokenizer_b, "second")):
+        missing = unknown_pieces(tokenizer, prompt)
+        if missing:
+            return f"The {which} run never saw {', '.join(repr(m) for m in missing[:5])} in this prompt."
+    return None
