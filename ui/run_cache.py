@@ -89,13 +89,23 @@ def measure_ids(run_id: str) -> tuple[torch.Tensor, str]:
         return ids[int(len(ids) * 0.9):], f"the end of {corpus.name} (its own text is not on this server)"
 
 
+def _text_key(run_id: str) -> str:
+    """Which text a run is measured on, for the caches: its own (always the same), or the current corpus's sha256
+    when its own is not here, so one user's corpus never answers for another's."""
+    try:
+        _validation_ids(run_id)
+        return "own"
+    except BabyGPTError:
+        return choices.corpus().sha256
+
+
 def head_types(run_id: str) -> tuple[HeadScores, str]:
     version = store().weights_version(run_id) or 0.0
-    return _head_types(run_id, version)
+    return _head_types(run_id, version, _text_key(run_id))
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring what each head does…")
-def _head_types(run_id: str, weights_version: float) -> tuple[HeadScores, str]:
+def _head_types(run_id: str, weights_version: float, text_key: str) -> tuple[HeadScores, str]:
     loaded = load_run(run_id)
     ids, source = measure_ids(run_id)
     windows = measurement_windows(ids, loaded.model_config, passes=2)
@@ -104,11 +114,11 @@ def _head_types(run_id: str, weights_version: float) -> tuple[HeadScores, str]:
 
 def ablations(run_id: str) -> tuple[AblationView, int, str]:
     version = store().weights_version(run_id) or 0.0
-    return _ablations(run_id, version)
+    return _ablations(run_id, version, _text_key(run_id))
 
 
 @st.cache_data(max_entries=8, show_spinner="Knocking out each part in turn…")
-def _ablations(run_id: str, weights_version: float) -> tuple[AblationView, int, str]:
+def _ablations(run_id: str, weights_version: float, text_key: str) -> tuple[AblationView, int, str]:
     loaded = load_run(run_id)
     ids, source = measure_ids(run_id)
     windows = measurement_windows(ids, loaded.model_config, ablation_passes(loaded.model_config))

@@ -114,13 +114,17 @@ def ablation_section(loaded: LoadedRun) -> None:
     st.markdown(f"**Where layer {layer} head {head} mattered most**")
     st.dataframe(pd.DataFrame(view.hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
                  key="inside_hurt", column_config={"loss change": st.column_config.NumberColumn(format="%+.2f")})
+    heads = [(i, h) for i in range(loaded.model_config.n_layer) for h in range(loaded.model_config.n_head)]
+    layer, head = st.selectbox("Write without", heads, index=heads.index(view.worst), key="inside_without",
+                               format_func=lambda lh: f"layer {lh[0]} head {lh[1]}",
+                               help="60 characters from the same seed, with and without this head.")
     prompt_ids = loaded.tokenizer.encode(default_prompt(loaded, 16))
     ids, _ = run_cache.measure_ids(loaded.info.id)
     ablation = head_ablation_for(loaded.model, layer, head, mode, ids[: loaded.model_config.block_size][None])
     left, right = st.columns(2)
     left.markdown("**Intact**")
     left.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0), language=None, wrap_lines=True)
-    right.markdown(f"**Without layer {layer} head {head}** (same seed)")
+    right.markdown(f"**Without layer {layer} head {head}** (same seed, by {mode})")
     right.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0, ablation=ablation), language=None,
                wrap_lines=True)
 

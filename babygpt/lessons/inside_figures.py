@@ -70,11 +70,16 @@ def lens_figure(lens: LensView, title: str) -> go.Figure:
     hover = [[f"after '{display_token(lens.tokens[t])}': top guess '{display_token(row[t])}' "
               f"({lens.top_prob[s, t]:.0%}); true next "
               + (f"'{display_token(lens.next_tokens[t])}' at {lens.true_prob[s, t]:.0%}" if lens.next_tokens[t]
-                 is not None else "unknown (end of prompt)") for t in range(len(row))]
+                 is not None else "unknown (end of prompt)")
+              + f"; the guess settles at '{y[lens.settles[t]]}'" for t in range(len(row))]
              for s, row in enumerate(lens.top)]
     fig = go.Figure(go.Heatmap(z=np.nan_to_num(lens.true_prob, nan=0.0), x=x, y=y, zmin=0, zmax=1, text=text,
                                texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
                                colorscale="Greens", colorbar=dict(title="p(true next)")))
+    fig.add_trace(go.Scatter(x=x, y=[y[s] for s in lens.settles], mode="markers", name="settles here",
+                             marker=dict(symbol="line-ew", size=18, line=dict(width=3, color="#dc2626")),
+                             hoverinfo="skip"))
     fig.update_xaxes(title="position: token", type="category", tickangle=-60)
     fig.update_yaxes(title="where the model stops", type="category", autorange="reversed")
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.35))
     return _layout(fig, title, height=160 + 46 * len(y))
