@@ -6,8 +6,6 @@ Set BABYGPT_SCREENSHOTS to a folder to keep the presenter-mode screenshots.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -15,8 +13,15 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from babygpt.store.runs import RunStore
-from tests.browser_support import PAGES, StreamlitServer, launch, layout_problems, page_button, require_chromium
-from tests.conftest import ROOT
+from tests.browser_support import (
+    PAGES,
+    StreamlitServer,
+    launch,
+    layout_problems,
+    page_button,
+    require_chromium,
+    train_demo_run,
+)
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
@@ -130,10 +135,7 @@ def test_classroom_soak(tmp_path):
 def server_with_a_run(tmp_path):
     require_chromium()
     home = tmp_path / "runs"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), BABYGPT_HOME=str(home))
-    subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
-                    "32", "--max-iters", "40", "--eval-interval", "20", "--name", "demo"], env=env, cwd=ROOT,
-                   check=True, capture_output=True)
+    train_demo_run(home)
     server = StreamlitServer(home, BABYGPT_ADMIN_TOKEN=ADMIN_TOKEN).start()
     yield server
     server.stop()

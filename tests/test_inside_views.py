@@ -4,10 +4,6 @@ usual size (presenter sizes: tests/test_classroom.py, which visits every page)."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,7 +15,7 @@ from babygpt.orchestration.recorder import probe_prompt
 from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_path
-from tests.browser_support import StreamlitServer, launch, layout_problems, require_chromium
+from tests.browser_support import StreamlitServer, launch, layout_problems, require_chromium, train_demo_run
 from tests.conftest import ROOT
 from tests.helpers import tiny_config
 
@@ -113,10 +109,7 @@ def test_the_inside_page_in_a_real_browser(tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     require_chromium()
     home = tmp_path / "runs"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), BABYGPT_HOME=str(home))
-    subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
-                    "32", "--max-iters", "40", "--eval-interval", "10", "--name", "demo"], env=env, cwd=ROOT,
-                   check=True, capture_output=True)
+    train_demo_run(home, eval_interval=10)
     run_id = RunStore(home).list_runs()[0].id
     server = StreamlitServer(home).start()
     try:

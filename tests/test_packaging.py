@@ -4,18 +4,25 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import ROOT
 
 
-def test_pip_install_gives_the_library_and_its_command(tmp_path):
-    source, target = tmp_path / "source", tmp_path / "site"  # a copy: setuptools writes build/ beside the source
+def pip_install(tmp_path) -> Path:
+    """``pip install`` of a copy of the package (setuptools writes build/ beside the source) into a folder."""
+    source, target = tmp_path / "source", tmp_path / "site"
     shutil.copytree(ROOT / "babygpt", source / "babygpt", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "data", source / "data")
     shutil.copy(ROOT / "pyproject.toml", source)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(source)], check=True, capture_output=True, timeout=300,
                    cwd=tmp_path)
+    return target
+
+
+def test_pip_install_gives_the_library_and_its_command(tmp_path):
+    target = pip_install(tmp_path)
     env = dict(os.environ, PYTHONPATH=str(target), BABYGPT_HOME=str(tmp_path / "home"))
     listed = subprocess.run([sys.executable, str(target / "bin" / "babygpt"), "runs", "list"], env=env,
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -36,13 +43,7 @@ def test_pip_install_gives_the_library_and_its_command(tmp_path):
 def test_an_installed_server_trains_in_a_worker_from_any_folder(tmp_path):
     """From an install and another current directory, the local backend's worker process imports the installed
     code (``code_root`` is the install's site folder) and trains a run to its end."""
-    source, target = tmp_path / "source", tmp_path / "site"
-    shutil.copytree(ROOT / "babygpt", source / "babygpt", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "data", source / "data")
-    shutil.copy(ROOT / "pyproject.toml", source)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(source)], check=True, capture_output=True, timeout=300,
-                   cwd=tmp_path)
+    target = pip_install(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
