@@ -8,7 +8,13 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import attention_for_prompt
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.inside import HEAD_TYPES
-from babygpt.lessons.inside_figures import KIND_TITLES, formation_figure, head_grid_figure, lens_figure
+from babygpt.lessons.inside_figures import (
+    KIND_TITLES,
+    display_token,
+    formation_figure,
+    head_grid_figure,
+    lens_figure,
+)
 from babygpt.lessons.looking import (
     SCORED,
     comparison_refusal,
@@ -86,10 +92,9 @@ def lens_section(loaded: LoadedRun) -> None:
         st.error(str(exc))
         return
     st.plotly_chart(lens_figure(lens, "Logit lens: the top guess after each layer"), key="inside_lens")
-    settled = [s for s in lens.settles]
-    st.caption(f"{lens.applies} On this prompt the final guesses settle after layer "
-               f"{sum(settled) / len(settled) - 1:.1f} on average (0 = after the embeddings alone: "
-               f"{sum(s == 0 for s in settled)} of {len(settled)}).")
+    stops = ["the embeddings"] + [f"layer {i}" for i in range(len(lens.top) - 1)]
+    counts = ", ".join(f"{sum(s == i for s in lens.settles)} after {stop}" for i, stop in enumerate(stops))
+    st.caption(f"{lens.applies} Framed in red: where each guess settles. On this prompt: {counts}.")
 
 
 def ablation_section(loaded: LoadedRun) -> None:
@@ -106,14 +111,15 @@ def ablation_section(loaded: LoadedRun) -> None:
                                      unit=" nats"), key="inside_ablation_grid")
     layer, head = view.worst
     st.caption(f"Measured on {tokens} tokens of {source}; intact loss {view.intact:.3f} nats per token. The model "
-               f"needs layer {layer} head {head} most: {view.heads_zero[layer, head]:+.2f} nats without it.")
+               f"needs layer {layer} head {head} most: {view.heads_zero[layer, head]:+.3f} nats without it.")
     parts = pd.DataFrame({"layer": range(len(view.attention)), "without its attention": view.attention,
                           "without its feed-forward": view.feed_forward})
     st.dataframe(parts, hide_index=True, key="inside_parts",
                  column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in parts.columns[1:]})
     st.markdown(f"**Where layer {layer} head {head} mattered most**")
-    st.dataframe(pd.DataFrame(view.hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
-                 key="inside_hurt", column_config={"loss change": st.column_config.NumberColumn(format="%+.2f")})
+    hurt = [(display_token(before), display_token(after), change) for before, after, change in view.hurt]
+    st.dataframe(pd.DataFrame(hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
+                 key="inside_hurt", column_config={"loss change": st.column_config.NumberColumn(format="%+.3f")})
     heads = [(i, h) for i in range(loaded.model_config.n_layer) for h in range(loaded.model_config.n_head)]
     layer, head = st.selectbox("Write without", heads, index=heads.index(view.worst), key="inside_without",
                                format_func=lambda lh: f"layer {lh[0]} head {lh[1]}",

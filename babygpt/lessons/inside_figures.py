@@ -32,8 +32,9 @@ def head_grid_figure(values: np.ndarray, title: str, diverging: bool = False, un
     reach = float(np.abs(finite).max()) if diverging and finite.size else 1.0
     fig = go.Figure(go.Heatmap(
         z=values, x=x, y=y, zmin=-reach if diverging else 0.0, zmax=reach if diverging else 1.0,
-        colorscale="RdBu_r" if diverging else "Blues", text=[[f"{v:+.2f}" if diverging else f"{v:.2f}" for v in row]
-                                                             for row in values],
+        colorscale="RdBu_r" if diverging else "Blues",
+        text=[[(f"{v:+.3f}" if abs(v) < 0.1 else f"{v:+.2f}") if diverging else f"{v:.2f}" for v in row]
+              for row in values],
         texttemplate="%{text}", hovertemplate="%{y}, %{x}: %{z:.3f}" + unit + "<extra></extra>",
         colorbar=dict(title=unit.strip() or "score")))
     fig.update_xaxes(title="head", type="category")
@@ -77,7 +78,7 @@ def lens_figure(lens: LensView, title: str) -> go.Figure:
                                texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
                                colorscale="Greens", colorbar=dict(title="p(true next)")))
     fig.add_trace(go.Scatter(x=x, y=[y[s] for s in lens.settles], mode="markers", name="settles here",
-                             marker=dict(symbol="line-ew", size=18, line=dict(width=3, color="#dc2626")),
+                             marker=dict(symbol="square-open", size=22, color="#dc2626", line=dict(width=2)),
                              hoverinfo="skip"))
     fig.update_xaxes(title="position: token", type="category", tickangle=-60)
     fig.update_yaxes(title="where the model stops", type="category", autorange="reversed")

@@ -196,12 +196,15 @@ def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor,
     layer, head = np.unravel_index(int(np.argmax(zero)), zero.shape)
     per_token = _per_token_loss(model, inputs, targets, Ablation(heads={(int(layer), int(head)): None})) - \
         _per_token_loss(model, inputs, targets, None)
-    order = torch.argsort(per_token.reshape(-1), descending=True)[:n_hurt]
-    hurt = []
-    for flat in order.tolist():
+    hurt, seen = [], set()
+    for flat in torch.argsort(per_token.reshape(-1), descending=True).tolist():
         b, t = divmod(flat, inputs.size(1))
-        hurt.append((tokenizer.token_text(int(inputs[b, t])), tokenizer.token_text(int(targets[b, t])),
-                     float(per_token[b, t])))
+        pair = (tokenizer.token_text(int(inputs[b, t])), tokenizer.token_text(int(targets[b, t])))
+        if pair not in seen:  # each pair once: a text that repeats a line would fill the list with it
+            seen.add(pair)
+            hurt.append((*pair, float(per_token[b, t])))
+        if len(hurt) == n_hurt:
+            break
     return AblationView(intact, zero, mean, attention, ffn, (int(layer), int(head)), hurt)
 
 
