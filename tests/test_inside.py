@@ -160,3 +160,21 @@ def test_ablation_through_the_lesson_equals_a_hook_on_the_fused_path(layer, head
     ours = trace(model, ids, Ablation(heads={(layer, head): None})).logits
     torch.testing.assert_close(ours, hooked, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(ours, model(ids)[0], atol=1e-4), "the ablation did something"
+
+
+def test_the_formation_sentence_says_what_the_history_shows():
+    from babygpt.lessons.looking import Formation, formation_sentence
+
+    def history(induction_by_step, layers=2):
+        steps = [0, 100, 200, 300]
+        values = np.zeros((4, layers, 2))
+        values[:, -1, 0] = induction_by_step
+        return Formation(steps, {"induction": values})
+
+    val = [(0, 4.0), (100, 3.0), (200, 2.5), (300, 1.5)]
+    formed = formation_sentence(history([0.0, 0.1, 0.6, 0.9]), val, "character")
+    assert formed.startswith("An induction head formed by step 200: layer 1 head 0 reached 0.60")
+    assert "-0.750 per 100 steps over the evaluations before it and -1.000 after it" in formed
+    assert "enough for one" in formation_sentence(history([0.0, 0.1, 0.1, 0.2]), val, "character")
+    assert "A one-layer model cannot" in formation_sentence(history([0.0, 0.1, 0.1, 0.2], layers=1), val, "x")
+    assert "too few recorded evaluations" in formation_sentence(None, val, "character")

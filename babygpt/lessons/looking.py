@@ -108,9 +108,12 @@ def formation_sentence(formation: Formation | None, val: list[tuple[int, float]]
     found = onset(formation)
     if found is None:
         best = float(formation.scores["induction"][-1].max())
+        why = ("A one-layer model cannot form one: it takes a head in an earlier layer to note the previous token."
+               if formation.scores["induction"].shape[1] < 2 else
+               f"This run has {formation.scores['induction'].shape[1]} layers, enough for one; it may need to train "
+               "longer, or its text gives copying little to gain.")
         return (f"No induction head formed: the highest induction score at the last evaluation is {best:.2f} "
-                f"(a head counts from {TYPE_THRESHOLD}). Induction heads need at least two layers and a long enough "
-                "run; a one-layer model cannot form one.")
+                f"(a head counts from {TYPE_THRESHOLD}). {why}")
     text = (f"An induction head formed by step {found.step}: layer {found.layer} head {found.head} reached "
             f"{found.score:.2f}, looking at the {token_word} after an earlier occurrence of the current one.")
     slopes = loss_slopes(val, found.step)
