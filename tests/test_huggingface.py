@@ -334,3 +334,29 @@ def test_a_queued_fine_tune_trains_in_a_worker_from_the_copied_weights(small_tex
         assert abs(worker_step0 - fresh.estimate_loss()["val"]) > 0.1
     finally:
         scheduler.stop_all(wait=20)
+
+
+def test_a_zip_claiming_more_weights_than_its_model_is_refused_before_unpacking(small_text, tmp_path, monkeypatch):
+    """The sizes come from the zip's directory and config.json: nothing is unpacked for a refused one."""
+    import zipfile
+
+    from babygpt.store import huggingface
+    from babygpt.store.huggingface import export_hf_zip, import_hf_zip
+
+    store, run_id = recorded_run(small_text)
+    good = export_hf_zip(store, run_id)
+    with zipfile.ZipFile(__import__("io").BytesIO(good)) as zf:
+        files = {info.filename: zf.read(info) for info in zf.infolist()}
+    weights = next(name for name in files if name.endswith(WEIGHTS_FILE))
+    files[weights] += b"\x00" * (8 << 20)  # 8 MB more than a 2×32 model can take
+    padded = tmp_path / "padded.zip"
+    with zipfile.ZipFile(padded, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    monkeypatch.setattr(huggingface, "_copy_at_most", lambda *a: pytest.fail("unpacked a refused zip"))
+    with pytest.raises(BabyGPTError, match="more than the model config.json describes can take"):
+        import_hf_zip(RunStore(tmp_path / "other"), padded, LIMITS)
+    small_limits = ModelLimits(max_params=1_000, job_memory_bytes=2**30)
+    (tmp_path / "good.zip").write_bytes(good)
+    with pytest.raises(BabyGPTError, match="over this server's limit"):
+        import_hf_zip(RunStore(tmp_path / "other"), tmp_path / "good.zip", small_limits)

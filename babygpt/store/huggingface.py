@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import tempfile
 import zipfile
 from pathlib import Path
@@ -369,6 +370,8 @@ def import_hf_zip(store: RunStore, archive: str | Path, limits: ModelLimits, max
             if len(parts) > 2 or (len(parts) == 2 and len(tops) > 1) or parts[-1] not in FOLDER_FILES:
                 raise BabyGPTError(f"Refused: unexpected member {member.filename!r}; a model folder holds "
                                    f"{', '.join(sorted(FOLDER_FILES))}.")
+        by_name = {m.filename.split("/")[-1]: m for m in members}
+        _check_zipped_sizes(zf, by_name, limits)  # from config.json alone, before a byte of the weights is unpacked
         declared = sum(m.file_size for m in members)
         if declared > max_unpacked:
             raise BabyGPTError(f"Refused: it unpacks to {declared / 2**30:.1f} GB, over the {max_unpacked / 2**30:.0f} "
@@ -383,6 +386,30 @@ def import_hf_zip(store: RunStore, archive: str | Path, limits: ModelLimits, max
                 if copied != member.file_size:
                     raise BabyGPTError(f"Refused: {member.filename} is not the size its zip entry declares.")
         return import_hf(store, folder, limits, owner=owner, name=archive.stem)
+
+
+def _check_zipped_sizes(zf: zipfile.ZipFile, by_name: dict[str, zipfile.ZipInfo], limits: ModelLimits) -> None:
+    """The model config.json describes must fit the server, and the weights file must be no larger than that model
+    in float32 (plus its header): a crafted zip cannot make the server unpack more than the model it claims."""
+    config_entry, weights_entry = by_name.get("config.json"), by_name.get(WEIGHTS_FILE)
+    if config_entry is None or weights_entry is None:
+        missing = "config.json" if config_entry is None else WEIGHTS_FILE
+        raise BabyGPTError(f"Refused: the zip has no {missing}; a model folder needs config.json and {WEIGHTS_FILE}.")
+    if config_entry.file_size > TEXT_CAPS["config.json"]:
+        raise BabyGPTError("Refused: config.json is larger than such a file needs.")
+    try:
+        config_json = json.loads(zf.read(config_entry))
+    except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        raise BabyGPTError(f"Refused: config.json is not valid JSON ({exc}).") from exc
+    config = model_config_from_gpt2(config_json if isinstance(config_json, dict) else {})
+    limits.check(config, IMPORT_BATCH)
+    largest = 4 * sum(math.prod(shape) for shape in gpt2_shapes(config).values()) + WEIGHTS_HEADER_ALLOWANCE
+    if weights_entry.file_size > largest:
+        raise BabyGPTError(f"Refused: {WEIGHTS_FILE} declares {weights_entry.file_size / 2**20:.0f} MB, more than the "
+                           f"model config.json describes can take ({largest / 2**20:.0f} MB in float32).")
+
+
+WEIGHTS_HEADER_ALLOWANCE = 1 << 20  # a safetensors header: names, shapes and offsets of every tensor
 
 
 def _copy_at_most(source, target, limit: int) -> int:
