@@ -17,6 +17,7 @@ from babygpt.lessons.inside_figures import (
 )
 from babygpt.lessons.looking import (
     SCORED,
+    affordable_sample_tokens,
     comparison_refusal,
     formation_from_history,
     formation_from_snapshots,
@@ -123,16 +124,18 @@ def ablation_section(loaded: LoadedRun) -> None:
     heads = [(i, h) for i in range(loaded.model_config.n_layer) for h in range(loaded.model_config.n_head)]
     layer, head = st.selectbox("Write without", heads, index=heads.index(view.worst), key="inside_without",
                                format_func=lambda lh: f"layer {lh[0]} head {lh[1]}",
-                               help="60 characters from the same seed, with and without this head.")
+                               help="Text from the same seed, with and without this head.")
     prompt_ids = loaded.tokenizer.encode(default_prompt(loaded, 16))
     ids, _ = run_cache.measure_ids(loaded.info.id)
     ablation = head_ablation_for(loaded.model, layer, head, mode, ids[: loaded.model_config.block_size][None])
+    n_tokens = affordable_sample_tokens(loaded.model_config, len(prompt_ids))
     left, right = st.columns(2)
     left.markdown("**Intact**")
-    left.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0), language=None, wrap_lines=True)
+    left.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, n_tokens, seed=0), language=None,
+              wrap_lines=True)
     right.markdown(f"**Without layer {layer} head {head}** (same seed, by {mode})")
-    right.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, 60, seed=0, ablation=ablation), language=None,
-               wrap_lines=True)
+    right.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, n_tokens, seed=0, ablation=ablation),
+               language=None, wrap_lines=True)
 
 
 def compare_section(loaded: LoadedRun) -> None:

@@ -285,3 +285,11 @@ def comparison_refusal(a: LanguageModel, b: LanguageModel, tokenizer_a: Tokenize
         if missing:
             return f"The {which} run never saw {', '.join(repr(m) for m in missing[:5])} in this prompt."
     return None
+
+
+def affordable_sample_tokens(config, prompt_tokens: int, wanted: int = 60) -> int:
+    """How many tokens ``sample_with`` may write twice (with and without a part) within ``MEASURE_FLOPS``: each new
+    token is one explicit pass over the context so far (at least 8, at most ``wanted``)."""
+    context = min(config.block_size, prompt_tokens + wanted)
+    per_token = 2 * 2 * parameter_count(config) * context  # two texts, a forward pass over the context each
+    return max(8, min(wanted, int(MEASURE_FLOPS // per_token)))
