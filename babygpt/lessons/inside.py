@@ -148,19 +148,22 @@ class HeadScores:
     spread: np.ndarray
     induction: np.ndarray
 
-    def kind(self, layer: int, head: int) -> str:
-        """The head's type in a few words, or "" when it fits none."""
+    def strongest(self, layer: int, head: int) -> tuple[str, float]:
+        """The type this head scores highest on, and that score (spread is a shape, not a type)."""
         scores = {"previous": self.previous[layer, head], "first": self.first[layer, head],
                   "self": self.self[layer, head], "induction": self.induction[layer, head]}
         kind, value = max(scores.items(), key=lambda item: item[1])
+        return kind, float(value)
+
+    def kind(self, layer: int, head: int) -> str:
+        """The head's type in a few words, or "" when it fits none."""
+        kind, value = self.strongest(layer, head)
         return {"previous": "previous token", "first": "first token", "self": "self",
                 "induction": "induction"}[kind] if value >= TYPE_THRESHOLD else ""
 
     def reading(self, layer: int, head: int, token_word: str = "token") -> str:
         """One line that states only what the scores show."""
-        scores = {"previous": self.previous[layer, head], "first": self.first[layer, head],
-                  "self": self.self[layer, head], "induction": self.induction[layer, head]}
-        kind, value = max(scores.items(), key=lambda item: item[1])
+        kind, value = self.strongest(layer, head)
         where = f"layer {layer} head {head}"
         if value < TYPE_THRESHOLD:
             return (f"{where} fits no known type (its strongest score, {kind}, is {value:.2f}); its weights are "
@@ -233,13 +236,13 @@ def mean_head_outputs(model: LanguageModel, ids: torch.Tensor) -> list[torch.Ten
 
 
 def head_ablation_losses(model: LanguageModel, ids: torch.Tensor, targets: torch.Tensor,
-                         mode: str = "zero") -> np.ndarray:
+                         mode: str = "zero", intact: float | None = None) -> np.ndarray:
     """The loss with each head knocked out, minus the intact loss: (n_layer, n_head), in nats per token.
     ``mode`` zero: the head's output is 0; mean: its mean output on this text (keeps what it always adds)."""
     gpt = _require_attention(model)
     if mode not in ("zero", "mean"):
         raise BabyGPTError(f"Ablation is by zero or by mean, not {mode!r}.")
-    intact = loss_of(trace(gpt, ids).logits, targets)
+    intact = loss_of(trace(gpt, ids).logits, targets) if intact is None else intact
     means = mean_head_outputs(gpt, ids) if mode == "mean" else None
     deltas = np.zeros((gpt.config.n_layer, gpt.config.n_head))
     for layer in range(gpt.config.n_layer):

@@ -188,9 +188,10 @@ class AblationView:
 def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor, n_hurt: int = 8) -> AblationView:
     """``ids``: (B, T + 1) windows of validation text; predictions of positions 0..T-1 are scored."""
     inputs, targets = ids[:, :-1], ids[:, 1:]
-    intact = loss_of(trace(model, inputs).logits, targets)
-    zero = head_ablation_losses(model, inputs, targets, "zero")
-    mean = head_ablation_losses(model, inputs, targets, "mean")
+    intact_per_token = _per_token_loss(model, inputs, targets, None)
+    intact = float(intact_per_token.mean())
+    zero = head_ablation_losses(model, inputs, targets, "zero", intact)
+    mean = head_ablation_losses(model, inputs, targets, "mean", intact)
     n_layer = model.config.n_layer
     attention = np.array([loss_of(trace(model, inputs, Ablation(attention=frozenset({i}))).logits, targets) - intact
                           for i in range(n_layer)])
@@ -198,7 +199,7 @@ def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor,
                     for i in range(n_layer)] if model.config.use_ffn else [np.nan] * n_layer)
     layer, head = np.unravel_index(int(np.argmax(zero)), zero.shape)
     per_token = _per_token_loss(model, inputs, targets, Ablation(heads={(int(layer), int(head)): None})) - \
-        _per_token_loss(model, inputs, targets, None)
+        intact_per_token
     hurt, seen = [], set()
     for flat in torch.argsort(per_token.reshape(-1), descending=True).tolist():
         b, t = divmod(flat, inputs.size(1))
@@ -248,8 +249,8 @@ MAX_WINDOWS = 8
 
 def ablation_passes(config) -> int:
     """Forward passes of ``ablation_view``: each head twice (zero, mean), each layer's attention and feed-forward,
-    the intact pass, the mean outputs and the two per-token passes."""
-    return 2 * config.n_layer * config.n_head + 2 * config.n_layer + 4
+    the intact pass, the mean outputs, and the worst head's per-token pass."""
+    return 2 * config.n_layer * config.n_head + 2 * config.n_layer + 3  # the intact pass, the means, the worst head
 
 
 def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 0) -> torch.Tensor:
