@@ -89,6 +89,8 @@ def test_runs_land_on_different_nodes_and_a_queued_run_starts_when_a_node_frees(
         assert logged_once(store, run.id)
         assert store.has_checkpoint(run.id) and store.load(run.id).model is not None, "the checkpoint came back"
         assert store.attention_steps(run.id), "attention snapshots travelled too"
+        assert [s for s, _ in store.head_score_history(run.id)] == store.attention_steps(run.id), \
+            "and every head's scores at the same evaluations"
         assert max(m.step for m in store.metrics(run.id)) == store.load_trainer_state(run.id)["step"]
     assert [step for step, _ in store.samples(first.id)] == [0, 25, 50, 75, 100, 125, 150], "and the samples"
     wait_for(lambda: not scheduler.running(), 30, "the jobs to be let go")
