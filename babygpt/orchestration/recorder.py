@@ -1,5 +1,5 @@
 """What a trainer writes into the run store as it trains: metrics, samples, the probe prompt's attention,
-checkpoints, its end, and where it trained."""
+checkpoints, a challenge entry's held-out score, its end, and where it trained."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.inside import scores_during_training
+from babygpt.lessons.leaderboard import held_out_loss
 from babygpt.model.gpt import LanguageModel
 from babygpt.status import RunStatus
 from babygpt.store.runs import MetricRow, RunStore
@@ -57,9 +58,11 @@ class RunRecorder(Callbacks):
     and at every evaluation the probe prompt's attention and every head's scores by type, so the pages can show
     the heads forming."""
 
-    def __init__(self, store: RunStore, run_id: str, probe: tuple[list[int], list[str]] | None = None):
+    def __init__(self, store: RunStore, run_id: str, probe: tuple[list[int], list[str]] | None = None,
+                 held_out: torch.Tensor | None = None):
         self.store, self.run_id = store, run_id
         self.probe = probe
+        self.held_out = held_out  # a challenge entry's scored tokens: measured once, when it stops training
 
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
         self.store.log_metrics(self.run_id, [MetricRow(m.step, "train", m.loss, m.lr, m.tokens_per_sec, m.elapsed_s)])
@@ -87,6 +90,9 @@ class RunRecorder(Callbacks):
             ) from exc
 
     def on_done(self, trainer: Trainer, result: TrainResult) -> None:
+        if self.held_out is not None:  # before the status, so a finished entry is never seen without its score
+            nats, tokens = held_out_loss(trainer.model, self.held_out, trainer.model_config.block_size)
+            self.store.log_score(self.run_id, result.step, nats, tokens)
         self.store.set_status(self.run_id, result.status)
 
     def on_failed(self, trainer: Trainer, message: str) -> None:

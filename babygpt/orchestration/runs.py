@@ -15,6 +15,7 @@ import torch
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.lessons.counterfactuals import Finding, active, measure
+from babygpt.lessons.leaderboard import held_out_ids
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, split_corpus
 from babygpt.orchestration.recorder import LOCAL, RunRecorder, make_sample_fn, probe_prompt, record_runtime
 from babygpt.status import RunStatus
@@ -31,9 +32,12 @@ def _recording_trainer(store: RunStore, run_id: str, model_config: ModelConfig, 
                        dist: distributed.DistInfo | None = None, model_state: dict | None = None,
                        trainer_state: dict | None = None) -> Trainer:
     """The one way a run's Trainer is built: its callbacks behind a recorder (on rank 0 only), a fixed-seed sample
-    and the probe prompt at every evaluation, and the weights and state of a checkpoint when it resumes."""
+    and the probe prompt at every evaluation, a challenge entry's score at its end, and the weights and state of
+    a checkpoint when it resumes."""
     dist = dist or distributed.DistInfo()
-    recorder = [RunRecorder(store, run_id, probe_prompt(tokenizer, split, model_config.block_size))] if dist.is_main else []
+    held_out = held_out_ids(split.val) if store.get(run_id).config.get("challenge") else None
+    recorder = ([RunRecorder(store, run_id, probe_prompt(tokenizer, split, model_config.block_size), held_out)]
+                if dist.is_main else [])
     return Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks],
                    sample_fn=make_sample_fn(tokenizer, train_config.sample_tokens), model_state=model_state,
                    trainer_state=trainer_state, dist=dist)
@@ -46,16 +50,21 @@ def check_can_queue(info: RunInfo) -> None:
 
 
 def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
-               status: RunStatus = RunStatus.RUNNING, group_id: str | None = None) -> RunInfo:
-    """Record a new run (folder, config.json, database row) from a validated plan."""
+               status: RunStatus = RunStatus.RUNNING, group_id: str | None = None,
+               challenge: dict[str, Any] | None = None, priority: int = 0) -> RunInfo:
+    """Record a new run (folder, config.json, database row) from a validated plan. ``challenge``: ``{"id": …,
+    "check_of": run id or None}`` for a challenge entry or a teacher's re-training of one."""
     baselines = plan_baselines(plan)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict()}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
     if plan.init_from:
         document["init"] = {"run": plan.init_from, "label": store.get(plan.init_from).label}
+    if challenge:
+        document["challenge"] = challenge
     info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
-                            status=status, owner=owner, group_id=group_id)
+                            status=status, owner=owner, group_id=group_id,
+                            challenge_id=challenge["id"] if challenge else None, priority=priority)
     if plan.init_from:
         try:
             store.set_initial_weights(info.id, plan.init_from)

@@ -105,6 +105,10 @@ class RelayStore:
     def log_head_scores(self, run_id: str, step: int, scores: dict[str, list[list[float]]]) -> None:
         self.emit(("head_scores", step, scores))
 
+    def log_score(self, run_id: str, step: int, nats_per_token: float, tokens: int,
+                  measured_at: float | None = None) -> None:
+        self.emit(("score", step, nats_per_token, tokens, time.time() if measured_at is None else measured_at))
+
     def save_checkpoint(self, run_id: str, model: torch.nn.Module, trainer_state: dict[str, Any]) -> None:
         checkpoints.save_checkpoint(self.folder, model, trainer_state)
         self._unshipped_step = int(trainer_state.get("step", -1))
@@ -128,6 +132,8 @@ def apply_event(store: RunStore, run_id: str, event: Event) -> None:
         store.log_attention(run_id, args[0], args[1], args[2])
     elif kind == "head_scores":
         store.log_head_scores(run_id, args[0], args[1])
+    elif kind == "score":
+        store.log_score(run_id, *args)
     elif kind == "checkpoint":
         checkpoints.write_checkpoint_files(store.run_dir(run_id), args[1], args[2])
     elif kind == "config":

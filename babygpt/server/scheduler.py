@@ -27,6 +27,7 @@ import threading
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
+from babygpt.orchestration.challenge import CHECK_PRIORITY, ChallengeRules, check_resume_within
 from babygpt.orchestration.plan import TrainingPlan
 from babygpt.orchestration.runs import check_can_queue, create_run
 from babygpt.server.backend import Backend, JobHandle
@@ -96,10 +97,11 @@ class Scheduler:
 
     # -- starting and queueing ------------------------------------------------------------------
     def submit(self, user: str | None, plan: TrainingPlan, name: str | None = None,
-               group_id: str | None = None) -> RunInfo:
+               group_id: str | None = None, challenge: dict | None = None) -> RunInfo:
         """Record a new run as queued (its corpus kept in the store) and start it if a slot is free.
 
-        One single run per user at a time, queued or training: a second tab cannot fill the queue."""
+        One single run per user at a time, queued or training: a second tab cannot fill the queue. ``challenge``
+        marks a challenge entry (``babygpt.server.classroom`` checks its rules first)."""
         self.limits.check(plan.model_config, plan.train_config.batch_size)
         self.quota.check(self.store, user, checkpoint_bytes(plan.model_config), "This run")
         current = self.store.newest_active_run(user) if user else None
@@ -107,9 +109,21 @@ class Scheduler:
             info = self.store.get(current)
             raise BabyGPTError(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
                                "before starting another.")
-        info = self._queue(user, plan, name, group_id)
+        info = self._queue(user, plan, name, group_id, challenge)
         self.dispatch()
         return self.store.get(info.id)
+
+    def submit_checks(self, actor: Actor, plans: list[tuple[TrainingPlan, str, dict]]) -> list[RunInfo]:
+        """The teacher's re-trainings of challenge entries: owned by nobody (managed with the admin token), outside
+        the one-run-per-user rule, and queued at low priority, so they train only when no student's run waits."""
+        if not actor.admin:
+            raise BabyGPTError("Only the teacher, with the admin token, can queue checks.")
+        for plan, _, _ in plans:
+            self.limits.check(plan.model_config, plan.train_config.batch_size)
+        infos = [self._queue(None, plan, name, None, challenge, priority=CHECK_PRIORITY)
+                 for plan, name, challenge in plans]
+        self.dispatch()
+        return infos
 
     def submit_group(self, user: str | None, plans: list[tuple[TrainingPlan, str]]) -> str:
         """Queue several runs together (a ladder race): they take slots like any other job, in order.
@@ -125,11 +139,16 @@ class Scheduler:
         self.dispatch()
         return group_id
 
-    def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None) -> RunInfo:
+    def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None,
+               challenge: dict | None = None, priority: int = 0) -> RunInfo:
         """Record a run as queued, its corpus given a file in the store so the worker can read it."""
         corpus = persist_corpus(self.store, plan.corpus, owner=user, quota=self.quota)
         return create_run(self.store, dataclasses.replace(plan, corpus=corpus), name, owner=user,
-                          status=RunStatus.QUEUED, group_id=group_id)
+                          status=RunStatus.QUEUED, group_id=group_id, challenge=challenge, priority=priority)
+
+    def persist(self, corpus: Corpus) -> Corpus:
+        """Keep a text in the store for every worker to read (a challenge's text: nobody's upload, no quota)."""
+        return persist_corpus(self.store, corpus)
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
         """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""
@@ -137,6 +156,9 @@ class Scheduler:
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
         check_can_resume(actor, info, overrides.get("max_iters"))
         check_same_corpus(info, corpus)
+        if info.challenge_id:
+            rules = ChallengeRules.from_dict(self.store.challenge(info.challenge_id).rules)
+            check_resume_within(rules, info, overrides.get("max_iters", info.config["train"]["max_iters"]))
         train = TrainConfig.from_dict({**info.config["train"], **overrides})
         self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
         if overrides:
@@ -288,11 +310,16 @@ class Scheduler:
 
     def snapshot(self, run_id: str) -> JobSnapshot:
         """A run's progress as the pages draw it, queued, training or finished."""
-        info = self.store.get(run_id)
-        job = self._jobs.get(info.id) or self._finished.get(info.id)
-        position = wait = None
-        if info.status is RunStatus.QUEUED:
-            position, wait = self.queue_estimates().get(info.id, (None, None))
-        return self.progress.snapshot(info, set(self._jobs), stop_requested=bool(job and job.stop_requested),
-                                      exit_message=job.exit_message if job else "", queue_position=position,
-                                      queue_wait_s=wait)
+        return self.snapshots([self.store.get(run_id)])[0]
+
+    def snapshots(self, infos: list[RunInfo]) -> list[JobSnapshot]:
+        """Several runs' progress at once (a class board): the queue is played forward once for all of them."""
+        estimates = self.queue_estimates() if any(i.status is RunStatus.QUEUED for i in infos) else {}
+        out = []
+        for info in infos:
+            job = self._jobs.get(info.id) or self._finished.get(info.id)
+            position, wait = estimates.get(info.id, (None, None))
+            out.append(self.progress.snapshot(info, set(self._jobs), stop_requested=bool(job and job.stop_requested),
+                                              exit_message=job.exit_message if job else "", queue_position=position,
+                                              queue_wait_s=wait))
+        return out

@@ -65,3 +65,25 @@ def check_can_manage(actor: Actor, info: RunInfo, action: str) -> None:
                            "(python -m babygpt), or enter the teacher's admin token in the sidebar.")
     raise BabyGPTError(f"Run {info.label} belongs to {public_handle(info.owner)}: only its owner, or the teacher "
                        f"with the admin token, can {action} it.")
+
+
+def check_teacher(actor: Actor, action: str) -> None:
+    """What only the teacher does to the whole class (stop every run, clear the queue, set or end a challenge)."""
+    if not actor.admin:
+        raise BabyGPTError(f"Only the teacher can {action}: enter the admin token in the sidebar's Teacher box.")
+
+
+HANDLE_MAX = 24
+
+
+def clean_handle(text: str) -> str:
+    """The name a student shows on the class board: printable, on one line, at most ``HANDLE_MAX`` characters
+    (empty: go back to the anonymous ``user 3fa2b1``)."""
+    handle = " ".join(str(text).split())
+    if len(handle) > HANDLE_MAX:
+        raise BabyGPTError(f"A name on the board has at most {HANDLE_MAX} characters; {handle[:HANDLE_MAX]!r}… has "
+                           f"{len(handle)}.")
+    odd = sorted({c for c in handle if not c.isprintable()})
+    if odd:
+        raise BabyGPTError(f"A name on the board cannot contain {', '.join(repr(c) for c in odd)}.")
+    return handle

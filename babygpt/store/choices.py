@@ -34,15 +34,16 @@ class UserChoices(Database):
 
     def release_uploads(self, owner: str, keep: str) -> None:
         """Forget a user's uploads other than ``keep`` that none of their runs uses, and delete each text that
-        nobody's upload or run refers to any more."""
+        nobody's upload, run or challenge refers to any more."""
         with self._connect() as db:
             stale = [r["sha256"] for r in db.execute(
                 "SELECT sha256 FROM uploads WHERE owner=? AND sha256<>? AND sha256 NOT IN "
                 "(SELECT data_sha256 FROM runs WHERE owner=? AND data_sha256 IS NOT NULL)", (owner, keep, owner))]
             for sha in stale:
                 db.execute("DELETE FROM uploads WHERE owner=? AND sha256=?", (owner, sha))
-                used = db.execute("SELECT 1 FROM uploads WHERE sha256=? UNION SELECT 1 FROM runs WHERE data_sha256=?",
-                                  (sha, sha)).fetchone()
+                used = db.execute("SELECT 1 FROM uploads WHERE sha256=? UNION SELECT 1 FROM runs WHERE data_sha256=? "
+                                  "UNION SELECT 1 FROM challenges WHERE rules_json LIKE ?",
+                                  (sha, sha, f'%"corpus_sha256": "{sha}"%')).fetchone()
                 if not used:
                     (self.home / UPLOADS_DIR / f"{sha}.txt").unlink(missing_ok=True)
 

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, status TEXT NOT NULL,
     preset TEXT NOT NULL, config_json TEXT NOT NULL, data_name TEXT, data_sha256 TEXT,
     pid INTEGER, message TEXT, owner TEXT, queued_at REAL, group_id TEXT, threads INTEGER,
-    metrics_version INTEGER NOT NULL DEFAULT 0
+    metrics_version INTEGER NOT NULL DEFAULT 0, challenge_id TEXT, priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, loss REAL,
@@ -36,10 +36,18 @@ CREATE TABLE IF NOT EXISTS head_scores (run_id TEXT NOT NULL, step INTEGER NOT N
 CREATE INDEX IF NOT EXISTS head_scores_run ON head_scores(run_id, step);
 CREATE TABLE IF NOT EXISTS uploads (owner TEXT NOT NULL, sha256 TEXT NOT NULL, bytes INTEGER NOT NULL,
                                     PRIMARY KEY (owner, sha256));
+CREATE TABLE IF NOT EXISTS scores (run_id TEXT NOT NULL, step INTEGER NOT NULL, nats_per_token REAL NOT NULL,
+                                   tokens INTEGER NOT NULL, measured_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS scores_run ON scores(run_id, step);
+CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, created_at REAL NOT NULL, rules_json TEXT NOT NULL,
+                                       ended_at REAL, board_json TEXT);
+CREATE TABLE IF NOT EXISTS class_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS handles (key TEXT PRIMARY KEY, handle TEXT NOT NULL);
 """
 # columns added since the first release, brought into older databases on open
 ADDED_COLUMNS = {"owner": "TEXT", "queued_at": "REAL", "group_id": "TEXT", "threads": "INTEGER",
-                 "metrics_version": "INTEGER NOT NULL DEFAULT 0"}
+                 "metrics_version": "INTEGER NOT NULL DEFAULT 0", "challenge_id": "TEXT",
+                 "priority": "INTEGER NOT NULL DEFAULT 0"}
 
 
 def default_home() -> Path:

@@ -1,5 +1,5 @@
-"""What a training run logs as it goes: metric rows, generated samples, the probe prompt's attention, and the
-scores of every head by type (how the heads formed).
+"""What a training run logs as it goes: metric rows, generated samples, the probe prompt's attention, the
+scores of every head by type (how the heads formed), and a challenge entry's held-out score.
 
 Live pages read only the rows that are new since their last look (``metrics_since``).
 """
@@ -7,6 +7,8 @@ Live pages read only the rows that are new since their last look (``metrics_sinc
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +16,18 @@ from babygpt.errors import BabyGPTError
 from babygpt.store.database import Database
 from babygpt.store.records import MetricRow
 
-LOGGED_TABLES = ("metrics", "samples", "attention", "head_scores")  # what a run logs by step
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    """A challenge entry's loss on the challenge's held-out tokens, measured once when it stopped training."""
+
+    run_id: str
+    step: int
+    nats_per_token: float
+    tokens: int
+    measured_at: float  # wall-clock time, so a board frozen at a challenge's end leaves out later scores
+
+LOGGED_TABLES = ("metrics", "samples", "attention", "head_scores", "scores")  # what a run logs by step
 
 
 class RunLogs(Database):
@@ -86,3 +99,39 @@ class RunLogs(Database):
             rows = db.execute("SELECT step, scores_json FROM head_scores WHERE run_id=? ORDER BY step, rowid",
                               (run_id,)).fetchall()
         return [(r["step"], json.loads(r["scores_json"])) for r in rows]
+
+    def last_samples(self, run_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """Each run's latest sample (step, text), in one query: a board of thirty runs reads them all at once."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        with self._connect() as db:
+            rows = db.execute(f"SELECT run_id, step, text FROM samples WHERE rowid IN (SELECT MAX(rowid) FROM samples "
+                              f"WHERE run_id IN ({marks}) GROUP BY run_id)", run_ids).fetchall()
+        return {r["run_id"]: (r["step"], r["text"]) for r in rows}
+
+    def steps_trained(self, run_ids: list[str]) -> dict[str, int]:
+        """Each run's last logged training step, in one query."""
+        if not run_ids:
+            return {}
+        marks = ",".join("?" * len(run_ids))
+        with self._connect() as db:
+            rows = db.execute(f"SELECT run_id, MAX(step) AS step FROM metrics WHERE split='train' AND run_id IN "
+                              f"({marks}) GROUP BY run_id", run_ids).fetchall()
+        return {r["run_id"]: r["step"] for r in rows}
+
+    def log_score(self, run_id: str, step: int, nats_per_token: float, tokens: int,
+                  measured_at: float | None = None) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO scores(run_id, step, nats_per_token, tokens, measured_at) VALUES (?,?,?,?,?)",
+                       (run_id, step, nats_per_token, tokens, time.time() if measured_at is None else measured_at))
+
+    def scores(self, run_ids: list[str]) -> list[HeldOutScore]:
+        """Every held-out score of these runs, oldest first."""
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+        with self._connect() as db:
+            rows = db.execute(f"SELECT * FROM scores WHERE run_id IN ({marks}) ORDER BY measured_at, rowid",
+                              run_ids).fetchall()
+        return [HeldOutScore(r["run_id"], r["step"], r["nats_per_token"], r["tokens"], r["measured_at"]) for r in rows]

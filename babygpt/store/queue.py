@@ -24,9 +24,9 @@ class RunQueue(Database):
                        (RunStatus.QUEUED.value, time.time(), os.getpid(), run_id))
 
     def queued(self) -> list[RunInfo]:
-        """The queue, oldest first."""
+        """The queue in the order it drains: by priority (a teacher's low-priority checks last), then oldest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs WHERE status=? ORDER BY queued_at, rowid",
+            rows = db.execute("SELECT * FROM runs WHERE status=? ORDER BY priority DESC, queued_at, rowid",
                               (RunStatus.QUEUED.value,)).fetchall()
         return [run_info(r) for r in rows]
 

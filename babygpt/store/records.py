@@ -36,6 +36,8 @@ class RunInfo:
     group_id: str | None = None  # runs started together, e.g. one ladder race
     threads: int | None = None  # CPU threads the scheduler gives the run's worker
     metrics_version: int = 0  # bumped when metrics are truncated (a resume), so incremental readers restart
+    challenge_id: str | None = None  # the class challenge it was started for (an entry, or a check of one)
+    priority: int = 0  # queue order before queued_at: a teacher's checks wait behind every student's run
 
     @property
     def label(self) -> str:
@@ -96,4 +98,4 @@ def run_info(row: sqlite3.Row) -> RunInfo:
         status, message = RunStatus.INTERRUPTED, INTERRUPTED_MESSAGE
     return RunInfo(row["id"], row["name"], row["created_at"], status, row["preset"], json.loads(row["config_json"]),
                    row["data_name"], row["data_sha256"], message, row["owner"], row["pid"], row["queued_at"],
-                   row["group_id"], row["threads"], row["metrics_version"])
+                   row["group_id"], row["threads"], row["metrics_version"], row["challenge_id"], row["priority"])

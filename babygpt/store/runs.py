@@ -28,6 +28,7 @@ from babygpt.status import STORED_TRAINING, RunStatus
 from babygpt.store import checkpoints
 from babygpt.store.checkpoints import INITIAL_WEIGHTS_FILE, TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
 from babygpt.store.choices import UPLOADS_DIR, UserChoices
+from babygpt.store.classroom import ClassRecords
 from babygpt.store.database import default_home
 from babygpt.store.logs import LOGGED_TABLES, RunLogs
 from babygpt.store.queue import RunQueue
@@ -110,7 +111,7 @@ def _bpc(loss: float | None, config: dict) -> float | None:
     return bits_per_char(loss, baselines.chars_per_token) if loss is not None and baselines else None
 
 
-class RunStore(RunQueue, RunLogs, UserChoices):
+class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
     # -- a run's row ----------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         """The folder of a run; ids are checked so no id can reach outside BABYGPT_HOME."""
@@ -124,7 +125,7 @@ class RunStore(RunQueue, RunLogs, UserChoices):
 
     def create_run(self, name: str | None, document: dict[str, Any], data_name: str | None = None,
                    data_sha256: str | None = None, status: RunStatus = RunStatus.RUNNING, owner: str | None = None,
-                   group_id: str | None = None) -> RunInfo:
+                   group_id: str | None = None, challenge_id: str | None = None, priority: int = 0) -> RunInfo:
         status = RunStatus(status)
         preset = document["model"]["preset"]
         run_id = self.new_run_id(preset)
@@ -135,9 +136,9 @@ class RunStore(RunQueue, RunLogs, UserChoices):
         with self._connect() as db:
             db.execute(
                 "INSERT INTO runs(id, name, created_at, status, preset, config_json, data_name, data_sha256, pid,"
-                " owner, queued_at, group_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " owner, queued_at, group_id, challenge_id, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, name or run_id, now, status.value, preset, json.dumps(document), data_name, data_sha256,
-                 os.getpid(), owner, now if status is RunStatus.QUEUED else None, group_id),
+                 os.getpid(), owner, now if status is RunStatus.QUEUED else None, group_id, challenge_id, priority),
             )
         return self.get(run_id)
 

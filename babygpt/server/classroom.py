@@ -1,0 +1,248 @@
+"""The class as one picture: the live board of a lesson's runs, the challenge, and the teacher's controls.
+
+Everything the Class page shows and does goes through ``Classroom``, so the rules (who may stop everything, what
+an entry must obey, since when a run belongs to this lesson) hold for the app, the benchmarks and the tests alike.
+
+**Cost.** Thirty projected or open boards must not cost thirty times one. The board's rows are computed at most
+once per ``BOARD_TTL_S`` for every viewer together (one incremental metrics read per run, shared with the training
+pages through ``LiveProgress``); each viewer then only draws them. ``python -m bench.class_board`` measures it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from babygpt.config import ModelConfig
+from babygpt.errors import BabyGPTError
+from babygpt.lessons.baselines import bits_per_char
+from babygpt.lessons.leaderboard import Board
+from babygpt.model.sizing import parameter_count
+from babygpt.orchestration.challenge import (
+    ChallengeRules,
+    board_of,
+    challenge_corpus,
+    check_entry,
+    check_plans,
+    end_now,
+    set_rules,
+)
+from babygpt.orchestration.plan import TrainingPlan
+from babygpt.server.progress import JobSnapshot
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.users import Actor, check_teacher, clean_handle, public_handle
+from babygpt.status import RunStatus
+from babygpt.store.classroom import ChallengeRecord
+from babygpt.store.runs import RunInfo
+from babygpt.text.corpus import Corpus
+
+BOARD_TTL_S = 1.0  # every viewer of the board shares one computation per second
+CURVE_POINTS = 120  # validation points drawn per run: 30 runs stay a light chart
+LAST_LINE_CHARS = 80
+TOP_CHECKED = 3
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One run as the class board shows it."""
+
+    run_id: str
+    handle: str
+    label: str
+    rung: str
+    size: str
+    status: RunStatus
+    step: int
+    max_iters: int
+    val_bpc: float | None
+    tokens_per_sec: float
+    eta_s: float | None
+    where: str
+    last_line: str
+    owner: str | None
+    role: str = ""  # "entry", "check" or "" (a run outside the challenge)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation bits per character)
+
+
+def local_midnight(now: float) -> float:
+    day = datetime.fromtimestamp(now)
+    return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def last_line(text: str | None) -> str:
+    """The last non-empty line a run wrote, on one line and bounded."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= LAST_LINE_CHARS else line[: LAST_LINE_CHARS - 1] + "…"
+
+
+def thin(points: list[tuple[int, float]], n: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """At most ``n`` points, evenly chosen, always keeping the last."""
+    if len(points) <= n:
+        return points
+    stride = len(points) / n
+    kept = [points[int(i * stride)] for i in range(n - 1)]
+    return [*kept, points[-1]]
+
+
+def _role(info: RunInfo) -> str:
+    if not info.challenge_id:
+        return ""
+    return "check" if info.config.get("challenge", {}).get("check_of") else "entry"
+
+
+class Classroom:
+    """The board and the teacher's controls over one scheduler (one per server, like the scheduler)."""
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.store = scheduler.store
+        self._lock = threading.Lock()
+        self._cached: tuple[float, float, list[BoardRow]] | None = None  # (computed at, since, rows)
+
+    # -- names ----------------------------------------------------------------------------------
+    def set_handle(self, user: str, text: str) -> str:
+        handle = clean_handle(text)
+        self.store.set_handle(user, handle)
+        return handle
+
+    def handle_of(self, owner: str | None, handles: dict[str, str] | None = None) -> str:
+        handles = self.store.handles([owner] if owner else []) if handles is None else handles
+        return handles.get(owner or "", "") or public_handle(owner)
+
+    def _namer(self, owners: list[str | None]):
+        handles = self.store.handles(sorted({o for o in owners if o}))
+        return lambda owner: self.handle_of(owner, handles)
+
+    # -- the lesson -----------------------------------------------------------------------------
+    def lesson_start(self, now: float | None = None) -> float:
+        """Since when a finished run belongs to this lesson: what the teacher set, else today's midnight."""
+        now = time.time() if now is None else now
+        return self.store.lesson_start() or local_midnight(now)
+
+    def set_lesson_start(self, actor: Actor, when: float) -> None:
+        check_teacher(actor, "set when the lesson began")
+        self.store.set_lesson_start(when)
+        self._cached = None
+
+    # -- the board ------------------------------------------------------------------------------
+    def rows(self, now: float | None = None) -> list[BoardRow]:
+        """Every run training or queued now and every run of this lesson, computed once a second for all viewers."""
+        now = time.time() if now is None else now
+        since = self.lesson_start(now)
+        with self._lock:
+            if self._cached and now - self._cached[0] < BOARD_TTL_S and self._cached[1] == since:
+                return self._cached[2]
+            infos = self.store.runs_since(since)
+            snaps = self.scheduler.snapshots(infos)
+            samples = self.store.last_samples([i.id for i in infos])
+            name = self._namer([i.owner for i in infos])
+            rows = [self._row(info, snap, samples.get(info.id), name) for info, snap in zip(infos, snaps, strict=True)]
+            self._cached = (now, since, rows)
+            return rows
+
+    def _row(self, info: RunInfo, snap: JobSnapshot, sample: tuple[int, str] | None, name) -> BoardRow:
+        model = ModelConfig.from_dict(info.config["model"])
+        per_char = snap.baselines.chars_per_token if snap.baselines else None
+        curve = [(e["step"], bits_per_char(e["val_loss"], per_char)) for e in snap.evals if per_char]
+        role = _role(info)
+        return BoardRow(
+            run_id=info.id, handle="teacher's check" if role == "check" else name(info.owner), label=info.label,
+            rung=model.preset, size=f"{model.n_layer}×{model.n_embd} · {parameter_count(model) / 1e6:.2f}M",
+            status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpc=curve[-1][1] if curve else None,
+            tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
+            where=info.config.get("runtime", {}).get("where", "local") if snap.status is not RunStatus.QUEUED else "–",
+            last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role, curve=thin(curve))
+
+    # -- the challenge --------------------------------------------------------------------------
+    def challenge(self) -> ChallengeRecord | None:
+        return self.store.latest_challenge()
+
+    def open_challenge(self, now: float | None = None) -> ChallengeRecord | None:
+        """The challenge students can enter now (None when there is none, or its end time has passed)."""
+        record = self.store.open_challenge()
+        if record is None or ChallengeRules.from_dict(record.rules).ended(now):
+            return None
+        return record
+
+    def set_challenge(self, actor: Actor, corpus: Corpus, tokenizer_kind: str, val_fraction: float,
+                      budget_tokens: int, ends_at: float | None = None) -> ChallengeRecord:
+        check_teacher(actor, "set a challenge")
+        rules = set_rules(corpus, tokenizer_kind, val_fraction, budget_tokens, ends_at)
+        if self.store.open_challenge() is not None:  # an open one past its end time is frozen first
+            self.board()
+        kept = self.scheduler.persist(corpus)
+        return self.store.create_challenge({**rules.to_dict(), "corpus_source": kept.source})
+
+    def corpus(self, record: ChallengeRecord) -> Corpus:
+        return challenge_corpus(self.store, ChallengeRules.from_dict(record.rules))
+
+    def enter(self, user: str, plan: TrainingPlan, name: str | None = None) -> RunInfo:
+        """Start a run for the open challenge, after checking it obeys the rules."""
+        record = self.open_challenge()
+        if record is None:
+            raise BabyGPTError("No challenge is open: the teacher sets one on the Class page.")
+        check_entry(ChallengeRules.from_dict(record.rules), plan)
+        return self.scheduler.submit(user, plan, name, challenge={"id": record.id, "check_of": None})
+
+    def board(self, now: float | None = None) -> Board | None:
+        record = self.challenge()
+        if record is None:
+            return None
+        runs = self.store.runs_for_challenge(record.id)
+        return board_of(self.store, record, self._namer([i.owner for i in runs]), now)
+
+    def end_challenge(self, actor: Actor, now: float | None = None) -> Board:
+        check_teacher(actor, "end the challenge")
+        record = self.store.open_challenge()
+        if record is None:
+            raise BabyGPTError("No challenge is open.")
+        runs = self.store.runs_for_challenge(record.id)
+        return end_now(self.store, record, self._namer([i.owner for i in runs]), now)
+
+    def check_top(self, actor: Actor, n: int = TOP_CHECKED) -> list[RunInfo]:
+        """Re-train the top ``n`` entries with other seeds at low priority, to measure the seed-to-seed spread."""
+        check_teacher(actor, "check the top entries")
+        record = self.open_challenge()
+        board = self.board()
+        if record is None or board is None:
+            raise BabyGPTError("No challenge is open.")
+        top = [s.entry.run_id for s in board.standings[:n]]
+        if not top:
+            raise BabyGPTError("No entry has been scored yet: an entry is scored when it stops training.")
+        plans = check_plans(self.store, record, top)
+        if not plans:
+            raise BabyGPTError("The top entries are already being checked with other seeds.")
+        return self.scheduler.submit_checks(
+            actor, [(plan, name, {"id": record.id, "check_of": checked}) for plan, name, checked in plans])
+
+    # -- the teacher's controls -----------------------------------------------------------------
+    def stop_run(self, actor: Actor, run_id: str) -> None:
+        check_teacher(actor, "stop a student's run from the board")
+        self.scheduler.stop(actor, run_id)
+
+    def stop_all(self, actor: Actor) -> int:
+        """Stop every training run after its current step (checkpoints kept); returns how many."""
+        check_teacher(actor, "stop every run")
+        stopped = 0
+        for job in self.scheduler.running():
+            try:
+                self.scheduler.stop(actor, job.run_id)
+                stopped += 1
+            except BabyGPTError:
+                pass  # it ended between the listing and the stop
+        return stopped
+
+    def clear_queue(self, actor: Actor) -> int:
+        """Take every waiting run off the queue; returns how many."""
+        check_teacher(actor, "clear the queue")
+        cleared = 0
+        for info in self.store.queued():
+            try:
+                self.scheduler.stop(actor, info.id)
+                cleared += 1
+            except BabyGPTError:
+                pass  # it started between the listing and the cancel
+        return cleared
