@@ -30,6 +30,7 @@ pages = st.navigation([
     st.Page("views/generate.py", title="Generate", icon=":material/edit_note:"),
     st.Page("views/runs.py", title="Runs", icon=":material/folder_open:"),
     st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
+    st.Page("views/class_board.py", title="Class", icon=":material/groups:", url_path="class"),
 ])
 
 

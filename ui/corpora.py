@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import streamlit as st
 
+from babygpt.orchestration.challenge import ChallengeRules
+from babygpt.orchestration.challenge import challenge_corpus as challenge_corpus_in
 from babygpt.text.corpus import Corpus, text_stats
 from babygpt.text.datasets import load_corpus
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer, whole_words_prefix
+from ui.state import store
 
 
 @st.cache_data(show_spinner="Loading the corpus…", max_entries=8)
 def load_named(name: str) -> Corpus:
     return load_corpus(name)
+
+
+def challenge_corpus(rules: ChallengeRules) -> Corpus:
+    """The open challenge's text, read from the store once per text for every session."""
+    return _challenge_text(rules.corpus_sha256, rules)
+
+
+@st.cache_resource(show_spinner="Loading the challenge's text…", max_entries=4)
+def _challenge_text(sha256: str, _rules: ChallengeRules) -> Corpus:
+    return challenge_corpus_in(store(), _rules)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

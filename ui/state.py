@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
@@ -21,6 +22,7 @@ USER_PARAM, USER_COOKIE = "user", "babygpt_user"
 CORPUS, TOKENIZER, VAL_FRACTION, RUN, PRESENTER, HPARAMS, RACE = (
     "corpus", "tokenizer_kind", "val_fraction", "active_run", "presenter", "hparams", "race_group")
 USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"
+CHALLENGE_ENTRY = "challenge_entry"  # the training page starts runs for the open challenge
 LESSON_TAB = "lesson_tab"  # the Lessons tab a link asked to open on
 PAGE_FLAGS = "page_flags"  # what pages keep between runs (an error to show, a prompt, a result) under one key
 
@@ -28,6 +30,12 @@ PAGE_FLAGS = "page_flags"  # what pages keep between runs (an error to show, a p
 @st.cache_resource
 def scheduler() -> Scheduler:
     return Scheduler(RunStore(), SchedulerSettings.from_env())
+
+
+@st.cache_resource
+def classroom() -> Classroom:
+    """The class board and the teacher's controls: one per server, so every viewer shares its board."""
+    return Classroom(scheduler())
 
 
 def store() -> RunStore:

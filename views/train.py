@@ -15,6 +15,7 @@ from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, swi
 from babygpt.lessons.links import LESSON_TABS, make_link
 from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
+from babygpt.orchestration.challenge import ChallengeRules
 from babygpt.orchestration.plan import plan_training
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import check_can_resume
@@ -23,7 +24,7 @@ from babygpt.store.runs import RunInfo
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices
 from babygpt.training.trainer import lr_at
-from ui import choices, identity, run_cache, state
+from ui import choices, corpora, identity, run_cache, state
 from ui.widgets import explain, progress_text, setting_input
 
 ERROR_KEY = "train_error"
@@ -112,29 +113,54 @@ def model_settings(hp: dict) -> dict:
     return {**sizes, **switches_for(hp.get("counterfactuals", []))}
 
 
-def configs(hp: dict) -> tuple:
-    tokenizer = choices.current_tokenizer()
+def challenge_entry() -> ChallengeRules | None:
+    """The open challenge's rules when the user enters it (a toggle shown only while one is open), else None."""
+    record = state.classroom().open_challenge()
+    if record is None:
+        return None
+    rules = ChallengeRules.from_dict(record.rules)
+    if not st.toggle("Enter the challenge", key=state.CHALLENGE_ENTRY,
+                     help="Train a run for the class challenge (see the Class page)."):
+        return None
+    st.info(f"**Challenge:** {rules.sentence()}. Your run trains on the challenge's text, tokenizer and held-out "
+            "split whatever the Data page says; the rung, the sizes and the rest are yours, within the budget.")
+    return rules
+
+
+def training_text(rules: ChallengeRules | None) -> tuple:
+    """(corpus, tokenizer kind, validation fraction) a run started here trains with: the challenge's when entering."""
+    if rules is None:
+        return choices.corpus(), choices.tokenizer_kind(), choices.val_fraction()
+    return corpora.challenge_corpus(rules), rules.tokenizer, rules.val_fraction
+
+
+def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
+    corpus, kind, val_fraction = training_text(rules)
+    tokenizer = corpora.tokenizer_for(corpus.sha256, kind, corpus.text)
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
     train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
-                            val_fraction=choices.val_fraction(),
-                            log_interval=5, sample_tokens=120).validate()
+                            val_fraction=val_fraction, log_interval=5, sample_tokens=120).validate()
     return model_cfg, train_cfg
 
 
-def sizes_and_limits(hp: dict) -> tuple[TrainConfig | None, str | None]:
+def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfig | None, str | None]:
     """The model's size by arithmetic on its config (nothing is allocated on a rerun), checked against this
     server's limits; returns the training config, or the reason nothing can start."""
     refused = [problem for s in FORM_SETTINGS if (problem := s.problem(hp[s.name]))]
     try:
         if refused:  # a value typed out of range: name it, and train nothing until it is fixed
             raise BabyGPTError("Not started until these are fixed: " + " ".join(refused))
-        model_cfg, train_cfg = configs(hp)
+        model_cfg, train_cfg = configs(hp, rules)
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Parameters", f"{parameter_count(model_cfg):,}")
         c2.metric("FLOPs per token (train)", f"{flops_per_token(model_cfg) / 1e6:.2f} M")
         c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
         c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
         state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
+        if rules is not None and train_cfg.max_iters > rules.max_steps(model_cfg, train_cfg):
+            raise BabyGPTError(f"Over the challenge's budget: with batch_size {train_cfg.batch_size} and block_size "
+                               f"{model_cfg.block_size}, at most {rules.max_steps(model_cfg, train_cfg):,} steps fit "
+                               f"in {rules.budget_tokens:,} tokens (max_iters is {train_cfg.max_iters:,}).")
         return train_cfg, None
     except BabyGPTError as exc:
         st.error(str(exc))
@@ -153,10 +179,14 @@ def act(action: Callable[[], None]) -> None:
         flags[ERROR_KEY] = str(exc)
 
 
-def start_training(hp: dict) -> None:
-    _, train_cfg = configs(hp)
-    plan = plan_training(choices.corpus(), choices.tokenizer_kind(), hp["preset"], train_cfg, **model_settings(hp))
-    info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {choices.corpus().name}")
+def start_training(hp: dict, rules: ChallengeRules | None) -> None:
+    _, train_cfg = configs(hp, rules)
+    corpus, kind, _ = training_text(rules)
+    plan = plan_training(corpus, kind, hp["preset"], train_cfg, **model_settings(hp))
+    if rules is None:
+        info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {corpus.name}")
+    else:
+        info = state.classroom().enter(identity.user(), plan, name=f"{hp['preset']} for the challenge")
     choices.set_active_run(info.id)
 
 
@@ -193,7 +223,8 @@ def followed_run() -> RunInfo | None:
         return None
 
 
-def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str | None) -> None:
+def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str | None,
+            rules: ChallengeRules | None) -> None:
     busy = followed is not None and followed.status.active
     is_mine = followed is not None and (followed.owner == identity.user() or identity.actor().admin)
     broken_now = hp.get("counterfactuals", [])
@@ -203,7 +234,7 @@ def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str
     run_id = followed.id if followed else ""
     queued = followed is not None and followed.status is RunStatus.QUEUED
     b1, b2, b3 = st.columns(3)
-    b1.button("Start training", type="primary", on_click=act, args=(lambda: start_training(hp),),
+    b1.button("Start training", type="primary", on_click=act, args=(lambda: start_training(hp, rules),),
               disabled=running or bool(config_error), key="start", width="stretch",
               help="Train a new run with these settings (it waits in the queue when the server is full).")
     b2.button("Cancel" if queued else "Stop", on_click=act, args=(lambda: stop_training(run_id),),
@@ -364,9 +395,10 @@ running = state.scheduler().current_run_for(identity.user()) is not None  # queu
 pick_preset(hp)
 share_link(hyperparameters(hp, folded=running, presenter=presenter), hp)
 choices.save()  # the hyperparameters above are edited in place
-form_config, config_error = sizes_and_limits(hp)
+rules = challenge_entry()
+form_config, config_error = sizes_and_limits(hp, rules)
 followed = followed_run()
-buttons(hp, followed, running, config_error)
+buttons(hp, followed, running, config_error, rules)
 st.divider()
 live_view(followed, chart_options(), presenter)
 schedule_chart(followed, form_config)

@@ -236,13 +236,14 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
             if not is_check:
                 refused.append(Refusal(handle, info.label, "; ".join(problems)))
             continue
-        if info.id in best:
-            by_settings.setdefault(settings_key(info.config), []).append(best[info.id][0])
+        if info.id in best:  # one score per seed: two runs of the same seed are not a seed-to-seed difference
+            by_settings.setdefault(settings_key(info.config), {}).setdefault(info.config["train"]["seed"],
+                                                                             best[info.id][0])
             if not is_check:
                 entries.append(Entry(info.id, handle, info.label, best[info.id][0], describe_model(info.config)))
         elif not is_check:
             waiting.append((handle, info.label, _waiting_reason(info, steps.get(info.id, 0))))
-    spread = seed_spread(by_settings)
+    spread = seed_spread({key: list(by_seed.values()) for key, by_seed in by_settings.items()})
     title = "Challenge" + (" (final)" if record.ended_at or cutoff else "")
     return Board(title, rules.sentence(), spread, rank_entries(entries, spread.bits), waiting, refused,
                  record.ended_at or cutoff)

@@ -63,6 +63,7 @@ class BoardRow:
     last_line: str
     owner: str | None
     role: str = ""  # "entry", "check" or "" (a run outside the challenge)
+    queue_position: int | None = None  # 1 = next to start
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation bits per character)
 
 
@@ -154,7 +155,8 @@ class Classroom:
             status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpc=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
             where=info.config.get("runtime", {}).get("where", "local") if snap.status is not RunStatus.QUEUED else "–",
-            last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role, curve=thin(curve))
+            last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role,
+            queue_position=snap.queue_position, curve=thin(curve))
 
     # -- the challenge --------------------------------------------------------------------------
     def challenge(self) -> ChallengeRecord | None:
