@@ -19,7 +19,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
 PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"),
-         ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons")]
+         ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons"), ("class", "Class")]
 
 
 def train_demo_run(home: Path, eval_interval: int = 20) -> None:

@@ -12,7 +12,8 @@ from tests.helpers import tiny_plan, wait_for
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
-PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/generate.py", "views/runs.py"]
+PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/generate.py", "views/runs.py",
+         "views/class_board.py"]
 
 
 

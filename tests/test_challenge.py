@@ -266,3 +266,16 @@ def test_stop_all_and_clear_queue(small_text):
         assert scheduler.store.has_checkpoint(running.id)
     finally:
         scheduler.stop_all(wait=30)
+
+
+def test_thirty_entries_at_once_wait_in_order_and_never_oversubscribe_the_cores():
+    """The queue part of ``bench.class_board`` on a small simulated server: entries pressed at the same moment
+    start in queue order once the server is full, every one finishes, and the threads given out never exceed the
+    cores, even while new jobs start (running jobs are told their smaller share first)."""
+    from bench.class_board import queue_phase
+
+    result = queue_phase(students=10, cores=4, steps=40, rate=100.0)
+    assert result["all_started"] and result["all_finished"] and result["ranked_on_board"] == 10
+    assert result["waited"] == 6 and result["waiting_runs_started_in_queue_order"]
+    assert result["max_threads_in_use"] <= 4
+    assert result["threads_per_job_when_full"] == [1, 1, 1, 1]

@@ -97,17 +97,29 @@ def board_table(rows: list[BoardRow], me: str) -> str:
     return table_html(BOARD_COLUMNS, cells)
 
 
-def draw_curves(rows: list[BoardRow]) -> None:
-    curves = {f"{r.handle} · {r.label[-4:]}": r.curve for r in rows if r.curve}
+@st.cache_resource(max_entries=2, show_spinner=False)
+def curves_figure(computed_at: float, _rows: list[BoardRow]):
+    """The chart of the rows computed at ``computed_at``, built once for every viewer (plotly builds a figure of
+    thirty curves in about 30 ms: per viewer it was the board's largest cost)."""
+    curves = {f"{r.handle} · {r.label[-4:]}": r.curve for r in _rows if r.curve}
     if not curves:
-        st.caption("The validation curves appear here after each run's first evaluation.")
-        return
+        return None, 0
     fig = runs_overlay_figure(curves, title="Validation bits per character, every run of this lesson",
                               y_title="val bits/char")
     fig.update_layout(showlegend=len(curves) <= LEGEND_MAX)
+    return fig, len(curves)
+
+
+def draw_curves() -> None:
+    classroom = state.classroom()
+    rows = classroom.rows()
+    fig, n = curves_figure(classroom.rows_computed_at, rows)
+    if fig is None:
+        st.caption("The validation curves appear here after each run's first evaluation.")
+        return
     st.plotly_chart(fig, key="class_curves")
-    if len(curves) > LEGEND_MAX:
-        st.caption(f"{len(curves)} runs: hover a curve to see whose it is.")
+    if n > LEGEND_MAX:
+        st.caption(f"{n} runs: hover a curve to see whose it is.")
 
 
 def live_board() -> None:
@@ -130,7 +142,7 @@ def live_board() -> None:
 
     @st.fragment(run_every=CHART_REFRESH_S if busy else None)
     def live_chart() -> None:
-        draw_curves(classroom.rows())
+        draw_curves()
 
     live_table()
     live_chart()
@@ -179,7 +191,7 @@ def challenge_section() -> None:
         return
     rules = ChallengeRules.from_dict(record.rules)
 
-    @st.fragment(run_every=TABLE_REFRESH_S if classroom.open_challenge() else None)
+    @st.fragment(run_every=CHART_REFRESH_S if classroom.open_challenge() else None)  # scores land as runs end
     def live_leaderboard() -> None:
         board = classroom.board()
         ended = classroom.open_challenge() is None

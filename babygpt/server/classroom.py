@@ -102,11 +102,13 @@ class Classroom:
         self.store = scheduler.store
         self._lock = threading.Lock()
         self._cached: tuple[float, float, list[BoardRow]] | None = None  # (computed at, since, rows)
+        self._board: tuple[float, str, Board | None] | None = None  # (computed at, challenge id, board)
 
     # -- names ----------------------------------------------------------------------------------
     def set_handle(self, user: str, text: str) -> str:
         handle = clean_handle(text)
         self.store.set_handle(user, handle)
+        self._changed()
         return handle
 
     def handle_of(self, owner: str | None, handles: dict[str, str] | None = None) -> str:
@@ -126,7 +128,7 @@ class Classroom:
     def set_lesson_start(self, actor: Actor, when: float) -> None:
         check_teacher(actor, "set when the lesson began")
         self.store.set_lesson_start(when)
-        self._cached = None
+        self._changed()
 
     # -- the board ------------------------------------------------------------------------------
     def rows(self, now: float | None = None) -> list[BoardRow]:
@@ -143,6 +145,11 @@ class Classroom:
             rows = [self._row(info, snap, samples.get(info.id), name) for info, snap in zip(infos, snaps, strict=True)]
             self._cached = (now, since, rows)
             return rows
+
+    @property
+    def rows_computed_at(self) -> float:
+        """When the rows every viewer now sees were computed: a key for what views derive from them (the chart)."""
+        return self._cached[0] if self._cached else 0.0
 
     def _row(self, info: RunInfo, snap: JobSnapshot, sample: tuple[int, str] | None, name) -> BoardRow:
         model = ModelConfig.from_dict(info.config["model"])
@@ -176,7 +183,9 @@ class Classroom:
         if self.store.open_challenge() is not None:  # an open one past its end time is frozen first
             self.board()
         kept = self.scheduler.persist(corpus)
-        return self.store.create_challenge({**rules.to_dict(), "corpus_source": kept.source})
+        record = self.store.create_challenge({**rules.to_dict(), "corpus_source": kept.source})
+        self._changed()
+        return record
 
     def corpus(self, record: ChallengeRecord) -> Corpus:
         return challenge_corpus(self.store, ChallengeRules.from_dict(record.rules))
@@ -190,11 +199,24 @@ class Classroom:
         return self.scheduler.submit(user, plan, name, challenge={"id": record.id, "check_of": None})
 
     def board(self, now: float | None = None) -> Board | None:
+        """The newest challenge's board, computed at most once per ``BOARD_TTL_S`` for every viewer."""
+        now = time.time() if now is None else now
         record = self.challenge()
         if record is None:
             return None
-        runs = self.store.runs_for_challenge(record.id)
-        return board_of(self.store, record, self._namer([i.owner for i in runs]), now)
+        with self._lock:
+            cached = self._board
+            if cached and cached[1] == record.id and now - cached[0] < BOARD_TTL_S and record.ended_at is None:
+                return cached[2]
+            runs = self.store.runs_for_challenge(record.id)
+            board = board_of(self.store, record, self._namer([i.owner for i in runs]), now)
+            self._board = (now, record.id, board)
+            return board
+
+    def _changed(self) -> None:
+        """Something the teacher did changes what the board shows: recompute it at the next look."""
+        self._board = None
+        self._cached = None
 
     def end_challenge(self, actor: Actor, now: float | None = None) -> Board:
         check_teacher(actor, "end the challenge")
@@ -202,7 +224,9 @@ class Classroom:
         if record is None:
             raise BabyGPTError("No challenge is open.")
         runs = self.store.runs_for_challenge(record.id)
-        return end_now(self.store, record, self._namer([i.owner for i in runs]), now)
+        board = end_now(self.store, record, self._namer([i.owner for i in runs]), now)
+        self._changed()
+        return board
 
     def check_top(self, actor: Actor, n: int = TOP_CHECKED) -> list[RunInfo]:
         """Re-train the top ``n`` entries with other seeds at low priority, to measure the seed-to-seed spread."""

@@ -175,16 +175,21 @@ class Scheduler:
         return self.backend.slots()
 
     def dispatch(self) -> None:
-        """Start queued runs while slots are free, then share the cores among what runs."""
+        """Start queued runs while slots are free, sharing the cores among what runs. The running jobs are told
+        their smaller shares *before* the new ones start, so the threads given out never exceed the cores, even
+        for a moment (a worker changes its share at its next step; a new one takes seconds to start)."""
         with self._lock:
             for job in [j for j in self._jobs.values() if not j.alive]:
                 self._jobs.pop(job.run_id, None)
             queued = self.store.queued()
             free = self.slots - len(self._jobs) if queued else 0
+            after = len(self._jobs) + max(0, min(free, len(queued)))
+            if self.backend.shares_cores and after > len(self._jobs):
+                self._rebalance(after)
             for info in queued:
                 if free <= 0:
                     break
-                threads = self._threads_for_new_job()
+                threads = self._threads_for_new_job(after)
                 if not self.store.claim(info.id, threads):
                     continue  # another server process took it
                 self._jobs[info.id] = self.backend.start(self.store, self.store.get(info.id), threads, self._job_ended,
@@ -193,15 +198,19 @@ class Scheduler:
             if self.backend.shares_cores:
                 self._rebalance()
 
-    def _threads_for_new_job(self) -> int:
+    def _threads_for_new_job(self, jobs_after: int) -> int:
+        """A new job's share: the one for its place (the youngest so far) among the ``jobs_after`` that will run."""
         if not self.backend.shares_cores:
             return self.backend.threads_per_job()
-        return share_threads(len(self._jobs) + 1, self.settings.usable_cores, self.settings.threads_per_job)[-1]
+        shares = share_threads(max(jobs_after, len(self._jobs) + 1), self.settings.usable_cores,
+                               self.settings.threads_per_job)
+        return shares[len(self._jobs)]
 
-    def _rebalance(self) -> None:
+    def _rebalance(self, jobs_after: int | None = None) -> None:
+        """Give the running jobs, oldest first, their shares among ``jobs_after`` jobs (default: those running)."""
         jobs = sorted(self._jobs.values(), key=lambda j: (j.info.queued_at or 0, j.info.created_at))
-        shares = share_threads(len(jobs), self.settings.usable_cores, self.settings.threads_per_job)
-        for job, threads in zip(jobs, shares, strict=True):
+        shares = share_threads(jobs_after or len(jobs), self.settings.usable_cores, self.settings.threads_per_job)
+        for job, threads in zip(jobs, shares[:len(jobs)], strict=True):
             if self.store.get(job.run_id).threads != threads:
                 job.tell_threads(threads)
 
