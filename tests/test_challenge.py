@@ -279,3 +279,16 @@ def test_thirty_entries_at_once_wait_in_order_and_never_oversubscribe_the_cores(
     assert result["waited"] == 6 and result["waiting_runs_started_in_queue_order"]
     assert result["max_threads_in_use"] <= 4
     assert result["threads_per_job_when_full"] == [1, 1, 1, 1]
+
+
+def test_two_runs_of_one_seed_measure_no_spread(classroom, small_text):
+    """Two students who trained the same settings with the same seed made no seed-to-seed difference: the board
+    counts one score per seed, so no spread is claimed from them."""
+    store = classroom.store
+    plan = tiny_plan(small_text, max_iters=20, eval_interval=10, val_fraction=0.1)
+    per_step = tokens_per_step(plan.model_config, plan.train_config)
+    classroom.set_challenge(TEACHER, Corpus.from_text("tiny", small_text), "char", 0.1, per_step * 20)
+    runs = [classroom.enter(ALICE.user, plan), classroom.enter(BOB.user, plan)]
+    wait_for(lambda: all(store.get(r.id).status is RunStatus.DONE for r in runs), 120, "both entries")
+    board = classroom.board()
+    assert len(board.standings) == 2 and board.spread.bits is None
