@@ -99,3 +99,17 @@ def test_the_event_log_waits_for_news_and_says_when_it_is_finished():
     assert batch.events == [("checkpoint", 2, b"w2", b"t2")] and batch.next == 3 and not batch.finished
     log.finish()
     assert log.since(3).events == [] and log.since(3).finished
+
+
+def test_a_challenge_entry_trained_elsewhere_sends_its_score_before_its_end(small_text):
+    store = RunStore()
+    plan = tiny_plan(small_text, max_iters=20, eval_interval=10, val_fraction=0.1)
+    plan.corpus = persist_corpus(store, plan.corpus)
+    info = create_run(store, plan, status=RunStatus.STARTING, challenge={"id": "c0ffee00", "check_of": None})
+    events = relayed_events(store, info.id).since(0).events
+    kinds = [e[0] for e in events]
+    assert kinds.index("score") < max(i for i, k in enumerate(kinds) if k == "status"), "scored before it ends"
+    apply_events(store, info.id, events)
+    apply_events(store, info.id, events)  # replayed after a restart: its first event clears the old score
+    (score,) = store.scores([info.id])
+    assert score.step == 20 and score.tokens == min(len(plan.split.val) - 1, 65_536) and score.nats_per_token > 0

@@ -2,5 +2,6 @@
 (``race``), attention and embeddings read off a model (``attention``), one explicit pass that looks inside a model
 (``inside``) and what it says about heads, layers and parts (``looking``), the numbers behind the Lessons tabs
 (``tabs``), where a model is surprised (``surprise``), the levels to beat (``baselines``), counterfactuals
-(``counterfactuals``), lesson links (``links``) and every figure (``viz`` and ``inside_figures``, pure functions
-returning plotly figures). Reads no store: the layers above hand it rows."""
+(``counterfactuals``), lesson links (``links``), a challenge's measurement, ranks and exported board
+(``leaderboard``) and every figure (``viz`` and ``inside_figures``, pure functions returning plotly figures).
+Reads no store: the layers above hand it rows."""

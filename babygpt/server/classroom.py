@@ -252,23 +252,19 @@ class Classroom:
     def stop_all(self, actor: Actor) -> int:
         """Stop every training run after its current step (checkpoints kept); returns how many."""
         check_teacher(actor, "stop every run")
-        stopped = 0
-        for job in self.scheduler.running():
-            try:
-                self.scheduler.stop(actor, job.run_id)
-                stopped += 1
-            except BabyGPTError:
-                pass  # it ended between the listing and the stop
-        return stopped
+        return self._stop_each(actor, [job.run_id for job in self.scheduler.running()])
 
     def clear_queue(self, actor: Actor) -> int:
         """Take every waiting run off the queue; returns how many."""
         check_teacher(actor, "clear the queue")
-        cleared = 0
-        for info in self.store.queued():
+        return self._stop_each(actor, [info.id for info in self.store.queued()])
+
+    def _stop_each(self, actor: Actor, run_ids: list[str]) -> int:
+        done = 0
+        for run_id in run_ids:
             try:
-                self.scheduler.stop(actor, info.id)
-                cleared += 1
+                self.scheduler.stop(actor, run_id)
+                done += 1
             except BabyGPTError:
-                pass  # it started between the listing and the cancel
-        return cleared
+                pass  # it ended, or started, between the listing and the stop
+        return done

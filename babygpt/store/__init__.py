@@ -1,4 +1,4 @@
 """Persistence only, under ``BABYGPT_HOME``: the run table and its SQLite database (``runs`` assembles
-``database``, ``records``, ``queue``, ``logs``, ``choices``), checkpoint files (``checkpoints``), the texts runs
+``database``, ``records``, ``queue``, ``logs``, ``choices``, ``classroom``), checkpoint files (``checkpoints``), the texts runs
 train on (``corpora``), export and import of run archives (``archive``) and of Hugging Face folders
 (``huggingface``), and disk quotas (``quota``)."""

@@ -100,24 +100,23 @@ class RunLogs(Database):
                               (run_id,)).fetchall()
         return [(r["step"], json.loads(r["scores_json"])) for r in rows]
 
-    def last_samples(self, run_ids: list[str]) -> dict[str, tuple[int, str]]:
-        """Each run's latest sample (step, text), in one query: a board of thirty runs reads them all at once."""
+    def _for_runs(self, sql: str, run_ids: list[str]) -> list:
+        """``sql`` with ``{runs}`` standing for the list of ``run_ids``: one query for a board of thirty runs."""
         if not run_ids:
-            return {}
-        marks = ",".join("?" * len(run_ids))
+            return []
         with self._connect() as db:
-            rows = db.execute(f"SELECT run_id, step, text FROM samples WHERE rowid IN (SELECT MAX(rowid) FROM samples "
-                              f"WHERE run_id IN ({marks}) GROUP BY run_id)", run_ids).fetchall()
+            return db.execute(sql.format(runs=",".join("?" * len(run_ids))), run_ids).fetchall()
+
+    def last_samples(self, run_ids: list[str]) -> dict[str, tuple[int, str]]:
+        """Each run's latest sample (step, text)."""
+        rows = self._for_runs("SELECT run_id, step, text FROM samples WHERE rowid IN (SELECT MAX(rowid) FROM samples "
+                              "WHERE run_id IN ({runs}) GROUP BY run_id)", run_ids)
         return {r["run_id"]: (r["step"], r["text"]) for r in rows}
 
     def steps_trained(self, run_ids: list[str]) -> dict[str, int]:
-        """Each run's last logged training step, in one query."""
-        if not run_ids:
-            return {}
-        marks = ",".join("?" * len(run_ids))
-        with self._connect() as db:
-            rows = db.execute(f"SELECT run_id, MAX(step) AS step FROM metrics WHERE split='train' AND run_id IN "
-                              f"({marks}) GROUP BY run_id", run_ids).fetchall()
+        """Each run's last logged training step."""
+        rows = self._for_runs("SELECT run_id, MAX(step) AS step FROM metrics WHERE split='train' AND run_id IN "
+                              "({runs}) GROUP BY run_id", run_ids)
         return {r["run_id"]: r["step"] for r in rows}
 
     def log_score(self, run_id: str, step: int, nats_per_token: float, tokens: int,
@@ -128,10 +127,5 @@ class RunLogs(Database):
 
     def scores(self, run_ids: list[str]) -> list[HeldOutScore]:
         """Every held-out score of these runs, oldest first."""
-        if not run_ids:
-            return []
-        marks = ",".join("?" * len(run_ids))
-        with self._connect() as db:
-            rows = db.execute(f"SELECT * FROM scores WHERE run_id IN ({marks}) ORDER BY measured_at, rowid",
-                              run_ids).fetchall()
+        rows = self._for_runs("SELECT * FROM scores WHERE run_id IN ({runs}) ORDER BY measured_at, rowid", run_ids)
         return [HeldOutScore(r["run_id"], r["step"], r["nats_per_token"], r["tokens"], r["measured_at"]) for r in rows]
