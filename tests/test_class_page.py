@@ -73,6 +73,8 @@ def test_a_challenge_set_entered_ranked_and_ended_from_the_pages(teacher):
     at.toggle(key="challenge_entry").set_value(True).run()
     assert any("Over the challenge's budget" in e.value and "at most 20 steps" in e.value for e in at.error)
     assert at.button(key="start").disabled
+    assert any(c.value == "The challenge's budget allows 20 steps with batch_size 4 and block_size 16."
+               for c in at.caption)
     at.number_input(key="hp_max_iters").set_value(20).run()
     assert not at.button(key="start").disabled
     at.button(key="start").click().run()

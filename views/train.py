@@ -157,6 +157,9 @@ def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfi
         c3.metric("Expected initial loss ln(V)", f"{math.log(model_cfg.vocab_size):.3f}")
         c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
         state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
+        if rules is not None:
+            st.caption(f"The challenge's budget allows {rules.max_steps(model_cfg, train_cfg):,} steps with "
+                       f"batch_size {train_cfg.batch_size} and block_size {model_cfg.block_size}.")
         if rules is not None and train_cfg.max_iters > rules.max_steps(model_cfg, train_cfg):
             raise BabyGPTError(f"Over the challenge's budget: with batch_size {train_cfg.batch_size} and block_size "
                                f"{model_cfg.block_size}, at most {rules.max_steps(model_cfg, train_cfg):,} steps fit "
