@@ -97,6 +97,9 @@ def test_thirty_students_on_the_board_projected_live_and_shared(seeded_server):
         assert sum("(you)" in r[0] for r in rows) == 1 and any(LONG_HANDLE in r[0] for r in rows)
         assert student.get_by_text("Check the top three").count() == 0, "a student has no teacher's controls"
         check_screen(student, "class-1920x1080")
+        student.get_by_text("Presenter mode").click()
+        student.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20")
+        check_screen(student, "class-presenter-1920x1080")
 
         # live: the training rows move on without a reload (the board ticks every 2 s)
         first = {r[0]: r[2] for r in rows}
