@@ -43,6 +43,14 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
 
 
+def new_page(browser, width: int = 1400, height: int = 1000, **options):
+    """A page of its own browser context (its own cookies: another user) at a given window size, waiting up to
+    a minute for what it looks for: a worker can take that long to start on a busy 2-core machine."""
+    page = browser.new_context(viewport={"width": width, "height": height}, **options).new_page()
+    page.set_default_timeout(60_000)
+    return page
+
+
 def page_button(page, name: str):
     """A button of the page itself, by its label: Streamlit's own header shows a "Stop" button while a script
     reruns, which a plain role lookup would also find."""

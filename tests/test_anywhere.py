@@ -5,7 +5,7 @@ import pytest
 
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunStore
-from tests.browser_support import StreamlitServer, launch, require_chromium
+from tests.browser_support import StreamlitServer, launch, new_page, require_chromium
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
@@ -23,8 +23,7 @@ def test_a_server_started_from_another_folder_trains_a_run(tmp_path):
     try:
         with playwright.sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
+            page = new_page(browser)
             page.goto(f"{server.url}/train")
             page.get_by_role("heading", name="Model & training", level=1).wait_for()
             max_iters = page.locator('input[aria-label="max_iters"]')

@@ -108,7 +108,7 @@ def test_held_out_loss_predicts_every_token_once_in_float32(small_text):
     plan = tiny_plan(small_text)
     model = build_model(plan.model_config)
     ids = plan.split.val[:101]  # 100 targets: 6 windows of 16 and a tail of 4
-    loss, n = held_out_loss(model, ids, plan.model_config.block_size)
+    loss, n = held_out_loss(model, ids, plan.model_config.block_size, batch=4)
     assert n == 100
     expected = []
     with torch.no_grad():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import StreamlitServer, launch, require_chromium
+from tests.browser_support import StreamlitServer, launch, new_page, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -27,8 +27,7 @@ def test_a_chart_saves_as_png_and_svg_from_its_menu(tmp_path):
     try:
         with playwright.sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.set_default_timeout(60_000)
+            page = new_page(browser, accept_downloads=True)
             hosts = set()
             page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
             page.goto(server.url)

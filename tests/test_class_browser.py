@@ -14,7 +14,7 @@ import pytest
 from playwright import sync_api as playwright_api
 
 from babygpt.store.runs import RunStore
-from tests.browser_support import StreamlitServer, launch, layout_problems, require_chromium
+from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium
 from tests.class_seed import LONG_HANDLE, ClassWriter, seed_class
 from tests.helpers import wait_for
 
@@ -62,8 +62,7 @@ def check_screen(page, name: str) -> None:
 
 
 def open_board(browser, key: str, width: int, height: int):
-    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
-    page.set_default_timeout(60_000)
+    page = new_page(browser, width, height)
     page.goto(f"{server_url}/class?user={key}")
     page.get_by_role("heading", name="This lesson's runs").wait_for()
     page.locator("table.class-board").last.wait_for()
@@ -105,6 +104,12 @@ def test_thirty_students_on_the_board_projected_live_and_shared(seeded_server):
         first = {r[0]: r[2] for r in rows}
         wait_for(lambda: any(first.get(r[0]) != r[2] for r in board_rows(student) if "/2,000" in r[2]), 15,
                  "a training row's step to change on the open board")
+
+        # a reload in the middle of the lesson: the same student, the same board
+        student.reload()
+        student.locator("table.class-board").last.wait_for()
+        rows = board_rows(student)
+        assert len(rows) == 30 and sum("(you)" in r[0] for r in rows) == 1
 
         # another student renames themself; the first student's board shows it
         other = open_board(browser, seeded.keys[5], 1280, 720)

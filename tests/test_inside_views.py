@@ -15,7 +15,7 @@ from babygpt.orchestration.recorder import probe_prompt
 from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_path
-from tests.browser_support import StreamlitServer, launch, layout_problems, require_chromium, train_demo_run
+from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium, train_demo_run
 from tests.conftest import ROOT
 from tests.helpers import tiny_config
 
@@ -61,12 +61,19 @@ def app() -> AppTest:
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
 
 
+def page_on(run_id: str, page: str) -> AppTest:
+    """The app on ``page`` with ``run_id`` as the active run, rendered without an exception."""
+    at = app()
+    at.session_state["active_run"] = run_id
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
 def test_the_inside_page_measures_the_run_on_screen(cats_run):
     store, info, _ = cats_run
-    at = app()
-    at.session_state["active_run"] = info.id
-    at.switch_page("views/inside.py").run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    at = page_on(info.id, "views/inside.py")
+    assert not at.error, [e.value for e in at.error]
     assert [c.key for c in at.get("plotly_chart")] == ["inside_head_grid", "inside_formation", "inside_lens"]
     readings = [m.value for m in at.markdown if m.value.startswith("- layer ")]
     assert len(readings) == 4 and readings[0].startswith("- layer 0 head 0 ")
@@ -83,10 +90,7 @@ def test_the_inside_page_measures_the_run_on_screen(cats_run):
 
 def test_the_attention_picker_says_each_heads_type(cats_run):
     store, info, _ = cats_run
-    at = app()
-    at.session_state["active_run"] = info.id
-    at.switch_page("views/attention.py").run()
-    assert not at.exception
+    at = page_on(info.id, "views/attention.py")
     from ui.run_cache import head_types
 
     scores, _ = head_types(info.id)
@@ -96,10 +100,7 @@ def test_the_attention_picker_says_each_heads_type(cats_run):
 
 def test_the_induction_lesson_says_what_formed(cats_run):
     store, info, _ = cats_run
-    at = app()
-    at.session_state["active_run"] = info.id
-    at.switch_page("views/lessons.py").run()
-    assert not at.exception
+    at = page_on(info.id, "views/lessons.py")
     assert any(i.value.startswith(("No induction head formed", "An induction head formed")) for i in at.info)
     assert "induction_formation" in [c.key for c in at.get("plotly_chart")]
 
@@ -115,8 +116,7 @@ def test_the_inside_page_in_a_real_browser(tmp_path):
     try:
         with playwright.sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
+            page = new_page(browser)
             page.goto(f"{server.url}/inside")
             page.get_by_role("heading", name="Inside the model", level=1).wait_for()
             page.get_by_text("layer 1 head 1").first.wait_for()
@@ -143,9 +143,7 @@ def test_two_runs_side_by_side_and_a_refusal_with_its_reason(cats_run, tmp_path)
                          n_layer=1, n_head=2, n_embd=16, block_size=16)
     trainer, third = start_run(store, gpt2, name="bpe")
     trainer.run()
-    at = app()
-    at.session_state["active_run"] = info.id
-    at.switch_page("views/inside.py").run()
+    at = page_on(info.id, "views/inside.py")
     at.selectbox(key="inside_compare").set_value(second.id).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     keys = [c.key for c in at.get("plotly_chart")]

@@ -15,6 +15,7 @@ re-training of the top entries, or repeats the class made).
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -28,7 +29,6 @@ import torch.nn.functional as F
 from babygpt.model.gpt import LanguageModel
 
 HELD_OUT_TOKENS = 65_536  # the tokens scored (the whole held-out split when it is shorter); bounds the cost
-SCORE_BATCH = 32  # windows per forward pass while scoring
 
 
 def held_out_ids(val: torch.Tensor) -> torch.Tensor:
@@ -37,9 +37,13 @@ def held_out_ids(val: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def held_out_loss(model: LanguageModel, ids: torch.Tensor, block_size: int) -> tuple[float, int]:
+def held_out_loss(model: LanguageModel, ids: torch.Tensor, block_size: int, batch: int) -> tuple[float, int]:
     """Mean cross-entropy (nats) over ``ids[1:]``, each token predicted once from up to ``block_size`` tokens
-    before it (non-overlapping windows), in float32; returns it with the number of tokens predicted."""
+    before it (non-overlapping windows), in float32; returns it with the number of tokens predicted.
+
+    ``batch`` windows go through each forward pass: the run's own batch size, so scoring never holds more
+    activations than a training step did. Its cost is a forward pass over at most ``HELD_OUT_TOKENS`` tokens, about
+    a third of what training on as many tokens costs."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -48,8 +52,8 @@ def held_out_loss(model: LanguageModel, ids: torch.Tensor, block_size: int) -> t
     full = n_targets // block_size
     total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.autocast(device.type, enabled=False):
-        for first in range(0, full, SCORE_BATCH):
-            starts = torch.arange(first, min(full, first + SCORE_BATCH), device=device) * block_size
+        for first in range(0, full, batch):
+            starts = torch.arange(first, min(full, first + batch), device=device) * block_size
             offsets = starts[:, None] + torch.arange(block_size + 1, device=device)
             windows = ids[offsets]
             total += _loss_sum(model, windows[:, :-1], windows[:, 1:])
@@ -120,15 +124,18 @@ class Standing:
 
 def rank_entries(entries: list[Entry], spread_bits: float | None) -> list[Standing]:
     """Best first; an entry's rank is 1 + the entries ahead of it by more than the spread, and it is tied with
-    every entry within the spread of it (without a measured spread, only equal scores tie)."""
+    every entry within the spread of it (without a measured spread, only equal scores tie). Sorted once and
+    searched, so a lesson's hundreds of entries cost little."""
     margin = spread_bits or 0.0
+    ordered = sorted(entries, key=lambda e: (e.bits_per_char, e.handle))
+    scores = [e.bits_per_char for e in ordered]
     out = []
-    for entry in entries:
-        ahead = sum(1 for other in entries if other.bits_per_char < entry.bits_per_char - margin)
-        tied = tuple(o.handle for o in entries
-                     if o is not entry and abs(o.bits_per_char - entry.bits_per_char) <= margin)
-        out.append(Standing(entry, 1 + ahead, tied))
-    return sorted(out, key=lambda s: (s.rank, s.entry.bits_per_char, s.entry.handle))
+    for i, entry in enumerate(ordered):
+        ahead = bisect.bisect_left(scores, entry.bits_per_char - margin)
+        near = range(bisect.bisect_left(scores, entry.bits_per_char - margin),
+                     bisect.bisect_right(scores, entry.bits_per_char + margin))
+        out.append(Standing(entry, 1 + ahead, tuple(ordered[j].handle for j in near if j != i)))
+    return out
 
 
 # --- the board as the teacher keeps it -------------------------------------------------------------

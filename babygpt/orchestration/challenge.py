@@ -200,9 +200,14 @@ def settings_key(config: dict[str, Any]) -> str:
                       sort_keys=True)
 
 
+def model_size(model: ModelConfig) -> str:
+    """A model's size as the board writes it: layers × width, and parameters in millions."""
+    return f"{model.n_layer}×{model.n_embd} · {parameter_count(model) / 1e6:.2f}M"
+
+
 def describe_model(config: dict[str, Any]) -> str:
     model = ModelConfig.from_dict(config["model"])
-    return f"{model.preset} {model.n_layer}×{model.n_embd} · {parameter_count(model) / 1e6:.2f}M"
+    return f"{model.preset} {model_size(model)}"
 
 
 def _waiting_reason(info: RunInfo, steps: int) -> str:

@@ -91,7 +91,8 @@ class RunRecorder(Callbacks):
 
     def on_done(self, trainer: Trainer, result: TrainResult) -> None:
         if self.held_out is not None:  # before the status, so a finished entry is never seen without its score
-            nats, tokens = held_out_loss(trainer.model, self.held_out, trainer.model_config.block_size)
+            nats, tokens = held_out_loss(trainer.model, self.held_out, trainer.model_config.block_size,
+                                         trainer.config.batch_size)
             self.store.log_score(self.run_id, result.step, nats, tokens)
         self.store.set_status(self.run_id, result.status)
 

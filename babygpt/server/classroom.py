@@ -19,7 +19,6 @@ from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.leaderboard import Board
-from babygpt.model.sizing import parameter_count
 from babygpt.orchestration.challenge import (
     ChallengeRules,
     board_of,
@@ -27,6 +26,7 @@ from babygpt.orchestration.challenge import (
     check_entry,
     check_plans,
     end_now,
+    model_size,
     set_rules,
 )
 from babygpt.orchestration.plan import TrainingPlan
@@ -158,7 +158,7 @@ class Classroom:
         role = _role(info)
         return BoardRow(
             run_id=info.id, handle="teacher's check" if role == "check" else name(info.owner), label=info.label,
-            rung=model.preset, size=f"{model.n_layer}×{model.n_embd} · {parameter_count(model) / 1e6:.2f}M",
+            rung=model.preset, size=model_size(model),
             status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpc=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
             where=info.config.get("runtime", {}).get("where", "local") if snap.status is not RunStatus.QUEUED else "–",
