@@ -33,7 +33,7 @@ from babygpt.orchestration.runs import check_can_queue, create_run
 from babygpt.server.backend import Backend, JobHandle
 from babygpt.server.progress import JobSnapshot, LiveProgress
 from babygpt.server.settings import SchedulerSettings
-from babygpt.server.users import Actor, check_can_manage
+from babygpt.server.users import Actor, check_can_manage, check_teacher
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, persist_corpus
 from babygpt.store.quota import DiskQuota, checkpoint_bytes
@@ -116,8 +116,7 @@ class Scheduler:
     def submit_checks(self, actor: Actor, plans: list[tuple[TrainingPlan, str, dict]]) -> list[RunInfo]:
         """The teacher's re-trainings of challenge entries: owned by nobody (managed with the admin token), outside
         the one-run-per-user rule, and queued at low priority, so they train only when no student's run waits."""
-        if not actor.admin:
-            raise BabyGPTError("Only the teacher, with the admin token, can queue checks.")
+        check_teacher(actor, "queue checks")
         for plan, _, _ in plans:
             self.limits.check(plan.model_config, plan.train_config.batch_size)
         infos = [self._queue(None, plan, name, None, challenge, priority=CHECK_PRIORITY)
