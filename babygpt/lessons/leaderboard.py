@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from babygpt.model.gpt import LanguageModel
+from babygpt.plain_text import csv_cell
 
 HELD_OUT_TOKENS = 65_536  # the tokens scored (the whole held-out split when it is shorter); bounds the cost
 
@@ -178,18 +179,22 @@ CSV_COLUMNS = ("rank", "handle", "run", "model", "bits_per_char", "tied_with", "
 
 
 def board_csv(board: Board) -> str:
-    """The ranked entries, one row each, then the refused ones with their reason (rank column: ``refused``)."""
+    """The ranked entries, one row each, then the refused ones with their reason (rank column: ``refused``).
+
+    Every text cell goes through ``csv_cell``: a name such as ``=HYPERLINK(…)`` is what a student types and the
+    teacher opens in a spreadsheet, which would run it. Scores are written as plain numbers."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     spread = "" if board.spread.bits is None else f"{board.spread.bits:.4f}"
     for s in board.standings:
-        writer.writerow([s.shown_rank, s.entry.handle, s.entry.label, s.entry.detail, f"{s.entry.bits_per_char:.4f}",
-                         "; ".join(s.tied_with), spread])
+        writer.writerow([csv_cell(s.shown_rank), csv_cell(s.entry.handle), csv_cell(s.entry.label),
+                         csv_cell(s.entry.detail), f"{s.entry.bits_per_char:.4f}",
+                         csv_cell("; ".join(s.tied_with)), spread])
     for handle, label, why in board.waiting:
-        writer.writerow(["not ranked", handle, label, why, "", "", spread])
+        writer.writerow(["not ranked", csv_cell(handle), csv_cell(label), csv_cell(why), "", "", spread])
     for r in board.refused:
-        writer.writerow(["refused", r.handle, r.label, r.reason, "", "", spread])
+        writer.writerow(["refused", csv_cell(r.handle), csv_cell(r.label), csv_cell(r.reason), "", "", spread])
     return out.getvalue()
 
 
