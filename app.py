@@ -64,14 +64,7 @@ with st.sidebar:
               help="Larger text for a projector; advanced controls are hidden.")
     if os.environ.get(ADMIN_TOKEN_ENV):
         with st.expander("Teacher", expanded=False):
-            token = st.text_input("Admin token", type="password", key="admin_token",
-                                  help="The token the server was started with (BABYGPT_ADMIN_TOKEN): "
-                                       "lets you stop or delete any run.")
-            if token:
-                if identity.try_admin(token):
-                    st.caption("Admin: you can stop and delete every run.")
-                else:
-                    st.error("That is not the admin token.")
+            identity.teacher_box()
     identity.remember_in_cookie()
     chart_menu()
 

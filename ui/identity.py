@@ -1,13 +1,24 @@
 """Who this browser is. A reload or a new tab is a new Streamlit session with an empty ``session_state``, so the
 user comes from what the browser sends back: the ``user`` key in the URL (re-set on every run, because Streamlit
-drops query parameters on a page switch) or the ``babygpt_user`` cookie (for a second tab)."""
+drops query parameters on a page switch) or the ``babygpt_user`` cookie (for a second tab).
+
+The teacher is a browser that signed in with the admin token: it holds a session secret from
+``babygpt.server.admin_guard`` (the rules: throttle, log, expiry) in this session and in a cookie, so a reload keeps it
+signed in without the token ever being kept or put in the URL."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from babygpt.server.users import Actor, admin_token_matches, is_user_key, new_user_key
-from ui.state import ADMIN, USER, USER_COOKIE, USER_PARAM
+from babygpt.errors import BabyGPTError
+from babygpt.server.admin_guard import SESSION_S
+from babygpt.server.users import Actor, is_user_key, new_user_key
+from ui.state import ADMIN, ADMIN_COOKIE, USER, USER_COOKIE, USER_PARAM, admin_guard, page_flags
+
+TOKEN_INPUT = "admin_token"
+SIGN_IN_ERROR = "admin_sign_in_error"
 
 
 def identify() -> str:
@@ -35,10 +46,85 @@ def remember_in_cookie() -> None:
                 unsafe_allow_javascript=True)
 
 
+def _set_cookie(name: str, value: str, max_age: int) -> None:
+    st.html(f"<script>document.cookie = '{name}={value}; path=/; max-age={max_age}; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True)
+
+
+# --- the teacher -----------------------------------------------------------------------------------
+# The rules (throttle, log, sessions) are babygpt.server.admin_guard's; here only where the session secret is kept:
+# this session's state, else the cookie a signed-in browser sends back after a reload.
+
+def admin_secret() -> str | None:
+    """This browser's teacher session secret: the session's (None once it signed out), else the cookie's."""
+    if ADMIN in st.session_state:
+        return st.session_state[ADMIN]
+    sent = st.context.cookies.get(ADMIN_COOKIE)
+    return sent if isinstance(sent, str) else None
+
+
 def actor() -> Actor:
-    return Actor(user(), admin=bool(st.session_state.get(ADMIN)))
+    return Actor(user(), admin=admin_guard().is_admin(user(), admin_secret()))
 
 
-def try_admin(token: str) -> bool:
-    st.session_state[ADMIN] = admin_token_matches(token)
-    return st.session_state[ADMIN]
+def sign_in() -> None:
+    """The token box's on_change: sign in once with what was typed, then forget the token (it never stays in the
+    session, so a rerun does not send it again as another guess)."""
+    token = st.session_state.get(TOKEN_INPUT, "")
+    st.session_state[TOKEN_INPUT] = ""
+    page_flags()[SIGN_IN_ERROR] = None
+    if not token:
+        return
+    try:
+        st.session_state[ADMIN] = admin_guard().sign_in(user(), token)
+    except BabyGPTError as exc:
+        page_flags()[SIGN_IN_ERROR] = str(exc)
+
+
+def sign_out() -> None:
+    admin_guard().sign_out(admin_secret())
+    st.session_state[ADMIN] = None
+
+
+def sign_out_everywhere() -> None:
+    admin_guard().sign_out_everywhere()
+    st.session_state[ADMIN] = None
+
+
+def remember_admin_in_cookie() -> None:
+    """Keep the teacher's session secret in a cookie (a reload then finds it), or drop the cookie after sign-out."""
+    secret, sent = st.session_state.get(ADMIN), st.context.cookies.get(ADMIN_COOKIE)
+    sent = sent if isinstance(sent, str) else None
+    if secret and sent != secret:
+        _set_cookie(ADMIN_COOKIE, secret, int(SESSION_S))
+    elif ADMIN in st.session_state and not secret and sent:
+        _set_cookie(ADMIN_COOKIE, "", 0)
+
+
+def teacher_box() -> None:
+    """The sidebar's Teacher box: the token, or once signed in, the session and the log of wrong tokens."""
+    guard = admin_guard()
+    ends = guard.session_ends(user(), admin_secret())
+    if ends is None:
+        st.text_input("Admin token", type="password", key=TOKEN_INPUT, on_change=sign_in,
+                      help="The token the server was started with (BABYGPT_ADMIN_TOKEN): lets you stop or delete "
+                           "any run. This browser then stays signed in across reloads until you sign out.")
+        if page_flags().get(SIGN_IN_ERROR):
+            st.error(page_flags()[SIGN_IN_ERROR])
+    else:
+        st.caption("Admin: you can stop and delete every run.")
+        st.caption(f"Signed in on this browser until {time.strftime('%H:%M', time.localtime(ends))}; "
+                   "a reload keeps you signed in.")
+        c1, c2 = st.columns(2)
+        c1.button("Sign out", key="admin_sign_out", on_click=sign_out, width="stretch")
+        c2.button("Sign out every browser", key="admin_sign_out_all", on_click=sign_out_everywhere,
+                  width="stretch", help="Ends every teacher session on this server (a browser you signed in on "
+                                        "and left).")
+        failed = guard.failed_attempts()
+        if failed:
+            st.caption("Wrong admin tokens since the server started:")
+            for attempt in failed:
+                st.caption(attempt.sentence())
+        else:
+            st.caption("No wrong admin token since the server started.")
+    remember_admin_in_cookie()

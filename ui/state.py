@@ -12,16 +12,18 @@ from typing import Any
 
 import streamlit as st
 
+from babygpt.server.admin_guard import AdminGuard
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 
 USER_PARAM, USER_COOKIE = "user", "babygpt_user"
+ADMIN_COOKIE = "babygpt_teacher"  # the teacher's session secret (babygpt.server.admin_guard), never in the URL
 # lasting per-user choices (saved to the run store), then per-session keys
 CORPUS, TOKENIZER, VAL_FRACTION, RUN, PRESENTER, HPARAMS, RACE = (
     "corpus", "tokenizer_kind", "val_fraction", "active_run", "presenter", "hparams", "race_group")
-USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"
+USER, ADMIN, SAVED, RESTORED = "user_key", "admin", "_saved_user_state", "_restored"  # ADMIN: the session secret
 CHALLENGE_ENTRY = "challenge_entry"  # the training page starts runs for the open challenge
 LESSON_TAB = "lesson_tab"  # the Lessons tab a link asked to open on
 PAGE_FLAGS = "page_flags"  # what pages keep between runs (an error to show, a prompt, a result) under one key
@@ -36,6 +38,12 @@ def scheduler() -> Scheduler:
 def classroom() -> Classroom:
     """The class board and the teacher's controls: one per server, so every viewer shares its board."""
     return Classroom(scheduler())
+
+
+@st.cache_resource
+def admin_guard() -> AdminGuard:
+    """The teacher's sign-in, its throttle and its log of wrong tokens: one per server, shared by every browser."""
+    return AdminGuard()
 
 
 def store() -> RunStore:
