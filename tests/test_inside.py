@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from babygpt.config import model_config_for_preset
+from babygpt.errors import BabyGPTError
 from babygpt.lessons.inside import Ablation, head_ablation_losses, head_scores, logit_lens, trace
 from babygpt.model.gpt import build_model
 
@@ -162,19 +163,110 @@ def test_ablation_through_the_lesson_equals_a_hook_on_the_fused_path(layer, head
     assert not torch.allclose(ours, model(ids)[0], atol=1e-4), "the ablation did something"
 
 
+def history(induction_by_step, layers=2, previous_by_step=None):
+    """A recorded history by construction: layer ``layers - 1`` head 0's induction score at four evaluations,
+    and (given) layer 0 head 1's previous-token score; every other score 0."""
+    from babygpt.lessons.looking import Formation
+
+    steps = [0, 100, 200, 300]
+    induction, previous = np.zeros((4, layers, 2)), np.zeros((4, layers, 2))
+    induction[:, -1, 0] = induction_by_step
+    if previous_by_step is not None:
+        previous[:, 0, 1] = previous_by_step
+    return Formation(steps, {"previous": previous, "induction": induction})
+
+
+VAL = [(0, 4.0), (100, 3.0), (200, 2.5), (300, 1.5)]
+
+
 def test_the_formation_sentence_says_what_the_history_shows():
-    from babygpt.lessons.looking import Formation, formation_sentence
+    from babygpt.lessons.looking import formation_sentence
 
-    def history(induction_by_step, layers=2):
-        steps = [0, 100, 200, 300]
-        values = np.zeros((4, layers, 2))
-        values[:, -1, 0] = induction_by_step
-        return Formation(steps, {"induction": values})
-
-    val = [(0, 4.0), (100, 3.0), (200, 2.5), (300, 1.5)]
-    formed = formation_sentence(history([0.0, 0.1, 0.6, 0.9]), val, "character")
+    formed = formation_sentence(history([0.0, 0.1, 0.6, 0.9]), VAL, "character")
     assert formed.startswith("An induction head formed by step 200: layer 1 head 0 reached 0.60")
+    assert "at the last evaluation (step 300) it scores 0.90" in formed
     assert "-0.750 per 100 steps over the evaluations before it and -1.000 after it" in formed
-    assert "enough for one" in formation_sentence(history([0.0, 0.1, 0.1, 0.2]), val, "character")
-    assert "A one-layer model cannot" in formation_sentence(history([0.0, 0.1, 0.1, 0.2], layers=1), val, "x")
-    assert "too few recorded evaluations" in formation_sentence(None, val, "character")
+    one_layer = formation_sentence(history([0.0, 0.1, 0.1, 0.2], layers=1), VAL, "x")
+    assert "layer 0 head 0 with 0.20" in one_layer and "This model has one layer" in one_layer
+    assert "too few recorded evaluations" in formation_sentence(None, VAL, "character")
+
+
+def test_no_induction_head_is_told_only_what_was_measured():
+    """A run that copies through a fixed-offset head (here a previous-token head that formed) and grew no
+    induction head: the sentence states the scores it has, and guesses no reason (its text may well reward
+    copying: that is not measured here)."""
+    from babygpt.lessons.looking import formation_sentence
+
+    copies_by_offset = history([0.0, 0.1, 0.15, 0.2], previous_by_step=[0.1, 0.5, 0.8, 0.9])
+    said = formation_sentence(copies_by_offset, VAL, "character")
+    assert said == ("No induction head formed: no head reached 0.4 on repeated random tokens at any of the 4 "
+                    "recorded evaluations; at the last one (step 300) the highest is layer 1 head 0 with 0.20.")
+    for guess in ("copying little to gain", "may need", "train longer", "enough for one"):
+        assert guess not in said
+
+
+def test_the_formation_chart_names_the_head_that_passed_and_where_it_stands_at_the_end():
+    from babygpt.lessons.inside_figures import formation_figure
+    from babygpt.lessons.looking import formation_reading, onset
+
+    rose_and_fell = history([0.0, 0.5, 0.3, 0.2])
+    found = onset(rose_and_fell)
+    fig = formation_figure(rose_and_fell, "induction", VAL, found, "t")
+    assert [a.text for a in fig.layout.annotations if a.text != "t"] == ["layer 1 head 0 passed 0.4 at step 100"]
+    assert formation_reading(rose_and_fell, "induction", "induction") == (
+        "The dashed line: layer 1 head 0 first reached 0.4 on induction at step 100 (0.50); at the last evaluation "
+        "(step 300) it scores 0.20 and is below 0.4 again.")
+    assert "still passes" in formation_reading(history([0.0, 0.5, 0.6, 0.7]), "induction", "induction")
+    assert formation_reading(history([0.0, 0.1, 0.2, 0.3]), "induction", "induction") == (
+        "No head reached 0.4 on induction at any recorded evaluation; at the last one (step 300) the highest is "
+        "layer 1 head 0 with 0.30.")
+    spread = history([0.0, 0.1, 0.2, 0.3])
+    assert onset(type(spread)(spread.steps, {"spread": np.ones((4, 2, 2))}), "spread") is None, "a shape, not a type"
+
+
+@pytest.mark.parametrize(("n_layer", "n_head"), [(2, 2), (4, 8), (12, 12), (7, 25)])
+def test_every_head_of_the_formation_chart_has_a_style_of_its_own(n_layer, n_head):
+    from babygpt.lessons.inside_figures import formation_figure
+    from babygpt.lessons.looking import Formation
+
+    formation = Formation([0, 10], {"induction": np.zeros((2, n_layer, n_head))})
+    fig = formation_figure(formation, "induction", [], None, "t")
+    styles = [(t.line.color, t.line.dash, t.marker.symbol) for t in fig.data]
+    assert len(styles) == n_layer * n_head and len(set(styles)) == len(styles)
+
+
+def constant_parts_model():
+    """Layer 1 head 1 writes the same vector whatever the context (its values are a bias alone), and so does
+    layer 0's feed-forward (a bias through GELU): knocked out by zero they cost loss, by mean nothing at all."""
+    torch.manual_seed(0)
+    config = model_config_for_preset("gpt", vocab_size=V, block_size=16, n_layer=2, n_head=2, n_embd=16,
+                                     dropout=0.0, bias=True)
+    model = build_model(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.1)
+        values = model.blocks[1].attn.qkv
+        values.weight[2 * 16 + 8:] = 0.0  # head 1's value rows: no dependence on the stream
+        values.bias[2 * 16 + 8:] = 3.0
+        model.blocks[1].attn.proj.weight[:, 8:] *= 4.0
+        model.blocks[0].ffn.up.weight.zero_()
+        model.blocks[0].ffn.up.bias.fill_(1.5)
+    return model
+
+
+def test_mean_ablation_leaves_a_constant_part_alone_and_every_figure_follows_the_kind():
+    from babygpt.lessons.looking import ablation_view
+    from babygpt.text.tokenizers import CharTokenizer
+
+    model = constant_parts_model()
+    tokenizer = CharTokenizer([chr(0x4E00 + i) for i in range(V)])
+    view = ablation_view(model, tokenizer, distinct_windows(4, length=17))
+    zero, mean = view.by("zero"), view.by("mean")
+    assert zero.worst == (1, 1) and zero.heads[1, 1] > 0.05
+    assert mean.heads[1, 1] == pytest.approx(0.0, abs=1e-5), "its mean is all it ever says"
+    assert mean.worst != (1, 1)
+    assert abs(zero.feed_forward[0]) > 1e-3 and mean.feed_forward[0] == pytest.approx(0.0, abs=1e-5)
+    assert not np.allclose(zero.attention, mean.attention)
+    assert mean.hurt != zero.hurt, "the tokens hurt most are those of the head the kind names"
+    with pytest.raises(BabyGPTError, match="zero or by mean"):
+        view.by("half")

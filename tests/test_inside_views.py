@@ -78,6 +78,9 @@ def test_the_inside_page_measures_the_run_on_screen(cats_run):
     readings = [m.value for m in at.markdown if m.value.startswith("- layer ")]
     assert len(readings) == 4 and readings[0].startswith("- layer 0 head 0 ")
     assert any("induction head" in i.value for i in at.info), "the formation sentence says what happened"
+    captions = [c.value for c in at.caption]
+    assert any("windows of 16 characters of its validation text" in c for c in captions), "the list names its text"
+    assert any("the first 16 characters of the validation text" in c for c in captions), "so does the chart"
     at.toggle(key="inside_ablate").set_value(True).run()
     assert not at.exception and not at.error
     assert "inside_ablation_grid" in [c.key for c in at.get("plotly_chart")]
@@ -86,6 +89,35 @@ def test_the_inside_page_measures_the_run_on_screen(cats_run):
     assert not at.exception
     intact, ablated = at.code[0].value, at.code[1].value
     assert intact != ablated, "the same seed with and without the head"
+
+
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+def test_the_ablation_sentence_and_tables_follow_the_kind_chosen(cats_run, kind):
+    """Grid, sentence, the parts table and the table of tokens hurt all show the knock-out the radio names."""
+    from ui.run_cache import ablations
+
+    store, info, _ = cats_run
+    at = page_on(info.id, "views/inside.py")
+    at.toggle(key="inside_ablate").set_value(True).run()
+    at.radio(key="inside_ablation_mode").set_value(kind).run()
+    assert not at.exception and not at.error
+    view, _, _ = ablations(info.id)
+    knocked = view.by(kind)
+    layer, head = knocked.worst
+    sentence = next(c.value for c in at.caption if "nats per token" in c.value)
+    assert f"Knocked out by {kind}, the model needs layer {layer} head {head} most: " \
+           f"{knocked.heads[layer, head]:+.3f} nats without it." in sentence
+    grid = next(c for c in at.get("plotly_chart") if c.key == "inside_ablation_grid")
+    assert f"({kind})" in grid.proto.spec
+    tables = [d.value for d in at.dataframe]
+    parts = next(t for t in tables if "layer" in t.columns)
+    np.testing.assert_allclose(parts[f"without its attention ({kind})"], knocked.attention)
+    np.testing.assert_allclose(parts[f"without its feed-forward ({kind})"], knocked.feed_forward)
+    hurt = next(t for t in tables if "loss change" in t.columns)
+    np.testing.assert_allclose(hurt["loss change"], [change for _, _, change in knocked.hurt])
+    assert any(m.value == f"**Where layer {layer} head {head} mattered most** (knocked out by {kind})"
+               for m in at.markdown)
+    assert at.selectbox(key=f"inside_without_{kind}").value == knocked.worst
 
 
 def test_the_attention_picker_says_each_heads_type(cats_run):

@@ -7,7 +7,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import attention_for_prompt
 from babygpt.lessons.baselines import Baselines, bits_per_char
-from babygpt.lessons.inside import HEAD_TYPES
+from babygpt.lessons.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
 from babygpt.lessons.inside_figures import (
     KIND_TITLES,
     display_token,
@@ -21,6 +21,7 @@ from babygpt.lessons.looking import (
     comparison_refusal,
     formation_from_history,
     formation_from_snapshots,
+    formation_reading,
     formation_sentence,
     head_ablation_for,
     lens_view,
@@ -45,12 +46,15 @@ def val_curve(run_id: str) -> list[tuple[int, float]]:
 def head_types_section(loaded: LoadedRun) -> None:
     st.subheader("What each head does")
     st.caption("Each head is scored on the known head types: " + "; ".join(HEAD_TYPES.values()) + ". A head is "
-               "called by a type when its score there is at least 0.4.")
+               f"called by a type when its score there is at least {TYPE_THRESHOLD}.")
     scores, source = run_cache.head_types(loaded.info.id)
     kind = st.selectbox("Colour by", SCORED, format_func=KIND_TITLES.get, key="inside_kind")
     st.plotly_chart(head_grid_figure(getattr(scores, kind), f"{KIND_TITLES[kind].capitalize()} score of every head"),
                     key="inside_head_grid")
-    st.caption(f"Measured on {source}; induction on random tokens repeated twice.")
+    windows, length = scores.text_shape
+    st.caption(f"Measured on the run's weights now: the positional types on {windows} window"
+               f"{'s' if windows != 1 else ''} of {length} {token_word(loaded)}s of {source}; induction on random "
+               "tokens repeated twice (the same ones training scores at every evaluation, below).")
     with st.expander("Every head in one line", expanded=True):
         for layer in range(loaded.model_config.n_layer):
             for head in range(loaded.model_config.n_head):
@@ -71,12 +75,22 @@ def formation_section(loaded: LoadedRun) -> None:
     kinds = [k for k in SCORED if k in formation.scores]
     kind = st.selectbox("Score over training", kinds, index=kinds.index("induction") if "induction" in kinds else 0,
                         format_func=KIND_TITLES.get, key="inside_formation_kind")
-    found = onset(formation, kind)
-    st.plotly_chart(formation_figure(formation, kind, val, found,
+    st.plotly_chart(formation_figure(formation, kind, val, onset(formation, kind),
                                      f"{KIND_TITLES[kind].capitalize()} score of every head over training"),
                     key="inside_formation")
-    st.caption("Recorded at every evaluation: the positional types on the start of the validation text, induction "
-               "on repeated random tokens. The dashed line marks the first step a head passed 0.4.")
+    st.caption(formation_reading(formation, kind, KIND_TITLES[kind]))
+    st.caption(f"Recorded at every evaluation while it trained: the positional types on {probe_text(loaded)}, a "
+               "shorter text than the list above, so a head's last point here can differ from its score there; "
+               "induction on the same repeated random tokens as above. Colour: the head; dash: the layer.")
+
+
+def probe_text(loaded: LoadedRun) -> str:
+    """The text the history's positional types were recorded on, by the length training stored with it."""
+    steps = state.store().attention_steps(loaded.info.id)
+    if not steps:
+        return "the probe prompt (the start of the validation text)"
+    tokens, _ = state.store().attention_at(loaded.info.id, steps[-1])
+    return f"the probe prompt (the first {len(tokens)} {token_word(loaded)}s of the validation text)"
 
 
 def lens_section(loaded: LoadedRun) -> None:
@@ -100,29 +114,32 @@ def lens_section(loaded: LoadedRun) -> None:
 
 def ablation_section(loaded: LoadedRun) -> None:
     st.subheader("What breaks without a part (ablation)")
-    st.caption("Knock one part out and measure the validation loss again. *Zero*: the head's output is replaced by "
+    st.caption("Knock one part out and measure the validation loss again. *Zero*: the part's output is replaced by "
                "nothing. *Mean*: by its average output on this text, which keeps what it always adds and removes only "
-               "what it says about this context; the difference between the two is the head's constant part.")
+               "what it says about this context; the difference between the two is the part's constant part.")
     if not st.toggle("Measure (each head, layer and feed-forward knocked out in turn)", key="inside_ablate"):
         return
     view, tokens, source = run_cache.ablations(loaded.info.id)
-    mode = st.radio("Knock out by", ["zero", "mean"], horizontal=True, key="inside_ablation_mode")
-    deltas = view.heads_zero if mode == "zero" else view.heads_mean
-    st.plotly_chart(head_grid_figure(deltas, f"Change in validation loss without each head ({mode})", diverging=True,
-                                     unit=" nats"), key="inside_ablation_grid")
-    layer, head = view.worst
-    st.caption(f"Measured on {tokens} tokens of {source}; intact loss {view.intact:.3f} nats per token. The model "
-               f"needs layer {layer} head {head} most: {view.heads_zero[layer, head]:+.3f} nats without it.")
-    parts = pd.DataFrame({"layer": range(len(view.attention)), "without its attention": view.attention,
-                          "without its feed-forward": view.feed_forward})
-    st.dataframe(parts, hide_index=True, key="inside_parts",
-                 column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in parts.columns[1:]})
-    st.markdown(f"**Where layer {layer} head {head} mattered most**")
-    hurt = [(display_token(before), display_token(after), change) for before, after, change in view.hurt]
+    mode = st.radio("Knock out by", list(KINDS), horizontal=True, key="inside_ablation_mode")
+    knocked = view.by(mode)  # everything below, grid, sentence and tables, is by this kind
+    st.plotly_chart(head_grid_figure(knocked.heads, f"Change in validation loss without each head ({mode})",
+                                     diverging=True, unit=" nats"), key="inside_ablation_grid")
+    layer, head = knocked.worst
+    st.caption(f"Measured on {tokens} tokens of {source}; intact loss {view.intact:.3f} nats per token. Knocked out "
+               f"by {mode}, the model needs layer {layer} head {head} most: {knocked.heads[layer, head]:+.3f} nats "
+               "without it.")
+    parts = {"layer": range(len(knocked.attention)), f"without its attention ({mode})": knocked.attention}
+    if loaded.model_config.use_ffn:
+        parts[f"without its feed-forward ({mode})"] = knocked.feed_forward
+    table = pd.DataFrame(parts)
+    st.dataframe(table, hide_index=True, key="inside_parts",
+                 column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in table.columns[1:]})
+    st.markdown(f"**Where layer {layer} head {head} mattered most** (knocked out by {mode})")
+    hurt = [(display_token(before), display_token(after), change) for before, after, change in knocked.hurt]
     st.dataframe(pd.DataFrame(hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
                  key="inside_hurt", column_config={"loss change": st.column_config.NumberColumn(format="%+.3f")})
     heads = [(i, h) for i in range(loaded.model_config.n_layer) for h in range(loaded.model_config.n_head)]
-    layer, head = st.selectbox("Write without", heads, index=heads.index(view.worst), key="inside_without",
+    layer, head = st.selectbox("Write without", heads, index=heads.index(knocked.worst), key=f"inside_without_{mode}",
                                format_func=lambda lh: f"layer {lh[0]} head {lh[1]}",
                                help="Text from the same seed, with and without this head.")
     prompt_ids = loaded.tokenizer.encode(default_prompt(loaded, 16))

@@ -29,21 +29,25 @@ from babygpt.model.gpt import GPT, LanguageModel, explicit_attention
 @dataclass(frozen=True)
 class Ablation:
     """Parts knocked out of a pass. ``heads``: (layer, head) -> None for zero, or the head's mean output (hs,)
-    to put in its place; ``attention``/``feed_forward``: layers whose whole update is removed."""
+    to put in its place; ``attention``: layers whose whole attention update is removed (by mean: every head of
+    the layer by its mean); ``feed_forward``: layer -> None to remove its update, or its mean update (C,) to put
+    in its place."""
 
     heads: dict[tuple[int, int], torch.Tensor | None] = field(default_factory=dict)
     attention: frozenset[int] = frozenset()
-    feed_forward: frozenset[int] = frozenset()
+    feed_forward: dict[int, torch.Tensor | None] = field(default_factory=dict)
 
 
 @dataclass
 class Trace:
     """What one pass computed, per layer: ``residual[l]`` is the stream entering layer l (``residual[n_layer]``
-    the stream the head reads); weights (B, nh, T, T); head outputs (B, nh, T, hs) before the projection."""
+    the stream the head reads); weights (B, nh, T, T); head outputs (B, nh, T, hs) before the projection; the
+    feed-forward's update (B, T, C), None for a rung without one."""
 
     residual: list[torch.Tensor]
     weights: list[torch.Tensor]
     head_outputs: list[torch.Tensor]
+    ffn_updates: list[torch.Tensor | None]
     logits: torch.Tensor
 
 
@@ -62,7 +66,7 @@ def trace(model: LanguageModel, ids: torch.Tensor, ablation: Ablation | None = N
     gpt.eval()
     try:
         x = gpt.embed(ids)  # (B, T, C)
-        residual, weights, outputs = [x], [], []
+        residual, weights, outputs, ffn_updates = [x], [], [], []
         for layer, block in enumerate(gpt.blocks):
             attn = block.attn
             q, k, v = attn.qkv_heads(block.ln1(x)).unbind(0)  # each (B, nh, T, hs)
@@ -76,13 +80,19 @@ def trace(model: LanguageModel, ids: torch.Tensor, ablation: Ablation | None = N
                 x = block.add(x, attn.merge_heads(heads))
             elif not block.residual:
                 x = torch.zeros_like(x)  # before residual connections the update *is* the stream
-            if block.ffn is not None and layer not in ablation.feed_forward:
-                x = block.feed_forward_step(x)
+            update = None if block.ffn is None else block.ffn(block.ln2(x))  # feed_forward_step, taken apart
+            ffn_updates.append(update)
+            if update is not None:
+                if layer in ablation.feed_forward:
+                    replacement = ablation.feed_forward[layer]
+                    x = x if replacement is None else block.add(x, replacement.to(x.dtype).expand_as(update))
+                else:
+                    x = block.add(x, update)
             residual.append(x)
         logits = gpt.lm_head(gpt.ln_f(x))
     finally:
         gpt.train(was_training)
-    return Trace(residual, weights, outputs, logits)
+    return Trace(residual, weights, outputs, ffn_updates, logits)
 
 
 # --- what each head does -------------------------------------------------------------------------
@@ -147,6 +157,7 @@ class HeadScores:
     self: np.ndarray
     spread: np.ndarray
     induction: np.ndarray
+    text_shape: tuple[int, int] = (0, 0)  # (windows, tokens each) of text the positional types were measured on
 
     def strongest(self, layer: int, head: int) -> tuple[str, float]:
         """The type this head scores highest on, and that score (spread is a shape, not a type)."""
@@ -188,7 +199,8 @@ def head_scores(model: LanguageModel, text_ids: torch.Tensor, seed: int = 0) -> 
     probe, period = induction_probe(gpt.config.vocab_size, gpt.config.block_size, seed=seed)
     induction = [induction_scores(w, period) for w in trace(gpt, probe.to(text_ids.device)).weights]
     stack = {k: np.stack([s[k] for s in on_text]) for k in ("previous", "first", "self", "spread")}
-    return HeadScores(induction=np.stack(induction), **stack)
+    return HeadScores(induction=np.stack(induction), text_shape=(int(text_ids.size(0)), int(text_ids.size(1))),
+                      **stack)
 
 
 def scores_during_training(model: LanguageModel, probe_ids: list[int], seed: int = 0) -> dict[str, list]:
@@ -230,24 +242,61 @@ def loss_of(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1)).item()
 
 
-def mean_head_outputs(model: LanguageModel, ids: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's heads' mean output over the given text: (n_head, hs) per layer, for mean-ablation."""
-    return [out.mean(dim=(0, 2)) for out in trace(model, ids).head_outputs]
+KINDS = ("zero", "mean")  # how a part is knocked out: its output replaced by nothing, or by its mean output
+
+
+@dataclass(frozen=True)
+class MeanOutputs:
+    """What each part adds on average over a text: what knocking it out by mean puts in its place, so that only
+    what it says about this context is removed. ``heads``: (n_head, hs) per layer; ``feed_forward``: (C,) per
+    layer, None for a rung without one."""
+
+    heads: list[torch.Tensor]
+    feed_forward: list[torch.Tensor | None]
+
+
+def mean_outputs(model: LanguageModel, ids: torch.Tensor) -> MeanOutputs:
+    traced = trace(model, ids)
+    return MeanOutputs([out.mean(dim=(0, 2)) for out in traced.head_outputs],
+                       [None if u is None else u.mean(dim=(0, 1)) for u in traced.ffn_updates])
+
+
+def means_for(model: LanguageModel, ids: torch.Tensor, kind: str) -> MeanOutputs | None:
+    """The mean outputs a knock-out of ``kind`` needs (None for zero), after checking the kind."""
+    if kind not in KINDS:
+        raise BabyGPTError(f"Ablation is by zero or by mean, not {kind!r}.")
+    return mean_outputs(model, ids) if kind == "mean" else None
+
+
+def without_head(layer: int, head: int, means: MeanOutputs | None) -> Ablation:
+    """One head knocked out: by zero (``means`` None) or by its mean output."""
+    return Ablation(heads={(layer, head): None if means is None else means.heads[layer][head]})
+
+
+def without_attention(layer: int, means: MeanOutputs | None) -> Ablation:
+    """A layer's whole attention knocked out: its update removed, or every head replaced by its mean output
+    (the projection is linear, so that is the update's mean)."""
+    if means is None:
+        return Ablation(attention=frozenset({layer}))
+    return Ablation(heads={(layer, h): mean for h, mean in enumerate(means.heads[layer])})
+
+
+def without_feed_forward(layer: int, means: MeanOutputs | None) -> Ablation:
+    return Ablation(feed_forward={layer: None if means is None else means.feed_forward[layer]})
 
 
 def head_ablation_losses(model: LanguageModel, ids: torch.Tensor, targets: torch.Tensor,
-                         mode: str = "zero", intact: float | None = None) -> np.ndarray:
+                         mode: str = "zero", intact: float | None = None,
+                         means: MeanOutputs | None = None) -> np.ndarray:
     """The loss with each head knocked out, minus the intact loss: (n_layer, n_head), in nats per token.
-    ``mode`` zero: the head's output is 0; mean: its mean output on this text (keeps what it always adds)."""
+    ``mode`` zero: the head's output is 0; mean: its mean output on this text (keeps what it always adds);
+    ``means``: those outputs when the caller has them already."""
     gpt = _require_attention(model)
-    if mode not in ("zero", "mean"):
-        raise BabyGPTError(f"Ablation is by zero or by mean, not {mode!r}.")
+    means = means if mode == "mean" and means is not None else means_for(gpt, ids, mode)
     intact = loss_of(trace(gpt, ids).logits, targets) if intact is None else intact
-    means = mean_head_outputs(gpt, ids) if mode == "mean" else None
     deltas = np.zeros((gpt.config.n_layer, gpt.config.n_head))
     for layer in range(gpt.config.n_layer):
         for head in range(gpt.config.n_head):
-            replacement = None if means is None else means[layer][head]
-            ablated = trace(gpt, ids, Ablation(heads={(layer, head): replacement})).logits
+            ablated = trace(gpt, ids, without_head(layer, head, means)).logits
             deltas[layer, head] = loss_of(ablated, targets) - intact
     return deltas

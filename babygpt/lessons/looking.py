@@ -11,14 +11,18 @@ import torch
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.inside import (
+    KINDS,
     TYPE_THRESHOLD,
     Ablation,
     head_ablation_losses,
     logit_lens,
     loss_of,
-    mean_head_outputs,
+    means_for,
     position_scores,
     trace,
+    without_attention,
+    without_feed_forward,
+    without_head,
 )
 from babygpt.model.gpt import LanguageModel
 from babygpt.model.sizing import parameter_count
@@ -70,9 +74,14 @@ class Onset:
     head: int
     score: float
 
+    @property
+    def head_name(self) -> str:
+        return f"layer {self.layer} head {self.head}"
+
 
 def onset(formation: Formation, kind: str = "induction", threshold: float = TYPE_THRESHOLD) -> Onset | None:
-    if kind not in formation.scores:
+    """None also for spread: it is a shape of the weights, not a type a head passes."""
+    if kind not in formation.scores or kind == "spread":
         return None
     values = formation.scores[kind]  # (n_steps, n_layer, n_head)
     for i, step in enumerate(formation.steps):
@@ -80,6 +89,39 @@ def onset(formation: Formation, kind: str = "induction", threshold: float = TYPE
         if values[i, layer, head] >= threshold:
             return Onset(step, int(layer), int(head), float(values[i, layer, head]))
     return None
+
+
+def onset_label(found: Onset) -> str:
+    """The words beside the chart's dashed line: which head passed, and when."""
+    return f"{found.head_name} passed {TYPE_THRESHOLD} at step {found.step}"
+
+
+def last_score(formation: Formation, kind: str, layer: int, head: int) -> float:
+    return float(formation.scores[kind][-1, layer, head])
+
+
+def strongest_at_end(formation: Formation, kind: str) -> tuple[int, int, float]:
+    """The head with the highest score of ``kind`` at the last recorded evaluation: (layer, head, score)."""
+    last = formation.scores[kind][-1]
+    layer, head = (int(i) for i in np.unravel_index(int(np.argmax(last)), last.shape))
+    return layer, head, float(last[layer, head])
+
+
+def formation_reading(formation: Formation, kind: str, type_name: str) -> str:
+    """What the chart of ``kind`` shows, in one sentence that names the head its dashed line marks and says where
+    that head stands at the last evaluation (a head can pass the threshold and fall back)."""
+    end = formation.steps[-1]
+    if kind == "spread":
+        return "Spread is a shape of the weights, not a type: no threshold is marked."
+    found = onset(formation, kind)
+    if found is None:
+        layer, head, value = strongest_at_end(formation, kind)
+        return (f"No head reached {TYPE_THRESHOLD} on {type_name} at any recorded evaluation; at the last one "
+                f"(step {end}) the highest is layer {layer} head {head} with {value:.2f}.")
+    now = last_score(formation, kind, found.layer, found.head)
+    held = "still passes" if now >= TYPE_THRESHOLD else f"is below {TYPE_THRESHOLD} again"
+    return (f"The dashed line: {found.head_name} first reached {TYPE_THRESHOLD} on {type_name} at step "
+            f"{found.step} ({found.score:.2f}); at the last evaluation (step {end}) it scores {now:.2f} and {held}.")
 
 
 def loss_slopes(val: list[tuple[int, float]], at_step: int) -> tuple[float, float] | None:
@@ -98,24 +140,30 @@ def loss_slopes(val: list[tuple[int, float]], at_step: int) -> tuple[float, floa
 
 
 def formation_sentence(formation: Formation | None, val: list[tuple[int, float]], token_word: str) -> str:
-    """What the history shows about induction heads, plainly (including that it cannot tell)."""
+    """What the history shows about induction heads: only what was measured (the scores, the steps, the loss's
+    slopes), never a guess at why none formed; a one-layer model is named as such because the circuit needs a
+    head in an earlier layer, a fact of its shape."""
     if formation is None or len(formation.steps) < 2:
         return ("This run has too few recorded evaluations to show heads forming; train longer, or with a smaller "
                 "eval_interval.")
     if "induction" in formation.lacking:
         return ("This run was trained before induction scores were recorded: its history shows the positional "
                 "types only (from the probe prompt's attention). Runs trained now record induction too.")
+    end = formation.steps[-1]
     found = onset(formation)
     if found is None:
-        best = float(formation.scores["induction"][-1].max())
-        why = ("A one-layer model cannot form one: it takes a head in an earlier layer to note the previous token."
-               if formation.scores["induction"].shape[1] < 2 else
-               f"This run has {formation.scores['induction'].shape[1]} layers, enough for one; it may need to train "
-               "longer, or its text gives copying little to gain.")
-        return (f"No induction head formed: the highest induction score at the last evaluation is {best:.2f} "
-                f"(a head counts from {TYPE_THRESHOLD}). {why}")
+        layer, head, best = strongest_at_end(formation, "induction")
+        text = (f"No induction head formed: no head reached {TYPE_THRESHOLD} on repeated random tokens at any of "
+                f"the {len(formation.steps)} recorded evaluations; at the last one (step {end}) the highest is "
+                f"layer {layer} head {head} with {best:.2f}.")
+        if formation.scores["induction"].shape[1] < 2:
+            text += (" This model has one layer, and the circuit needs two: a head in an earlier layer notes the "
+                     "previous token, a later one searches for it.")
+        return text
     text = (f"An induction head formed by step {found.step}: layer {found.layer} head {found.head} reached "
-            f"{found.score:.2f}, looking at the {token_word} after an earlier occurrence of the current one.")
+            f"{found.score:.2f}, looking at the {token_word} after an earlier occurrence of the current one")
+    now = last_score(formation, "induction", found.layer, found.head)
+    text += f"; at the last evaluation (step {end}) it scores {now:.2f}." if end != found.step else "."
     slopes = loss_slopes(val, found.step)
     if slopes is not None:
         text += (f" The validation loss changed by {slopes[0]:+.3f} per 100 steps over the evaluations before it and "
@@ -172,17 +220,33 @@ def lens_view(model: LanguageModel, tokenizer: Tokenizer, ids: list[int]) -> Len
 # --- what breaks without a part --------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class AblationView:
-    """Loss changes (nats per token, positive: worse) on the text measured: each head by zero and by mean, each
-    layer's attention, each feed-forward; the intact loss; the worst head and the tokens it hurt most."""
+class KnockOuts:
+    """What knocking out each part by one kind (zero or mean) costs, in nats per token (positive: worse): each
+    head, each layer's attention, each feed-forward (NaN for a rung without one); the head the model needs most
+    by this kind, and the tokens that head's absence hurt most (the context's last token, the next token, the
+    change)."""
 
-    intact: float
-    heads_zero: np.ndarray
-    heads_mean: np.ndarray
+    kind: str
+    heads: np.ndarray
     attention: np.ndarray
     feed_forward: np.ndarray
     worst: tuple[int, int]
-    hurt: list[tuple[str, str, float]]  # (context's last token, the next token, loss change) for the worst head
+    hurt: list[tuple[str, str, float]]
+
+
+@dataclass(frozen=True)
+class AblationView:
+    """Knock-outs by zero and by mean on one text, beside its intact loss: the page shows the kind chosen, and
+    every figure it shows (grid, sentence, tables) comes from that kind."""
+
+    intact: float
+    zero: KnockOuts
+    mean: KnockOuts
+
+    def by(self, kind: str) -> KnockOuts:
+        if kind not in KINDS:
+            raise BabyGPTError(f"Ablation is by zero or by mean, not {kind!r}.")
+        return self.zero if kind == "zero" else self.mean
 
 
 def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor, n_hurt: int = 8) -> AblationView:
@@ -190,16 +254,25 @@ def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor,
     inputs, targets = ids[:, :-1], ids[:, 1:]
     intact_per_token = _per_token_loss(model, inputs, targets, None)
     intact = float(intact_per_token.mean())
-    zero = head_ablation_losses(model, inputs, targets, "zero", intact)
-    mean = head_ablation_losses(model, inputs, targets, "mean", intact)
+    zero, mean = (_knock_outs(model, tokenizer, inputs, targets, kind, intact_per_token, n_hurt) for kind in KINDS)
+    return AblationView(intact, zero, mean)
+
+
+def _knock_outs(model: LanguageModel, tokenizer: Tokenizer, inputs: torch.Tensor, targets: torch.Tensor, kind: str,
+                intact_per_token: torch.Tensor, n_hurt: int) -> KnockOuts:
+    intact = float(intact_per_token.mean())
+    means = means_for(model, inputs, kind)
+    heads = head_ablation_losses(model, inputs, targets, kind, intact, means)
     n_layer = model.config.n_layer
-    attention = np.array([loss_of(trace(model, inputs, Ablation(attention=frozenset({i}))).logits, targets) - intact
-                          for i in range(n_layer)])
-    ffn = np.array([loss_of(trace(model, inputs, Ablation(feed_forward=frozenset({i}))).logits, targets) - intact
-                    for i in range(n_layer)] if model.config.use_ffn else [np.nan] * n_layer)
-    layer, head = np.unravel_index(int(np.argmax(zero)), zero.shape)
-    per_token = _per_token_loss(model, inputs, targets, Ablation(heads={(int(layer), int(head)): None})) - \
-        intact_per_token
+
+    def cost(ablation: Ablation) -> float:
+        return loss_of(trace(model, inputs, ablation).logits, targets) - intact
+
+    attention = np.array([cost(without_attention(i, means)) for i in range(n_layer)])
+    ffn = np.array([cost(without_feed_forward(i, means)) for i in range(n_layer)] if model.config.use_ffn
+                   else [np.nan] * n_layer)
+    layer, head = (int(i) for i in np.unravel_index(int(np.argmax(heads)), heads.shape))
+    per_token = _per_token_loss(model, inputs, targets, without_head(layer, head, means)) - intact_per_token
     hurt, seen = [], set()
     for flat in torch.argsort(per_token.reshape(-1), descending=True).tolist():
         b, t = divmod(flat, inputs.size(1))
@@ -209,7 +282,7 @@ def ablation_view(model: LanguageModel, tokenizer: Tokenizer, ids: torch.Tensor,
             hurt.append((*pair, float(per_token[b, t])))
         if len(hurt) == n_hurt:
             break
-    return AblationView(intact, zero, mean, attention, ffn, (int(layer), int(head)), hurt)
+    return KnockOuts(kind, heads, attention, ffn, (layer, head), hurt)
 
 
 def _per_token_loss(model, inputs, targets, ablation) -> torch.Tensor:
@@ -235,8 +308,7 @@ def sample_with(model: LanguageModel, tokenizer: Tokenizer, prompt_ids: list[int
 
 def head_ablation_for(model: LanguageModel, layer: int, head: int, mode: str, ids: torch.Tensor) -> Ablation:
     """The ablation of one head by ``mode`` (zero, or its mean output on ``ids``)."""
-    replacement = None if mode == "zero" else mean_head_outputs(model, ids)[layer][head]
-    return Ablation(heads={(layer, head): replacement})
+    return without_head(layer, head, means_for(model, ids, mode))
 
 
 
@@ -248,9 +320,9 @@ MAX_WINDOWS = 8
 
 
 def ablation_passes(config) -> int:
-    """Forward passes of ``ablation_view``: each head twice (zero, mean), each layer's attention and feed-forward,
-    the intact pass, the mean outputs, and the worst head's per-token pass."""
-    return 2 * config.n_layer * config.n_head + 2 * config.n_layer + 3  # the intact pass, the means, the worst head
+    """Forward passes of ``ablation_view``: for each kind (zero, mean) each head, each layer's attention and
+    feed-forward, and the worst head's per-token pass; the intact pass and the mean outputs once."""
+    return 2 * (config.n_layer * config.n_head + 2 * config.n_layer + 1) + 2
 
 
 def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 0) -> torch.Tensor:
