@@ -87,7 +87,10 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
     at.run()
     table = at.dataframe[0].value
     assert table["rung"].tolist() == list(PRESETS) and table["seeds"].tolist() == ["1/1 done"] * 6
-    assert table["± spread (max−min)"].isna().all(), "one seed has no spread"
+    assert table["± spread (max−min)"].tolist() == ["one seed: not measured"] * 6, "one seed has no spread"
+    shown = [str(v) for v in table.to_numpy().ravel()] + [c.value for c in at.caption] + [i.value for i in at.info]
+    assert not [s for s in shown if s.lower() in ("none", "nan") or "more than the seed spread" in s], shown
+    assert any("no spread between seeds was measured" in c.value for c in at.caption)
 
 
 def test_presenter_mode_hides_advanced_controls(fresh_resources):

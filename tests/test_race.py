@@ -16,6 +16,8 @@ from babygpt.lessons.race import (
     ladder_steps,
     race_bands,
     race_results,
+    race_table,
+    spread_note,
     step_explanation,
 )
 from babygpt.orchestration.race import RUNG_SETTINGS, race_entries, race_plans, race_running
@@ -49,6 +51,29 @@ def test_a_step_counts_only_when_it_beats_the_seed_spread():
     assert step_explanation(steps[0]) == ""
     assert "smaller than the spread between seeds (0.050)" in step_explanation(steps[1])
     assert "Without residual connections" in step_explanation(steps[2]) and "worse by 0.310" in step_explanation(steps[2])
+
+
+def test_one_seed_measures_no_spread_and_the_race_claims_nothing_against_one():
+    one_seed = [RungResult("bigram", 10, 3e-2, (2.50,), 1, 1), RungResult("single-head", 20, 1e-2, (2.30,), 1, 1),
+                RungResult("multi-head", 30, 1e-2, (2.31,), 1, 1), RungResult("multi-head+ffn", 40, 1e-2, (2.60,), 1, 1),
+                RungResult("residual", 50, 1e-2, (), 1, 0)]
+    rows = race_table(one_seed)
+    cells = [str(v) for row in rows for v in row.values()]
+    assert not [c for c in cells if c.lower() in ("none", "nan", "")], cells
+    assert [r["± spread (max−min)"] for r in rows] == ["one seed: not measured"] * 5
+    assert rows[-1]["best val loss, mean"] == "not evaluated yet"
+    verdicts = [r["against the rung below"] for r in rows]
+    assert verdicts == ["—", "better by 0.200, with no seed spread measured to compare it with",
+                        "within what the evaluation resolves (0.02): no measured difference",
+                        "worse by 0.290, with no seed spread measured to compare it with", "—"]
+    steps = ladder_steps(one_seed)
+    said = " ".join([spread_note(one_seed)] + [step_explanation(s) for s in steps])
+    assert "more than the seed spread" not in said and "spread between seeds (" not in said
+    assert "no spread between seeds was measured" in spread_note(one_seed)
+    assert "worse by 0.290 with one seed" in step_explanation(steps[2])
+    two = [RungResult("bigram", 10, 3e-2, (2.50, 2.52), 2, 2), RungResult("single-head", 20, 1e-2, (2.30,), 2, 1)]
+    assert race_table(two)[1]["± spread (max−min)"] == "not measured yet (fewer than two seeds evaluated)"
+    assert "no seed spread measured" in race_table(two)[1]["against the rung below"]
 
 
 def test_races_fold_into_one_row_and_bands_span_the_seeds():

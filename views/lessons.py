@@ -15,7 +15,14 @@ from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
 from babygpt.lessons.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
 from babygpt.lessons.looking import formation_from_history, formation_sentence, onset
-from babygpt.lessons.race import ladder_steps, race_bands, race_results, step_explanation
+from babygpt.lessons.race import (
+    ladder_steps,
+    race_bands,
+    race_results,
+    race_table,
+    spread_note,
+    step_explanation,
+)
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.lessons.viz import (
@@ -81,24 +88,11 @@ def draw_race(group: str) -> None:
     members = state.store().list_runs(group)
     for c in active(members[-1].config["model"]) if members else []:
         st.warning(f"**Every rung trained with: {c.label.lower()}.** {c.explanation}")
-    steps_up = {s.upper: s for s in ladder_steps(results)}
-    table = pd.DataFrame([{
-        "rung": r.preset, "parameters": r.parameters, "learning rate": r.lr,
-        "seeds": f"{r.finished}/{r.seeds} done",
-        "best val loss, mean": r.mean, "± spread (max−min)": r.spread if len(r.losses) > 1 else None,
-        "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "",
-    } for r in results])
-    st.dataframe(table, hide_index=True, key="race_table",
-                 column_config={"best val loss, mean": st.column_config.NumberColumn(format="%.3f"),
-                                "± spread (max−min)": st.column_config.NumberColumn(format="%.3f"),
-                                "learning rate": st.column_config.NumberColumn(format="%.0e")})
-    for step in steps_up.values():
+    st.dataframe(pd.DataFrame(race_table(results)), hide_index=True, key="race_table")  # words, never None
+    for step in ladder_steps(results):
         if step_explanation(step) and all(r.finished == r.seeds for r in results):
             st.info(step_explanation(step))
-    st.caption("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; "
-               "the mean and spread are over the rung's seeds. Where a step is *within the seed spread*, this "
-               "race on this text cannot tell the two rungs apart: more steps or seeds, or a longer text, "
-               "may.")
+    st.caption(spread_note(results))
     bands = race_bands(entries)
     if bands:
         st.plotly_chart(band_figure(bands), key="race_chart")

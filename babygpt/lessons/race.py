@@ -17,6 +17,7 @@ from typing import Any
 
 from babygpt.config import PRESETS, ModelConfig
 from babygpt.model.sizing import parameter_count
+from babygpt.pace import Trained, group_tokens_per_second
 from babygpt.status import RunStatus
 
 
@@ -37,8 +38,25 @@ class RungResult:
 
     @property
     def spread(self) -> float:
-        """max − min over the seeds: how much the seed alone moves this rung's loss."""
+        """max − min over the seeds: how much the seed alone moves this rung's loss (0.0 until two seeds have
+        evaluated: see ``spread_measured``)."""
         return max(self.losses) - min(self.losses) if len(self.losses) > 1 else 0.0
+
+    @property
+    def spread_measured(self) -> bool:
+        """A spread takes two seeds that have evaluated; one seed measures none."""
+        return len(self.losses) > 1
+
+    def spread_words(self) -> str:
+        """The spread as the race's table shows it: a number only where one was measured."""
+        if self.spread_measured:
+            return f"{self.spread:.3f}"
+        if self.seeds == 1:
+            return "one seed: not measured"
+        return "not measured yet (fewer than two seeds evaluated)"
+
+    def mean_words(self) -> str:
+        return "not evaluated yet" if self.mean is None else f"{self.mean:.3f}"
 
 
 @dataclass(frozen=True)
@@ -72,10 +90,16 @@ class LadderStep:
     lower: str
     upper: str
     gain: float  # mean loss of the lower rung minus the upper's: positive is better
-    noise: float  # the larger of the two rungs' seed spreads
+    noise: float  # the larger of the two rungs' seed spreads, never below what the evaluation resolves
+    spread_measured: bool = True  # False: a rung has one evaluated seed, so no seed spread stands behind ``noise``
 
     @property
     def verdict(self) -> str:
+        if not self.spread_measured:  # only the evaluation's own resolution to go by: no claim about seeds
+            if abs(self.gain) <= EVAL_RESOLUTION:
+                return f"within what the evaluation resolves ({EVAL_RESOLUTION}): no measured difference"
+            word = "better" if self.gain > 0 else "worse"
+            return f"{word} by {abs(self.gain):.3f}, with no seed spread measured to compare it with"
         if self.gain > self.noise:
             return "better, by more than the seed spread"
         if -self.gain > self.noise:
@@ -101,6 +125,13 @@ def step_explanation(step: LadderStep) -> str:
     """Why a step up the ladder did not show a gain, in words a student can check (empty for a gain)."""
     if step.verdict.startswith("better"):
         return ""
+    if not step.spread_measured:
+        if step.verdict.startswith("within"):
+            return (f"{step.lower} → {step.upper}: the difference ({step.gain:+.3f}) is smaller than what one "
+                    f"evaluation resolves ({EVAL_RESOLUTION}). With one seed no spread between seeds was measured: "
+                    "race two seeds or more to tell a gain from a lucky seed.")
+        return (f"{step.lower} → {step.upper}: worse by {-step.gain:.3f} with one seed. No spread between seeds was "
+                "measured, so this race cannot say whether that is more than a seed's luck: race two seeds or more.")
     if step.verdict.startswith("within"):
         return (f"{step.lower} → {step.upper}: the difference ({step.gain:+.3f}) is smaller than the spread between "
                 f"seeds ({step.noise:.3f}), so this race cannot tell the two apart on this text. "
@@ -124,8 +155,35 @@ def ladder_steps(results: list[RungResult]) -> list[LadderStep]:
     the evaluation itself resolves."""
     done = [r for r in results if r.losses]
     pairs = zip(done[:-1], done[1:], strict=True)
-    return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread, EVAL_RESOLUTION))
-            for a, b in pairs]
+    return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread, EVAL_RESOLUTION),
+                       a.spread_measured and b.spread_measured) for a, b in pairs]
+
+
+SPREAD_COLUMN = "± spread (max−min)"
+
+
+def race_table(results: list[RungResult]) -> list[dict[str, Any]]:
+    """The race's table, one row per rung, every cell a number or words: a spread that was not measured says so
+    (never an empty cell, ``None`` or ``nan``), and the verdict against the rung below claims nothing about a
+    spread it does not have."""
+    steps_up = {s.upper: s for s in ladder_steps(results)}
+    return [{"rung": r.preset, "parameters": r.parameters, "learning rate": f"{r.lr:.0e}",
+             "seeds": f"{r.finished}/{r.seeds} done", "best val loss, mean": r.mean_words(),
+             SPREAD_COLUMN: r.spread_words(),
+             "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "—"}
+            for r in results]
+
+
+def spread_note(results: list[RungResult]) -> str:
+    """What the verdicts rest on, in words under the table."""
+    what = ("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; the mean "
+            "and spread are over the rung's seeds. ")
+    if any(r.seeds == 1 for r in results):
+        return what + (f"With one seed per rung no spread between seeds was measured: a verdict says which mean is "
+                       f"lower when they differ by more than one evaluation resolves ({EVAL_RESOLUTION}), never "
+                       "whether that is more than a seed's luck. Race two seeds or more to tell.")
+    return what + ("Where a step is *within the seed spread*, this race on this text cannot tell the two rungs "
+                   "apart: more steps or seeds, or a longer text, may.")
 
 
 @dataclass(frozen=True)
@@ -163,7 +221,6 @@ def group_races(rows: list[dict]) -> list[dict]:
     folded = []
     for group_id, members in races.items():
         losses = [m["best_val_loss"] for m in members if m["best_val_loss"] is not None]
-        rates = [m["tokens_per_sec"] for m in members if m["tokens_per_sec"]]
         statuses = {m["status"] for m in members}
         status = next((s for s in (RunStatus.RUNNING, RunStatus.STARTING, RunStatus.QUEUED) if s in statuses), None) or (
             RunStatus.DONE if statuses == {RunStatus.DONE} else ", ".join(sorted(statuses)))
@@ -172,6 +229,8 @@ def group_races(rows: list[dict]) -> list[dict]:
                        "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,
                        "steps": max(m["steps"] for m in members), "best_val_loss": min(losses) if losses else None,
                        "best_val_bpc": min((m["best_val_bpc"] for m in members if m.get("best_val_bpc")), default=None),
-                       "tokens_per_sec": statistics.mean(rates) if rates else None,
+                       "tokens_per_sec": group_tokens_per_second(  # the race's own speed, not its rungs' mean
+                           Trained(m["tokens"], m["trained_s"], m["trained_until"]) for m in members
+                           if m.get("tokens") and m.get("trained_s") and m.get("trained_until")),
                        "created_at": min(m["created_at"] for m in members), "runs": len(members)})
     return sorted(singles + folded, key=lambda r: r["created_at"], reverse=True)
