@@ -15,12 +15,13 @@ output projection, a 4× feed-forward network, a final norm and a read-out head.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
 
 from babygpt.config import ModelConfig
-from babygpt.errors import BabyGPTError
+from babygpt.errors import BabyGPTError, ImportRefused
 from babygpt.model.gpt import GPT, sinusoidal_encoding
 
 # Baby GPT's activation -> the name GPT-2's config gives it (transformers' ACT2FN)
@@ -61,7 +62,8 @@ def gpt2_config(config: ModelConfig) -> dict[str, Any]:
     check_exportable(config)
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-        "vocab_size": config.vocab_size, "n_positions": config.block_size, "n_embd": config.n_embd,
+        "vocab_size": config.vocab_size, "n_positions": config.block_size, "n_ctx": config.block_size,
+        "n_embd": config.n_embd,
         "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": 4 * config.n_embd,
         "activation_function": TO_GPT2_ACTIVATION[config.activation], "layer_norm_epsilon": LAYER_NORM_EPS,
         "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
@@ -133,46 +135,72 @@ def to_gpt2(model: GPT) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def model_config_from_gpt2(cfg: dict[str, Any]) -> ModelConfig:
-    """Baby GPT's config for a GPT-2 config.json, or a BabyGPTError naming what Baby GPT cannot compute."""
-    if cfg.get("model_type") != "gpt2":
-        raise BabyGPTError(f"Refused: config.json describes a {cfg.get('model_type')!r} model; only GPT-2-shaped "
+KIND_WORDS = {(int,): "a whole number", (int, float): "a number", (bool,): "true or false", (str,): "text",
+              (dict,): "an object"}
+
+
+def _setting(cfg: dict[str, Any], key: str, kinds: tuple[type, ...], default: Any) -> Any:
+    """A config.json value of the type GPT-2's config gives it (``default`` when absent), or a sentence saying so."""
+    value = cfg.get(key, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        raise ImportRefused(f"Refused: config.json's {key} must be {KIND_WORDS[kinds]}, got {json_text(value)}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ImportRefused(f"Refused: config.json's {key} must be a finite number, got {value}.")
+    return value
+
+
+def json_text(value: Any) -> str:
+    """A value from a file, shown short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def model_config_from_gpt2(cfg: Any) -> ModelConfig:
+    """Baby GPT's config for a GPT-2 config.json, or an ImportRefused naming what Baby GPT cannot compute. Every
+    value is checked for its type first: the file may come from anyone."""
+    if not isinstance(cfg, dict):
+        raise ImportRefused("Refused: config.json does not hold a model's settings (a JSON object).")
+    model_type = cfg.get("model_type")
+    if model_type != "gpt2":
+        raise ImportRefused(f"Refused: config.json describes a {json_text(model_type)} model; only GPT-2-shaped "
                            "models (model_type gpt2: GPT-2, distilgpt2, Baby GPT exports) open here.")
     sizes = {}
     for key in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BabyGPTError(f"Refused: config.json's {key} must be a positive integer, got {value!r}.")
+            raise ImportRefused(f"Refused: config.json's {key} must be a positive integer, got {json_text(value)}.")
         sizes[key] = value
-    inner = cfg.get("n_inner")
+    inner = _setting(cfg, "n_inner", (int,), None)
     if inner not in (None, 4 * sizes["n_embd"]):
-        raise BabyGPTError(f"Refused: its feed-forward is {inner} wide; Baby GPT's is 4 × n_embd = {4 * sizes['n_embd']}.")
-    activation = FROM_GPT2_ACTIVATION.get(cfg.get("activation_function", "gelu_new"))
+        raise ImportRefused(f"Refused: its feed-forward is {inner} wide; Baby GPT's is 4 × n_embd = {4 * sizes['n_embd']}.")
+    activation_name = _setting(cfg, "activation_function", (str,), "gelu_new")
+    activation = FROM_GPT2_ACTIVATION.get(activation_name)
     if activation is None:
-        raise BabyGPTError(f"Refused: Baby GPT has no {cfg.get('activation_function')!r} activation "
+        raise ImportRefused(f"Refused: Baby GPT has no {json_text(activation_name)} activation "
                            f"(it has {', '.join(FROM_GPT2_ACTIVATION)}).")
-    eps = cfg.get("layer_norm_epsilon", LAYER_NORM_EPS)
-    if not isinstance(eps, (int, float)) or abs(eps - LAYER_NORM_EPS) > 1e-12:
-        raise BabyGPTError(f"Refused: its layer norms use epsilon {eps!r}; Baby GPT's use {LAYER_NORM_EPS}.")
-    if cfg.get("scale_attn_by_inverse_layer_idx"):
-        raise BabyGPTError("Refused: it scales attention by the inverse of the layer index, which Baby GPT does not.")
-    if cfg.get("add_cross_attention"):
-        raise BabyGPTError("Refused: it has cross-attention (an encoder-decoder model); Baby GPT is decoder-only.")
-    ours = cfg.get("babygpt") if isinstance(cfg.get("babygpt"), dict) else {}
-    dropout = cfg.get("resid_pdrop", 0.0)
+    eps = _setting(cfg, "layer_norm_epsilon", (int, float), LAYER_NORM_EPS)
+    if abs(eps - LAYER_NORM_EPS) > 1e-12:
+        raise ImportRefused(f"Refused: its layer norms use epsilon {eps!r}; Baby GPT's use {LAYER_NORM_EPS}.")
+    if _setting(cfg, "scale_attn_by_inverse_layer_idx", (bool,), False):
+        raise ImportRefused("Refused: it scales attention by the inverse of the layer index, which Baby GPT does not.")
+    if _setting(cfg, "add_cross_attention", (bool,), False):
+        raise ImportRefused("Refused: it has cross-attention (an encoder-decoder model); Baby GPT is decoder-only.")
+    ours = _setting(cfg, "babygpt", (dict,), {})
+    dropout = _setting(cfg, "resid_pdrop", (int, float), 0.0)
     try:
         return ModelConfig(
             vocab_size=sizes["vocab_size"], block_size=sizes["n_positions"], n_layer=sizes["n_layer"],
-            n_head=sizes["n_head"], n_embd=sizes["n_embd"],
-            dropout=float(dropout) if isinstance(dropout, (int, float)) and 0 <= dropout < 1 else 0.0,
+            n_head=sizes["n_head"], n_embd=sizes["n_embd"], dropout=float(dropout) if 0 <= dropout < 1 else 0.0,
             bias=ours.get("bias", True) is not False,
             positional="sinusoidal" if ours.get("positional") == "sinusoidal" else "learned",
-            tie_weights=bool(cfg.get("tie_word_embeddings", True)), activation=activation,
+            tie_weights=_setting(cfg, "tie_word_embeddings", (bool,), True), activation=activation,
             zero_init_residual=ours.get("zero_init_residual", True) is not False,
-            scale_scores=cfg.get("scale_attn_weights", True) is not False, preset="gpt",
+            scale_scores=_setting(cfg, "scale_attn_weights", (bool,), True), preset="gpt",
         ).validate()
     except (TypeError, ValueError) as exc:
-        raise BabyGPTError(f"Refused: config.json does not describe a model Baby GPT can build ({exc}).") from exc
+        raise ImportRefused(f"Refused: config.json does not describe a model Baby GPT can build ({exc}).") from exc
 
 
 def from_gpt2(tensors: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:

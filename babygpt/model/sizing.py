@@ -81,6 +81,27 @@ def eval_batches_per_forward(config: ModelConfig, eval_iters: int) -> int:
     return max(1, min(eval_iters, _training_values_per_token(config) // eval_values))
 
 
+# an import holds the file's tensors, their float32 copy in Baby GPT's layout and the model built from them
+IMPORT_BYTES_PER_PARAM = 12
+
+
+def inference_memory_bytes(config: ModelConfig) -> int:
+    """What importing a model and then looking inside it and generating takes at its peak: the import's copies of
+    the weights, and one forward pass over the full context at batch 1 that keeps every attention map (the
+    Attention and Inside pages), with about 10·C values a token in flight and the logits with their softmax."""
+    t = config.block_size
+    maps = config.n_layer * config.n_head * t * t if config.use_attention else 0
+    per_token = (10 * config.n_embd if config.use_attention else 0) + 2 * config.vocab_size
+    return parameter_count(config) * IMPORT_BYTES_PER_PARAM + (maps + t * per_token) * 4
+
+
+def largest_batch(config: ModelConfig, memory: int) -> int:
+    """The largest batch whose training fits ``memory`` (0: not even one sequence)."""
+    fixed = training_memory_bytes(config, 0)
+    per_sequence = training_memory_bytes(config, 1) - fixed
+    return max(0, (memory - fixed) // per_sequence)
+
+
 def total_memory_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -98,11 +119,7 @@ class ModelLimits:
 
     def problems(self, config: ModelConfig, batch_size: int) -> list[str]:
         """Why this model cannot train here, in words that say what to change (empty: it can)."""
-        found = []
-        params = parameter_count(config)
-        if params > self.max_params:
-            found.append(f"This model has {format_count(params)} parameters, over this server's limit of "
-                         f"{format_count(self.max_params)} ({MAX_PARAMS_ENV}). {_what_to_change(config)}")
+        found = self._size_problems(config)
         memory = training_memory_bytes(config, batch_size)
         if memory > self.job_memory_bytes:
             found.append(f"Training it would need about {memory / 2**30:.1f} GB, over the "
@@ -110,8 +127,45 @@ class ModelLimits:
                          f"Lower batch_size or block_size, or: {_what_to_change(config)}")
         return found
 
+    def _size_problems(self, config: ModelConfig) -> list[str]:
+        params = parameter_count(config)
+        if params <= self.max_params:
+            return []
+        return [f"This model has {format_count(params)} parameters, over this server's limit of "
+                f"{format_count(self.max_params)} ({MAX_PARAMS_ENV}). {_what_to_change(config)}"]
+
     def check(self, config: ModelConfig, batch_size: int) -> None:
         found = self.problems(config, batch_size)
+        if found:
+            raise BabyGPTError(" ".join(found))
+
+    def check_import(self, config: ModelConfig) -> None:
+        """An imported model is looked inside and generates text: its size, and the memory of that
+        (``inference_memory_bytes``), not of training it, which ``check_fine_tune`` asks when a fine-tune starts."""
+        found = self._size_problems(config)
+        memory = inference_memory_bytes(config)
+        if memory > self.job_memory_bytes:
+            found.append(f"Looking inside it and generating would need about {memory / 2**30:.1f} GB, over the "
+                         f"{self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV}).")
+        if found:
+            raise BabyGPTError(" ".join(found))
+
+    def check_fine_tune(self, config: ModelConfig, batch_size: int) -> None:
+        """Fine-tuning trains at the model's own context (its position table fixes it): the batch is what can
+        change, so a refusal names the largest batch that fits."""
+        found = self._size_problems(config)
+        memory, t = training_memory_bytes(config, batch_size), config.block_size
+        if memory > self.job_memory_bytes:
+            fits = largest_batch(config, self.job_memory_bytes)
+            limit = f"over the {self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV})"
+            if fits:
+                found.append(f"Fine-tuning at batch {batch_size} × {t:,} tokens would need about {memory / 2**30:.1f} "
+                             f"GB, {limit}. Batch {fits} × {t:,} fits (about "
+                             f"{training_memory_bytes(config, fits) / 2**30:.1f} GB); the context is the model's own.")
+            else:
+                found.append(f"Fine-tuning it would need about {training_memory_bytes(config, 1) / 2**30:.1f} GB even "
+                             f"at batch 1 × {t:,} tokens, {limit}. It can be looked inside and generate here; "
+                             "fine-tuning it needs a server with more memory.")
         if found:
             raise BabyGPTError(" ".join(found))
 

@@ -1,8 +1,11 @@
 """Export a run as one zip, and import one back only after every file in it has been checked.
 
-An imported zip is untrusted: names must be exactly the run files (no paths), sizes are capped
-before anything is unpacked (zip bombs), weights must load as safetensors matching the config,
-and trainer.pt must load with ``weights_only`` (no pickled code ever runs).
+An imported zip is untrusted. It is read by the rules every import shares (``babygpt.store.safe_zip``): its
+directory, names and sizes before anything is unpacked, bytes counted while unpacking. Its names must be exactly the
+run files; config.json is read first (its parse priced: ``babygpt.store.untrusted``), and the weights and optimizer
+state are held to the size that model implies; weights must load as safetensors matching the config, with every
+value finite, and trainer.pt must be torch's stored records and load with ``weights_only`` (no pickled code ever
+runs).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from babygpt.errors import BabyGPTError
+from babygpt.config import ModelConfig
+from babygpt.errors import BabyGPTError, ImportRefused
 from babygpt.lessons.baselines import Baselines
 from babygpt.model.gpt import build_model
-from babygpt.model.sizing import ModelLimits
+from babygpt.model.sizing import ModelLimits, parameter_count
 from babygpt.status import ENDED, RunStatus
 from babygpt.store.checkpoints import (
     TRAINER_FILE,
@@ -40,13 +44,22 @@ from babygpt.store.runs import (
     parse_config_document,
     read_config,
 )
+from babygpt.store.safe_zip import Entry, Wanted, check_stored_zip, check_wanted, entries, open_zip, read_entry, unpack_entry
+from babygpt.store.untrusted import JsonBudget, check_finite, import_slot, load_json
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}
 REQUIRED = {CONFIG_FILE, WEIGHTS_FILE}
 DEFAULT_MAX_UNPACKED = 1 << 30  # 1 GiB
-# the small files have small caps of their own: a 1 GiB metrics file would be read into memory whole
-MEMBER_CAPS = {CONFIG_FILE: 4 << 20, RUN_FILE: 64 << 10, METRICS_FILE: 64 << 20}
+# what each file costs to read, bounded before it is read: the config a few KB (a GPT-2 vocabulary's ids 350 KB),
+# run.json a few hundred bytes, a metrics line about 120 bytes (a long run records a few thousand lines)
+CONFIG_BUDGET = JsonBudget(1 << 20, 200_000, max_string=1 << 16)
+RUN_BUDGET = JsonBudget(64 << 10, 2_000)
+METRIC_LINE_BUDGET = JsonBudget(4 << 10, 64)
+MAX_METRIC_ROWS = 100_000
+MEMBER_CAPS = {CONFIG_FILE: CONFIG_BUDGET.max_bytes, RUN_FILE: RUN_BUDGET.max_bytes, METRICS_FILE: 16 << 20}
+WEIGHTS_ALLOWANCE = 1 << 20  # the safetensors header
+TRAINER_ALLOWANCE = 4 << 20  # torch's record headers and alignment, the step, the random states
 
 
 def export_run(store: RunStore, run_id: str, destination: str | Path) -> Path:
@@ -80,50 +93,6 @@ def export_bytes(store: RunStore, run_id: str) -> bytes:
         return path.read_bytes()
 
 
-def _check_members(zf: zipfile.ZipFile, max_unpacked: int) -> int:
-    """Check every member's name and declared size; returns the total unpacked size."""
-    names = []
-    total = 0
-    for member in zf.infolist():
-        name = member.filename
-        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
-            raise BabyGPTError(f"Refused: the archive contains a path that escapes its folder ({name!r}).")
-        if "/" in name or "\\" in name or member.is_dir():
-            raise BabyGPTError(f"Refused: unexpected folder entry {name!r}; a run archive holds files only.")
-        if name not in ALLOWED:
-            raise BabyGPTError(f"Refused: unexpected file {name!r}; a run archive holds only {', '.join(sorted(ALLOWED))}.")
-        if name in names:
-            raise BabyGPTError(f"Refused: {name!r} appears twice in the archive.")
-        names.append(name)
-        cap = MEMBER_CAPS.get(name)
-        if cap and member.file_size > cap:
-            raise BabyGPTError(f"Refused: {name} is {member.file_size / 2**20:.1f} MiB, over its "
-                               f"{cap / 2**20:g} MiB limit.")
-        total += member.file_size
-        if total > max_unpacked:
-            raise BabyGPTError(
-                f"Refused: the archive unpacks to more than {max_unpacked / 2**20:.0f} MiB (possible zip bomb)."
-            )
-    missing = REQUIRED - set(names)
-    if missing:
-        raise BabyGPTError(f"Refused: the archive is missing {', '.join(sorted(missing))}; it is not a complete run.")
-    return total
-
-
-def _extract(zf: zipfile.ZipFile, folder: Path, max_unpacked: int) -> None:
-    """Copy each member with a hard byte cap, whatever sizes its headers claim."""
-    budget = max_unpacked
-    for member in zf.infolist():
-        own = MEMBER_CAPS.get(member.filename, max_unpacked)
-        with zf.open(member) as src, open(folder / member.filename, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                budget -= len(chunk)
-                own -= len(chunk)
-                if budget < 0 or own < 0:
-                    raise BabyGPTError("Refused: the archive unpacks to more than its declared size (zip bomb).")
-                dst.write(chunk)
-
-
 def _data_section(data: Any) -> dict[str, Any]:
     """The corpus description of an imported run: known keys with plain values only."""
     if not isinstance(data, dict):
@@ -152,72 +121,111 @@ def _metric_row(data: dict[str, Any]) -> MetricRow:
 
 
 def _read_metrics(path: Path) -> list[MetricRow]:
+    """Every line priced before it is parsed: the file's lines counted first, each line its own small budget."""
     if not path.is_file():
         return []
+    raw = path.read_bytes()
+    if raw.count(b"\n") > MAX_METRIC_ROWS:
+        raise ImportRefused(f"Refused: {METRICS_FILE} has more than {MAX_METRIC_ROWS:,} lines, more than a run "
+                            "records.")
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise BabyGPTError(f"Refused: {METRICS_FILE} is not UTF-8 text ({exc}).") from exc
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(raw.splitlines(), 1):
+        what = f"{METRICS_FILE} line {number}"
+        data = load_json(line, what, METRIC_LINE_BUDGET)
         try:
-            data = json.loads(line)
             if not isinstance(data, dict):
                 raise TypeError(f"a {type(data).__name__}, not an object")
             rows.append(_metric_row(data))
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise BabyGPTError(f"Refused: {METRICS_FILE} line {number} is damaged ({exc}).") from exc
+        except TypeError as exc:
+            raise ImportRefused(f"Refused: {what} is damaged ({exc}).") from exc
     return rows
+
+
+def _run_entries(zf: zipfile.ZipFile) -> dict[str, Entry]:
+    """The archive's files by name: exactly the run's files, at the top, the required ones present."""
+    found = {}
+    for entry in entries(zf):
+        if entry.path not in ALLOWED:
+            shown = repr(entry.path[:60])
+            raise ImportRefused(f"Refused: unexpected file {shown}; a run archive holds only "
+                                f"{', '.join(sorted(ALLOWED))}.")
+        found[entry.path] = entry
+    missing = REQUIRED - set(found)
+    if missing:
+        raise ImportRefused(f"Refused: the archive is missing {', '.join(sorted(missing))}; it is not a complete run.")
+    return found
+
+
+def member_caps(config: ModelConfig) -> dict[str, int]:
+    """The most each file of a run archive of this model can hold: the weights in float32 and the optimizer's two
+    moments a parameter, with room for their headers; the small files their own caps."""
+    params = parameter_count(config)
+    return {**MEMBER_CAPS, WEIGHTS_FILE: 4 * params + WEIGHTS_ALLOWANCE, TRAINER_FILE: 8 * params + TRAINER_ALLOWANCE}
+
+
+def _meta(staging: Path) -> dict[str, Any]:
+    """run.json's name, status and text, each kept only when it has its type."""
+    if not (staging / RUN_FILE).is_file():
+        return {}
+    meta = load_json((staging / RUN_FILE).read_bytes(), RUN_FILE, RUN_BUDGET)
+    if not isinstance(meta, dict):
+        raise ImportRefused(f"Refused: {RUN_FILE} must hold a JSON object.")
+    return {k: v for k, v in meta.items() if k in ("name", "status", "data_name", "data_sha256") and isinstance(v, str)}
 
 
 def import_run(store: RunStore, archive: str | Path, limits: ModelLimits, max_unpacked: int = DEFAULT_MAX_UNPACKED,
                owner: str | None = None, quota: DiskQuota | None = None) -> RunInfo:
     """Check everything, from the zip's directory to the weights' header, before a model is built or a run
     recorded: a crafted config cannot make this process allocate a model over ``limits`` (the server's, which
-    its settings read: ``babygpt.server.settings.model_limits_from_env``)."""
+    its settings read: ``babygpt.server.settings.model_limits_from_env``). The zip is read by the rules every
+    import shares (``babygpt.store.safe_zip``), in the store's one import slot."""
     archive = Path(archive)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BabyGPTError(f"Refused: {archive.name} is not a readable zip file ({exc}).") from exc
-    staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
-    try:
-        with zf:
-            unpacked = _check_members(zf, max_unpacked)
-            if quota is not None:
-                quota.check(store, owner, unpacked, f"Importing {archive.name}")
-            try:
-                _extract(zf, staging, max_unpacked)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise BabyGPTError(f"Refused: the archive is corrupted ({exc}).") from exc
-        document = read_config(staging)
+    with import_slot(store.home), open_zip(archive, archive.name) as zf:
+        found = _run_entries(zf)
+        document = load_json(read_entry(zf, Wanted(found[CONFIG_FILE], CONFIG_BUDGET.max_bytes)), CONFIG_FILE,
+                             CONFIG_BUDGET)
         model_config, train_config, tokenizer = parse_config_document(document)
-        limits.check(model_config, train_config.batch_size)
-        # stored as parsed: the run's files never hold a field the code did not check
-        document = build_config_document(model_config, train_config, tokenizer, _data_section(document.get("data")))
-        check_weights_file(staging / WEIGHTS_FILE, expected_shapes(model_config),
-                           tied=model_config.tie_weights and model_config.use_attention)
-        load_weights(build_model(model_config), staging / WEIGHTS_FILE)
-        if (staging / TRAINER_FILE).is_file():
-            load_trainer_state(staging / TRAINER_FILE)
-        metrics = _read_metrics(staging / METRICS_FILE)
-        meta: dict[str, Any] = {}
-        if (staging / RUN_FILE).is_file():
-            try:
-                meta = json.loads((staging / RUN_FILE).read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BabyGPTError(f"Refused: {RUN_FILE} is not valid JSON ({exc}).") from exc
-            if not isinstance(meta, dict):
-                raise BabyGPTError(f"Refused: {RUN_FILE} must hold a JSON object.")
-        status = RunStatus(meta["status"]) if meta.get("status") in ENDED else RunStatus.DONE
-        info = store.create_run(str(meta.get("name") or archive.stem)[:120], document,
-                                data_name=meta.get("data_name"), data_sha256=meta.get("data_sha256"), status=status,
-                                owner=owner)
+        limits.check_import(model_config)  # training it again is checked when it is queued, at its batch
+        caps = member_caps(model_config)
+        wanted = [Wanted(entry, caps[name]) for name, entry in found.items() if name != CONFIG_FILE]
+        unpacked = check_wanted(wanted, max_unpacked, archive.name)
+        if quota is not None:
+            quota.check(store, owner, unpacked, f"Importing {archive.name}")
+        staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
+        try:
+            for want in wanted:
+                unpack_entry(zf, want, staging / want.entry.name)
+            return _record(store, staging, document, (model_config, train_config, tokenizer), archive.stem, owner)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tuple, fallback_name: str,
+            owner: str | None) -> RunInfo:
+    """Load what was unpacked as the run will be loaded, then record it; nothing is left of a failed one."""
+    model_config, train_config, tokenizer = parsed
+    # stored as parsed: the run's files never hold a field the code did not check
+    document = build_config_document(model_config, train_config, tokenizer, _data_section(document.get("data")))
+    check_weights_file(staging / WEIGHTS_FILE, expected_shapes(model_config),
+                       tied=model_config.tie_weights and model_config.use_attention)
+    model = build_model(model_config)
+    load_weights(model, staging / WEIGHTS_FILE)
+    check_finite(model.state_dict(), WEIGHTS_FILE)
+    if (staging / TRAINER_FILE).is_file():
+        check_stored_zip(staging / TRAINER_FILE, TRAINER_FILE)
+        load_trainer_state(staging / TRAINER_FILE)
+    metrics = _read_metrics(staging / METRICS_FILE)
+    meta = _meta(staging)
+    status = RunStatus(meta["status"]) if meta.get("status") in {s.value for s in ENDED} else RunStatus.DONE
+    info = store.create_run((meta.get("name") or fallback_name)[:120], document, data_name=meta.get("data_name"),
+                            data_sha256=meta.get("data_sha256"), status=status, owner=owner)
+    try:
         folder = store.run_dir(info.id)
         for name in (WEIGHTS_FILE, TRAINER_FILE):
             if (staging / name).is_file():
                 os.replace(staging / name, folder / name)
         store.log_metrics(info.id, metrics)
-        return store.get(info.id)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        store.delete(info.id)
+        raise
+    return store.get(info.id)

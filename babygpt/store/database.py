@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from babygpt.errors import BabyGPTError
+from babygpt.errors import DISK_FULL_MESSAGE, BabyGPTError, DiskFull, full_disk_as_sentence, is_full_disk
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,6 +66,8 @@ class Database:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as exc:
+            if is_full_disk(exc):
+                raise DiskFull(DISK_FULL_MESSAGE) from exc
             raise BabyGPTError(
                 f"The run folder {self.home} cannot be written ({exc.strerror or exc}). "
                 "Set BABYGPT_HOME to a writable folder with free space."
@@ -88,15 +90,28 @@ class Database:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection per operation: safe across threads and processes."""
-        if not self.db_path.exists():  # the store was removed under a running server: start it afresh
-            self.home.mkdir(parents=True, exist_ok=True)
-            with closing(sqlite3.connect(self.db_path, timeout=30)) as fresh:
-                self._create_schema(fresh)
-        db = sqlite3.connect(self.db_path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+        """A short-lived connection per operation: safe across threads and processes. A write to a full disk is
+        ``DiskFull``'s sentence, not sqlite's "database or disk is full" on every page."""
+        with full_disk_as_sentence(), _sqlite_full_as_sentence():
+            if not self.db_path.exists():  # the store was removed under a running server: start it afresh
+                self.home.mkdir(parents=True, exist_ok=True)
+                with closing(sqlite3.connect(self.db_path, timeout=30)) as fresh:
+                    self._create_schema(fresh)
+            db = sqlite3.connect(self.db_path, timeout=30)
+            db.row_factory = sqlite3.Row
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+
+
+@contextmanager
+def _sqlite_full_as_sentence() -> Iterator[None]:
+    """sqlite says SQLITE_FULL when a write finds no space (the database's file, its journal or its WAL)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc):
+            raise DiskFull(DISK_FULL_MESSAGE) from exc
+        raise

@@ -16,12 +16,18 @@ from babygpt.store.runs import RunStore
 
 USER_DISK_ENV = "BABYGPT_USER_DISK_MB"
 DEFAULT_USER_DISK_MB = 2048
+WEIGHT_BYTES_PER_PARAM = 4  # a run's weights are float32, whatever precision they arrived in
 CHECKPOINT_BYTES_PER_PARAM = 12  # float32 weights (4) + AdamW's two moments (8) in trainer.pt
 
 
 def checkpoint_bytes(config: ModelConfig) -> int:
     """What a run's checkpoint will take on disk, known before it trains."""
     return parameter_count(config) * CHECKPOINT_BYTES_PER_PARAM
+
+
+def weights_bytes(config: ModelConfig) -> int:
+    """What an imported model's weights will take as a run: float32, so a half-precision file takes twice its size."""
+    return parameter_count(config) * WEIGHT_BYTES_PER_PARAM
 
 
 def format_bytes(n: float) -> str:
