@@ -1,7 +1,11 @@
 """Training where the store is not (what a Ray actor does), without Ray: the events a job streams back, applied to
 the store, give the same run as a local worker's, and replaying them all after a server restart changes nothing."""
 
+import time
+from types import SimpleNamespace
+
 import numpy as np
+import pytest
 
 from babygpt.orchestration.runs import create_run
 from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_event, apply_events
@@ -52,7 +56,14 @@ def test_events_applied_once_or_replayed_give_the_same_run(small_text, tmp_path)
     assert len(checkpoints) == 1 and checkpoints[0][1] == 60, "the log keeps the newest checkpoint only"
 
 
-def test_checkpoints_travel_at_most_every_thirty_seconds_and_always_before_the_end(small_text):
+@pytest.mark.parametrize(("seconds_between_checkpoints", "shipped"), [
+    (0.0, [10, 60]),  # however fast or slow the machine: a clock that does not move ships the first and the last
+    (29.0, [10, 30, 50, 60]),  # 29 s apart: every other one is 30 s or more after the last shipped
+    (31.0, [10, 20, 30, 40, 50, 60]),
+])
+def test_checkpoints_travel_at_most_every_thirty_seconds_and_always_before_the_end(small_text, monkeypatch,
+                                                                                   seconds_between_checkpoints, shipped):
+    from babygpt.server import relay
     from babygpt.server.relay import SHIP_CHECKPOINT_EVERY_S, RelayStore, scratch_folder
 
     store = RunStore()
@@ -60,13 +71,21 @@ def test_checkpoints_travel_at_most_every_thirty_seconds_and_always_before_the_e
     plan.corpus = persist_corpus(store, plan.corpus)
     info = create_run(store, plan, status=RunStatus.STARTING)
     sent = []
-    relay = RelayStore(info, scratch_folder(info.id), sent.append)
+    relay_store = RelayStore(info, scratch_folder(info.id), sent.append)
+    clock = {"now": 1000.0}
+
+    def save_checkpoint(*args, original=relay_store.save_checkpoint):  # checkpoints come the given seconds apart
+        clock["now"] += seconds_between_checkpoints
+        original(*args)
+
+    monkeypatch.setattr(relay, "time", SimpleNamespace(monotonic=lambda: clock["now"], time=time.time))
+    relay_store.save_checkpoint = save_checkpoint
     from babygpt.orchestration.runs import trainer_for_job
 
-    trainer_for_job(relay, info.id, plan.corpus).run()  # a checkpoint at every evaluation after the first: 10, ..., 60
+    trainer_for_job(relay_store, info.id, plan.corpus).run()  # a checkpoint at every evaluation after the first
     kinds = [(e[0], e[1]) for e in sent if e[0] in ("checkpoint", "status")]
     assert SHIP_CHECKPOINT_EVERY_S == 30.0
-    assert kinds == [("status", "running"), ("checkpoint", 10), ("checkpoint", 60), ("status", "done")], kinds
+    assert kinds == [("status", "running"), *(("checkpoint", s) for s in shipped), ("status", "done")], kinds
 
 
 def test_a_relayed_stop_checkpoints_and_a_relayed_resume_continues_exactly(small_text):

@@ -317,24 +317,6 @@ def test_a_worker_that_dies_of_memory_is_failed_with_words_not_interrupted(small
     assert store.get(info.id).message.startswith("The job ran out of memory")
 
 
-def test_one_steady_estimate_of_speed_and_time_left():
-    """The sidebar and the training page read the same snapshot: the speed is a mean over the last logged steps
-    and the ETA the pace of the last half minute, so one noisy step moves neither much."""
-    from babygpt.server.progress import eta_seconds, training_rate
-
-    rows = [{"step": s, "elapsed_s": s * 0.1, "tokens_per_sec": 5000.0, "loss": 2.0} for s in range(0, 300, 5)]
-    rows[-1] = {**rows[-1], "tokens_per_sec": 500.0, "elapsed_s": rows[-2]["elapsed_s"] + 5.0}  # one slow step
-    assert training_rate(rows) == pytest.approx((9 * 5000 + 500) / 10)
-    eta = eta_seconds(rows, max_iters=600)
-    steady = eta_seconds(rows[:-1], max_iters=600)
-    assert steady == pytest.approx((600 - 290) * 0.1)
-    first = next(r for r in rows if rows[-1]["elapsed_s"] - r["elapsed_s"] <= 30)  # the last half minute: step 40
-    assert first["step"] == 40
-    assert eta == pytest.approx((600 - 295) * (rows[-1]["elapsed_s"] - first["elapsed_s"]) / (295 - 40))
-    assert abs(eta - steady) / steady < 0.2, "one slow step does not make the estimate jump"
-    assert eta_seconds(rows[:1], 600) is None
-
-
 def test_a_deleted_run_is_no_longer_anyones_active_run(small_text, fresh_resources):
     from streamlit.testing.v1 import AppTest
 

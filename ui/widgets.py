@@ -127,7 +127,8 @@ def progress_text(snap: JobSnapshot) -> str:
         return f"{status}: position {snap.queue_position or '?'} in the queue{wait}"
     text = f"{status}: step {snap.step}/{snap.max_iters}"
     if snap.training:
-        text += f" · {snap.tokens_per_sec:,.0f} tokens/s · ETA {format_duration(snap.eta_s)}"
+        speed = f"{snap.tokens_per_sec:,.0f}" if snap.tokens_per_sec else "–"  # – until babygpt.pace can measure it
+        text += f" · {speed} tokens/s · ETA {format_duration(snap.eta_s)}"
     return text
 
 

@@ -14,6 +14,7 @@ from babygpt.lessons.viz import runs_overlay_figure
 from babygpt.model.gpt2_layout import gpt2_obstacle
 from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
+from babygpt.pace import SUMMARY_SPEED_CAPTION
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_run
@@ -123,7 +124,8 @@ else:
                        "best_val_bpc": st.column_config.NumberColumn(
                            "bits/char", format="%.3f",
                            help="The best val loss in bits per character: comparable between char and gpt2 runs."),
-                       "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f"),
+                       "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f",
+                                                                       help=SUMMARY_SPEED_CAPTION),
                        "where": st.column_config.TextColumn(
                            "where", help="The machine it trained on: this server (local), or a node of the Ray "
                                          "cluster (the start of its node id, as Ray's dashboard shows it).")},

@@ -17,6 +17,7 @@ from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules
 from babygpt.orchestration.plan import plan_training
+from babygpt.pace import LIVE_SPEED_CAPTION
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import check_can_resume
 from babygpt.status import RunStatus
@@ -303,12 +304,14 @@ def draw_curves(snap: JobSnapshot, options: ChartOptions) -> None:
     last_eval = snap.evals[-1] if snap.evals else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
-    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training else "–",
-              help="Training tokens per second, averaged over the last logged steps.")
+    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training and snap.tokens_per_sec else "–",
+              help=LIVE_SPEED_CAPTION)
     m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
               help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
     m4.metric("Device", snap.device.split(" (")[0], help="Where the job trains; its precision is below.")
     st.caption(measured_line(snap))
+    if snap.training:
+        st.caption(LIVE_SPEED_CAPTION)
     st.plotly_chart(loss_figure(snap.train, snap.evals, log_y=options.log_y, smoothing=options.smoothing,
                                 x_axis=options.x_axis, baselines=snap.baselines, vocab_size=snap.vocab_size),
                     key="loss_chart")

@@ -108,5 +108,5 @@ def record_runtime(store: RunStore, run_id: str, trainer: Trainer, where: str = 
     every view: ``where`` is ``local`` or ``ray:<node id>``."""
     document = dict(store.get(run_id).config)
     document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid(),
-                           "where": where}
+                           "where": where, "world_size": trainer.dist.world_size}
     store.update_config(run_id, document)

@@ -1,6 +1,6 @@
-"""The read model of live training: a run's progress as every view draws it (``JobSnapshot``), the pace and the
-time left (``training_rate``, ``eta_seconds``), and the metrics read incrementally so many open tabs cost one
-small query a tick (``LiveMetrics``, shared through ``LiveProgress``). Nothing here starts or stops a job."""
+"""The read model of live training: a run's progress as every view draws it (``JobSnapshot``), its speed and time
+left as ``babygpt.pace`` defines them against the wall clock, and the metrics read incrementally so many open tabs
+cost one small query a tick (``LiveMetrics``, shared through ``LiveProgress``). Nothing here starts or stops a job."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from babygpt.config import TrainConfig
 from babygpt.lessons.baselines import Baselines
+from babygpt.pace import seconds_left, seconds_per_step, tokens_per_second
 from babygpt.status import RunStatus
-from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves
+from babygpt.store.runs import MetricRow, RunInfo, RunStore, curves, run_tokens_per_step
 
 
 @dataclass
@@ -23,7 +24,7 @@ class JobSnapshot:
     status: RunStatus
     step: int
     max_iters: int
-    tokens_per_sec: float
+    tokens_per_sec: float  # babygpt.pace: wall-clock, evaluation pauses included; 0.0 unless training
     eta_s: float | None
     device: str
     dtype: str
@@ -48,31 +49,6 @@ class JobSnapshot:
     @property
     def progress(self) -> float:
         return min(1.0, self.step / self.max_iters) if self.max_iters else 0.0
-
-
-ETA_WINDOW_S = 30.0  # the pace of the last half minute of training, evaluations included
-
-
-def training_rate(train: list[dict[str, float]], rows: int = 10) -> float:
-    """Training tokens per second, averaged over the last ``rows`` logged steps: one number, steady enough to
-    read, that every place showing the run (its page, the sidebar, the Runs table) takes from here."""
-    rates = [r["tokens_per_sec"] for r in train[-rows:] if r.get("tokens_per_sec")]
-    return sum(rates) / len(rates) if rates else 0.0
-
-
-def eta_seconds(train: list[dict[str, float]], max_iters: int) -> float | None:
-    """Seconds to the last step at the pace of the last ``ETA_WINDOW_S`` seconds of wall-clock training
-    (evaluations and checkpoints included, since the student waits for them too); None before two rows."""
-    timed = [r for r in train if r.get("elapsed_s") is not None]
-    if len(timed) < 2:
-        return None
-    last = timed[-1]
-    window = [r for r in timed if last["elapsed_s"] - r["elapsed_s"] <= ETA_WINDOW_S]
-    first = window[0] if len(window) >= 2 else timed[-2]
-    seconds, steps = last["elapsed_s"] - first["elapsed_s"], last["step"] - first["step"]
-    if seconds <= 0 or steps <= 0:
-        return None
-    return max(0.0, (max_iters - last["step"]) * seconds / steps)
 
 
 class LiveMetrics:
@@ -141,12 +117,14 @@ class LiveProgress:
         runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
         status = RunStatus.STOPPING if info.status.training and stop_requested else info.status
         training = status.training
+        evals = list(reader.evals)
+        pace = seconds_per_step(train, evals, cfg.eval_interval) if training else None
         return JobSnapshot(
             run_id=info.id, label=info.label, owner=info.owner, status=status, step=step, max_iters=cfg.max_iters,
-            tokens_per_sec=training_rate(train) if training else 0.0,
-            eta_s=eta_seconds(train, cfg.max_iters) if training else None,
+            tokens_per_sec=tokens_per_second(pace, run_tokens_per_step(info)),
+            eta_s=seconds_left(pace, step, cfg.max_iters),
             device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
-            vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=list(reader.evals),
+            vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=evals,
             message=info.message or exit_message, queue_position=queue_position, queue_wait_s=queue_wait_s,
             baselines=Baselines.from_config(info.config),
         )

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babygpt.config import ModelConfig, TrainConfig
+from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.model.gpt import LanguageModel, build_model
+from babygpt.pace import run_tokens_per_second
 from babygpt.status import STORED_TRAINING, RunStatus
 from babygpt.store import checkpoints
 from babygpt.store.checkpoints import INITIAL_WEIGHTS_FILE, TRAINER_FILE, WEIGHTS_FILE, atomic_write_bytes
@@ -49,6 +50,16 @@ def build_config_document(model_config: ModelConfig, train_config: TrainConfig, 
                           data: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "model": model_config.to_dict(), "train": train_config.to_dict(),
             "tokenizer": tokenizer.to_dict(), "data": data}
+
+
+def run_tokens_per_step(info: RunInfo) -> int:
+    """Training tokens one step of this run consumed: its batch, context and accumulation, on every process."""
+    world = int(info.config.get("runtime", {}).get("world_size") or 1)
+    try:
+        return tokens_per_step(ModelConfig.from_dict(info.config["model"]), TrainConfig.from_dict(info.config["train"]),
+                               world)
+    except (BabyGPTError, KeyError, TypeError):  # a config this version cannot read: no speed, not a broken table
+        return 0
 
 
 @dataclass
@@ -177,23 +188,30 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
         return [run_info(r) for r in rows]
 
     def summaries(self) -> list[dict[str, Any]]:
-        """One row per run for tables: size, steps, best val loss, throughput, status, owner."""
+        """One row per run for tables: size, steps, best val loss, throughput, status, owner.
+
+        Throughput is ``babygpt.pace``'s: the run's training tokens ÷ its wall-clock training time (the last
+        logged ``elapsed_s``); ``tokens``, ``trained_s`` and ``trained_until`` (when its weights last changed)
+        let a race add its runs up over the wall time any of them trained."""
         with self._connect() as db:
             stats = {r["run_id"]: dict(r) for r in db.execute(
                 "SELECT run_id, MAX(step) AS steps, MIN(CASE WHEN split='val' THEN loss END) AS best_val_loss,"
-                " AVG(CASE WHEN split='train' THEN tokens_per_sec END) AS tokens_per_sec"
+                " MAX(CASE WHEN split='train' THEN step END) AS trained_steps, MAX(elapsed_s) AS trained_s"
                 " FROM metrics GROUP BY run_id")}
         out = []
         for info in self.list_runs():
             model = info.config.get("model", {})
             s = stats.get(info.id, {})
+            tokens = (s.get("trained_steps") or 0) * run_tokens_per_step(info)
             out.append({
                 "id": info.id, "name": info.name, "label": info.label, "preset": info.preset, "status": info.status,
                 "tokenizer": info.config.get("tokenizer", {}).get("kind"), "data": info.data_name,
                 "n_layer": model.get("n_layer"), "n_embd": model.get("n_embd"), "n_head": model.get("n_head"),
                 "block_size": model.get("block_size"), "vocab_size": model.get("vocab_size"),
                 "steps": s.get("steps") or 0, "best_val_loss": s.get("best_val_loss"),
-                "tokens_per_sec": s.get("tokens_per_sec"), "created_at": info.created_at,
+                "tokens_per_sec": run_tokens_per_second(tokens, s.get("trained_s")), "tokens": tokens,
+                "trained_s": s.get("trained_s"), "trained_until": self.weights_version(info.id),
+                "created_at": info.created_at,
                 "owner": info.owner, "group_id": info.group_id,
                 "where": info.config.get("runtime", {}).get("where", "local"),
                 "best_val_bpc": _bpc(s.get("best_val_loss"), info.config),

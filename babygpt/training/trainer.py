@@ -34,8 +34,8 @@ class StepMetrics:
     step: int
     loss: float  # mean training loss over the steps since the last report
     lr: float
-    tokens_per_sec: float
-    elapsed_s: float  # wall time in training steps, evaluation excluded
+    tokens_per_sec: float  # over the steps since the last report: the steps' own rate, evaluations excluded
+    elapsed_s: float  # wall-clock seconds the run has trained (across resumes), evaluations included
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,9 @@ class Trainer:
 
     def _start_counters(self) -> None:
         self.step = 0
-        self.train_elapsed = 0.0
+        self.train_elapsed = 0.0  # in training steps only
+        self.wall_elapsed = 0.0  # everything run() did: steps, evaluations, samples, checkpoints
+        self._wall_origin: float | None = None
         self.tokens_seen = 0
         self.best_val_loss: float | None = None
         self.last_eval: EvalMetrics | None = None
@@ -202,6 +204,7 @@ class Trainer:
             "batch_rng_by_rank": self._rank_rng_states or [self.feed.generator_state()],
             "torch_rng": torch.get_rng_state(),
             "train_elapsed": self.train_elapsed,
+            "wall_elapsed": self.wall_seconds(),
             "tokens_seen": self.tokens_seen,
             "best_val_loss": self.best_val_loss,
             "last_train_loss": self.last_train_loss,
@@ -221,6 +224,7 @@ class Trainer:
         self.feed.reset()
         torch.set_rng_state(state["torch_rng"])
         self.train_elapsed = float(state.get("train_elapsed", 0.0))
+        self.wall_elapsed = float(state.get("wall_elapsed", self.train_elapsed))  # older checkpoints: steps only
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self.best_val_loss = state.get("best_val_loss")
         self.last_train_loss = state.get("last_train_loss")
@@ -320,7 +324,7 @@ class Trainer:
             self.model.eval()
             sample = self.sample_fn(self.model)
             self.model.train()
-        metrics = EvalMetrics(self.step, losses["train"], losses["val"], self.train_elapsed, sample)
+        metrics = EvalMetrics(self.step, losses["train"], losses["val"], self.wall_seconds(), sample)
         if not (math.isfinite(metrics.train_loss) and math.isfinite(metrics.val_loss)):
             raise TrainingDiverged(self._diverged_message(metrics.val_loss))
         self.last_eval = metrics
@@ -385,13 +389,14 @@ class Trainer:
         self.last_train_loss = loss
         start, tokens = self._window
         now = time.perf_counter()
-        metrics = StepMetrics(self.step, loss, lr, tokens / max(now - start, 1e-9), self.train_elapsed)
+        metrics = StepMetrics(self.step, loss, lr, tokens / max(now - start, 1e-9), self.wall_seconds())
         for cb in self.callbacks:
             cb.on_step(self, metrics)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> TrainResult:
         cfg = self.config
+        self._wall_origin = time.perf_counter() - self.wall_elapsed
         try:
             self.model.train()
             if self.step == 0 and self.last_eval is None:
@@ -440,7 +445,14 @@ class Trainer:
             cb.on_failed(self, message)
         return self._result(RunStatus.FAILED, message)
 
+    def wall_seconds(self) -> float:
+        """Wall-clock seconds this run has trained, across resumes: its steps and the evaluations, samples and
+        checkpoints between them, which a student waits through too. The logged rows carry it, so the speed and
+        time left shown (``babygpt.pace``) agree with the clock; ``train_elapsed`` counts the steps alone."""
+        return self.wall_elapsed if self._wall_origin is None else time.perf_counter() - self._wall_origin
+
     def _result(self, status: str, message: str = "") -> TrainResult:
+        self.wall_elapsed, self._wall_origin = self.wall_seconds(), None
         return TrainResult(
             status=status,
             step=self.step,

@@ -1,0 +1,135 @@
+"""How fast a run trains and how long it has left, against the wall clock: one definition of each figure shown.
+
+Every logged row of a run (a training step's, an evaluation's) carries ``elapsed_s``: the wall-clock seconds the
+run has trained so far, across resumes, evaluations, samples and checkpoints included (the trainer's
+``wall_seconds``). From those:
+
+* **tokens/s of a training run** (its page, the sidebar, the class board) — training tokens per second of wall
+  time over the run's recent *whole evaluation cycles*: the steps from one evaluation to the next together with
+  the evaluation that ends them, at least ``PACE_WINDOW_S`` of them. That is the pace at which its step counter
+  moves, pauses included; a figure of the steps alone ran 5× ahead of the counter on a page with frequent
+  evaluations.
+* **time left** — the steps left at that same pace, so it is the tokens left ÷ the tokens/s shown, and it only
+  changes its mind at an evaluation (while the steps of a cycle run it counts down with them).
+* **tokens/s of a run in the Runs table** — all its training tokens ÷ its wall-clock training time.
+* **tokens/s of a ladder race** — all its runs' training tokens ÷ the wall-clock time during which any of them
+  trained: the race's own speed, not a sum or a mean of its rungs' rates (which read 173,963 for a race whose
+  runs together trained at a fraction of that).
+
+Plain arithmetic on rows and numbers, so each figure is tested against a clock of the test's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PACE_WINDOW_S = 30.0  # the least wall time of whole evaluation cycles the pace is measured over
+
+LIVE_SPEED_CAPTION = ("Tokens/s: training tokens per second of wall-clock time over the last evaluation cycles "
+                      "(at least 30 s), evaluation pauses included: the pace of the step counter. Time left: the "
+                      "steps left at that pace.")
+SUMMARY_SPEED_CAPTION = ("tokens/s: a run's training tokens ÷ its wall-clock training time, evaluations included; "
+                         "a race's: all its runs' tokens ÷ the wall-clock time during which any of them trained.")
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a run was at a moment: its step, and the wall seconds it had trained by then."""
+
+    step: int
+    wall_s: float
+
+
+def _marks(rows: Iterable[dict[str, Any]]) -> list[Mark]:
+    return [Mark(int(r["step"]), float(r["elapsed_s"])) for r in rows if r.get("elapsed_s") is not None]
+
+
+def _per_step(first: Mark, last: Mark) -> float | None:
+    steps, seconds = last.step - first.step, last.wall_s - first.wall_s
+    return seconds / steps if steps > 0 and seconds > 0 else None
+
+
+def evaluation_pause(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]]) -> float | None:
+    """Wall seconds the latest measurable evaluation took: its row's time less the step row logged just before it
+    at the same step (the first evaluation, at step 0, from when training began)."""
+    step_rows = {m.step: m.wall_s for m in _marks(train)}
+    for e in reversed(_marks(evals)):
+        before = step_rows.get(e.step, 0.0 if e.step == 0 else None)
+        if before is not None and e.wall_s >= before:
+            return e.wall_s - before
+    return None
+
+
+def seconds_per_step(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]], eval_interval: int,
+                     window_s: float = PACE_WINDOW_S) -> float | None:
+    """Wall seconds per training step, evaluation pauses included (None until it can be measured).
+
+    Over whole evaluation cycles, from the evaluation at least ``window_s`` before the latest one to the latest,
+    so every step in the span has its share of exactly the evaluations that happened. Until a cycle is whole (a
+    new run), the steps since the last evaluation plus the last evaluation's pause spread over ``eval_interval``
+    steps. When the cycle under way has run for ``window_s`` at a slower pace than the whole ones (the job was
+    given fewer cores), its pace wins: a slowdown shows within the window, not a cycle later."""
+    boundaries = sorted(_marks(evals), key=lambda m: m.step)
+    marks = sorted(_marks(train) + boundaries, key=lambda m: (m.step, m.wall_s))
+    if not marks:
+        return None
+    last = marks[-1]
+    since = boundaries[-1] if boundaries and boundaries[-1].step <= last.step else marks[0]
+    current = _per_step(since, last) if last.wall_s - since.wall_s > 0 else None
+    if len(boundaries) >= 2:
+        end = boundaries[-1]
+        start = next((b for b in reversed(boundaries[:-1]) if end.wall_s - b.wall_s >= window_s), boundaries[0])
+        whole = _per_step(start, end)
+        if whole is not None:
+            if current is not None and last.wall_s - since.wall_s >= window_s:
+                return max(whole, current)
+            return whole
+    if current is None:
+        return None
+    pause = evaluation_pause(train, evals) or 0.0
+    return current + pause / max(1, eval_interval)
+
+
+def tokens_per_second(seconds_step: float | None, tokens_per_step: int) -> float:
+    """The speed shown for a training run: 0.0 while unknown."""
+    return tokens_per_step / seconds_step if seconds_step else 0.0
+
+
+def seconds_left(seconds_step: float | None, step: int, max_iters: int) -> float | None:
+    """Time left: the steps left at the pace shown (None while unknown)."""
+    return None if seconds_step is None else max(0, max_iters - step) * seconds_step
+
+
+def run_tokens_per_second(tokens: int, wall_s: float | None) -> float | None:
+    """A run's speed in the Runs table: its training tokens ÷ its wall-clock training time."""
+    return tokens / wall_s if tokens and wall_s else None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a run trained, for a race's speed: its tokens, and when it trained on the wall clock (``ended_at``, a
+    Unix time, less ``wall_s`` of training)."""
+
+    tokens: int
+    wall_s: float
+    ended_at: float
+
+
+def covered_seconds(spans: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of (start, end) spans: wall time during which at least one of them was running."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total, reach = total + (end - start), end
+        elif end > reach:
+            total, reach = total + (end - reach), end
+    return total
+
+
+def group_tokens_per_second(runs: Iterable[Trained]) -> float | None:
+    """A race's speed: all its runs' training tokens ÷ the wall time during which any of them trained."""
+    runs = [r for r in runs if r.tokens and r.wall_s > 0]
+    seconds = covered_seconds((r.ended_at - r.wall_s, r.ended_at) for r in runs)
+    return sum(r.tokens for r in runs) / seconds if seconds > 0 else None
