@@ -60,8 +60,8 @@ def test_a_count_model_no_better_than_guessing_is_named_not_passed():
     fig = loss_figure([], [{"step": 0, "train_loss": 8.6, "val_loss": 8.6, "elapsed_s": 0.0},
                            {"step": 100, "train_loss": 7.0, "val_loss": 7.5, "elapsed_s": 9.0}], baselines=b)
     notes = [a.text for a in fig.layout.annotations]
-    assert "unigram counts 8.53 · no better than guessing on this little text" in notes
-    assert "bigram counts 8.00 · passed by step 100" in notes
+    assert "unigram counts 8.53<br>no better than guessing<br>on this little text" in notes
+    assert "bigram counts 8.00<br>passed by step 100" in notes
 
 
 def test_bits_per_char_and_the_step_a_level_was_passed():

@@ -44,8 +44,8 @@ def test_loss_figure_draws_the_evaluations_and_the_levels_to_beat():
     assert fig.layout.shapes[0].y0 == pytest.approx(math.log(65))
     notes = [a.text for a in fig.layout.annotations]
     # evaluations come every 10 steps: a level is passed *by* the evaluation that first shows it
-    assert notes == ["uniform guess (ln V) 4.17 · below it from the start", "unigram counts 4.05 · passed by step 10",
-                     "bigram counts 3.50 · passed by step 10"]
+    assert notes == ["uniform guess (ln V) 4.17<br>below it from the start", "unigram counts 4.05<br>passed by step 10",
+                     "bigram counts 3.50<br>passed by step 10"]
 
 
 def test_an_empty_loss_chart_shows_the_scale_the_curve_will_come_down():

@@ -26,9 +26,10 @@ ERROR_KEY = "class_error"
 LEGEND_MAX = 12  # more runs than this: the chart names them on hover only, the table names them all
 
 BOARD_CSS = """<style>
-table.class-board {width: 100%; table-layout: fixed; border-collapse: collapse; font-size: 0.8rem;}
+table.class-board {width: 100%; table-layout: auto; border-collapse: collapse; font-size: 0.8rem;}
 table.class-board th, table.class-board td {padding: 3px 6px; vertical-align: top; text-align: left;
   overflow-wrap: anywhere; word-break: break-word; border-bottom: 1px solid rgba(128,128,128,0.25);}
+table.class-board th {overflow-wrap: normal; word-break: normal; hyphens: manual;}
 table.class-board td.num, table.class-board th.num {text-align: right;}
 table.class-board tr.you td {background: rgba(37, 99, 235, 0.10); font-weight: 600;}
 table.class-board td.said {font-family: monospace;}
@@ -264,11 +265,13 @@ def teacher_panel() -> None:
         return
     with st.expander("Teacher", expanded=True):
         started = datetime.fromtimestamp(classroom.lesson_start())
-        c1, c2 = st.columns([3, 1])
-        at = c1.time_input("This lesson began at", value=started.time(), key="lesson_start")
-        c2.button("Set", key="set_lesson_start", width="stretch", on_click=act, args=(lambda: (
-            classroom.set_lesson_start(actor, datetime.combine(datetime.now().date(), at).timestamp()),
-            "The board now starts there.")[1],))
+        with st.form("lesson_start_form", border=False):  # the time and Set go together: no Tab needed between
+            c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+            c1.time_input("This lesson began at", value=started.time(), key="lesson_start")
+            c2.form_submit_button("Set", key="set_lesson_start", width="stretch", on_click=act, args=(lambda: (
+                classroom.set_lesson_start(actor, datetime.combine(datetime.now().date(),
+                                                                   st.session_state["lesson_start"]).timestamp()),
+                "The board now starts there.")[1],))
         run_controls()
         if classroom.open_challenge() is None:
             set_challenge_form()

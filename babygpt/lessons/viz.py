@@ -87,27 +87,80 @@ def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = Fals
         top = max(levels.values(), default=5.0) * 1.15
         layout["yaxis"]["range"] = [math.log10(0.5), math.log10(top)] if log_y else [0, top]
         layout["xaxis"]["range"] = [0, 1]
+    elif levels:  # a range of our own, so the labels in the margin can be placed beside their lines
+        layout["yaxis"]["range"] = _loss_range([t.y for t in traces] + [list(levels.values())], log_y)
+    fig = _layout(go.Figure(data=traces, layout=layout), "Loss")
     if levels:  # the baselines a model should beat, each with the evaluation by which validation loss passed it
         curve = [(p["step"], p["val_loss"]) for p in evals]
-        layout["shapes"] = [dict(type="line", xref="paper", x0=0, x1=1, y0=v, y1=v, line=dict(color="gray", dash="dash"))
-                            for v in levels.values()]
-        layout["annotations"] = []
-        for name, value in levels.items():
-            layout["annotations"].append(dict(xref="paper", x=0.01, y=value, text=f"{name} {value:.2f}"
-                                              f"{_level_note(name, value, curve, worse)}",
-                                              showarrow=False, xanchor="left", yanchor="bottom",
-                                              font=dict(size=12, color="#4b5563")))
-    return _layout(go.Figure(data=traces, layout=layout), "Loss")
+        labels = {name: _level_lines(name, value, curve, worse) for name, value in levels.items()}
+        fig.update_layout(
+            shapes=[dict(type="line", xref="paper", x0=0, x1=1, y0=v, y1=v, line=dict(color="gray", dash="dash"))
+                    for v in levels.values()],
+            annotations=_margin_labels(levels, labels, layout["yaxis"]["range"], log_y),
+            margin=dict(r=round(LABEL_CHAR_PX * max(len(line) for lines in labels.values() for line in lines)) + 16))
+    return fig
 
 
-def _level_note(name: str, value: float, curve: list[tuple[int, float]], worse: list[str]) -> str:
-    """Validation loss is measured at evaluations only, so a level is passed *by* an evaluation's step, not at it."""
+# A baseline's label sits in the right margin, beside its dashed line: no curve can run over it there. Labels close
+# in value are stacked just clear of each other, by an estimate of the plot's height in pixels (the figure's 360
+# less its title, axis and legend: 221 measured in Chromium) and of a line's (12 px text: 16.5 measured).
+LABEL_LINE_PX, LABEL_CHAR_PX, PLOT_PX = 17, 6.8, 215
+
+
+def _loss_range(series: Sequence[Sequence[float]], log_y: bool) -> list[float]:
+    """The y range that holds every curve and level, padded a little; in log10 units on a log axis (plotly's)."""
+    values = np.concatenate([np.asarray(s, dtype=float) for s in series])
+    values = values[np.isfinite(values) & ((values > 0) if log_y else True)]
+    if log_y:
+        values = np.log10(values)
+    low, high = float(values.min()), float(values.max())
+    pad = 0.06 * (high - low) or 0.1
+    return [low - pad, high + pad]
+
+
+def _level_lines(name: str, value: float, curve: list[tuple[int, float]], worse: list[str]) -> list[str]:
+    """A level's label, line by line. Validation loss is measured at evaluations only, so a level is passed *by*
+    an evaluation's step, not at it."""
+    first = f"{name} {value:.2f}"
     if name in worse:
-        return " · no better than guessing on this little text"
+        return [first, "no better than guessing", "on this little text"]
     passed = step_passed(curve, value)
     if passed is None:
-        return ""
-    return " · below it from the start" if passed == curve[0][0] else f" · passed by step {passed}"
+        return [first]
+    return [first, "below it from the start" if passed == curve[0][0] else f"passed by step {passed}"]
+
+
+def _margin_labels(levels: dict[str, float], labels: dict[str, list[str]], y_range: list[float],
+                   log_y: bool) -> list[dict]:
+    """Annotations in the right margin, each centred on its level where the others leave room (paper units):
+    labels that would overlap are stacked, the stack centred on their levels' mean and kept inside the plot."""
+    low, high = y_range
+    where = {name: ((math.log10(v) if log_y and v > 0 else v) - low) / (high - low) for name, v in levels.items()}
+    tall = {name: len(lines) * LABEL_LINE_PX / PLOT_PX for name, lines in labels.items()}
+    stacks = [[name] for name in sorted(levels, key=where.get)]  # bottom to top
+
+    def place(stack: list[str]) -> tuple[float, float]:  # the stack's bottom and top edges
+        height = sum(tall[n] for n in stack)
+        centre = min(max(sum(where[n] for n in stack) / len(stack), height / 2), 1 - height / 2)
+        return centre - height / 2, centre + height / 2
+
+    merged = True
+    while merged:  # join neighbouring stacks while any two overlap
+        merged = False
+        for i in range(len(stacks) - 1):
+            if place(stacks[i])[1] > place(stacks[i + 1])[0]:
+                stacks[i:i + 2] = [stacks[i] + stacks[i + 1]]
+                merged = True
+                break
+    centre = {}
+    for stack in stacks:
+        edge = place(stack)[0]
+        for name in stack:
+            centre[name] = edge + tall[name] / 2
+            edge += tall[name]
+    return [dict(xref="paper", x=1, xanchor="left", xshift=6, yref="paper", y=centre[name], yanchor="middle",
+                 align="left", text="<br>".join(labels[name]), showarrow=False, font=dict(size=12, color="#4b5563"))
+            for name in levels]
 
 
 def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None) -> go.Figure:
@@ -256,18 +309,20 @@ def band_figure(bands: dict, title: str = "Validation loss of each rung: mean ov
     return _layout(fig, title, height=420)
 
 
-TOKEN_VIEW_MAX_PX = 320  # a long run of tokens scrolls inside its box instead of growing the page
+TOKEN_VIEW_ROWS = 12  # a long run of tokens scrolls inside its box instead of growing the page
 
 
 def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
-    """The text cut into coloured tokens; hovering shows each token's id."""
+    """The text cut into coloured tokens; hovering shows each token's id. The box is a whole number of rows high
+    (a line height in whole pixels, the box that many times it), so a row is never cut by its bottom edge."""
     spans = []
     for i, (text, token_id) in enumerate(pieces):
         shown = _shown(text)
         spans.append(f'<span title="id {token_id}" style="background:{PALETTE[i % len(PALETTE)]};'
                      f'border-radius:3px;padding:1px 0;margin:0 1px">{shown}</span>')
-    return (f'<div style="font-family:monospace;font-size:{font_size}px;line-height:1.9;'
-            f'word-break:break-all;max-height:{TOKEN_VIEW_MAX_PX}px;overflow-y:auto">{"".join(spans)}</div>')
+    row_px = round(font_size * 1.9)
+    return (f'<div class="token-view" style="font-family:monospace;font-size:{font_size}px;line-height:{row_px}px;'
+            f'word-break:break-all;max-height:{TOKEN_VIEW_ROWS * row_px}px;overflow-y:auto">{"".join(spans)}</div>')
 
 
 def _shown(text: str) -> str:
