@@ -254,10 +254,8 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
         limits, source = model_limits_from_env(), Path(args.file)
         if source.is_dir():
             info = huggingface.import_hf(store, source, limits)
-        elif huggingface.is_hf_zip(source):
-            info = huggingface.import_hf_zip(store, source, limits)
         else:
-            info = archive.import_run(store, source, limits=limits)
+            info = archive.import_zip(store, source, limits)
         print(f"imported as {info.id}")
     return 0
 

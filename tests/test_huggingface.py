@@ -9,41 +9,23 @@ import shutil
 
 import pytest
 import torch
-from safetensors.torch import save_model
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import build_model
 from babygpt.model.gpt2_layout import gpt2_obstacle
 from babygpt.model.sizing import ModelLimits
-from babygpt.orchestration.runs import create_run
 from babygpt.shipped import data_file
-from babygpt.store.checkpoints import WEIGHTS_FILE, atomic_write_with
+from babygpt.store.checkpoints import WEIGHTS_FILE
 from babygpt.store.huggingface import export_hf, import_hf
-from babygpt.store.runs import MetricRow, RunStore
+from babygpt.store.runs import RunStore
 from babygpt.training.sample import SamplingConfig, generate
 from babygpt.training.trainer import Trainer
-from tests.helpers import LIMITS, tiny_plan
+from tests.helpers import LIMITS
+from tests.import_support import assert_sentence, recorded_run
 
 transformers = pytest.importorskip("transformers")
 
 PROMPT = "the cat sat on the mat"
-
-
-def recorded_run(text: str, tokenizer: str = "char", **model) -> tuple[RunStore, str]:
-    """A run recorded with random weights (every bias and norm moved off its initial value, so a mapping that
-    dropped or transposed one would show), as if it had trained."""
-    store = RunStore()
-    plan = tiny_plan(text, tokenizer=tokenizer, **{"block_size": 32, **model})
-    info = create_run(store, plan, name="bridge", status="done")
-    torch.manual_seed(7)
-    net = build_model(plan.model_config)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(torch.randn_like(param) * 0.2)
-    atomic_write_with(store.run_dir(info.id) / WEIGHTS_FILE, lambda tmp: save_model(net, tmp))
-    store.log_metrics(info.id, [MetricRow(50, "val", 1.5, None, None, 1.0)])
-    return store, info.id
 
 
 CASES = [  # every activation, tied and untied, with and without biases, both position tables, both tokenizers
@@ -100,6 +82,7 @@ def test_the_export_looks_like_a_hub_folder(small_text, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "gpt2" and config["architectures"] == ["GPT2LMHeadModel"]
     assert config["activation_function"] == "relu2" and config["n_positions"] == 32
+    assert config["n_ctx"] == 32, "GPT-2's own config.json names the context twice; TransformerLens reads n_ctx"
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: transformers") and "bits per character" in card
     assert "AutoModelForCausalLM.from_pretrained" in card
@@ -360,3 +343,154 @@ def test_a_zip_claiming_more_weights_than_its_model_is_refused_before_unpacking(
     (tmp_path / "good.zip").write_bytes(good)
     with pytest.raises(BabyGPTError, match="over this server's limit"):
         import_hf_zip(RunStore(tmp_path / "other"), tmp_path / "good.zip", small_limits)
+
+
+def test_gpt2_small_imports_on_a_24_gb_class_server_and_its_fine_tune_says_what_fits(tmp_path, monkeypatch):
+    """The README's example at full size (12 layers, n_embd 768, context 1,024, GPT-2's 50,257 tokens), saved by
+    transformers. A 24 GB server that trains two jobs at once gives a job 9.6 GB. Training it at batch 8 × 1,024
+    would need 38.5 GB, which is what importing used to check; importing and then looking inside it needs some
+    2.4 GB, so it imports and gives transformers' logits. A fine-tune at batch 8 is refused naming the batch that
+    fits, and that batch is accepted."""
+    from babygpt.model.sizing import JOB_MEMORY_ENV, MAX_PARAMS_ENV, inference_memory_bytes, parameter_count
+    from babygpt.server.settings import DEFAULT_LOCAL_JOBS, model_limits_from_env
+
+    for name in (JOB_MEMORY_ENV, MAX_PARAMS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    limits = model_limits_from_env(DEFAULT_LOCAL_JOBS, machine_memory=24 * 2**30)
+    config = transformers.GPT2Config()
+    assert (config.n_layer, config.n_embd, config.n_positions, config.vocab_size) == (12, 768, 1024, 50257)
+    torch.manual_seed(0)
+    theirs = transformers.GPT2LMHeadModel(config).eval()
+    folder = tmp_path / "gpt2"
+    theirs.save_pretrained(folder)
+    shutil.copy(data_file("tokenizers", "gpt2", "encoder.json"), folder / "vocab.json")
+    shutil.copy(data_file("tokenizers", "gpt2", "vocab.bpe"), folder / "merges.txt")
+
+    store = RunStore()
+    loaded = store.load(import_hf(store, folder, limits, owner="teacher").id)
+    model = loaded.model_config
+    assert parameter_count(model) == 124_439_808 and inference_memory_bytes(model) < 2.5 * 2**30
+    ids = loaded.tokenizer.encode("Hello, class of 2026")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model.eval()(torch.tensor([ids]))[0], theirs(torch.tensor([ids])).logits,
+                                   rtol=1e-4, atol=1e-4)
+    with pytest.raises(BabyGPTError, match="Training it would need about 38.5 GB, over the 9.6 GB"):
+        limits.check(model, 8)  # the training check, which importing no longer asks
+    with pytest.raises(BabyGPTError) as refused:
+        limits.check_fine_tune(model, 8)
+    assert str(refused.value) == (
+        "Fine-tuning at batch 8 × 1,024 tokens would need about 38.5 GB, over the 9.6 GB a job may use here "
+        "(BABYGPT_JOB_MEMORY_MB). Batch 1 × 1,024 fits (about 6.4 GB); the context is the model's own.")
+    limits.check_fine_tune(model, 1)
+
+
+def test_a_model_too_large_to_fine_tune_still_imports_and_says_so_when_fine_tuned():
+    from babygpt.model.gpt2_layout import model_config_from_gpt2
+    from babygpt.model.sizing import ModelLimits
+
+    gpt2 = model_config_from_gpt2({"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768,
+                                   "n_layer": 12, "n_head": 12})
+    small_server = ModelLimits(max_params=10**9, job_memory_bytes=4 * 2**30)
+    small_server.check_import(gpt2)
+    with pytest.raises(BabyGPTError, match="even at batch 1 × 1,024 tokens, over the 4.0 GB .* It can be looked "
+                                           "inside and generate here; fine-tuning it needs a server with more memory"):
+        small_server.check_fine_tune(gpt2, 1)
+    with pytest.raises(BabyGPTError, match="Looking inside it and generating would need about 2.4 GB, over the 1.0 GB"):
+        ModelLimits(max_params=10**9, job_memory_bytes=2**30).check_import(gpt2)
+
+
+def test_a_half_precision_model_is_counted_at_the_size_it_will_take(tmp_path):
+    """A run keeps float32 weights: a float16 file of 3 MB becomes a run of 6 MB, and the quota counts the 6."""
+    from babygpt.model.gpt2_layout import model_config_from_gpt2
+    from babygpt.store.quota import DiskQuota, format_bytes, weights_bytes
+
+    model, tokenizer = gpt2_made_by_transformers(tmp_path / "gpt2")
+    half = tmp_path / "half"
+    model.half().save_pretrained(half)
+    tokenizer.save_pretrained(half)
+    store = RunStore()
+    config = model_config_from_gpt2(json.loads((half / "config.json").read_text()))
+    file_size, run_size = (half / WEIGHTS_FILE).stat().st_size, weights_bytes(config)
+    assert run_size > 1.9 * file_size
+    between = DiskQuota(bytes_per_user=(file_size + run_size) // 2)
+    with pytest.raises(BabyGPTError, match=f"Importing half needs about {format_bytes(run_size)}"):
+        import_hf(store, half, LIMITS, owner="alice", quota=between)
+    info = import_hf(store, half, LIMITS, owner="alice", quota=DiskQuota(bytes_per_user=run_size + (1 << 20)))
+    assert abs((store.run_dir(info.id) / WEIGHTS_FILE).stat().st_size - run_size) < 64 << 10
+    assert store.load(info.id).model.token_embedding.weight.dtype == torch.float32
+
+
+def edit_weights(path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_weights_that_are_not_finite_are_refused_at_import(tmp_path, small_text, value):
+    """Such a model used to import, and then Generate failed for whoever opened it."""
+    from babygpt.store.archive import export_run, import_run
+
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    edit_weights(tmp_path / "gpt2" / WEIGHTS_FILE, lambda t: t["transformer.h.1.mlp.c_fc.weight"].__setitem__(
+        (3, 4), value))
+    store = RunStore()
+    with pytest.raises(BabyGPTError, match=r"holds values that are not numbers \(NaN or infinity\) in "
+                                           r"h.1.mlp.c_fc.weight") as refused:
+        import_hf(store, tmp_path / "gpt2", LIMITS)
+    assert_sentence(refused.value, tmp_path)
+    source, run_id = recorded_run(small_text, store=RunStore(tmp_path / "source"))
+    edit_weights(source.run_dir(run_id) / WEIGHTS_FILE, lambda t: t["blocks.0.ln1.weight"].__setitem__(0, value))
+    with pytest.raises(BabyGPTError, match="not numbers .* in blocks.0.ln1.weight"):
+        import_run(store, export_run(source, run_id, tmp_path / "run.zip"), LIMITS)
+    assert store.list_runs() == []
+
+
+def char_export(tmp_path, small_text):
+    store, run_id = recorded_run(small_text)
+    return export_hf(store, run_id, tmp_path / "export")
+
+
+def edit_tokenizer(folder, change) -> None:
+    document = json.loads((folder / "tokenizer.json").read_text())
+    change(document)
+    (folder / "tokenizer.json").write_text(json.dumps(document))
+
+
+def test_a_tokenizer_that_gives_two_tokens_one_id_is_refused(tmp_path, small_text):
+    folder = char_export(tmp_path, small_text)
+
+    def refused(change, match):
+        edit_tokenizer(folder, change)
+        with pytest.raises(BabyGPTError, match=match) as caught:
+            import_hf(RunStore(tmp_path / "other"), folder, LIMITS)
+        assert_sentence(caught.value, tmp_path)
+
+    vocab_of = lambda d: d["model"]["vocab"]  # noqa: E731
+    refused(lambda d: vocab_of(d).update({"Z": vocab_of(d)["a"]}), r"gives two tokens one id \(\d+: 'a' and 'Z'\)")
+    refused(lambda d: (vocab_of(d).pop("Z"), d["added_tokens"].append({"content": "Q", "id": vocab_of(d)["t"]})),
+            r"gives two tokens one id \(\d+: 't' and 'Q'\)")
+    refused(lambda d: (d["added_tokens"].pop(), d["added_tokens"][0].update(id=0)), "gives the token '<unk>' two ids")
+    refused(lambda d: d["added_tokens"][0].update(id=True), "without a text \\(content\\) and a whole-number id")
+    refused(lambda d: vocab_of(d).update({"a": 1.5}), "gives the token 'a' the id 1.5; ids are whole numbers")
+
+
+@pytest.mark.parametrize(("edit", "match"), [
+    (lambda c: c.update(activation_function=["gelu"]), "activation_function must be text, got \\['gelu'\\]"),
+    (lambda c: c.update(layer_norm_epsilon="1e-5"), "layer_norm_epsilon must be a number"),
+    (lambda c: c.update(tie_word_embeddings="false"), "tie_word_embeddings must be true or false"),
+    (lambda c: c.update(n_inner=[]), "n_inner must be a whole number"),
+    (lambda c: c.update(babygpt=[1]), "babygpt must be an object"),
+    (lambda c: c.update(n_embd=True), "n_embd must be a positive integer, got True"),
+], ids=["activation-list", "eps-text", "tie-text", "inner-list", "babygpt-list", "embd-bool"])
+def test_config_values_of_the_wrong_type_are_named(tmp_path, small_text, edit, match):
+    """Each of these ended in a traceback with the server's paths in it."""
+    folder = char_export(tmp_path, small_text)
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BabyGPTError, match=match) as refused:
+        import_hf(RunStore(tmp_path / "other"), folder, LIMITS)
+    assert_sentence(refused.value, tmp_path)

@@ -33,6 +33,7 @@ from babygpt.store.checkpoints import (
     load_weights,
 )
 from babygpt.store.corpora import portable_source
+from babygpt.store.hf_import import import_hf_zip, is_hf_zip
 from babygpt.store.quota import DiskQuota
 from babygpt.store.runs import (
     CONFIG_FILE,
@@ -229,3 +230,10 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
         store.delete(info.id)
         raise
     return store.get(info.id)
+
+
+def import_zip(store: RunStore, archive: str | Path, limits: ModelLimits, owner: str | None = None,
+               quota: DiskQuota | None = None) -> RunInfo:
+    """A .zip from a person: a Hugging Face folder when its config.json names a model_type, else a run archive."""
+    importer = import_hf_zip if is_hf_zip(archive) else import_run
+    return importer(store, archive, limits=limits, owner=owner, quota=quota)

@@ -133,7 +133,8 @@ def open_zip(path: str | Path, shown: str) -> zipfile.ZipFile:
 
 def _name_problem(name: str) -> str | None:
     """Why an entry's name cannot be a file inside one folder, or None."""
-    if name.startswith("/") or re.match(r"[A-Za-z]:", name) or ".." in name.split("/"):
+    path = name.replace("\\", "/")  # a Windows tool's separator, read as one: "..\\x" escapes as "../x" does
+    if path.startswith("/") or re.match(r"[A-Za-z]:", path) or ".." in path.split("/"):
         return "a path that escapes its folder"
     if "\\" in name:
         return "a name with backslashes (a Windows path, which zip names never hold)"

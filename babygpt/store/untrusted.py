@@ -36,7 +36,6 @@ IMPORT_LOCK = ".import.lock"
 BUSY_MESSAGE = ("Another import is running on this server; try again in a moment. Imports run one at a time, so "
                 "that together they cannot take the memory the class's training needs.")
 MAX_INT_DIGITS = 20  # no size, id or count in these files comes near 10**20
-_STRUCTURE = re.compile(r'[\[\]{}"\\]')
 
 
 class ImportBusy(BabyGPTError):
@@ -68,28 +67,28 @@ def _value_bound(text: str) -> int:
     return text.count(",") + text.count(":") + text.count("[") + text.count("{") + 1
 
 
-def _depth_and_longest_string(text: str) -> tuple[int, int]:
-    """How deep the text nests and its longest string, reading only brackets, quotes and backslashes (a backslash
-    escapes the character after it)."""
-    depth = deepest = longest = start = 0
-    in_string, skip = False, -1
-    for match in _STRUCTURE.finditer(text):
-        at, char = match.start(), match.group()
-        if at == skip:
-            continue
-        if in_string:
-            if char == "\\":
-                skip = at + 1
-            elif char == '"':
-                in_string, longest = False, max(longest, at - start - 1)
-        elif char == '"':
-            in_string, start = True, at
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest, longest
+def _without_escapes(text: str) -> str:
+    """The text with every escape inside a string (``\\\\`` and ``\\"`` above all) replaced by two plain characters:
+    what remains pairs its quotes one after another, opening and closing."""
+    return text.replace("\\\\", "__").replace('\\"', "__")
+
+
+def _has_long_string(plain: str, longest: int) -> bool:
+    """Whether a string runs past ``longest`` characters: strings up to it collapse to ``""``, left to right, so a
+    longer one leaves its opening quote alone."""
+    return '"' in re.sub(f'"[^"]{{0,{longest}}}"', '""', plain).replace('""', "")
+
+
+def _nests_deeper(plain: str, depth: int) -> bool:
+    """Whether the brackets outside strings nest deeper than ``depth``: each pass removes the innermost pairs, so
+    ``depth`` passes empty any nesting up to it (an unbalanced text stops changing, and the parser names it)."""
+    brackets = re.sub(r"[^\[\]{}]", "", re.sub(r'"[^"]*"', "", plain))
+    for _ in range(depth):
+        reduced = brackets.replace("[]", "").replace("{}", "")
+        if reduced == brackets:
+            return False
+        brackets = reduced
+    return "[]" in brackets or "{}" in brackets
 
 
 def _refuse_constant(name: str) -> Any:
@@ -119,18 +118,17 @@ def check_json_cost(raw: bytes, what: str, budget: JsonBudget) -> str:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportRefused(f"Refused: {what} is not UTF-8 text.") from None
-    # every pass below is linear; the one in Python only visits brackets, quotes and backslashes, bounded here first
-    scanned = text.count('"') + text.count("\\") + text.count("[") + text.count("{")
-    if _value_bound(text) > budget.max_values or scanned > 4 * budget.max_values:
+    # every check below is a few passes of the regular-expression engine or of str methods: linear, in C
+    if _value_bound(text) > budget.max_values:
         raise ImportRefused(f"Refused: {what} holds more than {budget.max_values:,} values, more than such a file "
                             "needs.")
-    depth, longest = _depth_and_longest_string(text)
-    if depth > budget.max_depth:
-        raise ImportRefused(f"Refused: {what} nests {depth} levels deep; such a file nests at most "
-                            f"{budget.max_depth}.")
-    if longest > budget.max_string:
-        raise ImportRefused(f"Refused: {what} holds a string of {longest:,} characters; such a file's are at most "
-                            f"{budget.max_string:,}.")
+    plain = _without_escapes(text)
+    if _has_long_string(plain, budget.max_string):
+        raise ImportRefused(f"Refused: {what} holds a string longer than {budget.max_string:,} characters; such a "
+                            "file's are shorter.")
+    if _nests_deeper(plain, budget.max_depth):
+        raise ImportRefused(f"Refused: {what} nests more than {budget.max_depth} levels deep; such a file nests a "
+                            "few.")
     return text
 
 
@@ -147,6 +145,14 @@ def load_json(raw: bytes, what: str, budget: JsonBudget) -> Any:
                             f"{exc.colno}).") from None
     except (RecursionError, ValueError):  # the scan above makes both unreachable; a sentence all the same
         raise ImportRefused(f"Refused: {what} is not valid JSON.") from None
+
+
+def local_name(name: str, fallback: str) -> str:
+    """A person's file name as the name of a file on this server (their upload, kept so that sentences name it):
+    its last part, no control character, at most 200 bytes of UTF-8 (file systems allow 255)."""
+    last = re.sub(r"[\x00-\x1f\x7f]", "", name.replace("\\", "/").rsplit("/", 1)[-1])
+    short = last.encode("utf-8")[:200].decode("utf-8", errors="ignore")
+    return short if short.strip(". ") else fallback
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:
