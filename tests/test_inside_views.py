@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from babygpt.lessons.inside import scores_during_training
-from babygpt.lessons.looking import formation_from_history
+from babygpt.lessons.looking import formation_from_history, formation_reading
 from babygpt.orchestration.plan import plan_training
 from babygpt.orchestration.recorder import probe_prompt
 from babygpt.orchestration.runs import resume_run, start_run
@@ -81,6 +81,10 @@ def test_the_inside_page_measures_the_run_on_screen(cats_run):
     captions = [c.value for c in at.caption]
     assert any("windows of 16 characters of its validation text" in c for c in captions), "the list names its text"
     assert any("the first 16 characters of the validation text" in c for c in captions), "so does the chart"
+    at.selectbox(key="inside_formation_kind").set_value("previous").run()
+    formation = formation_from_history(store.head_score_history(info.id))
+    assert formation_reading(formation, "previous", "previous token") in [c.value for c in at.caption], \
+        "under the chart, the head its dashed line marks and where it stands at the end"
     at.toggle(key="inside_ablate").set_value(True).run()
     assert not at.exception and not at.error
     assert "inside_ablation_grid" in [c.key for c in at.get("plotly_chart")]

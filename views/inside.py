@@ -29,6 +29,7 @@ from babygpt.lessons.looking import (
     sample_with,
 )
 from babygpt.lessons.viz import attention_heatmap, runs_overlay_figure
+from babygpt.plain_text import markdown_literal
 from babygpt.store.runs import LoadedRun
 from babygpt.training.sample import prepare_prompt
 from ui import run_cache, state
@@ -53,7 +54,7 @@ def head_types_section(loaded: LoadedRun) -> None:
                     key="inside_head_grid")
     windows, length = scores.text_shape
     st.caption(f"Measured on the run's weights now: the positional types on {windows} window"
-               f"{'s' if windows != 1 else ''} of {length} {token_word(loaded)}s of {source}; induction on random "
+               f"{'s' if windows != 1 else ''} of {length} {token_word(loaded)}s of {markdown_literal(source)}; induction on random "
                "tokens repeated twice (the same ones training scores at every evaluation, below).")
     with st.expander("Every head in one line", expanded=True):
         for layer in range(loaded.model_config.n_layer):
@@ -78,7 +79,8 @@ def formation_section(loaded: LoadedRun) -> None:
     st.plotly_chart(formation_figure(formation, kind, val, onset(formation, kind),
                                      f"{KIND_TITLES[kind].capitalize()} score of every head over training"),
                     key="inside_formation")
-    st.caption(formation_reading(formation, kind, KIND_TITLES[kind]))
+    if kind != "induction":  # the sentence above says as much for induction
+        st.caption(formation_reading(formation, kind, KIND_TITLES[kind]))
     st.caption(f"Recorded at every evaluation while it trained: the positional types on {probe_text(loaded)}, a "
                "shorter text than the list above, so a head's last point here can differ from its score there; "
                "induction on the same repeated random tokens as above. Colour: the head; dash: the layer.")
@@ -104,7 +106,7 @@ def lens_section(loaded: LoadedRun) -> None:
         ids = ids[-min(len(ids), 40, loaded.model_config.block_size):]
         lens = lens_view(loaded.model, loaded.tokenizer, ids)
     except BabyGPTError as exc:
-        st.error(str(exc))
+        st.error(markdown_literal(exc))
         return
     st.plotly_chart(lens_figure(lens, "Logit lens: the top guess after each layer"), key="inside_lens")
     stops = ["the embeddings"] + [f"layer {i}" for i in range(len(lens.top) - 1)]
@@ -125,7 +127,7 @@ def ablation_section(loaded: LoadedRun) -> None:
     st.plotly_chart(head_grid_figure(knocked.heads, f"Change in validation loss without each head ({mode})",
                                      diverging=True, unit=" nats"), key="inside_ablation_grid")
     layer, head = knocked.worst
-    st.caption(f"Measured on {tokens} tokens of {source}; intact loss {view.intact:.3f} nats per token. Knocked out "
+    st.caption(f"Measured on {tokens} tokens of {markdown_literal(source)}; intact loss {view.intact:.3f} nats per token. Knocked out "
                f"by {mode}, the model needs layer {layer} head {head} most: {knocked.heads[layer, head]:+.3f} nats "
                "without it.")
     parts = {"layer": range(len(knocked.attention)), f"without its attention ({mode})": knocked.attention}
@@ -177,7 +179,7 @@ def compare_section(loaded: LoadedRun) -> None:
                 st.plotly_chart(head_grid_figure(getattr(scores, kind), f"{KIND_TITLES[kind].capitalize()}: {name}"),
                                 key=f"inside_compare_grid_{name}")
             except BabyGPTError as exc:
-                st.info(f"{name.capitalize()}: {exc}")
+                st.info(f"{name.capitalize()}: {markdown_literal(exc)}")
     curves = {run.info.label: [(s, bits_per_char(v, b.chars_per_token)) for s, v in val_curve(run.info.id)]
               for run, _ in runs if (b := Baselines.from_config(run.info.config))}
     if curves:
@@ -186,7 +188,7 @@ def compare_section(loaded: LoadedRun) -> None:
     prompt = st.session_state.get("inside_lens_prompt") or default_prompt(loaded, 24)
     refusal = comparison_refusal(loaded.model, other.model, loaded.tokenizer, other.tokenizer, prompt)
     if refusal:
-        st.info(f"The prompt's views are not compared: {refusal}")
+        st.info(f"The prompt's views are not compared: {markdown_literal(refusal)}")
         return
     layer = st.number_input("Layer", 0, min(loaded.model_config.n_layer, other.model_config.n_layer) - 1, 0,
                             key="inside_compare_layer")
@@ -219,4 +221,4 @@ if loaded is not None:
             try:  # a section that cannot measure says why; the others still draw
                 section(loaded)
             except BabyGPTError as exc:
-                st.error(str(exc))
+                st.error(markdown_literal(exc))
