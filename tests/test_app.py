@@ -199,6 +199,60 @@ def test_full_server_queues_the_next_start(monkeypatch):
     assert not scheduler().store.queued(), "cancel takes the run off the queue"
 
 
+def test_a_queue_the_teacher_cleared_is_a_sentence_on_the_students_page(monkeypatch):
+    """The student's page still shows Cancel when the teacher clears the queue: pressing it says what happened
+    (no server path, no command), and the next refresh of the page drops the button and says it too."""
+    from babygpt.plain_text import markdown_literal
+    from babygpt.server.scheduler import CLEARED_BEFORE_START
+    from babygpt.server.users import Actor
+    from ui.state import classroom, scheduler
+
+    monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
+    first = app()
+    first.switch_page("views/train.py").run()
+    first.slider(key="hp_n_layer").set_value(1).run()
+    first.number_input(key="hp_max_iters").set_value(100_000).run()
+    first.button(key="start").click().run()
+    student = app()
+    student.switch_page("views/train.py").run()
+    student.slider(key="hp_n_layer").set_value(1).run()
+    student.button(key="start").click().run()
+    assert student.button(key="stop").label == "Cancel" and not student.button(key="stop").disabled
+    waiting = scheduler().store.queued()[0]
+    assert classroom().clear_queue(Actor("teacher-key-0000000000", admin=True)) == 1
+    student.button(key="stop").click().run()  # the button the page showed before it refreshed
+    errors = [e.value for e in student.error]
+    assert errors in ([CLEARED_BEFORE_START], [markdown_literal(CLEARED_BEFORE_START)]), errors
+    assert not any(word in " ".join(errors) for word in ("/", "python -m", "runs list"))
+    student.run()  # the next refresh
+    assert student.button(key="stop").label == "Stop" and student.button(key="stop").disabled, "no Cancel left"
+    said = " ".join(i.value for i in student.info)  # as Markdown source: the run's label stays text
+    assert markdown_literal(f"The teacher cleared the queue; your run {waiting.label} was not started.") in said, said
+    assert not student.button(key="start").disabled, "the student can start again"
+
+
+def test_the_race_settings_come_back_after_a_reload():
+    first = app()
+    key = first.query_params["user"][0] if isinstance(first.query_params["user"], list) else first.query_params["user"]
+    first.switch_page("views/lessons.py").run()
+    first.number_input(key="race_steps").set_value(650).run()
+    first.select_slider(key="race_seeds").set_value(2).run()
+    first.slider(key="race_layers").set_value(3).run()
+    first.selectbox(key="race_counterfactual").set_value("no-scale").run()
+
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    again.query_params["user"] = key  # a reload: a new session, the same URL
+    again.run()
+    again.switch_page("views/lessons.py").run()
+    assert again.number_input(key="race_steps").value == 650
+    assert again.select_slider(key="race_seeds").value == 2
+    assert again.slider(key="race_layers").value == 3
+    assert again.selectbox(key="race_counterfactual").value == "no-scale"
+    other = app()  # another user starts from the defaults
+    other.switch_page("views/lessons.py").run()
+    assert other.number_input(key="race_steps").value != 650
+
+
 def test_a_reload_brings_back_the_users_choices_and_another_user_starts_fresh():
     first = app()
     key = first.query_params["user"][0] if isinstance(first.query_params["user"], list) else first.query_params["user"]
@@ -376,6 +430,11 @@ def test_a_hugging_face_zip_imports_and_fine_tunes_from_the_runs_page(small_text
     assert not at.error, [e.value for e in at.error]
     tuned = wait_for(lambda: next((r for r in store.list_runs() if r.config.get("init")), None), 30, "the fine-tune")
     assert tuned.config["init"]["run"] == imported.id and tuned.owner == imported.owner
+    said = next(s.value for s in at.success if "Model & training" in s.value)
+    assert tuned.label.startswith("fine-tune of source-transformers") and tuned.label in said, said
+    at.switch_page("views/train.py").run()  # where the sentence sends the student: the fine-tune, not its source
+    progress = at.main.get("progress")[-1].proto.text
+    assert progress.startswith(f"{tuned.label}: "), progress
     assert "Import a Hugging Face folder from this server's disk" not in [e.label for e in at.expander], \
         "a folder on the server's disk is the teacher's to import"
 

@@ -33,6 +33,8 @@ from ui.state import (
     store,
 )
 
+RACE_CHOICE = "race_choice"  # the ladder race's settings: steps, seeds, layers, the idea broken in every rung
+
 
 def begin_session() -> str:
     """Run by app.py before any page, on every rerun: find who this browser is and, on the first run of a session,
@@ -69,12 +71,13 @@ def _lasting_state() -> dict[str, Any]:
         TOKENIZER: st.session_state.get(TOKENIZER), VAL_FRACTION: st.session_state.get(VAL_FRACTION),
         HPARAMS: st.session_state.get(HPARAMS), RUN: st.session_state.get(RUN),
         PRESENTER: st.session_state.get(PRESENTER), RACE: st.session_state.get(RACE),
+        RACE_CHOICE: st.session_state.get(RACE_CHOICE),
     }
 
 
 def _restore(key: str) -> None:
     saved = store().user_state(key)
-    for name in (TOKENIZER, VAL_FRACTION, HPARAMS, RUN, PRESENTER, RACE):
+    for name in (TOKENIZER, VAL_FRACTION, HPARAMS, RUN, PRESENTER, RACE, RACE_CHOICE):
         if saved.get(name) is not None:
             st.session_state[name] = saved[name]
     corpus = saved.get("corpus")
@@ -150,6 +153,18 @@ def hparam(name: str):
 def set_active_run(run_id: str | None) -> None:
     st.session_state[RUN] = run_id
     save()
+
+
+def race_choice() -> dict[str, Any]:
+    """The ladder race's settings as the user last left them (the Lessons page checks them before use)."""
+    saved = st.session_state.get(RACE_CHOICE)
+    return dict(saved) if isinstance(saved, dict) else {}
+
+
+def set_race_choice(values: dict[str, Any]) -> None:
+    if st.session_state.get(RACE_CHOICE) != values:
+        st.session_state[RACE_CHOICE] = values
+        save()
 
 
 def presenter() -> bool:

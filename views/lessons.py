@@ -3,6 +3,7 @@
 One function per tab; the page itself is the few lines at the end."""
 
 
+import dataclasses
 from dataclasses import dataclass
 
 import pandas as pd
@@ -49,19 +50,41 @@ class RaceChoice:
     broken: str | None  # a counterfactual switched off in every rung, or None for the real ladder
 
 
+# each number's widget bounds and default: a saved choice outside them (an older version's) is not used
+RACE_BOUNDS = {"steps": (50, 5000, RACE_STEPS), "seeds": (1, 5, len(RACE_SEEDS)), "layers": (1, 4, RACE_SIZES["n_layer"])}
+
+
+def saved_race_choice() -> RaceChoice:
+    """The race settings this user last chose (kept with their other choices, so a reload keeps them)."""
+    saved = choices.race_choice()
+
+    def number(name: str) -> int:
+        low, high, default = RACE_BOUNDS[name]
+        value = saved.get(name)
+        return value if type(value) is int and low <= value <= high else default
+
+    broken = saved.get("broken")
+    return RaceChoice(number("steps"), number("seeds"), number("layers"), broken if broken in BY_KEY else None)
+
+
 def race_settings() -> RaceChoice:
+    saved = saved_race_choice()
     c1, c2, c3 = st.columns(3)
-    steps = c1.number_input("Steps per rung", 50, 5000, RACE_STEPS, 50, key="race_steps",
+    steps = c1.number_input("Steps per rung", *RACE_BOUNDS["steps"][:2], saved.steps, 50, key="race_steps",
                             help="The same token budget for every rung and seed.")
-    seeds = c2.select_slider("Seeds per rung", [1, 2, 3, 4, 5], len(RACE_SEEDS), key="race_seeds",
+    seeds = c2.select_slider("Seeds per rung", [1, 2, 3, 4, 5], saved.seeds, key="race_seeds",
                              help="Each rung trains once per seed; a step up the ladder counts as a gain only when "
                                   "it is larger than the spread between seeds. One seed cannot tell gain from noise.")
-    layers = c3.slider("n_layer (residual, gpt)", 1, 4, RACE_SIZES["n_layer"], key="race_layers",
+    layers = c3.slider("n_layer (residual, gpt)", *RACE_BOUNDS["layers"][:2], saved.layers, key="race_layers",
                        help="The learning rates were tuned at 2 layers, n_embd 64.")
-    broken = st.selectbox("Break one idea in every rung", [None, *BY_KEY], key="race_counterfactual",
+    options = [None, *BY_KEY]
+    broken = st.selectbox("Break one idea in every rung", options, options.index(saved.broken),
+                          key="race_counterfactual",
                           format_func=lambda k: "— (the real ladder)" if k is None else BY_KEY[k].label,
                           help="Race the ladder with one idea switched off, to see what it was for.")
-    return RaceChoice(int(steps), int(seeds), int(layers), broken)
+    choice = RaceChoice(int(steps), int(seeds), int(layers), broken)
+    choices.set_race_choice(dataclasses.asdict(choice))  # saved with the user's choices when it changed
+    return choice
 
 
 def start_race(choice: RaceChoice) -> None:

@@ -58,9 +58,11 @@ def fine_tune_box(run_id: str) -> None:
                                        eval_interval=max(1, int(steps) // 5), val_fraction=choices.val_fraction(),
                                        batch_size=8, log_interval=5, sample_tokens=120)
                 plan = plan_finetune(base, corpus, settings)
-                info = state.scheduler().submit(identity.user(), plan, name=f"{base.info.label} on {corpus.name}")
-                choices.set_active_run(info.id)
-                st.success(f"{info.label} is queued; follow it on the Model & training page.")
+                info = state.scheduler().submit(identity.user(), plan,
+                                                name=f"fine-tune of {base.info.label} on {corpus.name}")
+                choices.set_active_run(info.id)  # what Model & training follows, named so it is not the source
+                st.success(f"{info.label} is queued and is now your active run: the Model & training page follows "
+                           "it as it trains.")
             except BabyGPTError as exc:
                 st.error(str(exc))
 

@@ -18,6 +18,7 @@ from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules
 from babygpt.orchestration.plan import plan_training
 from babygpt.pace import LIVE_SPEED_CAPTION
+from babygpt.plain_text import markdown_literal
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import check_can_resume
 from babygpt.status import RunStatus
@@ -357,7 +358,12 @@ def live_view(followed: RunInfo | None, options: ChartOptions, presenter: bool) 
     def live_status() -> None:
         snap = followed_snapshot()
         if snap is None:
+            notice = state.scheduler().notice_for(identity.user())
+            if notice:  # the teacher cleared the queue: what happened, in a sentence
+                st.info(markdown_literal(notice))
             st.caption("Press **Start training** to train the model above on the current corpus.")
+            if busy and followed_run() is None:
+                st.rerun()  # the run it followed is gone: the buttons lose their Cancel
             return
         draw_status(snap)
         if busy and (not snap.active or (snap.status is RunStatus.QUEUED) != queued):

@@ -41,6 +41,11 @@ from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.corpus import Corpus
 
 RAY_ADDRESS_ENV = "BABYGPT_RAY_ADDRESS"
+# What a student reads about a run of theirs that is gone: a sentence about what happened, never the store's own
+# message (which names the server's folder and the command line, for whoever runs it there).
+RUN_GONE = "This run no longer exists: it was deleted, or taken off the queue before it started."
+CLEARED_BEFORE_START = "The teacher cleared the queue; this run was not started."
+CLEARED_BEFORE_RESUME = "The teacher cleared the queue; this run was not resumed (its last checkpoint is kept)."
 
 
 def backend_from_env(store: RunStore, settings: SchedulerSettings) -> Backend:
@@ -91,6 +96,8 @@ class Scheduler:
         self.quota = DiskQuota.from_env()
         self._jobs: dict[str, JobHandle] = {}  # run id -> job, while it trains
         self._finished: dict[str, JobHandle] = {}  # the last job of each run (its exit message)
+        self._removed: dict[str, str] = {}  # run id -> what happened to it, for a run someone else took off the queue
+        self._notices: dict[str, str] = {}  # user -> the same, said once on their training page until they start again
         self.progress = LiveProgress(store)
         self._lock = threading.RLock()
         self._recover()
@@ -109,6 +116,7 @@ class Scheduler:
             info = self.store.get(current)
             raise BabyGPTError(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
                                "before starting another.")
+        self._notices.pop(user or "", None)
         info = self._queue(user, plan, name, group_id, challenge)
         self.dispatch()
         return self.store.get(info.id)
@@ -151,7 +159,7 @@ class Scheduler:
 
     def resume(self, actor: Actor, run_id: str, corpus: Corpus, **train_overrides) -> RunInfo:
         """Queue a stopped, interrupted or finished run to continue from its checkpoint on the same text."""
-        info = self.store.get(run_id)
+        info = self.run_info(run_id)
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
         check_can_resume(actor, info, overrides.get("max_iters"))
         check_same_corpus(info, corpus)
@@ -165,6 +173,7 @@ class Scheduler:
             document["train"] = train.to_dict()
             self.store.update_config(info.id, document)
         self.store.enqueue(info.id)
+        self._notices.pop(actor.user or "", None)
         self.dispatch()
         return self.store.get(info.id)
 
@@ -237,23 +246,32 @@ class Scheduler:
     # -- stopping and deleting ------------------------------------------------------------------
     def stop(self, actor: Actor, run_id: str, wait: float = 0.0) -> None:
         """Stop a training run after its current step (checkpoint kept), or take a queued one off the queue."""
-        info = self.store.get(run_id)
+        info = self.run_info(run_id)
         check_can_manage(actor, info, "stop")
         with self._lock:
             job = self._jobs.get(info.id)
             if info.status is RunStatus.QUEUED:
-                self._cancel(info)
+                self._cancel(info, by_owner=actor.owns(info))
                 return
         if job is None:
             raise BabyGPTError(f"Run {info.label} is not training ({info.status}).")
         job.stop(wait)
 
-    def _cancel(self, info: RunInfo) -> None:
-        """A queued run that never trained disappears; a queued resume goes back to 'stopped'."""
-        if self.store.has_checkpoint(info.id):
-            self.store.set_status(info.id, RunStatus.STOPPED, "Taken off the queue before it resumed.")
+    def _cancel(self, info: RunInfo, by_owner: bool = True) -> None:
+        """A queued run that never trained disappears; a queued resume goes back to 'stopped'. Taken off by the
+        teacher (clearing the queue), its owner is told so in a sentence, on their page and if they click Cancel."""
+        resumed = self.store.has_checkpoint(info.id)
+        if resumed:
+            self.store.set_status(info.id, RunStatus.STOPPED,
+                                  "Taken off the queue before it resumed." if by_owner else CLEARED_BEFORE_RESUME)
         else:
             self.store.delete(info.id)
+        if by_owner:
+            return
+        self._removed[info.id] = CLEARED_BEFORE_RESUME if resumed else CLEARED_BEFORE_START
+        if info.owner:
+            self._notices[info.owner] = (f"The teacher cleared the queue; your run {info.label} was not "
+                                         f"{'resumed (its last checkpoint is kept)' if resumed else 'started'}.")
 
     def stop_group(self, actor: Actor, group_id: str) -> None:
         for info in self.store.list_runs(group_id):
@@ -264,7 +282,7 @@ class Scheduler:
                     pass  # it ended between the listing and the stop
 
     def delete(self, actor: Actor, run_id: str) -> None:
-        info = self.store.get(run_id)
+        info = self.run_info(run_id)
         check_can_manage(actor, info, "delete")
         job = self._jobs.get(info.id)
         if job is not None and not info.status.active:
@@ -286,6 +304,18 @@ class Scheduler:
     # -- reading --------------------------------------------------------------------------------
     def running(self) -> list[JobHandle]:
         return [j for j in self._jobs.values() if j.alive]
+
+    def run_info(self, run_id: str) -> RunInfo:
+        """A run a page acts on or draws, by id: one that is gone is a sentence for the student (what happened to
+        it), never the store's message for the command line."""
+        if not self.store.exists(run_id):
+            raise BabyGPTError(self._removed.get(run_id, RUN_GONE))
+        return self.store.get(run_id)
+
+    def notice_for(self, user: str) -> str | None:
+        """What happened to the user's run while they were not the one acting on it (the teacher cleared the
+        queue), until they start or resume one again. A user's run label is in it: show it as text."""
+        return self._notices.get(user)
 
     def current_run_for(self, user: str) -> str | None:
         """The user's newest run that is training or queued (what their training page follows)."""
@@ -318,7 +348,7 @@ class Scheduler:
 
     def snapshot(self, run_id: str) -> JobSnapshot:
         """A run's progress as the pages draw it, queued, training or finished."""
-        return self.snapshots([self.store.get(run_id)])[0]
+        return self.snapshots([self.run_info(run_id)])[0]
 
     def snapshots(self, infos: list[RunInfo]) -> list[JobSnapshot]:
         """Several runs' progress at once (a class board): the queue is played forward once for all of them."""

@@ -61,8 +61,8 @@ def check_can_manage(actor: Actor, info: RunInfo, action: str) -> None:
     if actor.admin or actor.owns(info):
         return
     if info.owner is None:
-        raise BabyGPTError(f"Run {info.label} was trained from the command line: {action} it there "
-                           "(python -m babygpt), or enter the teacher's admin token in the sidebar.")
+        raise BabyGPTError(f"Run {info.label} was trained from the command line, not in the app: only the teacher, "
+                           f"with the admin token in the sidebar, can {action} it here.")
     raise BabyGPTError(f"Run {info.label} belongs to {public_handle(info.owner)}: only its owner, or the teacher "
                        f"with the admin token, can {action} it.")
 
