@@ -88,3 +88,11 @@ def test_a_run_that_is_gone_or_from_the_command_line_is_refused_without_server_w
     with pytest.raises(BabyGPTError, match="trained from the command line") as refused:
         scheduler.delete(ALICE, cli_run.id)
     assert says_nothing_of_the_server(str(refused.value)), str(refused.value)
+
+
+def test_a_page_that_loads_a_gone_run_says_so_in_a_sentence(fresh_resources):
+    from ui import run_cache
+
+    with pytest.raises(BabyGPTError) as refused:
+        run_cache.load_run("20261206-000000-gpt-dead")
+    assert str(refused.value) == RUN_GONE

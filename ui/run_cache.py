@@ -18,7 +18,7 @@ from babygpt.orchestration.runs import run_split
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.tokenizers import unknown_pieces
 from ui import choices, identity
-from ui.state import store
+from ui.state import scheduler, store
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model…")
@@ -27,7 +27,9 @@ def _load_run(home: str, run_id: str, stamp: float) -> LoadedRun:
 
 
 def load_run(run_id: str) -> LoadedRun:
-    """A run's model, cached until its weights change on disk."""
+    """A run's model, cached until its weights change on disk; a run that is gone is a sentence, not the store's
+    message for the command line."""
+    scheduler().run_info(run_id)
     version = store().weights_version(run_id)
     if version is None:
         raise BabyGPTError(f"Run {run_id} has no saved weights yet; wait for its first checkpoint.")
