@@ -20,15 +20,18 @@ from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import MAX_PARAMS_ENV, parameter_count
 from babygpt.orchestration.plan import TrainingPlan, encode_corpus, plan_training
 from babygpt.orchestration.runs import resume_run, start_run
+from babygpt.pace import seconds_left, seconds_per_step, tokens_per_second
 from babygpt.server.settings import model_limits_from_env
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store import archive, huggingface
 from babygpt.store.corpora import check_same_corpus
 from babygpt.store.runs import LoadedRun, RunStore
+from babygpt.text.bpe import BYTES, DEFAULT_BPE_VOCAB, DEFAULT_SPLIT, MAX_BPE_VOCAB, SPLIT_NAMES, BPESettings, split_of
+from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
-from babygpt.text.tokenizers import TOKENIZERS
+from babygpt.text.tokenizers import TOKENIZERS, Tokenizer, bits_per_byte_on, tokenizer_from_dict
 from babygpt.training import devices, distributed
 from babygpt.training.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer
@@ -40,18 +43,27 @@ def _eprint(*args: object) -> None:
 
 
 class ConsoleProgress(Callbacks):
+    """The terminal's progress lines: speed and time left as the app shows them (``babygpt.pace``: wall-clock,
+    evaluation pauses included), from the marks this process has logged."""
+
     def __init__(self, max_iters: int):
         self.max_iters = max_iters
+        self.train: list[dict[str, float]] = []
+        self.evals: list[dict[str, float]] = []
 
     def on_notice(self, trainer: Trainer, message: str) -> None:
         _eprint(f"note: {message}")
 
     def on_step(self, trainer: Trainer, m: StepMetrics) -> None:
-        remaining = (self.max_iters - m.step) * trainer.tokens_per_step / max(m.tokens_per_sec, 1e-9)
+        self.train.append({"step": m.step, "elapsed_s": m.elapsed_s})
+        pace = seconds_per_step(self.train, self.evals, trainer.config.eval_interval)
+        speed = tokens_per_second(pace, trainer.tokens_per_step)
         _eprint(f"step {m.step:>6}/{self.max_iters}  loss {m.loss:.4f}  lr {m.lr:.2e}  "
-                f"{m.tokens_per_sec:,.0f} tok/s  ETA {format_duration(remaining)}")
+                f"{f'{speed:,.0f}' if speed else '–'} tok/s  "
+                f"ETA {format_duration(seconds_left(pace, m.step, self.max_iters))}")
 
     def on_eval(self, trainer: Trainer, m: EvalMetrics) -> None:
+        self.evals.append({"step": m.step, "elapsed_s": m.elapsed_s})
         _eprint(f"eval {m.step:>6}: train {m.train_loss:.4f}  val {m.val_loss:.4f}")
         if m.sample:
             _eprint("  sample: " + m.sample.replace("\n", "\n          ")[:400])
@@ -63,7 +75,14 @@ class ConsoleProgress(Callbacks):
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (or resume one) and record it in the run store")
     p.add_argument("--data", help="dataset name (python-docs, tinyshakespeare) or a path to a UTF-8 text file")
-    p.add_argument("--tokenizer", choices=TOKENIZERS, default="char")
+    p.add_argument("--tokenizer", choices=TOKENIZERS, default="char",
+                   help="char: one token per character; gpt2: GPT-2's BPE; bpe: a byte-level BPE learned from --data")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help=f"with --tokenizer bpe: how many tokens to learn, {BYTES} (the bytes) to {MAX_BPE_VOCAB:,} "
+                        f"(default {DEFAULT_BPE_VOCAB})")
+    p.add_argument("--bpe-split", choices=SPLIT_NAMES, default=None,
+                   help=f"with --tokenizer bpe: the pattern that cuts the text into words first, so merges never "
+                        f"cross them (default {DEFAULT_SPLIT}; none: merges may cross anything)")
     p.add_argument("--preset", choices=list(PRESETS), default="gpt")
     p.add_argument("--name")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -158,6 +177,21 @@ def cmd_train(args: argparse.Namespace, store: RunStore) -> int:
     return code
 
 
+def _bpe_settings(args: argparse.Namespace) -> BPESettings | None:
+    """--vocab-size and --bpe-split describe a BPE learned from the text: they go with --tokenizer bpe alone."""
+    if args.tokenizer != "bpe":
+        if args.vocab_size is not None or args.bpe_split is not None:
+            raise BabyGPTError("--vocab-size and --bpe-split set up a BPE learned from your text: add --tokenizer bpe.")
+        return None
+    split = DEFAULT_SPLIT if args.bpe_split is None else split_of(args.bpe_split)
+    return BPESettings(DEFAULT_BPE_VOCAB if args.vocab_size is None else args.vocab_size, split).validate()
+
+
+def _val_bpb(val_loss: float | None, tokenizer: Tokenizer, val_ids) -> float | None:
+    """The validation loss in bits per byte of the validation text: comparable across tokenizers."""
+    return None if val_loss is None else bits_per_byte_on(tokenizer, val_ids, val_loss)
+
+
 def _check_size(plan: TrainingPlan, allow_large: bool) -> None:
     """Over the limits, the CLI asks for --allow-large: it is the user's own machine, unlike the app's server."""
     problems = model_limits_from_env().problems(plan.model_config, plan.train_config.batch_size)
@@ -177,8 +211,11 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         corpus = load_corpus(args.data or default_dataset())
         model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
-        plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), **sizes)
+        plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), _bpe_settings(args),
+                             **sizes)
         _check_size(plan, args.allow_large)
+        for note in plan.tokenizer.bpe.notes() if isinstance(plan.tokenizer, BPETokenizer) else ():
+            _eprint(f"note: {note}")
         trainer, info = start_run(store, plan, name=args.name, callbacks=progress, dist=dist)
     for cb in progress:
         cb.max_iters = trainer.config.max_iters
@@ -194,6 +231,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
     summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
                "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
+               "val_bpb": _val_bpb(result.val_loss, tokenizer_from_dict(info.config["tokenizer"]), trainer.split.val),
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
                "train_time_s": round(result.elapsed_s, 2), "params": parameter_count(trainer.model_config)}
     if result.message:
@@ -217,7 +255,8 @@ def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
     corpus = _corpus_for_resume(store, args.run, args.data)
     trainer = eval_trainer(loaded, corpus)
     losses = trainer.estimate_loss(args.eval_iters)
-    print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"]}))
+    print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"],
+                      "val_bpb": _val_bpb(losses["val"], loaded.tokenizer, trainer.split.val)}))
     return 0
 
 

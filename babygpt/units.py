@@ -1,6 +1,10 @@
-"""Durations and counts, written one way for the terminal and the app alike."""
+"""Durations, counts and bits per byte, written one way for the terminal and the app alike."""
 
 from __future__ import annotations
+
+import math
+
+from babygpt.errors import BabyGPTError
 
 
 def format_duration(seconds: float | None) -> str:
@@ -17,3 +21,18 @@ def format_count(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:,}"
+
+
+def bits_per_byte(total_nats: float, text_bytes: int) -> float:
+    """The one definition of bits per byte: the nats a model pays for a text, in bits, per UTF-8 byte of the text.
+
+    Loss per token depends on what a token is (a character, a word piece): two runs with different tokenizers are
+    compared in bits per byte of the same validation text, which does not."""
+    if text_bytes <= 0:
+        raise BabyGPTError("Bits per byte need a text of at least one byte.")
+    return total_nats / (math.log(2) * text_bytes)
+
+
+def bits_per_byte_of(nats_per_token: float, tokens: int, text_bytes: int) -> float:
+    """Bits per byte from a mean loss (nats per token) over ``tokens`` tokens that stand for ``text_bytes`` bytes."""
+    return bits_per_byte(nats_per_token * tokens, text_bytes)

@@ -114,7 +114,7 @@ def test_damaged_tokenizer_description():
     with pytest.raises(BabyGPTError, match="damaged"):
         tokenizer_from_dict({"kind": "char"})
     with pytest.raises(BabyGPTError, match="Unknown tokenizer"):
-        build_tokenizer("bpe", "abc")
+        build_tokenizer("wordpiece", "abc")
 
 
 def test_a_prefix_ends_at_a_whole_word_so_gpt2_can_encode_it():

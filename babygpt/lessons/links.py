@@ -23,7 +23,7 @@ LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions"
 # device is left out: it names this server's hardware, not the lesson
 CHOICES: dict[str, tuple] = {
     "corpus": (),  # filled from the dataset registry when parsing
-    "tokenizer": tuple(TOKENIZERS),
+    "tokenizer": tuple(k for k in TOKENIZERS if k != "bpe"),  # the Data page's choices: it does not train a BPE yet
     "preset": tuple(PRESETS),
     "lesson": tuple(LESSON_TABS),
 }

@@ -12,6 +12,7 @@ from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import Baselines, compute_baselines
 from babygpt.store.runs import LoadedRun
+from babygpt.text.bpe import BPESettings
 from babygpt.text.corpus import Corpus, Split, split_ids
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer, unknown_pieces
 from babygpt.training import devices
@@ -46,13 +47,14 @@ def split_corpus(corpus: Corpus, tokenizer: Tokenizer, model_config: ModelConfig
 
 
 def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config: TrainConfig,
-                  **sizes: Any) -> TrainingPlan:
-    """Validate everything (configs, tokenizer, text length) before a run folder exists."""
+                  bpe: BPESettings | None = None, **sizes: Any) -> TrainingPlan:
+    """Validate everything (configs, tokenizer, text length) before a run folder exists; ``bpe``: the size and
+    pre-split of a BPE learned from the text (tokenizer "bpe" only)."""
     train_config = train_config.validate()
     probe = model_config_for_preset(preset, **sizes)  # size errors before a slow tokenisation
     device = devices.resolve_device(train_config.device)
     devices.check_dtype(device, train_config.dtype)
-    tokenizer = build_tokenizer(tokenizer_kind, corpus.text)
+    tokenizer = build_tokenizer(tokenizer_kind, corpus.text, bpe)
     model_config = dataclasses.replace(probe, vocab_size=tokenizer.vocab_size).validate()
     return TrainingPlan(corpus, tokenizer, model_config, train_config,
                         split_corpus(corpus, tokenizer, model_config, train_config))

@@ -1,4 +1,4 @@
-"""Tokenizers: characters, or GPT-2 BPE with a compact vocabulary.
+"""Tokenizers: characters, GPT-2 BPE with a compact vocabulary, or a BPE learned from the text (``bpe_tokenizer``).
 
 Both serialise to a small dict stored in the run's config.json, so a checkpoint can decode
 its own output years later without the training text.
@@ -7,12 +7,16 @@ its own output years later without the training text.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from typing import Any, Protocol
 
 from babygpt.errors import BabyGPTError
 from babygpt.shipped import data_file
+from babygpt.text.bpe import BPESettings
+from babygpt.text.bpe_tokenizer import BPETokenizer
+from babygpt.units import bits_per_byte_of
 
-TOKENIZERS = ("char", "gpt2")
+TOKENIZERS = ("char", "gpt2", "bpe")
 
 
 class Tokenizer(Protocol):
@@ -146,6 +150,8 @@ def unknown_pieces(tokenizer: Tokenizer, text: str) -> list[str]:
     if isinstance(tokenizer, GPT2Tokenizer):
         ids = tokenizer.encoding.encode_ordinary(text)
         return [tokenizer.encoding.decode([g]) for g in dict.fromkeys(g for g in ids if g not in tokenizer.to_compact)]
+    if isinstance(tokenizer, BPETokenizer):
+        return []  # byte-level: every text is bytes, and every byte is a token
     raise BabyGPTError(f"Unknown tokenizer {tokenizer.kind!r}.")
 
 
@@ -163,11 +169,16 @@ def whole_words_prefix(text: str, limit: int) -> str:
     return text if len(text) <= limit or not whole else whole
 
 
-def build_tokenizer(kind: str, text: str) -> Tokenizer:
+def build_tokenizer(kind: str, text: str, bpe: BPESettings | None = None) -> Tokenizer:
+    """The tokenizer of ``kind`` for ``text``; ``bpe`` (vocabulary size and pre-split) only for kind "bpe"."""
+    if bpe is not None and kind != "bpe":
+        raise BabyGPTError(f"A vocabulary size and pre-split are for a BPE learned from the text, not for {kind!r}.")
     if kind == "char":
         return CharTokenizer.from_text(text)
     if kind == "gpt2":
         return GPT2Tokenizer.from_text(text)
+    if kind == "bpe":
+        return BPETokenizer.from_text(text, bpe)
     raise BabyGPTError(f"Unknown tokenizer {kind!r}; choose one of {', '.join(TOKENIZERS)}.")
 
 
@@ -180,4 +191,28 @@ def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
         if not all(isinstance(i, int) and 0 <= i < 50257 for i in ids) or len(set(ids)) != len(ids):
             raise BabyGPTError("The saved GPT-2 vocabulary is damaged (ids must be distinct integers < 50257).")
         return GPT2Tokenizer(ids)
+    if kind == "bpe":
+        return BPETokenizer.from_dict(data)
     raise BabyGPTError(f"Unrecognised tokenizer description (kind={kind!r}); the run's config.json is damaged.")
+
+
+def token_bytes(tokenizer: Tokenizer, token_id: int) -> bytes:
+    """The UTF-8 bytes one token stands for."""
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.token_bytes(token_id)
+    if isinstance(tokenizer, GPT2Tokenizer):
+        return tokenizer.encoding.decode_single_token_bytes(tokenizer.gpt2_ids[token_id])
+    return tokenizer.token_text(token_id).encode("utf-8", errors="surrogatepass")
+
+
+def text_bytes(tokenizer: Tokenizer, ids: Any) -> int:
+    """How many UTF-8 bytes of text ``ids`` stand for, counted token by token (so a byte-level token holding half a
+    character counts its own bytes): the denominator of bits per byte (``babygpt.units.bits_per_byte``)."""
+    counts = Counter(ids.tolist() if hasattr(ids, "tolist") else ids)  # a tensor's ids as ints, at C speed
+    return sum(n * len(token_bytes(tokenizer, i)) for i, n in counts.items())
+
+
+def bits_per_byte_on(tokenizer: Tokenizer, ids: Any, nats_per_token: float) -> float:
+    """Bits per byte of a mean loss measured on ``ids`` (a run's validation split): what runs with different
+    tokenizers are compared by."""
+    return bits_per_byte_of(nats_per_token, len(ids), text_bytes(tokenizer, ids))
