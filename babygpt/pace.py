@@ -21,7 +21,7 @@ Plain arithmetic on rows and numbers, so each figure is tested against a clock o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +42,13 @@ class Mark:
     wall_s: float
 
 
-def _marks(rows: Iterable[dict[str, Any]]) -> list[Mark]:
-    return [Mark(int(r["step"]), float(r["elapsed_s"])) for r in rows if r.get("elapsed_s") is not None]
+def _mark(row: dict[str, Any]) -> Mark | None:
+    return None if row.get("elapsed_s") is None else Mark(int(row["step"]), float(row["elapsed_s"]))
+
+
+def _backwards(rows: Sequence[dict[str, Any]]) -> Iterator[Mark]:
+    """The rows' marks, newest first: a pace needs only the recent end of a long run's history."""
+    return (m for m in map(_mark, reversed(rows)) if m is not None)
 
 
 def _per_step(first: Mark, last: Mark) -> float | None:
@@ -52,14 +57,14 @@ def _per_step(first: Mark, last: Mark) -> float | None:
 
 
 def evaluation_pause(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]]) -> float | None:
-    """Wall seconds the latest measurable evaluation took: its row's time less the step row logged just before it
-    at the same step (the first evaluation, at step 0, from when training began)."""
-    step_rows = {m.step: m.wall_s for m in _marks(train)}
-    for e in reversed(_marks(evals)):
-        before = step_rows.get(e.step, 0.0 if e.step == 0 else None)
-        if before is not None and e.wall_s >= before:
-            return e.wall_s - before
-    return None
+    """Wall seconds the latest evaluation took: its row's time less the step row logged just before it at the
+    same step (the first evaluation, at step 0, from when training began)."""
+    latest = next(_backwards(evals), None)
+    if latest is None:
+        return None
+    logged = next((m for m in _backwards(train) if m.step <= latest.step), None)
+    before = 0.0 if latest.step == 0 else logged.wall_s if logged and logged.step == latest.step else None
+    return latest.wall_s - before if before is not None and latest.wall_s >= before else None
 
 
 def seconds_per_step(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]], eval_interval: int,
@@ -70,26 +75,34 @@ def seconds_per_step(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, 
     so every step in the span has its share of exactly the evaluations that happened. Until a cycle is whole (a
     new run), the steps since the last evaluation plus the last evaluation's pause spread over ``eval_interval``
     steps. When the cycle under way has run for ``window_s`` at a slower pace than the whole ones (the job was
-    given fewer cores), its pace wins: a slowdown shows within the window, not a cycle later."""
-    boundaries = sorted(_marks(evals), key=lambda m: m.step)
-    marks = sorted(_marks(train) + boundaries, key=lambda m: (m.step, m.wall_s))
-    if not marks:
+    given fewer cores), its pace wins: a slowdown shows within the window, not a cycle later. Rows are in the
+    order they were logged; only the recent ones are read."""
+    ends = [m for m in (next(_backwards(train), None), next(_backwards(evals), None)) if m is not None]
+    if not ends:
         return None
-    last = marks[-1]
-    since = boundaries[-1] if boundaries and boundaries[-1].step <= last.step else marks[0]
-    current = _per_step(since, last) if last.wall_s - since.wall_s > 0 else None
-    if len(boundaries) >= 2:
-        end = boundaries[-1]
-        start = next((b for b in reversed(boundaries[:-1]) if end.wall_s - b.wall_s >= window_s), boundaries[0])
-        whole = _per_step(start, end)
+    last = max(ends, key=lambda m: (m.step, m.wall_s))
+    boundary = next(_backwards(evals), None)
+    if boundary is not None and boundary.step <= last.step:
+        since = boundary
+    else:
+        since = min((m for m in (_mark(train[0]) if train else None, _mark(evals[0]) if evals else None) if m),
+                    key=lambda m: (m.step, m.wall_s))
+    current = _per_step(since, last)
+    if boundary is not None:
+        earlier, older = None, _backwards(evals)
+        next(older)  # the boundary itself
+        for mark in older:
+            earlier = mark
+            if boundary.wall_s - mark.wall_s >= window_s:
+                break
+        whole = _per_step(earlier, boundary) if earlier is not None else None
         if whole is not None:
             if current is not None and last.wall_s - since.wall_s >= window_s:
                 return max(whole, current)
             return whole
     if current is None:
         return None
-    pause = evaluation_pause(train, evals) or 0.0
-    return current + pause / max(1, eval_interval)
+    return current + (evaluation_pause(train, evals) or 0.0) / max(1, eval_interval)
 
 
 def tokens_per_second(seconds_step: float | None, tokens_per_step: int) -> float:
