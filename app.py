@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from babygpt.errors import BabyGPTError
+from babygpt.errors import BabyGPTError, DiskFull
 from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import choices, identity, state
@@ -72,5 +72,8 @@ st.markdown(WRAP_CSS + (PRESENTER_CSS if choices.presenter() else ""), unsafe_al
 for problem in state.page_flags().pop("link_problems", []):
     st.warning(problem)
 
-pages.run()
-choices.save()
+try:
+    pages.run()
+    choices.save()
+except DiskFull as exc:  # every page saves the user's choices: a full disk is one sentence, not a traceback
+    st.error(str(exc))

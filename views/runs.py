@@ -7,18 +7,21 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.config import ModelConfig, TrainConfig
-from babygpt.errors import BabyGPTError
+from babygpt.errors import BabyGPTError, full_disk_as_sentence
 from babygpt.lessons.baselines import Baselines, bits_per_char
 from babygpt.lessons.race import group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
 from babygpt.model.gpt2_layout import gpt2_obstacle
+from babygpt.model.sizing import largest_batch
 from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
 from babygpt.pace import SUMMARY_SPEED_CAPTION
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
-from babygpt.store.archive import export_bytes, import_run
-from babygpt.store.huggingface import export_hf_zip, import_hf, import_hf_zip, is_hf_zip
+from babygpt.store.archive import export_bytes, import_zip
+from babygpt.store.huggingface import export_hf_zip, import_hf
+from babygpt.store.runs import RunInfo
+from babygpt.store.untrusted import local_name
 from ui import choices, identity, state
 from ui.widgets import explain
 
@@ -47,16 +50,23 @@ def fine_tune_box(run_id: str) -> None:
     with st.expander(f"Fine-tune it on {corpus.name}"):
         st.caption("A new run starts from this run's weights and tokenizer and trains on the text chosen on the Data "
                    "page; the run itself stays as it is. The text must use only tokens the model knows.")
-        f1, f2 = st.columns(2)
+        model = ModelConfig.from_dict(state.store().get(run_id).config["model"])
+        limits = state.scheduler().limits
+        fits = largest_batch(model, limits.job_memory_bytes)
+        f1, f2, f3 = st.columns(3)
         steps = f1.number_input("Steps", 10, 100_000, 300, 10, key="finetune_steps")
         lr = f2.number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="finetune_lr",
                              help="Lower than training from scratch: the weights already know a lot.")
+        batch = f3.number_input("Batch", 1, 512, max(1, min(8, fits)), 1, key=f"finetune_batch_{run_id}",
+                                help=f"Sequences of {model.block_size:,} tokens (the model's own context) in a "
+                                     f"step; memory grows with it. Up to {fits} fit the memory a job may use here.")
         if st.button("Start fine-tuning", key="finetune_start", type="primary"):
             try:
+                limits.check_fine_tune(model, int(batch))  # training memory at the batch it will use, said first
                 base = state.store().load(run_id)
                 settings = TrainConfig(max_iters=int(steps), lr=float(lr), min_lr=float(lr) / 10, warmup_iters=0,
                                        eval_interval=max(1, int(steps) // 5), val_fraction=choices.val_fraction(),
-                                       batch_size=8, log_interval=5, sample_tokens=120)
+                                       batch_size=int(batch), log_interval=5, sample_tokens=120)
                 plan = plan_finetune(base, corpus, settings)
                 info = state.scheduler().submit(identity.user(), plan,
                                                 name=f"fine-tune of {base.info.label} on {corpus.name}")
@@ -71,7 +81,8 @@ def imported(key: str, do_import) -> None:
     """Run an import once per file or folder; say what it became, or why it was refused."""
     flags = state.page_flags()
     try:
-        info = do_import()
+        with full_disk_as_sentence():
+            info = do_import()
         flags["imported"] = key
         flags["import_message"] = f"Imported as {info.label}."
         st.rerun()  # the table above shows it now, not after the next click
@@ -222,10 +233,12 @@ upload = st.file_uploader("A Baby GPT run archive, or a Hugging Face GPT-2 folde
 flags = state.page_flags()
 if upload is not None and flags.get("imported") != upload.file_id:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(upload.name).name or "upload.zip")  # errors name the user's file
-        path.write_bytes(upload.getvalue())
-        imported(upload.file_id, lambda: (import_hf_zip if is_hf_zip(path) else import_run)(
-            store, path, limits=state.scheduler().limits, owner=me, quota=state.scheduler().quota))
+        path = Path(tmp) / local_name(upload.name, "upload.zip")  # errors name the user's file
+
+        def from_upload() -> RunInfo:
+            path.write_bytes(upload.getvalue())
+            return import_zip(store, path, limits=state.scheduler().limits, owner=me, quota=state.scheduler().quota)
+        imported(upload.file_id, from_upload)
 if identity.actor().admin:
     with st.expander("Import a Hugging Face folder from this server's disk (teacher)"):
         folder = st.text_input("Folder", key="runs_import_folder", placeholder="/media/usb/gpt2",
