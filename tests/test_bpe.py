@@ -231,6 +231,16 @@ def test_a_long_text_is_learned_from_its_first_bytes_and_encoded_whole(monkeypat
     assert tokenizer.decode(tokenizer.encode(text)) == text
 
 
+def test_the_readable_trainer_is_offered_only_where_it_is_quick(small_text, shakespeare_text):
+    from babygpt.text.bpe import READABLE_WORK_LIMIT, readable_fits, readable_work
+
+    assert readable_fits(small_text, 512) and readable_fits(shakespeare_text[:5_000], 512)
+    assert not readable_fits(shakespeare_text, 512) and not readable_fits(shakespeare_text[:20_000], 4096)
+    distinct = {b"the", b" cat", b" sat", b"\n"}  # "the cat sat\nthe cat sat\n" pre-split: 4 distinct words, 12 bytes
+    assert readable_work("the cat sat\nthe cat sat\n", 300, "gpt2") == 12 * 44 == sum(map(len, distinct)) * 44
+    assert readable_work("the cat", 256) == 0 < READABLE_WORK_LIMIT
+
+
 # --- bits per byte ------------------------------------------------------------------------------------------------
 
 def test_bits_per_byte_by_hand():
@@ -280,6 +290,9 @@ def test_the_cli_trains_with_a_bpe_learned_from_the_text_and_reports_bits_per_by
     assert RunStore(None).get(summary["run"]).config["model"]["vocab_size"] == 279
     assert _cli(capsys, "sample", "--run", summary["run"], "--prompt", "東京 ☃", "--max-new-tokens", "5",
                 "--seed", "1").startswith("東京 ☃")
+    assert main(["runs", "export", summary["run"], str(tmp_path / "hf"), "--format", "hf"]) == 2
+    assert "has no transformers export yet; export the run as a Baby GPT archive" in capsys.readouterr().err
+    assert not (tmp_path / "hf").exists()
 
 
 def _cli(capsys, *args: str) -> str:

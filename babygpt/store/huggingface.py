@@ -88,6 +88,9 @@ def gpt2_tokenizer_json(tokenizer: GPT2Tokenizer) -> dict[str, Any]:
 def tokenizer_files(tokenizer: Tokenizer, block_size: int) -> dict[str, dict[str, Any]]:
     if isinstance(tokenizer, CharTokenizer):
         body, special = char_tokenizer_json(tokenizer), {"unk_token": CHAR_UNKNOWN}
+    elif not isinstance(tokenizer, GPT2Tokenizer):
+        raise BabyGPTError(f"This run's tokenizer ({tokenizer.kind}: a BPE learned from its text) has no "
+                           "transformers export yet; export the run as a Baby GPT archive, which keeps it whole.")
     else:
         body, special = gpt2_tokenizer_json(tokenizer), {"unk_token": ENDOFTEXT, "bos_token": ENDOFTEXT,
                                                          "eos_token": ENDOFTEXT}
@@ -156,6 +159,7 @@ def export_hf(store: RunStore, run_id: str, folder: str | Path) -> Path:
     """Write run ``run_id`` as a ``transformers`` GPT-2 folder; a run GPT-2 cannot compute is refused, naming why."""
     loaded = store.load(run_id)
     config_json = gpt2_config(loaded.model_config)  # refuses what GPT-2 cannot compute, before any file
+    tokenizer_json = tokenizer_files(loaded.tokenizer, loaded.model_config.block_size)  # and a tokenizer it cannot
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
         raise BabyGPTError(f"{folder} is not empty; choose a new folder for the export.")
@@ -166,7 +170,7 @@ def export_hf(store: RunStore, run_id: str, folder: str | Path) -> Path:
         "config.json": config_json,
         "generation_config.json": {**GENERATION_DEFAULTS, "max_length": loaded.model_config.block_size,
                                    "bos_token_id": None, "eos_token_id": None, "pad_token_id": None},
-        **tokenizer_files(loaded.tokenizer, loaded.model_config.block_size),
+        **tokenizer_json,
     }
     for name, content in files.items():
         atomic_write_bytes(folder / name, (json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode())

@@ -37,9 +37,10 @@ BYTES = 256  # the starting vocabulary: one token per byte value
 DEFAULT_BPE_VOCAB = 1024
 MAX_BPE_VOCAB = 32_768  # the most tokens a BPE may be trained to (a server setting may lower it for a class)
 # How much text the merges are learned from, so time and memory are known before training starts (the whole text is
-# still encoded). Without a pre-split the text is one long word that every merge rescans: bench/bpe_train.py measured
-# 100 kB to 4,096 tokens in about 7 s and 200 kB in 25 s; pre-split, 1 MB takes about 1.5 s.
-MAX_LEARN_BYTES = {True: 8_000_000, False: 100_000}  # keyed by "is the text pre-split"
+# still encoded). Measured on two busy cores (docs/tokenizers.md): pre-split, 1 MB to 4,096 tokens in 1.5-2 s and
+# 8 MB in 7 s. Without a pre-split the text is one long word that every merge rescans, so time grows as its square:
+# 50 kB in about 2 s, 100 kB in 7 s, 200 kB in 25 s.
+MAX_LEARN_BYTES = {True: 8_000_000, False: 50_000}  # keyed by "is the text pre-split"
 # Bounds on a stored BPE read back (a run's config.json, an imported archive): merges beyond the trained bound
 # only where a merge rebuilt an existing token, and the tokens' bytes together (a merge joins two tokens, so
 # without a bound 60 merges could describe 2**60 bytes).
@@ -281,11 +282,18 @@ def train_bpe(text: str, vocab_size: int = DEFAULT_BPE_VOCAB, split: str | None 
                            text_bytes=len(utf8(text)))
 
 
+# The readable trainer rescans every distinct word once per merge: bench/bpe_train.py measured 0.9 to 3 million
+# bytes rescanned a second on two busy cores (10 kB of Tiny Shakespeare to 512 tokens in 0.5 to 0.9 s), so this
+# bound keeps it to a second or two: about 10 kB of text to 512 tokens.
+READABLE_WORK_LIMIT = 1_500_000
+
+
 def readable_work(text: str, vocab_size: int, split: str | None = DEFAULT_SPLIT) -> int:
-    """How much the readable trainer would do: the distinct words' bytes, rescanned once per merge. Compared with
-    READABLE_WORK_LIMIT it says whether the lesson's loop can run while a person waits."""
+    """How much the readable trainer would do at most: the distinct words' bytes, rescanned once per merge."""
     words = word_counts(learning_text(text, split_of(split)), split_of(split))
     return sum(len(word) for word in words) * max(0, vocab_size - BYTES)
 
 
-READABLE_WORK_LIMIT = 0  # set from bench/bpe_train.py below
+def readable_fits(text: str, vocab_size: int, split: str | None = DEFAULT_SPLIT) -> bool:
+    """Whether the lesson's own loop learns this BPE while a person waits (else the fast trainer, same merges)."""
+    return readable_work(text, vocab_size, split) <= READABLE_WORK_LIMIT
