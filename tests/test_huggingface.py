@@ -494,3 +494,31 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path, small_text, edit, m
     with pytest.raises(BabyGPTError, match=match) as refused:
         import_hf(RunStore(tmp_path / "other"), folder, LIMITS)
     assert_sentence(refused.value, tmp_path)
+
+
+@pytest.mark.usefixtures("fresh_resources")
+def test_the_fine_tune_form_starts_at_a_batch_that_fits_and_says_what_fits(small_text, monkeypatch):
+    """On a server whose jobs may use 1 MB, a tiny model fits at batch 1 only: the form starts there, and batch 8
+    is refused before anything is queued, naming the batch that fits."""
+    from streamlit.testing.v1 import AppTest
+
+    from babygpt.store.huggingface import export_hf_zip
+    from babygpt.text.corpus import Corpus
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("BABYGPT_JOB_MEMORY_MB", "1")
+    monkeypatch.setenv("BABYGPT_MAX_PARAMS", "1000000")
+    source, run_id = recorded_run(small_text)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.session_state["corpus"] = Corpus.from_text("cats", small_text)
+    at.switch_page("views/runs.py").run()
+    at.file_uploader(key="runs_import").upload("tiny.zip", export_hf_zip(source, run_id), "application/zip").run()
+    imported = next(r for r in RunStore().list_runs() if r.name == "tiny")
+    at.selectbox(key="runs_target").set_value(imported.id).run()
+    batch = at.number_input(key=f"finetune_batch_{imported.id}")
+    assert batch.value == 1
+    batch.set_value(8).run()
+    at.button(key="finetune_start").click().run()
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and "Fine-tuning at batch 8 × 32 tokens would need about" in said[0], said
+    assert "Batch 1 × 32 fits" in said[0] and not [r for r in RunStore().list_runs() if r.config.get("init")]
