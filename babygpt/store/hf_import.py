@@ -212,8 +212,12 @@ def _record(store: RunStore, folder: Path, roles: tuple[str, ...], config: Model
 
 def _check_folder(folder: Path) -> tuple[Path, set[str]]:
     """A real folder whose files are real files inside it (no link leading elsewhere); its file names."""
-    if not folder.is_dir():
-        raise _refuse(f"there is no folder named {folder.name!r} there.")
+    try:
+        found = folder.is_dir()
+    except OSError:  # a path too long for the system, or one it cannot look into
+        found = False
+    if not found:
+        raise _refuse(f"there is no folder named {folder.name[:80]!r} there.")
     root = folder.resolve()
     names = set()
     for path in folder.iterdir():
