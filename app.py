@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from babygpt.errors import BabyGPTError, DiskFull
+from babygpt.plain_text import markdown_literal
 from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import choices, identity, state
@@ -42,14 +43,14 @@ def busy() -> bool:
 def sidebar_status() -> None:
     scheduler = state.scheduler()
     active = choices.active_run_id()
-    st.caption(f"**Active run:** `{active}`" if active else "**Active run:** none yet")
+    st.caption(f"**Active run:** {markdown_literal(active)}" if active else "**Active run:** none yet")
     jobs = scheduler.running()
     if not jobs:
         st.caption("No training in progress.")
     for job in jobs:
         snap = scheduler.snapshot(job.run_id)
         who = "yours" if snap.owner == identity.user() else public_handle(snap.owner)
-        st.progress(snap.progress, text=f"{snap.label} ({who}): {progress_text(snap)}")
+        st.progress(snap.progress, text=f"{markdown_literal(snap.label)} ({who}): {progress_text(snap)}")
     waiting = len(state.store().queued())
     if waiting:
         st.caption(f"{waiting} job(s) waiting in the queue.")
@@ -70,7 +71,7 @@ with st.sidebar:
 
 st.markdown(WRAP_CSS + (PRESENTER_CSS if choices.presenter() else ""), unsafe_allow_html=True)
 for problem in state.page_flags().pop("link_problems", []):
-    st.warning(problem)
+    st.warning(markdown_literal(problem))  # a link's bad value, quoted
 
 try:
     pages.run()

@@ -11,29 +11,46 @@ from __future__ import annotations
 
 import html
 import re
-import string
 
-# CommonMark lets every ASCII punctuation character be backslash-escaped, and an escaped character is always a
-# literal. That covers links, images, emphasis, code, HTML tags, tables, headings and lists, and Streamlit's own
-# extensions: ``:red[...]`` colours, ``:material/x:`` icons and ``:smile:`` shortcodes need ``:``, LaTeX needs ``$``.
-_MARKDOWN_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
-# GFM also links bare addresses (``www.x.org``, ``https://x.org``, ``a@b.org``); the escapes above break every
-# one of them, since an autolink literal cannot contain a backslash.
+# Measured in Streamlit 1.67's Markdown, in Chromium (tests/test_hostile_text_browser.py), construct by construct:
+# - a backslash makes CommonMark's punctuation literal: links and images ``[``, emphasis ``*`` ``_``, code `````,
+#   HTML and autolinks ``<``, strikethrough ``~``, LaTeX ``$``, tables ``|``, headings ``#``, entities ``&``. An
+#   ``_`` between two letters or digits opens nothing (``n_layer``), so it is left as it is.
+# - Streamlit's ``:smile:`` shortcodes, ``:material/x:`` icons and ``:red[x]`` directives are found after the
+#   escapes are read: a backslash before ``:`` does not stop them, the character reference ``&#58;`` does. Only a
+#   ``:`` that could open one (a letter, ``_+-/``, or digits and ``:`` after it) is written so; "at 10:30" stays.
+# - GFM links bare addresses (``www.x.org``, ``http://x``, ``a@b.org``) in the text as read, escapes and references
+#   decoded, so neither stops them. An invisible WORD JOINER (U+2060) inside each (after ``www``, before ``://``,
+#   after ``@``) does: the text looks as typed, and is no address.
+# - Lists, quotes and rules start a line: line breaks are flattened, and a leading ``-``, ``+`` or ``1.`` escaped.
+_BACKSLASHED = re.compile(r"([\\`*\[\]<>~$|#&])")
+_LONE_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")  # an ``_`` not between two letters or digits
+_OPENING_COLON = re.compile(r":(?=[A-Za-z_+/\-]|\d+:)")
+_ADDRESS = re.compile(r"(?i)(?<=www)(?=\.)|(?=://)|(?<=@)")
+_LINE_START = re.compile(r"^(\d+)([.)])|^([-+])")
+WORD_JOINER = "\u2060"
 
 
 def markdown_literal(text: object) -> str:
     """``text`` to put inside a Markdown string (st.markdown, st.caption, st.warning, st.info, st.error, labels,
-    st.metric, st.toast, st.progress): every punctuation mark escaped, line breaks flattened to spaces, so it
-    shows exactly as typed and can make no element, link, image, colour or line of its own."""
-    flat = " ".join(str(text).split())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    help, st.metric, st.toast, st.progress, st.expander): line breaks flattened to spaces, and every character that
+    could open a construct neutralised (see above), so it shows as typed and can make no element, link, image,
+    colour, icon or line of its own. Ordinary sentences keep their punctuation as it is ("broken.zip: n_layer='x'"),
+    so a library's message reads the same in the app's element tree as in the library."""
+    out = _BACKSLASHED.sub(r"\\\1", " ".join(str(text).split()))
+    out = _LONE_UNDERSCORE.sub(r"\\_", out)
+    out = _ADDRESS.sub(WORD_JOINER, out)
+    out = _OPENING_COLON.sub("&#58;", out)
+    return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else f"\\{m[3]}", out)
 
 
 def html_literal(text: object) -> str:
     """``text`` for HTML, SVG and plotly labels (legends, hovers, titles, annotations): ``&``, ``<``, ``>`` and
-    quotes as entities. Plotly draws a subset of HTML in every label (``<a href>``, ``<img>`` is not drawn but
-    ``<a>`` is a live link) and decodes entities, so the escaped text shows as typed and is never a tag."""
-    return html.escape(str(text), quote=True)
+    quotes as entities. Plotly draws a subset of HTML in every label (``<img>`` is not drawn but ``<a>`` is a live
+    link) and decodes ``&amp;``, ``&lt;``, ``&gt;`` and numeric entities after it has split the label into tags,
+    so the escaped text shows as typed and is never a tag. ``"`` is written ``&#34;``, not ``&quot;``, which
+    plotly would show as is."""
+    return html.escape(str(text), quote=True).replace("&quot;", "&#34;")
 
 
 # OWASP's CSV injection rule: a cell a spreadsheet would read as a formula starts with one of these.

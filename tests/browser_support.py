@@ -22,11 +22,11 @@ PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attenti
          ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons"), ("class", "Class")]
 
 
-def train_demo_run(home: Path, eval_interval: int = 20) -> None:
+def train_demo_run(home: Path, eval_interval: int = 20, name: str = "demo") -> None:
     """A small run trained from the command line into ``home`` (nobody's in the app): what the browser tests look at."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), BABYGPT_HOME=str(home))
     subprocess.run([sys.executable, "-m", "babygpt", "train", "--n-layer", "2", "--n-embd", "64", "--block-size",
-                    "32", "--max-iters", "40", "--eval-interval", str(eval_interval), "--name", "demo"], env=env,
+                    "32", "--max-iters", "40", "--eval-interval", str(eval_interval), "--name", name], env=env,
                    cwd=ROOT, check=True, capture_output=True)
 
 

@@ -1,11 +1,13 @@
 """What a user types stays text: each medium's escaping, checked on the strings a hostile student would type."""
 
 import csv
+import html
 import io
+import re
 
 import pytest
 
-from babygpt.plain_text import csv_cell, file_name_part, html_literal, markdown_literal
+from babygpt.plain_text import WORD_JOINER, csv_cell, file_name_part, html_literal, markdown_literal
 
 HOSTILE = [
     "![x](http://198.51.100.7/p.png)",
@@ -18,25 +20,41 @@ HOSTILE = [
     "https://example.org/x",
     "# heading",
     "| a | b |",
+    ":smile: :material/star: :+1: a@b.org ~~gone~~ &lt;b&gt;",
 ]
 
 
+def as_read(escaped: str) -> str:
+    """What Markdown reads from ``markdown_literal``'s text: escapes and references decoded, joiners invisible."""
+    return re.sub(r"\\(.)|&#(\d+);", lambda m: m[1] or chr(int(m[2])), escaped).replace(WORD_JOINER, "")
+
+
 @pytest.mark.parametrize("name", HOSTILE)
-def test_markdown_literal_escapes_every_punctuation_mark(name):
+def test_markdown_literal_reads_back_as_typed_and_opens_nothing(name):
     escaped = markdown_literal(name)
-    # every punctuation mark is preceded by a backslash, so none can open a construct
-    for i, ch in enumerate(escaped):
-        if ch in "![]()<>:$*_`#|":
-            assert escaped[i - 1] == "\\", (name, escaped)
-    assert escaped.replace("\\", "") == name.replace("\\", "")
+    assert as_read(escaped) == name
+    marks = escaped.replace("&#58;", ":")  # the one reference it writes, for a ':' that could open a directive
+    for i, ch in enumerate(marks):  # what opens a link, an image, emphasis, code, HTML, LaTeX or a table
+        if ch in "[]<>*`$|#~&":
+            assert marks[i - 1] == "\\", (name, escaped)
+    assert not re.search(r":[A-Za-z]", escaped), "a colour, icon or shortcode needs a bare ':' before a letter"
+    assert not re.search(r"(?i)www\.|://|@\w", escaped), "a bare address is linked even when escaped"
 
 
-def test_markdown_literal_flattens_line_breaks():
+def test_markdown_literal_leaves_ordinary_sentences_alone():
+    sentence = "broken.zip is not a readable zip file: n_layer='oops' at 10:30 (127.0.0.1:1), 3 + 4 - 2 = 5!"
+    assert markdown_literal(sentence) == sentence
+
+
+def test_markdown_literal_flattens_line_breaks_and_escapes_what_starts_a_line():
     assert markdown_literal("a\n\n# b") == "a \\# b"
+    assert markdown_literal("- item") == "\\- item" and markdown_literal("1. one") == "1\\. one"
+    assert markdown_literal("_x_ snake_case_") == "\\_x\\_ snake_case\\_"
 
 
 def test_html_literal_makes_no_tag():
-    assert html_literal('<a href="x">y</a> & z') == "&lt;a href=&quot;x&quot;&gt;y&lt;/a&gt; &amp; z"
+    assert html_literal('<a href="x">y</a> & z') == "&lt;a href=&#34;x&#34;&gt;y&lt;/a&gt; &amp; z"
+    assert html.unescape(html_literal("<img src='x'> \"&amp;\"")) == "<img src='x'> \"&amp;\""
 
 
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-2", "@SUM(A1)", "\t=1", "  =HYPERLINK(\"x\")"])

@@ -6,6 +6,7 @@ import streamlit as st
 
 from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
+from babygpt.plain_text import markdown_literal
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
@@ -35,8 +36,14 @@ CHART_MENU_JS = """<script>
 (() => {
   if (window.__babygptChartMenu) return;
   window.__babygptChartMenu = true;
-  const slug = gd => ((gd.layout && gd.layout.title && (gd.layout.title.text || gd.layout.title)) || 'chart')
-    .toString().replace(/<[^>]*>/g, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || 'chart';
+  // a title's text as shown: its tags dropped, then its entities decoded (a textarea never makes elements)
+  const shown = title => {
+    const box = document.createElement('textarea');
+    box.innerHTML = title.replace(/<[^>]*>/g, '');
+    return box.value;
+  };
+  const slug = gd => shown(((gd.layout && gd.layout.title && (gd.layout.title.text || gd.layout.title)) || 'chart')
+    .toString()).replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || 'chart';
   const equip = gd => {
     const ctx = gd._context;
     const camera = gd.querySelector('.modebar-btn[data-attr="toImage"], .modebar-btn[data-title^="Download plot"]');
@@ -94,7 +101,7 @@ def run_picker(key: str) -> LoadedRun | None:
     try:
         return run_cache.load_run(run_id)
     except BabyGPTError as exc:
-        st.error(str(exc))
+        st.error(markdown_literal(exc))
         return None
 
 

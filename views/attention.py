@@ -5,6 +5,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import KINDS, attention_for_prompt, visible_cells
 from babygpt.lessons.viz import attention_color_range, attention_grid, attention_heatmap
+from babygpt.plain_text import markdown_literal
 from ui import run_cache, state
 from ui.widgets import default_prompt, explain, run_picker
 
@@ -41,10 +42,10 @@ if loaded is not None:
     try:
         view = attention_for_prompt(loaded.model, loaded.tokenizer, prompt)
     except BabyGPTError as exc:
-        st.error(str(exc))
+        st.error(markdown_literal(exc))
         st.stop()
-    for notice in view.notices:
-        controls.warning(notice)
+    for notice in view.notices:  # they quote the prompt
+        controls.warning(markdown_literal(notice))
     causal = loaded.model_config.causal  # a run trained without the mask is drawn as it attended
     if not causal:
         controls.warning("**Trained without the causal mask**: every position also sees the tokens after it, and "

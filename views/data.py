@@ -4,6 +4,7 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import char_frequency_figure, tokens_html
+from babygpt.plain_text import markdown_literal
 from babygpt.text import datasets
 from babygpt.text.corpus import corpus_from_uploads
 from ui import choices, corpora
@@ -48,24 +49,24 @@ else:
             try:
                 choices.set_corpus(result.corpus)
             except BabyGPTError as exc:  # over the user's disk quota: the corpus stays as it was
-                st.error(str(exc))
-        for _file, reason in result.rejected:
-            st.error(f"**Not used:** {reason}")
+                st.error(markdown_literal(exc))
+        for _file, reason in result.rejected:  # the reason names the file: the user's text, shown as typed
+            st.error(f"**Not used:** {markdown_literal(reason)}")
         if result.rejected:
             used = ("The other files were used." if result.corpus is not None
-                    else f"No file was used: the corpus is still **{choices.corpus().name}**.")
+                    else f"No file was used: the corpus is still **{markdown_literal(choices.corpus().name)}**.")
             st.caption(used)
 
 corpus = choices.corpus()
 stats = corpora.stats_for(corpus.sha256, corpus.text)
-st.subheader(f"Current corpus: {corpus.name}")
+st.subheader(f"Current corpus: {markdown_literal(corpus.name)}")
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Characters", f"{stats.n_chars:,}")
 c2.metric("Lines", f"{stats.n_lines:,}")
 c3.metric("Distinct characters", f"{stats.n_distinct:,}")
 c4.metric("Size", f"{len(corpus.text.encode()) / 1e6:.2f} MB")
 for warning in stats.warnings:
-    st.warning(warning)
+    st.warning(markdown_literal(warning))
 left, right = st.columns([3, 2])
 left.plotly_chart(char_frequency_figure(stats.top_chars[:40]), key="char_freq")
 right.text_area("Preview", corpus.text[:2000], height=300, disabled=True,
@@ -86,7 +87,7 @@ try:
     st.markdown(tokens_html([(tokenizer.token_text(i), i) for i in ids]), unsafe_allow_html=True)
     st.caption(f"The first {len(ids):,} tokens of the text. Each coloured box is one token; hover to see its id.")
 except BabyGPTError as exc:
-    st.error(str(exc))
+    st.error(markdown_literal(exc))
 
 st.subheader("Train / validation split")
 fraction = st.slider("Validation fraction", 0.05, 0.5, choices.val_fraction(), 0.05, key="val_slider",

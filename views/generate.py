@@ -4,6 +4,7 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import next_token_figure
+from babygpt.plain_text import markdown_literal
 from babygpt.training.sample import SamplingConfig, paced, prepare_prompt, stream
 from ui import state
 from ui.widgets import explain, run_picker
@@ -46,7 +47,7 @@ if loaded is not None:
             cfg = SamplingConfig(int(max_new), float(temperature), int(top_k), float(top_p), int(seed), candidates=10)
             encoded = prepare_prompt(loaded.tokenizer, prompt, loaded.model_config.block_size)
             for notice in encoded.notices:
-                st.info(notice)
+                st.info(markdown_literal(notice))
             box = st.empty()
             text = prompt
             steps = []
@@ -60,7 +61,7 @@ if loaded is not None:
             box.empty()
             flags["generated"] = {"run": loaded.info.id, "prompt": prompt, "steps": steps}
         except BabyGPTError as exc:
-            st.error(str(exc))
+            st.error(markdown_literal(exc))
 
     result = flags.get("generated")
     if result and result["run"] == loaded.info.id and result["steps"]:
@@ -71,7 +72,8 @@ if loaded is not None:
                              help="See the model's top candidates at that step; the red bar is the token it chose.")
         chosen = steps[position - 1]
         before = "".join(s.text for s in steps[: position - 1])[-60:]
-        st.markdown(f"After `…{(result['prompt'] + before)[-60:]!s}` the model chose **{chosen.text!r}** "
+        context = "…" + (result["prompt"] + before)[-60:]  # the user's prompt and the model's text: shown as typed
+        st.markdown(f"After {markdown_literal(repr(context))} the model chose **{markdown_literal(repr(chosen.text))}** "
                     f"with probability {chosen.prob:.1%}.")
         candidates = [(c.text, c.prob) for c in chosen.candidates]
         if chosen.token_id not in [c.token_id for c in chosen.candidates]:

@@ -37,6 +37,7 @@ from babygpt.lessons.viz import (
 )
 from babygpt.model.gpt import sinusoidal_encoding
 from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
+from babygpt.plain_text import markdown_literal
 from babygpt.store.runs import LoadedRun
 from ui import choices, corpora, identity, run_cache, state
 from ui.widgets import default_prompt, explain, run_label, run_picker
@@ -139,12 +140,12 @@ def race_lesson() -> None:
     b2.button("Stop", key="race_stop", disabled=not racing,
               on_click=lambda: state.scheduler().stop_group(identity.actor(), group))
     if state.page_flags().get("race_error"):
-        st.error(state.page_flags()["race_error"])
+        st.error(markdown_literal(state.page_flags()["race_error"]))
 
     @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
         if not group:
-            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{choices.corpus().name}**, "
+            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{markdown_literal(choices.corpus().name)}**, "
                        "each with its own learning rate and several seeds. Each run is one job in the server's "
                        "queue, trained in its own process.")
             return
@@ -215,7 +216,7 @@ def positions_lesson(loaded: LoadedRun | None) -> None:
             right.plotly_chart(matrix_heatmap(cosine_similarity_matrix(vectors), "Their similarity", "position",
                                               "position"), key="pos_learned_sim")
         except BabyGPTError as exc:
-            st.info(str(exc))
+            st.info(markdown_literal(exc))
     st.caption("What a model without positions cannot do: compare `bigram` (no positions, no context) with "
                "`single-head` (positions + one head) in the ladder race — the drop in validation loss is what "
                "looking back at earlier, located tokens buys.")
@@ -258,7 +259,7 @@ def first_step_lesson(loaded: LoadedRun | None) -> None:
             right.plotly_chart(next_token_figure([(c.text, c.prob) for c in result.trained], None, "Trained"),
                                key="first_trained")
         except BabyGPTError as exc:
-            st.error(str(exc))
+            st.error(markdown_literal(exc))
 
 
 def surprise_lesson(loaded: LoadedRun | None) -> None:
@@ -303,8 +304,8 @@ def surprise_lesson(loaded: LoadedRun | None) -> None:
                 st.markdown(surprise_html(tokens, change), unsafe_allow_html=True)
                 st.caption("Side by side: each run's own surprise. Below: blue where the second run was less "
                            "surprised by a token, red where more.")
-        except BabyGPTError as exc:
-            st.info(str(exc))
+        except BabyGPTError as exc:  # it can name the run's text, which a user named
+            st.info(markdown_literal(exc))
 
 
 def induction_lesson(loaded: LoadedRun | None) -> None:

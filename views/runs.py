@@ -16,6 +16,7 @@ from babygpt.model.sizing import largest_batch
 from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
 from babygpt.pace import SUMMARY_SPEED_CAPTION
+from babygpt.plain_text import file_name_part, markdown_literal
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_zip
@@ -34,20 +35,21 @@ def export_box(column, run_id: str) -> None:
                              "AutoModelForCausalLM.from_pretrained.")
     if kind == "Baby GPT":
         column.download_button("Export .zip", data=lambda: export_bytes(state.store(), run_id),
-                               file_name=f"{run_id}.zip", mime="application/zip", key="runs_export")
+                               file_name=f"{file_name_part(run_id)}.zip", mime="application/zip", key="runs_export")
         return
     obstacle = gpt2_obstacle(ModelConfig.from_dict(state.store().get(run_id).config["model"]))
     if obstacle:
         column.caption(f"Not as GPT-2: {obstacle}")
     else:
         column.download_button("Export .zip", data=lambda: export_hf_zip(state.store(), run_id),
-                               file_name=f"{run_id}-transformers.zip", mime="application/zip", key="runs_export_hf")
+                               file_name=f"{file_name_part(run_id)}-transformers.zip", mime="application/zip",
+                               key="runs_export_hf")
 
 
 def fine_tune_box(run_id: str) -> None:
     """Train this run's model further on the current corpus: a new run that starts from its weights."""
     corpus = choices.corpus()
-    with st.expander(f"Fine-tune it on {corpus.name}"):
+    with st.expander(f"Fine-tune it on {markdown_literal(corpus.name)}"):
         st.caption("A new run starts from this run's weights and tokenizer and trains on the text chosen on the Data "
                    "page; the run itself stays as it is. The text must use only tokens the model knows.")
         model = ModelConfig.from_dict(state.store().get(run_id).config["model"])
@@ -71,10 +73,10 @@ def fine_tune_box(run_id: str) -> None:
                 info = state.scheduler().submit(identity.user(), plan,
                                                 name=f"fine-tune of {base.info.label} on {corpus.name}")
                 choices.set_active_run(info.id)  # what Model & training follows, named so it is not the source
-                st.success(f"{info.label} is queued and is now your active run: the Model & training page follows "
-                           "it as it trains.")
+                st.success(f"{markdown_literal(info.label)} is queued and is now your active run: the Model & "
+                           "training page follows it as it trains.")
             except BabyGPTError as exc:
-                st.error(str(exc))
+                st.error(markdown_literal(exc))
 
 
 def imported(key: str, do_import) -> None:
@@ -84,10 +86,10 @@ def imported(key: str, do_import) -> None:
         with full_disk_as_sentence():
             info = do_import()
         flags["imported"] = key
-        flags["import_message"] = f"Imported as {info.label}."
+        flags["import_message"] = f"Imported as {markdown_literal(info.label)}."
         st.rerun()  # the table above shows it now, not after the next click
-    except BabyGPTError as exc:
-        st.error(str(exc))
+    except BabyGPTError as exc:  # the sentence names the user's file
+        st.error(markdown_literal(exc))
 
 
 def where_text(where: str | None) -> str:
@@ -174,7 +176,7 @@ else:
 
     races = [r for r in rows if r.get("group_id")]
     for race in races:
-        with st.expander(f"{race['label']}: its {race['runs']} runs"):
+        with st.expander(f"{markdown_literal(race['label'])}: its {race['runs']} runs"):
             members = [r for r in all_rows if r.get("group_id") == race["group_id"]]
             st.dataframe(pd.DataFrame(members)[["label", "preset", "steps", "best_val_loss", "status", "id"]],
                          hide_index=True, key=f"race_runs_{race['group_id']}",
@@ -188,14 +190,14 @@ else:
                         state.scheduler().delete(identity.actor(), member["id"])
                     st.rerun()
                 except BabyGPTError as exc:
-                    st.error(str(exc))
+                    st.error(markdown_literal(exc))
 
     singles = [r["id"] for r in all_rows if not r.get("group_id")] or [r["id"] for r in all_rows]
     target = st.selectbox("Run", singles, key="runs_target", format_func=labels.get)
     c1, c2, c3 = st.columns(3)
     if c1.button("Make active", key="runs_activate", help="Use this run on the Attention and Generate pages."):
         choices.set_active_run(target)
-        st.success(f"{labels[target]} is now the active run.")
+        st.success(f"{markdown_literal(labels[target])} is now the active run.")
     flags = state.page_flags()
     if c2.button("Delete", key="runs_delete",
                  help="Removes the run's folder and metrics. Only your own runs; a training run is refused."):
@@ -203,11 +205,11 @@ else:
             check_can_manage(identity.actor(), store.get(target), "delete")
             flags["confirm_delete"] = target
         except BabyGPTError as exc:
-            st.error(str(exc))
+            st.error(markdown_literal(exc))
     if flags.get("confirm_delete") == target:  # one more click, naming what goes, before anything is removed
         owner = next((r["owner"] for r in all_rows if r["id"] == target), None)
         whose = "" if owner == me else f" It belongs to {public_handle(owner) if owner else 'the command line'}."
-        st.warning(f"Delete **{labels[target]}**, its weights and its curves? This cannot be undone.{whose}")
+        st.warning(f"Delete **{markdown_literal(labels[target])}**, its weights and its curves? This cannot be undone.{whose}")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="runs_delete_confirm", type="primary"):
             flags.pop("confirm_delete", None)
@@ -215,10 +217,10 @@ else:
                 state.scheduler().delete(identity.actor(), target)
                 if choices.active_run_id() == target:
                     choices.set_active_run(None)
-                flags["runs_message"] = f"Deleted {labels[target]}."
+                flags["runs_message"] = f"Deleted {markdown_literal(labels[target])}."
                 st.rerun()
             except BabyGPTError as exc:
-                st.error(str(exc))
+                st.error(markdown_literal(exc))
         if no.button("Keep it", key="runs_delete_cancel"):
             flags.pop("confirm_delete", None)
             st.rerun()

@@ -1,8 +1,14 @@
-"""Figures as pure functions: data in, plotly Figure out. No Streamlit, so each is testable alone."""
+"""Figures as pure functions: data in, plotly Figure out. No Streamlit, so each is testable alone.
+
+Plotly draws a subset of HTML in every label it writes (titles, legends, hovers, axis ticks, text on cells), so a
+``<a href>`` in a run's name or a token would be a live link. Every string that can come from a user (a title that
+names a run, a legend's run names, a token of an uploaded text or an imported tokenizer) goes through
+``plain_text.html_literal`` where it enters a figure: in ``_layout`` for titles, and in each function below for
+names, labels and text. Hover templates name the trace by ``%{fullData.name}`` rather than pasting the name in, so
+a ``%{…}`` in a name is never read as a placeholder."""
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 
@@ -12,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from babygpt.lessons.attention import visible_cells
 from babygpt.lessons.baselines import Baselines, step_passed
+from babygpt.plain_text import html_literal
 from babygpt.text.corpus import describe_char
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
@@ -21,7 +28,7 @@ TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
     # The legend sits at the bottom of the figure, below the x-axis title, and plotly makes room for it: placed
     # at a fraction of the plot's height instead, it lands on the axis title of a short chart.
-    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40), font=dict(size=14),
+    fig.update_layout(title=html_literal(title), height=height, margin=dict(l=50, r=20, t=50, b=40), font=dict(size=14),
                       legend=dict(orientation="h", yref="container", yanchor="bottom", y=0), **kwargs)
     return fig
 
@@ -174,7 +181,7 @@ def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | No
 
 
 def char_frequency_figure(top_chars: Sequence[tuple[str, int]]) -> go.Figure:
-    labels = [describe_char(c) for c, _ in top_chars]
+    labels = [html_literal(describe_char(c)) for c, _ in top_chars]
     counts = [n for _, n in top_chars]
     fig = go.Figure(go.Bar(x=labels, y=counts, marker_color=TRAIN_COLOR,
                            hovertemplate="%{x}: %{y:,} times<extra></extra>"))
@@ -184,8 +191,8 @@ def char_frequency_figure(top_chars: Sequence[tuple[str, int]]) -> go.Figure:
 
 
 def _token_labels(tokens: Sequence[str]) -> list[str]:
-    """Position-prefixed labels, so repeated tokens stay distinct categories on an axis."""
-    return [f"{i}:{describe_char(t) if len(t) == 1 else t}" for i, t in enumerate(tokens)]
+    """Position-prefixed labels, so repeated tokens stay distinct categories on an axis (tokens as text)."""
+    return [html_literal(f"{i}:{describe_char(t) if len(t) == 1 else t}") for i, t in enumerate(tokens)]
 
 
 def attention_color_range(matrices: np.ndarray, kind: str, causal: bool = True, fit: bool = False) -> tuple[float, float]:
@@ -258,7 +265,7 @@ def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str,
 
 def next_token_figure(candidates: Sequence[tuple[str, float]], chosen: str | None = None,
                       title: str = "Most likely next tokens") -> go.Figure:
-    labels = [describe_char(t) if len(t) == 1 else repr(t)[1:-1] for t, _ in candidates]
+    labels = [html_literal(describe_char(t) if len(t) == 1 else repr(t)[1:-1]) for t, _ in candidates]
     probs = [p for _, p in candidates]
     colors = [VAL_COLOR if chosen is not None and t == chosen else TRAIN_COLOR for t, _ in candidates]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
@@ -285,7 +292,8 @@ def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: b
                         title: str = "Validation loss by run", y_title: str = "val loss") -> go.Figure:
     fig = go.Figure()
     for name, points in curves.items():
-        fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], mode="lines+markers", name=name)
+        fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], mode="lines+markers",
+                        name=html_literal(name))
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
     return _layout(fig, title, height=400)
@@ -297,13 +305,14 @@ def band_figure(bands: dict, title: str = "Validation loss of each rung: mean ov
     rungs are not told apart by this race."""
     fig = go.Figure()
     colors = ["#6b7280", "#2563eb", "#0891b2", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#db2777"]
-    for i, (name, band) in enumerate(bands.items()):
-        color = colors[i % len(colors)]
+    for i, (label, band) in enumerate(bands.items()):
+        color, name = colors[i % len(colors)], html_literal(label)
         fig.add_scatter(x=band.steps + band.steps[::-1], y=band.high + band.low[::-1], fill="toself",
                         fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip", showlegend=False,
                         legendgroup=name)
         fig.add_scatter(x=band.steps, y=band.mean, mode="lines+markers", name=name, line=dict(color=color, width=2),
-                        legendgroup=name, hovertemplate=f"{name}<br>step %{{x}}<br>mean val %{{y:.3f}}<extra></extra>")
+                        legendgroup=name, hovertemplate="%{fullData.name}<br>step %{x}<br>mean val %{y:.3f}"
+                                                        "<extra></extra>")
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="val loss")
     return _layout(fig, title, height=420)
@@ -326,7 +335,7 @@ def tokens_html(pieces: Sequence[tuple[str, int]], font_size: int = 15) -> str:
 
 
 def _shown(text: str) -> str:
-    return html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
+    return html_literal(text).replace("\n", "↵<br>").replace(" ", "&nbsp;") or "∅"
 
 
 def surprise_html(tokens: Sequence, differences: Sequence[float | None] | None = None, full_at: float = 5.0) -> str:
@@ -348,7 +357,7 @@ def surprise_html(tokens: Sequence, differences: Sequence[float | None] | None =
                 tip += f" · the second run: {d:+.2f}"
                 rgb = "37,99,235" if d < 0 else "220,38,38"
                 color = f"rgba({rgb},{min(1.0, abs(d) / (full_at / 2)):.2f})"
-        spans.append(f'<span title="{html.escape(tip)}" style="background:{color};border-radius:2px">'
+        spans.append(f'<span title="{html_literal(tip)}" style="background:{color};border-radius:2px">'
                      f"{_shown(t.text)}</span>")
     return (surprise_legend(differences is not None, full_at)
             + '<div style="font-family:monospace;font-size:15px;line-height:1.9;word-break:break-all">'
@@ -375,7 +384,7 @@ def surprise_legend(differences: bool, full_at: float = 5.0) -> str:
 def histogram_figure(series: dict[str, np.ndarray], title: str, x_title: str) -> go.Figure:
     fig = go.Figure()
     for name, values in series.items():
-        fig.add_histogram(x=np.asarray(values), name=name, opacity=0.6, nbinsx=80)
+        fig.add_histogram(x=np.asarray(values), name=html_literal(name), opacity=0.6, nbinsx=80)
     fig.update_layout(barmode="overlay")
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="count")
@@ -385,7 +394,7 @@ def histogram_figure(series: dict[str, np.ndarray], title: str, x_title: str) ->
 def softmax_rows_figure(rows: dict[str, np.ndarray], title: str) -> go.Figure:
     fig = go.Figure()
     for name, probs in rows.items():
-        fig.add_bar(x=[f"k{i}" for i in range(len(probs))], y=list(probs), name=name)
+        fig.add_bar(x=[f"k{i}" for i in range(len(probs))], y=list(probs), name=html_literal(name))
     fig.update_yaxes(title="softmax weight", range=[0, 1])
     fig.update_xaxes(title="key position")
     return _layout(fig, title, height=300, barmode="group")
@@ -405,8 +414,8 @@ def embedding_scatter(points: np.ndarray, labels: Sequence[str], classes: Sequen
     fig = go.Figure()
     for cls in sorted(set(classes)):
         idx = [i for i, c in enumerate(classes) if c == cls]
-        fig.add_scatter(x=points[idx, 0], y=points[idx, 1], mode="markers+text", name=cls,
-                        text=[describe_char(labels[i]) if len(labels[i]) == 1 else labels[i] for i in idx],
+        fig.add_scatter(x=points[idx, 0], y=points[idx, 1], mode="markers+text", name=html_literal(cls),
+                        text=[html_literal(describe_char(labels[i]) if len(labels[i]) == 1 else labels[i]) for i in idx],
                         textposition="top center", marker=dict(size=8))
     fig.update_xaxes(title="principal component 1")
     fig.update_yaxes(title="principal component 2")
