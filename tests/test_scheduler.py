@@ -201,7 +201,11 @@ def test_delete_is_all_or_nothing_and_orphans_are_cleaned(small_text, monkeypatc
     orphan.mkdir()
     (orphan / "config.json").write_text("{}")
     os.utime(orphan, (0, 0))
-    assert sorted(store.clean_orphans()) == [".deleted-leftover", orphan.name]
+    (store.home / ".import-crashed").mkdir()  # a server that died mid-import
+    os.utime(store.home / ".import-crashed", (0, 0))
+    (store.home / ".import-live").mkdir()  # an import in progress now
+    assert sorted(store.clean_orphans()) == [".deleted-leftover", ".import-crashed", orphan.name]
+    assert (store.home / ".import-live").is_dir(), "an import in progress keeps its staging folder"
     assert store.run_dir(info.id).is_dir(), "a run with a row is never an orphan"
 
 

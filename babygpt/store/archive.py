@@ -38,6 +38,7 @@ from babygpt.store.quota import DiskQuota
 from babygpt.store.runs import (
     CONFIG_FILE,
     METRICS_FILE,
+    STAGING_PREFIX,
     MetricRow,
     RunInfo,
     RunStore,
@@ -192,7 +193,7 @@ def import_run(store: RunStore, archive: str | Path, limits: ModelLimits, max_un
         unpacked = check_wanted(wanted, max_unpacked, archive.name)
         if quota is not None:
             quota.check(store, owner, unpacked, f"Importing {archive.name}")
-        staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
+        staging = Path(tempfile.mkdtemp(dir=store.home, prefix=STAGING_PREFIX))
         try:
             for want in wanted:
                 unpack_entry(zf, want, staging / want.entry.name)

@@ -39,7 +39,7 @@ from babygpt.model.sizing import ModelLimits
 from babygpt.status import RunStatus
 from babygpt.store.checkpoints import WEIGHT_DTYPES, WEIGHTS_FILE, atomic_write_with
 from babygpt.store.quota import DiskQuota, weights_bytes
-from babygpt.store.runs import RunInfo, RunStore, build_config_document
+from babygpt.store.runs import STAGING_PREFIX, RunInfo, RunStore, build_config_document
 from babygpt.store.safe_zip import Entry, Wanted, check_wanted, entries, open_zip, read_entry, unpack_entry
 from babygpt.store.untrusted import JsonBudget, check_finite, format_size, import_slot, load_json
 from babygpt.text.tokenizer_files import tokenizer_from_json, tokenizer_from_vocab_merges
@@ -287,7 +287,7 @@ def import_hf_zip(store: RunStore, archive: str | Path, limits: ModelLimits, max
         wanted = [Wanted(by_name[role], caps[role]) for role in ("config.json", WEIGHTS_FILE, *roles)]
         check_wanted(wanted, max_unpacked, archive.name)
         _admit(store, config, limits, owner, quota, archive.name)
-        staging = Path(tempfile.mkdtemp(dir=store.home, prefix=".import-"))
+        staging = Path(tempfile.mkdtemp(dir=store.home, prefix=STAGING_PREFIX))
         try:
             for want in wanted:
                 unpack_entry(zf, want, staging / want.entry.name)

@@ -44,6 +44,7 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 GENERATED_RUN_ID = re.compile(r"^\d{8}-\d{6}-[a-z0-9-]+-[0-9a-f]{4}$")  # what new_run_id makes
 FORMAT_VERSION = 1
 TRASH_PREFIX = ".deleted-"
+STAGING_PREFIX = ".import-"  # an import unpacks here, inside BABYGPT_HOME, and removes it when done
 
 
 def build_config_document(model_config: ModelConfig, train_config: TrainConfig, tokenizer: Tokenizer,
@@ -212,7 +213,7 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
                 "tokens_per_sec": run_tokens_per_second(tokens, s.get("trained_s")), "tokens": tokens,
                 "trained_s": s.get("trained_s"), "trained_until": self.weights_version(info.id),
                 "created_at": info.created_at,
-                "owner": info.owner, "group_id": info.group_id,
+                "owner": info.owner, "group_id": info.group_id, "check": bool(info.check_of), "imported": info.imported,
                 "where": info.config.get("runtime", {}).get("where", "local"),
                 "best_val_bpc": _bpc(s.get("best_val_loss"), info.config),
             })
@@ -300,9 +301,9 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
             shutil.rmtree(trash)
 
     def clean_orphans(self, min_age_s: float = 600.0) -> list[str]:
-        """Remove what an interrupted delete or create left behind: trash folders, and run folders with no
-        database row that are older than ``min_age_s`` (a run being created has its folder a moment before
-        its row)."""
+        """Remove what an interrupted delete, create or import left behind: trash folders, and run folders with
+        no database row and import staging folders that are older than ``min_age_s`` (a run being created has its
+        folder a moment before its row; an import in progress has its staging folder until it ends)."""
         with self._connect() as db:
             known = {r["id"] for r in db.execute("SELECT id FROM runs")}
         removed = []
@@ -310,9 +311,10 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
         for path in self.home.iterdir():
             if not path.is_dir() or path.name == UPLOADS_DIR:
                 continue
-            orphan = path.name.startswith(TRASH_PREFIX) or (
+            old = now - path.stat().st_mtime > min_age_s
+            orphan = path.name.startswith(TRASH_PREFIX) or (path.name.startswith(STAGING_PREFIX) and old) or (
                 GENERATED_RUN_ID.match(path.name) and path.name not in known and (path / CONFIG_FILE).is_file()
-                and now - path.stat().st_mtime > min_age_s)
+                and old)
             if orphan:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path.name)
