@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from babygpt.orchestration.challenge import set_rules
+from babygpt.orchestration.runs import create_run
 from babygpt.status import RunStatus
 from tests.conftest import ROOT
-from tests.helpers import wait_for
+from tests.helpers import tiny_plan, wait_for
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 TOKEN = "a-teacher-secret"
@@ -71,7 +73,8 @@ def test_a_challenge_set_entered_ranked_and_ended_from_the_pages(teacher):
 
     small_training_form(at, max_iters=30)  # 30 × 4 × 16 tokens: over the budget
     at.toggle(key="challenge_entry").set_value(True).run()
-    assert any("Over the challenge's budget" in e.value and "at most 20 steps" in e.value for e in at.error)
+    assert any(e.value.startswith("This run cannot enter the challenge: 30 steps × 64 tokens per step") and
+               "at most 20 steps" in e.value for e in at.error)
     assert at.button(key="start").disabled
     assert any(c.value == "The challenge's budget allows 20 steps with batch_size 4 and block_size 16."
                for c in at.caption)
@@ -86,8 +89,82 @@ def test_a_challenge_set_entered_ranked_and_ended_from_the_pages(teacher):
     at.switch_page(CLASS).run()
     board = html_of(at)
     assert "class-board" in board and "1</td>" in board and "gpt 1×32" in board
+    assert "Score bits/char" in board, "each figure says what it is"
+    assert any(c.value.startswith("Score: bits per character on the challenge's held-out text") and "Val bits/char"
+               in c.value for c in at.caption)
     assert "Seed-to-seed spread not measured yet" in " ".join(c.value for c in at.caption)
     at.button(key="end_challenge").click().run()
     assert not at.exception
     assert at.get("download_button"), "the frozen board can be exported"
     assert "**Ended**" in " ".join(m.value for m in at.markdown)
+
+
+def set_small_challenge(at: AppTest) -> None:
+    """The teacher's challenge of 20 steps × 4 windows × 16 tokens."""
+    at.radio(key="budget_how").set_value("steps × batch × block").run()
+    at.number_input(key="budget_steps").set_value(20)
+    at.number_input(key="budget_batch").set_value(4)
+    at.number_input(key="budget_block").set_value(16).run()
+    at.button(key="set_challenge").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+
+def test_an_entry_that_breaks_an_idea_or_trains_less_is_refused_before_it_starts(teacher):
+    at = teacher
+    set_small_challenge(at)
+    small_training_form(at, max_iters=10)
+    at.toggle(key="challenge_entry").set_value(True).run()
+    assert at.button(key="start").disabled
+    assert [e.value for e in at.error] == [
+        "This run cannot enter the challenge: it would train 10 steps, not the 20 the budget allows with batch_size 4 "
+        "and block_size 16: an entry trains the whole budget (set max_iters to 20)."]
+    at.number_input(key="hp_max_iters").set_value(20).run()
+    assert not at.button(key="start").disabled and not at.error
+    at.multiselect(key="hp_counterfactuals").set_value(["no-mask"]).run()
+    assert at.button(key="start").disabled, "Start stays off"
+    assert [e.value for e in at.error] == ["This run cannot enter the challenge: it trains without the causal mask, "
+                                           "an idea broken on purpose for a lesson."], "the library's own sentence"
+    from ui.state import store
+    assert store().list_runs() == []
+
+
+def test_everyones_runs_with_the_teachers_checks_name_their_owners(small_text):
+    """After Check the top three, the checks (owned by nobody) sit among the students' runs: the Runs page with
+    everyone's runs names them instead of failing on a missing owner."""
+    at = app()
+    from ui.state import store
+    plan = tiny_plan(small_text, max_iters=20, eval_interval=10, val_fraction=0.1)
+    rules = set_rules(plan.corpus, "char", 0.1, 20 * 8 * 16)
+    record = store().create_challenge(rules.to_dict())
+    entry = create_run(store(), plan, "alice's entry", owner=at.session_state["user_key"], status=RunStatus.DONE,
+                       challenge={"id": record.id, "check_of": None})
+    create_run(store(), plan, "check of alice's entry", owner=None, status=RunStatus.DONE,
+               challenge={"id": record.id, "check_of": entry.id})
+    create_run(store(), plan, "a classmate's run", owner="bob-key-0000000000000000", status=RunStatus.DONE)
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    assert not at.exception, at.exception
+    owners = dict(zip(at.dataframe[0].value["label"], at.dataframe[0].value["owner"], strict=True))
+    assert sorted(owners.values()) == sorted(["you", "teacher's check", owners[next(k for k in owners if "classmate"
+                                                                                    in k)]])
+    assert [v for k, v in owners.items() if k.startswith("check of")] == ["teacher's check"]
+    assert [v for k, v in owners.items() if "classmate" in k][0].startswith("user ")
+
+
+def test_an_imported_run_says_imported_in_pickers_and_on_the_class_board(tmp_path):
+    pytest.importorskip("transformers")
+    from babygpt.store.huggingface import import_hf
+    from tests.helpers import LIMITS
+    from tests.test_huggingface import gpt2_made_by_transformers
+
+    gpt2_made_by_transformers(tmp_path / "gpt2")
+    at = app()
+    from ui.state import store
+    import_hf(store(), tmp_path / "gpt2", LIMITS, owner=at.session_state["user_key"], name="tiny gpt2")
+    at.switch_page("views/generate.py").run()
+    options = [o for box in at.selectbox for o in box.options]
+    assert any(o.endswith("· gpt · imported") for o in options), options
+    assert not any("0 steps" in o or "None" in o for o in options)
+    at.switch_page(CLASS).run()
+    board = html_of(at)
+    assert ">imported</td>" in board and "0/2,000" not in board and "None" not in board

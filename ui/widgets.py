@@ -7,8 +7,8 @@ import streamlit as st
 from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
 from babygpt.plain_text import markdown_literal
+from babygpt.server.classroom import owner_name
 from babygpt.server.progress import JobSnapshot
-from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
 from babygpt.text.tokenizers import whole_words_prefix
@@ -78,9 +78,11 @@ def chart_menu() -> None:
 
 
 def run_label(row: dict) -> str:
-    who = "" if row["owner"] == identity.user() else f" · {public_handle(row['owner'])}"
+    """A run in a picker: an imported run says so instead of a step count it does not have."""
+    who = "" if row["owner"] == identity.user() else f" · {owner_name(row['owner'], None, row.get('check', False))}"
     loss = f" · val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
-    return f"{row['label']} · {row['preset']} · {row['steps']} steps{loss}{who}"
+    trained = "imported" if row.get("imported") else f"{row['steps']:,} steps"
+    return f"{row['label']} · {row['preset']} · {trained}{loss}{who}"
 
 
 def run_picker(key: str) -> LoadedRun | None:

@@ -67,6 +67,8 @@ BOARD_COLUMNS = [("Who", "13%", False), ("Model", "14%", False), ("Step", "12%",
 
 
 def step_cell(row: BoardRow) -> str:
+    if row.imported:  # weights from elsewhere: no steps were trained here
+        return "imported"
     if row.status is RunStatus.QUEUED:
         return f"queued #{row.queue_position}" if row.queue_position else "queued"
     words = "" if row.status.training else f" ({STATUS_WORDS.get(row.status, row.status)})"
@@ -152,7 +154,10 @@ def live_board() -> None:
 # --- the challenge -------------------------------------------------------------------------------
 
 LEADERBOARD_COLUMNS = [("Rank", "8%", False), ("Who", "22%", False), ("Model", "25%", False),
-                       ("Bits/char", "12%", True), ("Within the spread of", "33%", False)]
+                       ("Score bits/char", "12%", True), ("Tied with", "33%", False)]
+SCORE_CAPTION = ("Score: bits per character on the challenge's held-out text, measured once when an entry finished "
+                 "the whole budget. The lesson's table below shows *Val bits/char*, each run's own estimate from a "
+                 "few random batches while it trains, so the two figures differ.")
 
 
 def leaderboard_table(board: Board, me_handle: str) -> str:
@@ -166,11 +171,13 @@ def draw_board(board: Board, ended: bool) -> None:
     me = state.classroom().handle_of(identity.user())
     if board.standings:
         st.html(leaderboard_table(board, me))
+        st.caption(SCORE_CAPTION)
     else:
-        st.caption("No entry has been scored yet: an entry is scored on the held-out text when it stops training.")
+        st.caption("No entry is ranked yet: an entry is scored on the held-out text, and ranked, when it finishes "
+                   "the whole budget.")
     st.caption(board.spread.sentence())
     if board.waiting:
-        st.caption("Not ranked yet: " + "; ".join(f"{h} ({why})" for h, _, why in board.waiting))
+        st.caption("Not ranked: " + "; ".join(f"{h} ({why})" for h, _, why in board.waiting))
     for r in board.refused:
         st.warning(f"**{r.handle}**, {r.label}: cannot enter — {r.reason}.")
     if ended:

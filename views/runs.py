@@ -17,6 +17,7 @@ from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
 from babygpt.pace import SUMMARY_SPEED_CAPTION
 from babygpt.plain_text import file_name_part, markdown_literal
+from babygpt.server.classroom import owner_name
 from babygpt.server.users import check_can_manage, public_handle
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_zip
@@ -127,7 +128,7 @@ else:
     table = pd.DataFrame(rows)
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     table["size"] = [model_size_text(r) for r in rows]
-    table["owner"] = [("you" if o == me else public_handle(o)) for o in table["owner"]]
+    table["owner"] = [owner_name(r["owner"], me, r.get("check", False)) for r in rows]  # None stays None here
     table["where"] = [where_text(w) for w in table["where"]]
     shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpc", "tokens_per_sec",
                    "status", "owner", "where", "created", "id"]]

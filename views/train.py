@@ -15,7 +15,7 @@ from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, swi
 from babygpt.lessons.links import LESSON_TABS, make_link
 from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
-from babygpt.orchestration.challenge import ChallengeRules
+from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
 from babygpt.orchestration.plan import plan_training
 from babygpt.pace import LIVE_SPEED_CAPTION
 from babygpt.plain_text import markdown_literal
@@ -125,7 +125,8 @@ def challenge_entry() -> ChallengeRules | None:
                      help="Train a run for the class challenge (see the Class page)."):
         return None
     st.info(f"**Challenge:** {rules.sentence()}. Your run trains on the challenge's text, tokenizer and held-out "
-            "split whatever the Data page says; the rung, the sizes and the rest are yours, within the budget.")
+            "split whatever the Data page says, for the whole budget; the rung, its sizes and the training settings "
+            "are yours, with no idea broken.")
     return rules
 
 
@@ -162,10 +163,9 @@ def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfi
         if rules is not None:
             st.caption(f"The challenge's budget allows {rules.max_steps(model_cfg, train_cfg):,} steps with "
                        f"batch_size {train_cfg.batch_size} and block_size {model_cfg.block_size}.")
-        if rules is not None and train_cfg.max_iters > rules.max_steps(model_cfg, train_cfg):
-            raise BabyGPTError(f"Over the challenge's budget: with batch_size {train_cfg.batch_size} and block_size "
-                               f"{model_cfg.block_size}, at most {rules.max_steps(model_cfg, train_cfg):,} steps fit "
-                               f"in {rules.budget_tokens:,} tokens (max_iters is {train_cfg.max_iters:,}).")
+        not_entered = refusal(entry_problems(rules, model_cfg, train_cfg, model_cfg.vocab_size)) if rules else None
+        if not_entered:  # the library's own sentence, before anything trains: Start stays off
+            raise BabyGPTError(not_entered)
         return train_cfg, None
     except BabyGPTError as exc:
         st.error(str(exc))

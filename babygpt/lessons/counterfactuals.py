@@ -7,13 +7,13 @@ the decoder and the explicit attention view all honour it (tested in ``tests/tes
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from babygpt.lessons.leaderboard import future_hidden
 from babygpt.model.gpt import LanguageModel
 
 
@@ -91,19 +91,6 @@ def _windows(val_ids: torch.Tensor, block_size: int, count: int = MEASURE_WINDOW
     return windows[:, :-1], windows[:, 1:]
 
 
-@contextmanager
-def _future_hidden(model: LanguageModel):
-    """Run a no-mask model with the causal mask put back: what it can do when the next token is not there to read."""
-    saved = [block.attn.causal for block in model.blocks]
-    for block in model.blocks:
-        block.attn.causal = True
-    try:
-        yield
-    finally:
-        for block, causal in zip(model.blocks, saved, strict=True):
-            block.attn.causal = causal
-
-
 @torch.no_grad()
 def _mean_loss(model: LanguageModel, x: torch.Tensor, y: torch.Tensor) -> float:
     logits, _ = model(x)
@@ -117,7 +104,7 @@ def measure(key: str, model: LanguageModel, val_ids: torch.Tensor, step: int) ->
     x, y = _windows(val_ids, model.config.block_size)
     if key == "no-mask":
         seen = _mean_loss(model, x, y)
-        with _future_hidden(model):
+        with future_hidden(model):  # the mask put back, as the challenge scores every run
             hidden = _mean_loss(model, x, y)
         lean = hidden - seen
         sentence = (f"At step {step}, on this run's validation text: loss {seen:.2f} with each next token visible "

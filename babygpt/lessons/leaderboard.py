@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import io
 import math
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from xml.sax.saxutils import escape
 
 import torch
 import torch.nn.functional as F
 
-from babygpt.model.gpt import LanguageModel
-from babygpt.plain_text import csv_cell
+from babygpt.errors import BabyGPTError
+from babygpt.model.gpt import LanguageModel, MultiHeadAttention
+from babygpt.plain_text import csv_cell, html_literal
 
 HELD_OUT_TOKENS = 65_536  # the tokens scored (the whole held-out split when it is shorter); bounds the cost
 
@@ -37,14 +41,63 @@ def held_out_ids(val: torch.Tensor) -> torch.Tensor:
     return val[: HELD_OUT_TOKENS + 1]
 
 
+@contextmanager
+def future_hidden(model: torch.nn.Module) -> Iterator[None]:
+    """Every attention layer of ``model`` with its causal mask on, whatever the run was trained with: a model
+    trained without the mask, run this way, shows what it can do when the next token is not there to read."""
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    saved = [layer.causal for layer in layers]
+    for layer in layers:
+        layer.causal = True
+    try:
+        yield
+    finally:
+        for layer, causal in zip(layers, saved, strict=True):
+            layer.causal = causal
+
+
+CAUSAL_CUTS = 64  # the most places a window is cut when checking that no position sees a later token
+NOT_CAUSAL = ("Not scored: this model's prediction of a token changes when the tokens after it change, so it can "
+              "see what it is asked to predict.")
+
+
+@torch.no_grad()
+def sees_the_future(model: LanguageModel, window: torch.Tensor, batch: int) -> bool:
+    """Whether any position's logits change when only later tokens change: a window is cut at up to
+    ``CAUSAL_CUTS`` places (every place in a window of up to 65 tokens), everything from the cut on is replaced by
+    other tokens, and the logits before the cut must stay as they were. This checks the model as it computes, not
+    its settings, so no switch (known today or added later) can let a scored position read its answer.
+
+    Each forward pass carries the untouched window too, so the comparison is between rows of one batch (the same
+    kernels, the same rounding) and ``batch`` rows at most, as in scoring."""
+    n = min(CAUSAL_CUTS, len(window) - 1)
+    cuts = sorted({round(1 + i * (len(window) - 2) / max(1, n - 1)) for i in range(n)})
+    vocab = model.config.vocab_size
+    per_pass = max(1, batch - 1)
+    for first in range(0, len(cuts), per_pass):
+        chunk = cuts[first:first + per_pass]
+        rows = window.repeat(len(chunk) + 1, 1)
+        for row, cut in enumerate(chunk, start=1):  # another token at every place from the cut on
+            rows[row, cut:] = (rows[row, cut:] + 1 + row % (vocab - 1)) % vocab
+        logits = model(rows)[0].float()
+        for row, cut in enumerate(chunk, start=1):
+            if not torch.allclose(logits[row, :cut], logits[0, :cut], rtol=1e-4, atol=1e-4):
+                return True
+    return False
+
+
 @torch.no_grad()
 def held_out_loss(model: LanguageModel, ids: torch.Tensor, block_size: int, batch: int) -> tuple[float, int]:
     """Mean cross-entropy (nats) over ``ids[1:]``, each token predicted once from up to ``block_size`` tokens
     before it (non-overlapping windows), in float32; returns it with the number of tokens predicted.
 
+    The score cannot be gamed by a model switch: the model is scored with its causal mask on whatever it trained
+    with (a run trained without the mask scores what it predicts, not what it read), and before scoring it is
+    checked, as it computes, that no position sees a later token; a model that does raises ``NOT_CAUSAL``.
+
     ``batch`` windows go through each forward pass: the run's own batch size, so scoring never holds more
     activations than a training step did. Its cost is a forward pass over at most ``HELD_OUT_TOKENS`` tokens, about
-    a third of what training on as many tokens costs."""
+    a third of what training on as many tokens costs, and the check's passes over at most ``CAUSAL_CUTS`` windows."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -52,17 +105,21 @@ def held_out_loss(model: LanguageModel, ids: torch.Tensor, block_size: int, batc
     n_targets = len(ids) - 1
     full = n_targets // block_size
     total = torch.zeros((), dtype=torch.float64, device=device)
-    with torch.autocast(device.type, enabled=False):
-        for first in range(0, full, batch):
-            starts = torch.arange(first, min(full, first + batch), device=device) * block_size
-            offsets = starts[:, None] + torch.arange(block_size + 1, device=device)
-            windows = ids[offsets]
-            total += _loss_sum(model, windows[:, :-1], windows[:, 1:])
-        rest = n_targets - full * block_size
-        if rest:
-            tail = ids[full * block_size:]
-            total += _loss_sum(model, tail[None, :-1], tail[None, 1:])
-    model.train(was_training)
+    try:
+        with torch.autocast(device.type, enabled=False), future_hidden(model):
+            if sees_the_future(model, ids[: min(block_size, n_targets)], batch):
+                raise BabyGPTError(NOT_CAUSAL)
+            for first in range(0, full, batch):
+                starts = torch.arange(first, min(full, first + batch), device=device) * block_size
+                offsets = starts[:, None] + torch.arange(block_size + 1, device=device)
+                windows = ids[offsets]
+                total += _loss_sum(model, windows[:, :-1], windows[:, 1:])
+            rest = n_targets - full * block_size
+            if rest:
+                tail = ids[full * block_size:]
+                total += _loss_sum(model, tail[None, :-1], tail[None, 1:])
+    finally:
+        model.train(was_training)
     return float(total / n_targets), n_targets
 
 
@@ -80,27 +137,40 @@ def bits_per_char_of(nats_per_token: float, tokens: int, chars: int) -> float:
 
 @dataclass(frozen=True)
 class Spread:
-    """How far runs of the same settings end apart when only the seed changes."""
+    """How far runs of the same settings end apart when only the seed changes, and what it was measured on."""
 
     bits: float | None  # the widest gap measured (bits per character); None: nothing measured yet
     groups: int = 0  # settings trained with two seeds or more
     runs: int = 0  # runs in those groups
+    source: str = ""  # "the teacher's checks" or "repeats by the class"
 
     def sentence(self) -> str:
         if self.bits is None:
-            return ("Seed-to-seed spread not measured yet: ranks separate any difference, however small. "
-                    "Check the top three (teacher) or repeat a run with another seed to measure it.")
-        return (f"Seed-to-seed spread {self.bits:.3f} bits/char: the widest gap between runs that differ only in "
-                f"their seed ({self.runs} runs of {self.groups} setting{'s' if self.groups != 1 else ''}). "
-                "Entries closer than that are tied.")
+            return ("Seed-to-seed spread not measured yet (no two finished runs of the same settings with different "
+                    "seeds): no ties are claimed, and ranks separate any difference, however small. The teacher's "
+                    "Check the top three measures it, and so does a repeat of an entry with another seed.")
+        source = f" ({self.source})" if self.source else ""
+        return (f"Seed-to-seed spread {self.bits:.3f} bits/char from {self.runs} runs of {self.groups} "
+                f"setting{'s' if self.groups != 1 else ''}{source}: the widest gap between finished runs of the "
+                "whole budget that differ only in their seed. Entries closer than that are tied.")
 
 
-def seed_spread(by_settings: dict[str, list[float]]) -> Spread:
-    """The spread from scores grouped by settings (everything but the seed); groups of one say nothing."""
-    repeated = [scores for scores in by_settings.values() if len(scores) >= 2]
+def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozenset[str] = frozenset()) -> Spread:
+    """The spread from final scores grouped by settings (everything but the seed); groups of one say nothing.
+
+    Once the teacher has checked entries (re-trained them with other seeds), only the checked settings count: the
+    spread that matters is that of the entries compared at the top, and a setting chosen to be unstable (a
+    learning rate at the edge of diverging, repeated with seeds until two end far apart) cannot then tie
+    everyone. Before any check, every repeat the class made counts."""
+    repeated = {key: scores for key, scores in by_settings.items() if len(scores) >= 2}
     if not repeated:
         return Spread(None)
-    return Spread(max(max(s) - min(s) for s in repeated), len(repeated), sum(len(s) for s in repeated))
+    source = "repeats by the class"
+    if any(key in checked for key in repeated):
+        repeated = {key: scores for key, scores in repeated.items() if key in checked}
+        source = "the teacher's checks"
+    groups = list(repeated.values())
+    return Spread(max(max(s) - min(s) for s in groups), len(groups), sum(len(s) for s in groups), source)
 
 
 @dataclass(frozen=True)
@@ -110,6 +180,8 @@ class Entry:
     label: str
     bits_per_char: float
     detail: str = ""  # rung and size, for the board
+    owner: str | None = None  # the student's user key (None: the command line): "(you)" and the entry rule use it
+    entries: int = 1  # how many ranked entries its student made (``counted_entries``)
 
 
 @dataclass(frozen=True)
@@ -148,6 +220,25 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True)
+class Unranked:
+    """An entry without a rank (queued, training, stopped before the end of the budget, failed, finished after the
+    end), with why in words. It unpacks as ``(handle, label, why)``, the columns the CSV writes."""
+
+    handle: str
+    label: str
+    why: str
+    run_id: str = ""  # so a final board can say what the run did after the end ("" on boards frozen before)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((self.handle, self.label, self.why))
+
+
+# How several entries from one student count, set by the teacher with the challenge (``counted_entries``).
+BEST_OF_EACH, EVERY_ENTRY = "best", "every"
+ENTRY_RULES = {BEST_OF_EACH: "best entry of each student", EVERY_ENTRY: "every entry"}
+
+
 @dataclass
 class Board:
     """A challenge's board at one moment, plain data, so the frozen board is stored and exported as is."""
@@ -156,23 +247,58 @@ class Board:
     rules: str  # the rules in one line
     spread: Spread
     standings: list[Standing]
-    waiting: list[tuple[str, str, str]] = field(default_factory=list)  # (handle, label, why not ranked yet)
+    waiting: list[Unranked] = field(default_factory=list)  # entries without a rank yet, and why
     refused: list[Refusal] = field(default_factory=list)
     ended_at: float | None = None
+    entry_rule: str = EVERY_ENTRY  # the teacher's rule for several entries from one student (older boards: every)
+
+    def __post_init__(self) -> None:
+        self.waiting = [w if isinstance(w, Unranked) else Unranked(*w) for w in self.waiting]
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "rules": self.rules, "spread": asdict(self.spread), "ended_at": self.ended_at,
                 "standings": [{**asdict(s.entry), "rank": s.rank, "tied_with": list(s.tied_with)}
                               for s in self.standings],
-                "waiting": [list(w) for w in self.waiting], "refused": [asdict(r) for r in self.refused]}
+                "waiting": [asdict(w) for w in self.waiting], "refused": [asdict(r) for r in self.refused],
+                "entry_rule": self.entry_rule}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Board:
-        standings = [Standing(Entry(s["run_id"], s["handle"], s["label"], s["bits_per_char"], s.get("detail", "")),
+        standings = [Standing(Entry(s["run_id"], s["handle"], s["label"], s["bits_per_char"], s.get("detail", ""),
+                                    s.get("owner"), s.get("entries", 1)),
                               s["rank"], tuple(s["tied_with"])) for s in data["standings"]]
-        return cls(data["title"], data["rules"], Spread(**data["spread"]), standings,
-                   [tuple(w) for w in data.get("waiting", [])], [Refusal(**r) for r in data.get("refused", [])],
-                   data.get("ended_at"))
+        waiting = [Unranked(**w) if isinstance(w, dict) else Unranked(*w) for w in data.get("waiting", [])]
+        return cls(data["title"], data["rules"], Spread(**data["spread"]), standings, waiting,
+                   [Refusal(**r) for r in data.get("refused", [])], data.get("ended_at"),
+                   data.get("entry_rule", EVERY_ENTRY))
+
+
+# --- several entries from one student: the teacher's rule -----------------------------------------
+
+def counted_entries(entries: list[Entry], rule: str) -> list[Entry]:
+    """The entries the board ranks under the teacher's rule, each with how many scored entries its student made.
+    ``BEST_OF_EACH``: one line per student, its best score, and the board says of how many (a student who re-enters
+    until a lucky seed comes up shows as "best of 9"). ``EVERY_ENTRY``: every scored entry has its line. Students
+    are told apart by user key, never by name."""
+    by_student: dict[str | None, list[Entry]] = {}
+    for entry in entries:
+        by_student.setdefault(entry.owner, []).append(entry)
+    students = [[dataclasses.replace(e, entries=len(own)) for e in own] for own in by_student.values()]
+    if rule == EVERY_ENTRY:
+        return [e for own in students for e in own]
+    return [min(own, key=lambda e: (e.bits_per_char, e.run_id)) for own in students]
+
+
+def entry_rule_sentence(board: Board) -> str:
+    """The teacher's rule for several entries, as the board states it, with what it did on this board."""
+    if board.entry_rule == EVERY_ENTRY:
+        owners = [s.entry.owner for s in board.standings]
+        several = len({o for o in owners if owners.count(o) > 1})
+        return (f"The teacher's rule: every entry is ranked, several from one student too ({several} "
+                f"student{'s' if several != 1 else ''} entered more than once).")
+    left_out = sum(s.entry.entries - 1 for s in board.standings)
+    return (f"The teacher's rule: only each student's best entry is ranked, marked with how many entries it is the "
+            f"best of ({left_out} other entr{'ies' if left_out != 1 else 'y'} not ranked).")
 
 
 CSV_COLUMNS = ("rank", "handle", "run", "model", "bits_per_char", "tied_with", "spread_bits")
@@ -198,42 +324,67 @@ def board_csv(board: Board) -> str:
     return out.getvalue()
 
 
+def _tick_step(top: float, most: int = 6) -> float:
+    """A round step (1, 2, 2.5 or 5 × a power of ten) that divides 0..``top`` into at most ``most`` intervals."""
+    raw = max(top, 1e-9) / most
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
 def board_svg(board: Board, width: int = 960) -> str:
-    """The board as a picture: rank, name, run and score, a bar per entry whose length is its lead over the last
-    entry, and the spread drawn as a band from the leader's score, so a tie is visible as well as written."""
-    row_h, top, left_w, right_w = 30, 110, 420, 90
+    """The board as a picture: rank, name, model and score, and a bar per entry as long as its score on one scale
+    that starts at 0 bits/char (written under the bars), so two scores 0.02 apart are two bars of nearly one
+    length, as they are nearly one score. The spread is a band from the leader's score: a bar that ends inside it is
+    tied with the leader. Every user's string is text (``html_literal``)."""
+    row_h, left_w, right_w, chars = 30, 420, 90, 125
     rows = board.standings
-    height = top + row_h * max(1, len(rows)) + 40
-    bar_w = width - left_w - right_w - 20
     scores = [s.entry.bits_per_char for s in rows]
-    worst = max(scores) if scores else 1.0
-    best = min(scores) if scores else 0.0
-    span = max(worst - best, board.spread.bits or 0.0, 1e-6) * 1.1
+    spread = board.spread.bits or 0.0
+    step = _tick_step(max([*scores, min(scores, default=0.0) + spread, 1e-6]))
+    scale_max = step * math.ceil(max([*scores, min(scores, default=0.0) + spread, step]) / step)
+    bar_w = width - left_w - right_w - 20
 
-    def x_of(bpc: float) -> float:  # the lower (better) the score, the longer the bar
-        return left_w + bar_w * (worst - bpc + span * 0.05) / (span * 1.05)
+    def x_of(bpc: float) -> float:
+        return left_w + bar_w * bpc / scale_max
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="16" y="32" font-size="22" font-weight="bold">{escape(board.title)}</text>',
-             f'<text x="16" y="58" font-size="13">{escape(board.rules)}</text>',
-             f'<text x="16" y="80" font-size="13">{escape(board.spread.sentence())}</text>']
-    if board.spread.bits and rows:
-        band = x_of(best) - x_of(best + board.spread.bits)
-        parts.append(f'<rect x="{x_of(best) - band:.1f}" y="{top - 8}" width="{band:.1f}" '
-                     f'height="{row_h * len(rows) + 4}" fill="#f5c542" opacity="0.25"/>')
+    header = [(board.title, 22, "bold")] + [(line, 13, "normal") for text in (board.rules, board.spread.sentence())
+                                            for line in textwrap.wrap(text, chars)]
+    parts, y = [], 10
+    for text, size, weight in header:
+        y += size + 10
+        parts.append(f'<text x="16" y="{y}" font-size="{size}" font-weight="{weight}">{html_literal(text)}</text>')
+    top = y + 40
+    height = top + row_h * max(1, len(rows)) + 60
+    parts.insert(0, f'<rect width="{width}" height="{height}" fill="white"/>')
+    parts.insert(0, f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                    f'viewBox="0 0 {width} {height}" font-family="sans-serif">')
+    parts.append(f'<text x="{width - right_w}" y="{top - 14}" font-size="12" fill="#555">bits/char</text>')
+    if spread and rows:
+        parts.append(f'<rect class="spread" x="{x_of(scores[0]):.1f}" y="{top - 8}" '
+                     f'width="{x_of(scores[0] + spread) - x_of(scores[0]):.1f}" height="{row_h * len(rows) + 4}" '
+                     f'fill="#f5c542" opacity="0.35"/>')
     for i, s in enumerate(rows):
         y = top + i * row_h
-        parts.append(f'<text x="16" y="{y + 14}" font-size="15" font-weight="bold">{escape(s.shown_rank)}</text>')
-        parts.append(f'<text x="60" y="{y + 14}" font-size="14">{escape(_clip(s.entry.handle, 22))}</text>')
-        parts.append(f'<text x="230" y="{y + 14}" font-size="12" fill="#555">{escape(_clip(s.entry.detail, 30))}</text>')
-        parts.append(f'<rect x="{left_w}" y="{y}" width="{max(1.0, x_of(s.entry.bits_per_char) - left_w):.1f}" '
-                     f'height="{row_h - 10}" fill="{"#e08a00" if s.tied_with else "#1f77b4"}"/>')
+        parts.append(f'<text x="16" y="{y + 14}" font-size="15" font-weight="bold">{html_literal(s.shown_rank)}</text>')
+        parts.append(f'<text x="60" y="{y + 14}" font-size="14">{html_literal(_clip(s.entry.handle, 22))}</text>')
+        parts.append(f'<text x="230" y="{y + 14}" font-size="12" fill="#555">'
+                     f'{html_literal(_clip(s.entry.detail, 30))}</text>')
+        parts.append(f'<rect class="bar" x="{left_w}" y="{y}" width="{x_of(s.entry.bits_per_char) - left_w:.1f}" '
+                     f'height="{row_h - 10}" fill="{"#e08a00" if s.tied_with else "#1f77b4"}">'
+                     f'<title>{html_literal(s.entry.handle)}: {s.entry.bits_per_char:.3f} bits/char</title></rect>')
         parts.append(f'<text x="{width - right_w}" y="{y + 14}" font-size="14">{s.entry.bits_per_char:.3f}</text>')
     if not rows:
         parts.append(f'<text x="16" y="{top + 14}" font-size="14">No entry has been scored yet.</text>')
-    parts.append(f'<text x="{width - right_w}" y="{top - 14}" font-size="12" fill="#555">bits/char</text>')
+    axis_y = top + row_h * max(1, len(rows))
+    parts.append(f'<line x1="{left_w}" y1="{axis_y}" x2="{x_of(scale_max):.1f}" y2="{axis_y}" stroke="#555"/>')
+    for k in range(round(scale_max / step) + 1):
+        x = x_of(k * step)
+        parts.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="#555"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle" '
+                     f'fill="#555">{k * step:g}</text>')
+    parts.append(f'<text x="16" y="{axis_y + 40}" font-size="12" fill="#555">Bars start at 0 bits/char and are as '
+                 "long as the score (lower is better). Shaded: the spread from the leader; a bar ending in it ties."
+                 "</text>")
     parts.append("</svg>")
     return "\n".join(parts)
 

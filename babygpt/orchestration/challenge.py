@@ -16,9 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import Board, Entry, Refusal, bits_per_char_of, held_out_ids, rank_entries, seed_spread
+from babygpt.lessons.counterfactuals import active
+from babygpt.lessons.leaderboard import (
+    BEST_OF_EACH,
+    ENTRY_RULES,
+    Board,
+    Entry,
+    Refusal,
+    Unranked,
+    bits_per_char_of,
+    counted_entries,
+    held_out_ids,
+    rank_entries,
+    seed_spread,
+)
 from babygpt.model.sizing import parameter_count
 from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
 from babygpt.status import RunStatus
@@ -48,6 +61,7 @@ class ChallengeRules:
     ends_at: float | None = None
     held_out_tokens: int = 0
     held_out_chars: int = 0
+    entry_rule: str = BEST_OF_EACH  # how several entries from one student count: a key of leaderboard.ENTRY_RULES
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -70,9 +84,13 @@ class ChallengeRules:
 
 
 def set_rules(corpus: Corpus, tokenizer_kind: str, val_fraction: float, budget_tokens: int,
-              ends_at: float | None = None, now: float | None = None) -> ChallengeRules:
+              ends_at: float | None = None, now: float | None = None, entry_rule: str = BEST_OF_EACH
+              ) -> ChallengeRules:
     """Check what the teacher chose and measure the scored tokens; raises BabyGPTError naming what is wrong."""
     now = time.time() if now is None else now
+    if entry_rule not in ENTRY_RULES:
+        raise BabyGPTError(f"Several entries from one student count as {' or '.join(map(repr, ENTRY_RULES))}, "
+                           f"not {entry_rule!r}.")
     if not 0 < budget_tokens <= MAX_BUDGET_TOKENS:
         raise BabyGPTError(f"The budget must be between 1 and {MAX_BUDGET_TOKENS:,} training tokens, "
                            f"got {budget_tokens:,}.")
@@ -82,7 +100,7 @@ def set_rules(corpus: Corpus, tokenizer_kind: str, val_fraction: float, budget_t
     val = split_ids(encode_corpus(corpus, tokenizer), val_fraction, 1).val
     scored = held_out_ids(val)
     return ChallengeRules(corpus.name, corpus.source, corpus.sha256, tokenizer_kind, val_fraction, int(budget_tokens),
-                          ends_at, len(scored) - 1, len(tokenizer.decode(scored[1:].tolist())))
+                          ends_at, len(scored) - 1, len(tokenizer.decode(scored[1:].tolist())), entry_rule)
 
 
 def challenge_corpus(store: RunStore, rules: ChallengeRules) -> Corpus:
@@ -102,6 +120,18 @@ def challenge_corpus(store: RunStore, rules: ChallengeRules) -> Corpus:
 
 # --- the rules an entry obeys ------------------------------------------------------------------
 
+# What a student may set in an entry: an allow-list, not a deny-list. Every other ModelConfig field must be what the
+# chosen rung gives it (the causal mask, 1/√d, the rung's switches, the challenge's vocabulary) and every other
+# TrainConfig field its library default, so a field added to either config is refused in entries until someone
+# decides it is fair and names it here. ``val_fraction`` is the challenge's own (checked with the text).
+ENTRY_MODEL_SETTINGS = ("preset", "n_layer", "n_head", "n_embd", "block_size", "dropout", "positional", "activation")
+ENTRY_TRAIN_SETTINGS = ("max_iters", "batch_size", "lr", "min_lr", "warmup_iters", "weight_decay", "beta1", "beta2",
+                        "grad_clip", "seed", "eval_interval", "eval_iters", "log_interval", "checkpoint_interval",
+                        "sample_tokens", "device", "dtype", "compile", "cuda_graphs", "threads")
+CHALLENGE_TRAIN_SETTINGS = ("val_fraction",)
+CHECK_HANDLE = "teacher's check"  # who the board names for the teacher's re-trainings of an entry
+
+
 def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer: str,
                      val_fraction: float) -> list[str]:
     problems = []
@@ -114,6 +144,39 @@ def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str |
     return problems
 
 
+def settings_problems(model_config: ModelConfig, train_config: TrainConfig, vocab_size: int) -> list[str]:
+    """Why these settings are not the student's to choose in an entry (empty: they are). ``vocab_size``: the
+    challenge's tokenizer's, on the challenge's text."""
+    broken = active(model_config.to_dict())
+    problems = [f"it trains without {c.idea}, an idea broken on purpose for a lesson" for c in broken]
+    switched = {name for c in broken for name in c.switches}
+    chosen = {name: getattr(model_config, name) for name in ENTRY_MODEL_SETTINGS if name not in switched}
+    try:
+        rung = model_config_for_preset(chosen.pop("preset"), vocab_size=vocab_size, **chosen)
+    except BabyGPTError as exc:
+        return [*problems, f"its model is not one the {model_config.preset} rung builds ({exc})"]
+    for f in dataclasses.fields(model_config):
+        value, expected = getattr(model_config, f.name), getattr(rung, f.name, f.default)
+        if f.name in switched or value == expected:
+            continue
+        if f.name == "vocab_size":
+            problems.append(f"its vocabulary has {value:,} tokens, not the {expected:,} of the challenge's tokenizer")
+        else:
+            problems.append(f"it sets {f.name} to {value!r}, which entries leave as the {rung.preset} rung has it "
+                            f"({expected!r})")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(train_config):
+        value, expected = getattr(train_config, f.name), getattr(defaults, f.name, f.default)
+        if f.name not in ENTRY_TRAIN_SETTINGS + CHALLENGE_TRAIN_SETTINGS and value != expected:
+            problems.append(f"it sets {f.name} to {value!r}, which entries leave at {expected!r}")
+    return problems
+
+
+def full_steps(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig) -> int:
+    """The steps an entry with these settings trains: the whole budget, as many steps as fit in it."""
+    return rules.max_steps(model_config, train_config)
+
+
 def _budget_problem(rules: ChallengeRules, steps: int, model_config: ModelConfig, train_config: TrainConfig,
                     verb: str) -> str | None:
     per_step = tokens_per_step(model_config, train_config)
@@ -123,25 +186,56 @@ def _budget_problem(rules: ChallengeRules, steps: int, model_config: ModelConfig
             f"{rules.budget_tokens:,}: at most {rules.budget_tokens // per_step:,} steps with this batch and block size")
 
 
-def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None = None) -> list[str]:
-    """Why a planned run cannot enter (empty: it can)."""
-    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, plan.tokenizer.kind,
-                                plan.train_config.val_fraction)
-    budget = _budget_problem(rules, plan.train_config.max_iters, plan.model_config, plan.train_config, "would train")
+def _whole_budget_problem(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig) -> str | None:
+    """A planned entry trains exactly the budget: more is unfair, fewer can never be ranked (only finished runs of
+    the whole budget are compared, and only they measure the seed-to-seed spread)."""
+    per_step = tokens_per_step(model_config, train_config)
+    steps, full = train_config.max_iters, full_steps(rules, model_config, train_config)
+    if full == 0:
+        return (f"one step of batch_size {train_config.batch_size} × block_size {model_config.block_size} is "
+                f"{per_step:,} tokens, over the budget of {rules.budget_tokens:,}")
+    if steps > full:
+        return _budget_problem(rules, steps, model_config, train_config, "would train")
+    if steps < full:
+        return (f"it would train {steps:,} steps, not the {full:,} the budget allows with batch_size "
+                f"{train_config.batch_size} and block_size {model_config.block_size}: an entry trains the whole "
+                f"budget (set max_iters to {full:,})")
+    return None
+
+
+def entry_problems(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig, vocab_size: int,
+                   now: float | None = None) -> list[str]:
+    """Why an entry with these settings, on the challenge's text, tokenizer and split, cannot start (empty: it
+    can). The training page asks this before Start is on; ``plan_problems`` adds what a plan can get wrong."""
+    problems = settings_problems(model_config, train_config, vocab_size)
+    budget = _whole_budget_problem(rules, model_config, train_config)
     if budget:
         problems.append(budget)
-    if plan.init_from:
-        problems.append("it starts from another run's weights; entries start from scratch")
     if rules.ended(now):
         problems.append("the challenge has ended")
     return problems
 
 
+def refusal(problems: list[str]) -> str | None:
+    """The one sentence a refused entry gets, on the page and from the library alike (None: nothing refused)."""
+    return "This run cannot enter the challenge: " + "; ".join(problems) + "." if problems else None
+
+
+def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None = None) -> list[str]:
+    """Why a planned run cannot enter (empty: it can)."""
+    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, plan.tokenizer.kind,
+                                plan.train_config.val_fraction)
+    if plan.init_from:
+        problems.append("it starts from another run's weights; entries start from scratch")
+    return problems + entry_problems(rules, plan.model_config, plan.train_config, plan.tokenizer.vocab_size, now)
+
+
 def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended_at: float | None = None) -> list[str]:
     """Why a recorded run does not count (empty: it does): checked again on the board, since a run can be changed
-    after it entered (resumed past the budget) or reach the board by another way (an import)."""
+    after it entered (its config rewritten, resumed past the budget) or reach the board by another way."""
     model_config, train_config, tokenizer = parse_config_document(info.config)
     problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer.kind, train_config.val_fraction)
+    problems += settings_problems(model_config, train_config, tokenizer.vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
     if budget:
         problems.append(budget)
@@ -154,17 +248,21 @@ def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended
 
 
 def check_entry(rules: ChallengeRules, plan: TrainingPlan, now: float | None = None) -> None:
-    problems = plan_problems(rules, plan, now)
+    sentence = refusal(plan_problems(rules, plan, now))
+    if sentence:
+        raise BabyGPTError(sentence)
+
+
+def check_resume_within(rules: ChallengeRules, info: RunInfo, train_config: TrainConfig) -> None:
+    """A challenge entry resumes only with settings an entry may have, to the end of the budget and no further."""
+    model_config, _, tokenizer = parse_config_document(info.config)
+    problems = settings_problems(model_config, train_config, tokenizer.vocab_size)
+    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer.kind, train_config.val_fraction)
+    budget = _whole_budget_problem(rules, model_config, train_config)
+    if budget:
+        problems.append(budget)
     if problems:
-        raise BabyGPTError("This run cannot enter the challenge: " + "; ".join(problems) + ".")
-
-
-def check_resume_within(rules: ChallengeRules, info: RunInfo, max_iters: int) -> None:
-    """A challenge entry resumes only within the budget."""
-    model_config, train_config, _ = parse_config_document(info.config)
-    problem = _budget_problem(rules, max_iters, model_config, train_config, "would train")
-    if problem:
-        raise BabyGPTError(f"Run {info.label} is a challenge entry: {problem}.")
+        raise BabyGPTError(f"Run {info.label} is a challenge entry: " + "; ".join(problems) + ".")
 
 
 # --- checks: the top entries again with other seeds ----------------------------------------------
@@ -174,8 +272,7 @@ def check_plans(store: RunStore, record: ChallengeRecord, run_ids: list[str]) ->
     already): (plan, name, run id checked)."""
     rules = ChallengeRules.from_dict(record.rules)
     corpus = challenge_corpus(store, rules)
-    existing = {(i.config["challenge"].get("check_of"), i.config["train"]["seed"])
-                for i in store.runs_for_challenge(record.id) if i.config.get("challenge", {}).get("check_of")}
+    existing = {(i.check_of, i.config["train"]["seed"]) for i in store.runs_for_challenge(record.id) if i.check_of}
     plans = []
     for run_id in run_ids:
         info = store.get(run_id)
@@ -210,48 +307,84 @@ def describe_model(config: dict[str, Any]) -> str:
     return f"{model.preset} {model_size(model)}"
 
 
-def _waiting_reason(info: RunInfo, steps: int) -> str:
+def _unranked_reason(info: RunInfo, step: int, full: int, ended: bool) -> str:
+    """Why an entry has no rank, from what its run is doing now: on a final board, what happened after the end."""
+    of = f"step {step:,} of {full:,}"
     if info.status is RunStatus.QUEUED:
-        return "queued"
+        return "still queued when the challenge ended" if ended else "queued"
     if info.status.training:
-        return f"training, step {steps:,}"
+        return f"still training after the challenge ended, {of}" if ended else f"training, {of}"
     if info.status is RunStatus.FAILED:
-        return f"failed: {info.message or 'no message'}"
-    return f"{info.status} before it was scored"
+        return f"failed at {of}: {info.message or 'no message'}"
+    if info.status is RunStatus.DONE and step >= full:
+        return f"finished ({of}) after the challenge ended" if ended else f"finished ({of}), being scored"
+    if info.status is RunStatus.DONE:
+        return f"finished at {of}: only entries that train the whole budget are ranked"
+    return f"{info.status} at {of}" + ("" if ended else ": resume it to finish the budget and be ranked")
+
+
+def _final_scores(store: RunStore, rules: ChallengeRules, runs: list[RunInfo], cutoff: float | None
+                  ) -> dict[str, float]:
+    """Each run's score at the end of the whole budget (bits per character), measured by ``cutoff``: the only
+    scores the board ranks or measures the spread with. A run stopped early was scored where it stopped; that
+    score ranks nothing and widens no spread (a run stopped at step 0 is as far from the others as it gets)."""
+    full = {info.id: full_steps(rules, *parse_config_document(info.config)[:2]) for info in runs}
+    final: dict[str, float] = {}
+    for s in store.scores(list(full)):  # oldest first: a later measurement of the same step wins
+        if s.step == full[s.run_id] and (cutoff is None or s.measured_at <= cutoff):
+            final[s.run_id] = bits_per_char_of(s.nats_per_token, s.tokens, rules.held_out_chars)
+    return final
 
 
 def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff: float | None = None) -> Board:
     """The board now, or as it stood at ``cutoff`` (scores measured later are left out). ``handle_of(owner)``
-    names a run's owner."""
+    names a run's owner. Ranked: entries that finished the whole budget and were scored; every other entry is
+    listed as not ranked, with what its run is doing; entries that broke a rule, as refused, with the rule."""
     rules = ChallengeRules.from_dict(record.rules)
     runs = store.runs_for_challenge(record.id)
-    scores = [s for s in store.scores([i.id for i in runs]) if cutoff is None or s.measured_at <= cutoff]
-    best: dict[str, tuple[float, int]] = {}
-    for s in scores:
-        bpc = bits_per_char_of(s.nats_per_token, s.tokens, rules.held_out_chars)
-        if s.run_id not in best or bpc < best[s.run_id][0]:
-            best[s.run_id] = (bpc, s.step)
+    final = _final_scores(store, rules, runs, cutoff)
     steps = store.steps_trained([i.id for i in runs])
-    entries, waiting, refused, by_settings = [], [], [], {}
+    ended = record.ended_at or cutoff
+    entries, unranked, refused, repeats = [], [], [], {}
     for info in runs:
-        is_check = bool(info.config.get("challenge", {}).get("check_of"))
-        handle = "teacher's check" if is_check else handle_of(info.owner)
-        problems = run_problems(rules, info, steps.get(info.id, 0), record.ended_at or cutoff)
+        handle = CHECK_HANDLE if info.check_of else handle_of(info.owner)
+        problems = run_problems(rules, info, steps.get(info.id, 0), ended)
         if problems:
-            if not is_check:
+            if not info.check_of:
                 refused.append(Refusal(handle, info.label, "; ".join(problems)))
             continue
-        if info.id in best:  # one score per seed: two runs of the same seed are not a seed-to-seed difference
-            by_settings.setdefault(settings_key(info.config), {}).setdefault(info.config["train"]["seed"],
-                                                                             best[info.id][0])
-            if not is_check:
-                entries.append(Entry(info.id, handle, info.label, best[info.id][0], describe_model(info.config)))
-        elif not is_check:
-            waiting.append((handle, info.label, _waiting_reason(info, steps.get(info.id, 0))))
-    spread = seed_spread({key: list(by_seed.values()) for key, by_seed in by_settings.items()})
-    title = "Challenge" + (" (final)" if record.ended_at or cutoff else "")
-    return Board(title, rules.sentence(), spread, rank_entries(entries, spread.bits), waiting, refused,
-                 record.ended_at or cutoff)
+        if info.id in final:  # one score per seed: two runs of the same seed are not a seed-to-seed difference
+            repeats.setdefault(settings_key(info.config), {}).setdefault(info.config["train"]["seed"], final[info.id])
+            if not info.check_of:
+                entries.append(Entry(info.id, handle, info.label, final[info.id], describe_model(info.config),
+                                     info.owner))
+        elif not info.check_of:
+            full = full_steps(rules, *parse_config_document(info.config)[:2])
+            unranked.append(Unranked(handle, info.label, _unranked_reason(info, steps.get(info.id, 0), full,
+                                                                         ended is not None), info.id))
+    checked = {settings_key(i.config) for i in runs if i.check_of}
+    spread = seed_spread({key: list(by_seed.values()) for key, by_seed in repeats.items()}, checked)
+    title = "Challenge" + (" (final)" if ended else "")
+    ranked = counted_entries(entries, rules.entry_rule)  # the teacher's rule for several entries from one student
+    return Board(title, rules.sentence(), spread, rank_entries(ranked, spread.bits), unranked, refused, ended,
+                 rules.entry_rule)
+
+
+def unranked_now(store: RunStore, rules: ChallengeRules, unranked: list[Unranked]) -> list[Unranked]:
+    """A final board's unranked entries with what their runs did since the end (an entry still training when the
+    challenge ended finishes later: the board says so, not "training, step 0" forever). Ranks never change."""
+    ids = [u.run_id for u in unranked if u.run_id and store.exists(u.run_id)]
+    infos = {run_id: store.get(run_id) for run_id in ids}
+    steps = store.steps_trained(ids)
+    out = []
+    for u in unranked:
+        info = infos.get(u.run_id)
+        if info is None:
+            out.append(u)
+            continue
+        full = full_steps(rules, *parse_config_document(info.config)[:2])
+        out.append(dataclasses.replace(u, why=_unranked_reason(info, steps.get(info.id, 0), full, True)))
+    return out
 
 
 def board_of(store: RunStore, record: ChallengeRecord, handle_of: Any, now: float | None = None) -> Board:
@@ -264,7 +397,9 @@ def board_of(store: RunStore, record: ChallengeRecord, handle_of: Any, now: floa
         store.end_challenge(record.id, rules.ends_at, board.to_dict())
         record = store.challenge(record.id)
     if record.board is not None:
-        return Board.from_dict(record.board)
+        board = Board.from_dict(record.board)
+        board.waiting = unranked_now(store, rules, board.waiting)
+        return board
     return build_board(store, record, handle_of)
 
 

@@ -20,6 +20,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.leaderboard import Board
 from babygpt.orchestration.challenge import (
+    CHECK_HANDLE,
     ChallengeRules,
     board_of,
     challenge_corpus,
@@ -63,6 +64,7 @@ class BoardRow:
     last_line: str
     owner: str | None
     role: str = ""  # "entry", "check" or "" (a run outside the challenge)
+    imported: bool = False  # weights imported, never trained here: no step, speed or place to show
     queue_position: int | None = None  # 1 = next to start
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation bits per character)
 
@@ -91,7 +93,18 @@ def thin(points: list[tuple[int, float]], n: int = CURVE_POINTS) -> list[tuple[i
 def _role(info: RunInfo) -> str:
     if not info.challenge_id:
         return ""
-    return "check" if info.config.get("challenge", {}).get("check_of") else "entry"
+    return "check" if info.check_of else "entry"
+
+
+def owner_name(owner: str | None, me: str | None, check: bool = False) -> str:
+    """Whose a run is, in the Runs table and the run pickers: "you", the teacher's check of a challenge entry, a
+    classmate's short hash, or the command line. Takes the owner as the store gives it (a table column can turn
+    a missing owner into a float: read owners from the rows, not from a DataFrame)."""
+    if check:
+        return CHECK_HANDLE
+    if owner is not None and owner == me:
+        return "you"
+    return public_handle(owner)
 
 
 class Classroom:
@@ -157,13 +170,14 @@ class Classroom:
         curve = [(e["step"], bits_per_char(e["val_loss"], per_char)) for e in snap.evals if per_char]
         role = _role(info)
         return BoardRow(
-            run_id=info.id, handle="teacher's check" if role == "check" else name(info.owner), label=info.label,
+            run_id=info.id, handle=CHECK_HANDLE if role == "check" else name(info.owner), label=info.label,
             rung=model.preset, size=model_size(model),
             status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpc=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
-            where=info.config.get("runtime", {}).get("where", "local") if snap.status is not RunStatus.QUEUED else "–",
+            where="–" if snap.status is RunStatus.QUEUED or info.imported else
+            info.config.get("runtime", {}).get("where", "local"),
             last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role,
-            queue_position=snap.queue_position, curve=thin(curve))
+            queue_position=snap.queue_position, curve=thin(curve), imported=info.imported)
 
     # -- the challenge --------------------------------------------------------------------------
     def challenge(self) -> ChallengeRecord | None:

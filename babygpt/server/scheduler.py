@@ -163,10 +163,9 @@ class Scheduler:
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
         check_can_resume(actor, info, overrides.get("max_iters"))
         check_same_corpus(info, corpus)
-        if info.challenge_id:
-            rules = ChallengeRules.from_dict(self.store.challenge(info.challenge_id).rules)
-            check_resume_within(rules, info, overrides.get("max_iters", info.config["train"]["max_iters"]))
         train = TrainConfig.from_dict({**info.config["train"], **overrides})
+        if info.challenge_id:  # every overridden setting, not only max_iters, is checked against the rules
+            check_resume_within(ChallengeRules.from_dict(self.store.challenge(info.challenge_id).rules), info, train)
         self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
         if overrides:
             document = dict(info.config)

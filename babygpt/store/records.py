@@ -46,6 +46,16 @@ class RunInfo:
         broken = broken_ideas(self.config.get("model", {}))
         return f"{base} · without {', '.join(broken)}" if broken else base
 
+    @property
+    def imported(self) -> bool:
+        """Weights imported without a training history (a Hugging Face folder): it has no steps to count."""
+        return bool((self.config.get("data") or {}).get("imported_from"))
+
+    @property
+    def check_of(self) -> str | None:
+        """The challenge entry this run re-trains with another seed (a teacher's check), else None."""
+        return (self.config.get("challenge") or {}).get("check_of")
+
 
 @dataclass(frozen=True)
 class MetricRow:
