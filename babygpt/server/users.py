@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 from babygpt.errors import BabyGPTError
@@ -74,11 +75,29 @@ def check_teacher(actor: Actor, action: str) -> None:
 
 
 HANDLE_MAX = 24
+# Names the app itself writes on the board or beside it: a student who took one would pass for the teacher, the
+# machine, an anonymous classmate or the viewer. Compared squashed (see ``_squashed``), so "Teacher's  Check",
+# "TEACHERS CHECK" and "teacher’s check" are all the same reserved name.
+RESERVED_NAMES = ("teacher", "teacher's check", "teachers check", "command line", "you", "yours", "admin",
+                  "administrator", "anonymous", "everyone", "nobody", "server")
+# public_handle's "user 3fa2b1", however it is spelt: another classmate's anonymous name, or one nobody has yet.
+ANONYMOUS_LOOKALIKE = re.compile(r"^user[\W_]*[0-9a-f]{1,12}$", re.IGNORECASE)
+
+
+def _squashed(text: str) -> str:
+    """A name as two names are compared: Unicode's compatibility forms folded (full-width letters, ligatures),
+    case folded, and every space and punctuation mark dropped."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+def name_key(handle: str) -> str:
+    """What two names must differ in to be two names: case and spacing do not count ("Ada  Lee" is "ada lee")."""
+    return "".join(unicodedata.normalize("NFKC", handle).casefold().split())
 
 
 def clean_handle(text: str) -> str:
-    """The name a student shows on the class board: printable, on one line, at most ``HANDLE_MAX`` characters
-    (empty: go back to the anonymous ``user 3fa2b1``)."""
+    """The name a student shows on the class board: printable, on one line, at most ``HANDLE_MAX`` characters,
+    none of the names the app writes itself (empty: go back to the anonymous ``user 3fa2b1``)."""
     handle = " ".join(str(text).split())
     if len(handle) > HANDLE_MAX:
         raise BabyGPTError(f"A name on the board has at most {HANDLE_MAX} characters; {handle[:HANDLE_MAX]!r}… has "
@@ -86,4 +105,23 @@ def clean_handle(text: str) -> str:
     odd = sorted({c for c in handle if not c.isprintable()})
     if odd:
         raise BabyGPTError(f"A name on the board cannot contain {', '.join(repr(c) for c in odd)}.")
+    squashed = _squashed(handle)
+    if handle and not squashed:
+        raise BabyGPTError("A name on the board needs at least one letter or digit.")
+    if squashed in {_squashed(r) for r in RESERVED_NAMES} or squashed.startswith("teacher") or "(you)" in handle:
+        raise BabyGPTError(f"{handle!r} is a name the app itself uses on the board (for the teacher, the command "
+                           "line or you): choose your own.")
+    if ANONYMOUS_LOOKALIKE.match(handle) or ANONYMOUS_LOOKALIKE.match(squashed):
+        raise BabyGPTError(f"{handle!r} looks like an anonymous name (user + 6 letters), which the board gives to "
+                           "whoever has not chosen one: choose a name of your own, or leave it empty to be "
+                           "anonymous.")
     return handle
+
+
+def check_name_free(user: str, handle: str, taken: dict[str, str]) -> None:
+    """A name is one student's: refused when another user key already has it, ignoring case and spacing.
+    ``taken``: every name chosen on this server, by user key."""
+    key = name_key(handle)
+    if handle and any(name_key(other) == key for owner, other in taken.items() if owner != user):
+        raise BabyGPTError(f"Another student already shows as {handle!r} on the board: choose another name (add an "
+                           "initial or a number).")
