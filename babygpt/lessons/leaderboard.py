@@ -3,14 +3,16 @@ board as a table (CSV) and a picture (SVG) for the teacher to keep.
 
 **The measurement.** Every entry is scored the same way, whatever its settings: its weights, in float32 and
 evaluation mode, predict each of the first ``HELD_OUT_TOKENS`` tokens of the challenge's held-out split from the
-tokens before it in windows of its own context length. Training-time validation losses are estimates from a few
-random batches a student chooses; this number is not.
+tokens before it in windows of its own context length, with every causal mask on and after a check, as it
+computes, that no position's logits move when later tokens change: no model switch can make a scored position read
+its answer. Training-time validation losses are estimates from a few random batches a student chooses; this number
+is not.
 
 **The ranks.** Two runs with the same settings and different seeds end at different losses. If the gap between
 two entries is no larger than that seed-to-seed spread, nothing says one is better, so they are shown as tied: an
 entry's rank is one more than the number of entries *ahead of it by more than the spread*. The spread is measured,
-never assumed: the widest gap between runs of the same settings that differ only in their seed (the teacher's
-re-training of the top entries, or repeats the class made).
+never assumed: the widest gap between finished runs of the whole budget with the same settings that differ only
+in their seed (the teacher's re-training of the top entries, or, before any, repeats the class made).
 """
 
 from __future__ import annotations

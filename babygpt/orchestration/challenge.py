@@ -2,9 +2,10 @@
 re-trained with other seeds, scored and ranked, and how the board freezes when the challenge ends.
 
 The teacher fixes the text, the tokenizer, the validation split and a budget of training tokens (steps × batch ×
-block), and may set an end time. Everything else (the rung, sizes, learning rate, batch, block, seed) is the
-student's, within the server's limits. Each entry is scored by its worker when it stops training
-(``lessons.leaderboard.held_out_loss``); the board ranks the scores with the measured seed-to-seed spread.
+block), and may set an end time. What the student may set (the rung, sizes, learning rate, batch, block, seed...)
+is an allow-list, ``ENTRY_MODEL_SETTINGS`` and ``ENTRY_TRAIN_SETTINGS``, within the server's limits; an entry trains
+the whole budget. Each entry is scored by its worker when it stops training (``lessons.leaderboard.held_out_loss``);
+the board ranks the scores of finished runs with the seed-to-seed spread measured on finished runs.
 """
 
 from __future__ import annotations
