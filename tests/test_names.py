@@ -1,16 +1,35 @@
-"""Names on the class board are honest: one student's name is nobody else's, and the app's own names (the teacher,
-the command line, an anonymous ``user 3fa2b1``, "you") cannot be taken."""
+"""Names on the class board are honest: one student's name is nobody else's, the app's own names (the teacher,
+the command line, an anonymous ``user 3fa2b1``, "you") cannot be taken, "(you)" is decided by user key, and the
+teacher's rule for several entries from one student is applied by the ranking and stated on the board."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from babygpt.config import TrainConfig
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.leaderboard import (
+    BEST_OF_EACH,
+    EVERY_ENTRY,
+    Board,
+    Entry,
+    Spread,
+    counted_entries,
+    entry_rule_sentence,
+    rank_entries,
+)
+from babygpt.orchestration.challenge import ChallengeRules, build_board, set_rules
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.runs import create_run
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
 from babygpt.server.users import check_name_free, clean_handle, name_key, public_handle
-from babygpt.store.runs import RunStore
+from babygpt.status import RunStatus
+from babygpt.store.runs import MetricRow, RunStore
+from babygpt.text.corpus import Corpus
 
 ADA, BEN, CY = "ada-key-000000000000000", "ben-key-000000000000000", "cy-key-0000000000000000"
 
@@ -74,3 +93,102 @@ def test_the_classroom_keeps_names_unique(classroom):
     assert classroom.set_handle(ADA, "ADA") == "ADA"
     classroom.set_handle(ADA, "")  # Ada goes back to anonymous: her old name is free again
     assert classroom.set_handle(BEN, "Ada") == "Ada"
+
+
+# --- several entries from one student ----------------------------------------------------------
+
+def entry(owner: str, handle: str, bpc: float, run: str) -> Entry:
+    return Entry(run, handle, f"run {run}", bpc, "gpt 2×64", owner)
+
+
+ENTRIES = [entry(ADA, "Ada", 1.50, "a1"), entry(ADA, "Ada", 1.40, "a2"), entry(ADA, "Ada", 1.60, "a3"),
+           entry(BEN, "Ben", 1.45, "b1"), entry(CY, "Ada", 1.55, "c1")]  # Cy took "Ada" before names were unique
+
+
+def test_best_of_each_student_ranks_one_line_per_user_key():
+    kept = counted_entries(ENTRIES, BEST_OF_EACH)
+    assert [(e.run_id, e.entries) for e in kept] == [("a2", 3), ("b1", 1), ("c1", 1)], "Cy is not Ada"
+    board = Board("Challenge", "rules", Spread(None), rank_entries(kept, None), entry_rule=BEST_OF_EACH)
+    assert entry_rule_sentence(board) == ("The teacher's rule: only each student's best entry is ranked, marked with "
+                                          "how many entries it is the best of (2 other entries not ranked).")
+
+
+def test_every_entry_ranks_them_all_and_says_so():
+    kept = counted_entries(ENTRIES, EVERY_ENTRY)
+    assert [e.run_id for e in kept] == ["a1", "a2", "a3", "b1", "c1"]
+    assert [e.entries for e in kept] == [3, 3, 3, 1, 1]
+    board = Board("Challenge", "rules", Spread(None), rank_entries(kept, None), entry_rule=EVERY_ENTRY)
+    assert entry_rule_sentence(board) == ("The teacher's rule: every entry is ranked, several from one student too "
+                                          "(1 student entered more than once).")
+
+
+def test_a_frozen_board_keeps_the_rule_and_whose_each_entry_is():
+    kept = counted_entries(ENTRIES, BEST_OF_EACH)
+    board = Board("Challenge (final)", "rules", Spread(None), rank_entries(kept, None), entry_rule=BEST_OF_EACH)
+    again = Board.from_dict(board.to_dict())
+    assert again.entry_rule == BEST_OF_EACH and [(s.entry.owner, s.entry.entries) for s in again.standings] == [
+        (ADA, 3), (BEN, 1), (CY, 1)]
+    legacy = board.to_dict()
+    legacy.pop("entry_rule")
+    for s in legacy["standings"]:
+        s.pop("owner"), s.pop("entries")
+    assert Board.from_dict(legacy).entry_rule == EVERY_ENTRY, "boards frozen before the rule ranked every entry"
+
+
+def test_the_teacher_chooses_the_rule_with_the_challenge():
+    corpus = Corpus.from_text("tiny", "abcdefgh " * 400)
+    assert set_rules(corpus, "char", 0.1, 10_000).entry_rule == BEST_OF_EACH
+    assert set_rules(corpus, "char", 0.1, 10_000, entry_rule=EVERY_ENTRY).entry_rule == EVERY_ENTRY
+    with pytest.raises(BabyGPTError, match="Several entries from one student count as 'best' or 'every', not 'most'"):
+        set_rules(corpus, "char", 0.1, 10_000, entry_rule="most")
+
+
+def scored_entry(store: RunStore, plan, record, owner: str, seed: int, nats: float, rules: ChallengeRules) -> str:
+    plan.train_config = dataclasses.replace(plan.train_config, seed=seed)
+    info = create_run(store, plan, f"seed {seed}", owner=owner, status=RunStatus.RUNNING,
+                      challenge={"id": record.id, "check_of": None})
+    last = plan.train_config.max_iters
+    store.log_metrics(info.id, [MetricRow(s, "train", 2.0, 1e-3, 1e4, 1.0) for s in (0, last)])
+    store.log_score(info.id, last, nats, rules.held_out_tokens)
+    store.set_status(info.id, RunStatus.DONE)
+    return info.id
+
+
+@pytest.mark.parametrize("rule", [BEST_OF_EACH, EVERY_ENTRY])
+def test_the_board_applies_the_rule_to_a_student_who_enters_again_and_again(rule):
+    store = RunStore()
+    corpus = Corpus.from_text("tiny", "the cat sat on the mat. " * 300)
+    train = TrainConfig(max_iters=20, eval_interval=10, batch_size=4, device="cpu")
+    plan = plan_training(corpus, "char", "gpt", train, n_layer=1, n_head=2, n_embd=32, block_size=16)
+    rules = set_rules(corpus, "char", train.val_fraction, 20 * 4 * 16, entry_rule=rule)
+    record = store.create_challenge(rules.to_dict())
+    store.set_handle(ADA, "Ada")
+    lucky = [scored_entry(store, plan, record, ADA, seed, nats, rules) for seed, nats in ((1, 1.2), (2, 0.9), (3, 1.3))]
+    ben = scored_entry(store, plan, record, BEN, 1, 1.0, rules)
+    names = store.handles()
+    board = build_board(store, store.challenge(record.id), lambda owner: names.get(owner) or public_handle(owner))
+    ranked = [(s.entry.run_id, s.entry.owner, s.entry.entries) for s in board.standings]
+    if rule == BEST_OF_EACH:
+        assert ranked == [(lucky[1], ADA, 3), (ben, BEN, 1)], "Ada's lucky seed, marked as the best of three"
+    else:
+        assert ranked == [(lucky[1], ADA, 3), (ben, BEN, 1), (lucky[0], ADA, 3), (lucky[2], ADA, 3)]
+    assert board.entry_rule == rule and entry_rule_sentence(board).startswith("The teacher's rule: ")
+
+
+@pytest.mark.usefixtures("fresh_resources")
+def test_the_teacher_sets_the_rule_in_the_challenge_panel_and_the_board_states_it(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("BABYGPT_ADMIN_TOKEN", "a-teacher-secret")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_input(key="admin_token").input("a-teacher-secret").run()
+    at.switch_page("views/class_board.py").run()
+    at.radio(key="challenge_entry_rule").set_value(EVERY_ENTRY).run()
+    at.button(key="set_challenge").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    from ui.state import store
+    assert store().open_challenge().rules["entry_rule"] == EVERY_ENTRY
+    assert any(c.value == "The teacher's rule: every entry is ranked, several from one student too (0 students "
+               "entered more than once)." for c in at.caption), [c.value for c in at.caption]

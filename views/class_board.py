@@ -10,9 +10,18 @@ from datetime import datetime
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import Board, board_csv, board_svg
+from babygpt.lessons.leaderboard import (
+    BEST_OF_EACH,
+    ENTRY_RULES,
+    Board,
+    Entry,
+    board_csv,
+    board_svg,
+    entry_rule_sentence,
+)
 from babygpt.lessons.viz import runs_overlay_figure
 from babygpt.orchestration.challenge import ChallengeRules
+from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.server.classroom import BoardRow
 from babygpt.status import RunStatus
 from babygpt.units import format_duration
@@ -160,15 +169,24 @@ SCORE_CAPTION = ("Score: bits per character on the challenge's held-out text, me
                  "few random batches while it trains, so the two figures differ.")
 
 
-def leaderboard_table(board: Board, me_handle: str) -> str:
-    rows = [("you" if s.entry.handle == me_handle else "", [
-        s.shown_rank, html.escape(s.entry.handle), html.escape(s.entry.detail), f"{s.entry.bits_per_char:.3f}",
-        html.escape(", ".join(s.tied_with)) or "–"]) for s in board.standings]
+def entry_who(board: Board, entry: Entry, me: str) -> str:
+    """The Who cell: the name, "(you)" on the viewer's own entries (by user key: a name never decides whose an
+    entry is), and under the teacher's rule, of how many entries this is the best."""
+    mine = entry.owner is not None and entry.owner == me
+    several = "" if entry.entries < 2 else (f" · best of {entry.entries}" if board.entry_rule == BEST_OF_EACH
+                                            else f" · one of {entry.entries} entries")
+    return html_literal(entry.handle + (" (you)" if mine else "") + several)
+
+
+def leaderboard_table(board: Board, me: str) -> str:
+    rows = [("you" if s.entry.owner is not None and s.entry.owner == me else "", [
+        s.shown_rank, entry_who(board, s.entry, me), html_literal(s.entry.detail), f"{s.entry.bits_per_char:.3f}",
+        html_literal(", ".join(s.tied_with)) or "–"]) for s in board.standings]
     return table_html(LEADERBOARD_COLUMNS, rows)
 
 
 def draw_board(board: Board, ended: bool) -> None:
-    me = state.classroom().handle_of(identity.user())
+    me = identity.user()
     if board.standings:
         st.html(leaderboard_table(board, me))
         st.caption(SCORE_CAPTION)
@@ -176,10 +194,12 @@ def draw_board(board: Board, ended: bool) -> None:
         st.caption("No entry is ranked yet: an entry is scored on the held-out text, and ranked, when it finishes "
                    "the whole budget.")
     st.caption(board.spread.sentence())
+    st.caption(markdown_literal(entry_rule_sentence(board)))
     if board.waiting:
-        st.caption("Not ranked: " + "; ".join(f"{h} ({why})" for h, _, why in board.waiting))
+        st.caption("Not ranked: " + markdown_literal("; ".join(f"{h} ({why})" for h, _, why in board.waiting)))
     for r in board.refused:
-        st.warning(f"**{r.handle}**, {r.label}: cannot enter — {r.reason}.")
+        st.warning(f"**{markdown_literal(r.handle)}**, {markdown_literal(r.label)}: cannot enter — "
+                   f"{markdown_literal(r.reason)}.")
     if ended:
         stamp = time.strftime("%Y%m%d-%H%M", time.localtime(board.ended_at or time.time()))
         c1, c2 = st.columns(2)
@@ -204,10 +224,10 @@ def challenge_section() -> None:
         board = classroom.board()
         ended = classroom.open_challenge() is None
         if ended:
-            st.markdown(f"**Ended** · {rules.sentence()}")
+            st.markdown(f"**Ended** · {markdown_literal(rules.sentence())}")
         else:
             left = f" · {format_duration(rules.ends_at - time.time())} left" if rules.ends_at else ""
-            st.markdown(f"**Open**{left} · {rules.sentence()}")
+            st.markdown(f"**Open**{left} · {markdown_literal(rules.sentence())}")
             st.caption("Enter from **Model & training** with *Enter the challenge* on: the text, tokenizer and "
                        "split are the challenge's; the rung, sizes and the rest are yours, within the budget.")
         draw_board(board, ended)
@@ -230,9 +250,15 @@ def budget_input() -> int:
 
 def set_challenge_form() -> None:
     corpus = choices.corpus()
-    st.markdown(f"**Set a challenge** on your current text **{corpus.name}**, {choices.tokenizer_kind()} tokens, "
-                f"last {choices.val_fraction():.0%} held out (change them on the Data page).")
+    st.markdown(f"**Set a challenge** on your current text **{markdown_literal(corpus.name)}**, "
+                f"{choices.tokenizer_kind()} tokens, last {choices.val_fraction():.0%} held out (change them on the "
+                "Data page).")
     budget = budget_input()
+    entry_rule = st.radio("Several entries from one student", list(ENTRY_RULES), format_func=ENTRY_RULES.get,
+                          horizontal=True, key="challenge_entry_rule",
+                          help="Best entry of each student: one line per student on the board, with how many "
+                               "entries it is the best of. Every entry: each entry has its own line. The board "
+                               "states the rule.")
     ends = st.toggle("End at a set time", key="challenge_ends")
     ends_at = None
     if ends:
@@ -240,7 +266,7 @@ def set_challenge_form() -> None:
         ends_at = datetime.combine(datetime.now().date(), at).timestamp()
     st.button("Set the challenge", type="primary", key="set_challenge", on_click=act, args=(lambda: (
         state.classroom().set_challenge(identity.actor(), corpus, choices.tokenizer_kind(), choices.val_fraction(),
-                                        budget, ends_at), "Challenge set.")[1],))
+                                        budget, ends_at, entry_rule), "Challenge set.")[1],))
 
 
 def run_controls() -> None:
@@ -312,7 +338,7 @@ st.title("Class")
 my_handle()
 teacher_panel()
 if state.page_flags().get(ERROR_KEY):
-    st.error(state.page_flags()[ERROR_KEY])
+    st.error(markdown_literal(state.page_flags()[ERROR_KEY]))
 challenge_section()
 st.subheader("This lesson's runs")
 live_board()

@@ -18,7 +18,7 @@ from datetime import datetime
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
-from babygpt.lessons.leaderboard import Board
+from babygpt.lessons.leaderboard import BEST_OF_EACH, Board
 from babygpt.orchestration.challenge import (
     CHECK_HANDLE,
     ChallengeRules,
@@ -33,7 +33,7 @@ from babygpt.orchestration.challenge import (
 from babygpt.orchestration.plan import TrainingPlan
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import Scheduler
-from babygpt.server.users import Actor, check_teacher, clean_handle, public_handle
+from babygpt.server.users import Actor, check_name_free, check_teacher, clean_handle, public_handle
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
 from babygpt.store.runs import RunInfo
@@ -114,13 +114,18 @@ class Classroom:
         self.scheduler = scheduler
         self.store = scheduler.store
         self._lock = threading.Lock()
+        self._names_lock = threading.Lock()
         self._cached: tuple[float, float, list[BoardRow]] | None = None  # (computed at, since, rows)
         self._board: tuple[float, str, Board | None] | None = None  # (computed at, challenge id, board)
 
     # -- names ----------------------------------------------------------------------------------
     def set_handle(self, user: str, text: str) -> str:
+        """Give ``user`` a name on the board: one of its own (``users.clean_handle``) that no other student has
+        (``users.check_name_free``), checked and saved under one lock so two students cannot take it at once."""
         handle = clean_handle(text)
-        self.store.set_handle(user, handle)
+        with self._names_lock:
+            check_name_free(user, handle, self.store.handles())
+            self.store.set_handle(user, handle)
         self._changed()
         return handle
 
@@ -191,9 +196,10 @@ class Classroom:
         return record
 
     def set_challenge(self, actor: Actor, corpus: Corpus, tokenizer_kind: str, val_fraction: float,
-                      budget_tokens: int, ends_at: float | None = None) -> ChallengeRecord:
+                      budget_tokens: int, ends_at: float | None = None, entry_rule: str = BEST_OF_EACH
+                      ) -> ChallengeRecord:
         check_teacher(actor, "set a challenge")
-        rules = set_rules(corpus, tokenizer_kind, val_fraction, budget_tokens, ends_at)
+        rules = set_rules(corpus, tokenizer_kind, val_fraction, budget_tokens, ends_at, entry_rule=entry_rule)
         if self.store.open_challenge() is not None:  # an open one past its end time is frozen first
             self.board()
         kept = self.scheduler.persist(corpus)
