@@ -124,9 +124,9 @@ def challenge_entry() -> ChallengeRules | None:
     if not st.toggle("Enter the challenge", key=state.CHALLENGE_ENTRY,
                      help="Train a run for the class challenge (see the Class page)."):
         return None
-    st.info(f"**Challenge:** {rules.sentence()}. Your run trains on the challenge's text, tokenizer and held-out "
-            "split whatever the Data page says, for the whole budget; the rung, its sizes and the training settings "
-            "are yours, with no idea broken.")
+    st.info(f"**Challenge:** {markdown_literal(rules.sentence())}. Your run trains on the challenge's text, "
+            "tokenizer and held-out split whatever the Data page says, for the whole budget; the rung, its sizes and "
+            "the training settings are yours, with no idea broken.")
     return rules
 
 
@@ -168,7 +168,7 @@ def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfi
             raise BabyGPTError(not_entered)
         return train_cfg, None
     except BabyGPTError as exc:
-        st.error(str(exc))
+        st.error(markdown_literal(exc))
         return None, str(exc)
 
 
@@ -255,9 +255,10 @@ def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str
     blocker = resume_blocker(None if busy else followed, max_iters)
     b3.button("Resume", disabled=blocker is not None, key="resume", width="stretch",
               on_click=act, args=(lambda: resume_training(run_id, max_iters),),
-              help=blocker or "Continue the active run from its last checkpoint up to max_iters.")
+              help=markdown_literal(blocker) if blocker else
+              "Continue the active run from its last checkpoint up to max_iters.")
     if state.page_flags().get(ERROR_KEY):
-        st.error(state.page_flags()[ERROR_KEY])
+        st.error(markdown_literal(state.page_flags()[ERROR_KEY]))
 
 
 # --- the live view -------------------------------------------------------------------------------
@@ -273,16 +274,16 @@ def chart_options() -> ChartOptions:
 
 def draw_status(snap: JobSnapshot) -> None:
     """What changes between steps: the progress line (step, speed, time left) and what the run has to say."""
-    st.progress(snap.progress, text=f"{snap.label}: {progress_text(snap)}")
+    st.progress(snap.progress, text=f"{markdown_literal(snap.label)}: {progress_text(snap)}")
     broken_ideas = active(state.store().get(snap.run_id).config["model"])
     findings = {f.key: f.sentence for f in run_cache.counterfactual_findings(snap.run_id)} if broken_ideas else {}
     for broken in broken_ideas:
         measured = findings.get(broken.key, "Measured on this run at its first checkpoint.")
         st.warning(f"**Trained without {broken.idea}.** {broken.explanation}\n\n**What this run shows:** {measured}")
     if snap.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) and snap.message:
-        st.error(snap.message)
+        st.error(markdown_literal(snap.message))
     elif snap.message:
-        st.info(snap.message)
+        st.info(markdown_literal(snap.message))
     if snap.status is RunStatus.QUEUED:
         st.info("The server is training as many jobs as it has cores for; yours starts by itself when a slot "
                 "frees. You can leave this page or reload it.")
