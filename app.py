@@ -77,4 +77,4 @@ try:
     pages.run()
     choices.save()
 except DiskFull as exc:  # every page saves the user's choices: a full disk is one sentence, not a traceback
-    st.error(str(exc))
+    st.error(markdown_literal(exc))
