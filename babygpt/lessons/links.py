@@ -1,18 +1,21 @@
 """A lesson in a link: the settings that define an experiment, read from and written to a URL's query.
 
-A teacher hands out one link; it opens with the text, tokenizer, rung, sizes and lesson tab set. Every value is
-checked here: a bad one is named, with the default used instead, and never stops the page. The user's own key
-(``user``) is never part of a lesson link: it is who you are, not what you study.
+A teacher hands out one link; it opens with the text, tokenizer (a BPE's size and pre-split too), rung, sizes and
+lesson tab set. Every value is checked here: a bad one is named, with the default used instead, and never stops
+the page. The user's own key (``user``) is never part of a lesson link: it is who you are, not what you study.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from babygpt.config import FORM_SETTINGS, PRESETS
+from babygpt.errors import BabyGPTError
+from babygpt.text.bpe import BYTES, MAX_BPE_VOCAB, SPLIT_NAMES, check_vocab_size
 from babygpt.text.datasets import registry
 from babygpt.text.tokenizers import TOKENIZERS
 
@@ -23,12 +26,14 @@ LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions"
 # device is left out: it names this server's hardware, not the lesson
 CHOICES: dict[str, tuple] = {
     "corpus": (),  # filled from the dataset registry when parsing
-    "tokenizer": tuple(k for k in TOKENIZERS if k != "bpe"),  # the Data page's choices: it does not train a BPE yet
+    "tokenizer": TOKENIZERS,
+    "bpe_split": SPLIT_NAMES,  # the pre-split of a BPE learned from the text
     "preset": tuple(PRESETS),
     "lesson": tuple(LESSON_TABS),
 }
 LINKED_SETTINGS = {s.name: s for s in FORM_SETTINGS if s.name != "device"}
-LINK_KEYS = ("corpus", "tokenizer", "preset", *LINKED_SETTINGS, "lesson")
+BPE_VOCAB = "bpe_vocab"  # the size of a BPE learned from the text (the server's own bound is applied on arrival)
+LINK_KEYS = ("corpus", "tokenizer", BPE_VOCAB, "bpe_split", "preset", *LINKED_SETTINGS, "lesson")
 
 
 @dataclass
@@ -39,6 +44,8 @@ class LessonLink:
 
 def _number(raw: str, kind: type) -> int | float:
     value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError
     if kind is int:
         if value != int(value):
             raise ValueError
@@ -70,6 +77,13 @@ def parse_link(params: Mapping[str, str]) -> LessonLink:
                 link.problems.append(f"In the link: {problem} The default is used.")
                 continue
             link.values[key] = value
+            continue
+        if key == BPE_VOCAB:
+            try:
+                link.values[key] = check_vocab_size(_number(raw, int))
+            except (ValueError, BabyGPTError):
+                link.problems.append(f"{key}={raw!r} in the link is not a BPE vocabulary size (a whole number from "
+                                     f"{BYTES} to {MAX_BPE_VOCAB:,}); the default is used.")
             continue
         choices = corpora if key == "corpus" else CHOICES[key]
         if raw not in choices:

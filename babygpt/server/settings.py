@@ -1,6 +1,6 @@
 """What the teacher sets for a server, read from its environment in one place: how many jobs train at once and
-with how many threads (``SchedulerSettings``), and what one job may use (``model_limits_from_env``). The layers
-below take these as values; none of them reads the environment for them."""
+with how many threads and how large a BPE a student may learn (``SchedulerSettings``), and what one job may use
+(``model_limits_from_env``). The layers below take these as values; none of them reads the environment for them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ from dataclasses import dataclass
 from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import JOB_MEMORY_ENV, MAX_PARAMS_ENV, TRAINING_BYTES_PER_PARAM, ModelLimits, total_memory_bytes
 from babygpt.server.gpus import DEFAULT_JOBS_PER_GPU, jobs_per_gpu_from_env, visible_gpus
+from babygpt.text.bpe import BYTES, MAX_BPE_VOCAB
 from babygpt.training import devices
 
 DEFAULT_LOCAL_JOBS = 2  # jobs at once on one machine unless the teacher sets BABYGPT_MAX_JOBS
+# The largest BPE vocabulary the Data page learns unless the teacher sets BABYGPT_MAX_BPE_VOCAB: every student's
+# choice is learned in the server's own process, and 8,192 tokens of a 1 MB text take a few seconds on two cores.
+DEFAULT_MAX_BPE_VOCAB = 8_192
+MAX_BPE_VOCAB_ENV = "BABYGPT_MAX_BPE_VOCAB"
 
 
 @dataclass(frozen=True)
@@ -24,12 +29,16 @@ class SchedulerSettings:
     threads_per_job: int = 0  # 0: share the cores among the running jobs (on a cluster: 1 CPU a job)
     gpus: tuple[str, ...] = ()  # the GPUs local jobs share (from_env finds them); none: the jobs train on the CPUs
     jobs_per_gpu: int = DEFAULT_JOBS_PER_GPU
+    max_bpe_vocab: int = DEFAULT_MAX_BPE_VOCAB  # the largest BPE the app learns from a student's text
 
     def __post_init__(self) -> None:
         if self.max_jobs is not None and self.max_jobs < 1:
             raise BabyGPTError(f"BABYGPT_MAX_JOBS must be at least 1 (got {self.max_jobs}).")
         if self.jobs_per_gpu < 1:
             raise BabyGPTError(f"BABYGPT_JOBS_PER_GPU must be at least 1 (got {self.jobs_per_gpu}).")
+        if not BYTES <= self.max_bpe_vocab <= MAX_BPE_VOCAB:
+            raise BabyGPTError(f"{MAX_BPE_VOCAB_ENV} must be from {BYTES} (the bytes alone) to {MAX_BPE_VOCAB:,} "
+                               f"(got {self.max_bpe_vocab:,}).")
 
     @classmethod
     def from_env(cls) -> SchedulerSettings:
@@ -42,7 +51,8 @@ class SchedulerSettings:
             return int(raw)
         max_jobs = number("BABYGPT_MAX_JOBS", -1)
         return cls(None if max_jobs == -1 else max_jobs, number("BABYGPT_CORES", 0),
-                   number("BABYGPT_THREADS_PER_JOB", 0), visible_gpus(), jobs_per_gpu_from_env())
+                   number("BABYGPT_THREADS_PER_JOB", 0), visible_gpus(), jobs_per_gpu_from_env(),
+                   number(MAX_BPE_VOCAB_ENV, DEFAULT_MAX_BPE_VOCAB))
 
     @property
     def usable_cores(self) -> int:

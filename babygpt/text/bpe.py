@@ -142,7 +142,18 @@ def learn_merges_readable(words: dict[bytes, int], vocab_size: int) -> list[Merg
 
 def encode_readable(bpe: BPE, text: str) -> list[int]:
     """Encode as the lesson says: in each chunk, merge the adjacent pair learned earliest, until none was learned."""
-    rank = {pair: (k, new_id) for k, (pair, new_id) in enumerate(bpe.merges)}
+    return encode_first_k(bpe, text, len(bpe.merges))
+
+
+def encode_first_k(bpe: BPE, text: str, k: int) -> list[int]:
+    """The text cut as the trainer had it after its first ``k`` merges (0: the bytes; all: ``encode_readable``).
+
+    Applying the merges learned earliest first is replaying training: a merge joins pairs made of tokens that
+    earlier merges made, so the lesson's slider shows the text exactly as the trainer saw it at step ``k``."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= len(bpe.merges):
+        raise BabyGPTError(f"This BPE has {len(bpe.merges):,} merges: choose from 0 to {len(bpe.merges):,}, "
+                           f"got {k!r}.")
+    rank = {pair: (i, new_id) for i, (pair, new_id) in enumerate(bpe.merges[:k])}
     out: list[int] = []
     for chunk in pre_split(text, bpe.split):
         ids = tuple(utf8(chunk))
@@ -259,11 +270,15 @@ class BPE:
 IMPLEMENTATIONS = ("fast", "readable")
 
 
-def learning_text(text: str, split: str | None) -> str:
-    """The part of the text the merges are learned from: all of it, or the first MAX_LEARN_BYTES, cut at a character."""
-    limit = MAX_LEARN_BYTES[split is not None]
+def text_head(text: str, limit: int) -> str:
+    """The text's first ``limit`` UTF-8 bytes at most, cut before a character that would not fit whole."""
     raw = utf8(text)
     return text if len(raw) <= limit else raw[:limit].decode("utf-8", errors="ignore")
+
+
+def learning_text(text: str, split: str | None) -> str:
+    """The part of the text the merges are learned from: all of it, or the first MAX_LEARN_BYTES, cut at a character."""
+    return text_head(text, MAX_LEARN_BYTES[split is not None])
 
 
 def train_bpe(text: str, vocab_size: int = DEFAULT_BPE_VOCAB, split: str | None = DEFAULT_SPLIT,

@@ -78,3 +78,12 @@ class FastEncoder:
         for word, tokens in itertools.groupby(zip(encoding.word_ids, encoding.ids, strict=True), key=lambda pair: pair[0]):
             ids_of[distinct[word]] = [token for _, token in tokens]
         return [token for chunk in chunks for token in ids_of[chunk]]
+
+    def count(self, words: dict[bytes, int]) -> int:
+        """How many tokens a text makes, from its chunks' counts (``bpe.word_counts``): each distinct chunk is
+        encoded once and counted as often as it occurs, so measuring a whole text costs its distinct words."""
+        distinct = list(words)
+        if not distinct:
+            return 0
+        encoding = self.tokenizer.encode([as_chars(c) for c in distinct], is_pretokenized=True, add_special_tokens=False)
+        return sum(words[distinct[word]] for word in encoding.word_ids)
