@@ -7,7 +7,8 @@ from babygpt.lessons.viz import char_frequency_figure, tokens_html
 from babygpt.plain_text import markdown_literal
 from babygpt.text import datasets
 from babygpt.text.corpus import corpus_from_uploads
-from ui import choices, corpora
+from babygpt.text.tokenizers import TOKENIZERS
+from ui import bpe_section, choices, corpora
 from ui.widgets import explain
 
 TOKENS_SHOWN = 300  # the token view's length: a text with no spaces has no short whole-word prefix
@@ -17,7 +18,8 @@ explain(
     "From text to numbers",
     "A language model learns to predict the **next token** of a text. First we choose the text, then a "
     "**tokenizer** that cuts it into pieces and gives each piece an integer id. The `char` tokenizer uses one "
-    "token per character; `gpt2` uses GPT-2's byte-pair encoding, where frequent words are one token. "
+    "token per character; `gpt2` uses GPT-2's byte-pair encoding, where frequent words are one token; `bpe` "
+    "learns a byte-pair encoding from this text itself, and shows how it learns. "
     "The last part of the text is held out as **validation** data: the model never trains on it, so its loss "
     "there tells us whether it learned the language or memorised the training text.",
 )
@@ -73,14 +75,17 @@ right.text_area("Preview", corpus.text[:2000], height=300, disabled=True,
                 key=f"preview_{corpus.sha256[:16]}")  # a new key per corpus, or the widget keeps the old text
 
 st.subheader("Tokenizer")
-kind = st.radio("Tokenizer", ["char", "gpt2"], horizontal=True, index=["char", "gpt2"].index(choices.tokenizer_kind()),
+kind = st.radio("Tokenizer", TOKENIZERS, horizontal=True, index=TOKENIZERS.index(choices.tokenizer_kind()),
                 key="tokenizer_radio",
                 help="char: one token per character, tiny vocabulary. gpt2: GPT-2's BPE (tiktoken), restricted to "
-                     "the tokens that occur in this text.")
+                     "the tokens that occur in this text. bpe: a byte-pair encoding learned from this text, of the "
+                     "size you choose.")
 choices.set_tokenizer_kind(kind)
+bpe = bpe_section.settings_input() if kind == "bpe" else None
+learned = bpe_section.learn(corpus, bpe) if bpe else None
 try:
     tokenizer = choices.current_tokenizer()
-    ids, chars_per_token = corpora.token_preview(corpus.sha256, choices.tokenizer_kind(), corpus.text, TOKENS_SHOWN)
+    ids, chars_per_token = corpora.token_preview(corpus.sha256, kind, corpus.text, TOKENS_SHOWN, bpe)
     c1, c2 = st.columns(2)
     c1.metric("Vocabulary size", f"{tokenizer.vocab_size:,}")
     c2.metric("Characters per token", f"{chars_per_token:.2f}")
@@ -95,3 +100,8 @@ fraction = st.slider("Validation fraction", 0.05, 0.5, choices.val_fraction(), 0
 choices.set_val_fraction(fraction)
 n_val = int(stats.n_chars * fraction)
 st.caption(f"Training on the first {stats.n_chars - n_val:,} characters, validating on the last {n_val:,}.")
+
+if learned is not None:
+    bpe_section.watch_it_learn(corpus, bpe, learned)
+elif kind != "bpe":
+    st.caption("Choose **bpe** above to learn a tokenizer from this text and watch it learn, merge by merge.")

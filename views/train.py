@@ -104,7 +104,8 @@ def share_link(settings, hp: dict) -> None:
                               format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
         corpus_name = choices.corpus().source if choices.corpus().source in datasets.registry() else None
         st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
-                                                   "lesson": lesson}), language=None, wrap_lines=True)
+                                                   **choices.bpe_link_values(), "lesson": lesson}),
+                language=None, wrap_lines=True)
         st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
                    "upload cannot travel in a link). It never carries your user key.")
 
@@ -139,7 +140,7 @@ def training_text(rules: ChallengeRules | None) -> tuple:
 
 def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
     corpus, kind, val_fraction = training_text(rules)
-    tokenizer = corpora.tokenizer_for(corpus.sha256, kind, corpus.text)
+    tokenizer = corpora.tokenizer_for(corpus.sha256, kind, corpus.text, choices.bpe_for(kind) if rules is None else None)
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
     train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
                             val_fraction=val_fraction, log_interval=5, sample_tokens=120).validate()
@@ -192,7 +193,8 @@ def start_training(hp: dict, rules: ChallengeRules | None) -> None:
         return
     _, train_cfg = configs(hp, rules)
     corpus, kind, _ = training_text(rules)
-    plan = plan_training(corpus, kind, hp["preset"], train_cfg, **model_settings(hp))
+    bpe = choices.bpe_for(kind) if rules is None else None  # the BPE the Data page learned; a challenge's default one
+    plan = plan_training(corpus, kind, hp["preset"], train_cfg, bpe, **model_settings(hp))
     if rules is None:
         info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {corpus.name}")
     else:

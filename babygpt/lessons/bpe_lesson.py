@@ -201,7 +201,8 @@ class Cut:
 
     label: str  # where it comes from: "line 1,204", or a sample's language, script and source
     text: str
-    gpt2: tuple[bytes, ...]  # GPT-2's tokens, as bytes (a token may hold part of a character)
+    gpt2_ids: tuple[int, ...]  # GPT-2's tokens (its own ids, of 50,257)
+    gpt2: tuple[bytes, ...]  # the same tokens as bytes (a token may hold part of a character)
     bpe_tokens: int
 
     @property
@@ -217,9 +218,11 @@ class Cut:
         return self.n_bytes / max(1, self.bpe_tokens)
 
 
-def gpt2_pieces(text: str) -> tuple[bytes, ...]:
+def gpt2_cut(text: str, label: str, bpe: BPE) -> Cut:
+    """``text`` cut by GPT-2's tokenizer, with the learned BPE's count of tokens for it."""
     encoding = gpt2_encoding()
-    return tuple(encoding.decode_single_token_bytes(i) for i in encoding.encode_ordinary(text))
+    ids = tuple(encoding.encode_ordinary(text))
+    return Cut(label, text, ids, tuple(encoding.decode_single_token_bytes(i) for i in ids), _bpe_count(bpe, text))
 
 
 def _bpe_count(bpe: BPE, text: str) -> int:
@@ -237,9 +240,10 @@ def worst_lines_for_gpt2(text: str, bpe: BPE, n: int = 5) -> list[Cut]:
     for number, line in enumerate(text.splitlines()[:MAX_LINES], 1):
         first.setdefault(line, number)
     lines = [line for line in first if len(utf8(line)) >= MIN_LINE_BYTES]
-    cut = {line: gpt2_pieces(line) for line in lines}
-    worst = sorted(lines, key=lambda line: (-len(cut[line]) / len(utf8(line)), first[line]))[:n]
-    return [Cut(f"line {first[line]:,}", line, cut[line], _bpe_count(bpe, line)) for line in worst]
+    encoding = gpt2_encoding()
+    tokens = dict(zip(lines, map(len, encoding.encode_ordinary_batch(lines)), strict=True))
+    worst = sorted(lines, key=lambda line: (-tokens[line] / len(utf8(line)), first[line]))[:n]
+    return [gpt2_cut(line, f"line {first[line]:,}", bpe) for line in worst]
 
 
 SAMPLES_FILE = ("samples", "scripts.json")
@@ -270,4 +274,21 @@ def script_samples() -> list[Sample]:
 
 def sample_cuts(bpe: BPE) -> list[Cut]:
     """Each shipped sample cut by GPT-2 and by the learned BPE."""
-    return [Cut(s.label, s.text, gpt2_pieces(s.text), _bpe_count(bpe, s.text)) for s in script_samples()]
+    return [gpt2_cut(s.text, s.label, bpe) for s in script_samples()]
+
+
+# --- HTML for the page ---------------------------------------------------------------------------------------------
+
+def merges_html(rows: list[MergeRow]) -> str:
+    """The merges as a numbered list in columns, each '"t" + "h" → "th"', every token escaped (``html_literal``):
+    a token is the user's text."""
+    items = "".join(f'<div style="break-inside:avoid">{row.rank:,}. {html_literal(row.sentence())}</div>'
+                    for row in rows)
+    return (f'<div class="bpe-merges" style="font-family:monospace;font-size:15px;line-height:1.6;'
+            f'column-width:16em;column-gap:2em">{items}</div>')
+
+
+def piece(token: bytes) -> str:
+    """A token's text inside a run of tokens (spaces and line breaks as they are; part of a character as its
+    bytes, ``\\xe6``), for the token view."""
+    return token.decode("utf-8", errors="backslashreplace")
