@@ -84,7 +84,7 @@ def test_the_export_looks_like_a_hub_folder(small_text, tmp_path):
     assert config["activation_function"] == "relu2" and config["n_positions"] == 32
     assert config["n_ctx"] == 32, "GPT-2's own config.json names the context twice; TransformerLens reads n_ctx"
     card = (folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers") and "bits per character" in card
+    assert card.startswith("---\nlibrary_name: transformers") and "bits per byte" in card
     assert "AutoModelForCausalLM.from_pretrained" in card
     generation = transformers.GenerationConfig.from_pretrained(folder)
     assert generation.temperature == 0.8 and generation.max_length == 32

@@ -1,4 +1,5 @@
-"""The levels a model should beat, and loss in bits per character.
+"""The levels a model should beat, loss in bits per character, and the validation text's size that turns a loss
+into bits per byte (``ValidationText``).
 
 A loss of 1.9 means little alone. Three simple predictors give it a scale, each scored like the model, as the
 cross-entropy of the validation split in nats per token: guessing uniformly (ln V), the unigram model (each
@@ -8,7 +9,9 @@ so an unseen token or pair costs a finite amount and thin counts are not trusted
 promise to beat uniform guessing on every validation text; where a count model does not, ``Baselines.worse_than_
 guessing`` names it and the chart says why instead of calling it a level to beat.
 Bits per character divide by ln 2 and by the characters per token, which makes the char and GPT-2 tokenizers
-comparable: a GPT-2 token covers several characters.
+comparable: a GPT-2 token covers several characters. Bits per byte (``babygpt.units.bits_per_byte``) do the same for
+every tokenizer, a byte-level BPE whose token may hold half a character included: each run keeps how many tokens
+its validation text is and how many UTF-8 bytes they stand for, counted once when the run is created.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+
+from babygpt.errors import BabyGPTError
+from babygpt.text.tokenizers import Tokenizer, text_bytes
+from babygpt.units import bits_per_byte_of
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,55 @@ class Baselines:
         """The count models that score no better than uniform guessing on this text (too little text per symbol
         to count): shown as such, never as a level the model passed."""
         return [name for name, value in self.levels().items() if name != "uniform guess (ln V)" and value >= self.uniform]
+
+
+BITS_PER_BYTE_SENTENCE = ("Bits per byte: the nats a model pays for its validation text, in bits, divided by the "
+                          "text's UTF-8 bytes — the same text costs the same whatever its tokenizer cut it into, so "
+                          "runs with different tokenizers compare (lower is better; 8 is guessing among 256 bytes).")
+
+
+@dataclass(frozen=True)
+class ValidationText:
+    """How long a run's validation text is in tokens and in UTF-8 bytes: what turns its loss in nats per token
+    into bits per byte. Stored with the run (``data.validation`` of its config.json)."""
+
+    tokens: int
+    bytes: int
+
+    @classmethod
+    def measure(cls, tokenizer: Tokenizer, val_ids) -> ValidationText:
+        """Counted token by token (``text_bytes``), so a byte-level token holding half a character counts its bytes."""
+        return cls(len(val_ids), text_bytes(tokenizer, val_ids))
+
+    def bits_per_byte(self, nats_per_token: float) -> float:
+        return bits_per_byte_of(nats_per_token, self.tokens, self.bytes)
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes / self.tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {"tokens": self.tokens, "bytes": self.bytes}
+
+    @classmethod
+    def from_config(cls, config: dict) -> ValidationText | None:
+        """A run's validation text from its config.json (None for runs recorded before runs kept it, imported
+        models, which have none, or a damaged value)."""
+        data = (config.get("data") or {}).get("validation") if isinstance(config, dict) else None
+        if not isinstance(data, dict):
+            return None
+        values = data.get("tokens"), data.get("bytes")
+        if not all(type(v) is int and v > 0 for v in values):
+            return None
+        return cls(*values)
+
+
+def bits_per_byte_curve(curve: list[tuple[int, float]], validation: ValidationText | None) -> list[tuple[int, float]]:
+    """A validation curve (step, nats per token) in bits per byte; refused when the run does not know its text."""
+    if validation is None:
+        raise BabyGPTError("This run does not know the size of its validation text (it was recorded before runs "
+                           "kept it, or imported), so its loss has no bits per byte.")
+    return [(step, validation.bits_per_byte(loss)) for step, loss in curve]
 
 
 PRIOR_WEIGHTS = np.geomspace(1e-3, 1e4, 57)  # the pseudo-counts leave-one-out chooses among

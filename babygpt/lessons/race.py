@@ -7,6 +7,10 @@ failure or noise for a property of a rung. Each rung trains at the learning rate
 network without residual paths wants a higher rate than a deep one; the lecture tuned each step too), found by
 ``python -m bench.race_sweep`` on the bundled corpus and used unchanged on every text; every rung runs several
 seeds, and a step up the ladder counts as a gain only when it is larger than the seeds' spread.
+
+Losses are read in bits per byte (``babygpt.lessons.baselines.ValidationText``), so a race on a BPE learned from the
+text reads on the same scale as one on characters; a race recorded before runs kept their validation text's size is
+read in nats per token, and says so.
 """
 
 from __future__ import annotations
@@ -16,14 +20,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from babygpt.config import PRESETS, ModelConfig
+from babygpt.lessons.baselines import ValidationText
 from babygpt.model.sizing import parameter_count
 from babygpt.pace import Trained, group_tokens_per_second
 from babygpt.status import RunStatus
 
+NATS, BITS_PER_BYTE = "nats per token", "bits per byte"  # the units a race is read in
+# The best val loss is measured on 20 batches of 12 × 32 tokens: its standard error is about 0.01 nats, so a
+# difference under 0.02 is not resolved by the measurement, however close the seeds happen to agree.
+EVAL_RESOLUTION = 0.02
+
+
+def _number(value: float) -> str:
+    """0.02 → '0.02', 0.0289 → '0.029': a resolution as few digits as it needs."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
 
 @dataclass(frozen=True)
 class RungResult:
-    """A rung's best validation loss over its seeds (the loss the Runs table shows), while it trains too."""
+    """A rung's best validation loss over its seeds (the loss the Runs table shows), while it trains too, in
+    ``unit``; ``resolution`` is what one evaluation resolves in that unit (EVAL_RESOLUTION nats per token)."""
 
     preset: str
     parameters: int
@@ -31,6 +47,8 @@ class RungResult:
     losses: tuple[float, ...]  # one per seed that has evaluated at least once
     seeds: int
     finished: int
+    unit: str = NATS
+    resolution: float = EVAL_RESOLUTION
 
     @property
     def mean(self) -> float | None:
@@ -62,15 +80,31 @@ class RungResult:
 @dataclass(frozen=True)
 class RaceEntry:
     """One run of a race as the lesson reads it: its rung, its recorded config, whether it ended, and its
-    validation curve (step → loss) so far."""
+    validation curve (step → loss) so far, in nats per token as recorded or in bits per byte (``in_race_unit``;
+    ``per_nat``: what one nat per token is in the curve's unit)."""
 
     preset: str
     config: dict[str, Any]
     ended: bool
     val_curve: dict[int, float]
+    unit: str = NATS
+    per_nat: float = 1.0
+
+
+def in_race_unit(entries: list[RaceEntry]) -> tuple[list[RaceEntry], str]:
+    """The race's curves in bits per byte, each run's by its own validation text, and the unit; in nats per token
+    when a run does not know its validation text (recorded before runs kept it)."""
+    if entries and all(e.unit == BITS_PER_BYTE for e in entries):
+        return entries, BITS_PER_BYTE
+    texts = [ValidationText.from_config(e.config) for e in entries]
+    if not entries or any(t is None for t in texts):
+        return entries, NATS
+    return [RaceEntry(e.preset, e.config, e.ended, {step: t.bits_per_byte(v) for step, v in e.val_curve.items()},
+                      BITS_PER_BYTE, t.bits_per_byte(1.0)) for e, t in zip(entries, texts, strict=True)], BITS_PER_BYTE
 
 
 def race_results(entries: list[RaceEntry]) -> list[RungResult]:
+    entries, unit = in_race_unit(entries)
     results = []
     for preset in PRESETS:
         mine = [e for e in entries if e.preset == preset]
@@ -79,7 +113,8 @@ def race_results(entries: list[RaceEntry]) -> list[RungResult]:
         losses = [min(e.val_curve.values()) for e in mine if e.val_curve]
         train = mine[0].config["train"]
         results.append(RungResult(preset, parameter_count(ModelConfig.from_dict(mine[0].config["model"])),
-                                  train["lr"], tuple(losses), len(mine), sum(e.ended for e in mine)))
+                                  train["lr"], tuple(losses), len(mine), sum(e.ended for e in mine), unit,
+                                  EVAL_RESOLUTION * max(e.per_nat for e in mine)))
     return results
 
 
@@ -92,12 +127,13 @@ class LadderStep:
     gain: float  # mean loss of the lower rung minus the upper's: positive is better
     noise: float  # the larger of the two rungs' seed spreads, never below what the evaluation resolves
     spread_measured: bool = True  # False: a rung has one evaluated seed, so no seed spread stands behind ``noise``
+    resolution: float = EVAL_RESOLUTION  # what one evaluation resolves, in the race's unit
 
     @property
     def verdict(self) -> str:
         if not self.spread_measured:  # only the evaluation's own resolution to go by: no claim about seeds
-            if abs(self.gain) <= EVAL_RESOLUTION:
-                return f"within what the evaluation resolves ({EVAL_RESOLUTION}): no measured difference"
+            if abs(self.gain) <= self.resolution:
+                return f"within what the evaluation resolves ({_number(self.resolution)}): no measured difference"
             word = "better" if self.gain > 0 else "worse"
             return f"{word} by {abs(self.gain):.3f}, with no seed spread measured to compare it with"
         if self.gain > self.noise:
@@ -128,7 +164,7 @@ def step_explanation(step: LadderStep) -> str:
     if not step.spread_measured:
         if step.verdict.startswith("within"):
             return (f"{step.lower} → {step.upper}: the difference ({step.gain:+.3f}) is smaller than what one "
-                    f"evaluation resolves ({EVAL_RESOLUTION}). With one seed no spread between seeds was measured: "
+                    f"evaluation resolves ({_number(step.resolution)}). With one seed no spread between seeds was measured: "
                     "race two seeds or more to tell a gain from a lucky seed.")
         return (f"{step.lower} → {step.upper}: worse by {-step.gain:.3f} with one seed. No spread between seeds was "
                 "measured, so this race cannot say whether that is more than a seed's luck: race two seeds or more.")
@@ -145,18 +181,13 @@ def step_explanation(step: LadderStep) -> str:
             "has more to learn and can lose to a smaller one in a short budget; try more steps.")
 
 
-# The best val loss is measured on 20 batches of 12 × 32 tokens: its standard error is about 0.01 nats, so a
-# difference under 0.02 is not resolved by the measurement, however close the seeds happen to agree.
-EVAL_RESOLUTION = 0.02
-
-
 def ladder_steps(results: list[RungResult]) -> list[LadderStep]:
     """Each step up the ladder; its noise is the larger seed spread of the two rungs, and never less than what
     the evaluation itself resolves."""
     done = [r for r in results if r.losses]
     pairs = zip(done[:-1], done[1:], strict=True)
-    return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread, EVAL_RESOLUTION),
-                       a.spread_measured and b.spread_measured) for a, b in pairs]
+    return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread, a.resolution, b.resolution),
+                       a.spread_measured and b.spread_measured, max(a.resolution, b.resolution)) for a, b in pairs]
 
 
 SPREAD_COLUMN = "± spread (max−min)"
@@ -168,19 +199,30 @@ def race_table(results: list[RungResult]) -> list[dict[str, Any]]:
     spread it does not have."""
     steps_up = {s.upper: s for s in ladder_steps(results)}
     return [{"rung": r.preset, "parameters": r.parameters, "learning rate": f"{r.lr:.0e}",
-             "seeds": f"{r.finished}/{r.seeds} done", "best val loss, mean": r.mean_words(),
+             "seeds": f"{r.finished}/{r.seeds} done", mean_column(r.unit): r.mean_words(),
              SPREAD_COLUMN: r.spread_words(),
              "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "—"}
             for r in results]
+
+
+def mean_column(unit: str) -> str:
+    return "best val bits per byte, mean" if unit == BITS_PER_BYTE else "best val loss, mean"
 
 
 def spread_note(results: list[RungResult]) -> str:
     """What the verdicts rest on, in words under the table."""
     what = ("Best val loss is the lowest evaluated validation loss of a run, the same as on the Runs page; the mean "
             "and spread are over the rung's seeds. ")
+    if results and results[0].unit == BITS_PER_BYTE:
+        what = ("Each run's lowest evaluated validation loss, in bits per byte of its validation text (the nats it "
+                "pays for the text, in bits, per UTF-8 byte: the same scale whatever the tokenizer); the mean and "
+                "spread are over the rung's seeds. ")
+    elif results:
+        what += "In nats per token: these runs were recorded before runs kept their validation text's size. "
+    resolution = max((r.resolution for r in results), default=EVAL_RESOLUTION)
     if any(r.seeds == 1 for r in results):
         return what + (f"With one seed per rung no spread between seeds was measured: a verdict says which mean is "
-                       f"lower when they differ by more than one evaluation resolves ({EVAL_RESOLUTION}), never "
+                       f"lower when they differ by more than one evaluation resolves ({_number(resolution)}), never "
                        "whether that is more than a seed's luck. Race two seeds or more to tell.")
     return what + ("Where a step is *within the seed spread*, this race on this text cannot tell the two rungs "
                    "apart: more steps or seeds, or a longer text, may.")
@@ -197,7 +239,9 @@ class Band:
 
 
 def race_bands(entries: list[RaceEntry]) -> dict[str, Band]:
-    """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps)."""
+    """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps), in the race's unit
+    (``in_race_unit``)."""
+    entries, _ = in_race_unit(entries)
     bands = {}
     for preset in PRESETS:
         curves = [e.val_curve for e in entries if e.preset == preset and e.val_curve]
@@ -229,6 +273,7 @@ def group_races(rows: list[dict]) -> list[dict]:
                        "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,
                        "steps": max(m["steps"] for m in members), "best_val_loss": min(losses) if losses else None,
                        "best_val_bpc": min((m["best_val_bpc"] for m in members if m.get("best_val_bpc")), default=None),
+                       "best_val_bpb": min((m["best_val_bpb"] for m in members if m.get("best_val_bpb")), default=None),
                        "tokens_per_sec": group_tokens_per_second(  # the race's own speed, not its rungs' mean
                            Trained(m["tokens"], m["trained_s"], m["trained_until"]) for m in members
                            if m.get("tokens") and m.get("trained_s") and m.get("trained_until")),

@@ -10,7 +10,7 @@ import torch
 
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import Baselines, compute_baselines
+from babygpt.lessons.baselines import Baselines, ValidationText, compute_baselines
 from babygpt.store.runs import LoadedRun
 from babygpt.text.bpe import BPESettings
 from babygpt.text.corpus import Corpus, Split, split_ids
@@ -26,6 +26,7 @@ class TrainingPlan:
     train_config: TrainConfig
     split: Split
     baselines: Baselines | None = None  # computed when the run is created, unless plans sharing a split did
+    validation: ValidationText | None = None  # the same: the validation text's tokens and bytes (bits per byte)
     init_from: str | None = None  # a run whose weights this one starts from (fine-tuning); None: fresh weights
 
 
@@ -37,6 +38,14 @@ def plan_baselines(plan: TrainingPlan) -> Baselines:
     return plan.baselines
 
 
+def plan_validation(plan: TrainingPlan) -> ValidationText:
+    """How many tokens and UTF-8 bytes the plan's validation text is, counted once (plans may share it): with the
+    run, it turns every loss of the run into bits per byte."""
+    if plan.validation is None:
+        plan.validation = ValidationText.measure(plan.tokenizer, plan.split.val)
+    return plan.validation
+
+
 def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> torch.Tensor:
     return torch.tensor(tokenizer.encode(corpus.text), dtype=torch.long)
 
@@ -46,15 +55,17 @@ def split_corpus(corpus: Corpus, tokenizer: Tokenizer, model_config: ModelConfig
     return split_ids(encode_corpus(corpus, tokenizer), train_config.val_fraction, model_config.block_size)
 
 
-def plan_training(corpus: Corpus, tokenizer_kind: str, preset: str, train_config: TrainConfig,
+def plan_training(corpus: Corpus, tokenizer: str | Tokenizer, preset: str, train_config: TrainConfig,
                   bpe: BPESettings | None = None, **sizes: Any) -> TrainingPlan:
-    """Validate everything (configs, tokenizer, text length) before a run folder exists; ``bpe``: the size and
-    pre-split of a BPE learned from the text (tokenizer "bpe" only)."""
+    """Validate everything (configs, tokenizer, text length) before a run folder exists. ``tokenizer``: a kind,
+    built from the text here, or a tokenizer already built for it (the Data page's, which a race's rungs share, so a
+    BPE is learned once); ``bpe``: the size and pre-split of a BPE learned here (kind "bpe" only)."""
     train_config = train_config.validate()
     probe = model_config_for_preset(preset, **sizes)  # size errors before a slow tokenisation
     device = devices.resolve_device(train_config.device)
     devices.check_dtype(device, train_config.dtype)
-    tokenizer = build_tokenizer(tokenizer_kind, corpus.text, bpe)
+    if isinstance(tokenizer, str):
+        tokenizer = build_tokenizer(tokenizer, corpus.text, bpe)
     model_config = dataclasses.replace(probe, vocab_size=tokenizer.vocab_size).validate()
     return TrainingPlan(corpus, tokenizer, model_config, train_config,
                         split_corpus(corpus, tokenizer, model_config, train_config))

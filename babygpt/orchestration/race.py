@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.lessons.race import RaceEntry
-from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training
+from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training, plan_validation
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
+from babygpt.text.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,23 @@ def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -
                        seed=seed).validate()
 
 
-def race_plans(corpus: Corpus, tokenizer_kind: str, steps: int = RACE_STEPS, sizes: dict | None = None,
+def race_plans(corpus: Corpus, tokenizer: str | Tokenizer, steps: int = RACE_STEPS, sizes: dict | None = None,
                seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = tuple(PRESETS),
                val_fraction: float = 0.1) -> list[tuple[TrainingPlan, str]]:
-    """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs."""
+    """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs. Every run
+    cuts the text with one tokenizer (``tokenizer``: a kind, built once here, or the Data page's own), so a BPE is
+    learned once and every rung reads the same tokens."""
     sizes = sizes or RACE_SIZES
     plans = []
     for preset in presets:
-        base = plan_training(corpus, tokenizer_kind, preset, rung_config(preset, steps, seeds[0], val_fraction),
-                             **sizes)
+        base = plan_training(corpus, tokenizer, preset, rung_config(preset, steps, seeds[0], val_fraction), **sizes)
+        tokenizer = base.tokenizer
         baselines = plan_baselines(base)  # one tokenisation and one count of the text per rung, not per seed
+        validation = plan_validation(base)
         for seed in seeds:  # the seeds differ in their training config only
             plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
-                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines),
+                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines,
+                                       validation),
                           f"ladder race: {preset} · seed {seed}"))
     return plans
 

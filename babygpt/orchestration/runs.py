@@ -16,7 +16,7 @@ from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.lessons.counterfactuals import Finding, active, measure
 from babygpt.lessons.leaderboard import held_out_ids
-from babygpt.orchestration.plan import TrainingPlan, plan_baselines, split_corpus
+from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_validation, split_corpus
 from babygpt.orchestration.recorder import LOCAL, RunRecorder, make_sample_fn, probe_prompt, record_runtime
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, run_corpus
@@ -56,7 +56,8 @@ def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, own
     "check_of": run id or None}`` for a challenge entry or a teacher's re-training of one."""
     baselines = plan_baselines(plan)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
-            "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict()}
+            "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict(),
+            "validation": plan_validation(plan).to_dict()}
     document = build_config_document(plan.model_config, plan.train_config, plan.tokenizer, data)
     if plan.init_from:
         document["init"] = {"run": plan.init_from, "label": store.get(plan.init_from).label}

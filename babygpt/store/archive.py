@@ -20,7 +20,7 @@ from typing import Any
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError, ImportRefused
-from babygpt.lessons.baselines import Baselines
+from babygpt.lessons.baselines import Baselines, ValidationText
 from babygpt.model.gpt import build_model
 from babygpt.model.sizing import ModelLimits, parameter_count
 from babygpt.status import ENDED, RunStatus
@@ -104,6 +104,9 @@ def _data_section(data: Any) -> dict[str, Any]:
     baselines = Baselines.from_config({"data": data})
     if baselines is not None:
         kept["baselines"] = baselines.to_dict()
+    validation = ValidationText.from_config({"data": data})
+    if validation is not None:
+        kept["validation"] = validation.to_dict()
     return kept
 
 

@@ -25,13 +25,16 @@ from safetensors.torch import save_file
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import bits_per_char
+from babygpt.lessons.baselines import ValidationText
 from babygpt.model.gpt2_layout import gpt2_config, to_gpt2
 from babygpt.model.sizing import parameter_count
+from babygpt.plain_text import markdown_literal
 from babygpt.store.checkpoints import WEIGHTS_FILE, atomic_write_bytes, atomic_write_with
 from babygpt.store.corpora import portable_source
 from babygpt.store.hf_import import import_hf, import_hf_zip, is_hf_zip
 from babygpt.store.runs import RunInfo, RunStore
+from babygpt.text.bpe_files import bpe_tokenizer_json, hf_vocab, merges_txt
+from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.tokenizer_files import gpt2_files
 from babygpt.text.tokenizers import CharTokenizer, GPT2Tokenizer, Tokenizer
 from babygpt.units import format_count
@@ -85,18 +88,24 @@ def gpt2_tokenizer_json(tokenizer: GPT2Tokenizer) -> dict[str, Any]:
     }
 
 
-def tokenizer_files(tokenizer: Tokenizer, block_size: int) -> dict[str, dict[str, Any]]:
+def tokenizer_files(tokenizer: Tokenizer, block_size: int) -> dict[str, Any]:
+    """The tokenizer's files of an export, by name: JSON documents, and text for merges.txt. A BPE learned from the
+    text goes out as GPT-2's folders have theirs too (vocab.json and merges.txt beside tokenizer.json)."""
+    extra: dict[str, Any] = {}
     if isinstance(tokenizer, CharTokenizer):
         body, special = char_tokenizer_json(tokenizer), {"unk_token": CHAR_UNKNOWN}
-    elif not isinstance(tokenizer, GPT2Tokenizer):
-        raise BabyGPTError(f"This run's tokenizer ({tokenizer.kind}: a BPE learned from its text) has no "
-                           "transformers export yet; export the run as a Baby GPT archive, which keeps it whole.")
-    else:
+    elif isinstance(tokenizer, GPT2Tokenizer):
         body, special = gpt2_tokenizer_json(tokenizer), {"unk_token": ENDOFTEXT, "bos_token": ENDOFTEXT,
                                                          "eos_token": ENDOFTEXT}
+    elif isinstance(tokenizer, BPETokenizer):  # byte-level: every text encodes, so no unknown token is needed
+        body, special = bpe_tokenizer_json(tokenizer), {}
+        extra = {"vocab.json": hf_vocab(tokenizer), "merges.txt": merges_txt(tokenizer)}
+    else:
+        raise BabyGPTError(f"A {tokenizer.kind} tokenizer has no transformers export; export the run as a Baby GPT "
+                           "archive, which keeps it whole.")
     settings = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": block_size,
                 "clean_up_tokenization_spaces": False, **special}
-    return {"tokenizer.json": body, "tokenizer_config.json": settings, "special_tokens_map.json": special}
+    return {"tokenizer.json": body, "tokenizer_config.json": settings, "special_tokens_map.json": special, **extra}
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -104,14 +113,13 @@ def tokenizer_files(tokenizer: Tokenizer, block_size: int) -> dict[str, dict[str
 def model_card(info: RunInfo, document: dict[str, Any], steps: int, val_loss: float | None) -> str:
     """The README.md of an export: what it was trained on, its size, how well, and how to load it."""
     model, train, data = document["model"], document["train"], document.get("data", {})
-    baselines = data.get("baselines") or {}
-    cpt = baselines.get("chars_per_token")
     quality = "not evaluated"
     if val_loss is not None:
-        quality = f"{val_loss:.3f} nats per token" + (f", {bits_per_char(val_loss, cpt):.3f} bits per character"
-                                                      if cpt else "")
+        validation = ValidationText.from_config(document)
+        quality = f"{val_loss:.3f} nats per token" + (f", {validation.bits_per_byte(val_loss):.3f} bits per byte"
+                                                      if validation else "")
     params = parameter_count(ModelConfig.from_dict(model))
-    text = portable_source(data) or "an unnamed text"
+    text = markdown_literal(portable_source(data) or "an unnamed text")  # a person's names: text, never Markdown
     architecture = (f"GPT-2 (`{model['preset']}` rung): {model['n_layer']} layers, {model['n_head']} heads, n_embd "
                     f"{model['n_embd']}, context {model['block_size']} tokens, activation `{model['activation']}`, "
                     f"{'tied' if model['tie_weights'] else 'untied'} head, {model['positional']} positions")
@@ -121,7 +129,7 @@ pipeline_tag: text-generation
 tags: [gpt2, babygpt, {document['tokenizer']['kind']}-level]
 ---
 
-# {info.name or info.id}
+# {markdown_literal(info.name or info.id)}
 
 A small GPT trained from scratch with Baby GPT on **{text}** ({data.get('n_chars', '?'):,} characters), exported as
 a GPT-2 model: `transformers` computes the same logits as Baby GPT on the same token ids.
@@ -142,10 +150,20 @@ print(tokenizer.decode(model.generate(**tokenizer("{_prompt_example(document)}",
                                       max_new_tokens=100)[0]))
 ```
 
-The tokenizer knows only the {'characters' if document['tokenizer']['kind'] == 'char' else 'GPT-2 tokens'} of the
-training text: anything else gets an id at or past the vocabulary size ({model['vocab_size']}), which the model
-refuses. Generation cannot go past {model['block_size']} tokens (the position table's length).
+{_tokenizer_note(document['tokenizer']['kind'], model['vocab_size'])} Generation cannot go past
+{model['block_size']} tokens (the position table's length).
 """
+
+
+def _tokenizer_note(kind: str, vocab_size: int) -> str:
+    if kind == "bpe":
+        return ("The tokenizer is a byte-level BPE learned from the training text: every text encodes, since every "
+                "character is some bytes and each byte is a token. `vocab.json` and `merges.txt` are GPT-2's form of "
+                "it; they give the same ids only where the text is cut by GPT-2's pattern (`tokenizer.json` is "
+                "exact).")
+    known = "characters" if kind == "char" else "GPT-2 tokens"
+    return (f"The tokenizer knows only the {known} of the training text: anything else gets an id at or past the "
+            f"vocabulary size ({vocab_size}), which the model refuses.")
 
 
 def _prompt_example(document: dict[str, Any]) -> str:
@@ -173,7 +191,8 @@ def export_hf(store: RunStore, run_id: str, folder: str | Path) -> Path:
         **tokenizer_json,
     }
     for name, content in files.items():
-        atomic_write_bytes(folder / name, (json.dumps(content, indent=2, ensure_ascii=False) + "\n").encode())
+        text = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(folder / name, text.encode("utf-8"))
     card = model_card(loaded.info, loaded.document, steps, vals[-1].loss if vals else None)
     atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
     tensors = to_gpt2(loaded.model)

@@ -22,7 +22,7 @@ from typing import Any
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import Baselines, bits_per_char
+from babygpt.lessons.baselines import Baselines, ValidationText, bits_per_char
 from babygpt.model.gpt import LanguageModel, build_model
 from babygpt.pace import run_tokens_per_second
 from babygpt.status import STORED_TRAINING, RunStatus
@@ -123,6 +123,11 @@ def _bpc(loss: float | None, config: dict) -> float | None:
     return bits_per_char(loss, baselines.chars_per_token) if loss is not None and baselines else None
 
 
+def _bpb(loss: float | None, config: dict) -> float | None:
+    validation = ValidationText.from_config(config)
+    return validation.bits_per_byte(loss) if loss is not None and validation else None
+
+
 class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
     # -- a run's row ----------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -216,6 +221,7 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
                 "owner": info.owner, "group_id": info.group_id, "check": bool(info.check_of), "imported": info.imported,
                 "where": info.config.get("runtime", {}).get("where", "local"),
                 "best_val_bpc": _bpc(s.get("best_val_loss"), info.config),
+                "best_val_bpb": _bpb(s.get("best_val_loss"), info.config),
             })
         return out
 

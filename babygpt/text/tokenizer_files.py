@@ -1,8 +1,10 @@
 """Tokenizer files from outside, read as a Baby GPT tokenizer: a Hugging Face ``tokenizer.json``, or GPT-2's
 ``vocab.json`` and ``merges.txt``.
 
-Baby GPT reads two kinds, and refuses every other: a character vocabulary (a word-level tokenizer whose tokens are
-single characters) and GPT-2's byte-level BPE, with GPT-2's ids or an export's renumbering of them. The documents
+Baby GPT reads three kinds, and refuses every other: a character vocabulary (a word-level tokenizer whose tokens are
+single characters), GPT-2's byte-level BPE, with GPT-2's ids or an export's renumbering of them, and a byte-level BPE
+whose first 256 ids are the bytes in order, as Baby GPT exports the BPE it learned from a text
+(``babygpt.text.bpe_files``). The documents
 arrive parsed (their cost was bounded by whoever read the bytes: ``babygpt.store.untrusted``) but otherwise as a
 person wrote them, so every type is checked before it is used, and each refusal is a sentence that names what is
 wrong. Ids must be a map both ways: a tokenizer that gives two tokens one id would read two texts as one.
@@ -16,9 +18,10 @@ from typing import Any
 
 from babygpt.errors import ImportRefused
 from babygpt.shipped import data_file
+from babygpt.text.bpe_files import bpe_from_hf, check_bpe_settings, is_byte_level_bpe, split_of_pre_tokenizer
 from babygpt.text.tokenizers import CharTokenizer, GPT2Tokenizer, Tokenizer
 
-KINDS_READ = "Baby GPT reads characters and GPT-2's BPE"
+KINDS_READ = "Baby GPT reads characters, GPT-2's BPE and a byte-level BPE whose first 256 ids are the bytes"
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,13 +107,21 @@ def tokenizer_from_json(document: Any, vocab_size: int) -> Tokenizer:
         shown = repr(kind) if isinstance(kind, str) else "an unnamed"
         raise _refuse(f"a {shown[:40]} tokenizer; {KINDS_READ}.")
     vocab = _with_added(checked_vocab(model.get("vocab"), "tokenizer.json"), document.get("added_tokens"))
-    return _from_vocab(kind, vocab, _merges(model.get("merges")) if kind == "BPE" else [], vocab_size)
+    merges = _merges(model.get("merges")) if kind == "BPE" else []
+    if kind == "BPE" and is_byte_level_bpe(vocab):  # Baby GPT's own BPE (GPT-2's ids start elsewhere)
+        check_bpe_settings(document)
+        return bpe_from_hf(vocab, merges, split_of_pre_tokenizer(document.get("pre_tokenizer")), vocab_size)
+    return _from_vocab(kind, vocab, merges, vocab_size)
 
 
 def tokenizer_from_vocab_merges(vocab: Any, merges_text: str, vocab_size: int) -> Tokenizer:
-    """The tokenizer of GPT-2's two files as the Hub has them (``vocab.json``, ``merges.txt``)."""
+    """The tokenizer of GPT-2's two files as the Hub has them (``vocab.json``, ``merges.txt``): GPT-2's BPE, or a
+    byte-level BPE cut as GPT-2's tokenizer cuts text (its pattern), which is what these two files promise."""
     merges = [line for line in merges_text.splitlines()[1:] if line.strip()]
-    return _from_vocab("BPE", checked_vocab(vocab, "vocab.json"), merges, vocab_size)
+    vocab = checked_vocab(vocab, "vocab.json")
+    if is_byte_level_bpe(vocab):
+        return bpe_from_hf(vocab, merges, "gpt2", vocab_size)
+    return _from_vocab("BPE", vocab, merges, vocab_size)
 
 
 def _from_vocab(kind: str, vocab: dict[str, int], merges: list[str], vocab_size: int) -> Tokenizer:
