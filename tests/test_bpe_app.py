@@ -9,15 +9,13 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.lessons.bpe_lesson import merge_rows, merges_html, piece
-from babygpt.lessons.viz import tokens_html
+from babygpt.lessons.bpe_lesson import cut_html, merge_rows, merges_html
 from babygpt.plain_text import markdown_literal
 from babygpt.store.runs import RunStore
 from babygpt.text.bpe import encode_first_k, readable_fits, train_bpe
 from babygpt.text.datasets import default_dataset, load_corpus
-from babygpt.text.tokenizers import whole_words_prefix
 from tests.conftest import ROOT
-from ui.bpe_section import MERGES_LISTED, RECUT_CHARS
+from ui.bpe_section import MERGES_LISTED, recut_stretch
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
@@ -60,14 +58,14 @@ def test_choosing_bpe_learns_it_and_the_slider_replays_training(default_bpe):
 
     slider = at.slider(key="bpe_k")
     assert (slider.min, slider.max, slider.value) == (0, 768, 768)
-    stretch = whole_words_prefix(text, RECUT_CHARS)
+    stretch = recut_stretch(text)
     for k in (3, 0, 200):
         at.slider(key="bpe_k").set_value(k).run()
         ids = encode_first_k(bpe, stretch, k)
         shown = metrics(at)
         assert shown["Vocabulary after these merges"] == f"{256 + k:,}"
         assert shown["Tokens in this stretch"] == f"{len(ids):,}"
-        assert tokens_html([(piece(bpe.vocab[i]), i) for i in ids]) in [m.value for m in at.markdown]
+        assert cut_html(stretch, [(i, bpe.vocab[i]) for i in ids]) in [m.value for m in at.markdown]
         merge_line = [m.value for m in at.markdown if m.value.startswith("**Merge ")]
         assert merge_line == ([f"**Merge {k}:** {markdown_literal(merge_rows(bpe)[k - 1].sentence())}"] if k else [])
     assert metrics(at)["Vocabulary size"] == "1,024", "the slider replays; the tokenizer keeps every merge"

@@ -15,6 +15,7 @@ from babygpt.lessons import bpe_lesson
 from babygpt.lessons.bpe_lesson import (
     compression,
     compression_figure,
+    cut_html,
     learn_bpe,
     longest_tokens,
     measured_merges,
@@ -23,6 +24,7 @@ from babygpt.lessons.bpe_lesson import (
     sample_cuts,
     script_samples,
     shown,
+    token_spans,
     vocab_after,
     worst_lines_for_gpt2,
 )
@@ -142,6 +144,26 @@ def test_tokens_are_shown_with_visible_spaces_line_breaks_and_bytes():
     assert shown("東".encode()[:2]) == "\\xe6\\x9d"  # part of a character: its bytes
     assert shown("東".encode()) == "東"
     assert shown("\u200b".encode()) == "\\u200b"  # an invisible character is named
+
+
+def test_a_token_holding_part_of_a_character_shows_that_character_and_says_so():
+    text = "道 <b>x</b>\n"
+    encoding = gpt2_encoding()
+    ids = encoding.encode_ordinary(text)
+    tokens = [encoding.decode_single_token_bytes(i) for i in ids]
+    spans = token_spans(text, tokens)
+    assert spans[:2] == [("道", True), ("道", True)], "GPT-2 spends two tokens on 道, and each shows it"
+    assert all(not partial for _, partial in spans[2:]) and "".join(c for c, _ in spans[2:]) == " <b>x</b>\n"
+    html = cut_html(text, list(zip(ids, tokens, strict=True)))
+    assert "<b>" not in html and "</b>" not in html and "&lt;" in html and html.count("border:1px dashed") == 2
+    assert 'title="id 34402: 2 byte(s) of &#x27;道&#x27;"' in html and "↵<br>" in html
+    bpe = train_bpe("東東東東 東東", 300, None)  # merges that join whole and partial characters alike
+    for k in range(len(bpe.merges) + 1):
+        ids = encode_first_k(bpe, "東東東東 東東", k)
+        assert "".join(c for c, partial in token_spans("東東東東 東東", [bpe.vocab[i] for i in ids]) if not partial) \
+            in "東東東東 東東"
+    with pytest.raises(BabyGPTError, match="These tokens do not spell this text"):
+        token_spans("ab", [b"a"])
 
 
 def test_the_longest_tokens_come_first_and_only_learned_ones():

@@ -14,10 +14,10 @@ from babygpt.lessons.bpe_lesson import (
     Cut,
     LearnedBPE,
     compression_figure,
+    cut_html,
     longest_tokens,
     merge_rows,
     merges_html,
-    piece,
     readable_trainer_source,
     shown,
     vocab_after,
@@ -108,7 +108,7 @@ def merge_by_merge(corpus: Corpus, learned: LearnedBPE) -> None:
         return
     k = st.slider("Merges applied", 0, n, n, key="bpe_k",
                   help="0: the text as bytes. Move right to replay training: each step joins one more pair.")
-    text = whole_words_prefix(corpus.text, RECUT_CHARS)
+    text = recut_stretch(corpus.text)
     ids = encode_first_k(bpe, text, k)
     n_bytes = len(utf8(text))
     c1, c2, c3 = st.columns(3)
@@ -117,9 +117,15 @@ def merge_by_merge(corpus: Corpus, learned: LearnedBPE) -> None:
     c3.metric("Bytes per token", f"{n_bytes / max(1, len(ids)):.2f}")
     if k:
         st.markdown(f"**Merge {k:,}:** {markdown_literal(merge_rows(bpe)[k - 1].sentence())}")
-    st.markdown(tokens_html([(piece(bpe.vocab[i]), i) for i in ids]), unsafe_allow_html=True)
+    st.markdown(cut_html(text, [(i, bpe.vocab[i]) for i in ids]), unsafe_allow_html=True)
     st.caption(f"The first {n_bytes:,} bytes of the text, cut as the trainer had them after {k:,} merges. Each box is "
-               "one token; hover to see its id.")
+               "one token; a dashed one holds part of a character's bytes. Hover to see its id.")
+
+
+def recut_stretch(text: str) -> str:
+    """The text's first RECUT_CHARS characters, ending at a word where there is one."""
+    stretch = whole_words_prefix(text, RECUT_CHARS)
+    return stretch if len(stretch) <= RECUT_CHARS else text[:RECUT_CHARS]
 
 
 def compression(corpus: Corpus, settings: BPESettings) -> None:
@@ -152,15 +158,17 @@ def gpt2_cuts(corpus: Corpus, settings: BPESettings) -> None:
                "text holds.")
     st.markdown("**Other scripts**: one line each, cut by GPT-2 and by your BPE.")
     st.dataframe(pd.DataFrame({
-        "language": [s.label for s in samples], "text": [s.text for s in samples],
-        "characters": [len(s.text) for s in samples], "bytes": [s.n_bytes for s in samples],
-        "GPT-2 tokens": [len(s.gpt2) for s in samples],
+        "language": [s.label for s in samples], "characters": [len(s.text) for s in samples],
+        "bytes": [s.n_bytes for s in samples], "GPT-2 tokens": [len(s.gpt2) for s in samples],
         "GPT-2 tokens per character": [round(len(s.gpt2) / max(1, len(s.text)), 2) for s in samples],
-        "your BPE's tokens": [s.bpe_tokens for s in samples]}), hide_index=True, key="bpe_scripts")
+        "your BPE's tokens": [s.bpe_tokens for s in samples], "text": [s.text for s in samples]}),
+        hide_index=True, key="bpe_scripts")
     labels = [s.label for s in samples]
     chinese = next((i for i, label in enumerate(labels) if "(Han)" in label), 0)  # the plainest case
     chosen = st.selectbox("GPT-2's cut of", labels, index=chinese, key="bpe_script_shown")
     st.markdown(gpt2_html(samples[labels.index(chosen)]), unsafe_allow_html=True)
+    st.caption("A dashed box holds part of a character: where one character takes two or three boxes, GPT-2 spent "
+               "that many tokens on it.")
     if worst:
         st.markdown("**Lines of your text GPT-2 cuts into the most tokens per byte**")
         for cut in worst:
@@ -171,7 +179,7 @@ def gpt2_cuts(corpus: Corpus, settings: BPESettings) -> None:
 
 
 def gpt2_html(cut: Cut) -> str:
-    return tokens_html([(piece(raw), i) for i, raw in zip(cut.gpt2_ids, cut.gpt2, strict=True)])
+    return cut_html(cut.text, list(zip(cut.gpt2_ids, cut.gpt2, strict=True)))
 
 
 def trainer_code() -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import time
 from dataclasses import dataclass
 
 import plotly.graph_objects as go
 
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.viz import PALETTE, TOKEN_VIEW_ROWS
 from babygpt.plain_text import html_literal
 from babygpt.shipped import data_file
 from babygpt.text.bpe import (
@@ -185,7 +187,10 @@ def compression_figure(c: Compression) -> go.Figure:
                              name="gpt2: learned from WebText", text=["GPT-2"], textposition="top center",
                              marker=dict(size=11, color="#dc2626"), hovertemplate=hover))
     top = max(c.bytes_per_token(t) for t in (c.gpt2_tokens, c.char_tokens, *(t for _, _, t in c.bpe)))
-    fig.update_xaxes(type="log", title="vocabulary size (tokens, logarithmic)")
+    low = min(c.char_vocab, BYTES)
+    ticks = [4**i for i in range(1, 9) if low / 4 < 4**i]  # 4 … 65,536: one label per power of four, none repeated
+    fig.update_xaxes(type="log", title="vocabulary size (tokens, logarithmic)", tickvals=ticks,
+                     ticktext=[f"{t:,}" for t in ticks], range=[math.log10(low) - 0.2, math.log10(GPT2_VOCAB) + 0.2])
     fig.update_yaxes(title="bytes per token", range=[0, top * 1.2])
     fig.update_layout(title=html_literal("Compression: bytes per token as the vocabulary grows"), height=400,
                       margin=dict(l=50, r=20, t=50, b=40), font=dict(size=14),
@@ -230,16 +235,17 @@ def _bpe_count(bpe: BPE, text: str) -> int:
 
 
 MIN_LINE_BYTES = 24  # a shorter line says little: three bytes in three tokens is no pattern
+MAX_LINE_BYTES = 1_000  # a longer "line" (a text without line breaks) is no line to show
 MAX_LINES = 5_000  # the lines looked at: the text's first ones, so the page answers in a second
 
 
 def worst_lines_for_gpt2(text: str, bpe: BPE, n: int = 5) -> list[Cut]:
     """The lines of the text GPT-2 cuts into the most tokens per byte (its first MAX_LINES lines, each line once,
-    at least MIN_LINE_BYTES long), worst first, with the learned BPE's count for the same line beside it."""
+    from MIN_LINE_BYTES to MAX_LINE_BYTES long), worst first, with the learned BPE's count for the same line."""
     first: dict[str, int] = {}  # each line, with the number of its first occurrence
     for number, line in enumerate(text.splitlines()[:MAX_LINES], 1):
         first.setdefault(line, number)
-    lines = [line for line in first if len(utf8(line)) >= MIN_LINE_BYTES]
+    lines = [line for line in first if MIN_LINE_BYTES <= len(utf8(line)) <= MAX_LINE_BYTES]
     encoding = gpt2_encoding()
     tokens = dict(zip(lines, map(len, encoding.encode_ordinary_batch(lines)), strict=True))
     worst = sorted(lines, key=lambda line: (-tokens[line] / len(utf8(line)), first[line]))[:n]
@@ -288,7 +294,41 @@ def merges_html(rows: list[MergeRow]) -> str:
             f'column-width:16em;column-gap:2em">{items}</div>')
 
 
-def piece(token: bytes) -> str:
-    """A token's text inside a run of tokens (spaces and line breaks as they are; part of a character as its
-    bytes, ``\\xe6``), for the token view."""
-    return token.decode("utf-8", errors="backslashreplace")
+def token_spans(text: str, tokens: list[bytes]) -> list[tuple[str, bool]]:
+    """What each token of ``text`` shows: the characters its bytes belong to, and whether it holds only part of
+    them. A token that cuts a character ("道" is three bytes; GPT-2 spends two tokens on it) shows that character
+    in each of its tokens, so a reader sees how many tokens a character cost instead of raw bytes."""
+    if b"".join(tokens) != utf8(text):
+        raise BabyGPTError("These tokens do not spell this text.")
+    ends, position = [], 0  # each character's byte span
+    for char in text:
+        ends.append((position, position + len(utf8(char)), char))
+        position = ends[-1][1]
+    spans, start, first = [], 0, 0
+    for token in tokens:
+        stop = start + len(token)
+        while ends[first][1] <= start:
+            first += 1
+        last = first
+        while last < len(ends) and ends[last][0] < stop:
+            last += 1
+        chars = ends[first:last]
+        spans.append(("".join(c for _, _, c in chars), chars[0][0] != start or chars[-1][1] != stop))
+        start = stop
+    return spans
+
+
+def cut_html(text: str, tokens: list[tuple[int, bytes]], font_size: int = 15) -> str:
+    """``text`` cut into its tokens, (id, bytes) in order, as coloured boxes; a token holding part of a character
+    is dashed and says so on hover. Every piece of text is escaped (``html_literal``): it is the user's text."""
+    spans = []
+    for i, ((token_id, raw), (chars, partial)) in enumerate(zip(tokens, token_spans(text, [t for _, t in tokens]),
+                                                               strict=True)):
+        tip = f"id {token_id}" + (f": {len(raw)} byte(s) of {chars!r}" if partial else "")
+        border = "border:1px dashed #6b7280;" if partial else ""
+        shown_text = html_literal(chars).replace("\n", "↵<br>").replace(" ", "&nbsp;")
+        spans.append(f'<span title="{html_literal(tip)}" style="background:{PALETTE[i % len(PALETTE)]};{border}'
+                     f'border-radius:3px;padding:1px 0;margin:0 1px">{shown_text}</span>')
+    row_px = round(font_size * 1.9)
+    return (f'<div class="token-view" style="font-family:monospace;font-size:{font_size}px;line-height:{row_px}px;'
+            f'word-break:break-all;max-height:{TOKEN_VIEW_ROWS * row_px}px;overflow-y:auto">{"".join(spans)}</div>')
