@@ -17,6 +17,7 @@ from pathlib import Path
 
 from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.baselines import ValidationText
 from babygpt.model.sizing import MAX_PARAMS_ENV, parameter_count
 from babygpt.orchestration.plan import TrainingPlan, encode_corpus, plan_training
 from babygpt.orchestration.runs import resume_run, start_run
@@ -31,7 +32,7 @@ from babygpt.text.bpe import BYTES, DEFAULT_BPE_VOCAB, DEFAULT_SPLIT, MAX_BPE_VO
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
-from babygpt.text.tokenizers import TOKENIZERS, Tokenizer, bits_per_byte_on, tokenizer_from_dict
+from babygpt.text.tokenizers import TOKENIZERS, Tokenizer, tokenizer_from_dict
 from babygpt.training import devices, distributed
 from babygpt.training.sample import SamplingConfig, generate, prepare_prompt
 from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer
@@ -187,9 +188,13 @@ def _bpe_settings(args: argparse.Namespace) -> BPESettings | None:
     return BPESettings(DEFAULT_BPE_VOCAB if args.vocab_size is None else args.vocab_size, split).validate()
 
 
-def _val_bpb(val_loss: float | None, tokenizer: Tokenizer, val_ids) -> float | None:
-    """The validation loss in bits per byte of the validation text: comparable across tokenizers."""
-    return None if val_loss is None else bits_per_byte_on(tokenizer, val_ids, val_loss)
+def _val_bpb(val_loss: float | None, config: dict, tokenizer: Tokenizer, val_ids) -> float | None:
+    """The validation loss in bits per byte of the validation text: comparable across tokenizers. By the size the run
+    keeps of its validation text, counted when it was created (the pages use the same); measured here for a run
+    recorded before runs kept it."""
+    if val_loss is None:
+        return None
+    return (ValidationText.from_config(config) or ValidationText.measure(tokenizer, val_ids)).bits_per_byte(val_loss)
 
 
 def _check_size(plan: TrainingPlan, allow_large: bool) -> None:
@@ -231,7 +236,8 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
     summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
                "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
-               "val_bpb": _val_bpb(result.val_loss, tokenizer_from_dict(info.config["tokenizer"]), trainer.split.val),
+               "val_bpb": _val_bpb(result.val_loss, info.config, tokenizer_from_dict(info.config["tokenizer"]),
+                                   trainer.split.val),
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
                "train_time_s": round(result.elapsed_s, 2), "params": parameter_count(trainer.model_config)}
     if result.message:
@@ -256,7 +262,7 @@ def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
     trainer = eval_trainer(loaded, corpus)
     losses = trainer.estimate_loss(args.eval_iters)
     print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"],
-                      "val_bpb": _val_bpb(losses["val"], loaded.tokenizer, trainer.split.val)}))
+                      "val_bpb": _val_bpb(losses["val"], loaded.info.config, loaded.tokenizer, trainer.split.val)}))
     return 0
 
 

@@ -5,6 +5,8 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.viz import next_token_figure
 from babygpt.plain_text import markdown_literal
+from babygpt.text.corpus import describe_token
+from babygpt.text.text_stream import TextStream
 from babygpt.training.sample import SamplingConfig, paced, prepare_prompt, stream
 from ui import state
 from ui.widgets import explain, run_picker
@@ -55,7 +57,7 @@ if loaded is not None:
             tokens = stream(loaded.model, loaded.tokenizer, encoded.ids, cfg)
             for i, token in enumerate(paced(tokens, PACES[pace])):
                 steps.append(token)
-                text += token.text
+                text += token.piece  # decoded incrementally: half a character waits for its other half
                 if i % every == 0:
                     box.code(text, language=None, wrap_lines=True)
             box.empty()
@@ -66,15 +68,20 @@ if loaded is not None:
     result = flags.get("generated")
     if result and result["run"] == loaded.info.id and result["steps"]:
         steps = result["steps"]
-        st.code(result["prompt"] + "".join(s.text for s in steps), language=None, wrap_lines=True)
-        st.caption(f"{len(steps)} tokens generated.")
+        st.code(result["prompt"] + "".join(s.piece for s in steps), language=None, wrap_lines=True)
+        cut = TextStream(loaded.tokenizer)
+        for s in steps:
+            cut.push(s.token_id)
+        st.caption(f"{len(steps)} tokens generated."
+                   + (" The last token ends partway through a character, so its bytes are not shown." if cut.pending
+                      else ""))
         position = st.slider("Inspect generated position", 1, len(steps), 1, key="gen_position",
                              help="See the model's top candidates at that step; the red bar is the token it chose.")
         chosen = steps[position - 1]
-        before = "".join(s.text for s in steps[: position - 1])[-60:]
+        before = "".join(s.piece for s in steps[: position - 1])[-60:]
         context = "…" + (result["prompt"] + before)[-60:]  # the user's prompt and the model's text: shown as typed
-        st.markdown(f"After {markdown_literal(repr(context))} the model chose **{markdown_literal(repr(chosen.text))}** "
-                    f"with probability {chosen.prob:.1%}.")
+        st.markdown(f"After {markdown_literal(repr(context))} the model chose "
+                    f"**“{markdown_literal(describe_token(chosen.text))}”** with probability {chosen.prob:.1%}.")
         candidates = [(c.text, c.prob) for c in chosen.candidates]
         if chosen.token_id not in [c.token_id for c in chosen.candidates]:
             candidates.append((chosen.text, chosen.prob))

@@ -6,7 +6,8 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import attention_for_prompt
-from babygpt.lessons.baselines import Baselines, bits_per_char
+from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
 from babygpt.lessons.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
 from babygpt.lessons.inside_figures import (
     KIND_TITLES,
@@ -180,11 +181,14 @@ def compare_section(loaded: LoadedRun) -> None:
                                 key=f"inside_compare_grid_{name}")
             except BabyGPTError as exc:
                 st.info(f"{name.capitalize()}: {markdown_literal(exc)}")
-    curves = {run.info.label: [(s, bits_per_char(v, b.chars_per_token)) for s, v in val_curve(run.info.id)]
-              for run, _ in runs if (b := Baselines.from_config(run.info.config))}
+    scale = loss_scale([run.info.config for run, _ in runs])  # bits per byte where the two cut text differently
+    curves = {run.info.label: curve for run, _ in runs
+              if (curve := scale.curve(run.info.config, val_curve(run.info.id))) is not None}
     if curves:
-        st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of the two runs", y_title="val bits/char"),
+        st.plotly_chart(runs_overlay_figure(curves, title="Validation loss of the two runs", y_title=scale.axis),
                         key="inside_compare_curves")
+        if scale.forced:
+            st.caption(f"{FORCED_SENTENCE} {BITS_PER_BYTE_SENTENCE}")
     prompt = st.session_state.get("inside_lens_prompt") or default_prompt(loaded, 24)
     refusal = comparison_refusal(loaded.model, other.model, loaded.tokenizer, other.tokenizer, prompt)
     if refusal:

@@ -12,11 +12,13 @@ import streamlit as st
 from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
+from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
 from babygpt.lessons.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
 from babygpt.lessons.looking import formation_from_history, formation_sentence, onset
 from babygpt.lessons.race import (
+    BITS_PER_BYTE,
     ladder_steps,
     race_bands,
     race_results,
@@ -92,7 +94,7 @@ def start_race(choice: RaceChoice) -> None:
     flags = state.page_flags()
     try:
         sizes = {**RACE_SIZES, "n_layer": choice.layers, **switches_for([choice.broken] if choice.broken else [])}
-        plans = race_plans(choices.corpus(), choices.tokenizer_kind(), choice.steps, sizes,
+        plans = race_plans(choices.corpus(), choices.current_tokenizer(), choice.steps, sizes,
                            seeds=tuple(range(1, choice.seeds + 1)), val_fraction=choices.val_fraction())
         st.session_state[state.RACE] = state.scheduler().submit_group(identity.user(), plans)
         choices.save()
@@ -119,7 +121,10 @@ def draw_race(group: str) -> None:
     st.caption(spread_note(results))
     bands = race_bands(entries)
     if bands:
-        st.plotly_chart(band_figure(bands), key="race_chart")
+        unit = results[0].unit
+        st.plotly_chart(band_figure(bands, y_title=f"val loss ({unit})"), key="race_chart")
+        if unit == BITS_PER_BYTE:
+            st.caption(BITS_PER_BYTE_SENTENCE)
 
 
 def race_lesson() -> None:

@@ -8,8 +8,9 @@ import streamlit as st
 
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, full_disk_as_sentence
-from babygpt.lessons.baselines import Baselines, bits_per_char
-from babygpt.lessons.race import group_races, race_bands
+from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
+from babygpt.lessons.race import BITS_PER_BYTE, NATS, group_races, race_bands
 from babygpt.lessons.viz import runs_overlay_figure
 from babygpt.model.gpt2_layout import gpt2_obstacle
 from babygpt.model.sizing import largest_batch
@@ -93,6 +94,15 @@ def imported(key: str, do_import) -> None:
         st.error(markdown_literal(exc))
 
 
+def overlay_runs(picked: list[dict], all_rows: list[dict]) -> list[str]:
+    """The runs whose curves the overlay draws: a single run itself, a race by its runs."""
+    ids = []
+    for row in picked:
+        members = [r["id"] for r in all_rows if row.get("group_id") and r.get("group_id") == row["group_id"]]
+        ids += members or [row["id"]]
+    return ids
+
+
 def where_text(where: str | None) -> str:
     """"local", or a Ray node by the start of its id (the full id is in the run's config.json)."""
     where = where or "local"
@@ -130,16 +140,15 @@ else:
     table["size"] = [model_size_text(r) for r in rows]
     table["owner"] = [owner_name(r["owner"], me, r.get("check", False)) for r in rows]  # None stays None here
     table["where"] = [where_text(w) for w in table["where"]]
-    shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpc", "tokens_per_sec",
+    shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpb", "tokens_per_sec",
                    "status", "owner", "where", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"label": st.column_config.TextColumn("name", width="large"),
                        "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f",
                                                                       help="nats per token"),
-                       "best_val_bpc": st.column_config.NumberColumn(
-                           "bits/char", format="%.3f",
-                           help="The best val loss in bits per character: comparable between char and gpt2 runs."),
+                       "best_val_bpb": st.column_config.NumberColumn(
+                           "bits/byte", format="%.3f", help=BITS_PER_BYTE_SENTENCE),
                        "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f",
                                                                        help=SUMMARY_SPEED_CAPTION),
                        "where": st.column_config.TextColumn(
@@ -150,29 +159,34 @@ else:
     labels = {r["id"]: r["label"] for r in all_rows}
     t1, t2 = st.columns(2)
     log_y = t1.toggle("Log-scale", key="runs_log_y")
-    in_bpc = t2.toggle("Bits per character", key="runs_bpc",
-                       help="Loss per character instead of per token, so char and gpt2 runs compare fairly.")
-
-    def scale(run_id: str) -> float | None:
-        """1 for nats per token; for bits per character, the run's own conversion (None: not known)."""
-        if not in_bpc:
-            return 1.0
-        baselines = Baselines.from_config(store.get(run_id).config)
-        return bits_per_char(1.0, baselines.chars_per_token) if baselines else None
-
-    curves = {}
+    configs = {run_id: store.get(run_id).config for run_id in overlay_runs(picked, all_rows)}
+    scale = loss_scale(list(configs.values()))
+    bpb_help = ("Loss per UTF-8 byte of the validation text instead of per token, so runs with different tokenizers "
+                "compare fairly. " + BITS_PER_BYTE_SENTENCE)
+    if scale.forced:  # the runs' tokenizers differ: only bits per byte compares them
+        t2.toggle("Bits per byte", value=True, disabled=True, key="runs_bpb_forced", help=bpb_help)
+    else:
+        scale = loss_scale(list(configs.values()), asked=t2.toggle("Bits per byte", key="runs_bpb", help=bpb_help))
+    curves, left_out = {}, []
     for row in picked:
-        members = [r["id"] for r in all_rows if r.get("group_id") == row.get("group_id")] if row.get("group_id") else []
-        factor = scale(members[0] if members else row["id"])
-        if factor is None:
-            continue  # recorded before runs kept their characters per token
         if row.get("group_id"):  # a race: each rung's mean over its seeds
-            for preset, band in race_bands(race_entries(store, row["group_id"])).items():
-                curves[f"{row['label']}: {preset}"] = [(s, v * factor) for s, v in zip(band.steps, band.mean, strict=True)]
+            bands = race_bands(race_entries(store, row["group_id"]), BITS_PER_BYTE if scale.bits_per_byte else NATS)
+            for preset, band in bands.items():
+                curves[f"{row['label']}: {preset}"] = list(zip(band.steps, band.mean, strict=True))
+            left_out += [] if bands else [row["label"]]
+            continue
+        val = [(m.step, m.loss) for m in store.metrics(row["id"]) if m.split == "val" and m.loss is not None]
+        curve = scale.curve(configs[row["id"]], val)
+        if curve is None:
+            left_out.append(row["label"])  # recorded before runs kept their validation text's size
         else:
-            curves[row["label"]] = [(m.step, m.loss * factor) for m in store.metrics(row["id"]) if m.split == "val"]
-    st.plotly_chart(runs_overlay_figure(curves, log_y=log_y, y_title="val bits/char" if in_bpc else "val loss"),
-                    key="runs_overlay")
+            curves[row["label"]] = curve
+    st.plotly_chart(runs_overlay_figure(curves, log_y=log_y, y_title=scale.axis), key="runs_overlay")
+    if scale.bits_per_byte:
+        st.caption((FORCED_SENTENCE + " " if scale.forced else "") + BITS_PER_BYTE_SENTENCE)
+    if left_out:
+        st.caption("Not drawn in bits per byte (recorded before runs kept the size of their validation text): "
+                   + markdown_literal(", ".join(left_out)) + ".")
     st.caption("Select rows in the table to choose which curves to overlay (the five newest by default).")
 
     races = [r for r in rows if r.get("group_id")]

@@ -10,12 +10,13 @@ from plotly.subplots import make_subplots
 from babygpt.lessons.looking import Formation, LensView, Onset, onset_label
 from babygpt.lessons.viz import _layout
 from babygpt.plain_text import html_literal
-from babygpt.text.corpus import describe_char
+from babygpt.text.corpus import describe_token
 
 
 def display_token(token: str) -> str:
-    """A token as a label: a single character by its visible name (␣, \\n), a longer token as written."""
-    return describe_char(token) if len(token) == 1 else token
+    """A token as a label: a single character by its visible name (␣, \\n), a longer token as written, part of a
+    character as its bytes (``describe_token``)."""
+    return describe_token(token)
 
 
 KIND_TITLES = {"previous": "previous token", "first": "first token (sink)", "self": "self", "induction": "induction",

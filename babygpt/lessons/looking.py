@@ -26,7 +26,7 @@ from babygpt.lessons.inside import (
 )
 from babygpt.model.gpt import LanguageModel
 from babygpt.model.sizing import parameter_count
-from babygpt.text.tokenizers import Tokenizer, unknown_pieces
+from babygpt.text.tokenizers import Tokenizer, token_bytes, unknown_pieces
 
 SCORED = ("previous", "first", "self", "induction", "spread")
 
@@ -347,7 +347,9 @@ def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 
 def comparison_refusal(a: LanguageModel, b: LanguageModel, tokenizer_a: Tokenizer, tokenizer_b: Tokenizer,
                        prompt: str) -> str | None:
     """Why two runs' views on one prompt cannot be set side by side (None: they can). Head grids and curves always
-    compare; a prompt's attention and lens need the same tokens in both, so the same tokenizer reading it whole."""
+    compare; a prompt's attention and lens need the same tokens in both: each tokenizer reading it whole, and both
+    cutting it into the same pieces. The cut is what is compared, not the tokenizers' kind: two BPEs with other
+    merges cut most prompts differently, and two character vocabularies of other texts cut a prompt alike."""
     if not (a.config.use_attention and b.config.use_attention):
         return "One of the runs is the bigram model, which has no heads or layers to compare."
     if tokenizer_a.kind != tokenizer_b.kind:
@@ -357,6 +359,12 @@ def comparison_refusal(a: LanguageModel, b: LanguageModel, tokenizer_a: Tokenize
         missing = unknown_pieces(tokenizer, prompt)
         if missing:
             return f"The {which} run never saw {', '.join(repr(m) for m in missing[:5])} in this prompt."
+    cuts = [[token_bytes(t, i) for i in t.encode(prompt)] for t in (tokenizer_a, tokenizer_b)]
+    if cuts[0] != cuts[1]:
+        at = next((k for k, (x, y) in enumerate(zip(*cuts, strict=False)) if x != y), min(map(len, cuts)))
+        return (f"The runs' tokenizers cut this prompt into different tokens ({len(cuts[0])} and {len(cuts[1])} tokens, "
+                f"first apart at token {at + 1}: their {tokenizer_a.kind} vocabularies differ), so one prompt is not "
+                "the same tokens in both: compare their head types and curves instead.")
     return None
 
 

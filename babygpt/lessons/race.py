@@ -238,10 +238,13 @@ class Band:
     high: list[float]
 
 
-def race_bands(entries: list[RaceEntry]) -> dict[str, Band]:
-    """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps), in the race's unit
-    (``in_race_unit``)."""
-    entries, _ = in_race_unit(entries)
+def race_bands(entries: list[RaceEntry], unit: str | None = None) -> dict[str, Band]:
+    """Steps evaluated by every seed of a rung so far (seeds evaluate at the same steps), in ``unit``: the race's own
+    (``in_race_unit``) by default; none when the race cannot be read in the unit asked for."""
+    if unit != NATS:
+        entries, own = in_race_unit(entries)
+        if unit is not None and own != unit:
+            return {}
     bands = {}
     for preset in PRESETS:
         curves = [e.val_curve for e in entries if e.preset == preset and e.val_curve]

@@ -19,7 +19,7 @@ from plotly.subplots import make_subplots
 from babygpt.lessons.attention import visible_cells
 from babygpt.lessons.baselines import Baselines, step_passed
 from babygpt.plain_text import html_literal
-from babygpt.text.corpus import describe_char
+from babygpt.text.corpus import describe_char, describe_token
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
 TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
@@ -192,7 +192,7 @@ def char_frequency_figure(top_chars: Sequence[tuple[str, int]]) -> go.Figure:
 
 def _token_labels(tokens: Sequence[str]) -> list[str]:
     """Position-prefixed labels, so repeated tokens stay distinct categories on an axis (tokens as text)."""
-    return [html_literal(f"{i}:{describe_char(t) if len(t) == 1 else t}") for i, t in enumerate(tokens)]
+    return [html_literal(f"{i}:{describe_token(t)}") for i, t in enumerate(tokens)]
 
 
 def attention_color_range(matrices: np.ndarray, kind: str, causal: bool = True, fit: bool = False) -> tuple[float, float]:
@@ -265,7 +265,7 @@ def attention_grid(head_matrices: np.ndarray, tokens: Sequence[str], title: str,
 
 def next_token_figure(candidates: Sequence[tuple[str, float]], chosen: str | None = None,
                       title: str = "Most likely next tokens") -> go.Figure:
-    labels = [html_literal(describe_char(t) if len(t) == 1 else repr(t)[1:-1]) for t, _ in candidates]
+    labels = [html_literal(describe_token(t)) for t, _ in candidates]
     probs = [p for _, p in candidates]
     colors = [VAL_COLOR if chosen is not None and t == chosen else TRAIN_COLOR for t, _ in candidates]
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=colors,
@@ -299,8 +299,8 @@ def runs_overlay_figure(curves: dict[str, Sequence[tuple[int, float]]], log_y: b
     return _layout(fig, title, height=400)
 
 
-def band_figure(bands: dict, title: str = "Validation loss of each rung: mean over seeds, band from lowest to highest"
-                ) -> go.Figure:
+def band_figure(bands: dict, title: str = "Validation loss of each rung: mean over seeds, band from lowest to highest",
+                y_title: str = "val loss") -> go.Figure:
     """One line per rung (the mean over its seeds) inside a shaded band (min to max): where bands overlap, the
     rungs are not told apart by this race."""
     fig = go.Figure()
@@ -314,7 +314,7 @@ def band_figure(bands: dict, title: str = "Validation loss of each rung: mean ov
                         legendgroup=name, hovertemplate="%{fullData.name}<br>step %{x}<br>mean val %{y:.3f}"
                                                         "<extra></extra>")
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="val loss")
+    fig.update_yaxes(title=y_title)
     return _layout(fig, title, height=420)
 
 

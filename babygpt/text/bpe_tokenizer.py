@@ -22,6 +22,13 @@ def text_of(raw: bytes) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
+def label_of(raw: bytes) -> str:
+    """One token's bytes as a label (an axis, a candidate, a tooltip): its text, and where the token holds only part
+    of a character (a byte-level token may), those bytes as Python writes them (``\\xe6``), never a U+FFFD that
+    would make three different tokens look alike."""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
 class BPETokenizer:
     """A byte-level BPE learned from the training text (``babygpt.text.bpe``)."""
 
@@ -63,7 +70,7 @@ class BPETokenizer:
         return self.bpe.vocab[token_id]
 
     def token_text(self, token_id: int) -> str:
-        return self.bpe.vocab[token_id].decode("utf-8", errors="replace")
+        return label_of(self.bpe.vocab[token_id])
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.bpe.to_dict()}

@@ -140,6 +140,15 @@ def describe_char(ch: str) -> str:
     return ch
 
 
+def describe_token(token: str) -> str:
+    """A token's text (``Tokenizer.token_text``) as a label: one character by its visible name, a longer token as
+    Python writes it without quotes (a line break inside it as ``\\n``), and the bytes of part of a character as the
+    token's text already shows them (``\\xe6``, written once, not doubled)."""
+    if len(token) == 1:
+        return describe_char(token)
+    return repr(token)[1:-1].replace("\\\\", "\\")
+
+
 def text_stats(text: str, top: int = 20) -> TextStats:
     counts = Counter(text)
     warnings: list[str] = []

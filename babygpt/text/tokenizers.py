@@ -13,8 +13,7 @@ from typing import Any, Protocol
 from babygpt.errors import BabyGPTError
 from babygpt.shipped import data_file
 from babygpt.text.bpe import BPESettings
-from babygpt.text.bpe_tokenizer import BPETokenizer
-from babygpt.units import bits_per_byte_of
+from babygpt.text.bpe_tokenizer import BPETokenizer, label_of
 
 TOKENIZERS = ("char", "gpt2", "bpe")
 
@@ -26,7 +25,7 @@ class Tokenizer(Protocol):
     def vocab_size(self) -> int: ...
     def encode(self, text: str) -> list[int]: ...
     def decode(self, ids: list[int]) -> str: ...
-    def token_text(self, token_id: int) -> str: ...
+    def token_text(self, token_id: int) -> str: ...  # a label: part of a character shows as its bytes (\xe6)
     def to_dict(self) -> dict[str, Any]: ...
 
 
@@ -136,7 +135,7 @@ class GPT2Tokenizer:
         return self.encoding.decode([self.gpt2_ids[i] for i in ids])
 
     def token_text(self, token_id: int) -> str:
-        return self.encoding.decode_single_token_bytes(self.gpt2_ids[token_id]).decode("utf-8", errors="replace")
+        return label_of(self.encoding.decode_single_token_bytes(self.gpt2_ids[token_id]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "gpt2_ids": self.gpt2_ids}
@@ -207,12 +206,7 @@ def token_bytes(tokenizer: Tokenizer, token_id: int) -> bytes:
 
 def text_bytes(tokenizer: Tokenizer, ids: Any) -> int:
     """How many UTF-8 bytes of text ``ids`` stand for, counted token by token (so a byte-level token holding half a
-    character counts its own bytes): the denominator of bits per byte (``babygpt.units.bits_per_byte``)."""
+    character counts its own bytes): the denominator of bits per byte (``babygpt.units.bits_per_byte``), counted once
+    per run (``babygpt.lessons.baselines.ValidationText``)."""
     counts = Counter(ids.tolist() if hasattr(ids, "tolist") else ids)  # a tensor's ids as ints, at C speed
     return sum(n * len(token_bytes(tokenizer, i)) for i, n in counts.items())
-
-
-def bits_per_byte_on(tokenizer: Tokenizer, ids: Any, nats_per_token: float) -> float:
-    """Bits per byte of a mean loss measured on ``ids`` (a run's validation split): what runs with different
-    tokenizers are compared by."""
-    return bits_per_byte_of(nats_per_token, len(ids), text_bytes(tokenizer, ids))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from babygpt.errors import BabyGPTError
 from babygpt.model.decode import Decoder, forward_cached, new_caches
 from babygpt.model.gpt import LanguageModel
+from babygpt.text.text_stream import TextStream
 from babygpt.text.tokenizers import Tokenizer
 
 
@@ -52,9 +53,10 @@ class Candidate:
 @dataclass(frozen=True)
 class GeneratedToken:
     token_id: int
-    text: str
+    text: str  # the token as a label (part of a character shows as its bytes: ``Tokenizer.token_text``)
     prob: float  # probability of the chosen token after temperature / top-k / top-p
     candidates: list[Candidate] = field(default_factory=list)
+    piece: str = ""  # the text this token completes, to append to what is written so far (``TextStream``)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], 
         generator.manual_seed(cfg.seed)
     else:
         generator.seed()
+    written = TextStream(tokenizer)  # a token ending partway through a character shows once the character is whole
     try:
         context = _Context(model, ids, cfg.use_cache)
         logits = context.first_logits() if cfg.max_new_tokens else None
@@ -168,7 +171,8 @@ def stream(model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], 
                 top = torch.topk(probs, min(cfg.candidates, probs.numel()))
                 candidates = [Candidate(int(t), tokenizer.token_text(int(t)), float(p))
                               for p, t in zip(top.values, top.indices, strict=True) if p > 0]
-            yield GeneratedToken(token, tokenizer.token_text(token), float(probs[token]), candidates)
+            yield GeneratedToken(token, tokenizer.token_text(token), float(probs[token]), candidates,
+                                 written.push(token))
             if i + 1 < cfg.max_new_tokens:
                 logits = context.push(token)
     finally:
