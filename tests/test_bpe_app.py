@@ -129,3 +129,21 @@ def test_a_run_started_on_model_and_training_trains_with_the_data_pages_bpe():
     tokenizer = run.config["tokenizer"]
     assert (tokenizer["kind"], tokenizer["split"], len(tokenizer["merges"]), tokenizer["asked"]) == ("bpe", "gpt2", 256, 512)
     assert run.config["model"]["vocab_size"] == 512
+
+
+def test_a_hostile_text_stays_text_in_every_part_of_the_lesson():
+    line = "<img src=x onerror=alert(1)> **bold** [link](http://x.org) :red[red] $x$ <b>tag</b>\n"
+    at = app()
+    at.radio(key="data_source").set_value("Upload .txt files").run()
+    at.file_uploader(key="uploads").upload("hostile.txt", (line * 40).encode(), "text/plain").run()
+    at.radio(key="tokenizer_radio").set_value("bpe").run()
+    at.number_input(key="bpe_vocab").set_value(300).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    html = [m.value for m in at.markdown if "token-view" in m.value or "bpe-merges" in m.value]
+    assert len(html) >= 4, "the token preview, the merges, the re-cut text, the longest tokens and GPT-2's cuts"
+    for block in html:
+        assert "<img" not in block and "<b>" not in block and "</b>" not in block
+    assert any("&lt;img" in block or "&lt;" in block for block in html)
+    assert any(c.value.startswith("line 1: GPT-2") for c in at.caption), "the hostile line is among GPT-2's worst"
+    assert any(c.value.startswith("The readable trainer below learned these") for c in at.caption), \
+        "a small text is learned by the loop the page shows"
