@@ -66,7 +66,7 @@ def test_without_a_measured_spread_only_equal_scores_tie():
 def test_the_spread_is_the_widest_gap_between_seeds_of_the_same_settings():
     spread = seed_spread({"small": [1.10, 1.13, 1.12], "big": [0.95, 0.96], "alone": [2.0]})
     assert spread.bits == pytest.approx(0.03) and spread.groups == 2 and spread.runs == 5
-    assert "0.030 bits/char" in spread.sentence() and "5 runs of 2 settings" in spread.sentence()
+    assert "0.030 bits/byte" in spread.sentence() and "5 runs of 2 settings" in spread.sentence()
     assert seed_spread({"alone": [2.0], "other": [1.0]}).bits is None, "one run per setting measures nothing"
 
 
@@ -76,7 +76,7 @@ def test_the_board_exports_as_csv_and_as_a_picture():
                   rank_entries([entry("ana <b>", 1.5), entry("ben", 1.52), entry("cy", 1.9)], 0.05),
                   waiting=[("dee", "run of dee", "training, step 40")])
     rows = list(csv.reader(io.StringIO(board_csv(board))))
-    assert rows[0] == ["rank", "handle", "run", "model", "bits_per_char", "tied_with", "spread_bits"]
+    assert rows[0] == ["rank", "handle", "run", "model", "bits_per_byte", "tied_with", "spread_bits"]
     assert [r[:2] + [r[4], r[5]] for r in rows[1:4]] == [["1=", "ana <b>", "1.5000", "ben"],
                                                         ["1=", "ben", "1.5200", "ana <b>"], ["3", "cy", "1.9000", ""]]
     assert rows[4][:2] == ["not ranked", "dee"] and rows[1][6] == "0.0500"
@@ -145,7 +145,7 @@ def test_rules_name_every_broken_one(small_text):
         rules_for(small_text, budget=10, ends_at=time.time() - 1)
     with pytest.raises(BabyGPTError, match="budget must be between"):
         rules_for(small_text, budget=0)
-    assert rules.held_out_tokens == rules.held_out_chars, "one character a token"
+    assert rules.held_out_tokens == rules.held_out_chars == rules.held_out_bytes, "one ASCII character a token"
 
 
 # --- the whole challenge through the scheduler --------------------------------------------------
@@ -188,7 +188,7 @@ def test_a_challenge_from_entries_to_a_frozen_board(classroom, small_text):
     assert board.spread.bits is None and board.refused == []
     scores = {s.run_id: s for s in store.scores([alice.id, bob.id])}
     assert scores[alice.id].step == 30 and scores[alice.id].tokens == ChallengeRules.from_dict(record.rules).held_out_tokens
-    assert board.standings[0].entry.bits_per_char == pytest.approx(scores[alice.id].nats_per_token / math.log(2))
+    assert board.standings[0].entry.score == pytest.approx(scores[alice.id].nats_per_token / math.log(2))
 
     # a resume past the budget is refused; the teacher checks the top entries at low priority
     with pytest.raises(BabyGPTError, match="is a challenge entry: 40 steps"):
@@ -205,7 +205,7 @@ def test_a_challenge_from_entries_to_a_frozen_board(classroom, small_text):
 
     rows = {r.run_id: r for r in classroom.rows()}
     assert rows[alice.id].handle == "Alice" and rows[alice.id].role == "entry" and rows[checks[0].id].role == "check"
-    assert rows[alice.id].step == 30 and rows[alice.id].val_bpc is not None and rows[alice.id].where == "local"
+    assert rows[alice.id].step == 30 and rows[alice.id].val_bpb is not None and rows[alice.id].where == "local"
     assert len(rows[alice.id].curve) == 4, "evaluations at steps 0, 10, 20 and 30"
 
     frozen = classroom.end_challenge(TEACHER)
@@ -246,7 +246,7 @@ def test_an_end_time_freezes_the_board_as_it_stood_then(classroom, small_text):
     store.log_score(info.id, 20, 0.001, 100, measured_at=now + 7200)  # measured after the end: left out
     board = classroom.board(now=now + 4000)
     assert board.title == "Challenge (final)" and len(board.standings) == 1
-    assert board.standings[0].entry.bits_per_char > 0.5
+    assert board.standings[0].entry.score > 0.5
     assert classroom.open_challenge() is None
     with pytest.raises(BabyGPTError, match="No challenge is open"):
         classroom.enter(BOB.user, plan)

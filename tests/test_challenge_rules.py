@@ -235,16 +235,16 @@ def challenge(small_text):
     return store, store.create_challenge(rules.to_dict()), rules
 
 
-def record(store, challenge_id, text, owner, seed, steps, status, bpc=None, measured_at=None, check_of=None,
+def record(store, challenge_id, text, owner, seed, steps, status, bpb=None, measured_at=None, check_of=None,
            lr=3e-3):
     """A challenge run as a worker leaves it: its steps trained, its status, and its score where it stopped."""
     plan = entry_plan(text, seed=seed, lr=lr)
     info = create_run(store, plan, name=f"{owner} {seed}", owner=owner, status=status,
                       challenge={"id": challenge_id, "check_of": check_of})
     store.log_metrics(info.id, [MetricRow(steps, "train", 1.0)])
-    if bpc is not None:  # char tokens: a token is a character, so nats per token = bits per char × ln 2
+    if bpb is not None:  # char tokens of an ASCII text: a token is a byte, so nats per token = bits per byte × ln 2
         tokens = store.challenge(challenge_id).rules["held_out_tokens"]
-        store.log_score(info.id, steps, bpc * math.log(2), tokens, measured_at)
+        store.log_score(info.id, steps, bpb * math.log(2), tokens, measured_at)
     return info
 
 
@@ -260,10 +260,10 @@ def test_only_finished_runs_of_the_whole_budget_rank_and_measure_the_spread(chal
     ben = record(store, rec.id, small_text, "ben", 9, 10, RunStatus.STOPPED, 1.10)  # stopped half way
     cy = record(store, rec.id, small_text, "cy", 5, 7, RunStatus.RUNNING)
     board = build_board(store, rec, named)
-    assert [(s.entry.handle, s.entry.bits_per_char) for s in board.standings] == [
+    assert [(s.entry.handle, s.entry.score) for s in board.standings] == [
         ("ana", pytest.approx(1.50)), ("amy", pytest.approx(1.52))], "only finished runs of the whole budget rank"
     assert board.spread.bits == pytest.approx(0.02) and (board.spread.runs, board.spread.groups) == (2, 1)
-    assert "spread 0.020 bits/char from 2 runs of 1 setting (repeats by the class)" in board.spread.sentence()
+    assert "spread 0.020 bits/byte from 2 runs of 1 setting (repeats by the class)" in board.spread.sentence()
     why = {u.run_id: u.why for u in board.waiting}
     assert why[ben.id] == f"stopped at step 10 of {STEPS}: resume it to finish the budget and be ranked"
     assert why[cy.id] == f"training, step 7 of {STEPS}"
@@ -333,7 +333,7 @@ def test_the_picture_draws_every_bar_from_zero_so_tied_entries_look_tied():
     assert abs(widths[0] - widths[1]) / widths[0] < 0.02, "1.50 and 1.52 are tied: two bars of nearly one length"
     assert widths[2] / widths[0] == pytest.approx(1.90 / 1.50, rel=0.01), "a bar is as long as its score"
     texts = [t.text for t in svg.iter(f"{ns}text")]
-    assert "0" in texts and any(t and t.startswith("Bars start at 0 bits/char") for t in texts)
+    assert "0" in texts and any(t and t.startswith("Bars start at 0 bits/byte") for t in texts)
     band = next(r for r in svg.iter(f"{ns}rect") if r.get("class") == "spread")
     assert float(band.get("width")) == pytest.approx(widths[0] * 0.05 / 1.50, rel=0.01)
 

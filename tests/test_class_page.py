@@ -89,8 +89,8 @@ def test_a_challenge_set_entered_ranked_and_ended_from_the_pages(teacher):
     at.switch_page(CLASS).run()
     board = html_of(at)
     assert "class-board" in board and "1</td>" in board and "gpt 1×32" in board
-    assert "Score bits/char" in board, "each figure says what it is"
-    assert any(c.value.startswith("Score: bits per character on the challenge's held-out text") and "Val bits/char"
+    assert "Score bits/byte" in board and "Val bits/byte" in board, "each figure says what it is"
+    assert any(c.value.startswith("Score: bits per byte on the challenge's held-out text") and "Val bits/byte"
                in c.value for c in at.caption)
     assert "Seed-to-seed spread not measured yet" in " ".join(c.value for c in at.caption)
     at.button(key="end_challenge").click().run()

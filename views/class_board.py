@@ -10,8 +10,10 @@ from datetime import datetime
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.leaderboard import (
     BEST_OF_EACH,
+    BITS_PER_BYTE,
     ENTRY_RULES,
     Board,
     Entry,
@@ -20,7 +22,7 @@ from babygpt.lessons.leaderboard import (
     entry_rule_sentence,
 )
 from babygpt.lessons.viz import runs_overlay_figure
-from babygpt.orchestration.challenge import ChallengeRules
+from babygpt.orchestration.challenge import ChallengeRules, tokenizer_phrase
 from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.server.classroom import BoardRow
 from babygpt.status import RunStatus
@@ -71,7 +73,7 @@ def table_html(columns: list[tuple[str, str, bool]], rows: list[tuple[str, list[
 
 # --- the board ---------------------------------------------------------------------------------
 
-BOARD_COLUMNS = [("Who", "13%", False), ("Model", "14%", False), ("Step", "12%", True), ("Val bits/char", "8%", True),
+BOARD_COLUMNS = [("Who", "13%", False), ("Model", "14%", False), ("Step", "12%", True), ("Val bits/byte", "8%", True),
                  ("Tokens/s", "8%", True), ("Left", "7%", True), ("Where", "8%", False), ("Last line", "30%", False)]
 
 
@@ -95,6 +97,15 @@ def board_order(rows: list[BoardRow]) -> list[BoardRow]:
     return sorted(reversed(rows), key=key)
 
 
+def units_caption(rows: list[BoardRow]) -> str:
+    """What *Val bits/byte* is, under the table; and which runs have none (recorded before runs kept the size of
+    their validation text), rather than a figure in another unit beside the others."""
+    unknown = sum(not r.bytes_known for r in rows)
+    return BITS_PER_BYTE_SENTENCE + ("" if not unknown else
+                                     f" {unknown} run{'s' if unknown != 1 else ''} recorded before runs kept the size "
+                                     "of their validation text show no bits per byte (–).")
+
+
 def board_table(rows: list[BoardRow], me: str) -> str:
     cells = []
     for r in board_order(rows):
@@ -102,7 +113,7 @@ def board_table(rows: list[BoardRow], me: str) -> str:
             " · <i>entry</i>" if r.role == "entry" else "")
         cells.append(("you" if r.owner == me else "", [
             who, html.escape(f"{r.rung} {r.size}"), step_cell(r),
-            "–" if r.val_bpc is None else f"{r.val_bpc:.3f}",
+            "–" if r.val_bpb is None else f"{r.val_bpb:.3f}",
             f"{r.tokens_per_sec / 1000:.1f}k" if r.status.training and r.tokens_per_sec else "–",
             format_duration(r.eta_s) if r.status.training else "–", html.escape(r.where),
             html.escape(r.last_line) or "–"]))
@@ -116,8 +127,8 @@ def curves_figure(computed_at: float, _rows: list[BoardRow]):
     curves = {f"{r.handle} · {r.label[-4:]}": r.curve for r in _rows if r.curve}
     if not curves:
         return None, 0
-    fig = runs_overlay_figure(curves, title="Validation bits per character, every run of this lesson",
-                              y_title="val bits/char")
+    fig = runs_overlay_figure(curves, title="Validation bits per byte, every run of this lesson",
+                              y_title="val bits/byte")
     fig.update_layout(showlegend=len(curves) <= LEGEND_MAX)
     return fig, len(curves)
 
@@ -130,8 +141,7 @@ def draw_curves() -> None:
         st.caption("The validation curves appear here after each run's first evaluation.")
         return
     st.plotly_chart(fig, key="class_curves")
-    if n > LEGEND_MAX:
-        st.caption(f"{n} runs: hover a curve to see whose it is.")
+    st.caption(BITS_PER_BYTE_SENTENCE + (f" {n} runs: hover a curve to see whose it is." if n > LEGEND_MAX else ""))
 
 
 def live_board() -> None:
@@ -149,6 +159,7 @@ def live_board() -> None:
             st.caption(f"{len(rows)} runs · {training} training · {queued} queued · since "
                        f"{time.strftime('%H:%M', time.localtime(classroom.lesson_start()))}")
             st.html(board_table(rows, identity.user()))
+            st.caption(units_caption(rows))
         if any(r.status.active for r in rows) != busy:
             st.rerun()  # something started or everything ended: change the timers
 
@@ -162,11 +173,23 @@ def live_board() -> None:
 
 # --- the challenge -------------------------------------------------------------------------------
 
-LEADERBOARD_COLUMNS = [("Rank", "8%", False), ("Who", "22%", False), ("Model", "25%", False),
-                       ("Score bits/char", "12%", True), ("Tied with", "33%", False)]
-SCORE_CAPTION = ("Score: bits per character on the challenge's held-out text, measured once when an entry finished "
-                 "the whole budget. The lesson's table below shows *Val bits/char*, each run's own estimate from a "
-                 "few random batches while it trains, so the two figures differ.")
+def leaderboard_columns(board: Board) -> list[tuple[str, str, bool]]:
+    """The leaderboard's header, its score column in the board's unit (*Score bits/byte*; a board frozen before
+    scores were in bits per byte says *Score bits/char*)."""
+    return [("Rank", "8%", False), ("Who", "22%", False), ("Model", "25%", False),
+            (f"Score {board.unit}", "12%", True), ("Tied with", "33%", False)]
+
+
+def score_caption(board: Board) -> str:
+    """What the score is, in the board's own unit, and why it differs from the lesson table's figure."""
+    if board.unit != BITS_PER_BYTE:
+        return (f"Score: {board.unit_words} on the challenge's held-out text: this board was frozen before scores "
+                "were in bits per byte, and keeps the figures it ended with. The lesson's table below shows *Val "
+                "bits/byte*, each run's own estimate while it trains.")
+    return ("Score: bits per byte on the challenge's held-out text — the nats an entry pays on the scored tokens, in "
+            "bits, per byte of the UTF-8 text they spell, so entries cut into different tokens compare — measured "
+            "once when an entry finished the whole budget. The lesson's table below shows *Val bits/byte*, each "
+            "run's own estimate from a few random batches while it trains, so the two figures differ.")
 
 
 def entry_who(board: Board, entry: Entry, me: str) -> str:
@@ -180,16 +203,16 @@ def entry_who(board: Board, entry: Entry, me: str) -> str:
 
 def leaderboard_table(board: Board, me: str) -> str:
     rows = [("you" if s.entry.owner is not None and s.entry.owner == me else "", [
-        s.shown_rank, entry_who(board, s.entry, me), html_literal(s.entry.detail), f"{s.entry.bits_per_char:.3f}",
+        s.shown_rank, entry_who(board, s.entry, me), html_literal(s.entry.detail), f"{s.entry.score:.3f}",
         html_literal(", ".join(s.tied_with)) or "–"]) for s in board.standings]
-    return table_html(LEADERBOARD_COLUMNS, rows)
+    return table_html(leaderboard_columns(board), rows)
 
 
 def draw_board(board: Board, ended: bool) -> None:
     me = identity.user()
     if board.standings:
         st.html(leaderboard_table(board, me))
-        st.caption(SCORE_CAPTION)
+        st.caption(score_caption(board))
     else:
         st.caption("No entry is ranked yet: an entry is scored on the held-out text, and ranked, when it finishes "
                    "the whole budget.")
@@ -248,11 +271,19 @@ def budget_input() -> int:
     return int(steps * batch * block)
 
 
+def teachers_tokenizer() -> str:
+    """The tokenizer a challenge set now fixes, with its size: "bpe, 2,048 tokens, GPT-4 split"."""
+    kind, bpe = choices.tokenizer_kind(), choices.bpe_for(choices.tokenizer_kind())
+    if bpe is not None:  # the size asked: stated before anything is learned (Set learns it, as the Data page did)
+        return tokenizer_phrase(kind, bpe.vocab_size, bpe.split)
+    return tokenizer_phrase(kind, choices.current_tokenizer().vocab_size)
+
+
 def set_challenge_form() -> None:
     corpus = choices.corpus()
-    st.markdown(f"**Set a challenge** on your current text **{markdown_literal(corpus.name)}**, "
-                f"{choices.tokenizer_kind()} tokens, last {choices.val_fraction():.0%} held out (change them on the "
-                "Data page).")
+    st.markdown(f"**Set a challenge** on your current text **{markdown_literal(corpus.name)}**, tokenizer "
+                f"{teachers_tokenizer()}, last {choices.val_fraction():.0%} held out (change them on the Data page). "
+                "Every entry trains with exactly this tokenizer.")
     budget = budget_input()
     entry_rule = st.radio("Several entries from one student", list(ENTRY_RULES), format_func=ENTRY_RULES.get,
                           horizontal=True, key="challenge_entry_rule",
@@ -266,7 +297,8 @@ def set_challenge_form() -> None:
         ends_at = datetime.combine(datetime.now().date(), at).timestamp()
     st.button("Set the challenge", type="primary", key="set_challenge", on_click=act, args=(lambda: (
         state.classroom().set_challenge(identity.actor(), corpus, choices.tokenizer_kind(), choices.val_fraction(),
-                                        budget, ends_at, entry_rule), "Challenge set.")[1],))
+                                        budget, ends_at, entry_rule, choices.bpe_for(choices.tokenizer_kind())),
+        "Challenge set.")[1],))
 
 
 def run_controls() -> None:

@@ -138,9 +138,17 @@ def training_text(rules: ChallengeRules | None) -> tuple:
     return corpora.challenge_corpus(rules), rules.tokenizer, rules.val_fraction
 
 
+def training_tokenizer(rules: ChallengeRules | None):
+    """The tokenizer a run started here trains with: the Data page's, or when entering, the challenge's own (a BPE
+    of the teacher's size and pre-split, whatever this user's Data page says), built once for every session."""
+    corpus, kind, _ = training_text(rules)
+    bpe = choices.bpe_for(kind) if rules is None else rules.bpe_settings()
+    return corpora.tokenizer_for(corpus.sha256, kind, corpus.text, bpe)
+
+
 def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
-    corpus, kind, val_fraction = training_text(rules)
-    tokenizer = corpora.tokenizer_for(corpus.sha256, kind, corpus.text, choices.bpe_for(kind) if rules is None else None)
+    _, _, val_fraction = training_text(rules)
+    tokenizer = training_tokenizer(rules)
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
     train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
                             val_fraction=val_fraction, log_interval=5, sample_tokens=120).validate()
@@ -193,8 +201,10 @@ def start_training(hp: dict, rules: ChallengeRules | None) -> None:
         return
     _, train_cfg = configs(hp, rules)
     corpus, kind, _ = training_text(rules)
-    bpe = choices.bpe_for(kind) if rules is None else None  # the BPE the Data page learned; a challenge's default one
-    plan = plan_training(corpus, kind, hp["preset"], train_cfg, bpe, **model_settings(hp))
+    if rules is None:  # the BPE the Data page chose, learned for this run
+        plan = plan_training(corpus, kind, hp["preset"], train_cfg, choices.bpe_for(kind), **model_settings(hp))
+    else:  # the challenge's tokenizer itself, which the classroom checks by its fingerprint
+        plan = plan_training(corpus, training_tokenizer(rules), hp["preset"], train_cfg, **model_settings(hp))
     if rules is None:
         info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {corpus.name}")
     else:

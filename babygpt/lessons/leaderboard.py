@@ -6,7 +6,9 @@ evaluation mode, predict each of the first ``HELD_OUT_TOKENS`` tokens of the cha
 tokens before it in windows of its own context length, with every causal mask on and after a check, as it
 computes, that no position's logits move when later tokens change: no model switch can make a scored position read
 its answer. Training-time validation losses are estimates from a few random batches a student chooses; this number
-is not.
+is not. It is read in bits per byte (``babygpt.units.bits_per_byte``): the nats paid on the held-out tokens, in
+bits, per UTF-8 byte of the text they spell, so entries whose tokenizers cut the text differently compare. Boards
+frozen before scores were in bits per byte keep their bits per character, and say so (``Board.unit``).
 
 **The ranks.** Two runs with the same settings and different seeds end at different losses. If the gap between
 two entries is no larger than that seed-to-seed spread, nothing says one is better, so they are shown as tied: an
@@ -130,8 +132,16 @@ def _loss_sum(model: LanguageModel, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").double()
 
 
+# The unit a board's scores are in: bits per byte since challenges count the held-out text's bytes; bits per
+# character on boards (and challenges) from before, which keep their figures and say their unit.
+BITS_PER_BYTE, BITS_PER_CHAR = "bits/byte", "bits/char"
+UNIT_WORDS = {BITS_PER_BYTE: "bits per byte", BITS_PER_CHAR: "bits per character"}
+CSV_SCORE_COLUMN = {BITS_PER_BYTE: "bits_per_byte", BITS_PER_CHAR: "bits_per_char"}
+
+
 def bits_per_char_of(nats_per_token: float, tokens: int, chars: int) -> float:
-    """Nats per token to bits per character of the same text, so char and BPE models compare."""
+    """Nats per token to bits per character of the same text: the score of a challenge set before challenges
+    counted bytes (its rules know only the characters), so its open board keeps one unit to the end."""
     return nats_per_token * tokens / chars / math.log(2)
 
 
@@ -141,10 +151,11 @@ def bits_per_char_of(nats_per_token: float, tokens: int, chars: int) -> float:
 class Spread:
     """How far runs of the same settings end apart when only the seed changes, and what it was measured on."""
 
-    bits: float | None  # the widest gap measured (bits per character); None: nothing measured yet
+    bits: float | None  # the widest gap measured, in ``unit``; None: nothing measured yet
     groups: int = 0  # settings trained with two seeds or more
     runs: int = 0  # runs in those groups
     source: str = ""  # "the teacher's checks" or "repeats by the class"
+    unit: str = BITS_PER_BYTE  # the board's unit (bits/char on boards frozen before bits per byte)
 
     def sentence(self) -> str:
         if self.bits is None:
@@ -152,12 +163,13 @@ class Spread:
                     "seeds): no ties are claimed, and ranks separate any difference, however small. The teacher's "
                     "Check the top three measures it, and so does a repeat of an entry with another seed.")
         source = f" ({self.source})" if self.source else ""
-        return (f"Seed-to-seed spread {self.bits:.3f} bits/char from {self.runs} runs of {self.groups} "
+        return (f"Seed-to-seed spread {self.bits:.3f} {self.unit} from {self.runs} runs of {self.groups} "
                 f"setting{'s' if self.groups != 1 else ''}{source}: the widest gap between finished runs of the "
                 "whole budget that differ only in their seed. Entries closer than that are tied.")
 
 
-def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozenset[str] = frozenset()) -> Spread:
+def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozenset[str] = frozenset(),
+                unit: str = BITS_PER_BYTE) -> Spread:
     """The spread from final scores grouped by settings (everything but the seed); groups of one say nothing.
 
     Once the teacher has checked entries (re-trained them with other seeds), only the checked settings count: the
@@ -166,13 +178,13 @@ def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozens
     everyone. Before any check, every repeat the class made counts."""
     repeated = {key: scores for key, scores in by_settings.items() if len(scores) >= 2}
     if not repeated:
-        return Spread(None)
+        return Spread(None, unit=unit)
     source = "repeats by the class"
     if any(key in checked for key in repeated):
         repeated = {key: scores for key, scores in repeated.items() if key in checked}
         source = "the teacher's checks"
     groups = list(repeated.values())
-    return Spread(max(max(s) - min(s) for s in groups), len(groups), sum(len(s) for s in groups), source)
+    return Spread(max(max(s) - min(s) for s in groups), len(groups), sum(len(s) for s in groups), source, unit)
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,7 @@ class Entry:
     run_id: str
     handle: str
     label: str
-    bits_per_char: float
+    score: float  # in the board's unit: bits per byte (bits per character on boards frozen before)
     detail: str = ""  # rung and size, for the board
     owner: str | None = None  # the student's user key (None: the command line): "(you)" and the entry rule use it
     entries: int = 1  # how many ranked entries its student made (``counted_entries``)
@@ -202,13 +214,13 @@ def rank_entries(entries: list[Entry], spread_bits: float | None) -> list[Standi
     every entry within the spread of it (without a measured spread, only equal scores tie). Sorted once and
     searched, so a lesson's hundreds of entries cost little."""
     margin = spread_bits or 0.0
-    ordered = sorted(entries, key=lambda e: (e.bits_per_char, e.handle))
-    scores = [e.bits_per_char for e in ordered]
+    ordered = sorted(entries, key=lambda e: (e.score, e.handle))
+    scores = [e.score for e in ordered]
     out = []
     for i, entry in enumerate(ordered):
-        ahead = bisect.bisect_left(scores, entry.bits_per_char - margin)
-        near = range(bisect.bisect_left(scores, entry.bits_per_char - margin),
-                     bisect.bisect_right(scores, entry.bits_per_char + margin))
+        ahead = bisect.bisect_left(scores, entry.score - margin)
+        near = range(bisect.bisect_left(scores, entry.score - margin),
+                     bisect.bisect_right(scores, entry.score + margin))
         out.append(Standing(entry, 1 + ahead, tuple(ordered[j].handle for j in near if j != i)))
     return out
 
@@ -253,26 +265,37 @@ class Board:
     refused: list[Refusal] = field(default_factory=list)
     ended_at: float | None = None
     entry_rule: str = EVERY_ENTRY  # the teacher's rule for several entries from one student (older boards: every)
+    unit: str = BITS_PER_BYTE  # what the scores and the spread are in (boards frozen before bits per byte: bits/char)
 
     def __post_init__(self) -> None:
         self.waiting = [w if isinstance(w, Unranked) else Unranked(*w) for w in self.waiting]
+        if self.unit not in UNIT_WORDS:
+            raise BabyGPTError(f"A board's scores are in {' or '.join(UNIT_WORDS)}, not {self.unit!r}.")
+
+    @property
+    def unit_words(self) -> str:
+        """The unit as a sentence says it: "bits per byte" (or "bits per character" on an older board)."""
+        return UNIT_WORDS[self.unit]
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "rules": self.rules, "spread": asdict(self.spread), "ended_at": self.ended_at,
                 "standings": [{**asdict(s.entry), "rank": s.rank, "tied_with": list(s.tied_with)}
                               for s in self.standings],
                 "waiting": [asdict(w) for w in self.waiting], "refused": [asdict(r) for r in self.refused],
-                "entry_rule": self.entry_rule}
+                "entry_rule": self.entry_rule, "unit": self.unit}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Board:
-        standings = [Standing(Entry(s["run_id"], s["handle"], s["label"], s["bits_per_char"], s.get("detail", ""),
-                                    s.get("owner"), s.get("entries", 1)),
+        """A stored board as it was frozen. One stored before scores were in bits per byte has no ``unit`` and its
+        entries' scores under ``bits_per_char``: it is read back in bits per character, and says so."""
+        unit = data.get("unit", BITS_PER_CHAR)
+        standings = [Standing(Entry(s["run_id"], s["handle"], s["label"], s["score"] if "score" in s else
+                                    s["bits_per_char"], s.get("detail", ""), s.get("owner"), s.get("entries", 1)),
                               s["rank"], tuple(s["tied_with"])) for s in data["standings"]]
         waiting = [Unranked(**w) if isinstance(w, dict) else Unranked(*w) for w in data.get("waiting", [])]
-        return cls(data["title"], data["rules"], Spread(**data["spread"]), standings, waiting,
+        return cls(data["title"], data["rules"], Spread(**{**data["spread"], "unit": unit}), standings, waiting,
                    [Refusal(**r) for r in data.get("refused", [])], data.get("ended_at"),
-                   data.get("entry_rule", EVERY_ENTRY))
+                   data.get("entry_rule", EVERY_ENTRY), unit)
 
 
 # --- several entries from one student: the teacher's rule -----------------------------------------
@@ -288,7 +311,7 @@ def counted_entries(entries: list[Entry], rule: str) -> list[Entry]:
     students = [[dataclasses.replace(e, entries=len(own)) for e in own] for own in by_student.values()]
     if rule == EVERY_ENTRY:
         return [e for own in students for e in own]
-    return [min(own, key=lambda e: (e.bits_per_char, e.run_id)) for own in students]
+    return [min(own, key=lambda e: (e.score, e.run_id)) for own in students]
 
 
 def entry_rule_sentence(board: Board) -> str:
@@ -303,7 +326,10 @@ def entry_rule_sentence(board: Board) -> str:
             f"best of ({left_out} other entr{'ies' if left_out != 1 else 'y'} not ranked).")
 
 
-CSV_COLUMNS = ("rank", "handle", "run", "model", "bits_per_char", "tied_with", "spread_bits")
+def csv_columns(board: Board) -> tuple[str, ...]:
+    """The CSV's header: the score column names the board's unit (``bits_per_byte``; ``bits_per_char`` on a board
+    frozen before), so a spreadsheet never holds a number without its unit."""
+    return "rank", "handle", "run", "model", CSV_SCORE_COLUMN[board.unit], "tied_with", "spread_bits"
 
 
 def board_csv(board: Board) -> str:
@@ -313,11 +339,11 @@ def board_csv(board: Board) -> str:
     teacher opens in a spreadsheet, which would run it. Scores are written as plain numbers."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(csv_columns(board))
     spread = "" if board.spread.bits is None else f"{board.spread.bits:.4f}"
     for s in board.standings:
         writer.writerow([csv_cell(s.shown_rank), csv_cell(s.entry.handle), csv_cell(s.entry.label),
-                         csv_cell(s.entry.detail), f"{s.entry.bits_per_char:.4f}",
+                         csv_cell(s.entry.detail), f"{s.entry.score:.4f}",
                          csv_cell("; ".join(s.tied_with)), spread])
     for handle, label, why in board.waiting:
         writer.writerow(["not ranked", csv_cell(handle), csv_cell(label), csv_cell(why), "", "", spread])
@@ -335,19 +361,20 @@ def _tick_step(top: float, most: int = 6) -> float:
 
 def board_svg(board: Board, width: int = 960) -> str:
     """The board as a picture: rank, name, model and score, and a bar per entry as long as its score on one scale
-    that starts at 0 bits/char (written under the bars), so two scores 0.02 apart are two bars of nearly one
-    length, as they are nearly one score. The spread is a band from the leader's score: a bar that ends inside it is
-    tied with the leader. Every user's string is text (``html_literal``)."""
+    that starts at 0 in the board's unit (bits/byte, written over the scores and under the bars), so two scores
+    0.02 apart are two bars of nearly one length, as they are nearly one score. The spread is a band from the
+    leader's score: a bar that ends inside it is tied with the leader. Every user's string is text
+    (``html_literal``)."""
     row_h, left_w, right_w, chars = 30, 420, 90, 125
     rows = board.standings
-    scores = [s.entry.bits_per_char for s in rows]
+    scores = [s.entry.score for s in rows]
     spread = board.spread.bits or 0.0
     step = _tick_step(max([*scores, min(scores, default=0.0) + spread, 1e-6]))
     scale_max = step * math.ceil(max([*scores, min(scores, default=0.0) + spread, step]) / step)
     bar_w = width - left_w - right_w - 20
 
-    def x_of(bpc: float) -> float:
-        return left_w + bar_w * bpc / scale_max
+    def x_of(score: float) -> float:
+        return left_w + bar_w * score / scale_max
 
     header = [(board.title, 22, "bold")] + [(line, 13, "normal") for text in (board.rules, board.spread.sentence())
                                             for line in textwrap.wrap(text, chars)]
@@ -360,7 +387,7 @@ def board_svg(board: Board, width: int = 960) -> str:
     parts.insert(0, f'<rect width="{width}" height="{height}" fill="white"/>')
     parts.insert(0, f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
                     f'viewBox="0 0 {width} {height}" font-family="sans-serif">')
-    parts.append(f'<text x="{width - right_w}" y="{top - 14}" font-size="12" fill="#555">bits/char</text>')
+    parts.append(f'<text x="{width - right_w}" y="{top - 14}" font-size="12" fill="#555">{board.unit}</text>')
     if spread and rows:
         parts.append(f'<rect class="spread" x="{x_of(scores[0]):.1f}" y="{top - 8}" '
                      f'width="{x_of(scores[0] + spread) - x_of(scores[0]):.1f}" height="{row_h * len(rows) + 4}" '
@@ -371,10 +398,10 @@ def board_svg(board: Board, width: int = 960) -> str:
         parts.append(f'<text x="60" y="{y + 14}" font-size="14">{html_literal(_clip(s.entry.handle, 22))}</text>')
         parts.append(f'<text x="230" y="{y + 14}" font-size="12" fill="#555">'
                      f'{html_literal(_clip(s.entry.detail, 30))}</text>')
-        parts.append(f'<rect class="bar" x="{left_w}" y="{y}" width="{x_of(s.entry.bits_per_char) - left_w:.1f}" '
+        parts.append(f'<rect class="bar" x="{left_w}" y="{y}" width="{x_of(s.entry.score) - left_w:.1f}" '
                      f'height="{row_h - 10}" fill="{"#e08a00" if s.tied_with else "#1f77b4"}">'
-                     f'<title>{html_literal(s.entry.handle)}: {s.entry.bits_per_char:.3f} bits/char</title></rect>')
-        parts.append(f'<text x="{width - right_w}" y="{y + 14}" font-size="14">{s.entry.bits_per_char:.3f}</text>')
+                     f'<title>{html_literal(s.entry.handle)}: {s.entry.score:.3f} {board.unit}</title></rect>')
+        parts.append(f'<text x="{width - right_w}" y="{y + 14}" font-size="14">{s.entry.score:.3f}</text>')
     if not rows:
         parts.append(f'<text x="16" y="{top + 14}" font-size="14">No entry has been scored yet.</text>')
     axis_y = top + row_h * max(1, len(rows))
@@ -384,9 +411,9 @@ def board_svg(board: Board, width: int = 960) -> str:
         parts.append(f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="#555"/>')
         parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle" '
                      f'fill="#555">{k * step:g}</text>')
-    parts.append(f'<text x="16" y="{axis_y + 40}" font-size="12" fill="#555">Bars start at 0 bits/char and are as '
-                 "long as the score (lower is better). Shaded: the spread from the leader; a bar ending in it ties."
-                 "</text>")
+    parts.append(f'<text x="16" y="{axis_y + 40}" font-size="12" fill="#555">Bars start at 0 {board.unit} and '
+                 "are as long as the score (lower is better). Shaded: the spread from the leader; a bar ending in it "
+                 "ties.</text>")
     parts.append("</svg>")
     return "\n".join(parts)
 

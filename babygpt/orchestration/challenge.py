@@ -2,15 +2,19 @@
 re-trained with other seeds, scored and ranked, and how the board freezes when the challenge ends.
 
 The teacher fixes the text, the tokenizer, the validation split and a budget of training tokens (steps × batch ×
-block), and may set an end time. What the student may set (the rung, sizes, learning rate, batch, block, seed...)
+block), and may set an end time. The tokenizer is fixed itself, not only its kind: a BPE's size and pre-split are
+kept to rebuild it, and its fingerprint (``tokenizer_sha256``: the merges, for a BPE) to check that every entry
+trains with exactly it. What the student may set (the rung, sizes, learning rate, batch, block, seed...)
 is an allow-list, ``ENTRY_MODEL_SETTINGS`` and ``ENTRY_TRAIN_SETTINGS``, within the server's limits; an entry trains
 the whole budget. Each entry is scored by its worker when it stops training (``lessons.leaderboard.held_out_loss``);
-the board ranks the scores of finished runs with the seed-to-seed spread measured on finished runs.
+the board ranks the scores of finished runs with the seed-to-seed spread measured on finished runs. Scores are in
+bits per byte of the held-out text (``babygpt.units``), so a char, a GPT-2 and a BPE challenge read alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import active
 from babygpt.lessons.leaderboard import (
     BEST_OF_EACH,
+    BITS_PER_BYTE,
+    BITS_PER_CHAR,
     ENTRY_RULES,
     Board,
     Entry,
@@ -38,20 +44,53 @@ from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
 from babygpt.store.runs import UPLOADS_DIR, RunInfo, RunStore, parse_config_document
+from babygpt.text.bpe import BPESettings, split_of
+from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, corpus_from_path, split_ids
 from babygpt.text.datasets import load_corpus, registry
-from babygpt.text.tokenizers import build_tokenizer
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes
+from babygpt.units import bits_per_byte_of
 
 MAX_BUDGET_TOKENS = 10**10  # a typo guard, far above what a lesson trains
 CHECK_PRIORITY = -1  # the teacher's re-trainings wait behind every student's run
 CHECK_SEEDS = 2  # other seeds per checked entry: with the entry itself, three runs of its settings
 SEED_STRIDE = 1000  # the check seeds: the entry's seed + 1000, + 2000, ...
+SPLIT_WORDS = {"gpt4": "GPT-4 split", "gpt2": "GPT-2 split", "none": "no pre-split"}
+# What a BPE keeps beside its merges that does not change how it cuts a text: how it was learned.
+LEARNING_FACTS = ("asked", "learned_bytes", "text_bytes")
+
+
+def tokenizer_sha256(tokenizer: Tokenizer) -> str:
+    """The tokenizer itself, as a fingerprint: two tokenizers with the same one cut every text into the same ids.
+    For a BPE, its kind, pre-split and merges (not the size asked or how much text it learned from); for char and
+    GPT-2, the vocabulary each keeps."""
+    described = {k: v for k, v in tokenizer.to_dict().items() if k not in LEARNING_FACTS}
+    return hashlib.sha256(json.dumps(described, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def tokenizer_phrase(kind: str, vocab_size: int = 0, split: str | None = None, asked: int = 0) -> str:
+    """A tokenizer as the challenge states it: "bpe, 2,048 tokens, GPT-4 split", "char, 65 tokens" (the kind alone
+    when its size is not known: a challenge set before it was kept)."""
+    if not vocab_size:
+        return kind
+    size = f"{vocab_size:,} tokens" + (f" ({asked:,} asked)" if asked and asked != vocab_size else "")
+    return ", ".join([kind, size, *([SPLIT_WORDS[split or "none"]] if kind == "bpe" else [])])
+
+
+def describe_tokenizer(tokenizer: Tokenizer) -> str:
+    """``tokenizer_phrase`` of a built tokenizer."""
+    bpe = tokenizer.bpe if isinstance(tokenizer, BPETokenizer) else None
+    return tokenizer_phrase(tokenizer.kind, tokenizer.vocab_size, bpe.split if bpe else None, bpe.asked if bpe else 0)
 
 
 @dataclass(frozen=True)
 class ChallengeRules:
-    """What every entry shares. ``held_out_tokens``/``held_out_chars``: the scored tokens and the characters they
-    spell, measured once when the challenge is set, so every entry's bits per character use the same count."""
+    """What every entry shares. ``held_out_tokens``/``held_out_bytes``: the scored tokens and the UTF-8 bytes they
+    stand for, measured once when the challenge is set, so every entry's bits per byte use the same count
+    (``held_out_chars``: the characters, which challenges set before bytes were counted scored with).
+
+    The tokenizer: its kind, for a BPE the size asked and the pre-split (``bpe_vocab``, ``bpe_split``) that rebuild
+    it from the text, its vocabulary's size, and ``tokenizer_sha256``, which every entry's tokenizer must match."""
 
     corpus_name: str
     corpus_source: str
@@ -63,6 +102,11 @@ class ChallengeRules:
     held_out_tokens: int = 0
     held_out_chars: int = 0
     entry_rule: str = BEST_OF_EACH  # how several entries from one student count: a key of leaderboard.ENTRY_RULES
+    held_out_bytes: int = 0  # 0: a challenge set before bytes were counted (scored in bits per character)
+    bpe_vocab: int = 0  # the BPE's size as the teacher asked it (0: not a BPE)
+    bpe_split: str = ""  # the BPE's pre-split as a person names it: "gpt2", "gpt4" or "none" ("": not a BPE)
+    tokenizer_vocab: int = 0  # the tokenizer's vocabulary on the text (0: not kept, a challenge set before)
+    tokenizer_sha256: str = ""  # ``tokenizer_sha256`` of the tokenizer ("": not kept; then only the kind is compared)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,10 +115,35 @@ class ChallengeRules:
     def from_dict(cls, data: dict[str, Any]) -> ChallengeRules:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
+    def bpe_settings(self) -> BPESettings | None:
+        """The size and pre-split that rebuild the challenge's BPE from its text (None: not a BPE). A BPE challenge
+        set before they were kept had the library's default, which is what it gives."""
+        if self.tokenizer != "bpe":
+            return None
+        if not self.bpe_vocab:
+            return BPESettings()
+        return BPESettings(self.bpe_vocab, split_of(self.bpe_split or "none"))
+
+    def tokenizer_phrase(self) -> str:
+        """"bpe, 2,048 tokens, GPT-4 split": the tokenizer every entry trains with."""
+        return tokenizer_phrase(self.tokenizer, self.tokenizer_vocab, self.bpe_split or None, self.bpe_vocab)
+
+    @property
+    def unit(self) -> str:
+        """What the board's scores are in: bits per byte (bits per character for a challenge set before)."""
+        return BITS_PER_BYTE if self.held_out_bytes else BITS_PER_CHAR
+
+    def score(self, nats_per_token: float, tokens: int) -> float:
+        """An entry's held-out loss (mean nats per token over ``tokens`` tokens) in the board's unit: total nats ÷
+        (ln 2 × the UTF-8 bytes the scored tokens stand for, counted when the challenge was set)."""
+        if self.held_out_bytes:
+            return bits_per_byte_of(nats_per_token, tokens, self.held_out_bytes)
+        return bits_per_char_of(nats_per_token, tokens, self.held_out_chars)
+
     def sentence(self) -> str:
         ends = f" · ends {time.strftime('%H:%M', time.localtime(self.ends_at))}" if self.ends_at else ""
-        return (f"Text {self.corpus_name} · {self.tokenizer} tokens · last {self.val_fraction:.0%} held out · "
-                f"budget {self.budget_tokens:,} training tokens{ends}")
+        return (f"Text {self.corpus_name} · tokenizer {self.tokenizer_phrase()} · last {self.val_fraction:.0%} held "
+                f"out · budget {self.budget_tokens:,} training tokens{ends}")
 
     def max_steps(self, model_config: ModelConfig, train_config: TrainConfig) -> int:
         """The most steps these settings may train within the budget."""
@@ -85,9 +154,11 @@ class ChallengeRules:
 
 
 def set_rules(corpus: Corpus, tokenizer_kind: str, val_fraction: float, budget_tokens: int,
-              ends_at: float | None = None, now: float | None = None, entry_rule: str = BEST_OF_EACH
-              ) -> ChallengeRules:
-    """Check what the teacher chose and measure the scored tokens; raises BabyGPTError naming what is wrong."""
+              ends_at: float | None = None, now: float | None = None, entry_rule: str = BEST_OF_EACH,
+              bpe: BPESettings | None = None) -> ChallengeRules:
+    """Check what the teacher chose, build the tokenizer (``bpe``: the teacher's BPE size and pre-split, for kind
+    "bpe"; None there means the library's default) and measure the scored tokens and their bytes; raises
+    BabyGPTError naming what is wrong."""
     now = time.time() if now is None else now
     if entry_rule not in ENTRY_RULES:
         raise BabyGPTError(f"Several entries from one student count as {' or '.join(map(repr, ENTRY_RULES))}, "
@@ -97,11 +168,28 @@ def set_rules(corpus: Corpus, tokenizer_kind: str, val_fraction: float, budget_t
                            f"got {budget_tokens:,}.")
     if ends_at is not None and ends_at <= now:
         raise BabyGPTError("The end time has already passed: choose a time later today, or no end time.")
-    tokenizer = build_tokenizer(tokenizer_kind, corpus.text)
+    if tokenizer_kind == "bpe":
+        bpe = (bpe or BPESettings()).validate()
+    tokenizer = build_tokenizer(tokenizer_kind, corpus.text, bpe)
     val = split_ids(encode_corpus(corpus, tokenizer), val_fraction, 1).val
     scored = held_out_ids(val)
-    return ChallengeRules(corpus.name, corpus.source, corpus.sha256, tokenizer_kind, val_fraction, int(budget_tokens),
-                          ends_at, len(scored) - 1, len(tokenizer.decode(scored[1:].tolist())), entry_rule)
+    return ChallengeRules(
+        corpus.name, corpus.source, corpus.sha256, tokenizer_kind, val_fraction, int(budget_tokens), ends_at,
+        len(scored) - 1, len(tokenizer.decode(scored[1:].tolist())), entry_rule,
+        held_out_bytes=text_bytes(tokenizer, scored[1:]),
+        bpe_vocab=bpe.vocab_size if bpe else 0, bpe_split=(bpe.split or "none") if bpe else "",
+        tokenizer_vocab=tokenizer.vocab_size, tokenizer_sha256=tokenizer_sha256(tokenizer))
+
+
+def challenge_tokenizer(rules: ChallengeRules, corpus: Corpus) -> Tokenizer:
+    """The challenge's tokenizer, rebuilt from its text and settings and checked against the one the teacher set
+    (the library that learns a BPE may have changed since): what an entry trains with."""
+    tokenizer = build_tokenizer(rules.tokenizer, corpus.text, rules.bpe_settings())
+    problem = tokenizer_problem(rules, tokenizer)
+    if problem:
+        raise BabyGPTError(f"This server no longer builds the challenge's tokenizer from its text ({problem}); the "
+                           "teacher can end this challenge and set it again.")
+    return tokenizer
 
 
 def challenge_corpus(store: RunStore, rules: ChallengeRules) -> Corpus:
@@ -133,13 +221,27 @@ CHALLENGE_TRAIN_SETTINGS = ("val_fraction",)
 CHECK_HANDLE = "teacher's check"  # who the board names for the teacher's re-trainings of an entry
 
 
-def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer: str,
+def tokenizer_problem(rules: ChallengeRules, tokenizer: Tokenizer) -> str | None:
+    """Why this is not the challenge's tokenizer (None: it is): another kind, or the same kind cut otherwise (a BPE
+    of another size, split or merges). Compared by fingerprint, so no setting of an entry can change it."""
+    if tokenizer.kind != rules.tokenizer:
+        return f"it uses {tokenizer.kind} tokens, not the challenge's {rules.tokenizer}"
+    if not rules.tokenizer_sha256 or tokenizer_sha256(tokenizer) == rules.tokenizer_sha256:
+        return None
+    theirs, ours = describe_tokenizer(tokenizer), rules.tokenizer_phrase()
+    if theirs == ours:
+        return f"its tokenizer ({theirs}) cuts the text otherwise than the challenge's (other merges)"
+    return f"its tokenizer is {theirs}, not the challenge's {ours}"
+
+
+def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer: Tokenizer,
                      val_fraction: float) -> list[str]:
     problems = []
     if sha256 != rules.corpus_sha256:
         problems.append(f"it trains on {data_name or 'another text'}, not the challenge's text ({rules.corpus_name})")
-    if tokenizer != rules.tokenizer:
-        problems.append(f"it uses {tokenizer} tokens, not the challenge's {rules.tokenizer}")
+    tokenizer_wrong = tokenizer_problem(rules, tokenizer)
+    if tokenizer_wrong:
+        problems.append(tokenizer_wrong)
     if abs(val_fraction - rules.val_fraction) > 1e-12:
         problems.append(f"it holds out {val_fraction:.0%} of the text, not the challenge's {rules.val_fraction:.0%}")
     return problems
@@ -224,7 +326,7 @@ def refusal(problems: list[str]) -> str | None:
 
 def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None = None) -> list[str]:
     """Why a planned run cannot enter (empty: it can)."""
-    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, plan.tokenizer.kind,
+    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, plan.tokenizer,
                                 plan.train_config.val_fraction)
     if plan.init_from:
         problems.append("it starts from another run's weights; entries start from scratch")
@@ -235,7 +337,7 @@ def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended
     """Why a recorded run does not count (empty: it does): checked again on the board, since a run can be changed
     after it entered (its config rewritten, resumed past the budget) or reach the board by another way."""
     model_config, train_config, tokenizer = parse_config_document(info.config)
-    problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer.kind, train_config.val_fraction)
+    problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer, train_config.val_fraction)
     problems += settings_problems(model_config, train_config, tokenizer.vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
     if budget:
@@ -258,7 +360,7 @@ def check_resume_within(rules: ChallengeRules, info: RunInfo, train_config: Trai
     """A challenge entry resumes only with settings an entry may have, to the end of the budget and no further."""
     model_config, _, tokenizer = parse_config_document(info.config)
     problems = settings_problems(model_config, train_config, tokenizer.vocab_size)
-    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer.kind, train_config.val_fraction)
+    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer, train_config.val_fraction)
     budget = _whole_budget_problem(rules, model_config, train_config)
     if budget:
         problems.append(budget)
@@ -326,14 +428,14 @@ def _unranked_reason(info: RunInfo, step: int, full: int, ended: bool) -> str:
 
 def _final_scores(store: RunStore, rules: ChallengeRules, runs: list[RunInfo], cutoff: float | None
                   ) -> dict[str, float]:
-    """Each run's score at the end of the whole budget (bits per character), measured by ``cutoff``: the only
+    """Each run's score at the end of the whole budget (in ``rules.unit``: bits per byte), measured by ``cutoff``: the only
     scores the board ranks or measures the spread with. A run stopped early was scored where it stopped; that
     score ranks nothing and widens no spread (a run stopped at step 0 is as far from the others as it gets)."""
     full = {info.id: full_steps(rules, *parse_config_document(info.config)[:2]) for info in runs}
     final: dict[str, float] = {}
     for s in store.scores(list(full)):  # oldest first: a later measurement of the same step wins
         if s.step == full[s.run_id] and (cutoff is None or s.measured_at <= cutoff):
-            final[s.run_id] = bits_per_char_of(s.nats_per_token, s.tokens, rules.held_out_chars)
+            final[s.run_id] = rules.score(s.nats_per_token, s.tokens)
     return final
 
 
@@ -364,11 +466,11 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
             unranked.append(Unranked(handle, info.label, _unranked_reason(info, steps.get(info.id, 0), full,
                                                                          ended is not None), info.id))
     checked = {settings_key(i.config) for i in runs if i.check_of}
-    spread = seed_spread({key: list(by_seed.values()) for key, by_seed in repeats.items()}, checked)
+    spread = seed_spread({key: list(by_seed.values()) for key, by_seed in repeats.items()}, checked, rules.unit)
     title = "Challenge" + (" (final)" if ended else "")
     ranked = counted_entries(entries, rules.entry_rule)  # the teacher's rule for several entries from one student
     return Board(title, rules.sentence(), spread, rank_entries(ranked, spread.bits), unranked, refused, ended,
-                 rules.entry_rule)
+                 rules.entry_rule, rules.unit)
 
 
 def unranked_now(store: RunStore, rules: ChallengeRules, unranked: list[Unranked]) -> list[Unranked]:

@@ -6,6 +6,10 @@ an entry must obey, since when a run belongs to this lesson) hold for the app, t
 **Cost.** Thirty projected or open boards must not cost thirty times one. The board's rows are computed at most
 once per ``BOARD_TTL_S`` for every viewer together (one incremental metrics read per run, shared with the training
 pages through ``LiveProgress``); each viewer then only draws them. ``python -m bench.class_board`` measures it.
+
+**Units.** Runs of one lesson may cut their text into different tokens (char, GPT-2, BPEs of several sizes), so
+the board reads every run's validation loss in bits per byte of its validation text (``ValidationText``, kept with
+each run), never in nats per token, which would compare a character with a word.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import datetime
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import bits_per_char
+from babygpt.lessons.baselines import ValidationText
 from babygpt.lessons.leaderboard import BEST_OF_EACH, Board
 from babygpt.orchestration.challenge import (
     CHECK_HANDLE,
@@ -37,6 +41,7 @@ from babygpt.server.users import Actor, check_name_free, check_teacher, clean_ha
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
 from babygpt.store.runs import RunInfo
+from babygpt.text.bpe import BPESettings
 from babygpt.text.corpus import Corpus
 
 BOARD_TTL_S = 1.0  # every viewer of the board shares one computation per second
@@ -57,7 +62,7 @@ class BoardRow:
     status: RunStatus
     step: int
     max_iters: int
-    val_bpc: float | None
+    val_bpb: float | None  # the last validation loss in bits per byte (None: not evaluated yet, or no text size)
     tokens_per_sec: float
     eta_s: float | None
     where: str
@@ -66,7 +71,8 @@ class BoardRow:
     role: str = ""  # "entry", "check" or "" (a run outside the challenge)
     imported: bool = False  # weights imported, never trained here: no step, speed or place to show
     queue_position: int | None = None  # 1 = next to start
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation bits per character)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, validation bits per byte)
+    bytes_known: bool = True  # False: a run recorded before runs kept their validation text's size (no bits per byte)
 
 
 def local_midnight(now: float) -> float:
@@ -171,18 +177,19 @@ class Classroom:
 
     def _row(self, info: RunInfo, snap: JobSnapshot, sample: tuple[int, str] | None, name) -> BoardRow:
         model = ModelConfig.from_dict(info.config["model"])
-        per_char = snap.baselines.chars_per_token if snap.baselines else None
-        curve = [(e["step"], bits_per_char(e["val_loss"], per_char)) for e in snap.evals if per_char]
+        validation = ValidationText.from_config(info.config)
+        curve = [(e["step"], validation.bits_per_byte(e["val_loss"])) for e in snap.evals if validation]
         role = _role(info)
         return BoardRow(
             run_id=info.id, handle=CHECK_HANDLE if role == "check" else name(info.owner), label=info.label,
             rung=model.preset, size=model_size(model),
-            status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpc=curve[-1][1] if curve else None,
+            status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpb=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
             where="–" if snap.status is RunStatus.QUEUED or info.imported else
             info.config.get("runtime", {}).get("where", "local"),
             last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role,
-            queue_position=snap.queue_position, curve=thin(curve), imported=info.imported)
+            queue_position=snap.queue_position, curve=thin(curve), imported=info.imported,
+            bytes_known=validation is not None or info.imported)
 
     # -- the challenge --------------------------------------------------------------------------
     def challenge(self) -> ChallengeRecord | None:
@@ -196,10 +203,14 @@ class Classroom:
         return record
 
     def set_challenge(self, actor: Actor, corpus: Corpus, tokenizer_kind: str, val_fraction: float,
-                      budget_tokens: int, ends_at: float | None = None, entry_rule: str = BEST_OF_EACH
-                      ) -> ChallengeRecord:
+                      budget_tokens: int, ends_at: float | None = None, entry_rule: str = BEST_OF_EACH,
+                      bpe: BPESettings | None = None) -> ChallengeRecord:
+        """Set a challenge on the teacher's text, tokenizer and split; ``bpe``: the teacher's BPE (size and
+        pre-split, within this server's bound), which every entry then trains with."""
         check_teacher(actor, "set a challenge")
-        rules = set_rules(corpus, tokenizer_kind, val_fraction, budget_tokens, ends_at, entry_rule=entry_rule)
+        if bpe is not None:
+            bpe.validate(self.scheduler.settings.max_bpe_vocab)
+        rules = set_rules(corpus, tokenizer_kind, val_fraction, budget_tokens, ends_at, entry_rule=entry_rule, bpe=bpe)
         if self.store.open_challenge() is not None:  # an open one past its end time is frozen first
             self.board()
         kept = self.scheduler.persist(corpus)
