@@ -107,11 +107,17 @@ def run_picker(key: str) -> LoadedRun | None:
         return None
 
 
+FALLBACK_PROMPT = "The"
+
+
 def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
-    """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token."""
+    """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token, or for a
+    byte-level BPE (which reads any text, and whose first token is the byte 0) a word."""
     corpus = choices.corpus()
     if loaded.info.data_sha256 == corpus.sha256:
         return loaded.tokenizer.decode(loaded.tokenizer.encode(whole_words_prefix(corpus.text, n_chars)))
+    if loaded.tokenizer.kind == "bpe":
+        return FALLBACK_PROMPT
     return loaded.tokenizer.token_text(0)
 
 
