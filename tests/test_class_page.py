@@ -168,3 +168,98 @@ def test_an_imported_run_says_imported_in_pickers_and_on_the_class_board(tmp_pat
     at.switch_page(CLASS).run()
     board = html_of(at)
     assert ">imported</td>" in board and "0/2,000" not in board and "None" not in board
+
+
+def test_a_bpe_challenge_fixes_the_teachers_bpe_and_the_class_reads_bits_per_byte(teacher):
+    """The teacher's Data page says bpe, 512 tokens, GPT-4's split: the challenge states and fixes that BPE, an entry
+    started while this user's Data page says 1,024 tokens trains with the challenge's 512-token merges, and the Class
+    page reads every run in bits per byte with the sentence that says what they are."""
+    import math
+
+    from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE, ValidationText
+    from babygpt.orchestration.challenge import ChallengeRules, tokenizer_sha256
+    from babygpt.text.bpe import train_bpe
+    from babygpt.text.tokenizers import tokenizer_from_dict
+    from tests.helpers import chart_spec
+
+    at = teacher
+    at.session_state["tokenizer_kind"] = "bpe"
+    at.session_state["bpe_choice"] = {"vocab_size": 512, "split": "gpt4"}
+    at.run()
+    assert any("tokenizer bpe, 512 tokens, GPT-4 split" in m.value and m.value.startswith("**Set a challenge**")
+               for m in at.markdown), "the teacher's panel states the tokenizer with its size"
+    set_small_challenge(at)
+    assert any("Text python-docs · tokenizer bpe, 512 tokens, GPT-4 split · last 10% held out" in m.value
+               for m in at.markdown)
+    from ui.state import classroom, store
+    rules = ChallengeRules.from_dict(classroom().challenge().rules)
+    assert (rules.bpe_vocab, rules.bpe_split, rules.tokenizer_vocab) == (512, "gpt4", 512)
+
+    at.session_state["bpe_choice"] = {"vocab_size": 1024, "split": "gpt4"}  # the student's own Data page differs
+    small_training_form(at, max_iters=20)
+    at.toggle(key="challenge_entry").set_value(True).run()
+    assert not at.error and not at.button(key="start").disabled, [e.value for e in at.error]
+    at.button(key="start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    entry = wait_for(lambda: [i for i in store().list_runs() if i.challenge_id], 30, "the entry")[0]
+    tokenizer = tokenizer_from_dict(store().get(entry.id).config["tokenizer"])
+    assert tokenizer_sha256(tokenizer) == rules.tokenizer_sha256, "the entry trains with the challenge's BPE"
+    corpus = classroom().corpus(classroom().challenge())
+    assert tokenizer.bpe.merges == train_bpe(corpus.text, 512, "gpt4").merges and tokenizer.vocab_size == 512
+    wait_for(lambda: store().get(entry.id).status is RunStatus.DONE, 120, "the entry to finish")
+
+    at.switch_page(CLASS).run()
+    board = html_of(at)
+    assert "Score bits/byte" in board and "Val bits/byte" in board and "bits/char" not in board
+    captions = [c.value for c in at.caption]
+    assert BITS_PER_BYTE_SENTENCE in captions, "the lesson's table says what bits per byte are"
+    assert any(c.startswith("Score: bits per byte on the challenge's held-out text") for c in captions)
+    # the table's figure, by hand: the last validation loss × its tokens ÷ (ln 2 × the validation text's bytes)
+    info = store().get(entry.id)
+    validation = ValidationText.from_config(info.config)
+    last_val = [m for m in store().metrics(entry.id) if m.split == "val"][-1].loss
+    by_hand = last_val * validation.tokens / (math.log(2) * validation.bytes)
+    assert validation.bytes > validation.tokens, "a BPE token holds several bytes"
+    assert f'<td class="num">{by_hand:.3f}</td>' in board
+    spec = chart_spec(at, "class_curves")
+    assert spec["layout"]["title"]["text"] == "Validation bits per byte, every run of this lesson"
+    assert spec["layout"]["yaxis"]["title"]["text"] == "val bits/byte"
+    assert spec["data"][0]["y"][-1] == pytest.approx(by_hand, abs=1e-9)
+
+
+def test_a_board_frozen_in_bits_per_character_still_shows_and_says_its_unit(small_text):
+    """Older records keep their figures and say what they are: a board frozen in bits per character, and a run
+    recorded before runs kept their validation text's size (no bits per byte, rather than a figure in nats)."""
+    from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+    from babygpt.lessons.leaderboard import Board
+    from babygpt.store.runs import MetricRow
+
+    at = app()
+    from ui.state import store
+    older = create_run(store(), tiny_plan(small_text), "an older run", owner=at.session_state["user_key"],
+                       status=RunStatus.DONE)
+    document = dict(store().get(older.id).config)
+    document["data"] = {k: v for k, v in document["data"].items() if k != "validation"}
+    store().update_config(older.id, document)
+    store().log_metrics(older.id, [MetricRow(0, "train_eval", 3.0), MetricRow(0, "val", 3.1)])
+    stored = {"title": "Challenge (final)", "rules": "Text t · char tokens", "ended_at": 1.0,
+              "spread": {"bits": None, "groups": 0, "runs": 0, "source": ""},
+              "standings": [{"run_id": "r1", "handle": "Ana", "label": "run", "bits_per_char": 1.5, "detail": "gpt",
+                             "owner": None, "entries": 1, "rank": 1, "tied_with": []}],
+              "waiting": [], "refused": [], "entry_rule": "best"}
+    record = store().create_challenge({"corpus_name": "t", "corpus_source": "t", "corpus_sha256": "0" * 64,
+                                       "tokenizer": "char", "val_fraction": 0.1, "budget_tokens": 1000,
+                                       "held_out_tokens": 10, "held_out_chars": 10})
+    assert store().end_challenge(record.id, 1.0, stored)
+    assert Board.from_dict(stored).unit == "bits/char"
+    at.switch_page(CLASS).run()
+    assert not at.exception, at.exception
+    board = html_of(at)
+    assert "Score bits/char" in board and "1.500" in board and "Ana" in board
+    assert any(c.value.startswith("Score: bits per character on the challenge's held-out text: this board was "
+                                  "frozen before scores were in bits per byte") for c in at.caption)
+    assert f"{BITS_PER_BYTE_SENTENCE} 1 run recorded before runs kept the size of its validation text shows no bits " \
+           "per byte (–)." in [c.value for c in at.caption]
+    from ui.state import classroom
+    row = next(r for r in classroom().rows() if r.run_id == older.id)
+    assert row.val_bpb is None and row.curve == [] and not row.bytes_known

@@ -101,9 +101,11 @@ def units_caption(rows: list[BoardRow]) -> str:
     """What *Val bits/byte* is, under the table; and which runs have none (recorded before runs kept the size of
     their validation text), rather than a figure in another unit beside the others."""
     unknown = sum(not r.bytes_known for r in rows)
-    return BITS_PER_BYTE_SENTENCE + ("" if not unknown else
-                                     f" {unknown} run{'s' if unknown != 1 else ''} recorded before runs kept the size "
-                                     "of their validation text show no bits per byte (–).")
+    if not unknown:
+        return BITS_PER_BYTE_SENTENCE
+    runs = "1 run recorded before runs kept the size of its validation text shows" if unknown == 1 else \
+        f"{unknown} runs recorded before runs kept the size of their validation text show"
+    return f"{BITS_PER_BYTE_SENTENCE} {runs} no bits per byte (–)."
 
 
 def board_table(rows: list[BoardRow], me: str) -> str:
@@ -141,7 +143,8 @@ def draw_curves() -> None:
         st.caption("The validation curves appear here after each run's first evaluation.")
         return
     st.plotly_chart(fig, key="class_curves")
-    st.caption(BITS_PER_BYTE_SENTENCE + (f" {n} runs: hover a curve to see whose it is." if n > LEGEND_MAX else ""))
+    if n > LEGEND_MAX:
+        st.caption(f"{n} runs: hover a curve to see whose it is.")
 
 
 def live_board() -> None:
