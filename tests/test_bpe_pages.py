@@ -178,3 +178,10 @@ def test_the_race_trains_on_the_data_pages_bpe(fresh_resources):
     assert len(merges) == 1, "every rung reads the same tokens"
     assert {r.config["tokenizer"]["asked"] for r in runs} == {300}, "the size chosen on the Data page"
     assert all(ValidationText.from_config(r.config) for r in runs)
+
+
+def test_the_surprise_lesson_compares_a_bpe_run_only_with_runs_of_the_same_bpe(bpe_runs, text_file):
+    train(text_file, bpe_runs["tokenizer"], "twin")
+    at = page(bpe_runs["bpe"].id, "views/lessons.py", corpus=corpus_from_path(text_file))
+    options = at.selectbox(key="surprise_second").options
+    assert len(options) == 2 and options[1].startswith("twin · "), "the same BPE only: not other merges, not char"

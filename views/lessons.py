@@ -13,6 +13,7 @@ from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+from babygpt.lessons.comparing import same_tokenizer
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
 from babygpt.lessons.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
@@ -286,9 +287,10 @@ def surprise_lesson(loaded: LoadedRun | None) -> None:
                                    "here; choose it on the Data page to see where the model is surprised.") from None
             text = validation_stretch(corpus.text, loaded.train_config.val_fraction)
             tokens = run_cache.surprise_for(loaded.info.id, text)
-            others = [r for r in run_cache.runs_with_weights()
+            others = [r for r in run_cache.runs_with_weights()  # the same tokenizer itself, not only its kind
                       if r["id"] != loaded.info.id and r["tokenizer"] == loaded.tokenizer.kind
-                      and r.get("data") == loaded.info.data_name]
+                      and r.get("data") == loaded.info.data_name
+                      and same_tokenizer([state.store().get(r["id"]).config, loaded.info.config])]
             labels = {r["id"]: run_label(r) for r in others}
             second = st.selectbox("Compare with", [None, *labels], format_func=lambda i: "—" if i is None else labels[i],
                                   key="surprise_second",
