@@ -200,3 +200,50 @@ def test_a_bpe_with_more_tokens_than_the_model_has_rows_is_refused(training_text
     document = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     with pytest.raises(BabyGPTError, match=f"the BPE has {bpe.vocab_size} tokens and the model {bpe.vocab_size - 1}"):
         tokenizer_from_json(document, bpe.vocab_size - 1)
+
+
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.text(max_size=6),
+                   st.sampled_from(["Ġ", "Ġt", "t", "he", "Ġthe", "ByteLevel", "Split", "Sequence", r"\p{N}{1,3}", 300]))
+JSON_VALUE = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6),
+                                                                                            inner, max_size=3),
+                          max_leaves=8)
+BPE_PLACES = [("pre_tokenizer",), ("pre_tokenizer", "pretokenizers", 0, "pattern", "Regex"),
+              ("pre_tokenizer", "pretokenizers", 1, "use_regex"), ("pre_tokenizer", "pretokenizers", 0),
+              ("normalizer",), ("post_processor",), ("model", "merges"), ("model", "merges", 0),
+              ("model", "merges", 5, 1), ("model", "vocab", "Ġ"), ("model", "vocab", "Ġt"), ("model", "vocab", "new"),
+              ("model", "byte_fallback"), ("model", "ignore_merges"), ("model", "dropout"), ("added_tokens",)]
+
+
+@pytest.fixture(scope="module")
+def bpe_export(training_text, tmp_path_factory):
+    bpe = BPETokenizer(train_bpe(training_text, 320, "gpt4"))
+    store, run_id = recorded_run(training_text, bpe, store=RunStore(tmp_path_factory.mktemp("bpe-fuzz")))
+    return export_hf(store, run_id, tmp_path_factory.mktemp("bpe-export") / "export")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(place=st.sampled_from(BPE_PLACES), value=JSON_VALUE)
+def test_a_mutated_bpe_tokenizer_json_imports_or_is_refused_in_a_sentence(bpe_export, tmp_path_factory, place,
+                                                                           value):
+    """Whatever a BPE export's tokenizer.json is changed into, importing it ends in a run whose tokenizer encodes,
+    or in a sentence naming no path of this server: never a traceback."""
+    from tests.import_support import assert_sentence
+
+    folder = tmp_path_factory.mktemp("case") / "export"
+    shutil.copytree(bpe_export, folder)
+    document = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    target = document
+    try:
+        for step in place[:-1]:
+            target = target[step]
+        target[place[-1]] = value
+    except (KeyError, IndexError, TypeError):
+        document[place[0]] = value
+    (folder / "tokenizer.json").write_text(json.dumps(document), encoding="utf-8")
+    store = RunStore(folder.parent / "store")
+    try:
+        info = import_hf(store, folder, LIMITS)
+    except BabyGPTError as exc:
+        assert_sentence(exc, folder.parent)
+        return
+    store.load(info.id).tokenizer.encode(MIXED)
