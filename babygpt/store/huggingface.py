@@ -1,10 +1,10 @@
 """Hugging Face folders: a run exported as a ``transformers`` GPT-2 model, and a GPT-2-shaped folder imported as a run.
 
 An export is the folder a person would upload to the Hub: ``config.json`` (GPT-2's), ``model.safetensors`` in
-GPT-2's names and layout, the tokenizer (``tokenizer.json`` with its config) so that ``AutoTokenizer`` gives the
-run's ids, ``generation_config.json`` with the Generate page's defaults, and a model card (``README.md``). It is
-written with safetensors and JSON alone: no ``transformers`` at run time. The mapping of names lives in
-``babygpt.model.gpt2_layout``.
+GPT-2's names and layout, the tokenizer (``tokenizer.json`` with its config; for a BPE learned from the text, GPT-2's
+``vocab.json`` and ``merges.txt`` too: ``babygpt.text.bpe_files``) so that ``AutoTokenizer`` gives the run's ids,
+``generation_config.json`` with the Generate page's defaults, and a model card (``README.md``). It is written with
+safetensors and JSON alone: no ``transformers`` at run time. The mapping of names lives in ``babygpt.model.gpt2_layout``.
 
 An import (``babygpt.store.hf_import``, whose three entry points this module names too) reads a folder from disk
 (GPT-2 small or distilgpt2 on a USB stick, or an export) or its zip: it checks config.json and the safetensors header
