@@ -247,3 +247,17 @@ def test_a_mutated_bpe_tokenizer_json_imports_or_is_refused_in_a_sentence(bpe_ex
         assert_sentence(exc, folder.parent)
         return
     store.load(info.id).tokenizer.encode(MIXED)
+
+
+def test_the_model_card_writes_a_persons_names_as_text(training_text):
+    import dataclasses
+
+    from babygpt.store.huggingface import model_card
+
+    store, run_id = recorded_run(training_text, BPETokenizer(train_bpe(training_text, 300, "gpt4")))
+    hostile = "![x](http://evil.example/p.png) <b>*bold*</b>"
+    info = dataclasses.replace(store.get(run_id), name=hostile)
+    document = {**info.config, "data": {**info.config["data"], "name": hostile, "source": hostile}}
+    card = model_card(info, document, 50, 1.5)
+    assert hostile not in card and "<b>" not in card
+    assert "# \\!\\[x\\]" in card or "# !\\[x\\]" in card, card.splitlines()[6]
