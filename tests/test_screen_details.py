@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 TOKEN = "class-secret"
 
 # Every header of the Class page's tables: where its text goes onto a new line, the break must fall at a space
-# (never inside "bits/char"), and its text must not run past its cell.
+# (never inside "bits/byte"), and its text must not run past its cell.
 HEADER_BREAKS_JS = """() => {
   const bad = [];
   for (const th of document.querySelectorAll('table.class-board th')) {
