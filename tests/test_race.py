@@ -140,8 +140,9 @@ def test_a_race_runs_its_seeds_as_jobs_and_reads_as_bands(small_text):
     assert [r.preset for r in results] == LADDER
     assert all(r.finished == 2 and len(r.losses) == 2 for r in results)
     summaries = {r["id"]: r for r in scheduler.store.summaries()}
-    for info in scheduler.store.list_runs(group):  # the race's loss is the one Runs shows
-        assert summaries[info.id]["best_val_loss"] in next(r.losses for r in results if r.preset == info.preset)
+    assert {r.unit for r in results} == {"bits per byte"}
+    for info in scheduler.store.list_runs(group):  # the race's loss is the one Runs shows, in bits per byte
+        assert summaries[info.id]["best_val_bpb"] in next(r.losses for r in results if r.preset == info.preset)
     bands = race_bands(race_entries(scheduler.store, group))
     band = bands["gpt"]
     assert band.steps == [0, 6, 12, 18, 24, 30]
