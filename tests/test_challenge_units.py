@@ -24,6 +24,7 @@ from babygpt.orchestration.challenge import (
     plan_problems,
     run_problems,
     set_rules,
+    stored_bpe_sha256,
     tokenizer_sha256,
 )
 from babygpt.orchestration.runs import create_run
@@ -172,6 +173,36 @@ def test_the_board_compares_the_tokenizer_itself_and_refuses_a_run_whose_merges_
     assert run_problems(rules, store.get(kept.id), STEPS) == []
     assert board.standings[0].entry.score == pytest.approx(3.0 * rules.held_out_tokens
                                                            / (math.log(2) * rules.held_out_bytes))
+
+
+def test_a_stored_bpe_is_fingerprinted_without_being_rebuilt_and_only_when_well_formed(shakespeare):
+    """The board fingerprints each entry's stored merges without rebuilding them; a description that is not three
+    whole numbers per merge gets no fingerprint (the board then rebuilds it, and refuses it in a sentence)."""
+    tokenizer = BPETokenizer(train_bpe(shakespeare.text, 300, "gpt2"))
+    stored = tokenizer.to_dict()
+    assert stored_bpe_sha256(stored) == tokenizer_sha256(tokenizer)
+    assert stored_bpe_sha256({**stored, "asked": 999, "text_bytes": 1}) == tokenizer_sha256(tokenizer), \
+        "how it was learned is not what it is"
+    assert stored_bpe_sha256({**stored, "split": "gpt4"}) != tokenizer_sha256(tokenizer)
+    first, *rest = stored["merges"]
+    for merges in ([[first[0], first[1]], [first[2], *rest[0]], *rest[1:]],  # the same numbers, cut otherwise
+                   [[True, first[1], first[2]], *rest], [[float(i) for i in first], *rest],
+                   [[first[0], first[1], 2**64], *rest], [str(first), *rest], "merges"):
+        assert stored_bpe_sha256({**stored, "merges": merges}) is None, merges
+    assert stored_bpe_sha256({**stored, "kind": "char"}) is None and stored_bpe_sha256(None) is None
+
+
+def test_the_board_refuses_a_run_whose_model_was_widened_beside_the_challenges_merges(shakespeare):
+    plan = bpe_plan(shakespeare, BPETokenizer(train_bpe(shakespeare.text, 512, "gpt4")))
+    rules = set_rules(shakespeare, "bpe", 0.1, budget_of(plan), bpe=BPESettings(512, "gpt4"))
+    store = RunStore()
+    record = store.create_challenge(rules.to_dict())
+    info = recorded_entry(store, record, plan, "ana", nats_per_token=1.0)
+    document = dict(store.get(info.id).config)
+    document["model"] = {**document["model"], "vocab_size": 1024}  # the challenge's merges, a wider model
+    store.update_config(info.id, document)
+    assert run_problems(rules, store.get(info.id), STEPS) == [
+        "its vocabulary has 1,024 tokens, not the 512 of the challenge's tokenizer"]
 
 
 def test_the_classroom_sets_the_teachers_bpe_within_the_servers_bound(shakespeare):

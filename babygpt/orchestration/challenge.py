@@ -17,7 +17,9 @@ import dataclasses
 import hashlib
 import json
 import time
+from array import array
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
 from babygpt.store.runs import UPLOADS_DIR, RunInfo, RunStore, parse_config_document
-from babygpt.text.bpe import BPESettings, split_of
+from babygpt.text.bpe import SPLIT_NAMES, BPESettings, split_of
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, corpus_from_path, split_ids
 from babygpt.text.datasets import load_corpus, registry
@@ -56,16 +58,45 @@ CHECK_PRIORITY = -1  # the teacher's re-trainings wait behind every student's ru
 CHECK_SEEDS = 2  # other seeds per checked entry: with the entry itself, three runs of its settings
 SEED_STRIDE = 1000  # the check seeds: the entry's seed + 1000, + 2000, ...
 SPLIT_WORDS = {"gpt4": "GPT-4 split", "gpt2": "GPT-2 split", "none": "no pre-split"}
-# What a BPE keeps beside its merges that does not change how it cuts a text: how it was learned.
+# What a tokenizer's description may keep that does not change how it cuts a text: how a BPE was learned.
 LEARNING_FACTS = ("asked", "learned_bytes", "text_bytes")
+
+
+def _bpe_sha256(split: str, flat_merges: list[int]) -> str:
+    digest = hashlib.sha256(f"bpe|{split}|".encode())
+    digest.update(array("q", flat_merges).tobytes())
+    return digest.hexdigest()
 
 
 def tokenizer_sha256(tokenizer: Tokenizer) -> str:
     """The tokenizer itself, as a fingerprint: two tokenizers with the same one cut every text into the same ids.
-    For a BPE, its kind, pre-split and merges (not the size asked or how much text it learned from); for char and
-    GPT-2, the vocabulary each keeps."""
+    For a BPE, its pre-split and merges in order (not the size asked or how much text it learned from), hashed as
+    packed integers: 8,000 merges in a millisecond (as JSON, 20). For char and GPT-2, the vocabulary each keeps."""
+    if isinstance(tokenizer, BPETokenizer):
+        return _bpe_sha256(tokenizer.bpe.split or "none",
+                           [i for (left, right), new_id in tokenizer.bpe.merges for i in (left, right, new_id)])
     described = {k: v for k, v in tokenizer.to_dict().items() if k not in LEARNING_FACTS}
-    return hashlib.sha256(json.dumps(described, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(f"{tokenizer.kind}|".encode()
+                          + json.dumps(described, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def stored_bpe_sha256(described: Any) -> str | None:
+    """``tokenizer_sha256`` of a BPE as a run's config.json stores it, without rebuilding it (None: not a BPE
+    description of merges of three whole numbers each). Rebuilding checks every merge, 15 ms for an 8,192-token
+    BPE: the board, which checks every entry once a second, rebuilds only a tokenizer whose fingerprint is not the
+    challenge's (then it is checked whole, and refused or named). The checks here run at C speed."""
+    if not isinstance(described, dict) or described.get("kind") != "bpe" or described.get("split") not in SPLIT_NAMES:
+        return None
+    merges = described.get("merges")
+    if not isinstance(merges, list) or (merges and (set(map(type, merges)) != {list} or set(map(len, merges)) != {3})):
+        return None
+    flat = list(chain.from_iterable(merges))
+    if flat and set(map(type, flat)) != {int}:
+        return None
+    try:
+        return _bpe_sha256(described["split"], flat)
+    except OverflowError:  # a number no merge holds: not the challenge's
+        return None
 
 
 def tokenizer_phrase(kind: str, vocab_size: int = 0, split: str | None = None, asked: int = 0) -> str:
@@ -234,12 +265,29 @@ def tokenizer_problem(rules: ChallengeRules, tokenizer: Tokenizer) -> str | None
     return f"its tokenizer is {theirs}, not the challenge's {ours}"
 
 
-def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer: Tokenizer,
+def _recorded_tokenizer(rules: ChallengeRules, config: dict[str, Any]) -> tuple[str | None, int]:
+    """(why a recorded run's tokenizer is not the challenge's, or None; its vocabulary size). A stored BPE whose
+    fingerprint is the challenge's is the challenge's own tokenizer, known without being rebuilt; any other is
+    rebuilt (checked whole) and compared."""
+    if rules.tokenizer_vocab and stored_bpe_sha256(config.get("tokenizer")) == rules.tokenizer_sha256:
+        return None, rules.tokenizer_vocab
+    _, _, tokenizer = parse_config_document(config)
+    return tokenizer_problem(rules, tokenizer), tokenizer.vocab_size
+
+
+def run_configs(config: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    """A recorded run's model and training settings, its tokenizer not rebuilt: what its budget needs."""
+    try:
+        return ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
+    except (KeyError, TypeError) as exc:
+        raise BabyGPTError(f"config.json is damaged: {exc}.") from exc
+
+
+def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer_wrong: str | None,
                      val_fraction: float) -> list[str]:
     problems = []
     if sha256 != rules.corpus_sha256:
         problems.append(f"it trains on {data_name or 'another text'}, not the challenge's text ({rules.corpus_name})")
-    tokenizer_wrong = tokenizer_problem(rules, tokenizer)
     if tokenizer_wrong:
         problems.append(tokenizer_wrong)
     if abs(val_fraction - rules.val_fraction) > 1e-12:
@@ -326,7 +374,7 @@ def refusal(problems: list[str]) -> str | None:
 
 def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None = None) -> list[str]:
     """Why a planned run cannot enter (empty: it can)."""
-    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, plan.tokenizer,
+    problems = _shared_problems(rules, plan.corpus.sha256, plan.corpus.name, tokenizer_problem(rules, plan.tokenizer),
                                 plan.train_config.val_fraction)
     if plan.init_from:
         problems.append("it starts from another run's weights; entries start from scratch")
@@ -336,9 +384,10 @@ def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None =
 def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended_at: float | None = None) -> list[str]:
     """Why a recorded run does not count (empty: it does): checked again on the board, since a run can be changed
     after it entered (its config rewritten, resumed past the budget) or reach the board by another way."""
-    model_config, train_config, tokenizer = parse_config_document(info.config)
-    problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer, train_config.val_fraction)
-    problems += settings_problems(model_config, train_config, tokenizer.vocab_size)
+    model_config, train_config = run_configs(info.config)
+    tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, info.config)
+    problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_wrong, train_config.val_fraction)
+    problems += settings_problems(model_config, train_config, vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
     if budget:
         problems.append(budget)
@@ -360,7 +409,8 @@ def check_resume_within(rules: ChallengeRules, info: RunInfo, train_config: Trai
     """A challenge entry resumes only with settings an entry may have, to the end of the budget and no further."""
     model_config, _, tokenizer = parse_config_document(info.config)
     problems = settings_problems(model_config, train_config, tokenizer.vocab_size)
-    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer, train_config.val_fraction)
+    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_problem(rules, tokenizer),
+                                 train_config.val_fraction)
     budget = _whole_budget_problem(rules, model_config, train_config)
     if budget:
         problems.append(budget)
@@ -431,7 +481,7 @@ def _final_scores(store: RunStore, rules: ChallengeRules, runs: list[RunInfo], c
     """Each run's score at the end of the whole budget (in ``rules.unit``: bits per byte), measured by ``cutoff``: the only
     scores the board ranks or measures the spread with. A run stopped early was scored where it stopped; that
     score ranks nothing and widens no spread (a run stopped at step 0 is as far from the others as it gets)."""
-    full = {info.id: full_steps(rules, *parse_config_document(info.config)[:2]) for info in runs}
+    full = {info.id: full_steps(rules, *run_configs(info.config)) for info in runs}
     final: dict[str, float] = {}
     for s in store.scores(list(full)):  # oldest first: a later measurement of the same step wins
         if s.step == full[s.run_id] and (cutoff is None or s.measured_at <= cutoff):
@@ -462,7 +512,7 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
                 entries.append(Entry(info.id, handle, info.label, final[info.id], describe_model(info.config),
                                      info.owner))
         elif not info.check_of:
-            full = full_steps(rules, *parse_config_document(info.config)[:2])
+            full = full_steps(rules, *run_configs(info.config))
             unranked.append(Unranked(handle, info.label, _unranked_reason(info, steps.get(info.id, 0), full,
                                                                          ended is not None), info.id))
     checked = {settings_key(i.config) for i in runs if i.check_of}
@@ -485,7 +535,7 @@ def unranked_now(store: RunStore, rules: ChallengeRules, unranked: list[Unranked
         if info is None:
             out.append(u)
             continue
-        full = full_steps(rules, *parse_config_document(info.config)[:2])
+        full = full_steps(rules, *run_configs(info.config))
         out.append(dataclasses.replace(u, why=_unranked_reason(info, steps.get(info.id, 0), full, True)))
     return out
 

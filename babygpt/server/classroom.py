@@ -239,8 +239,7 @@ class Classroom:
             cached = self._board
             if cached and cached[1] == record.id and now - cached[0] < BOARD_TTL_S and record.ended_at is None:
                 return cached[2]
-            runs = self.store.runs_for_challenge(record.id)
-            board = board_of(self.store, record, self._namer([i.owner for i in runs]), now)
+            board = board_of(self.store, record, self._namer(self.store.challenge_owners(record.id)), now)
             self._board = (now, record.id, board)
             return board
 
@@ -254,8 +253,7 @@ class Classroom:
         record = self.store.open_challenge()
         if record is None:
             raise BabyGPTError("No challenge is open.")
-        runs = self.store.runs_for_challenge(record.id)
-        board = end_now(self.store, record, self._namer([i.owner for i in runs]), now)
+        board = end_now(self.store, record, self._namer(self.store.challenge_owners(record.id)), now)
         self._changed()
         return board
 
