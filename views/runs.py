@@ -177,10 +177,10 @@ else:
             continue
         val = [(m.step, m.loss) for m in store.metrics(row["id"]) if m.split == "val" and m.loss is not None]
         curve = scale.curve(configs[row["id"]], val)
-        if curve is None:
-            left_out.append(row["label"])  # recorded before runs kept their validation text's size
-        else:
+        if curve is not None:
             curves[row["label"]] = curve
+        elif val:  # a curve recorded before runs kept their validation text's size (an import has none to draw)
+            left_out.append(row["label"])
     st.plotly_chart(runs_overlay_figure(curves, log_y=log_y, y_title=scale.axis), key="runs_overlay")
     if scale.bits_per_byte:
         st.caption((FORCED_SENTENCE + " " if scale.forced else "") + BITS_PER_BYTE_SENTENCE)
