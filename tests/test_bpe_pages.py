@@ -185,3 +185,17 @@ def test_the_surprise_lesson_compares_a_bpe_run_only_with_runs_of_the_same_bpe(b
     at = page(bpe_runs["bpe"].id, "views/lessons.py", corpus=corpus_from_path(text_file))
     options = at.selectbox(key="surprise_second").options
     assert len(options) == 2 and options[1].startswith("twin · "), "the same BPE only: not other merges, not char"
+
+
+def test_a_run_recorded_before_runs_kept_their_text_size_is_named_not_drawn(bpe_run, text_file):
+    old = train(text_file, "char", "old *char* run")
+    store = RunStore()
+    document = dict(store.get(old.id).config)
+    document["data"] = {k: v for k, v in document["data"].items() if k != "validation"}
+    store.update_config(old.id, document)
+    at = page(None, "views/runs.py")
+    at.toggle(key="runs_everyone").set_value(True).run()
+    names = [t["name"] for t in chart_spec(at, "runs_overlay")["data"]]
+    assert names == [r["label"] for r in store.summaries() if r["id"] == bpe_run["bpe"].id]
+    said = [c.value for c in at.caption if c.value.startswith("Not drawn in bits per byte")]
+    assert said and "old \\*char\\* run" in said[0], said
