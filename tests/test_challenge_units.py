@@ -192,6 +192,26 @@ def test_a_stored_bpe_is_fingerprinted_without_being_rebuilt_and_only_when_well_
     assert stored_bpe_sha256({**stored, "kind": "char"}) is None and stored_bpe_sha256(None) is None
 
 
+def test_a_challenges_runs_read_whole_with_their_merges_parsed_once(shakespeare, small_text):
+    """The board's read of a challenge's runs hands over each config as stored (merges apart in SQLite, parsed once
+    for all the runs that share them), a char run's and a damaged one's too."""
+    bpe = BPETokenizer(train_bpe(shakespeare.text, 300, "gpt4"))
+    store = RunStore()
+    record = store.create_challenge(set_rules(shakespeare, "bpe", 0.1, 10_000, bpe=BPESettings(300, "gpt4")).to_dict())
+    runs = [recorded_entry(store, record, bpe_plan(shakespeare, bpe), owner) for owner in ("ana", "ben")]
+    runs.append(recorded_entry(store, record, entry_plan(small_text), "cy"))
+    damaged = recorded_entry(store, record, bpe_plan(shakespeare, bpe), "dee")
+    document = dict(store.get(damaged.id).config)
+    document["tokenizer"] = {**document["tokenizer"], "merges": "not a list"}
+    store.update_config(damaged.id, document)
+    read = store.runs_for_challenge(record.id)
+    assert [i.id for i in read] == [r.id for r in runs] + [damaged.id]
+    assert [i.config for i in read] == [store.get(i.id).config for i in read]
+    assert read[0].config["tokenizer"]["merges"] is read[1].config["tokenizer"]["merges"], "parsed once"
+    assert read[3].config["tokenizer"]["merges"] == "not a list"
+    assert store.challenge_owners(record.id) == ["ana", "ben", "cy", "dee"]
+
+
 def test_the_board_refuses_a_run_whose_model_was_widened_beside_the_challenges_merges(shakespeare):
     plan = bpe_plan(shakespeare, BPETokenizer(train_bpe(shakespeare.text, 512, "gpt4")))
     rules = set_rules(shakespeare, "bpe", 0.1, budget_of(plan), bpe=BPESettings(512, "gpt4"))

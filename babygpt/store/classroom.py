@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from babygpt.errors import BabyGPTError
@@ -19,6 +20,19 @@ from babygpt.store.database import Database
 from babygpt.store.records import RunInfo, run_info
 
 LESSON_START = "lesson_start"
+# A run's config without its BPE merges, and the merges apart (both only where the config is JSON and the merges a
+# list; otherwise the config whole, as stored): SQLite's CASE evaluates only the branch it takes.
+_LIGHT_CONFIG = ("CASE WHEN json_valid(config_json) THEN (CASE WHEN json_type(config_json, '$.tokenizer.merges') "
+                 "= 'array' THEN json_remove(config_json, '$.tokenizer.merges') ELSE config_json END) "
+                 "ELSE config_json END")
+_MERGES = ("CASE WHEN json_valid(config_json) THEN (CASE WHEN json_type(config_json, '$.tokenizer.merges') = "
+           "'array' THEN json_extract(config_json, '$.tokenizer.merges') END) END")
+
+
+@lru_cache(maxsize=16)
+def _parsed_merges(text: str) -> list[Any]:
+    """A BPE's merges as JSON text, parsed once for every run that stores the same ones."""
+    return json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -57,11 +71,22 @@ class ClassRecords(Database):
         return [run_info(r) for r in rows]
 
     def runs_for_challenge(self, challenge_id: str) -> list[RunInfo]:
-        """A challenge's entries and the teacher's checks of them, oldest first."""
+        """A challenge's entries and the teacher's checks of them, oldest first.
+
+        The board reads them once a second, and a BPE's merges are most of a config (150 kB of JSON at 8,192
+        tokens): SQLite hands each config over without them and the merges apart, and merges stored alike (every
+        entry of a BPE challenge holds the challenge's) are parsed once for all. So the lists of merges are shared
+        between the runs and the calls that return them: read them, never change them."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM runs WHERE challenge_id=? ORDER BY created_at, rowid",
-                              (challenge_id,)).fetchall()
-        return [run_info(r) for r in rows]
+            rows = db.execute(f"SELECT {_LIGHT_CONFIG} AS config_json, {_MERGES} AS merges_json, * FROM runs "
+                              "WHERE challenge_id=? ORDER BY created_at, rowid", (challenge_id,)).fetchall()
+        runs = []
+        for row in rows:
+            info = run_info(row)
+            if row["merges_json"] is not None:
+                info.config["tokenizer"]["merges"] = _parsed_merges(row["merges_json"])
+            runs.append(info)
+        return runs
 
     def challenge_owners(self, challenge_id: str) -> list[str | None]:
         """Whose a challenge's runs are, without reading their configs: a run with an 8,192-token BPE keeps 150 kB
