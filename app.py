@@ -7,7 +7,7 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError, DiskFull
 from babygpt.plain_text import markdown_literal
-from babygpt.server.users import ADMIN_TOKEN_ENV, public_handle
+from babygpt.server.users import ADMIN_TOKEN_ENV
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import choices, identity, state
 from ui.widgets import PRESENTER_CSS, WRAP_CSS, chart_menu, progress_text
@@ -47,10 +47,13 @@ def sidebar_status() -> None:
     jobs = scheduler.running()
     if not jobs:
         st.caption("No training in progress.")
-    for job in jobs:
-        snap = scheduler.snapshot(job.run_id)
-        who = "yours" if snap.owner == identity.user() else public_handle(snap.owner)
-        st.progress(snap.progress, text=f"{markdown_literal(snap.label)} ({who}): {progress_text(snap)}")
+    snaps = [scheduler.snapshot(job.run_id) for job in jobs]
+    name = identity.owner_names([s.owner for s in snaps])  # the names the Class board shows
+    for snap in snaps:
+        check = bool(state.store().get(snap.run_id).check_of)  # the teacher's check: no owner, not the command line
+        who = "yours" if snap.owner == identity.user() and not check else name(snap.owner, check)
+        st.progress(snap.progress, text=f"{markdown_literal(snap.label)} ({markdown_literal(who)}): "
+                                        f"{progress_text(snap)}")
     waiting = len(state.store().queued())
     if waiting:
         st.caption(f"{waiting} job(s) waiting in the queue.")

@@ -9,13 +9,15 @@ signed in without the token ever being kept or put in the URL."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.server.admin_guard import SESSION_S
+from babygpt.server.classroom import owner_name
 from babygpt.server.users import Actor, is_user_key, new_user_key
-from ui.state import ADMIN, ADMIN_COOKIE, USER, USER_COOKIE, USER_PARAM, admin_guard, page_flags
+from ui.state import ADMIN, ADMIN_COOKIE, USER, USER_COOKIE, USER_PARAM, admin_guard, page_flags, store
 
 TOKEN_INPUT = "admin_token"
 SIGN_IN_ERROR = "admin_sign_in_error"
@@ -36,6 +38,14 @@ def identify() -> str:
 def user() -> str:
     """This browser's key."""
     return st.session_state[USER] if USER in st.session_state else identify()
+
+
+def owner_names(owners: list[str | None]) -> Callable[[str | None, bool], str]:
+    """Name the owners of several runs as the Class board does (``classroom.owner_name`` with the names students
+    chose), reading those names once. Plain text: escape it where it is shown."""
+    handles = store().handles(sorted({o for o in owners if isinstance(o, str)}))
+    me = user()
+    return lambda owner, check=False: owner_name(owner, me, check, handles)
 
 
 def remember_in_cookie() -> None:

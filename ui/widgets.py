@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
 from babygpt.plain_text import markdown_literal
-from babygpt.server.classroom import owner_name
 from babygpt.server.progress import JobSnapshot
 from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
@@ -77,9 +78,12 @@ def chart_menu() -> None:
     st.html(CHART_MENU_JS, unsafe_allow_javascript=True)
 
 
-def run_label(row: dict) -> str:
-    """A run in a picker: an imported run says so instead of a step count it does not have."""
-    who = "" if row["owner"] == identity.user() else f" · {owner_name(row['owner'], None, row.get('check', False))}"
+def run_label(row: dict, name: Callable[[str | None, bool], str] | None = None) -> str:
+    """A run in a picker: an imported run says so instead of a step count it does not have; its owner by the name
+    the Class board shows (``name``: ``identity.owner_names``)."""
+    name = name or identity.owner_names([row["owner"]])
+    mine = row["owner"] == identity.user() and not row.get("check", False)
+    who = "" if mine else f" · {name(row['owner'], row.get('check', False))}"
     loss = f" · val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
     trained = "imported" if row.get("imported") else f"{row['steps']:,} steps"
     return f"{row['label']} · {row['preset']} · {trained}{loss}{who}"
@@ -93,7 +97,8 @@ def run_picker(key: str) -> LoadedRun | None:
                 "or import one on **Runs**.")
         return None
     ids = [r["id"] for r in runs]
-    labels = {r["id"]: run_label(r) for r in runs}
+    name = identity.owner_names([r["owner"] for r in runs])
+    labels = {r["id"]: run_label(r, name) for r in runs}
     active = choices.active_run_id()
     index = ids.index(active) if active in ids else 0
     run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key,

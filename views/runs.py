@@ -18,8 +18,7 @@ from babygpt.orchestration.plan import plan_finetune
 from babygpt.orchestration.race import race_entries
 from babygpt.pace import SUMMARY_SPEED_CAPTION
 from babygpt.plain_text import file_name_part, markdown_literal
-from babygpt.server.classroom import owner_name
-from babygpt.server.users import check_can_manage, public_handle
+from babygpt.server.users import check_can_manage
 from babygpt.status import ACTIVE
 from babygpt.store.archive import export_bytes, import_zip
 from babygpt.store.huggingface import export_hf_zip, import_hf
@@ -138,7 +137,8 @@ else:
     table = pd.DataFrame(rows)
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     table["size"] = [model_size_text(r) for r in rows]
-    table["owner"] = [owner_name(r["owner"], me, r.get("check", False)) for r in rows]  # None stays None here
+    name = identity.owner_names([r["owner"] for r in all_rows])  # the names the Class board shows
+    table["owner"] = [name(r["owner"], r.get("check", False)) for r in rows]  # read from rows: None stays None
     table["where"] = [where_text(w) for w in table["where"]]
     shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpb", "tokens_per_sec",
                    "status", "owner", "where", "created", "id"]]
@@ -223,7 +223,7 @@ else:
             st.error(markdown_literal(exc))
     if flags.get("confirm_delete") == target:  # one more click, naming what goes, before anything is removed
         owner = next((r["owner"] for r in all_rows if r["id"] == target), None)
-        whose = "" if owner == me else f" It belongs to {public_handle(owner) if owner else 'the command line'}."
+        whose = "" if owner == me else f" It belongs to {markdown_literal(name(owner, False) if owner else 'the command line')}."
         st.warning(f"Delete **{markdown_literal(labels[target])}**, its weights and its curves? This cannot be undone.{whose}")
         yes, no = st.columns(2)
         if yes.button("Yes, delete it", key="runs_delete_confirm", type="primary"):

@@ -102,15 +102,18 @@ def _role(info: RunInfo) -> str:
     return "check" if info.check_of else "entry"
 
 
-def owner_name(owner: str | None, me: str | None, check: bool = False) -> str:
-    """Whose a run is, in the Runs table and the run pickers: "you", the teacher's check of a challenge entry, a
-    classmate's short hash, or the command line. Takes the owner as the store gives it (a table column can turn
-    a missing owner into a float: read owners from the rows, not from a DataFrame)."""
+def owner_name(owner: str | None, me: str | None, check: bool = False,
+               handles: dict[str, str] | None = None) -> str:
+    """Whose a run is, on every page that names an owner (Runs table, run pickers, sidebar): "you", the teacher's
+    check of a challenge entry, the name the classmate chose for the board (``handles``, by user key; the same
+    name the Class board shows), else their short hash, or the command line. Takes the owner as the store gives
+    it (a table column can turn a missing owner into a float: read owners from the rows, not from a DataFrame).
+    Plain text: escape it for where it is shown."""
     if check:
         return CHECK_HANDLE
     if owner is not None and owner == me:
         return "you"
-    return public_handle(owner)
+    return (handles or {}).get(owner or "", "") or public_handle(owner)
 
 
 class Classroom:

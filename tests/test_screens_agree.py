@@ -1,0 +1,45 @@
+"""Screens that agree with themselves (issue 35): a student has one name on every page, a loss figure says which
+one it is, and a table never shows "None"."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from babygpt.orchestration.runs import start_run
+from babygpt.server.users import new_user_key, public_handle
+from babygpt.store.runs import RunStore
+from tests.conftest import ROOT
+from tests.helpers import tiny_plan
+
+pytestmark = pytest.mark.usefixtures("fresh_resources")
+
+ANA = new_user_key()
+
+
+def app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+
+
+@pytest.fixture
+def anas_run(small_text):
+    """A finished run of a classmate who chose the name "Ana" for the board."""
+    store = RunStore()
+    trainer, info = start_run(store, tiny_plan(small_text, max_iters=20, eval_interval=10), name="ana's run")
+    trainer.run()
+    with store._connect() as db:
+        db.execute("UPDATE runs SET owner = ? WHERE id = ?", (ANA, info.id))
+    store.set_handle(ANA, "Ana *bold*")
+    return info
+
+
+def test_a_classmate_has_her_board_name_in_the_runs_table_and_the_run_pickers(anas_run):
+    at = app()
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    assert not at.exception
+    owners = list(at.dataframe[0].value["owner"])
+    assert owners == ["Ana *bold*"], owners
+    assert public_handle(ANA) not in owners
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    picker = at.selectbox[0]
+    assert picker.format_func(anas_run.id).endswith(" · Ana *bold*"), picker.format_func(anas_run.id)
