@@ -43,3 +43,24 @@ def test_a_classmate_has_her_board_name_in_the_runs_table_and_the_run_pickers(an
     assert not at.exception
     picker = at.selectbox[0]
     assert picker.format_func(anas_run.id).endswith(" · Ana *bold*"), picker.format_func(anas_run.id)
+
+
+def test_each_loss_figure_says_which_it_is_and_the_runs_table_never_shows_none(anas_run, small_text):
+    from babygpt.orchestration.runs import create_run
+
+    untrained = create_run(RunStore(), tiny_plan(small_text, max_iters=20, eval_interval=10), name="no curve")
+    at = app()
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    cells = [str(v) for column in ("best_val_loss", "best_val_bpb", "tokens_per_sec") for v in table[column]]
+    assert not any(c in ("None", "nan", "NaN", "<NA>") for c in cells), cells
+    row = list(table["id"]).index(untrained.id)
+    assert [table[c][row] for c in ("best_val_loss", "best_val_bpb", "tokens_per_sec")] == ["–", "–", "–"]
+    at.switch_page("views/attention.py").run()
+    assert " · best val " in at.selectbox[0].format_func(anas_run.id)
+    at.session_state["active_run"] = anas_run.id
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    assert "Last val loss" in [m.label for m in at.metric]

@@ -84,7 +84,7 @@ def run_label(row: dict, name: Callable[[str | None, bool], str] | None = None) 
     name = name or identity.owner_names([row["owner"]])
     mine = row["owner"] == identity.user() and not row.get("check", False)
     who = "" if mine else f" · {name(row['owner'], row.get('check', False))}"
-    loss = f" · val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
+    loss = f" · best val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
     trained = "imported" if row.get("imported") else f"{row['steps']:,} steps"
     return f"{row['label']} · {row['preset']} · {trained}{loss}{who}"
 

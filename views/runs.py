@@ -108,6 +108,12 @@ def where_text(where: str | None) -> str:
     return where[:12] if where.startswith("ray:") else where
 
 
+def figure_text(value, spec: str) -> str:
+    """A number in a table cell, or "–" for one a run does not have (an import has no curve, a run that never
+    trained no speed): never "None" or "nan"."""
+    return "–" if value is None or value != value else format(value, spec)
+
+
 def model_size_text(row: dict) -> str:
     """The bigram rung is a V×V table; the others are layers × width with their heads."""
     if row["n_layer"] == 0:
@@ -140,17 +146,19 @@ else:
     name = identity.owner_names([r["owner"] for r in all_rows])  # the names the Class board shows
     table["owner"] = [name(r["owner"], r.get("check", False)) for r in rows]  # read from rows: None stays None
     table["where"] = [where_text(w) for w in table["where"]]
+    for column, spec in (("best_val_loss", ".4f"), ("best_val_bpb", ".3f"), ("tokens_per_sec", ",.0f")):
+        table[column] = [figure_text(r.get(column), spec) for r in rows]  # from the rows: a column turns None to nan
     shown = table[["label", "preset", "size", "tokenizer", "steps", "best_val_loss", "best_val_bpb", "tokens_per_sec",
                    "status", "owner", "where", "created", "id"]]
     selection = st.dataframe(
         shown, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"label": st.column_config.TextColumn("name", width="large"),
-                       "best_val_loss": st.column_config.NumberColumn("best val loss", format="%.4f",
-                                                                      help="nats per token"),
-                       "best_val_bpb": st.column_config.NumberColumn(
-                           "bits/byte", format="%.3f", help=BITS_PER_BYTE_SENTENCE),
-                       "tokens_per_sec": st.column_config.NumberColumn("tokens/s", format="%.0f",
-                                                                       help=SUMMARY_SPEED_CAPTION),
+                       "best_val_loss": st.column_config.TextColumn("best val loss",
+                                                                    help="nats per token, at its best evaluation"),
+                       "best_val_bpb": st.column_config.TextColumn(
+                           "best bits/byte", help="At its best evaluation. " + BITS_PER_BYTE_SENTENCE),
+                       "tokens_per_sec": st.column_config.TextColumn("overall tokens/s", help=SUMMARY_SPEED_CAPTION),
+                       "owner": st.column_config.TextColumn("owner", width="medium"),
                        "where": st.column_config.TextColumn(
                            "where", help="The machine it trained on: this server (local), or a node of the Ray "
                                          "cluster (the start of its node id, as Ray's dashboard shows it).")},

@@ -325,8 +325,9 @@ def draw_curves(snap: JobSnapshot, options: ChartOptions) -> None:
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
     m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training and snap.tokens_per_sec else "–",
               help=LIVE_SPEED_CAPTION)
-    m3.metric("Val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
-              help="Cross-entropy in nats per token on the held-out text, measured at each evaluation.")
+    m3.metric("Last val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
+              help="Cross-entropy in nats per token on the held-out text at the latest evaluation (the run pickers "
+                   "and the Runs table show each run's best).")
     m4.metric("Device", snap.device.split(" (")[0], help="Where the job trains; its precision is below.")
     st.caption(measured_line(snap))
     if snap.training:
