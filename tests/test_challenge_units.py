@@ -164,12 +164,17 @@ def test_the_board_compares_the_tokenizer_itself_and_refuses_a_run_whose_merges_
     document["tokenizer"] = other.to_dict()
     store.update_config(changed.id, document)
     assert tokenizer_sha256(other) != rules.tokenizer_sha256
+    resplit = recorded_entry(store, record, plan, "cy", nats_per_token=1.0)  # the same merges, another split
+    document = dict(store.get(resplit.id).config)
+    document["tokenizer"] = {**document["tokenizer"], "split": "gpt2"}
+    store.update_config(resplit.id, document)
 
     board = build_board(store, record, lambda owner: owner)
     assert [s.entry.run_id for s in board.standings] == [kept.id]
     assert [(r.handle, r.reason) for r in board.refused] == [
         ("ben", "its tokenizer (bpe, 512 tokens, GPT-4 split) cuts the text otherwise than the challenge's "
-                "(other merges)")]
+                "(other merges)"),
+        ("cy", "its tokenizer is bpe, 512 tokens, GPT-2 split, not the challenge's bpe, 512 tokens, GPT-4 split")]
     assert run_problems(rules, store.get(kept.id), STEPS) == []
     assert board.standings[0].entry.score == pytest.approx(3.0 * rules.held_out_tokens
                                                            / (math.log(2) * rules.held_out_bytes))

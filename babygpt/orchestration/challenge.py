@@ -265,11 +265,23 @@ def tokenizer_problem(rules: ChallengeRules, tokenizer: Tokenizer) -> str | None
     return f"its tokenizer is {theirs}, not the challenge's {ours}"
 
 
-def _recorded_tokenizer(rules: ChallengeRules, config: dict[str, Any]) -> tuple[str | None, int]:
+def _stored_sha256(described: Any, seen: dict[tuple[int, Any, Any], str | None] | None) -> str | None:
+    """``stored_bpe_sha256``, once per list of merges in one board: the store hands the runs that hold the same
+    merges one list (``ClassRecords.runs_for_challenge``), alive while the board is built, so its id is a key."""
+    if seen is None or not isinstance(described, dict):
+        return stored_bpe_sha256(described)
+    key = (id(described.get("merges")), described.get("split"), described.get("kind"))
+    if key not in seen:
+        seen[key] = stored_bpe_sha256(described)
+    return seen[key]
+
+
+def _recorded_tokenizer(rules: ChallengeRules, config: dict[str, Any],
+                        seen: dict[tuple[int, Any, Any], str | None] | None = None) -> tuple[str | None, int]:
     """(why a recorded run's tokenizer is not the challenge's, or None; its vocabulary size). A stored BPE whose
     fingerprint is the challenge's is the challenge's own tokenizer, known without being rebuilt; any other is
     rebuilt (checked whole) and compared."""
-    if rules.tokenizer_vocab and stored_bpe_sha256(config.get("tokenizer")) == rules.tokenizer_sha256:
+    if rules.tokenizer_vocab and _stored_sha256(config.get("tokenizer"), seen) == rules.tokenizer_sha256:
         return None, rules.tokenizer_vocab
     _, _, tokenizer = parse_config_document(config)
     return tokenizer_problem(rules, tokenizer), tokenizer.vocab_size
@@ -381,11 +393,13 @@ def plan_problems(rules: ChallengeRules, plan: TrainingPlan, now: float | None =
     return problems + entry_problems(rules, plan.model_config, plan.train_config, plan.tokenizer.vocab_size, now)
 
 
-def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended_at: float | None = None) -> list[str]:
+def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended_at: float | None = None,
+                 seen: dict[tuple[int, Any, Any], str | None] | None = None) -> list[str]:
     """Why a recorded run does not count (empty: it does): checked again on the board, since a run can be changed
-    after it entered (its config rewritten, resumed past the budget) or reach the board by another way."""
+    after it entered (its config rewritten, resumed past the budget) or reach the board by another way. ``seen``:
+    the fingerprints one board has taken already (``_stored_sha256``)."""
     model_config, train_config = run_configs(info.config)
-    tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, info.config)
+    tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, info.config, seen)
     problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_wrong, train_config.val_fraction)
     problems += settings_problems(model_config, train_config, vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
@@ -499,9 +513,10 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
     steps = store.steps_trained([i.id for i in runs])
     ended = record.ended_at or cutoff
     entries, unranked, refused, repeats = [], [], [], {}
+    fingerprints: dict[tuple[int, Any, Any], str | None] = {}  # one per list of merges the store handed over
     for info in runs:
         handle = CHECK_HANDLE if info.check_of else handle_of(info.owner)
-        problems = run_problems(rules, info, steps.get(info.id, 0), ended)
+        problems = run_problems(rules, info, steps.get(info.id, 0), ended, fingerprints)
         if problems:
             if not info.check_of:
                 refused.append(Refusal(handle, info.label, "; ".join(problems)))
