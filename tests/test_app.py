@@ -359,7 +359,7 @@ def test_the_val_loss_says_when_it_was_measured(auto_precision, trained_run):
     at.switch_page("views/train.py").run()
     metrics = {m.label: m.value for m in at.metric}
     last = [r for r in RunStore().metrics(trained_run.id) if r.split == "val"][-1]
-    assert metrics["Val loss"] == f"{last.loss:.3f}" and metrics["Device"] == "cpu"
+    assert metrics["Last val loss"] == f"{last.loss:.3f}" and metrics["Device"] == "cpu"
     assert any(c.value.startswith(f"Val loss measured at step {last.step} (") and c.value.endswith(f" · {auto_precision}")
                for c in at.caption)
 
