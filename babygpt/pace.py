@@ -120,6 +120,19 @@ def run_tokens_per_second(tokens: int, wall_s: float | None) -> float | None:
     return tokens / wall_s if tokens and wall_s else None
 
 
+def overall_tokens_per_second(train: Sequence[dict[str, Any]], evals: Sequence[dict[str, Any]],
+                              tokens_per_step: int) -> float | None:
+    """A run's speed once it has stopped training (its page, like the Runs table): the tokens of its training
+    steps ÷ the wall-clock seconds it trained, evaluations included (None when no row has a time)."""
+    steps = max((int(r["step"]) for r in train), default=0)
+    wall = max((float(r["elapsed_s"]) for r in [*train, *evals] if r.get("elapsed_s") is not None), default=None)
+    return run_tokens_per_second(steps * tokens_per_step, wall)
+
+
+OVERALL_SPEED_CAPTION = ("Overall tokens/s: the run's training tokens ÷ its wall-clock training time, evaluations "
+                         "included (the Runs table's figure); while it trains, the page shows its recent pace.")
+
+
 @dataclass(frozen=True)
 class Trained:
     """What a run trained, for a race's speed: its tokens, and when it trained on the wall clock (``ended_at``, a

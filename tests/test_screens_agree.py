@@ -64,3 +64,22 @@ def test_each_loss_figure_says_which_it_is_and_the_runs_table_never_shows_none(a
     at.switch_page("views/train.py").run()
     assert not at.exception
     assert "Last val loss" in [m.label for m in at.metric]
+
+
+def test_a_finished_run_shows_the_runs_tables_overall_speed():
+    from babygpt.pace import overall_tokens_per_second
+
+    train = [{"step": 10, "loss": 2.0, "elapsed_s": 4.0}, {"step": 20, "loss": 1.5, "elapsed_s": 9.0}]
+    evals = [{"step": 20, "train_loss": 1.5, "val_loss": 1.6, "elapsed_s": 10.0}]
+    assert overall_tokens_per_second(train, evals, 100) == 20 * 100 / 10.0, "its tokens over its wall time"
+    assert overall_tokens_per_second([], [], 100) is None
+
+
+def test_model_and_training_shows_a_finished_runs_speed_as_the_runs_table_does(anas_run):
+    at = app()
+    at.session_state["active_run"] = anas_run.id
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    expected = next(r for r in RunStore().summaries() if r["id"] == anas_run.id)["tokens_per_sec"]
+    assert metrics["Overall tokens/s"] == f"{expected:,.0f}" != "–", metrics

@@ -17,12 +17,12 @@ from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
 from babygpt.orchestration.plan import plan_training
-from babygpt.pace import LIVE_SPEED_CAPTION
+from babygpt.pace import LIVE_SPEED_CAPTION, OVERALL_SPEED_CAPTION, overall_tokens_per_second
 from babygpt.plain_text import markdown_literal
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import check_can_resume
 from babygpt.status import RunStatus
-from babygpt.store.runs import RunInfo
+from babygpt.store.runs import RunInfo, run_tokens_per_step
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices
 from babygpt.training.trainer import lr_at
@@ -323,8 +323,12 @@ def draw_curves(snap: JobSnapshot, options: ChartOptions) -> None:
     last_eval = snap.evals[-1] if snap.evals else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Step", f"{snap.step}/{snap.max_iters}")
-    m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training and snap.tokens_per_sec else "–",
-              help=LIVE_SPEED_CAPTION)
+    if snap.training or snap.status is RunStatus.QUEUED:
+        m2.metric("Tokens/s", f"{snap.tokens_per_sec:,.0f}" if snap.training and snap.tokens_per_sec else "–",
+                  help=LIVE_SPEED_CAPTION)
+    else:  # stopped training: its whole run's figure, the one the Runs table shows
+        overall = overall_tokens_per_second(snap.train, snap.evals, run_tokens_per_step(state.store().get(snap.run_id)))
+        m2.metric("Overall tokens/s", f"{overall:,.0f}" if overall else "–", help=OVERALL_SPEED_CAPTION)
     m3.metric("Last val loss", f"{last_eval['val_loss']:.3f}" if last_eval else "–",
               help="Cross-entropy in nats per token on the held-out text at the latest evaluation (the run pickers "
                    "and the Runs table show each run's best).")
