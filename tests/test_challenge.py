@@ -63,8 +63,8 @@ def test_without_a_measured_spread_only_equal_scores_tie():
     assert "not measured yet" in Spread(None).sentence()
 
 
-def test_the_spread_is_the_widest_gap_between_seeds_of_the_same_settings():
-    spread = seed_spread({"small": [1.10, 1.13, 1.12], "big": [0.95, 0.96], "alone": [2.0]})
+def test_the_spread_is_the_median_gap_between_seeds_of_the_same_settings():
+    spread = seed_spread({"small": [1.10, 1.13, 1.12], "big": [0.95, 0.98], "alone": [2.0]})
     assert spread.bits == pytest.approx(0.03) and spread.groups == 2 and spread.runs == 5
     assert "0.030 bits/byte" in spread.sentence() and "5 runs of 2 settings" in spread.sentence()
     assert seed_spread({"alone": [2.0], "other": [1.0]}).bits is None, "one run per setting measures nothing"

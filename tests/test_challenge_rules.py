@@ -286,6 +286,17 @@ def test_the_teachers_checks_measure_the_spread_once_there_are_any():
     assert seed_spread({"top": [1.5], "wild": [1.9, 3.4]}, checked={"top"}).bits == pytest.approx(1.5)
 
 
+def test_one_wildly_unstable_setting_among_the_checked_leaves_the_margin_at_the_others_level():
+    scores = {"a": [1.500, 1.510, 1.505], "b": [1.520, 1.532, 1.525], "wild": [1.55, 1.836, 1.60]}
+    spread = seed_spread(scores, checked=set(scores))
+    assert spread.bits == pytest.approx(0.012), "the median of 0.010, 0.012 and 0.286, not the widest"
+    assert "median of 3 settings' seed ranges" in spread.sentence()
+    assert seed_spread({"a": [1.5, 1.51], "wild": [1.55, 1.836]}, checked={"a", "wild"}).bits == pytest.approx(0.01)
+    assert seed_spread({"wild": [1.55, 1.836]}, checked={"wild"}).bits == pytest.approx(0.286)
+    entries = [Entry(str(i), f"s{i}", f"r{i}", 1.50 + 0.02 * i) for i in range(4)]
+    assert [s.shown_rank for s in rank_entries(entries, spread.bits)] == ["1", "2", "3", "4"], "nobody ties"
+
+
 def test_a_run_without_the_mask_that_got_in_is_refused_on_the_board(challenge, small_text):
     store, rec, _ = challenge
     plan = entry_plan(small_text, causal=False)

@@ -151,7 +151,7 @@ def bits_per_char_of(nats_per_token: float, tokens: int, chars: int) -> float:
 class Spread:
     """How far runs of the same settings end apart when only the seed changes, and what it was measured on."""
 
-    bits: float | None  # the widest gap measured, in ``unit``; None: nothing measured yet
+    bits: float | None  # the median of the settings' seed ranges, in ``unit`` (``median_range``); None: not yet
     groups: int = 0  # settings trained with two seeds or more
     runs: int = 0  # runs in those groups
     source: str = ""  # "the teacher's checks" or "repeats by the class"
@@ -163,9 +163,10 @@ class Spread:
                     "seeds): no ties are claimed, and ranks separate any difference, however small. The teacher's "
                     "Check the top three measures it, and so does a repeat of an entry with another seed.")
         source = f" ({self.source})" if self.source else ""
-        return (f"Seed-to-seed spread {self.bits:.3f} {self.unit} from {self.runs} runs of {self.groups} "
-                f"setting{'s' if self.groups != 1 else ''}{source}: the widest gap between finished runs of the "
-                "whole budget that differ only in their seed. Entries closer than that are tied.")
+        settings = f"{self.groups} setting{'s' if self.groups != 1 else ''}"
+        return (f"Seed-to-seed spread {self.bits:.3f} {self.unit} from {self.runs} runs of {settings}{source}: "
+                f"the median of {settings}' seed ranges (each the gap between finished runs of the whole budget "
+                "that differ only in their seed). Entries closer than that are tied.")
 
 
 def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozenset[str] = frozenset(),
@@ -175,7 +176,11 @@ def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozens
     Once the teacher has checked entries (re-trained them with other seeds), only the checked settings count: the
     spread that matters is that of the entries compared at the top, and a setting chosen to be unstable (a
     learning rate at the edge of diverging, repeated with seeds until two end far apart) cannot then tie
-    everyone. Before any check, every repeat the class made counts."""
+    everyone. Before any check, every repeat the class made counts.
+
+    The spread is the median of the settings' seed ranges (with an even number, the lower of the middle two: with
+    two settings the smaller, with one that one), not the widest: a student whose unstable setting is among those
+    checked cannot make the margin its range, because one setting never moves a median past the others'."""
     repeated = {key: scores for key, scores in by_settings.items() if len(scores) >= 2}
     if not repeated:
         return Spread(None, unit=unit)
@@ -184,7 +189,14 @@ def seed_spread(by_settings: dict[str, list[float]], checked: set[str] | frozens
         repeated = {key: scores for key, scores in repeated.items() if key in checked}
         source = "the teacher's checks"
     groups = list(repeated.values())
-    return Spread(max(max(s) - min(s) for s in groups), len(groups), sum(len(s) for s in groups), source, unit)
+    return Spread(median_range(groups), len(groups), sum(len(s) for s in groups), source, unit)
+
+
+def median_range(groups: list[list[float]]) -> float:
+    """The median of the groups' ranges (max - min), the lower middle one when there is an even number: robust
+    to one group's range however wide, and never wider than half the groups' ranges."""
+    ranges = sorted(max(s) - min(s) for s in groups)
+    return ranges[(len(ranges) - 1) // 2]
 
 
 @dataclass(frozen=True)
