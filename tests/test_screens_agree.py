@@ -83,3 +83,21 @@ def test_model_and_training_shows_a_finished_runs_speed_as_the_runs_table_does(a
     metrics = {m.label: m.value for m in at.metric}
     expected = next(r for r in RunStore().summaries() if r["id"] == anas_run.id)["tokens_per_sec"]
     assert metrics["Overall tokens/s"] == f"{expected:,.0f}" != "–", metrics
+
+
+def test_the_teacher_box_speaks_to_a_class(monkeypatch):
+    import time
+
+    from ui.identity import until_text
+
+    now = time.mktime((2026, 12, 6, 12, 0, 0, 0, 0, -1))  # noon, local time
+    assert until_text(now + 3600, now) == "13:00", "today: the time alone"
+    assert until_text(now + 20 * 3600, now) == "08:00 on Mon 07 Dec", "tomorrow: with its day"
+    monkeypatch.setenv("BABYGPT_ADMIN_TOKEN", "s3cret-token-for-the-test")
+    at = app()
+    assert not at.exception
+    box = at.text_input(key="admin_token")
+    assert "BABYGPT_ADMIN_TOKEN" not in box.help and "the token the teacher started the server with" in box.help
+    box.input("s3cret-token-for-the-test").run()
+    assert not at.exception
+    assert "Sign out all" in [b.label for b in at.button]

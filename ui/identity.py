@@ -14,6 +14,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.plain_text import markdown_literal
 from babygpt.server.admin_guard import SESSION_S
 from babygpt.server.classroom import owner_name
 from babygpt.server.users import Actor, is_user_key, new_user_key
@@ -73,6 +74,13 @@ def admin_secret() -> str | None:
     return sent if isinstance(sent, str) else None
 
 
+def client_address() -> str | None:
+    """The IP address this browser's connection comes from (None: the server machine itself, as Streamlit reports a
+    loopback connection); the admin guard throttles wrong tokens by it, since an address costs more than a key."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else None
+
+
 def actor() -> Actor:
     return Actor(user(), admin=admin_guard().is_admin(user(), admin_secret()))
 
@@ -86,7 +94,7 @@ def sign_in() -> None:
     if not token:
         return
     try:
-        st.session_state[ADMIN] = admin_guard().sign_in(user(), token)
+        st.session_state[ADMIN] = admin_guard().sign_in(user(), token, client_address())
     except BabyGPTError as exc:
         page_flags()[SIGN_IN_ERROR] = str(exc)
 
@@ -111,30 +119,38 @@ def remember_admin_in_cookie() -> None:
         _set_cookie(ADMIN_COOKIE, "", 0)
 
 
+def until_text(ends: float, now: float | None = None) -> str:
+    """When a session ends: its time, with its day when that is not today (a session can outlast midnight)."""
+    end, today = time.localtime(ends), time.localtime(time.time() if now is None else now)
+    if end[:3] == today[:3]:
+        return time.strftime("%H:%M", end)
+    return time.strftime("%H:%M on %a %d %b", end)
+
+
 def teacher_box() -> None:
     """The sidebar's Teacher box: the token, or once signed in, the session and the log of wrong tokens."""
     guard = admin_guard()
     ends = guard.session_ends(user(), admin_secret())
     if ends is None:
         st.text_input("Admin token", type="password", key=TOKEN_INPUT, on_change=sign_in,
-                      help="The token the server was started with (BABYGPT_ADMIN_TOKEN): lets you stop or delete "
-                           "any run. This browser then stays signed in across reloads until you sign out.")
+                      help="For the teacher: the token the teacher started the server with. It lets you stop or "
+                           "delete any run; this browser then stays signed in across reloads until you sign out.")
         if page_flags().get(SIGN_IN_ERROR):
-            st.error(page_flags()[SIGN_IN_ERROR])
+            st.error(markdown_literal(page_flags()[SIGN_IN_ERROR]))
     else:
         st.caption("Admin: you can stop and delete every run.")
-        st.caption(f"Signed in on this browser until {time.strftime('%H:%M', time.localtime(ends))}; "
+        st.caption(f"Signed in on this browser until {until_text(ends)}; "
                    "a reload keeps you signed in.")
         c1, c2 = st.columns(2)
         c1.button("Sign out", key="admin_sign_out", on_click=sign_out, width="stretch")
-        c2.button("Sign out every browser", key="admin_sign_out_all", on_click=sign_out_everywhere,
-                  width="stretch", help="Ends every teacher session on this server (a browser you signed in on "
-                                        "and left).")
+        c2.button("Sign out all", key="admin_sign_out_all", on_click=sign_out_everywhere,
+                  width="stretch", help="Sign out every browser: ends every teacher session on this server (a "
+                                        "browser you signed in on and left).")
         failed = guard.failed_attempts()
         if failed:
-            st.caption("Wrong admin tokens since the server started:")
+            st.caption("Wrong admin tokens since the server started, by network address:")
             for attempt in failed:
-                st.caption(attempt.sentence())
+                st.caption(markdown_literal(attempt.sentence()))
         else:
             st.caption("No wrong admin token since the server started.")
     remember_admin_in_cookie()
