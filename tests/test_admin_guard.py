@@ -7,6 +7,7 @@ import pytest
 
 from babygpt.errors import BabyGPTError
 from babygpt.server.admin_guard import (
+    ADDRESS_TRIES_PER_MINUTE,
     FIRST_WAIT_S,
     FREE_TRIES,
     MAX_WAIT_S,
@@ -19,6 +20,7 @@ from babygpt.server.users import public_handle
 
 TOKEN = "a-long-teacher-token-4f9c"
 STUDENT, TEACHER = "student-key-aaaaaaaaaa", "teacher-key-bbbbbbbbbb"
+STUDENT_IP, TEACHER_IP = "192.168.1.23", "192.168.1.5"
 
 
 class Clock:
@@ -39,9 +41,9 @@ def guard(clock) -> AdminGuard:
     return AdminGuard(TOKEN, clock)
 
 
-def wrong(guard: AdminGuard, user: str = STUDENT, token: str = "guess") -> str:
+def wrong(guard: AdminGuard, user: str = STUDENT, token: str = "guess", address: str | None = STUDENT_IP) -> str:
     with pytest.raises(BabyGPTError) as caught:
-        guard.sign_in(user, token)
+        guard.sign_in(user, token, address)
     return str(caught.value)
 
 
@@ -67,26 +69,56 @@ def test_another_browser_is_not_slowed_by_one_students_guesses(guard):
     assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN))
 
 
-def test_the_server_takes_only_so_many_wrong_tokens_a_minute_from_new_browsers(guard, clock):
-    for i in range(SERVER_TRIES_PER_MINUTE):  # a student who makes a new user key for every guess
+def test_one_address_takes_only_so_many_wrong_tokens_a_minute_however_many_browsers_it_makes(guard, clock):
+    for i in range(ADDRESS_TRIES_PER_MINUTE):  # a student who makes a new user key for every guess
         assert wrong(guard, user=f"fresh-key-{i:012d}") == "That is not the admin token."
-    assert wrong(guard, user="fresh-key-last-000000") == \
-        "Too many wrong admin tokens on this server in the last minute: try again in 60 s."
+    assert wrong(guard, user="fresh-key-last-000000", token=TOKEN) == \
+        "Too many wrong admin tokens from this network address in the last minute: try again in 60 s."
+    assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN, TEACHER_IP)), "another address is not refused"
     clock.now += 60
     assert wrong(guard, user="fresh-key-last-000000") == "That is not the admin token."
 
 
-def test_wrong_tokens_are_logged_by_public_handle_most_recent_first(guard, clock):
-    wrong(guard, TEACHER)
+def test_a_student_with_fresh_keys_cannot_lock_the_teacher_out(guard, clock):
+    # the attack of issue 35: eleven browsers, three wrong tokens each, all from one laptop
+    for b in range(11):
+        for _ in range(FREE_TRIES):
+            wrong(guard, user=f"fake-browser-{b:08d}")
+    assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN, TEACHER_IP))
+    assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN, None)), "the server machine itself"
+
+
+def test_the_server_takes_only_so_many_wrong_tokens_a_minute_but_never_refuses_the_server_machine(guard, clock):
+    for i in range(SERVER_TRIES_PER_MINUTE):  # a class guessing from many machines at once
+        wrong(guard, user=f"fresh-key-{i:012d}", address=f"10.0.{i // ADDRESS_TRIES_PER_MINUTE}.{i}")
+    assert wrong(guard, user="fresh-key-last-000000", address="10.9.9.9") == \
+        "Too many wrong admin tokens on this server in the last minute: try again in 60 s. " \
+        "The teacher can always sign in on the server machine itself."
+    assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN, None)), "loopback is never refused by the backstop"
+    assert guard.is_admin(TEACHER, guard.sign_in(TEACHER, TOKEN, "::1"))
+    for i in range(ADDRESS_TRIES_PER_MINUTE + 1):  # the server machine is not refused by the address limit either
+        assert wrong(guard, user=f"local-key-{i:012d}", address="127.0.0.1") == "That is not the admin token."
+    clock.now += 60
+    assert wrong(guard, user="fresh-key-last-000000", address="10.9.9.9") == "That is not the admin token."
+
+
+def test_wrong_tokens_are_logged_one_line_per_address_most_recent_first(guard, clock):
+    wrong(guard, TEACHER, address=TEACHER_IP)
+    clock.now += 1
+    for b in range(5):
+        wrong(guard, f"fake-browser-{b:08d}")
     clock.now += 1
     wrong(guard)
-    clock.now += 1
-    wrong(guard)
+    wrong(guard, TEACHER, address=None)
     log = guard.failed_attempts()
-    assert [(a.handle, a.count) for a in log] == [(public_handle(STUDENT), 2), (public_handle(TEACHER), 1)]
-    assert log[0].last_at - log[0].first_at == 1
-    assert STUDENT not in " ".join(a.sentence() for a in log), "the log never shows a user key"
-    assert log[0].sentence().startswith(f"{public_handle(STUDENT)}: 2 wrong tokens from ")
+    assert [(a.address, a.count, a.browsers) for a in log] == [("127.0.0.1", 1, 1), (STUDENT_IP, 6, 6),
+                                                               (TEACHER_IP, 1, 1)]
+    assert log[1].last_at - log[1].first_at == 1
+    text = " ".join(a.sentence() for a in log)
+    assert STUDENT not in text and TEACHER not in text, "the log never shows a user key"
+    assert log[1].sentence().startswith(f"{STUDENT_IP}: 6 wrong tokens from 6 browsers, from ")
+    assert log[2].sentence().startswith(f"{TEACHER_IP}: 1 wrong token from one browser ({public_handle(TEACHER)}), at ")
+    assert log[0].sentence().startswith("this server machine: 1 wrong token from one browser")
 
 
 def test_a_session_belongs_to_one_browser_expires_and_can_be_revoked(guard, clock):
