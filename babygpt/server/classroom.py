@@ -165,7 +165,8 @@ class Classroom:
         with self._lock:
             if self._cached and now - self._cached[0] < BOARD_TTL_S and self._cached[1] == since:
                 return self._cached[2]
-            infos = self.store.runs_since(since)
+            # an imported run did not train in this lesson, whatever its metrics say: it has no place on the board
+            infos = [info for info in self.store.runs_since(since) if not info.imported]
             snaps = self.scheduler.snapshots(infos)
             samples = self.store.last_samples([i.id for i in infos])
             name = self._namer([i.owner for i in infos])

@@ -47,7 +47,7 @@ from babygpt.store.runs import (
     read_config,
 )
 from babygpt.store.safe_zip import Entry, Wanted, check_stored_zip, check_wanted, entries, open_zip, read_entry, unpack_entry
-from babygpt.store.untrusted import JsonBudget, check_finite, import_slot, load_json
+from babygpt.store.untrusted import JsonBudget, check_finite, check_number, import_slot, load_json, plain_name
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}
@@ -95,6 +95,13 @@ def export_bytes(store: RunStore, run_id: str) -> bytes:
         return path.read_bytes()
 
 
+def _imported_from(data: Any) -> str:
+    """Where an imported run's weights were trained: a Hugging Face import exported and imported again keeps that,
+    every other archive is a run trained on some other server ("archive"), never in this lesson."""
+    from_hf = isinstance(data, dict) and data.get("imported_from") == "huggingface"
+    return "huggingface" if from_hf else "archive"
+
+
 def _data_section(data: Any) -> dict[str, Any]:
     """The corpus description of an imported run: known keys with plain values only."""
     if not isinstance(data, dict):
@@ -110,22 +117,26 @@ def _data_section(data: Any) -> dict[str, Any]:
     return kept
 
 
-def _metric_row(data: dict[str, Any]) -> MetricRow:
-    """One metrics line, with the types the charts rely on (a number or null for each value)."""
+# what a recorded value can be: a loss in nats (a byte-level model starts near 5.5), a learning rate, a speed, and
+# seconds of training (a year is 3.2e7)
+METRIC_BOUNDS = {"loss": (0.0, 1e4), "lr": (0.0, 1e3), "tokens_per_sec": (0.0, 1e12), "elapsed_s": (0.0, 1e9)}
+
+
+def _metric_row(data: dict[str, Any], what: str, max_iters: int) -> MetricRow:
+    """One metrics line, with the types and ranges the charts and the store rely on (a number or null for each
+    value; the step a whole number from 0 to the run's max_iters)."""
     row = MetricRow(**{k: data.get(k) for k in MetricRow.__dataclass_fields__})
-    number = (int, float)
-    if not (isinstance(row.step, int) and not isinstance(row.step, bool) and row.step >= 0):
-        raise TypeError(f"step must be a whole number, got {row.step!r}")
+    check_number(row.step, f"{what}: step", 0, max_iters, whole=True)
     if row.split not in ("train", "train_eval", "val"):
-        raise TypeError(f"unknown split {row.split!r}")
-    for name in ("loss", "lr", "tokens_per_sec", "elapsed_s"):
+        raise ImportRefused(f"Refused: {what} has an unknown split {str(row.split)[:20]!r}.")
+    for name, (low, high) in METRIC_BOUNDS.items():
         value = getattr(row, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, number)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
+        if value is not None:
+            check_number(value, f"{what}: {name}", low, high)
     return row
 
 
-def _read_metrics(path: Path) -> list[MetricRow]:
+def _read_metrics(path: Path, max_iters: int) -> list[MetricRow]:
     """Every line priced before it is parsed: the file's lines counted first, each line its own small budget."""
     if not path.is_file():
         return []
@@ -137,12 +148,9 @@ def _read_metrics(path: Path) -> list[MetricRow]:
     for number, line in enumerate(raw.splitlines(), 1):
         what = f"{METRICS_FILE} line {number}"
         data = load_json(line, what, METRIC_LINE_BUDGET)
-        try:
-            if not isinstance(data, dict):
-                raise TypeError(f"a {type(data).__name__}, not an object")
-            rows.append(_metric_row(data))
-        except TypeError as exc:
-            raise ImportRefused(f"Refused: {what} is damaged ({exc}).") from exc
+        if not isinstance(data, dict):
+            raise ImportRefused(f"Refused: {what} is damaged (a {type(data).__name__}, not an object).")
+        rows.append(_metric_row(data, what, max_iters))
     return rows
 
 
@@ -210,7 +218,8 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
     """Load what was unpacked as the run will be loaded, then record it; nothing is left of a failed one."""
     model_config, train_config, tokenizer = parsed
     # stored as parsed: the run's files never hold a field the code did not check
-    document = build_config_document(model_config, train_config, tokenizer, _data_section(document.get("data")))
+    data = {**_data_section(document.get("data")), "imported_from": _imported_from(document.get("data"))}
+    document = build_config_document(model_config, train_config, tokenizer, data)
     check_weights_file(staging / WEIGHTS_FILE, expected_shapes(model_config),
                        tied=model_config.tie_weights and model_config.use_attention)
     model = build_model(model_config)
@@ -219,10 +228,11 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
     if (staging / TRAINER_FILE).is_file():
         check_stored_zip(staging / TRAINER_FILE, TRAINER_FILE)
         load_trainer_state(staging / TRAINER_FILE)
-    metrics = _read_metrics(staging / METRICS_FILE)
+    metrics = _read_metrics(staging / METRICS_FILE, train_config.max_iters)
     meta = _meta(staging)
     status = RunStatus(meta["status"]) if meta.get("status") in {s.value for s in ENDED} else RunStatus.DONE
-    info = store.create_run((meta.get("name") or fallback_name)[:120], document, data_name=meta.get("data_name"),
+    name = plain_name(meta.get("name") or "", plain_name(fallback_name, "imported run"))
+    info = store.create_run(name, document, data_name=meta.get("data_name"),
                             data_sha256=meta.get("data_sha256"), status=status, owner=owner)
     try:
         folder = store.run_dir(info.id)

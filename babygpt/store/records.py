@@ -48,7 +48,8 @@ class RunInfo:
 
     @property
     def imported(self) -> bool:
-        """Weights imported without a training history (a Hugging Face folder): it has no steps to count."""
+        """Weights trained elsewhere and imported (a Hugging Face folder, or a run archive, whose history was not
+        trained here and cannot be trusted): never on the class board's table of this lesson's runs."""
         return bool((self.config.get("data") or {}).get("imported_from"))
 
     @property

@@ -22,6 +22,7 @@ import fcntl
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ IMPORT_LOCK = ".import.lock"
 BUSY_MESSAGE = ("Another import is running on this server; try again in a moment. Imports run one at a time, so "
                 "that together they cannot take the memory the class's training needs.")
 MAX_INT_DIGITS = 20  # no size, id or count in these files comes near 10**20
+SQLITE_INT_MAX = 2**63 - 1  # SQLite stores a whole number in 64 bits: a larger one is refused before it is written
 
 
 class ImportBusy(BabyGPTError):
@@ -153,6 +155,27 @@ def local_name(name: str, fallback: str) -> str:
     last = re.sub(r"[\x00-\x1f\x7f]", "", name.replace("\\", "/").rsplit("/", 1)[-1])
     short = last.encode("utf-8")[:200].decode("utf-8", errors="ignore")
     return short if short.strip(". ") else fallback
+
+
+def check_number(value: Any, what: str, low: float, high: float, whole: bool = False) -> None:
+    """Refuse a number from a file that is not one (a bool, a string), not finite, not whole where it must be, or
+    outside ``low`` to ``high`` (always within SQLite's 64-bit whole numbers): it would be stored and drawn, or make
+    the store raise a traceback."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "a whole number" if whole else "a number"
+        raise ImportRefused(f"Refused: {what} must be {kind}, not {str(value)[:20]!r}.")
+    if not math.isfinite(value) or not max(low, -SQLITE_INT_MAX) <= value <= min(high, SQLITE_INT_MAX):
+        raise ImportRefused(f"Refused: {what} is {str(value)[:24]}, outside what it can be ({low:g} to {high:g}).")
+
+
+def plain_name(text: str, fallback: str, limit: int = 120) -> str:
+    """A name from a file as a run's name: no control or format character (bidi controls that reorder what a
+    classmate reads, zero-width characters that make two names look alike), spaces collapsed, at most ``limit``
+    characters."""
+    kept = "".join(c for c in text if not unicodedata.category(c).startswith("C") or c in " \t")
+    name = " ".join(kept.split())[:limit]
+    return name or fallback
 
 
 def check_finite(tensors: Mapping[str, torch.Tensor], what: str) -> None:

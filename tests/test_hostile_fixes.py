@@ -1,0 +1,77 @@
+"""A hostile student's imports (issue 35): every metric row and name of a run archive checked, an imported run
+marked so and kept off the class board, each kind of zip refused by its own importer's sentence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from babygpt.errors import BabyGPTError
+from babygpt.server.classroom import Classroom
+from babygpt.server.scheduler import Scheduler, SchedulerSettings
+from babygpt.store.archive import import_zip
+from babygpt.store.runs import RunStore
+from babygpt.store.untrusted import plain_name
+from tests.helpers import LIMITS
+from tests.import_support import assert_sentence, good_zips, make_zip, recorded_run
+
+
+@pytest.fixture(scope="module")
+def zips() -> dict[str, dict[str, bytes]]:
+    store, run_id = recorded_run()
+    return good_zips(store, run_id)
+
+
+def archive_with(zips, tmp_path: Path, **files: bytes) -> Path:
+    path = tmp_path / "run.zip"
+    path.write_bytes(make_zip({**zips["archive"], **{k.replace("_", "."): v for k, v in files.items()}}))
+    return path
+
+
+def refusal(store, path: Path, match: str) -> str:
+    with pytest.raises(BabyGPTError) as caught:
+        import_zip(store, path, LIMITS)
+    message = assert_sentence(caught.value, path)
+    assert match in message, message
+    assert store.list_runs() == [], "nothing is recorded for a refused zip"
+    return message
+
+
+@pytest.mark.parametrize("line, match", [
+    ({"step": 9223372036854775808, "split": "val", "loss": 1.0}, "step"),
+    ({"step": 10, "split": "val", "loss": 1.0, "elapsed_s": 10000000000000000000}, "elapsed_s"),
+    ({"step": 10, "split": "val", "loss": 1.0, "elapsed_s": 1e19}, "elapsed_s"),
+    ({"step": -1, "split": "val", "loss": 1.0}, "step"),
+    ({"step": 10**6, "split": "val", "loss": 1.0}, "step"),
+    ({"step": 10, "split": "val", "loss": -3.0}, "loss"),
+    ({"step": 10, "split": "val", "loss": "low"}, "loss"),
+    ({"step": 1.5, "split": "val", "loss": 1.0}, "step"),
+])
+def test_every_metric_row_of_an_archive_is_checked(zips, tmp_path, line, match):
+    store = RunStore(tmp_path / "home")
+    path = archive_with(zips, tmp_path, metrics_jsonl=(json.dumps(line) + "\n").encode())
+    message = refusal(store, path, match)
+    assert "metrics.jsonl line 1" in message and "SQLite" not in message
+
+
+def test_an_imported_name_loses_bidi_and_zero_width_characters(zips, tmp_path):
+    store = RunStore(tmp_path / "home")
+    meta = json.loads(zips["archive"]["run.json"])
+    meta["name"] = "top\u202escore\u200b\u200d \u2066run\u2069\x07"
+    info = import_zip(store, archive_with(zips, tmp_path, run_json=json.dumps(meta).encode()), LIMITS)
+    assert info.name == "topscore run"
+    assert plain_name("\u200b\u202e", "fallback") == "fallback"
+
+
+def test_an_imported_archive_is_marked_imported_and_kept_off_the_board(zips, tmp_path):
+    store = RunStore(tmp_path / "home")
+    forged = b"".join(json.dumps({"step": s, "split": "val", "loss": 0.02}).encode() + b"\n" for s in (10, 20))
+    info = import_zip(store, archive_with(zips, tmp_path, metrics_jsonl=forged), LIMITS)
+    assert info.imported and info.config["data"]["imported_from"] == "archive"
+    scheduler = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    try:
+        assert [row.run_id for row in Classroom(scheduler).rows()] == []
+    finally:
+        scheduler.stop_all(wait=30)
