@@ -101,3 +101,24 @@ def test_the_teacher_box_speaks_to_a_class(monkeypatch):
     box.input("s3cret-token-for-the-test").run()
     assert not at.exception
     assert "Sign out all" in [b.label for b in at.button]
+
+
+def test_a_shared_link_opens_on_the_students_machines():
+    from babygpt.lessons.links import make_link, only_here, shareable_base
+
+    assert shareable_base("http://localhost:8501/train", None, "192.168.1.20") == "http://192.168.1.20:8501/train"
+    assert shareable_base("http://10.0.0.5:8501/", None, "192.168.1.20") == "http://10.0.0.5:8501/", "as it came"
+    assert shareable_base(None, "school-server:8501", "192.168.1.20") == "http://school-server:8501/"
+    assert shareable_base("http://127.0.0.1:8501/", None, None) == "http://127.0.0.1:8501/"
+    assert only_here("http://127.0.0.1:8501/") and not only_here("http://192.168.1.20:8501/")
+    assert make_link(shareable_base("http://localhost:8501/", None, "fe80::1"), {"preset": "gpt"}).startswith(
+        "http://[fe80::1]:8501/?")
+
+
+def test_the_share_popover_offers_this_page_not_a_placeholder():
+    at = app()
+    at.switch_page("views/train.py").run()
+    assert not at.exception
+    picker = at.selectbox(key="share_lesson")
+    assert picker.value == "", "a None option is no choice at all: the browser shows its placeholder instead"
+    assert picker.index == 0 and picker.options[0] == "— (this page)", picker.options

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.net_util import get_internal_ip
 
 from babygpt.config import FORM_SETTINGS, PRESETS, TrainConfig, form_defaults, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
-from babygpt.lessons.links import LESSON_TABS, make_link
+from babygpt.lessons.links import LESSON_TABS, make_link, only_here, shareable_base
 from babygpt.lessons.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
@@ -100,12 +101,15 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
 
 def share_link(settings, hp: dict) -> None:
     with settings.popover("Share these settings as a link"):
-        lesson = st.selectbox("Open on the Lessons tab", [None, *LESSON_TABS], key="share_lesson",
-                              format_func=lambda k: "— (this page)" if k is None else LESSON_TABS[k])
+        lesson = st.selectbox("Open on the Lessons tab", ["", *LESSON_TABS], key="share_lesson",
+                              format_func=lambda k: LESSON_TABS.get(k, "— (this page)")) or None  # None shows a placeholder
         corpus_name = choices.corpus().source if choices.corpus().source in datasets.registry() else None
-        st.code(make_link(st.context.url or "", {**hp, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
-                                                   **choices.bpe_link_values(), "lesson": lesson}),
+        base = shareable_base(st.context.url, st.context.headers.get("Host"), get_internal_ip())
+        st.code(make_link(base, {**hp, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
+                                 **choices.bpe_link_values(), "lesson": lesson}),
                 language=None, wrap_lines=True)
+        if only_here(base):
+            st.caption("This address opens only on this computer: give students the server's network address.")
         st.caption("Whoever opens it gets these settings (and the text, if it is a bundled or downloaded one; an "
                    "upload cannot travel in a link). It never carries your user key.")
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from babygpt.config import FORM_SETTINGS, PRESETS
 from babygpt.errors import BabyGPTError
@@ -98,3 +98,22 @@ def make_link(base_url: str, values: Mapping[str, Any]) -> str:
     """``base_url`` with the lesson settings as its query (never the user's key)."""
     query = urlencode({k: values[k] for k in LINK_KEYS if values.get(k) is not None})
     return f"{base_url.split('?')[0]}?{query}" if query else base_url.split("?")[0]
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # names of this computer that no other computer can open
+
+
+def shareable_base(browser_url: str | None, host: str | None = None, lan_address: str | None = None) -> str:
+    """The address a shared link starts with: the one the browser used (its URL, else the Host header it sent),
+    with this computer's own name (localhost) replaced by its address on the network (``lan_address``), so a
+    teacher who opened the app on the server itself hands out a link students' machines can open."""
+    parts = urlsplit(browser_url or (f"http://{host}/" if host else ""))
+    if parts.hostname in LOOPBACK and lan_address:
+        netloc = f"[{lan_address}]" if ":" in lan_address else lan_address
+        parts = parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc)
+    return urlunsplit(parts._replace(query="", fragment=""))
+
+
+def only_here(url: str) -> bool:
+    """Whether a link names this computer only (no network address was found to put instead)."""
+    return urlsplit(url).hostname in LOOPBACK
