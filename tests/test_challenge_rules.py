@@ -359,3 +359,28 @@ def test_the_teachers_checks_and_the_command_line_are_named_in_the_runs_table():
 def test_rules_read_back_unchanged(challenge):
     _, rec, rules = challenge
     assert ChallengeRules.from_dict(rec.rules) == rules
+
+
+def test_a_student_cannot_delete_an_entry_while_the_challenge_is_open_but_the_teacher_can(challenge, small_text):
+    store, rec, _ = challenge
+    scheduler = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    try:
+        worse = record(store, rec.id, small_text, "mallory-key-0000000000", 1, STEPS, RunStatus.DONE, 1.60)
+        better = record(store, rec.id, small_text, "mallory-key-0000000000", 2, STEPS, RunStatus.DONE, 1.50)
+        other = record(store, rec.id, small_text, "ana-key-00000000000000", 3, STEPS, RunStatus.DONE, 1.55)
+        outside = create_run(store, entry_plan(small_text), name="practice", owner="mallory-key-0000000000",
+                             status=RunStatus.DONE)
+        mallory = Actor("mallory-key-0000000000")
+        with pytest.raises(BabyGPTError) as refused:
+            scheduler.delete(mallory, worse.id)
+        assert str(refused.value) == (f"Run {worse.label} is an entry in the open challenge. Entries stay until the "
+                                      "challenge ends, so every try is counted; the teacher can delete it.")
+        assert store.get(worse.id).id == worse.id, "the worse try is still counted"
+        scheduler.delete(mallory, outside.id)  # a run outside the challenge is hers to delete
+        scheduler.delete(Actor("teacher-key-0000000000", admin=True), other.id)
+        assert {i.id for i in store.list_runs()} == {worse.id, better.id}
+        store.end_challenge(rec.id, time.time(), {})
+        scheduler.delete(mallory, worse.id)  # once the board is frozen, her runs are hers again
+        assert {i.id for i in store.list_runs()} == {better.id}
+    finally:
+        scheduler.stop_all(wait=10)

@@ -33,7 +33,7 @@ from babygpt.orchestration.runs import check_can_queue, create_run
 from babygpt.server.backend import Backend, JobHandle
 from babygpt.server.progress import JobSnapshot, LiveProgress
 from babygpt.server.settings import SchedulerSettings
-from babygpt.server.users import Actor, check_can_manage, check_teacher
+from babygpt.server.users import Actor, check_can_delete, check_can_manage, check_teacher
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, persist_corpus
 from babygpt.store.quota import DiskQuota, checkpoint_bytes
@@ -282,7 +282,8 @@ class Scheduler:
 
     def delete(self, actor: Actor, run_id: str) -> None:
         info = self.run_info(run_id)
-        check_can_manage(actor, info, "delete")
+        record = self.store.open_challenge()  # open until frozen: past its end time, its board is not final yet
+        check_can_delete(actor, info, record.id if record else None)
         job = self._jobs.get(info.id)
         if job is not None and not info.status.active:
             job.thread.join(timeout=10)  # the run is finished and its worker is exiting: let it go first

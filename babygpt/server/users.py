@@ -68,6 +68,17 @@ def check_can_manage(actor: Actor, info: RunInfo, action: str) -> None:
                        f"with the admin token, can {action} it.")
 
 
+ENTRIES_STAY = "Entries stay until the challenge ends, so every try is counted; the teacher can delete it."
+
+
+def check_can_delete(actor: Actor, info: RunInfo, open_challenge_id: str | None) -> None:
+    """Delete is the owner's or the teacher's (``check_can_manage``), but a student's entry in the challenge still
+    open stays: deleting the worse of two tries would hide a re-roll from the board's "best of 2"."""
+    check_can_manage(actor, info, "delete")
+    if not actor.admin and open_challenge_id is not None and info.challenge_id == open_challenge_id:
+        raise BabyGPTError(f"Run {info.label} is an entry in the open challenge. {ENTRIES_STAY}")
+
+
 def check_teacher(actor: Actor, action: str) -> None:
     """What only the teacher does to the whole class (stop every run, clear the queue, set or end a challenge)."""
     if not actor.admin:
