@@ -73,6 +73,7 @@ with st.sidebar:
     chart_menu()
 
 st.markdown(WRAP_CSS + (PRESENTER_CSS if choices.presenter() else ""), unsafe_allow_html=True)
+identity.link_identity_notice()  # a link that carried another browser's key: still yourself, unless you switch
 for problem in state.page_flags().pop("link_problems", []):
     st.warning(markdown_literal(problem))  # a link's bad value, quoted
 

@@ -1,6 +1,7 @@
 """Who this browser is. A reload or a new tab is a new Streamlit session with an empty ``session_state``, so the
-user comes from what the browser sends back: the ``user`` key in the URL (re-set on every run, because Streamlit
-drops query parameters on a page switch) or the ``babygpt_user`` cookie (for a second tab).
+user comes from what the browser sends back: the ``babygpt_user`` cookie (for a second tab), or the ``user`` key in
+the URL (re-set on every run, because Streamlit drops query parameters on a page switch) for a browser without one.
+A link with another key never silently replaces the cookie's (``babygpt.server.browser_key``).
 
 The teacher is a browser that signed in with the admin token: it holds a session secret from
 ``babygpt.server.admin_guard`` (the rules: throttle, log, expiry) in this session and in a cookie, so a reload keeps it
@@ -16,24 +17,54 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.plain_text import markdown_literal
 from babygpt.server.admin_guard import SESSION_S
+from babygpt.server.browser_key import LINK_CARRIED_ANOTHER, choose_key
 from babygpt.server.classroom import owner_name
-from babygpt.server.users import Actor, is_user_key, new_user_key
+from babygpt.server.users import Actor, is_user_key
 from ui.state import ADMIN, ADMIN_COOKIE, USER, USER_COOKIE, USER_PARAM, admin_guard, page_flags, store
 
+LINK_KEY = "link_other_user"  # another valid key this session's link carried, offered but not taken
 TOKEN_INPUT = "admin_token"
 SIGN_IN_ERROR = "admin_sign_in_error"
 
 
 def identify() -> str:
-    """This browser's key: the session's, else the URL's, else the cookie's, else a new one; kept in the URL."""
+    """This browser's key: the session's, else the cookie's, else the URL's, else a new one (the rule:
+    ``babygpt.server.browser_key.choose_key``); kept in the URL. A link that carried another key is remembered for
+    ``link_identity_notice``, which offers it, never takes it."""
     key = st.session_state.get(USER)
     if key is None:
-        candidates = (st.query_params.get(USER_PARAM), st.context.cookies.get(USER_COOKIE))
-        key = next((c for c in candidates if is_user_key(c)), None) or new_user_key()
-        st.session_state[USER] = key
+        choice = choose_key(st.query_params.get(USER_PARAM), st.context.cookies.get(USER_COOKIE))
+        key = st.session_state[USER] = choice.key
+        st.session_state[LINK_KEY] = choice.link_key
     if st.query_params.get(USER_PARAM) != key:
         st.query_params[USER_PARAM] = key
     return key
+
+
+def _switch_to_link_key() -> None:
+    """The notice's button: become the link's user, as a new session of it would (its choices restored, this
+    browser's cookie then rewritten to it by ``remember_in_cookie``)."""
+    other = st.session_state.get(LINK_KEY)
+    if is_user_key(other):
+        st.session_state.clear()
+        st.session_state[USER] = other
+
+
+def _keep_myself() -> None:
+    st.session_state[LINK_KEY] = None
+
+
+def link_identity_notice() -> None:
+    """When the link carried another browser's key: say this browser is still itself, and offer the switch (the
+    student's own link from another machine); the cookie is never overwritten without that click."""
+    if not is_user_key(st.session_state.get(LINK_KEY)):
+        return
+    st.info(markdown_literal(LINK_CARRIED_ANOTHER), icon=":material/badge:")
+    c1, c2 = st.columns(2)
+    c1.button("Switch to the link's identity", key="identity_switch", on_click=_switch_to_link_key,
+              help="Only if this is your own link, from another machine: this browser then becomes that user "
+                   "and stops being the one it was.")
+    c2.button("Stay myself", key="identity_stay", on_click=_keep_myself)
 
 
 def user() -> str:
