@@ -15,7 +15,7 @@ from babygpt.store.archive import import_zip
 from babygpt.store.runs import RunStore
 from babygpt.store.untrusted import plain_name
 from tests.helpers import LIMITS
-from tests.import_support import assert_sentence, good_zips, make_zip, recorded_run
+from tests.import_support import assert_sentence, entry_name, good_zips, make_zip, patch_entry, recorded_run
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,50 @@ def test_an_imported_archive_is_marked_imported_and_kept_off_the_board(zips, tmp
         assert [row.run_id for row in Classroom(scheduler).rows()] == []
     finally:
         scheduler.stop_all(wait=30)
+
+
+def hf_with(zips, config: bytes | None = None, *extra: tuple[str, bytes]) -> bytes:
+    files = dict(zips["hf"])
+    if config is not None:
+        files[entry_name(files, "config.json")] = config
+    return make_zip([*files.items(), *extra])
+
+
+def hf_config(zips, **changes) -> dict:
+    document = json.loads(zips["hf"][entry_name(zips["hf"], "config.json")])
+    return {k: v for k, v in {**document, **changes}.items() if v is not None}
+
+
+@pytest.mark.parametrize("case, match", [
+    ("nan", "config.json holds NaN"),
+    ("large", "config.json is 79 KB, more than such a file can need here (64 KB)"),
+    ("deep", "config.json nests more than"),
+    ("no model_type", "only GPT-2-shaped models"),
+    ("encrypted", "config.json is encrypted"),
+    ("two configs", "the zip holds 2 config.json files"),
+])
+def test_a_hugging_face_zip_is_refused_by_its_own_sentence(zips, tmp_path, case, match):
+    """The kind of zip is decided from its names, never its config's values: a damaged config.json of a Hugging
+    Face folder is refused for what is wrong with it, not as an unexpected file of a run archive."""
+    config_path = entry_name(zips["hf"], "config.json")
+    if case == "nan":
+        raw = hf_with(zips, json.dumps(hf_config(zips)).replace('"n_layer": ', '"n_layer": NaN, "x": ').encode())
+    elif case == "large":
+        raw = hf_with(zips, json.dumps(hf_config(zips, pad=["x" * 1000] * 80)).encode())
+    elif case == "deep":
+        raw = hf_with(zips, json.dumps(hf_config(zips, pad=json.loads("[" * 20 + "1" + "]" * 20))).encode())
+    elif case == "no model_type":
+        raw = hf_with(zips, json.dumps(hf_config(zips, model_type=None)).encode())
+    elif case == "encrypted":
+        raw = patch_entry(hf_with(zips), config_path, flags=1)
+    else:
+        raw = hf_with(zips, None, ("other/config.json", json.dumps(hf_config(zips)).encode()))
+    path = tmp_path / "model.zip"
+    path.write_bytes(raw)
+    message = refusal(RunStore(tmp_path / "home"), path, match)
+    assert "unexpected file" not in message and "run archive" not in message
+
+
+def test_a_run_archive_with_a_stray_file_is_refused_as_a_run_archive(zips, tmp_path):
+    path = archive_with(zips, tmp_path, notes_txt=b"hello")
+    refusal(RunStore(tmp_path / "home"), path, "unexpected file 'notes.txt'; a run archive holds only")

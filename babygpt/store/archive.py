@@ -248,6 +248,7 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
 
 def import_zip(store: RunStore, archive: str | Path, limits: ModelLimits, owner: str | None = None,
                quota: DiskQuota | None = None) -> RunInfo:
-    """A .zip from a person: a Hugging Face folder when its config.json names a model_type, else a run archive."""
+    """A .zip from a person: a Hugging Face folder when its files' names say so (``is_hf_zip``), else a run
+    archive; each refused by its own importer's sentence."""
     importer = import_hf_zip if is_hf_zip(archive) else import_run
     return importer(store, archive, limits=limits, owner=owner, quota=quota)

@@ -258,17 +258,23 @@ def _model_folder(found: list[Entry]) -> tuple[dict[str, Entry], set[str]]:
     return {e.name: e for e in here}, {e.name for e in here}
 
 
+# files only a Hugging Face folder has (a run archive holds config.json, model.safetensors, trainer.pt,
+# metrics.jsonl and run.json, all at the top): one of them, or any file in a folder, makes a zip a Hugging Face one
+HF_MARKERS = frozenset({"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                        "special_tokens_map.json", "generation_config.json", "README.md", *PICKLES})
+
+
 def is_hf_zip(archive: str | Path) -> bool:
-    """Whether a .zip holds a Hugging Face folder (its config.json names a model_type) rather than a run archive.
-    A zip refused on the way is not one: importing it as a run archive then says why."""
+    """Whether a .zip holds a Hugging Face folder rather than a run archive, decided from its files' names alone
+    (never a value of its config.json), so that each kind is refused by its own importer's sentence: a zip with a
+    file in a folder or a file only Hugging Face folders have is one. A zip refused while its directory is read is
+    not one: importing it as a run archive says why, by the rules both importers share."""
     try:
         with open_zip(archive, Path(archive).name) as zf:
-            by_name, _ = _model_folder(entries(zf))
-            document = load_json(read_entry(zf, Wanted(by_name["config.json"], CONFIG_BUDGET.max_bytes)),
-                                 "config.json", CONFIG_BUDGET)
-        return isinstance(document, dict) and "model_type" in document
+            found = entries(zf)
     except BabyGPTError:
         return False
+    return any("/" in entry.path or entry.name in HF_MARKERS for entry in found)
 
 
 def import_hf_zip(store: RunStore, archive: str | Path, limits: ModelLimits, max_unpacked: int = DEFAULT_MAX_UNPACKED,
