@@ -131,7 +131,7 @@ def test_runs_overlays_a_bpe_and_a_char_run_in_bits_per_byte(bpe_runs):
         best = min(m.loss for m in store.metrics(run_id) if m.split == "val")
         validation = ValidationText.from_config(store.get(run_id).config)
         by_hand = best * validation.tokens / (math.log(2) * validation.bytes)
-        assert table.loc[run_id, "best_val_bpb"] == pytest.approx(by_hand)
+        assert float(table.loc[run_id, "best_val_bpb"]) == pytest.approx(by_hand, abs=5e-4)  # shown to 3 places
         drawn = next(t for t in spec["data"] if t["name"] == labels[run_id]["label"])
         assert min(drawn["y"]) == pytest.approx(by_hand)
 

@@ -122,3 +122,14 @@ def test_the_share_popover_offers_this_page_not_a_placeholder():
     picker = at.selectbox(key="share_lesson")
     assert picker.value == "", "a None option is no choice at all: the browser shows its placeholder instead"
     assert picker.index == 0 and picker.options[0] == "— (this page)", picker.options
+
+
+def test_a_model_without_its_text_opens_on_an_english_sentence_not_a_lone_token():
+    from babygpt.text.tokenizers import build_tokenizer
+    from ui.widgets import FALLBACK_PROMPT, fallback_prompt
+
+    gpt2 = build_tokenizer("gpt2", FALLBACK_PROMPT + " ran away!")  # reads the sentence; its token 0 is "!"
+    assert gpt2.token_text(0) != FALLBACK_PROMPT
+    assert fallback_prompt(gpt2) == FALLBACK_PROMPT
+    chars = build_tokenizer("char", "abc")
+    assert fallback_prompt(chars) == chars.token_text(0), "a vocabulary without those letters: its first token"

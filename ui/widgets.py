@@ -12,7 +12,7 @@ from babygpt.plain_text import markdown_literal
 from babygpt.server.progress import JobSnapshot
 from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
-from babygpt.text.tokenizers import whole_words_prefix
+from babygpt.text.tokenizers import Tokenizer, whole_words_prefix
 from babygpt.units import format_duration
 from ui import choices, identity, run_cache
 
@@ -112,18 +112,28 @@ def run_picker(key: str) -> LoadedRun | None:
         return None
 
 
-FALLBACK_PROMPT = "The"
+FALLBACK_PROMPT = "The cat sat on the mat, and the dog"
 
 
 def default_prompt(loaded: LoadedRun, n_chars: int = 32) -> str:
-    """A prompt the run can encode: the start of its own corpus when that is loaded, else its first token, or for a
-    byte-level BPE (which reads any text, and whose first token is the byte 0) a word."""
+    """A prompt the run can encode: the start of its own corpus when that is loaded, else an English sentence when
+    its tokenizer reads it (a byte-level BPE, an imported GPT-2: their first token is "!", one lone square on
+    Attention), else its first token (a char vocabulary without those letters)."""
     corpus = choices.corpus()
     if loaded.info.data_sha256 == corpus.sha256:
         return loaded.tokenizer.decode(loaded.tokenizer.encode(whole_words_prefix(corpus.text, n_chars)))
-    if loaded.tokenizer.kind == "bpe":
-        return FALLBACK_PROMPT
-    return loaded.tokenizer.token_text(0)
+    return fallback_prompt(loaded.tokenizer)
+
+
+def fallback_prompt(tokenizer: Tokenizer) -> str:
+    """``default_prompt`` without the run's text: the English sentence if the tokenizer reads it back, else its
+    first token."""
+    try:
+        if tokenizer.decode(tokenizer.encode(FALLBACK_PROMPT)) == FALLBACK_PROMPT:
+            return FALLBACK_PROMPT
+    except (BabyGPTError, KeyError, ValueError):  # a letter the vocabulary does not have
+        pass
+    return tokenizer.token_text(0)
 
 
 def explain(title: str, body: str, formula: str | None = None) -> None:
