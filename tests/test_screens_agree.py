@@ -133,3 +133,22 @@ def test_a_model_without_its_text_opens_on_an_english_sentence_not_a_lone_token(
     assert fallback_prompt(gpt2) == FALLBACK_PROMPT
     chars = build_tokenizer("char", "abc")
     assert fallback_prompt(chars) == chars.token_text(0), "a vocabulary without those letters: its first token"
+
+
+def test_a_queued_run_says_its_device_and_precision_are_chosen_later(monkeypatch):
+    monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
+    first = app()
+    first.switch_page("views/train.py").run()
+    first.slider(key="hp_n_layer").set_value(1).run()
+    first.number_input(key="hp_max_iters").set_value(100_000).run()
+    first.button(key="start").click().run()
+    other = app()  # a second browser: its run waits for the one slot
+    other.switch_page("views/train.py").run()
+    other.slider(key="hp_n_layer").set_value(1).run()
+    other.button(key="start").click().run()
+    assert not other.exception
+    assert "Queued" in other.main.get("progress")[-1].proto.text
+    captions = [c.value for c in other.caption]
+    assert "Auto" not in captions and "auto" not in captions, captions
+    assert "Device and precision chosen when it starts" in captions, captions
+    other.button(key="stop").click().run()

@@ -317,7 +317,8 @@ def measured_line(snap: JobSnapshot) -> str:
         facts.append(f"training loss {snap.train[-1]['loss']:.3f} at step {snap.train[-1]['step']}")
     threads = (f" on {snap.threads} CPU thread{'s' if snap.threads != 1 else ''}"
                if snap.threads and snap.device.startswith("cpu") else "")
-    facts.append(f"{snap.dtype}{threads}")
+    # a queued run has no device or precision yet: a bare "auto" read as a stray word under "Device auto"
+    facts.append("device and precision chosen when it starts" if snap.dtype == "auto" else f"{snap.dtype}{threads}")
     line = " · ".join(facts)
     return line[:1].upper() + line[1:]
 
