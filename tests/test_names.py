@@ -26,7 +26,7 @@ from babygpt.orchestration.runs import create_run
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
-from babygpt.server.users import check_name_free, clean_handle, name_key, public_handle
+from babygpt.server.users import check_name_free, clean_handle, name_key, name_skeleton, public_handle
 from babygpt.status import RunStatus
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Corpus
@@ -72,6 +72,59 @@ def test_a_name_is_one_students_whatever_its_case_and_spacing():
     check_name_free(ADA, "ADA LEE", taken)  # her own name, written differently: still hers
     check_name_free(BEN, "Ada Leigh", taken)
     check_name_free(BEN, "", taken)  # anonymous is everyone's
+
+
+@pytest.mark.parametrize("look_alike", ["\u0410da Lee", "Ada Lee\u3164", "Ada Lee.", "ADA  LEE!", "Ádá Lee",
+                                        "\uff21da Lee"])
+def test_a_name_that_looks_like_a_classmates_is_taken(look_alike):
+    with pytest.raises(BabyGPTError, match="^Another student already shows as .* on the board: choose another"):
+        check_name_free(BEN, look_alike, {ADA: "Ada Lee"})
+    assert name_skeleton(look_alike) == name_skeleton("Ada Lee") == "adalee"
+
+
+@pytest.mark.parametrize("name", ["Ada Lee (y\u043eu)", "Ada \uff08you\uff09", "t\u0435acher's check",
+                                  "\u1d1b\u1d07\u1d00\u1d04\u029c\u1d07\u0280", "Mr Teacher", "Ada you",
+                                  "\u0422EACHER", "\u0391dmin"])
+def test_the_apps_own_names_and_words_are_refused_in_look_alike_letters(name):
+    with pytest.raises(BabyGPTError, match="is a name the app itself uses on the board .* or contains one of its "
+                                           "words \\(teacher, you\\): choose your own"):
+        clean_handle(name)
+
+
+@pytest.mark.parametrize("name", ["us\u0435r 3fa2b1", "user 3fa2bl", "USER-3FA2BL", "\u1d1cser 3fa2b1"])
+def test_an_anonymous_looking_name_is_refused_in_look_alike_letters(name):
+    with pytest.raises(BabyGPTError, match="looks like an anonymous name"):
+        clean_handle(name)
+
+
+@pytest.mark.parametrize("name", ["\u3164", "Ada Lee\u3164", "Ada\u200bLee", "\u2800", "Ada\ufe0f"])
+def test_a_name_with_invisible_characters_is_refused(name):
+    with pytest.raises(BabyGPTError, match="^A name on the board cannot contain invisible characters \\(U\\+"):
+        clean_handle(name)
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u200f"])
+def test_a_name_with_a_direction_control_is_refused(control):
+    with pytest.raises(BabyGPTError, match="^A name on the board cannot contain a direction control"):
+        clean_handle(f"Ada{control} Lee")
+
+
+@pytest.mark.parametrize("name", ["\u0410da Lee", "Bo\u03b2", "Ada L\u0435e"])
+def test_a_word_that_mixes_alphabets_is_refused(name):
+    with pytest.raises(BabyGPTError, match="mixes letters of two alphabets .*: type each word in one alphabet"):
+        clean_handle(name)
+
+
+@pytest.mark.parametrize("name", ["\u0410\u043d\u043d\u0430 Lee", "\u6f22\u5b57\u3072\u3089\u30ab\u30bf",
+                                  "\u0386\u03bd\u03bd\u03b1", "Zo\u00eb", "Jos\u00e9 2"])
+def test_names_in_one_alphabet_per_word_pass(name):
+    assert clean_handle(name) == name
+
+
+def test_a_name_whose_skeleton_is_empty_is_refused():
+    assert name_skeleton("\u3164 . \u0301") == ""
+    with pytest.raises(BabyGPTError, match="at least one letter or digit"):
+        clean_handle("- \u0301 -")
 
 
 @pytest.fixture
