@@ -152,3 +152,18 @@ def test_a_queued_run_says_its_device_and_precision_are_chosen_later(monkeypatch
     assert "Auto" not in captions and "auto" not in captions, captions
     assert "Device and precision chosen when it starts" in captions, captions
     other.button(key="stop").click().run()
+
+
+def test_the_sidebar_names_a_training_classmate_by_her_board_name(monkeypatch):
+    from ui.state import USER
+
+    first = app()
+    first.switch_page("views/train.py").run()
+    first.slider(key="hp_n_layer").set_value(1).run()
+    first.number_input(key="hp_max_iters").set_value(100_000).run()
+    first.button(key="start").click().run()
+    RunStore().set_handle(first.session_state[USER], "Ana *bold*")
+    other = app()  # a classmate's browser
+    texts = [p.proto.text for p in other.sidebar.get("progress")]
+    assert texts and all("(Ana \\*bold\\*)" in t for t in texts), texts
+    first.button(key="stop").click().run()
