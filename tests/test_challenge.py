@@ -3,8 +3,6 @@ held-out measurement, and a challenge played through the scheduler with real wor
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 import xml.etree.ElementTree as ET
@@ -20,6 +18,7 @@ from babygpt.lessons.leaderboard import (
     Spread,
     board_csv,
     board_svg,
+    csv_table,
     held_out_loss,
     rank_entries,
     seed_spread,
@@ -75,11 +74,12 @@ def test_the_board_exports_as_csv_and_as_a_picture():
     board = Board("Challenge (final)", "Text x · char tokens", spread,
                   rank_entries([entry("ana <b>", 1.5), entry("ben", 1.52), entry("cy", 1.9)], 0.05),
                   waiting=[("dee", "run of dee", "training, step 40")])
-    rows = list(csv.reader(io.StringIO(board_csv(board))))
-    assert rows[0] == ["rank", "handle", "run", "model", "bits_per_byte", "tied_with", "spread_bits"]
+    rows = csv_table(board_csv(board))
+    assert rows[0] == ["rank", "handle", "run", "model", "bits_per_byte", "tied_with", "spread_bits", "status"]
     assert [r[:2] + [r[4], r[5]] for r in rows[1:4]] == [["1=", "ana <b>", "1.5000", "ben"],
                                                         ["1=", "ben", "1.5200", "ana <b>"], ["3", "cy", "1.9000", ""]]
-    assert rows[4][:2] == ["not ranked", "dee"] and rows[1][6] == "0.0500"
+    assert rows[4] == ["not ranked", "dee", "run of dee", "", "", "", "0.0500", "training, step 40"]
+    assert rows[1][6] == "0.0500" and rows[1][7] == "ranked"
     svg = ET.fromstring(board_svg(board))  # well-formed: a name with markup in it is escaped
     texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
     assert "ana <b>" in texts and "1=" in texts and "1.900" in texts

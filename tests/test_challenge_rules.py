@@ -5,9 +5,7 @@ recorded in the store as a worker would record them."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import time
 import xml.etree.ElementTree as ET
@@ -26,6 +24,7 @@ from babygpt.lessons.leaderboard import (
     Spread,
     board_csv,
     board_svg,
+    csv_table,
     held_out_loss,
     rank_entries,
     seed_spread,
@@ -40,6 +39,7 @@ from babygpt.orchestration.challenge import (
     board_of,
     build_board,
     check_entry,
+    end_now,
     set_rules,
     settings_problems,
 )
@@ -261,7 +261,8 @@ def test_only_finished_runs_of_the_whole_budget_rank_and_measure_the_spread(chal
     cy = record(store, rec.id, small_text, "cy", 5, 7, RunStatus.RUNNING)
     board = build_board(store, rec, named)
     assert [(s.entry.handle, s.entry.score) for s in board.standings] == [
-        ("ana", pytest.approx(1.50)), ("amy", pytest.approx(1.52))], "only finished runs of the whole budget rank"
+        (f"ana, entry 1 · {ana.id[-4:]}", pytest.approx(1.50)), ("amy", pytest.approx(1.52))], \
+        "only finished runs of the whole budget rank"
     assert board.spread.bits == pytest.approx(0.02) and (board.spread.runs, board.spread.groups) == (2, 1)
     assert "spread 0.020 bits/byte from 2 runs of 1 setting (repeats by the class)" in board.spread.sentence()
     why = {u.run_id: u.why for u in board.waiting}
@@ -320,10 +321,36 @@ def test_an_entry_that_finishes_after_the_end_says_so_on_the_final_board_and_its
     store.set_status(late.id, RunStatus.DONE)
     board = board_of(store, store.challenge(rec.id), named, now=after + 120)
     assert board.standings == [], "a score measured after the end ranks nothing"
-    assert [u.why for u in board.waiting] == [f"finished (step {STEPS} of {STEPS}) after the challenge ended"]
-    rows = list(csv.reader(io.StringIO(board_csv(board))))
-    assert rows[1][:4] == ["not ranked", "dee", late.label, f"finished (step {STEPS} of {STEPS}) after the challenge "
-                                                           "ended"]
+    assert [u.why for u in board.waiting] == [f"finished step {STEPS} of {STEPS} after the challenge ended"]
+    rows = csv_table(board_csv(board))
+    assert rows[1][:4] == ["not ranked", "dee", late.label, ""]
+    assert rows[1][7] == f"finished step {STEPS} of {STEPS} after the challenge ended"
+
+
+def test_a_student_with_several_entries_is_never_ranked_and_not_ranked_under_one_name(challenge, small_text):
+    store, rec, rules = challenge
+    first = record(store, rec.id, small_text, "ana", 1, STEPS, RunStatus.DONE, 1.50)
+    second = record(store, rec.id, small_text, "ana", 2, 15, RunStatus.RUNNING)
+    ben = record(store, rec.id, small_text, "ben", 3, STEPS, RunStatus.DONE, 1.60)
+    board = build_board(store, rec, named)
+    ranked = [s.entry.handle for s in board.standings]
+    waiting = [u.handle for u in board.waiting]
+    assert ranked == [f"ana, entry 1 · {first.id[-4:]}", "ben"] and ben.id in {s.entry.run_id for s in board.standings}
+    assert waiting == [f"ana, entry 2 · {second.id[-4:]}"] and not set(ranked) & set(waiting)
+    rows = csv_table(board_csv(board))
+    assert [r[1] for r in rows[1:]] == [*ranked, *waiting], "the CSV names each entry as the page does"
+
+
+def test_an_ended_challenge_says_when_it_ended_not_when_it_was_planned_to(challenge, small_text):
+    store, rec, rules = challenge
+    ended = rules.ends_at - 1800  # the teacher ends it half an hour early
+    board = end_now(store, rec, named, now=ended)
+    when = time.strftime("%H:%M", time.localtime(ended))
+    planned = time.strftime("%H:%M", time.localtime(rules.ends_at))
+    for shown in (board.rules, rules.sentence(ended), Board.from_dict(board.to_dict()).rules):
+        assert shown.endswith(f" · ended {when}") and f"ends {planned}" not in shown
+    assert f"ended {when}" in board_svg(board) and f"ends {planned}" not in board_svg(board)
+    assert rules.sentence().endswith(f" · ends {planned}"), "an open challenge still says when it ends"
 
 
 def test_boards_frozen_before_unranked_entries_kept_their_run_read_back():

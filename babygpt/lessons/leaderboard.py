@@ -25,6 +25,7 @@ import dataclasses
 import io
 import math
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -278,6 +279,7 @@ class Board:
     ended_at: float | None = None
     entry_rule: str = EVERY_ENTRY  # the teacher's rule for several entries from one student (older boards: every)
     unit: str = BITS_PER_BYTE  # what the scores and the spread are in (boards frozen before bits per byte: bits/char)
+    about: dict[str, str] = field(default_factory=dict)  # which challenge: text, tokenizer, budget… (CSV's head)
 
     def __post_init__(self) -> None:
         self.waiting = [w if isinstance(w, Unranked) else Unranked(*w) for w in self.waiting]
@@ -294,7 +296,7 @@ class Board:
                 "standings": [{**asdict(s.entry), "rank": s.rank, "tied_with": list(s.tied_with)}
                               for s in self.standings],
                 "waiting": [asdict(w) for w in self.waiting], "refused": [asdict(r) for r in self.refused],
-                "entry_rule": self.entry_rule, "unit": self.unit}
+                "entry_rule": self.entry_rule, "unit": self.unit, "about": dict(self.about)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Board:
@@ -307,7 +309,7 @@ class Board:
         waiting = [Unranked(**w) if isinstance(w, dict) else Unranked(*w) for w in data.get("waiting", [])]
         return cls(data["title"], data["rules"], Spread(**{**data["spread"], "unit": unit}), standings, waiting,
                    [Refusal(**r) for r in data.get("refused", [])], data.get("ended_at"),
-                   data.get("entry_rule", EVERY_ENTRY), unit)
+                   data.get("entry_rule", EVERY_ENTRY), unit, dict(data.get("about", {})))
 
 
 # --- several entries from one student: the teacher's rule -----------------------------------------
@@ -334,34 +336,58 @@ def entry_rule_sentence(board: Board) -> str:
         return (f"The teacher's rule: every entry is ranked, several from one student too ({several} "
                 f"student{'s' if several != 1 else ''} entered more than once).")
     left_out = sum(s.entry.entries - 1 for s in board.standings)
+    others = f" ({left_out} other entr{'ies' if left_out != 1 else 'y'} not ranked)" if left_out else ""
     return (f"The teacher's rule: only each student's best entry is ranked, marked with how many entries it is the "
-            f"best of ({left_out} other entr{'ies' if left_out != 1 else 'y'} not ranked).")
+            f"best of{others}.")
 
 
 def csv_columns(board: Board) -> tuple[str, ...]:
     """The CSV's header: the score column names the board's unit (``bits_per_byte``; ``bits_per_char`` on a board
-    frozen before), so a spreadsheet never holds a number without its unit."""
-    return "rank", "handle", "run", "model", CSV_SCORE_COLUMN[board.unit], "tied_with", "spread_bits"
+    frozen before), so a spreadsheet never holds a number without its unit. ``model`` is always a model; why an
+    entry has no rank is in ``status``."""
+    return "rank", "handle", "run", "model", CSV_SCORE_COLUMN[board.unit], "tied_with", "spread_bits", "status"
+
+
+CSV_COMMENT = "#"  # the first cell of the rows that say which challenge the file is, before the header
+
+
+def csv_about(board: Board) -> list[tuple[str, str]]:
+    """Which challenge the file is, as (key, value) rows: its title, text, tokenizer, budget and the rest, and when
+    it ended. A board frozen before kept only its rules sentence, which is written instead."""
+    ended = "" if board.ended_at is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(board.ended_at))
+    facts = list(board.about.items()) or [("rules", board.rules)]
+    return [("challenge", board.title), *facts, ("ended", ended or "not ended"), ("score unit", board.unit_words),
+            ("entries counted", ENTRY_RULES.get(board.entry_rule, board.entry_rule))]
 
 
 def board_csv(board: Board) -> str:
-    """The ranked entries, one row each, then the refused ones with their reason (rank column: ``refused``).
+    """First which challenge it is, as ``# key,value`` rows (a spreadsheet reads them as two text cells; a
+    program skips rows whose first cell starts with ``#``), then the header, the ranked entries one row each, the
+    unranked ones with why in ``status`` (rank column: ``not ranked``), the refused ones with their reason (rank
+    column: ``refused``).
 
     Every text cell goes through ``csv_cell``: a name such as ``=HYPERLINK(…)`` is what a student types and the
     teacher opens in a spreadsheet, which would run it. Scores are written as plain numbers."""
     out = io.StringIO()
     writer = csv.writer(out)
+    for key, value in csv_about(board):
+        writer.writerow([csv_cell(f"{CSV_COMMENT} {key}"), csv_cell(value)])
     writer.writerow(csv_columns(board))
     spread = "" if board.spread.bits is None else f"{board.spread.bits:.4f}"
     for s in board.standings:
         writer.writerow([csv_cell(s.shown_rank), csv_cell(s.entry.handle), csv_cell(s.entry.label),
                          csv_cell(s.entry.detail), f"{s.entry.score:.4f}",
-                         csv_cell("; ".join(s.tied_with)), spread])
+                         csv_cell("; ".join(s.tied_with)), spread, "ranked"])
     for handle, label, why in board.waiting:
-        writer.writerow(["not ranked", csv_cell(handle), csv_cell(label), csv_cell(why), "", "", spread])
+        writer.writerow(["not ranked", csv_cell(handle), csv_cell(label), "", "", "", spread, csv_cell(why)])
     for r in board.refused:
-        writer.writerow(["refused", csv_cell(r.handle), csv_cell(r.label), csv_cell(r.reason), "", "", spread])
+        writer.writerow(["refused", csv_cell(r.handle), csv_cell(r.label), "", "", "", spread, csv_cell(r.reason)])
     return out.getvalue()
+
+
+def csv_table(text: str) -> list[list[str]]:
+    """A board's CSV read back as its header and rows, without the ``# key,value`` rows before them."""
+    return [row for row in csv.reader(io.StringIO(text)) if row and not row[0].startswith(CSV_COMMENT)]
 
 
 def _tick_step(top: float, most: int = 6) -> float:

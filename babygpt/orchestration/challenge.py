@@ -171,10 +171,22 @@ class ChallengeRules:
             return bits_per_byte_of(nats_per_token, tokens, self.held_out_bytes)
         return bits_per_char_of(nats_per_token, tokens, self.held_out_chars)
 
-    def sentence(self) -> str:
-        ends = f" · ends {time.strftime('%H:%M', time.localtime(self.ends_at))}" if self.ends_at else ""
+    def sentence(self, ended_at: float | None = None) -> str:
+        """The rules in one line; once the challenge has ended (``ended_at``), when it actually ended, not when
+        it was planned to (a teacher may end it early)."""
+        if ended_at is not None:
+            ends = f" · ended {time.strftime('%H:%M', time.localtime(ended_at))}"
+        else:
+            ends = f" · ends {time.strftime('%H:%M', time.localtime(self.ends_at))}" if self.ends_at else ""
         return (f"Text {self.corpus_name} · tokenizer {self.tokenizer_phrase()} · last {self.val_fraction:.0%} held "
                 f"out · budget {self.budget_tokens:,} training tokens{ends}")
+
+    def about(self) -> dict[str, str]:
+        """Which challenge this is, fact by fact, for the head of its board's CSV."""
+        return {"text": self.corpus_name, "text sha256": self.corpus_sha256, "tokenizer": self.tokenizer_phrase(),
+                "held out": f"last {self.val_fraction:.0%}", "budget (training tokens)": str(self.budget_tokens),
+                "planned end": "" if self.ends_at is None else
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(self.ends_at))}
 
     def max_steps(self, model_config: ModelConfig, train_config: TrainConfig) -> int:
         """The most steps these settings may train within the budget."""
@@ -484,7 +496,7 @@ def _unranked_reason(info: RunInfo, step: int, full: int, ended: bool) -> str:
     if info.status is RunStatus.FAILED:
         return f"failed at {of}: {info.message or 'no message'}"
     if info.status is RunStatus.DONE and step >= full:
-        return f"finished ({of}) after the challenge ended" if ended else f"finished ({of}), being scored"
+        return f"finished {of} after the challenge ended" if ended else f"finished {of}, being scored"
     if info.status is RunStatus.DONE:
         return f"finished at {of}: only entries that train the whole budget are ranked"
     return f"{info.status} at {of}" + ("" if ended else ": resume it to finish the budget and be ranked")
@@ -513,9 +525,10 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
     steps = store.steps_trained([i.id for i in runs])
     ended = record.ended_at or cutoff
     entries, unranked, refused, repeats = [], [], [], {}
+    names = entry_names([i for i in runs if not i.check_of], handle_of)
     fingerprints: dict[tuple[int, Any, Any], str | None] = {}  # one per list of merges the store handed over
     for info in runs:
-        handle = CHECK_HANDLE if info.check_of else handle_of(info.owner)
+        handle = CHECK_HANDLE if info.check_of else names[info.id]
         problems = run_problems(rules, info, steps.get(info.id, 0), ended, fingerprints)
         if problems:
             if not info.check_of:
@@ -534,8 +547,23 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
     spread = seed_spread({key: list(by_seed.values()) for key, by_seed in repeats.items()}, checked, rules.unit)
     title = "Challenge" + (" (final)" if ended else "")
     ranked = counted_entries(entries, rules.entry_rule)  # the teacher's rule for several entries from one student
-    return Board(title, rules.sentence(), spread, rank_entries(ranked, spread.bits), unranked, refused, ended,
-                 rules.entry_rule, rules.unit)
+    return Board(title, rules.sentence(ended), spread, rank_entries(ranked, spread.bits), unranked, refused, ended,
+                 rules.entry_rule, rules.unit, rules.about())
+
+
+def entry_names(runs: list[RunInfo], handle_of: Any) -> dict[str, str]:
+    """Each entry's name on the board, by run id: the student's name, and when the student made several entries,
+    "Ana, entry 2 · 1a2b" (numbered oldest first, with the end of the run's id), so one student's ranked entry and
+    the one still training never read as the same line."""
+    by_owner: dict[Any, list[RunInfo]] = {}
+    for info in runs:
+        by_owner.setdefault(info.owner, []).append(info)
+    names = {}
+    for own in by_owner.values():
+        for k, info in enumerate(own, start=1):
+            handle = handle_of(info.owner)
+            names[info.id] = handle if len(own) == 1 else f"{handle}, entry {k} · {info.id.rsplit('-', 1)[-1]}"
+    return names
 
 
 def unranked_now(store: RunStore, rules: ChallengeRules, unranked: list[Unranked]) -> list[Unranked]:
