@@ -264,3 +264,59 @@ def test_a_board_frozen_in_bits_per_character_still_shows_and_says_its_unit(smal
     from ui.state import classroom
     row = next(r for r in classroom().rows() if r.run_id == older.id)
     assert row.val_bpb is None and row.curve == [] and not row.bytes_known
+
+
+def test_an_ended_board_says_when_it_ended_and_stays_downloadable_after_the_next_challenge(teacher, small_text):
+    """Ended early by the teacher: the page says the actual end, not the planned one; unranked entries read
+    "Ben — finished …" (no brackets in brackets); numbers never wrap; setting the next challenge keeps this board
+    downloadable as the previous one."""
+    import time
+
+    from babygpt.lessons.leaderboard import Board, board_csv
+    from ui.state import store
+
+    at = teacher
+    planned, ended = 1_800_003_240.0, 1_800_001_500.0  # ended 29 minutes before its planned end
+    stored = {"title": "Challenge (final)", "rules": "Text t · char tokens", "ended_at": ended,
+              "spread": {"bits": None, "groups": 0, "runs": 0, "source": ""}, "unit": "bits/byte",
+              "standings": [{"run_id": "r1", "handle": "Ana", "label": "run", "score": 1.5, "detail": "gpt",
+                             "owner": None, "entries": 1, "rank": 1, "tied_with": []}],
+              "waiting": [{"handle": "Ben", "label": "ben's run", "run_id": "",
+                           "why": "finished step 300 of 300 after the challenge ended"}],
+              "refused": [], "entry_rule": "best"}
+    record = store().create_challenge({"corpus_name": "t", "corpus_source": "t", "corpus_sha256": "0" * 64,
+                                       "tokenizer": "char", "val_fraction": 0.1, "budget_tokens": 1000,
+                                       "held_out_tokens": 10, "held_out_chars": 10, "ends_at": planned})
+    assert store().end_challenge(record.id, ended, stored)
+    at.switch_page(CLASS).run()
+    assert not at.exception, at.exception
+    status = next(m.value for m in at.markdown if m.value.startswith("**Ended**"))
+    assert status.endswith(f"ended {time.strftime('%H:%M', time.localtime(ended))}")
+    assert "ends " not in status
+    captions = [c.value for c in at.caption]
+    assert "Not ranked: Ben — finished step 300 of 300 after the challenge ended" in captions
+    assert not any("other entries not ranked" in c for c in captions), "nothing is said of zero other entries"
+    assert "white-space: nowrap" in html_of(at).split("td.num", 1)[1].split("}", 1)[0], "numbers never wrap"
+    assert any("Setting a new challenge keeps this board" in c for c in captions), "the teacher is told first"
+
+    set_small_challenge(at)
+    assert "**Open**" in " ".join(m.value for m in at.markdown)
+    previous = [e for e in at.expander if e.label.startswith("Previous challenge's board")]
+    assert [e.label for e in previous] == [f"Previous challenge's board (ended "
+                                           f"{time.strftime('%H:%M', time.localtime(ended))})"]
+    labels = {b.proto.label for b in at.get("download_button")}
+    assert {"Download the previous board (CSV)", "Download the previous board (picture, SVG)"} <= labels
+    kept = store().previous_challenge()
+    assert kept.id == record.id and "Ben" in board_csv(Board.from_dict(kept.board))
+
+
+def test_the_sidebar_and_the_class_table_write_steps_one_way():
+    """The sidebar's progress line and the Class table's Step cell both write ``step_fraction``: "2,255/3,000"."""
+    from babygpt.config import TrainConfig
+    from babygpt.server.progress import JobSnapshot
+    from ui.widgets import progress_text, step_fraction
+
+    snap = JobSnapshot("r", "a run", None, RunStatus.RUNNING, 2255, 3000, 0.0, None, "cpu", "float32", None, 65,
+                       TrainConfig())
+    assert step_fraction(2255, 3000) == "2,255/3,000"
+    assert progress_text(snap).split(" · ")[0].endswith("step 2,255/3,000")

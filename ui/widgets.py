@@ -149,13 +149,18 @@ STATUS_WORDS = {RunStatus.QUEUED: "Queued", RunStatus.STARTING: "Starting", RunS
                 RunStatus.FAILED: "Failed", RunStatus.INTERRUPTED: "Interrupted"}
 
 
+def step_fraction(step: int, total: int) -> str:
+    """"2,235/3,000": a run's step of its steps, written one way wherever it is shown (sidebar, Class table)."""
+    return f"{step:,}/{total:,}"
+
+
 def progress_text(snap: JobSnapshot) -> str:
     """One line for a progress bar: a queue position, or the step with speed and ETA while it trains."""
     status = STATUS_WORDS.get(snap.status, snap.status)
     if snap.status is RunStatus.QUEUED:
         wait = f" · starts in about {format_duration(snap.queue_wait_s)}" if snap.queue_wait_s is not None else ""
         return f"{status}: position {snap.queue_position or '?'} in the queue{wait}"
-    text = f"{status}: step {snap.step}/{snap.max_iters}"
+    text = f"{status}: step {step_fraction(snap.step, snap.max_iters)}"
     if snap.training:
         speed = f"{snap.tokens_per_sec:,.0f}" if snap.tokens_per_sec else "–"  # – until babygpt.pace can measure it
         text += f" · {speed} tokens/s · ETA {format_duration(snap.eta_s)}"

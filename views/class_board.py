@@ -28,7 +28,7 @@ from babygpt.server.classroom import BoardRow
 from babygpt.status import RunStatus
 from babygpt.units import format_duration
 from ui import choices, identity, state
-from ui.widgets import STATUS_WORDS
+from ui.widgets import STATUS_WORDS, step_fraction
 
 # The board refreshes at the live training page's budget (see views/train.py: the progress line every 2 s, the
 # curve every 5 s), while any run is queued or training; otherwise every 10 s, to notice a run starting.
@@ -41,7 +41,8 @@ table.class-board {width: 100%; table-layout: auto; border-collapse: collapse; f
 table.class-board th, table.class-board td {padding: 3px 6px; vertical-align: top; text-align: left;
   overflow-wrap: anywhere; word-break: break-word; border-bottom: 1px solid rgba(128,128,128,0.25);}
 table.class-board th {overflow-wrap: normal; word-break: normal; hyphens: manual;}
-table.class-board td.num, table.class-board th.num {text-align: right;}
+table.class-board td.num, table.class-board th.num {text-align: right; white-space: nowrap; overflow-wrap: normal;
+  word-break: normal;}
 table.class-board tr.you td {background: rgba(37, 99, 235, 0.10); font-weight: 600;}
 table.class-board td.said {font-family: monospace;}
 </style>"""
@@ -83,7 +84,7 @@ def step_cell(row: BoardRow) -> str:
     if row.status is RunStatus.QUEUED:
         return f"queued #{row.queue_position}" if row.queue_position else "queued"
     words = "" if row.status.training else f" ({STATUS_WORDS.get(row.status, row.status)})"
-    return f"{row.step:,}/{row.max_iters:,}{words}"
+    return f"{step_fraction(row.step, row.max_iters)}{words}"
 
 
 def board_order(rows: list[BoardRow]) -> list[BoardRow]:
@@ -222,17 +223,35 @@ def draw_board(board: Board, ended: bool) -> None:
     st.caption(board.spread.sentence())
     st.caption(markdown_literal(entry_rule_sentence(board)))
     if board.waiting:
-        st.caption("Not ranked: " + markdown_literal("; ".join(f"{h} ({why})" for h, _, why in board.waiting)))
+        st.caption("Not ranked: " + markdown_literal("; ".join(f"{h} — {why}" for h, _, why in board.waiting)))
     for r in board.refused:
         st.warning(f"**{markdown_literal(r.handle)}**, {markdown_literal(r.label)}: cannot enter — "
                    f"{markdown_literal(r.reason)}.")
     if ended:
-        stamp = time.strftime("%Y%m%d-%H%M", time.localtime(board.ended_at or time.time()))
-        c1, c2 = st.columns(2)
-        c1.download_button("Download the board (CSV)", board_csv(board), f"challenge-{stamp}.csv", "text/csv",
-                           key="board_csv", width="stretch")
-        c2.download_button("Download the board (picture, SVG)", board_svg(board), f"challenge-{stamp}.svg",
-                           "image/svg+xml", key="board_svg", width="stretch")
+        board_downloads(board, "board", "the board")
+
+
+def board_downloads(board: Board, key: str, what: str) -> None:
+    """The frozen board as a table (CSV) and a picture (SVG), named by when the challenge ended."""
+    stamp = time.strftime("%Y%m%d-%H%M", time.localtime(board.ended_at or time.time()))
+    c1, c2 = st.columns(2)
+    c1.download_button(f"Download {what} (CSV)", board_csv(board), f"challenge-{stamp}.csv", "text/csv",
+                       key=f"{key}_csv", width="stretch")
+    c2.download_button(f"Download {what} (picture, SVG)", board_svg(board), f"challenge-{stamp}.svg",
+                       "image/svg+xml", key=f"{key}_svg", width="stretch")
+
+
+def previous_board() -> None:
+    """The board of the challenge before this one, still downloadable: setting a new challenge never takes the
+    last frozen board away from a teacher who had not saved it yet."""
+    record = state.classroom().store.previous_challenge()
+    if record is None or record.board is None:
+        return
+    board = Board.from_dict(record.board)
+    ended = time.strftime("%H:%M", time.localtime(board.ended_at)) if board.ended_at else "earlier"
+    with st.expander(f"Previous challenge's board (ended {ended})"):
+        st.caption(markdown_literal(board.rules))
+        board_downloads(board, "previous_board", "the previous board")
 
 
 def challenge_section() -> None:
@@ -250,7 +269,7 @@ def challenge_section() -> None:
         board = classroom.board()
         ended = classroom.open_challenge() is None
         if ended:
-            st.markdown(f"**Ended** · {markdown_literal(rules.sentence())}")
+            st.markdown(f"**Ended** · {markdown_literal(rules.sentence(board.ended_at or record.ended_at))}")
         else:
             left = f" · {format_duration(rules.ends_at - time.time())} left" if rules.ends_at else ""
             st.markdown(f"**Open**{left} · {markdown_literal(rules.sentence())}")
@@ -259,6 +278,7 @@ def challenge_section() -> None:
         draw_board(board, ended)
 
     live_leaderboard()
+    previous_board()
 
 
 # --- the teacher ---------------------------------------------------------------------------------
@@ -284,6 +304,10 @@ def teachers_tokenizer() -> str:
 
 def set_challenge_form() -> None:
     corpus = choices.corpus()
+    previous = state.classroom().challenge()
+    if previous is not None:
+        st.caption("Setting a new challenge keeps this board: it stays here under *Previous challenge's board*, "
+                   "with its CSV and picture to download.")
     st.markdown(f"**Set a challenge** on your current text **{markdown_literal(corpus.name)}**, tokenizer "
                 f"{teachers_tokenizer()}, last {choices.val_fraction():.0%} held out (change them on the Data page). "
                 "Every entry trains with exactly this tokenizer.")

@@ -140,6 +140,15 @@ class ClassRecords(Database):
             row = db.execute("SELECT * FROM challenges ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
         return _record(row) if row else None
 
+    def previous_challenge(self) -> ChallengeRecord | None:
+        """The challenge before the newest one (ended: one is open at a time), so its frozen board stays on the
+        Class page to download after the teacher sets the next one."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM challenges WHERE board_json IS NOT NULL AND rowid != (SELECT rowid FROM "
+                             "challenges ORDER BY created_at DESC, rowid DESC LIMIT 1) "
+                             "ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+        return _record(row) if row else None
+
     def open_challenge(self) -> ChallengeRecord | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM challenges WHERE ended_at IS NULL ORDER BY created_at DESC LIMIT 1"
