@@ -3,6 +3,7 @@ held-out measurement, and a challenge played through the scheduler with real wor
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import xml.etree.ElementTree as ET
@@ -292,3 +293,13 @@ def test_two_runs_of_one_seed_measure_no_spread(classroom, small_text):
     wait_for(lambda: all(store.get(r.id).status is RunStatus.DONE for r in runs), 120, "both entries")
     board = classroom.board()
     assert len(board.standings) == 2 and board.spread.bits is None
+
+
+def test_the_best_entry_rule_says_nothing_of_zero_other_entries():
+    from babygpt.lessons.leaderboard import BEST_OF_EACH, counted_entries, entry_rule_sentence
+
+    one_each = counted_entries([dataclasses.replace(entry(name, score), owner=name) for name, score in
+                                (("ana", 1.5), ("ben", 1.6))], BEST_OF_EACH)
+    board = Board("Challenge", "Text x", Spread(None), rank_entries(one_each, None), entry_rule=BEST_OF_EACH)
+    assert entry_rule_sentence(board) == ("The teacher's rule: only each student's best entry is ranked, marked "
+                                          "with how many entries it is the best of.")
