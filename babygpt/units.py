@@ -16,11 +16,24 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_count(n: int) -> str:
-    """1234 → '1,234'; 1_600_000_000 → '1.6 B': a parameter count a person can read."""
-    for size, unit in ((1e9, "B"), (1e6, "M")):
+    """1234 → '1,234'; 1_600_000_000 → '1.6 B'; 12_352_000_000_000 → '12.4 T': a parameter count a person can read,
+    however large a crafted config makes it."""
+    for size, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            value = n / size
+            return f"{value:,.0f} {unit}" if value >= 1000 else f"{value:.1f} {unit}"
     return f"{n:,}"
+
+
+def format_bytes(n: float) -> str:
+    """Bytes in the unit a person reads a size in: '512 bytes', '64 KB', '1.5 MB', '6.4 GB', '1,455 TB'."""
+    if n < 2**10:
+        return f"{n:.0f} bytes"
+    for power, unit in ((40, "TB"), (30, "GB"), (20, "MB")):
+        if n >= 2**power:
+            value = n / 2**power
+            return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
+    return f"{n / 2**10:.0f} KB"
 
 
 def bits_per_byte(total_nats: float, text_bytes: int) -> float:

@@ -122,3 +122,24 @@ def test_a_hugging_face_zip_is_refused_by_its_own_sentence(zips, tmp_path, case,
 def test_a_run_archive_with_a_stray_file_is_refused_as_a_run_archive(zips, tmp_path):
     path = archive_with(zips, tmp_path, notes_txt=b"hello")
     refusal(RunStore(tmp_path / "home"), path, "unexpected file 'notes.txt'; a run archive holds only")
+
+
+def test_a_huge_imported_model_is_refused_in_readable_numbers_without_a_setting_name():
+    """A crafted config of 12 trillion parameters: the sentence reads '12.4 T' and a size in TB, and names this
+    server's limit, never an environment variable a student cannot set."""
+    from babygpt.config import ModelConfig
+    from babygpt.model.sizing import ModelLimits, inference_memory_bytes, parameter_count
+    from babygpt.units import format_bytes, format_count
+
+    config = ModelConfig(n_layer=48, n_head=64, n_embd=143_360 // 10 * 10 // 64 * 64, block_size=1024,
+                         vocab_size=50_257)
+    assert parameter_count(config) > 1e11
+    limits = ModelLimits(max_params=10_000_000, job_memory_bytes=512 * 2**20)
+    with pytest.raises(BabyGPTError) as caught:
+        limits.check_import(config)
+    message = str(caught.value)
+    assert "BABYGPT_" not in message and "this server's limit of 10.0 M" in message
+    assert f"about {format_bytes(inference_memory_bytes(config))}, over this server's limit of 512 MB" in message
+    assert format_count(12_352_000_000_000) == "12.4 T" and format_count(2_000_000_000_000_000) == "2,000 T"
+    assert format_bytes(1490139.3 * 2**30) == "1,455 TB" and format_bytes(64 << 10) == "64 KB"
+    assert format_bytes(6.4 * 2**30) == "6.4 GB" and format_bytes(300) == "300 bytes"

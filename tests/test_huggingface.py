@@ -374,13 +374,14 @@ def test_gpt2_small_imports_on_a_24_gb_class_server_and_its_fine_tune_says_what_
     with torch.no_grad():
         torch.testing.assert_close(loaded.model.eval()(torch.tensor([ids]))[0], theirs(torch.tensor([ids])).logits,
                                    rtol=1e-4, atol=1e-4)
-    with pytest.raises(BabyGPTError, match="Training it would need about 38.5 GB, over the 9.6 GB"):
+    with pytest.raises(BabyGPTError, match="Training it would need about 38.5 GB, over this server's limit of "
+                                           "9.6 GB for one job"):
         limits.check(model, 8)  # the training check, which importing no longer asks
     with pytest.raises(BabyGPTError) as refused:
         limits.check_fine_tune(model, 8)
     assert str(refused.value) == (
-        "Fine-tuning at batch 8 × 1,024 tokens would need about 38.5 GB, over the 9.6 GB a job may use here "
-        "(BABYGPT_JOB_MEMORY_MB). Batch 1 × 1,024 fits (about 6.4 GB); the context is the model's own.")
+        "Fine-tuning at batch 8 × 1,024 tokens would need about 38.5 GB, over this server's limit of 9.6 GB for one "
+        "job. Batch 1 × 1,024 fits (about 6.4 GB); the context is the model's own.")
     limits.check_fine_tune(model, 1)
 
 
@@ -392,10 +393,12 @@ def test_a_model_too_large_to_fine_tune_still_imports_and_says_so_when_fine_tune
                                    "n_layer": 12, "n_head": 12})
     small_server = ModelLimits(max_params=10**9, job_memory_bytes=4 * 2**30)
     small_server.check_import(gpt2)
-    with pytest.raises(BabyGPTError, match="even at batch 1 × 1,024 tokens, over the 4.0 GB .* It can be looked "
+    with pytest.raises(BabyGPTError, match="even at batch 1 × 1,024 tokens, over this server.s limit of 4.0 GB "
+                                           "for one job. It can be looked "
                                            "inside and generate here; fine-tuning it needs a server with more memory"):
         small_server.check_fine_tune(gpt2, 1)
-    with pytest.raises(BabyGPTError, match="Looking inside it and generating would need about 2.4 GB, over the 1.0 GB"):
+    with pytest.raises(BabyGPTError, match="Looking inside it and generating would need about 2.4 GB, over "
+                                           "this server's limit of 1.0 GB for one job"):
         ModelLimits(max_params=10**9, job_memory_bytes=2**30).check_import(gpt2)
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.units import format_count
+from babygpt.units import format_bytes, format_count
 
 MAX_PARAMS_ENV = "BABYGPT_MAX_PARAMS"
 JOB_MEMORY_ENV = "BABYGPT_JOB_MEMORY_MB"
+# a student reads these sentences: they name the server's limit, never the setting a teacher sets it by (the docs do)
 # float32 weights + gradients + AdamW's two moments: what training keeps per parameter
 TRAINING_BYTES_PER_PARAM = 16
 
@@ -122,8 +123,7 @@ class ModelLimits:
         found = self._size_problems(config)
         memory = training_memory_bytes(config, batch_size)
         if memory > self.job_memory_bytes:
-            found.append(f"Training it would need about {memory / 2**30:.1f} GB, over the "
-                         f"{self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV}). "
+            found.append(f"Training it would need about {format_bytes(memory)}, over {self._job_limit}. "
                          f"Lower batch_size or block_size, or: {_what_to_change(config)}")
         return found
 
@@ -132,7 +132,11 @@ class ModelLimits:
         if params <= self.max_params:
             return []
         return [f"This model has {format_count(params)} parameters, over this server's limit of "
-                f"{format_count(self.max_params)} ({MAX_PARAMS_ENV}). {_what_to_change(config)}"]
+                f"{format_count(self.max_params)}. {_what_to_change(config)}"]
+
+    @property
+    def _job_limit(self) -> str:
+        return f"this server's limit of {format_bytes(self.job_memory_bytes)} for one job"
 
     def check(self, config: ModelConfig, batch_size: int) -> None:
         found = self.problems(config, batch_size)
@@ -145,8 +149,8 @@ class ModelLimits:
         found = self._size_problems(config)
         memory = inference_memory_bytes(config)
         if memory > self.job_memory_bytes:
-            found.append(f"Looking inside it and generating would need about {memory / 2**30:.1f} GB, over the "
-                         f"{self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV}).")
+            found.append(f"Looking inside it and generating would need about {format_bytes(memory)}, over "
+                         f"{self._job_limit}.")
         if found:
             raise BabyGPTError(" ".join(found))
 
@@ -157,13 +161,13 @@ class ModelLimits:
         memory, t = training_memory_bytes(config, batch_size), config.block_size
         if memory > self.job_memory_bytes:
             fits = largest_batch(config, self.job_memory_bytes)
-            limit = f"over the {self.job_memory_bytes / 2**30:.1f} GB a job may use here ({JOB_MEMORY_ENV})"
+            limit = f"over {self._job_limit}"
             if fits:
-                found.append(f"Fine-tuning at batch {batch_size} × {t:,} tokens would need about {memory / 2**30:.1f} "
-                             f"GB, {limit}. Batch {fits} × {t:,} fits (about "
-                             f"{training_memory_bytes(config, fits) / 2**30:.1f} GB); the context is the model's own.")
+                found.append(f"Fine-tuning at batch {batch_size} × {t:,} tokens would need about "
+                             f"{format_bytes(memory)}, {limit}. Batch {fits} × {t:,} fits (about "
+                             f"{format_bytes(training_memory_bytes(config, fits))}); the context is the model's own.")
             else:
-                found.append(f"Fine-tuning it would need about {training_memory_bytes(config, 1) / 2**30:.1f} GB even "
+                found.append(f"Fine-tuning it would need about {format_bytes(training_memory_bytes(config, 1))} even "
                              f"at batch 1 × {t:,} tokens, {limit}. It can be looked inside and generate here; "
                              "fine-tuning it needs a server with more memory.")
         if found:

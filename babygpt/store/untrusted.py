@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from babygpt.errors import BabyGPTError, ImportRefused, full_disk_as_sentence
+from babygpt.units import format_bytes as format_size  # the importers' sentences name sizes by it
 
 IMPORT_LOCK = ".import.lock"
 BUSY_MESSAGE = ("Another import is running on this server; try again in a moment. Imports run one at a time, so "
@@ -53,13 +54,6 @@ class JsonBudget:
     max_values: int
     max_depth: int = 16
     max_string: int = 4096
-
-
-def format_size(n: int) -> str:
-    """Bytes in the unit a person reads a file's size in."""
-    if n >= 2**20:
-        return f"{n / 2**20:.1f} MB"
-    return f"{n / 2**10:.0f} KB" if n >= 2**10 else f"{n} bytes"
 
 
 def _value_bound(text: str) -> int:
