@@ -159,7 +159,12 @@ def _corpus_for_resume(store: RunStore, run: str, data: str | None):
     source = data or info.data_name
     if not source or source == "upload":
         raise BabyGPTError(f"Run {info.id} was trained on an uploaded text; give it again with --data PATH.")
-    return load_corpus(source)
+    corpus = load_corpus(source)
+    try:
+        check_same_corpus(info, corpus)
+    except BabyGPTError as exc:  # the library's sentence names no flag; the command line's own hint is added here
+        raise BabyGPTError(f"{exc} Give it with --data PATH.") from None
+    return corpus
 
 
 def cmd_train(args: argparse.Namespace, store: RunStore) -> int:

@@ -143,3 +143,30 @@ def test_a_huge_imported_model_is_refused_in_readable_numbers_without_a_setting_
     assert format_count(12_352_000_000_000) == "12.4 T" and format_count(2_000_000_000_000_000) == "2,000 T"
     assert format_bytes(1490139.3 * 2**30) == "1,455 TB" and format_bytes(64 << 10) == "64 KB"
     assert format_bytes(6.4 * 2**30) == "6.4 GB" and format_bytes(300) == "300 bytes"
+
+
+def test_a_challenge_entry_resumes_on_the_challenges_text_whatever_the_data_page_says(tmp_path):
+    """Ada stopped her entry and chose another text on the Data page: Resume takes the challenge's text, and the
+    sentence for a run given a different text names no command-line flag (the command line adds its own)."""
+    from babygpt.server.users import Actor
+    from babygpt.store.corpora import check_same_corpus
+    from babygpt.text.corpus import Corpus
+
+    store = RunStore(tmp_path / "home")
+    scheduler = Scheduler(store, SchedulerSettings(max_jobs=1, cores=1))
+    try:
+        classroom = Classroom(scheduler)
+        text = "\n".join(f"the cat sat on the mat {i % 7}." for i in range(200)) + "\n"
+        record = classroom.set_challenge(Actor("teacher-key-0000000000", admin=True), Corpus.from_text("fables", text), "char",
+                                         0.1, 10_000)
+        _, run_id = recorded_run(text=text, store=store)
+        entry = store.create_run("entry", store.get(run_id).config, data_name="fables",
+                                 data_sha256=store.get(run_id).data_sha256, status="stopped", challenge_id=record.id)
+        other = Corpus.from_text("recipes", "mix the flour and the eggs.\n" * 50)
+        assert classroom.resume_corpus(entry, other).sha256 == classroom.corpus(record).sha256
+        assert classroom.resume_corpus(store.get(run_id), other) is other, "any other run: the text chosen"
+        with pytest.raises(BabyGPTError) as caught:
+            check_same_corpus(entry, other)
+        assert "--data" not in str(caught.value) and "choose that text again" in str(caught.value)
+    finally:
+        scheduler.stop_all(wait=30)

@@ -221,7 +221,8 @@ def stop_training(run_id: str) -> None:
 
 
 def resume_training(run_id: str, max_iters: int) -> None:
-    state.scheduler().resume(identity.actor(), run_id, choices.corpus(), max_iters=max_iters)
+    text = state.classroom().resume_corpus(state.store().get(run_id), choices.corpus())
+    state.scheduler().resume(identity.actor(), run_id, text, max_iters=max_iters)
     choices.set_active_run(run_id)
 
 

@@ -225,6 +225,11 @@ class Classroom:
     def corpus(self, record: ChallengeRecord) -> Corpus:
         return challenge_corpus(self.store, ChallengeRules.from_dict(record.rules))
 
+    def resume_corpus(self, info: RunInfo, chosen: Corpus) -> Corpus:
+        """The text a run resumes on: a challenge entry's is the challenge's, whatever the Data page says now;
+        any other run's is the text chosen (the resume checks it is the run's own)."""
+        return self.corpus(self.store.challenge(info.challenge_id)) if info.challenge_id else chosen
+
     def enter(self, user: str, plan: TrainingPlan, name: str | None = None) -> RunInfo:
         """Start a run for the open challenge, after checking it obeys the rules."""
         record = self.open_challenge()

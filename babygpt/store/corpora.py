@@ -20,7 +20,7 @@ def check_same_corpus(info: RunInfo, corpus: Corpus) -> None:
     if info.data_sha256 and corpus.sha256 != info.data_sha256:
         raise BabyGPTError(
             f"The text given differs from the one run {info.label} was trained on ({info.data_name}); "
-            "choose that text again (Data page, or --data) to continue it."
+            "choose that text again to continue it."
         )
 
 
