@@ -68,6 +68,10 @@ def test_pages_show_charts_for_a_trained_run(trained_run):
     assert table["label"].tolist() == [f"tiny · {trained_run.id[-4:]}"]
     assert table["owner"].tolist() == ["command line"]
     at.switch_page("views/train.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1, "looking at someone's run does not follow it"
+    at.switch_page("views/attention.py").run()
+    next(b for b in at.button if b.label == "Make active").click().run()
+    at.switch_page("views/train.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
 
 
@@ -461,3 +465,21 @@ def test_an_imported_gpt2_opens_on_the_attention_and_generate_pages(tmp_path):
     at.button(key="generate").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.code[0].value.startswith("Hello")
+
+
+@pytest.mark.parametrize("page", ["views/attention.py", "views/inside.py", "views/generate.py"])
+def test_opening_a_page_never_makes_a_classmates_run_the_active_run(trained_run, page):
+    """Only someone else's run has weights: the page shows it with a sentence and a Make active button, and the
+    user's active run (which Model & training follows) changes only when they press it."""
+    from ui.choices import RUN
+
+    at = app()
+    at.switch_page(page).run()
+    assert not at.exception
+    assert any("no trained run of your own" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.session_state[RUN] is None if RUN in at.session_state else True
+    at.switch_page("views/train.py").run()
+    assert (at.session_state[RUN] if RUN in at.session_state else None) is None
+    at.switch_page(page).run()
+    next(b for b in at.button if b.label == "Make active").click().run()
+    assert at.session_state[RUN] == trained_run.id

@@ -89,22 +89,45 @@ def run_label(row: dict, name: Callable[[str | None, bool], str] | None = None) 
     return f"{row['label']} · {row['preset']} · {trained}{loss}{who}"
 
 
+def _is_own(row: dict) -> bool:
+    """A run of this user's own (a teacher's check of it is the teacher's, not theirs)."""
+    return row["owner"] == identity.user() and not row.get("check", False)
+
+
+def picker_default(rows: list[dict], active: str | None) -> int:
+    """Where a run picker starts: the active run, else the user's own newest run, else the first run (which is then
+    only looked at: a picker never makes a classmate's run the active run by itself)."""
+    ids = [r["id"] for r in rows]
+    if active in ids:
+        return ids.index(active)
+    return next((i for i, row in enumerate(rows) if _is_own(row)), 0)
+
+
 def run_picker(key: str) -> LoadedRun | None:
-    """Choose a trained run: the active one, else the user's own newest. Shows guidance when there is none."""
+    """Choose a trained run: the active one, else the user's own newest. Picking one's own run makes it the active
+    run; a classmate's run is only looked at until the user presses Make active, so opening a page never hands
+    Model & training someone else's run. Shows guidance when there is none."""
     runs = run_cache.runs_with_weights()
     if not runs:
         st.info("No trained run yet. Train one on **Model & training** (a minute on a laptop), "
                 "or import one on **Runs**.")
         return None
     ids = [r["id"] for r in runs]
+    by_id = {r["id"]: r for r in runs}
     name = identity.owner_names([r["owner"] for r in runs])
     labels = {r["id"]: run_label(r, name) for r in runs}
     active = choices.active_run_id()
-    index = ids.index(active) if active in ids else 0
-    run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key=key,
+    if active not in ids and not any(_is_own(r) for r in runs):
+        st.info("You have no trained run of your own yet: train one on **Model & training**. Meanwhile you can "
+                "look at a classmate's run here; it becomes your active run only if you press **Make active**.")
+    run_id = st.selectbox("Run", ids, index=picker_default(runs, active), format_func=labels.get, key=key,
                           help="Which trained model to look at. Your newest run is chosen by default; "
                                "classmates' runs follow yours.")
-    choices.set_active_run(run_id)
+    if _is_own(by_id[run_id]):
+        choices.set_active_run(run_id)
+    elif run_id != active and st.button("Make active", key=f"{key}_make_active",
+                                        help="Make this run your active run: Model & training then follows it."):
+        choices.set_active_run(run_id)
     try:
         return run_cache.load_run(run_id)
     except BabyGPTError as exc:
