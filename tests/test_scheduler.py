@@ -291,8 +291,9 @@ def test_each_user_has_a_disk_quota_for_runs_and_uploads(monkeypatch, tmp_path):
         persist_corpus(store, big, owner=ALICE, quota=quota)  # other.txt is kept for the run
     wait_for(lambda: store.get(run.id).status == "done", what="the small run to finish")
     wider = tiny_plan(other.text, n_embd=64, max_iters=20, eval_interval=10)  # ~0.1 M parameters: 1.2 MB
-    with pytest.raises(BabyGPTError, match="This run needs about 1.2 MB.*BABYGPT_USER_DISK_MB.*Delete runs"):
+    with pytest.raises(BabyGPTError, match=r"This run needs about 1.2 MB.*each user may keep on this server\. Delete") as refused:
         scheduler.submit(ALICE, wider)
+    assert "BABYGPT_" not in str(refused.value), "a student is told the server's limit, not the setting's name"
     scheduler.submit(None, wider)  # the command line (no owner) has no quota
     exported = export_run(store, run.id, tmp_path / "run.zip")
     with pytest.raises(BabyGPTError, match="Importing run.zip needs about"):

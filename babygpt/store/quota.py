@@ -54,6 +54,6 @@ class DiskQuota:
             raise BabyGPTError(
                 f"{what} needs about {format_bytes(adding)}, and your runs and uploads already use "
                 f"{format_bytes(used)} of the {format_bytes(self.bytes_per_user)} each user may keep on this "
-                f"server ({USER_DISK_ENV}). Delete runs you no longer need on the Runs page (export them first "
+                f"server. Delete runs you no longer need on the Runs page (export them first "
                 "to keep a copy)."
             )
