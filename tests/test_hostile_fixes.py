@@ -44,7 +44,7 @@ def refusal(store, path: Path, match: str) -> str:
     ({"step": 10, "split": "val", "loss": 1.0, "elapsed_s": 10000000000000000000}, "elapsed_s"),
     ({"step": 10, "split": "val", "loss": 1.0, "elapsed_s": 1e19}, "elapsed_s"),
     ({"step": -1, "split": "val", "loss": 1.0}, "step"),
-    ({"step": 10**6, "split": "val", "loss": 1.0}, "step"),
+    ({"step": 10**13, "split": "val", "loss": 1.0}, "step"),
     ({"step": 10, "split": "val", "loss": -3.0}, "loss"),
     ({"step": 10, "split": "val", "loss": "low"}, "loss"),
     ({"step": 1.5, "split": "val", "loss": 1.0}, "step"),

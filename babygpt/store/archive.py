@@ -120,13 +120,16 @@ def _data_section(data: Any) -> dict[str, Any]:
 # what a recorded value can be: a loss in nats (a byte-level model starts near 5.5), a learning rate, a speed, and
 # seconds of training (a year is 3.2e7)
 METRIC_BOUNDS = {"loss": (0.0, 1e4), "lr": (0.0, 1e3), "tokens_per_sec": (0.0, 1e12), "elapsed_s": (0.0, 1e9)}
+# a step is a whole number that SQLite and a float both hold exactly; not the run's max_iters, which a resume
+# with more steps raises after the first rows were written
+MAX_STEP = 10**12
 
 
-def _metric_row(data: dict[str, Any], what: str, max_iters: int) -> MetricRow:
+def _metric_row(data: dict[str, Any], what: str) -> MetricRow:
     """One metrics line, with the types and ranges the charts and the store rely on (a number or null for each
-    value; the step a whole number from 0 to the run's max_iters)."""
+    value; the step a whole number from 0 to ``MAX_STEP``)."""
     row = MetricRow(**{k: data.get(k) for k in MetricRow.__dataclass_fields__})
-    check_number(row.step, f"{what}: step", 0, max_iters, whole=True)
+    check_number(row.step, f"{what}: step", 0, MAX_STEP, whole=True)
     if row.split not in ("train", "train_eval", "val"):
         raise ImportRefused(f"Refused: {what} has an unknown split {str(row.split)[:20]!r}.")
     for name, (low, high) in METRIC_BOUNDS.items():
@@ -136,7 +139,7 @@ def _metric_row(data: dict[str, Any], what: str, max_iters: int) -> MetricRow:
     return row
 
 
-def _read_metrics(path: Path, max_iters: int) -> list[MetricRow]:
+def _read_metrics(path: Path) -> list[MetricRow]:
     """Every line priced before it is parsed: the file's lines counted first, each line its own small budget."""
     if not path.is_file():
         return []
@@ -150,7 +153,7 @@ def _read_metrics(path: Path, max_iters: int) -> list[MetricRow]:
         data = load_json(line, what, METRIC_LINE_BUDGET)
         if not isinstance(data, dict):
             raise ImportRefused(f"Refused: {what} is damaged (a {type(data).__name__}, not an object).")
-        rows.append(_metric_row(data, what, max_iters))
+        rows.append(_metric_row(data, what))
     return rows
 
 
@@ -228,7 +231,7 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
     if (staging / TRAINER_FILE).is_file():
         check_stored_zip(staging / TRAINER_FILE, TRAINER_FILE)
         load_trainer_state(staging / TRAINER_FILE)
-    metrics = _read_metrics(staging / METRICS_FILE, train_config.max_iters)
+    metrics = _read_metrics(staging / METRICS_FILE)
     meta = _meta(staging)
     status = RunStatus(meta["status"]) if meta.get("status") in {s.value for s in ENDED} else RunStatus.DONE
     name = plain_name(meta.get("name") or "", plain_name(fallback_name, "imported run"))
