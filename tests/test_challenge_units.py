@@ -5,9 +5,7 @@ recorded in the store as a worker would record them."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import time
 
@@ -15,7 +13,7 @@ import pytest
 
 from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg
+from babygpt.lessons.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg, csv_table
 from babygpt.orchestration.challenge import (
     ChallengeRules,
     build_board,
@@ -84,7 +82,7 @@ def test_the_score_is_bits_per_byte_of_the_held_out_text_counted_by_hand():
     board = build_board(store, record, lambda owner: owner)
     assert [(s.entry.handle, s.entry.score) for s in board.standings] == [("ana", pytest.approx(1 / math.log(2)))]
     assert board.unit == BITS_PER_BYTE and board.spread.unit == BITS_PER_BYTE
-    rows = list(csv.reader(io.StringIO(board_csv(board))))
+    rows = csv_table(board_csv(board))
     assert rows[0][4] == "bits_per_byte" and rows[1][4] == "1.4427", "the CSV speaks the board's unit"
     svg = board_svg(board)
     assert ">bits/byte</text>" in svg and "1.443 bits/byte</title>" in svg and "Bars start at 0 bits/byte" in svg
@@ -260,7 +258,7 @@ def test_a_board_frozen_in_bits_per_character_reads_back_in_them_and_says_so():
     assert board.unit == BITS_PER_CHAR and board.unit_words == "bits per character"
     assert board.standings[0].entry.score == 1.5
     assert "Seed-to-seed spread 0.020 bits/char" in board.spread.sentence()
-    rows = list(csv.reader(io.StringIO(board_csv(board))))
+    rows = csv_table(board_csv(board))
     assert rows[0][4] == "bits_per_char" and rows[1][4] == "1.5000"
     assert "Bars start at 0 bits/char" in board_svg(board) and "bits/byte" not in board_svg(board)
     again = Board.from_dict(board.to_dict())
