@@ -3,5 +3,6 @@
 (``inside``) and what it says about heads, layers and parts (``looking``), the numbers behind the Lessons tabs
 (``tabs``), where a model is surprised (``surprise``), the levels to beat (``baselines``), counterfactuals
 (``counterfactuals``), lesson links (``links``), a challenge's measurement, ranks and exported board
-(``leaderboard``) and every figure (``viz`` and ``inside_figures``, pure functions returning plotly figures).
+(``leaderboard``), which loss scale runs compared on one chart share (``comparing``), watching a BPE learn
+(``bpe_lesson``) and every figure (``viz`` and ``inside_figures``, pure functions returning plotly figures).
 Reads no store: the layers above hand it rows."""

@@ -1,4 +1,5 @@
 """Text to token ids: corpora and their checks (``corpus``), the shipped datasets (``datasets``), the char and
-GPT-2 tokenizers (``tokenizers``), reading a Hugging Face folder's tokenizer files (``tokenizer_files``), and a
-byte-level BPE learned from the text: trained (``bpe``, its fast path ``bpe_fast``) and used as a tokenizer
-(``bpe_tokenizer``). Imports nothing above ``babygpt.config``."""
+GPT-2 tokenizers (``tokenizers``), reading a Hugging Face folder's tokenizer files (``tokenizer_files``, a BPE's in
+``bpe_files``), decoding a stream of ids without splitting a character (``text_stream``), and a byte-level BPE
+learned from the text: trained (``bpe``, its fast path ``bpe_fast``) and used as a tokenizer (``bpe_tokenizer``).
+Imports nothing above ``babygpt.config``."""
