@@ -198,10 +198,12 @@ def act(action: Callable[[], None]) -> None:
 
 
 def start_training(hp: dict, rules: ChallengeRules | None) -> None:
-    if state.scheduler().current_run_for(identity.user()) is not None:
+    current = state.scheduler().current_run_for(identity.user())
+    if current is not None:
         # Start is off while a run of yours is queued or training, so this press is a second one (a double click,
-        # or a tab not yet redrawn): the page now follows the run the first press started, and a refusal left
-        # under the buttons would stay there after that run began
+        # or a tab not yet redrawn): this tab now follows the run the first press started, also once it stops,
+        # and a refusal left under the buttons would stay there after that run began
+        choices.set_active_run(current)
         return
     _, train_cfg = configs(hp, rules)
     corpus, kind, _ = training_text(rules)
