@@ -60,3 +60,13 @@ def plotly_array(value) -> np.ndarray:
         shape = [int(n) for n in str(value.get("shape", "-1")).split(",")]
         return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape).astype(float)
     return np.array([[np.nan if v is None else v for v in row] for row in value], dtype=float)
+
+
+def app():
+    """The whole app in Streamlit's AppTest, run once: a new browser session on its first page."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    return AppTest.from_file(str(root / "app.py"), default_timeout=60).run()

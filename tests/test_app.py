@@ -8,7 +8,7 @@ from babygpt.orchestration.runs import start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from tests.conftest import ROOT
-from tests.helpers import tiny_plan, wait_for
+from tests.helpers import app, tiny_plan, wait_for
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
@@ -16,10 +16,6 @@ PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/generat
          "views/class_board.py"]
 
 
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
 
 
 @pytest.fixture

@@ -9,16 +9,11 @@ from streamlit.testing.v1 import AppTest
 from babygpt.orchestration.challenge import set_rules
 from babygpt.orchestration.runs import create_run
 from babygpt.status import RunStatus
-from tests.conftest import ROOT
-from tests.helpers import tiny_plan, wait_for
+from tests.helpers import app, tiny_plan, wait_for
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 TOKEN = "a-teacher-secret"
 CLASS = "views/class_board.py"
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
 
 
 def html_of(at: AppTest) -> str:

@@ -16,8 +16,7 @@ from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_path
 from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium, train_demo_run
-from tests.conftest import ROOT
-from tests.helpers import tiny_config
+from tests.helpers import app, tiny_config
 
 
 @pytest.fixture
@@ -55,10 +54,6 @@ def test_a_resume_records_scores_again_from_its_checkpoint_and_a_delete_removes_
     assert [step for step, _ in store.head_score_history(info.id)] == [0, 10, 20, 30, 40, 50, 60, 70]
     store.delete(info.id)
     assert store.head_score_history(info.id) == []
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
 
 
 def page_on(run_id: str, page: str) -> AppTest:

@@ -2,21 +2,15 @@
 one it is, and a table never shows "None"."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from babygpt.orchestration.runs import start_run
 from babygpt.server.users import new_user_key, public_handle
 from babygpt.store.runs import RunStore
-from tests.conftest import ROOT
-from tests.helpers import tiny_plan
+from tests.helpers import app, tiny_plan
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 
 ANA = new_user_key()
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
 
 
 @pytest.fixture
