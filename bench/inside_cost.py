@@ -15,8 +15,8 @@ import time
 import torch
 
 from babygpt.config import ModelConfig, model_config_for_preset
-from babygpt.lessons.inside import head_scores, scores_during_training
-from babygpt.lessons.looking import (
+from babygpt.interpret.inside import head_scores, scores_during_training
+from babygpt.interpret.looking import (
     MEASURE_FLOPS,
     ablation_passes,
     ablation_view,

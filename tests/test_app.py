@@ -346,7 +346,7 @@ def test_a_text_without_spaces_shows_a_bounded_token_view():
     at.radio(key="data_source").set_value("Upload .txt files").run()
     at.file_uploader(key="uploads").upload("cjk.txt", text.encode(), "text/plain").run()
     view = next(m.value for m in at.markdown if "title=\"id " in m.value)
-    from babygpt.lessons.viz import TOKEN_VIEW_ROWS
+    from babygpt.figures.viz import TOKEN_VIEW_ROWS
 
     assert view.count("<span") == 300 and f"max-height:{TOKEN_VIEW_ROWS * 28}px;overflow-y:auto" in view
     assert any(c.value.startswith("The first 300 tokens of the text.") for c in at.caption)

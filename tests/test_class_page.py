@@ -227,7 +227,7 @@ def test_a_board_frozen_in_bits_per_character_still_shows_and_says_its_unit(smal
     """Older records keep their figures and say what they are: a board frozen in bits per character, and a run
     recorded before runs kept their validation text's size (no bits per byte, rather than a figure in nats)."""
     from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
-    from babygpt.lessons.leaderboard import Board
+    from babygpt.scoring.leaderboard import Board
     from babygpt.store.runs import MetricRow
 
     at = app()
@@ -267,7 +267,7 @@ def test_an_ended_board_says_when_it_ended_and_stays_downloadable_after_the_next
     downloadable as the previous one."""
     import time
 
-    from babygpt.lessons.leaderboard import Board, board_csv
+    from babygpt.scoring.leaderboard import Board, board_csv
     from ui.state import store
 
     at = teacher

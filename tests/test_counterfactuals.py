@@ -174,7 +174,7 @@ def test_the_attention_page_draws_what_a_no_mask_run_computed(class_length_runs)
     import numpy as np
     from streamlit.testing.v1 import AppTest
 
-    from babygpt.lessons.attention import attention_for_prompt
+    from babygpt.interpret.attention import attention_for_prompt
     from tests.conftest import ROOT
     from tests.helpers import chart_spec, plotly_array
 

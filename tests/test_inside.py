@@ -9,7 +9,7 @@ import torch
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.inside import Ablation, head_ablation_losses, head_scores, logit_lens, trace
+from babygpt.interpret.inside import Ablation, head_ablation_losses, head_scores, logit_lens, trace
 from babygpt.model.gpt import build_model
 
 # tokens and positions, each one-hot in its own dimensions of the stream; a long context, so a head with nothing
@@ -166,7 +166,7 @@ def test_ablation_through_the_lesson_equals_a_hook_on_the_fused_path(layer, head
 def history(induction_by_step, layers=2, previous_by_step=None):
     """A recorded history by construction: layer ``layers - 1`` head 0's induction score at four evaluations,
     and (given) layer 0 head 1's previous-token score; every other score 0."""
-    from babygpt.lessons.looking import Formation
+    from babygpt.interpret.looking import Formation
 
     steps = [0, 100, 200, 300]
     induction, previous = np.zeros((4, layers, 2)), np.zeros((4, layers, 2))
@@ -180,7 +180,7 @@ VAL = [(0, 4.0), (100, 3.0), (200, 2.5), (300, 1.5)]
 
 
 def test_the_formation_sentence_says_what_the_history_shows():
-    from babygpt.lessons.looking import formation_sentence
+    from babygpt.interpret.looking import formation_sentence
 
     formed = formation_sentence(history([0.0, 0.1, 0.6, 0.9]), VAL, "character")
     assert formed.startswith("An induction head formed by step 200: layer 1 head 0 reached 0.60")
@@ -195,7 +195,7 @@ def test_no_induction_head_is_told_only_what_was_measured():
     """A run that copies through a fixed-offset head (here a previous-token head that formed) and grew no
     induction head: the sentence states the scores it has, and guesses no reason (its text may well reward
     copying: that is not measured here)."""
-    from babygpt.lessons.looking import formation_sentence
+    from babygpt.interpret.looking import formation_sentence
 
     copies_by_offset = history([0.0, 0.1, 0.15, 0.2], previous_by_step=[0.1, 0.5, 0.8, 0.9])
     said = formation_sentence(copies_by_offset, VAL, "character")
@@ -206,8 +206,8 @@ def test_no_induction_head_is_told_only_what_was_measured():
 
 
 def test_the_formation_chart_names_the_head_that_passed_and_where_it_stands_at_the_end():
-    from babygpt.lessons.inside_figures import formation_figure
-    from babygpt.lessons.looking import formation_reading, onset
+    from babygpt.figures.inside_figures import formation_figure
+    from babygpt.interpret.looking import formation_reading, onset
 
     rose_and_fell = history([0.0, 0.5, 0.3, 0.2])
     found = onset(rose_and_fell)
@@ -226,8 +226,8 @@ def test_the_formation_chart_names_the_head_that_passed_and_where_it_stands_at_t
 
 @pytest.mark.parametrize(("n_layer", "n_head"), [(2, 2), (4, 8), (12, 12), (7, 25)])
 def test_every_head_of_the_formation_chart_has_a_style_of_its_own(n_layer, n_head):
-    from babygpt.lessons.inside_figures import formation_figure
-    from babygpt.lessons.looking import Formation
+    from babygpt.figures.inside_figures import formation_figure
+    from babygpt.interpret.looking import Formation
 
     formation = Formation([0, 10], {"induction": np.zeros((2, n_layer, n_head))})
     fig = formation_figure(formation, "induction", [], None, "t")
@@ -255,7 +255,7 @@ def constant_parts_model():
 
 
 def test_mean_ablation_leaves_a_constant_part_alone_and_every_figure_follows_the_kind():
-    from babygpt.lessons.looking import ablation_view
+    from babygpt.interpret.looking import ablation_view
     from babygpt.text.tokenizers import CharTokenizer
 
     model = constant_parts_model()

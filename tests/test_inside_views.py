@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.lessons.inside import scores_during_training
-from babygpt.lessons.looking import formation_from_history, formation_reading
+from babygpt.interpret.inside import scores_during_training
+from babygpt.interpret.looking import formation_from_history, formation_reading
 from babygpt.orchestration.plan import plan_training
 from babygpt.orchestration.recorder import probe_prompt
 from babygpt.orchestration.runs import resume_run, start_run

@@ -10,7 +10,7 @@ import pytest
 
 from babygpt.config import TrainConfig
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.leaderboard import (
+from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
     EVERY_ENTRY,
     Board,

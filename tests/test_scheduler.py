@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.viz import downsample_indices
+from babygpt.figures.viz import downsample_indices
 from babygpt.model.sizing import ModelLimits
 from babygpt.orchestration.runs import start_run
 from babygpt.server.gpus import GpuAssigner

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from babygpt.lessons.baselines import Baselines
-from babygpt.lessons.viz import (
+from babygpt.figures.viz import (
     attention_color_range,
     attention_grid,
     attention_heatmap,
@@ -104,7 +104,7 @@ def test_tokens_html_escapes_and_shows_newlines():
 
 
 def test_the_surprise_view_says_what_its_colours_mean():
-    from babygpt.lessons.viz import surprise_legend
+    from babygpt.figures.viz import surprise_legend
 
     assert "surprised (loss 5+ nats)" in surprise_legend(False) and "expected (loss 0)" in surprise_legend(False)
     both = surprise_legend(True)

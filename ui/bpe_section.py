@@ -9,20 +9,18 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.figures.bpe_figures import compression_figure, cut_html, merges_html
+from babygpt.figures.viz import tokens_html
 from babygpt.lessons.bpe_lesson import (
     GPT2_VOCAB,
     Cut,
     LearnedBPE,
-    compression_figure,
-    cut_html,
     longest_tokens,
     merge_rows,
-    merges_html,
     readable_trainer_source,
     shown,
     vocab_after,
 )
-from babygpt.lessons.viz import tokens_html
 from babygpt.plain_text import markdown_literal
 from babygpt.text.bpe import BYTES, BPESettings, encode_first_k, split_of, utf8
 from babygpt.text.corpus import Corpus

@@ -25,7 +25,7 @@ WRAP_CSS = """<style>
 </style>"""
 # Presenter mode scales every rem-sized element (titles included) by 1.25. Charts are left to plotly: it places
 # legend items and labels by the font size it knows, so text enlarged behind its back overlapped and was cut
-# (their text is 14 px everywhere, set in babygpt.lessons.viz, large enough for a projector).
+# (their text is 14 px everywhere, set in babygpt.figures.viz, large enough for a projector).
 PRESENTER_CSS = """<style>
 html {font-size: 20px;}
 </style>"""

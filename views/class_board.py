@@ -11,7 +11,7 @@ import streamlit as st
 
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
-from babygpt.lessons.leaderboard import (
+from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
     BITS_PER_BYTE,
     ENTRY_RULES,
@@ -21,7 +21,7 @@ from babygpt.lessons.leaderboard import (
     board_svg,
     entry_rule_sentence,
 )
-from babygpt.lessons.viz import runs_overlay_figure
+from babygpt.figures.viz import runs_overlay_figure
 from babygpt.orchestration.challenge import ChallengeRules, tokenizer_phrase
 from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.server.classroom import BoardRow

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.viz import char_frequency_figure, tokens_html
+from babygpt.figures.viz import char_frequency_figure, tokens_html
 from babygpt.plain_text import markdown_literal
 from babygpt.text import datasets
 from babygpt.text.corpus import corpus_from_uploads

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.viz import next_token_figure
+from babygpt.figures.viz import next_token_figure
 from babygpt.plain_text import markdown_literal
 from babygpt.text.corpus import describe_token
 from babygpt.text.text_stream import TextStream

@@ -11,13 +11,13 @@ import streamlit as st
 
 from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
+from babygpt.interpret.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.comparing import same_tokenizer
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
-from babygpt.lessons.inside_figures import formation_figure
+from babygpt.figures.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
-from babygpt.lessons.looking import formation_from_history, formation_sentence, onset
+from babygpt.interpret.looking import formation_from_history, formation_sentence, onset
 from babygpt.lessons.race import (
     BITS_PER_BYTE,
     ladder_steps,
@@ -29,7 +29,7 @@ from babygpt.lessons.race import (
 )
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
-from babygpt.lessons.viz import (
+from babygpt.figures.viz import (
     band_figure,
     embedding_scatter,
     histogram_figure,

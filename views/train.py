@@ -14,7 +14,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
 from babygpt.lessons.links import LESSON_TABS, make_link, only_here, shareable_base
-from babygpt.lessons.viz import loss_figure, lr_figure
+from babygpt.figures.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
 from babygpt.orchestration.plan import plan_training

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from babygpt.lessons.leaderboard import future_hidden
 from babygpt.model.gpt import LanguageModel
+from babygpt.scoring.leaderboard import future_hidden
 
 
 @dataclass(frozen=True)

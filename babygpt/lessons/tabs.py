@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from babygpt.lessons.attention import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row, visible_cells
+from babygpt.interpret.attention import attention_for_prompt, mean_top_weight, random_qk_scores, softmax_row, visible_cells
 from babygpt.model.gpt import LanguageModel, build_model
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.training.sample import Candidate, next_token_distribution

@@ -26,7 +26,9 @@ from typing import Any
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import active
-from babygpt.lessons.leaderboard import (
+from babygpt.model.sizing import parameter_count
+from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
+from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
     BITS_PER_BYTE,
     BITS_PER_CHAR,
@@ -41,8 +43,6 @@ from babygpt.lessons.leaderboard import (
     rank_entries,
     seed_spread,
 )
-from babygpt.model.sizing import parameter_count
-from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
 from babygpt.store.runs import UPLOADS_DIR, RunInfo, RunStore, parse_config_document

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.inside import scores_during_training
-from babygpt.lessons.leaderboard import held_out_loss
+from babygpt.interpret.inside import scores_during_training
 from babygpt.model.gpt import LanguageModel
+from babygpt.scoring.leaderboard import held_out_loss
 from babygpt.status import RunStatus
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Split

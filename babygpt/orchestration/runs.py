@@ -15,9 +15,9 @@ import torch
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.lessons.counterfactuals import Finding, active, measure
-from babygpt.lessons.leaderboard import held_out_ids
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_validation, split_corpus
 from babygpt.orchestration.recorder import LOCAL, RunRecorder, make_sample_fn, probe_prompt, record_runtime
+from babygpt.scoring.leaderboard import held_out_ids
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, run_corpus
 from babygpt.store.runs import LoadedRun, RunInfo, RunStore, build_config_document, parse_config_document

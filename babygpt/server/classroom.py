@@ -22,7 +22,6 @@ from datetime import datetime
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import ValidationText
-from babygpt.lessons.leaderboard import BEST_OF_EACH, Board
 from babygpt.orchestration.challenge import (
     CHECK_HANDLE,
     ChallengeRules,
@@ -35,6 +34,7 @@ from babygpt.orchestration.challenge import (
     set_rules,
 )
 from babygpt.orchestration.plan import TrainingPlan
+from babygpt.scoring.leaderboard import BEST_OF_EACH, Board
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.users import Actor, check_name_free, check_teacher, clean_handle, public_handle

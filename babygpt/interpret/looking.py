@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.inside import (
+from babygpt.interpret.inside import (
     KINDS,
     TYPE_THRESHOLD,
     Ablation,

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from babygpt.lessons.attention import visible_cells
+from babygpt.interpret.attention import visible_cells
 from babygpt.lessons.baselines import Baselines, step_passed
 from babygpt.plain_text import html_literal
 from babygpt.text.corpus import describe_char, describe_token

@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from babygpt.lessons.looking import Formation, LensView, Onset, onset_label
-from babygpt.lessons.viz import _layout
+from babygpt.figures.viz import _layout
+from babygpt.interpret.looking import Formation, LensView, Onset, onset_label
 from babygpt.plain_text import html_literal
 from babygpt.text.corpus import describe_token
 
