@@ -34,9 +34,9 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from babygpt.config import TrainConfig, tokens_per_step
-from babygpt.scoring.leaderboard import held_out_ids
 from babygpt.model.sizing import ModelLimits
 from babygpt.orchestration.plan import plan_training
+from babygpt.scoring.leaderboard import held_out_ids
 from babygpt.server.backend import WatchedJob
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler

@@ -52,8 +52,8 @@ def test_plenty_of_text_gives_the_plain_frequencies(shakespeare):
 
 
 def test_a_count_model_no_better_than_guessing_is_named_not_passed():
-    from babygpt.lessons.baselines import Baselines
     from babygpt.figures.viz import loss_figure
+    from babygpt.lessons.baselines import Baselines
 
     b = Baselines(uniform=8.52, unigram=8.53, bigram=8.0, chars_per_token=1.0)
     assert b.worse_than_guessing() == ["unigram counts"]

@@ -10,9 +10,9 @@ import math
 
 import pytest
 
+from babygpt.interpret.looking import comparison_refusal
 from babygpt.lessons.baselines import ValidationText
 from babygpt.lessons.comparing import BITS_PER_BYTE_AXIS, NATS_AXIS, loss_scale, same_tokenizer
-from babygpt.interpret.looking import comparison_refusal
 from babygpt.lessons.race import (
     BITS_PER_BYTE,
     EVAL_RESOLUTION,

@@ -13,6 +13,8 @@ import torch
 
 from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
+from babygpt.model.gpt import build_model
+from babygpt.orchestration.challenge import ChallengeRules, plan_problems, run_problems, set_rules
 from babygpt.scoring.leaderboard import (
     Board,
     Entry,
@@ -24,8 +26,6 @@ from babygpt.scoring.leaderboard import (
     rank_entries,
     seed_spread,
 )
-from babygpt.model.gpt import build_model
-from babygpt.orchestration.challenge import ChallengeRules, plan_problems, run_problems, set_rules
 from babygpt.server.classroom import Classroom, last_line, thin
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings

@@ -17,19 +17,6 @@ import torch.nn.functional as F
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import COUNTERFACTUALS
-from babygpt.scoring.leaderboard import (
-    NOT_CAUSAL,
-    Board,
-    Entry,
-    Spread,
-    board_csv,
-    board_svg,
-    csv_table,
-    held_out_loss,
-    rank_entries,
-    seed_spread,
-    sees_the_future,
-)
 from babygpt.model.gpt import build_model
 from babygpt.orchestration.challenge import (
     CHECK_HANDLE,
@@ -44,6 +31,19 @@ from babygpt.orchestration.challenge import (
     settings_problems,
 )
 from babygpt.orchestration.runs import create_run
+from babygpt.scoring.leaderboard import (
+    NOT_CAUSAL,
+    Board,
+    Entry,
+    Spread,
+    board_csv,
+    board_svg,
+    csv_table,
+    held_out_loss,
+    rank_entries,
+    seed_spread,
+    sees_the_future,
+)
 from babygpt.server.classroom import Classroom, owner_name
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings

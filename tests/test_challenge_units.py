@@ -13,7 +13,6 @@ import pytest
 
 from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
-from babygpt.scoring.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg, csv_table
 from babygpt.orchestration.challenge import (
     ChallengeRules,
     build_board,
@@ -26,6 +25,7 @@ from babygpt.orchestration.challenge import (
     tokenizer_sha256,
 )
 from babygpt.orchestration.runs import create_run
+from babygpt.scoring.leaderboard import BITS_PER_BYTE, BITS_PER_CHAR, Board, board_csv, board_svg, csv_table
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings

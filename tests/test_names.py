@@ -10,6 +10,9 @@ import pytest
 
 from babygpt.config import TrainConfig
 from babygpt.errors import BabyGPTError
+from babygpt.orchestration.challenge import ChallengeRules, build_board, set_rules
+from babygpt.orchestration.plan import plan_training
+from babygpt.orchestration.runs import create_run
 from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
     EVERY_ENTRY,
@@ -20,9 +23,6 @@ from babygpt.scoring.leaderboard import (
     entry_rule_sentence,
     rank_entries,
 )
-from babygpt.orchestration.challenge import ChallengeRules, build_board, set_rules
-from babygpt.orchestration.plan import plan_training
-from babygpt.orchestration.runs import create_run
 from babygpt.server.classroom import Classroom
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings

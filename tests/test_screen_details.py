@@ -12,8 +12,8 @@ from datetime import datetime, time
 import pytest
 from playwright import sync_api as playwright_api
 
-from babygpt.lessons.baselines import Baselines
 from babygpt.figures.viz import LABEL_CHAR_PX, TOKEN_VIEW_ROWS, loss_figure, tokens_html
+from babygpt.lessons.baselines import Baselines
 from babygpt.store.runs import RunStore
 from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, page_button, require_chromium
 from tests.class_seed import seed_class

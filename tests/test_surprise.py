@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.surprise import TokenSurprise, differences, mean_loss, surprise, validation_stretch
 from babygpt.figures.viz import surprise_html
+from babygpt.lessons.surprise import TokenSurprise, differences, mean_loss, surprise, validation_stretch
 from babygpt.model.gpt import build_model
 from babygpt.text.tokenizers import CharTokenizer
 

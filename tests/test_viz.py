@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-from babygpt.lessons.baselines import Baselines
 from babygpt.figures.viz import (
     attention_color_range,
     attention_grid,
@@ -17,6 +16,7 @@ from babygpt.figures.viz import (
     percent_tickformat,
     tokens_html,
 )
+from babygpt.lessons.baselines import Baselines
 
 
 def test_ema_with_bias_correction():

@@ -9,9 +9,9 @@ import streamlit as st
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.counterfactuals import Finding
 from babygpt.interpret.inside import HeadScores, head_scores
 from babygpt.interpret.looking import AblationView, ablation_passes, ablation_view, measurement_windows
+from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.surprise import TokenSurprise, surprise
 from babygpt.orchestration.runs import counterfactual_findings as counterfactual_findings_of
 from babygpt.orchestration.runs import run_split

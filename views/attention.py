@@ -3,8 +3,8 @@
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.interpret.attention import KINDS, attention_for_prompt, visible_cells
 from babygpt.figures.viz import attention_color_range, attention_grid, attention_heatmap
+from babygpt.interpret.attention import KINDS, attention_for_prompt, visible_cells
 from babygpt.plain_text import markdown_literal
 from ui import run_cache, state
 from ui.widgets import default_prompt, explain, run_picker

@@ -10,7 +10,10 @@ from datetime import datetime
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
+from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+from babygpt.orchestration.challenge import ChallengeRules, tokenizer_phrase
+from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
     BITS_PER_BYTE,
@@ -21,9 +24,6 @@ from babygpt.scoring.leaderboard import (
     board_svg,
     entry_rule_sentence,
 )
-from babygpt.figures.viz import runs_overlay_figure
-from babygpt.orchestration.challenge import ChallengeRules, tokenizer_phrase
-from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.server.classroom import BoardRow
 from babygpt.status import RunStatus
 from babygpt.units import format_duration

@@ -5,10 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.errors import BabyGPTError
-from babygpt.interpret.attention import attention_for_prompt
-from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
-from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
-from babygpt.interpret.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
 from babygpt.figures.inside_figures import (
     KIND_TITLES,
     display_token,
@@ -16,6 +12,9 @@ from babygpt.figures.inside_figures import (
     head_grid_figure,
     lens_figure,
 )
+from babygpt.figures.viz import attention_heatmap, runs_overlay_figure
+from babygpt.interpret.attention import attention_for_prompt
+from babygpt.interpret.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
 from babygpt.interpret.looking import (
     SCORED,
     affordable_sample_tokens,
@@ -29,7 +28,8 @@ from babygpt.interpret.looking import (
     onset,
     sample_with,
 )
-from babygpt.figures.viz import attention_heatmap, runs_overlay_figure
+from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
+from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
 from babygpt.plain_text import markdown_literal
 from babygpt.store.runs import LoadedRun
 from babygpt.training.sample import prepare_prompt

@@ -11,13 +11,22 @@ import streamlit as st
 
 from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
+from babygpt.figures.inside_figures import formation_figure
+from babygpt.figures.viz import (
+    band_figure,
+    embedding_scatter,
+    histogram_figure,
+    matrix_heatmap,
+    next_token_figure,
+    softmax_rows_figure,
+    surprise_html,
+)
 from babygpt.interpret.attention import cosine_similarity_matrix, position_vectors, token_embeddings_2d
+from babygpt.interpret.looking import formation_from_history, formation_sentence, onset
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.comparing import same_tokenizer
 from babygpt.lessons.counterfactuals import BY_KEY, active, switches_for
-from babygpt.figures.inside_figures import formation_figure
 from babygpt.lessons.links import LESSON_TABS
-from babygpt.interpret.looking import formation_from_history, formation_sentence, onset
 from babygpt.lessons.race import (
     BITS_PER_BYTE,
     ladder_steps,
@@ -29,15 +38,6 @@ from babygpt.lessons.race import (
 )
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
-from babygpt.figures.viz import (
-    band_figure,
-    embedding_scatter,
-    histogram_figure,
-    matrix_heatmap,
-    next_token_figure,
-    softmax_rows_figure,
-    surprise_html,
-)
 from babygpt.model.gpt import sinusoidal_encoding
 from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
 from babygpt.plain_text import markdown_literal

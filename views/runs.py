@@ -8,10 +8,10 @@ import streamlit as st
 
 from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, full_disk_as_sentence
+from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
 from babygpt.lessons.race import BITS_PER_BYTE, NATS, group_races, race_bands
-from babygpt.figures.viz import runs_overlay_figure
 from babygpt.model.gpt2_layout import gpt2_obstacle
 from babygpt.model.sizing import largest_batch
 from babygpt.orchestration.plan import plan_finetune

@@ -11,10 +11,10 @@ from streamlit.net_util import get_internal_ip
 
 from babygpt.config import FORM_SETTINGS, PRESETS, TrainConfig, form_defaults, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
+from babygpt.figures.viz import loss_figure, lr_figure
 from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
 from babygpt.lessons.links import LESSON_TABS, make_link, only_here, shareable_base
-from babygpt.figures.viz import loss_figure, lr_figure
 from babygpt.model.sizing import flops_per_token, parameter_count
 from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
 from babygpt.orchestration.plan import plan_training
