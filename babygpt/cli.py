@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
@@ -26,16 +25,19 @@ from babygpt.server.settings import model_limits_from_env
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store import archive, huggingface
-from babygpt.store.corpora import check_same_corpus
+from babygpt.store.corpora import TextNotHere, TextRef, check_same_corpus, find_text
+from babygpt.store.importing import import_source
 from babygpt.store.runs import LoadedRun, RunStore
 from babygpt.text.bpe import BYTES, DEFAULT_BPE_VOCAB, DEFAULT_SPLIT, MAX_BPE_VOCAB, SPLIT_NAMES, BPESettings, split_of
 from babygpt.text.bpe_tokenizer import BPETokenizer
-from babygpt.text.corpus import Corpus, split_ids
+from babygpt.text.corpus import Corpus, Split, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
 from babygpt.text.tokenizers import TOKENIZERS, Tokenizer, tokenizer_from_dict
 from babygpt.training import devices, distributed
+from babygpt.training.evaluation import estimate_loss, eval_seed
+from babygpt.training.placement import place_process
 from babygpt.training.sample import SamplingConfig, generate, prepare_prompt
-from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer
+from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
 from babygpt.units import format_duration
 
 
@@ -155,11 +157,14 @@ def _install_signal_stop(trainer: Trainer) -> None:
 
 
 def _corpus_for_resume(store: RunStore, run: str, data: str | None):
+    """The run's text: --data when given, else wherever the library finds it (an upload by its sha256 included)."""
     info = store.get(run)
-    source = data or info.data_name
-    if not source or source == "upload":
-        raise BabyGPTError(f"Run {info.id} was trained on an uploaded text; give it again with --data PATH.")
-    corpus = load_corpus(source)
+    if not data:
+        try:
+            return find_text(store, TextRef.of_run(info))
+        except TextNotHere as exc:
+            raise BabyGPTError(f"Run {info.label} trained on {exc}"[:-1] + "; give it with --data PATH.") from None
+    corpus = load_corpus(data)
     try:
         check_same_corpus(info, corpus)
     except BabyGPTError as exc:  # the library's sentence names no flag; the command line's own hint is added here
@@ -245,11 +250,25 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
                                    trainer.split.val),
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
                "train_time_s": round(result.elapsed_s, 2), "params": parameter_count(trainer.model_config)}
+    if trainer.config.until_val_loss:
+        summary.update(_target_summary(trainer.config.until_val_loss, result))
     if result.message:
         summary["message"] = result.message
         _eprint(f"error: {result.message}")
     print(json.dumps(summary), flush=True)
     return 1 if result.status is RunStatus.FAILED else 0
+
+
+def _target_summary(target: float, result: TrainResult) -> dict:
+    """With --until-val-loss: whether the run reached it, at which step, and the wall-clock seconds it took with
+    every evaluation's time excluded (``target_wall_s``) and reported beside it (``target_eval_s``)."""
+    reached = result.target
+    if reached is not None:
+        _eprint(f"note: {reached.sentence()}")
+    return {"target_val_loss": target, "target_reached": reached is not None,
+            "target_step": reached.step if reached else None,
+            "target_wall_s": round(reached.wall_s, 3) if reached else None,
+            "target_eval_s": round(reached.eval_s, 3) if reached else None}
 
 
 def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:
@@ -262,21 +281,25 @@ def cmd_sample(args: argparse.Namespace, store: RunStore) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, store: RunStore) -> int:
+    """The saved run's losses on its own split, as its evaluations measured them at step 0's batches, on the device
+    and in the precision its training config settles to here; no trainer, no optimizer."""
     loaded = store.load(args.run)
     corpus = _corpus_for_resume(store, args.run, args.data)
-    trainer = eval_trainer(loaded, corpus)
-    losses = trainer.estimate_loss(args.eval_iters)
+    split = eval_split(loaded, corpus)
+    cfg = loaded.train_config
+    placement = place_process(cfg)
+    losses = estimate_loss(loaded.model.to(placement.device), split, cfg.batch_size, args.eval_iters or cfg.eval_iters,
+                           placement.dtype, eval_seed(cfg.seed, 0))
     print(json.dumps({"run": loaded.info.id, "train_loss": losses["train"], "val_loss": losses["val"],
-                      "val_bpb": _val_bpb(losses["val"], loaded.info.config, loaded.tokenizer, trainer.split.val)}))
+                      "val_bpb": _val_bpb(losses["val"], loaded.info.config, loaded.tokenizer, split.val)}))
     return 0
 
 
-def eval_trainer(loaded: LoadedRun, corpus: Corpus) -> Trainer:
-    """A Trainer around a saved run, used only for its estimate_loss on the run's own split."""
+def eval_split(loaded: LoadedRun, corpus: Corpus) -> Split:
+    """The saved run's own training/validation split of ``corpus``."""
     check_same_corpus(loaded.info, corpus)
-    split = split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
-                      loaded.model_config.block_size)
-    return Trainer(loaded.model_config, loaded.train_config, split, model_state=loaded.model.state_dict())
+    return split_ids(encode_corpus(corpus, loaded.tokenizer), loaded.train_config.val_fraction,
+                     loaded.model_config.block_size)
 
 
 def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
@@ -301,11 +324,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
             path = archive.export_run(store, args.run, args.file)
         print(f"exported {args.run} to {path}")
     elif args.runs_command == "import":
-        limits, source = model_limits_from_env(), Path(args.file)
-        if source.is_dir():
-            info = huggingface.import_hf(store, source, limits)
-        else:
-            info = archive.import_zip(store, source, limits)
+        info = import_source(store, args.file, model_limits_from_env())  # a folder, or a zip of either kind
         print(f"imported as {info.id}")
     return 0
 

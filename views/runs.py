@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from babygpt.config import ModelConfig, TrainConfig
-from babygpt.errors import BabyGPTError, full_disk_as_sentence
+from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
@@ -20,8 +20,9 @@ from babygpt.pace import SUMMARY_SPEED_CAPTION
 from babygpt.plain_text import file_name_part, markdown_literal
 from babygpt.server.users import check_can_manage
 from babygpt.status import ACTIVE
-from babygpt.store.archive import export_bytes, import_zip
-from babygpt.store.huggingface import export_hf_zip, import_hf
+from babygpt.store.archive import export_bytes
+from babygpt.store.huggingface import export_hf_zip
+from babygpt.store.importing import import_source
 from babygpt.store.runs import RunInfo
 from babygpt.store.untrusted import local_name
 from ui import choices, identity, state
@@ -84,8 +85,7 @@ def imported(key: str, do_import) -> None:
     """Run an import once per file or folder; say what it became, or why it was refused."""
     flags = state.page_flags()
     try:
-        with full_disk_as_sentence():
-            info = do_import()
+        info = do_import()
         flags["imported"] = key
         flags["import_message"] = f"Imported as {markdown_literal(info.label)}."
         st.rerun()  # the table above shows it now, not after the next click
@@ -262,7 +262,7 @@ if upload is not None and flags.get("imported") != upload.file_id:
 
         def from_upload() -> RunInfo:
             path.write_bytes(upload.getvalue())
-            return import_zip(store, path, limits=state.scheduler().limits, owner=me, quota=state.scheduler().quota)
+            return import_source(store, path, state.scheduler().limits, owner=me, quota=state.scheduler().quota)
         imported(upload.file_id, from_upload)
 if identity.actor().admin:
     with st.expander("Import a Hugging Face folder from this server's disk (teacher)"):
@@ -270,7 +270,7 @@ if identity.actor().admin:
                                help="A GPT-2-shaped transformers folder on the machine that runs this server: "
                                     "config.json, model.safetensors and the tokenizer. Nothing is downloaded.")
         if st.button("Import the folder", key="runs_import_folder_go", disabled=not folder.strip()):
-            imported(folder, lambda: import_hf(store, Path(folder.strip()).expanduser(), state.scheduler().limits,
-                                               owner=me, quota=state.scheduler().quota))
+            imported(folder, lambda: import_source(store, folder.strip(), state.scheduler().limits, owner=me,
+                                                   quota=state.scheduler().quota))
 if flags.get("import_message"):
     st.success(flags.pop("import_message"))
