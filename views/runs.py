@@ -134,7 +134,7 @@ everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                           "but only their owner (or the teacher) can stop or delete them.")
 if state.page_flags().get("runs_message"):  # what the last action did, shown once after its rerun
     st.success(state.page_flags().pop("runs_message"))
-all_rows = [r for r in store.summaries() if everyone or r["owner"] == me]
+all_rows = [r.row() for r in store.summaries() if everyone or r.owner == me]  # rows for the table
 rows = group_races(all_rows)  # a ladder race is one row; its runs are listed below the chart
 if not rows:
     st.info("No runs yet. Train one on **Model & training**, or import a run archive below."
@@ -208,9 +208,8 @@ else:
             if st.button("Delete this race", key=f"race_delete_{race['group_id']}",
                          disabled=race["status"] in ACTIVE,
                          help="Deletes all of its runs (your own races only; stop a race first)."):
-                try:
-                    for member in members:
-                        state.scheduler().delete(identity.actor(), member["id"])
+                try:  # every run or none: a refusal leaves the whole race
+                    state.scheduler().delete_race(identity.actor(), race["group_id"])
                     st.rerun()
                 except BabyGPTError as exc:
                     st.error(markdown_literal(exc))

@@ -44,6 +44,7 @@ RAY_ADDRESS_ENV = "BABYGPT_RAY_ADDRESS"
 # What a student reads about a run of theirs that is gone: a sentence about what happened, never the store's own
 # message (which names the server's folder and the command line, for whoever runs it there).
 RUN_GONE = "This run no longer exists: it was deleted, or taken off the queue before it started."
+RACE_GONE = "This race no longer exists: its runs were deleted."
 CLEARED_BEFORE_START = "The teacher cleared the queue; this run was not started."
 CLEARED_BEFORE_RESUME = "The teacher cleared the queue; this run was not resumed (its last checkpoint is kept)."
 
@@ -282,6 +283,22 @@ class Scheduler:
 
     def delete(self, actor: Actor, run_id: str) -> None:
         info = self.run_info(run_id)
+        self._check_deletable(actor, info)
+        self.store.delete(info.id)
+
+    def delete_race(self, actor: Actor, group_id: str) -> int:
+        """Every run of a race, as one operation: each is checked as ``delete`` checks one before any is removed,
+        and the store removes them all or none (``RunStore.delete_all``); returns how many went."""
+        members = self.store.list_runs(group_id)
+        if not members:
+            raise BabyGPTError(RACE_GONE)
+        for info in members:
+            self._check_deletable(actor, info)
+        self.store.delete_all([info.id for info in members])
+        return len(members)
+
+    def _check_deletable(self, actor: Actor, info: RunInfo) -> None:
+        """Whose it is, whether it is a challenge entry that stays, and whether it still trains."""
         record = self.store.open_challenge()  # open until frozen: past its end time, its board is not final yet
         check_can_delete(actor, info, record.id if record else None)
         job = self._jobs.get(info.id)
@@ -289,7 +306,6 @@ class Scheduler:
             job.thread.join(timeout=10)  # the run is finished and its worker is exiting: let it go first
         if info.status.active or (job is not None and job.alive):
             raise BabyGPTError(f"Run {info.label} is {info.status}; stop it before deleting it.")
-        self.store.delete(info.id)
 
     def stop_all(self, wait: float = 10.0) -> None:
         """Stop every job of this server and empty the queue of its runs (tests, shutdown)."""
