@@ -283,27 +283,35 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
 
     # -- delete ---------------------------------------------------------------------------------
     def delete(self, run_id: str) -> None:
-        """All or nothing: the folder is renamed aside first, the rows go in one transaction, and only then is
-        the folder removed; a failure in between puts the folder back. A crash leaves a trash folder that
-        ``clean_orphans`` removes, never rows without a folder."""
-        info = self.get(run_id)
-        if info.status.training:
-            raise BabyGPTError(f"Run {info.label} is training; stop it before deleting it.")
-        folder = self.run_dir(info.id)
-        trash = self.home / f"{TRASH_PREFIX}{info.id}"
-        moved = folder.is_dir()
-        if moved:
-            os.replace(folder, trash)
+        """One run, all or nothing (``delete_all``)."""
+        self.delete_all([run_id])
+
+    def delete_all(self, run_ids: list[str]) -> None:
+        """Several runs (a race's) as one operation, all or nothing: every run is checked first, every folder is
+        renamed aside, every row goes in one transaction, and only then are the folders removed; a failure before
+        the transaction ends puts every folder back, so no run is half gone and none is gone alone. A crash leaves
+        trash folders that ``clean_orphans`` removes, never rows without a folder."""
+        infos = [self.get(run_id) for run_id in run_ids]
+        for info in infos:
+            if info.status.training:
+                raise BabyGPTError(f"Run {info.label} is training; stop it before deleting it.")
+        moved: list[tuple[Path, Path]] = []
         try:
+            for info in infos:
+                folder, trash = self.run_dir(info.id), self.home / f"{TRASH_PREFIX}{info.id}"
+                if folder.is_dir():
+                    os.replace(folder, trash)
+                    moved.append((folder, trash))
             with self._connect() as db:
-                for table in LOGGED_TABLES:
-                    db.execute(f"DELETE FROM {table} WHERE run_id=?", (info.id,))
-                db.execute("DELETE FROM runs WHERE id=?", (info.id,))
+                for info in infos:
+                    for table in LOGGED_TABLES:
+                        db.execute(f"DELETE FROM {table} WHERE run_id=?", (info.id,))
+                    db.execute("DELETE FROM runs WHERE id=?", (info.id,))
         except BaseException:
-            if moved:
+            for folder, trash in reversed(moved):
                 os.replace(trash, folder)
             raise
-        if moved:
+        for _, trash in moved:
             shutil.rmtree(trash)
 
     def clean_orphans(self, min_age_s: float = 600.0) -> list[str]:
