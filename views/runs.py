@@ -134,7 +134,7 @@ everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                           "but only their owner (or the teacher) can stop or delete them.")
 if state.page_flags().get("runs_message"):  # what the last action did, shown once after its rerun
     st.success(state.page_flags().pop("runs_message"))
-all_rows = [r.row() for r in store.summaries() if everyone or r.owner == me]  # rows for the table
+all_rows = [r for r in store.summaries() if everyone or r["owner"] == me]
 rows = group_races(all_rows)  # a ladder race is one row; its runs are listed below the chart
 if not rows:
     st.info("No runs yet. Train one on **Model & training**, or import a run archive below."
