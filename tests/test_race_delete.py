@@ -12,7 +12,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.orchestration.runs import create_run
 from babygpt.server.scheduler import RACE_GONE, Scheduler
 from babygpt.server.settings import SchedulerSettings
-from babygpt.server.users import Actor
+from babygpt.server.users import Actor, public_handle
 from babygpt.status import RunStatus
 from babygpt.store import runs as store_runs
 from babygpt.store.runs import TRASH_PREFIX, MetricRow, RunStore
@@ -21,13 +21,14 @@ from tests.helpers import tiny_plan
 ALICE, BOB = "alice-key-0123456789", "bob-key-0123456789ab"
 
 
-def race(store: RunStore, small_text: str, owner: str = ALICE, statuses=(RunStatus.DONE,) * 3) -> list[str]:
+def race(store: RunStore, small_text: str, owner: str = ALICE, statuses=(RunStatus.DONE,) * 3,
+         group_id: str = "race-1") -> list[str]:
     """Three recorded runs of one race, each with a folder and a validation curve."""
     plan = tiny_plan(small_text)
     ids = []
     for seed, status in enumerate(statuses):
         info = create_run(store, plan, name=f"ladder race: gpt · seed {seed}", owner=owner, status=status,
-                          group_id="race-1")
+                          group_id=group_id)
         store.log_metrics(info.id, [MetricRow(10, "val", 2.0 - seed / 10, None, None, 1.0)])
         ids.append(info.id)
     return ids
@@ -98,3 +99,25 @@ def test_the_teacher_deletes_a_students_race(small_text):
     ids = race(store, small_text)
     assert scheduler.delete_race(Actor(BOB, admin=True), "race-1") == 3
     assert not any(store.exists(i) for i in ids)
+
+
+def test_the_runs_page_deletes_a_race_whole_or_says_why_not(small_text, fresh_resources):
+    from tests.helpers import app
+    from ui.state import USER
+
+    store = RunStore()
+    at = app()
+    mine = race(store, small_text, owner=at.session_state[USER])
+    # a race with a classmate's run in it: refused at that run, and the viewer's own run must not go alone
+    mixed = race(store, small_text, owner=BOB, statuses=(RunStatus.DONE,), group_id="race-2")
+    mixed += race(store, small_text, owner=at.session_state[USER], statuses=(RunStatus.DONE,), group_id="race-2")
+    at.switch_page("views/runs.py").run()
+    at.toggle(key="runs_everyone").set_value(True).run()
+    at.button(key="race_delete_race-2").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"Run {store.get(mixed[0]).label} belongs to {public_handle(BOB)}: only "
+                                           "its owner, or the teacher with the admin token, can delete it."]
+    assert whole(store, mixed), "no run of the race went"
+    at.button(key="race_delete_race-1").click().run()
+    assert not at.exception and not at.error
+    assert not any(store.exists(i) for i in mine) and whole(store, mixed)
