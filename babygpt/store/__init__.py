@@ -3,4 +3,4 @@
 train on (``corpora``), export and import of run archives (``archive``) and of Hugging Face folders
 (``huggingface`` exports, ``hf_import`` imports), the one rule that picks the importer for a file or folder
 (``importing``), the rules every untrusted file is read under (``safe_zip`` for zips,
-``untrusted`` for JSON and sizes), and disk quotas (``quota``)."""
+``untrusted`` for JSON and sizes), disk quotas (``quota``), and the sparse autoencoders trained on a run (``features``)."""

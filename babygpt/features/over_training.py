@@ -1,0 +1,62 @@
+"""Features over training: does a feature of the finished run's SAE exist in SAEs trained at the same hook point
+on the run's earlier kept checkpoints, and from when?
+
+A feature's *match* at a checkpoint is the highest cosine between its decoder direction and any decoder direction
+of that checkpoint's SAE (the "maximum cosine similarity" used to compare dictionaries). It *appeared* at the first
+checkpoint from which every later match stays at or above ``APPEARED_AT`` — before that the layer had no direction
+like it. Directions are compared in the layer's own coordinates, which the later training moves slowly; a feature
+that matches nothing early may also be one the layer wrote along axes that turned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from babygpt.features.sae import TopKSAE
+
+APPEARED_AT = 0.7  # a cosine this high between two 128-dimensional directions is far beyond chance (≈ 0.09 spread)
+
+
+@dataclass(frozen=True)
+class FeatureHistory:
+    """For each final feature: its best cosine at each kept step (``steps``, oldest first), and the step it
+    appeared at (None: it never matched well enough to count as present, even at the end)."""
+
+    steps: list[int]
+    best_cosine: torch.Tensor  # (F, S)
+    best_match: torch.Tensor  # (F, S) the matching feature's index in each step's SAE
+    appeared: list[int | None]
+
+    def of(self, feature: int) -> list[tuple[int, float, int]]:
+        """(step, cosine, matching feature) for one final feature, oldest step first."""
+        return [(s, float(self.best_cosine[feature, i]), int(self.best_match[feature, i]))
+                for i, s in enumerate(self.steps)]
+
+
+def best_matches(final: TopKSAE, earlier: TopKSAE) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F,) the best cosine of each final feature's direction among ``earlier``'s, and that feature's index."""
+    a = torch.nn.functional.normalize(final.W_dec.detach().float(), dim=1)
+    b = torch.nn.functional.normalize(earlier.W_dec.detach().float(), dim=1)
+    best = (a @ b.T).max(dim=1)
+    return best.values, best.indices
+
+
+def feature_history(final: TopKSAE, by_step: list[tuple[int, TopKSAE]], threshold: float = APPEARED_AT) -> FeatureHistory:
+    """Match the final SAE's features against SAEs at each kept step (``by_step``: (step, SAE), any order)."""
+    by_step = sorted(by_step, key=lambda pair: pair[0])
+    steps = [s for s, _ in by_step]
+    pairs = [best_matches(final, sae) for _, sae in by_step]
+    cosine = torch.stack([c for c, _ in pairs], dim=1) if pairs else torch.zeros(final.config.n_features, 0)
+    match = torch.stack([m for _, m in pairs], dim=1) if pairs else torch.zeros(final.config.n_features, 0, dtype=torch.long)
+    appeared: list[int | None] = []
+    for row in cosine:
+        present = (row >= threshold).tolist()
+        first = None
+        for i in range(len(present) - 1, -1, -1):  # walk back from the end while it stays present
+            if not present[i]:
+                break
+            first = steps[i]
+        appeared.append(first)
+    return FeatureHistory(steps, cosine, match, appeared)
