@@ -27,6 +27,33 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
+@dataclass(frozen=True)
+class IdeaSwitch:
+    """One idea a run can be trained without: the ``ModelConfig`` settings that switch it off, and the idea's name
+    as a run's name carries it everywhere it is shown ("… · without the causal mask"). The facts live here, beside
+    the settings they name, so the store labels a run without the lessons, which add what each switch teaches
+    (``babygpt.lessons.counterfactuals``)."""
+
+    key: str
+    idea: str
+    switches: dict[str, Any]
+
+    def applies_to(self, model_config: dict[str, Any]) -> bool:
+        return all(model_config.get(k) == v for k, v in self.switches.items())
+
+
+IDEA_SWITCHES = (
+    IdeaSwitch("no-mask", "the causal mask", {"causal": False}),
+    IdeaSwitch("no-scale", "1/√d scaling", {"scale_scores": False}),
+    IdeaSwitch("no-positions", "positions", {"positional": "none"}),
+)
+
+
+def broken_ideas(model_config: dict[str, Any]) -> list[str]:
+    """What a run was trained without (its recorded model config), in the words its name carries."""
+    return [s.idea for s in IDEA_SWITCHES if s.applies_to(model_config)]
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise BabyGPTError(message)
@@ -146,6 +173,7 @@ class TrainConfig:
     cuda_graphs: bool = False  # replay the whole step as one CUDA graph (CUDA only; see training/step.py)
     threads: int = 0  # 0: let babygpt choose (physical cores)
     sample_tokens: int = 0  # >0: generate this many tokens at each evaluation
+    until_val_loss: float = 0.0  # >0: stop at the first evaluation whose val loss is at or below it (0: off)
 
     def validate(self) -> TrainConfig:
         _check_field_types(self)
@@ -169,6 +197,8 @@ class TrainConfig:
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
         _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
         _check(self.threads >= 0, f"threads must be zero (automatic) or more, got {self.threads}.")
+        _check(self.until_val_loss >= 0, "until_val_loss must be zero (off: train every step) or a validation "
+               f"loss to stop at, got {self.until_val_loss}.")
         return self
 
     @property
@@ -287,6 +317,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device", "train", "auto picks CUDA, then Apple MPS, then the CPU.", choices=DEVICES, level=2),
     Setting("dtype", "train", "auto: bfloat16 mixed precision where it measures faster than float32 on this CPU, "
             "or on a GPU that has it. float16 needs a GPU.", choices=DTYPES, level=2),
+    Setting("until_val_loss", "train", "Stop at the first evaluation whose validation loss (nats per token) is at or "
+            "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0, level=1,
+            label="stop when validation loss ≤"),
     # the command line only
     Setting("beta1", "train", "AdamW's first-moment decay.", in_form=False),
     Setting("beta2", "train", "AdamW's second-moment decay.", in_form=False),

@@ -1,4 +1,4 @@
-"""Durations, counts and bits per byte, written one way for the terminal and the app alike."""
+"""Durations, counts, bits per byte and per character, written one way for the terminal and the app alike."""
 
 from __future__ import annotations
 
@@ -49,3 +49,8 @@ def bits_per_byte(total_nats: float, text_bytes: int) -> float:
 def bits_per_byte_of(nats_per_token: float, tokens: int, text_bytes: int) -> float:
     """Bits per byte from a mean loss (nats per token) over ``tokens`` tokens that stand for ``text_bytes`` bytes."""
     return bits_per_byte(nats_per_token * tokens, text_bytes)
+
+
+def bits_per_char(nats_per_token: float, chars_per_token: float) -> float:
+    """Nats per token → bits per character (the older scale, kept for runs recorded before bits per byte)."""
+    return nats_per_token / math.log(2) / chars_per_token

@@ -28,6 +28,7 @@ def test_every_layer_contract_is_kept():
 @pytest.mark.parametrize(("module", "planted", "contract"), [
     ("babygpt/lessons/race.py", "from babygpt.store.runs import RunStore", "The library's layers point down"),
     ("babygpt/store/runs.py", "from babygpt.orchestration import plan", "The library's layers point down"),
+    ("babygpt/store/records.py", "from babygpt.lessons import counterfactuals", "The library's layers point down"),
     ("babygpt/server/backend.py", "from babygpt.server import local", "the interface a leaf"),
     ("babygpt/model/gpt.py", "from babygpt.model import decode", "the speed-only decoder"),
     ("babygpt/training/trainer.py", "import streamlit", "never imports Streamlit"),

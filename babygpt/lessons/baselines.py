@@ -12,89 +12,28 @@ Bits per character divide by ln 2 and by the characters per token, which makes t
 comparable: a GPT-2 token covers several characters. Bits per byte (``babygpt.units.bits_per_byte``) do the same for
 every tokenizer, a byte-level BPE whose token may hold half a character included: each run keeps how many tokens
 its validation text is and how many UTF-8 bytes they stand for, counted once when the run is created.
+``Baselines`` and ``ValidationText`` are facts about the text, kept in ``babygpt.text.measured`` so the store reads
+them without the lessons; here is how the levels are computed and what they teach.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.text.tokenizers import Tokenizer, text_bytes
-from babygpt.units import bits_per_byte_of
+from babygpt.text.measured import Baselines, ValidationText  # what a run keeps of its text: the store reads it too
+from babygpt.units import bits_per_char
 
-
-@dataclass(frozen=True)
-class Baselines:
-    uniform: float  # ln V
-    unigram: float
-    bigram: float
-    chars_per_token: float  # of the validation split
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-    @classmethod
-    def from_config(cls, config: dict) -> Baselines | None:
-        """A run's baselines from its config.json (None for runs recorded before they existed, or damaged)."""
-        data = (config.get("data") or {}).get("baselines") if isinstance(config, dict) else None
-        try:
-            values = {k: float(data[k]) for k in ("uniform", "unigram", "bigram", "chars_per_token")}
-        except (TypeError, KeyError, ValueError):
-            return None
-        return cls(**values) if all(math.isfinite(v) and v > 0 for v in values.values()) else None
-
-    def levels(self) -> dict[str, float]:
-        return {"uniform guess (ln V)": self.uniform, "unigram counts": self.unigram, "bigram counts": self.bigram}
-
-    def worse_than_guessing(self) -> list[str]:
-        """The count models that score no better than uniform guessing on this text (too little text per symbol
-        to count): shown as such, never as a level the model passed."""
-        return [name for name, value in self.levels().items() if name != "uniform guess (ln V)" and value >= self.uniform]
+__all__ = ["BITS_PER_BYTE_SENTENCE", "Baselines", "ValidationText", "bits_per_byte_curve", "bits_per_char",
+           "compute_baselines", "step_passed"]
 
 
 BITS_PER_BYTE_SENTENCE = ("Bits per byte: the nats a model pays for its validation text, in bits, divided by the "
                           "text's UTF-8 bytes — the same text costs the same whatever its tokenizer cut it into, so "
                           "runs with different tokenizers compare (lower is better; 8 is guessing among 256 bytes).")
-
-
-@dataclass(frozen=True)
-class ValidationText:
-    """How long a run's validation text is in tokens and in UTF-8 bytes: what turns its loss in nats per token
-    into bits per byte. Stored with the run (``data.validation`` of its config.json)."""
-
-    tokens: int
-    bytes: int
-
-    @classmethod
-    def measure(cls, tokenizer: Tokenizer, val_ids) -> ValidationText:
-        """Counted token by token (``text_bytes``), so a byte-level token holding half a character counts its bytes."""
-        return cls(len(val_ids), text_bytes(tokenizer, val_ids))
-
-    def bits_per_byte(self, nats_per_token: float) -> float:
-        return bits_per_byte_of(nats_per_token, self.tokens, self.bytes)
-
-    @property
-    def bytes_per_token(self) -> float:
-        return self.bytes / self.tokens
-
-    def to_dict(self) -> dict[str, int]:
-        return {"tokens": self.tokens, "bytes": self.bytes}
-
-    @classmethod
-    def from_config(cls, config: dict) -> ValidationText | None:
-        """A run's validation text from its config.json (None for runs recorded before runs kept it, imported
-        models, which have none, or a damaged value)."""
-        data = (config.get("data") or {}).get("validation") if isinstance(config, dict) else None
-        if not isinstance(data, dict):
-            return None
-        values = data.get("tokens"), data.get("bytes")
-        if not all(type(v) is int and v > 0 for v in values):
-            return None
-        return cls(*values)
 
 
 def bits_per_byte_curve(curve: list[tuple[int, float]], validation: ValidationText | None) -> list[tuple[int, float]]:
@@ -163,11 +102,6 @@ def compute_baselines(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size
     train, val = train_ids.numpy(), val_ids.numpy()
     return Baselines(math.log(vocab_size), unigram_cross_entropy(train, val, vocab_size),
                      bigram_cross_entropy(train, val, vocab_size), val_chars / max(1, len(val)))
-
-
-def bits_per_char(loss: float, chars_per_token: float) -> float:
-    """Nats per token → bits per character."""
-    return loss / math.log(2) / chars_per_token
 
 
 def step_passed(evals: list[tuple[int, float]], level: float) -> int | None:

@@ -1,7 +1,8 @@
 """Break one idea and watch what it was for: the training switches a lesson can flip, with what they teach.
 
-Each is a ``ModelConfig`` setting, so a run records it, the race can apply it to every rung, and the model,
-the decoder and the explicit attention view all honour it (tested in ``tests/test_counterfactuals.py``).
+Each is a ``ModelConfig`` setting named in ``babygpt.config.IDEA_SWITCHES`` (the store labels runs from there; this
+module adds what each teaches), so a run records it, the race can apply it to every rung, and the model, the
+decoder and the explicit attention view all honour it (tested in ``tests/test_counterfactuals.py``).
 """
 
 from __future__ import annotations
@@ -13,37 +14,52 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from babygpt.config import IDEA_SWITCHES, IdeaSwitch
+from babygpt.interpret.hooked import attention_maps
 from babygpt.model.gpt import LanguageModel
 from babygpt.scoring.leaderboard import future_hidden
 
 
 @dataclass(frozen=True)
 class Counterfactual:
-    key: str
+    """A switch of ``babygpt.config.IDEA_SWITCHES`` (its key, the idea's name, the settings) with what it teaches."""
+
+    switch: IdeaSwitch
     label: str
-    idea: str  # what is switched off, as a run's name shows it: "… · without the causal mask"
-    switches: dict[str, Any]
     explanation: str
 
+    @property
+    def key(self) -> str:
+        return self.switch.key
+
+    @property
+    def idea(self) -> str:  # what is switched off, as a run's name shows it: "… · without the causal mask"
+        return self.switch.idea
+
+    @property
+    def switches(self) -> dict[str, Any]:
+        return self.switch.switches
+
     def applies_to(self, model_config: dict[str, Any]) -> bool:
-        return all(model_config.get(k) == v for k, v in self.switches.items())
+        return self.switch.applies_to(model_config)
 
 
+_SWITCH = {s.key: s for s in IDEA_SWITCHES}
 COUNTERFACTUALS = (
     Counterfactual(
-        "no-mask", "No causal mask", "the causal mask", {"causal": False},
+        _SWITCH["no-mask"], "No causal mask",
         "Without the causal mask every position also sees the tokens after it, the one it must predict included. "
         "A model that learns to read the answer instead of predicting it can push its loss far below what any "
         "honest predictor reaches, on the validation text too (the answer is there as well); how soon it learns "
         "that depends on the run, and in a short one the curve can look like a normal run's. When it generates "
         "there is no next token to read, so its loss with the future hidden is the one that counts."),
     Counterfactual(
-        "no-scale", "No 1/√d scaling", "1/√d scaling", {"scale_scores": False},
+        _SWITCH["no-scale"], "No 1/√d scaling",
         "Without dividing by √d the scores q·k grow with the head size (n_embd / n_head), so the softmax turns "
         "sharper, nearer one-hot, where its gradients vanish and learning slows. How much that costs grows with "
         "the head size: with small heads it is little (see Why scale q·k)."),
     Counterfactual(
-        "no-positions", "No positional encoding", "positions", {"positional": "none"},
+        _SWITCH["no-positions"], "No positional encoding",
         "Without positions one layer of attention sees the earlier tokens as a bag: it cannot tell 'dog bites man' "
         "from 'man bites dog'. With several layers the causal mask itself leaks some order (the first position "
         "saw one token, the second two), so the model loses less than you might expect, but it loses."),
@@ -62,11 +78,6 @@ def switches_for(keys: list[str]) -> dict[str, Any]:
 def active(model_config: dict[str, Any]) -> list[Counterfactual]:
     """The counterfactuals a run was trained with, from its recorded model config."""
     return [c for c in COUNTERFACTUALS if c.applies_to(model_config)]
-
-
-def broken_ideas(model_config: dict[str, Any]) -> list[str]:
-    """What a run was trained without, in the words its name carries everywhere it is shown."""
-    return [c.idea for c in active(model_config)]
 
 
 # --- what this run shows: measured on its own weights and validation text ----------------------------------------
@@ -114,7 +125,7 @@ def measure(key: str, model: LanguageModel, val_ids: torch.Tensor, step: int) ->
                      "It has not learned to read the answer yet: the gap opens as training goes on.")
         return Finding(key, {"loss_seen": seen, "loss_hidden": hidden}, sentence)
     if key == "no-scale":
-        _, maps = model.forward_with_attention(x[:8])
+        maps = attention_maps(model, x[:8])
         raw = maps[0].raw.float()  # (B, nh, T, T): what this run's softmax is given, unscaled
         visible = torch.ones(raw.shape[-2:], dtype=torch.bool).tril()
         used = _top_weight(raw, visible)

@@ -20,7 +20,6 @@ from typing import Any
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError, ImportRefused
-from babygpt.lessons.baselines import Baselines, ValidationText
 from babygpt.model.gpt import build_model
 from babygpt.model.sizing import ModelLimits, parameter_count
 from babygpt.status import ENDED, RunStatus
@@ -48,6 +47,7 @@ from babygpt.store.runs import (
 )
 from babygpt.store.safe_zip import Entry, Wanted, check_stored_zip, check_wanted, entries, open_zip, read_entry, unpack_entry
 from babygpt.store.untrusted import JsonBudget, check_finite, check_number, import_slot, load_json, plain_name
+from babygpt.text.measured import Baselines, ValidationText
 
 RUN_FILE = "run.json"
 ALLOWED = {CONFIG_FILE, WEIGHTS_FILE, TRAINER_FILE, METRICS_FILE, RUN_FILE}

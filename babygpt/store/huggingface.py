@@ -25,7 +25,6 @@ from safetensors.torch import save_file
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
-from babygpt.lessons.baselines import ValidationText
 from babygpt.model.gpt2_layout import gpt2_config, to_gpt2
 from babygpt.model.sizing import parameter_count
 from babygpt.plain_text import markdown_literal
@@ -35,6 +34,7 @@ from babygpt.store.hf_import import import_hf, import_hf_zip, is_hf_zip
 from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.bpe_files import bpe_tokenizer_json, hf_vocab, merges_txt
 from babygpt.text.bpe_tokenizer import BPETokenizer
+from babygpt.text.measured import ValidationText
 from babygpt.text.tokenizer_files import gpt2_files
 from babygpt.text.tokenizers import CharTokenizer, GPT2Tokenizer, Tokenizer
 from babygpt.units import format_count

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from babygpt.config import broken_ideas  # the config names the switches a run was trained without
 from babygpt.errors import ended_unexpectedly_message
-from babygpt.lessons.counterfactuals import broken_ideas  # the lesson layer names the switches
 from babygpt.status import STORED_TRAINING, RunStatus
 
 
