@@ -24,7 +24,8 @@ import torch
 
 from babygpt.config import DEFAULT_PRESET, TrainConfig
 from babygpt.orchestration.plan import plan_training
-from babygpt.training import trainer as trainer_module
+from babygpt.training import evaluation as evaluation_module
+from babygpt.training.placement import prepare
 from babygpt.training.trainer import Callbacks, Trainer
 from bench.common import emit, environment, shakespeare
 
@@ -56,7 +57,8 @@ class Steps(Callbacks):
 def _train(plan, graphs: bool, device: str, state=None, weights=None, stop_at=None):
     cfg = replace(plan.train_config, cuda_graphs=graphs and device == "cuda")
     steps = Steps(stop_at)
-    trainer = Trainer(plan.model_config, cfg, plan.split, [steps], model_state=weights, trainer_state=state)
+    model, placement = prepare(plan.model_config, cfg, weights)
+    trainer = Trainer(model, cfg, plan.split, placement, [steps], trainer_state=state)
     if graphs and device != "cuda":
         trainer.step_program = trainer.build_static_step()  # what the graph records, run as it is
     trainer.run()
@@ -94,12 +96,12 @@ def main() -> None:
     resume_diff = max(abs(a - b) for a, b in zip(graph_steps.losses[half:], resumed_steps.losses, strict=True))
 
     batched = plain.estimate_loss()
-    original = trainer_module.eval_batches_per_forward
-    trainer_module.eval_batches_per_forward = lambda config, iters: 1
+    original = evaluation_module.eval_batches_per_forward
+    evaluation_module.eval_batches_per_forward = lambda config, iters: 1
     try:
         one_by_one = plain.estimate_loss()
     finally:
-        trainer_module.eval_batches_per_forward = original
+        evaluation_module.eval_batches_per_forward = original
     eval_diff = max(abs(batched[k] - one_by_one[k]) for k in batched)
 
     loss_tol, weight_tol = LOSS_TOLERANCE.get(dtype, 2e-2), WEIGHT_TOLERANCE.get(dtype, 5e-2)

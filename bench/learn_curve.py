@@ -16,6 +16,7 @@ import time
 
 from babygpt.config import TrainConfig
 from babygpt.orchestration.plan import plan_training
+from babygpt.training.placement import prepare
 from babygpt.training.trainer import Callbacks, StepMetrics, Trainer
 from bench.common import emit, environment, shakespeare
 
@@ -46,7 +47,9 @@ def main() -> None:
     corpus = shakespeare()
     plan = plan_training(corpus, "char", "gpt", train)
 
-    probe = Trainer(plan.model_config, dataclasses.replace(train, max_iters=10**6, eval_interval=10**6), plan.split)
+    probe_cfg = dataclasses.replace(train, max_iters=10**6, eval_interval=10**6)
+    probe_model, placement = prepare(plan.model_config, probe_cfg)
+    probe = Trainer(probe_model, probe_cfg, plan.split, placement)
     for _ in range(20):  # past the first steps, while the allocator and caches settle
         probe._train_step(1e-3)
     t0 = time.perf_counter()
@@ -60,7 +63,8 @@ def main() -> None:
 
     start = time.perf_counter()
     guard = WallClockBudget(args.budget, reserve_s=eval_s / evals + 2 * step_s + 1.0)
-    trainer = Trainer(plan.model_config, train, plan.split, callbacks=[guard])
+    model, placement = prepare(plan.model_config, train)
+    trainer = Trainer(model, train, plan.split, placement, callbacks=[guard])
     result = trainer.run()
     wall = time.perf_counter() - start
     precise = trainer.estimate_loss(200)

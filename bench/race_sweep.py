@@ -21,6 +21,7 @@ from babygpt.config import PRESETS, TrainConfig
 from babygpt.orchestration.plan import plan_training
 from babygpt.orchestration.race import RACE_SIZES, rung_config
 from babygpt.text.datasets import load_corpus
+from babygpt.training.placement import prepare
 from babygpt.training.trainer import Trainer
 from bench.common import emit, environment
 
@@ -31,7 +32,8 @@ SIZES = RACE_SIZES
 def best_val_loss(plan, steps: int, lr: float, warmup: int, seed: int) -> float:
     cfg = dataclasses.replace(rung_config(plan.model_config.preset, steps, seed), lr=lr, min_lr=lr / 10,
                               warmup_iters=warmup, log_interval=50).validate()
-    return Trainer(plan.model_config, cfg, plan.split).run().best_val_loss
+    model, placement = prepare(plan.model_config, cfg)
+    return Trainer(model, cfg, plan.split, placement).run().best_val_loss
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from babygpt.config import TrainConfig, model_config_for_preset
 from babygpt.text.corpus import Split
 from babygpt.training import devices
+from babygpt.training.placement import prepare
 from babygpt.training.trainer import Trainer
 from bench.common import CONFIGS, emit, environment, matmul_peak_gflops
 
@@ -122,7 +123,8 @@ def babygpt_trainer(cfg: dict, vocab: int, device_name: str, compile_: bool, dty
     train_cfg = TrainConfig(batch_size=cfg["batch_size"], max_iters=10**6, eval_interval=10**6, device=device_name,
                             compile=compile_, dtype=dtype)
     data = torch.randint(vocab, (200_000,))
-    return Trainer(model_cfg, train_cfg, Split(data, data[:50_000]))
+    model, placement = prepare(model_cfg, train_cfg)
+    return Trainer(model, train_cfg, Split(data, data[:50_000]), placement)
 
 
 def main() -> None:

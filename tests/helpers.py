@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -13,6 +13,8 @@ from babygpt.config import ModelConfig, TrainConfig
 from babygpt.model.sizing import ModelLimits
 from babygpt.orchestration.plan import TrainingPlan, plan_training
 from babygpt.text.corpus import Corpus
+from babygpt.training.placement import prepare
+from babygpt.training.trainer import Callbacks, Trainer
 
 TINY_SIZES = dict(n_layer=2, n_head=2, n_embd=32, block_size=16)
 LIMITS = ModelLimits(max_params=50_000_000, job_memory_bytes=4 * 2**30)  # a modest server's, for imports
@@ -30,6 +32,14 @@ def tiny_plan(text: str, preset: str = "gpt", tokenizer: str = "char", **overrid
     model_keys = {f.name for f in fields(ModelConfig)}  # sizes, and the switches a counterfactual flips
     sizes.update({k: overrides.pop(k) for k in list(overrides) if k in model_keys})
     return plan_training(Corpus.from_text("tiny", text), tokenizer, preset, tiny_config(**overrides), **sizes)
+
+
+def plan_trainer(plan: TrainingPlan, callbacks: Sequence[Callbacks] = (), train_config: TrainConfig | None = None,
+                 model_state: dict | None = None, trainer_state: dict | None = None) -> Trainer:
+    """A Trainer for ``plan`` (or ``train_config`` on its split), its model built and placed as a run's is."""
+    train = train_config or plan.train_config
+    model, placement = prepare(plan.model_config, train, model_state)
+    return Trainer(model, train, plan.split, placement, callbacks, trainer_state=trainer_state)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "", poll: float = 0.3) -> Any:

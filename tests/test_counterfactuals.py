@@ -76,15 +76,14 @@ def test_without_the_mask_the_loss_collapses_because_the_model_reads_the_answer(
     import random
 
     from babygpt.lessons.counterfactuals import active
-    from babygpt.training.trainer import Trainer
-    from tests.helpers import tiny_plan
+    from tests.helpers import plan_trainer, tiny_plan
 
     rng = random.Random(0)
     noise = "".join(rng.choice("abcdefghij ") for _ in range(20_000))  # nothing to predict: the best is ln 11
     losses = {}
     for causal in (True, False):
         plan = tiny_plan(noise, max_iters=150, eval_interval=150, causal=causal)
-        losses[causal] = Trainer(plan.model_config, plan.train_config, plan.split).run().val_loss
+        losses[causal] = plan_trainer(plan).run().val_loss
     assert losses[True] > math.log(11) - 0.05, losses  # with the mask: no better than guessing, as it must be
     assert losses[False] < 1.0, losses  # without it: far "better" than possible, because it reads the answer
     assert [c.key for c in active(plan.model_config.to_dict())] == ["no-mask"]

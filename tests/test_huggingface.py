@@ -19,7 +19,6 @@ from babygpt.store.checkpoints import WEIGHTS_FILE
 from babygpt.store.huggingface import export_hf, import_hf
 from babygpt.store.runs import RunStore
 from babygpt.training.sample import SamplingConfig, generate
-from babygpt.training.trainer import Trainer
 from tests.helpers import LIMITS
 from tests.import_support import assert_sentence, recorded_run
 
@@ -297,7 +296,7 @@ def test_a_queued_fine_tune_trains_in_a_worker_from_the_copied_weights(small_tex
     from babygpt.server.scheduler import Scheduler
     from babygpt.server.settings import SchedulerSettings
     from babygpt.text.corpus import Corpus
-    from tests.helpers import tiny_config, wait_for
+    from tests.helpers import plan_trainer, tiny_config, wait_for
 
     store, run_id = recorded_run(small_text)
     base = store.load(run_id)
@@ -311,8 +310,8 @@ def test_a_queued_fine_tune_trains_in_a_worker_from_the_copied_weights(small_tex
         assert done.status == "done", done.message
         worker_step0 = next(m.loss for m in store.metrics(info.id) if m.split == "val" and m.step == 0)
         # the same evaluation in this process, from the base weights and from fresh ones
-        from_base = Trainer(plan.model_config, plan.train_config, plan.split, model_state=base.model.state_dict())
-        fresh = Trainer(plan.model_config, plan.train_config, plan.split)
+        from_base = plan_trainer(plan, model_state=base.model.state_dict())
+        fresh = plan_trainer(plan)
         assert worker_step0 == pytest.approx(from_base.estimate_loss()["val"], abs=1e-4)
         assert abs(worker_step0 - fresh.estimate_loss()["val"]) > 0.1
     finally:

@@ -25,7 +25,7 @@ from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
-from babygpt.training.trainer import Trainer
+from tests.helpers import plan_trainer
 
 LADDER = ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
 
@@ -111,7 +111,7 @@ def test_the_ladder_holds_on_a_text_the_settings_were_not_tuned_on():
     assert len(plans) == 6 * 2 and {p.train_config.lr for p, _ in plans} == {s.lr for s in RUNG_SETTINGS.values()}
     losses: dict[str, list[float]] = {}
     for plan, _ in plans:
-        result = Trainer(plan.model_config, plan.train_config, plan.split).run()
+        result = plan_trainer(plan).run()
         losses.setdefault(plan.model_config.preset, []).append(result.best_val_loss)
     results = [RungResult(p, 0, 0.0, tuple(losses[p]), 2, 2) for p in LADDER]
     steps = ladder_steps(results)

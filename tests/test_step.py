@@ -6,10 +6,10 @@ import torch
 
 from babygpt.config import ModelConfig
 from babygpt.model.sizing import eval_batches_per_forward
-from babygpt.training import trainer as trainer_module
+from babygpt.training import evaluation
 from babygpt.training.step import BatchFeed, _Snapshot, graph_obstacle, portable_optimizer_state
-from babygpt.training.trainer import Callbacks, Trainer
-from tests.helpers import tiny_plan
+from babygpt.training.trainer import Callbacks
+from tests.helpers import plan_trainer, tiny_plan
 
 
 class Notes(Callbacks):
@@ -26,7 +26,7 @@ def _trainer(text, **overrides):
     plan = tiny_plan(text, **{"max_iters": 30, "eval_interval": 30, "seed": 3, "dropout": 0.0, "dtype": "float32",
                               **overrides})
     notes = Notes()
-    return Trainer(plan.model_config, plan.train_config, plan.split, [notes]), notes
+    return plan_trainer(plan, [notes]), notes
 
 
 def _weights(trainer):
@@ -108,8 +108,7 @@ def test_a_checkpoint_written_with_the_recordable_step_resumes_in_the_plain_one(
     assert all(isinstance(g["lr"], float) and g["capturable"] is False for g in groups)
     assert isinstance(static.optimizer.param_groups[0]["lr"], torch.Tensor)  # the live optimizer is untouched
     plan = tiny_plan(small_text, max_iters=20, eval_interval=10, seed=3, dropout=0.0)
-    resumed = Trainer(plan.model_config, plan.train_config, plan.split,
-                      model_state=static.model.state_dict(), trainer_state=state)
+    resumed = plan_trainer(plan, model_state=static.model.state_dict(), trainer_state=state)
     assert resumed.optimizer.param_groups[0]["lr"] == groups[0]["lr"]
     assert resumed.run().step == 20
 
@@ -167,7 +166,7 @@ def test_batched_evaluation_equals_one_batch_at_a_time(small_text, monkeypatch):
     trainer, _ = _trainer(small_text, eval_iters=12)
     assert eval_batches_per_forward(trainer.model_config, 12) > 1  # otherwise this test compares nothing
     batched = trainer.estimate_loss()
-    monkeypatch.setattr(trainer_module, "eval_batches_per_forward", lambda config, iters: 1)
+    monkeypatch.setattr(evaluation, "eval_batches_per_forward", lambda config, iters: 1)
     one_by_one = trainer.estimate_loss()
     assert batched["train"] == pytest.approx(one_by_one["train"], abs=1e-6)
     assert batched["val"] == pytest.approx(one_by_one["val"], abs=1e-6)

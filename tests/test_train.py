@@ -10,8 +10,8 @@ from babygpt.orchestration.plan import plan_training
 from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
-from babygpt.training.trainer import Callbacks, Trainer, lr_at
-from tests.helpers import tiny_config, tiny_plan
+from babygpt.training.trainer import Callbacks, lr_at
+from tests.helpers import plan_trainer, tiny_config, tiny_plan
 
 
 class Recorder(Callbacks):
@@ -41,7 +41,7 @@ class Recorder(Callbacks):
 def test_every_preset_learns_in_50_steps(small_text, preset):
     plan = tiny_plan(small_text, preset, max_iters=50, seed=0, lr=1e-2, min_lr=1e-3)
     rec = Recorder()
-    result = Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+    result = plan_trainer(plan, [rec]).run()
     first, last = rec.evals[0], rec.evals[-1]
     assert first.step == 0 and last.step == 50
     assert abs(first.val_loss - math.log(plan.tokenizer.vocab_size)) < 0.3
@@ -62,7 +62,7 @@ def test_lr_schedule():
 
 def test_weight_decay_only_on_matrices(small_text):
     plan = tiny_plan(small_text)
-    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    trainer = plan_trainer(plan)
     decayed, plain = trainer.optimizer.param_groups
     assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
     assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in plain["params"])
@@ -71,7 +71,7 @@ def test_weight_decay_only_on_matrices(small_text):
 def test_stop_is_honoured_within_one_step(small_text):
     plan = tiny_plan(small_text, max_iters=200, log_interval=1, eval_interval=100)
     rec = Recorder(stop_at=7)
-    result = Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+    result = plan_trainer(plan, [rec]).run()
     assert result.status == "stopped" and result.step == 7
     assert rec.checkpoints == [7], "stopping keeps a checkpoint"
 
@@ -167,7 +167,7 @@ def test_same_seed_same_curve(small_text):
     for _ in range(2):
         plan = tiny_plan(small_text, max_iters=20, eval_interval=10, seed=5)
         rec = Recorder()
-        Trainer(plan.model_config, plan.train_config, plan.split, [rec]).run()
+        plan_trainer(plan, [rec]).run()
         curves.append([(m.step, m.loss) for m in rec.steps] + [(e.step, e.val_loss) for e in rec.evals])
     assert curves[0] == curves[1]
 
@@ -205,7 +205,7 @@ def test_trainer_settles_auto_dtype_and_keeps_the_setting(small_text, monkeypatc
 
     monkeypatch.setattr(devices, "cpu_bfloat16_is_faster", lambda: native)
     plan = tiny_plan(small_text, max_iters=30, eval_interval=30, dtype="auto")
-    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    trainer = plan_trainer(plan)
     assert trainer.dtype == ("bfloat16" if native else "float32")
     assert trainer.config.dtype == "auto"  # a resumed run settles again on the machine it resumes on
     result = trainer.run()
@@ -366,7 +366,7 @@ def test_a_compiled_run_that_fails_later_is_not_called_a_compile_failure(small_t
     """Only the first compiled call may fall back to eager: a failure at a later step is raised as it is."""
     calls = _compiled_that_fails(monkeypatch, RuntimeError("a bug at step 5"), from_call=5)
     plan = tiny_plan(small_text, max_iters=10, eval_interval=10, compile=True)
-    trainer = Trainer(plan.model_config, plan.train_config, plan.split)
+    trainer = plan_trainer(plan)
     with pytest.raises(RuntimeError, match="a bug at step 5"):
         trainer.run()
     assert len(calls) == 5 and trainer.forward is not trainer.module  # never silently swapped to eager
@@ -381,6 +381,6 @@ def test_running_out_of_memory_in_the_first_compiled_call_is_reported_as_such(sm
         def on_notice(self, trainer, message):
             notes.append(message)
 
-    trainer = Trainer(plan.model_config, plan.train_config, plan.split, [Notes()])
+    trainer = plan_trainer(plan, [Notes()])
     result = trainer.run()
     assert result.status == "failed" and not any("torch.compile failed" in n for n in notes)

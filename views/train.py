@@ -222,9 +222,9 @@ def stop_training(run_id: str) -> None:
     state.scheduler().stop(identity.actor(), run_id)
 
 
-def resume_training(run_id: str, max_iters: int) -> None:
+def resume_training(run_id: str, max_iters: int, until_val_loss: float) -> None:
     text = state.classroom().resume_corpus(state.store().get(run_id), choices.corpus())
-    state.scheduler().resume(identity.actor(), run_id, text, max_iters=max_iters)
+    state.scheduler().resume(identity.actor(), run_id, text, max_iters=max_iters, until_val_loss=until_val_loss)
     choices.set_active_run(run_id)
 
 
@@ -273,9 +273,9 @@ def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str
     max_iters = int(hp["max_iters"])
     blocker = resume_blocker(None if busy else followed, max_iters)
     b3.button("Resume", disabled=blocker is not None, key="resume", width="stretch",
-              on_click=act, args=(lambda: resume_training(run_id, max_iters),),
+              on_click=act, args=(lambda: resume_training(run_id, max_iters, hp["until_val_loss"]),),
               help=markdown_literal(blocker) if blocker else
-              "Continue the active run from its last checkpoint up to max_iters.")
+              "Continue the active run from its last checkpoint up to max_iters (and the stop-at loss above).")
     if state.page_flags().get(ERROR_KEY):
         st.error(markdown_literal(state.page_flags()[ERROR_KEY]))
 

@@ -94,7 +94,7 @@ class RunRecorder(Callbacks):
             nats, tokens = held_out_loss(trainer.model, self.held_out, trainer.model_config.block_size,
                                          trainer.config.batch_size)
             self.store.log_score(self.run_id, result.step, nats, tokens)
-        self.store.set_status(self.run_id, result.status)
+        self.store.set_status(self.run_id, result.status, result.target.sentence() if result.target else None)
 
     def on_failed(self, trainer: Trainer, message: str) -> None:
         self.store.set_status(self.run_id, RunStatus.FAILED, message)

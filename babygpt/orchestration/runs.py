@@ -24,6 +24,7 @@ from babygpt.store.runs import LoadedRun, RunInfo, RunStore, build_config_docume
 from babygpt.text.corpus import Corpus, Split
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.training import distributed
+from babygpt.training.placement import prepare
 from babygpt.training.trainer import Callbacks, Trainer, is_out_of_memory
 
 
@@ -38,9 +39,9 @@ def _recording_trainer(store: RunStore, run_id: str, model_config: ModelConfig, 
     held_out = held_out_ids(split.val) if store.get(run_id).config.get("challenge") else None
     recorder = ([RunRecorder(store, run_id, probe_prompt(tokenizer, split, model_config.block_size), held_out)]
                 if dist.is_main else [])
-    return Trainer(model_config, train_config, split, callbacks=[*recorder, *callbacks],
-                   sample_fn=make_sample_fn(tokenizer, train_config.sample_tokens), model_state=model_state,
-                   trainer_state=trainer_state, dist=dist)
+    model, placement = prepare(model_config, train_config, model_state, dist)
+    return Trainer(model, train_config, split, placement, callbacks=[*recorder, *callbacks],
+                   sample_fn=make_sample_fn(tokenizer, train_config.sample_tokens), trainer_state=trainer_state)
 
 
 def check_can_queue(info: RunInfo) -> None:
@@ -117,7 +118,8 @@ def start_run(store: RunStore, plan: TrainingPlan, name: str | None = None,
     """Create the run (on rank 0 only) and a Trainer recording into it; other ranks get no run."""
     dist = dist or distributed.DistInfo()
     if not dist.is_main:
-        return Trainer(plan.model_config, plan.train_config, plan.split, callbacks=list(callbacks), dist=dist), None
+        model, placement = prepare(plan.model_config, plan.train_config, dist=dist)
+        return Trainer(model, plan.train_config, plan.split, placement, callbacks=list(callbacks)), None
     info = create_run(store, plan, name)
     try:
         trainer = _recording_trainer(store, info.id, plan.model_config, plan.train_config, plan.tokenizer, plan.split,

@@ -1,6 +1,10 @@
 """The training loop, independent of any UI: the CLI, a notebook and the app's background jobs
 all drive this ``Trainer`` and listen through callbacks.
 
+The trainer receives a built model (minGPT's shape): setting up the process and building the model on its device
+is ``babygpt.training.placement``'s job, estimating a loss ``babygpt.training.evaluation``'s, so a saved run is
+evaluated without a trainer or an optimizer.
+
 Determinism is a feature: batches come from a seeded generator, evaluation uses its own
 generator, and the checkpoint carries every RNG state, so a resumed run reproduces the
 losses of an uninterrupted one exactly (on the CPU).
@@ -21,11 +25,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError, out_of_memory_message
-from babygpt.model.gpt import LanguageModel, build_model
-from babygpt.model.sizing import eval_batches_per_forward
+from babygpt.model.gpt import LanguageModel
 from babygpt.status import RunStatus
-from babygpt.text.corpus import Split, get_batch, to_device
+from babygpt.text.corpus import Split
 from babygpt.training import devices, distributed
+from babygpt.training.evaluation import estimate_loss, eval_seed
+from babygpt.training.placement import Placement
 from babygpt.training.step import BatchFeed, CudaGraphStep, StaticStep, graph_obstacle, portable_optimizer_state
 
 
@@ -48,6 +53,21 @@ class EvalMetrics:
 
 
 @dataclass(frozen=True)
+class TargetReached:
+    """The first evaluation at or below ``until_val_loss``, where the run stopped: how long it took to get there."""
+
+    target: float
+    step: int
+    val_loss: float
+    wall_s: float  # wall-clock seconds of training up to that evaluation, every evaluation's time excluded
+    eval_s: float  # the seconds spent evaluating up to then, that evaluation included
+
+    def sentence(self) -> str:
+        return (f"Stopped at step {self.step:,}: the validation loss {self.val_loss:.4f} reached the target "
+                f"(≤ {self.target:g}) after {self.wall_s:.1f} s of training, as asked. That checkpoint is kept.")
+
+
+@dataclass(frozen=True)
 class TrainResult:
     status: RunStatus  # done, stopped or failed
     step: int
@@ -57,6 +77,7 @@ class TrainResult:
     tokens_per_sec: float
     elapsed_s: float
     message: str = ""
+    target: TargetReached | None = None  # set when the run stopped because it reached ``until_val_loss``
 
 
 class Callbacks:
@@ -106,58 +127,49 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class Trainer:
+    """Trains a built model (``placement.prepare`` builds it and sets up the process) on a split.
+
+    ``placement`` says where the model lives and in which precision it trains, settled once for the process;
+    ``trainer_state`` is a checkpoint's ``state_dict`` to continue from exactly.
+    """
+
     def __init__(
         self,
-        model_config: ModelConfig,
+        model: LanguageModel,
         train_config: TrainConfig,
         split: Split,
+        placement: Placement,
         callbacks: Sequence[Callbacks] = (),
         sample_fn: Callable[[LanguageModel], str] | None = None,
-        model_state: dict[str, torch.Tensor] | None = None,
         trainer_state: dict[str, Any] | None = None,
-        dist: distributed.DistInfo | None = None,
     ):
-        self.model_config = model_config.validate()
+        self.model = model
         self.config = train_config.validate()
-        self.dist = dist or distributed.DistInfo()
+        self.placement = placement
+        self.device, self.dtype, self.dist = placement.device, placement.dtype, placement.dist
         self.callbacks = list(callbacks)
         self.sample_fn = sample_fn
         self._stop = threading.Event()
-        self._place()
         self.split = self._checked_split(split)
-        self._build(model_state)
+        self._build()
         self._start_counters()
         if trainer_state is not None:
             self.load_state_dict(trainer_state)
         self._wrap_for_speed()
 
-    # -- assembly, in the order __init__ runs it ---------------------------------------------------
-    def _place(self) -> None:
-        """The device and precision this machine settles on (``auto`` resolved here, per machine), its threads,
-        and the process group when training with several processes."""
-        self.device = devices.resolve_device(self.config.device)
-        if self.device.type == "cuda" and self.dist.enabled:
-            self.device = torch.device("cuda", self.dist.local_rank)
-        self.dtype = devices.check_dtype(self.device, self.config.dtype)
-        if self.device.type == "cpu":
-            # ranks sharing a machine share its cores
-            devices.configure_threads(self.config.threads or max(1, devices.default_threads() // self.dist.local_world_size))
-            devices.tune_cpu_allocator()
-        distributed.init(self.dist, self.device.type)
+    @property
+    def model_config(self) -> ModelConfig:
+        return self.model.config
 
+    # -- assembly, in the order __init__ runs it ---------------------------------------------------
     def _checked_split(self, split: Split) -> Split:
         block = self.model_config.block_size
         if len(split.train) <= block or len(split.val) <= block:
             raise BabyGPTError(f"The text is too short for block_size {block}.")
         return split
 
-    def _build(self, model_state: dict[str, torch.Tensor] | None) -> None:
-        """The model (seeded, or a checkpoint's weights), its optimizer and the batches it trains on."""
-        torch.manual_seed(self.config.seed)
-        self.model = build_model(self.model_config)
-        if model_state is not None:
-            self.model.load_state_dict(model_state)
-        self.model.to(self.device)
+    def _build(self) -> None:
+        """The model's optimizer and the batches it trains on."""
         self.optimizer = make_optimizer(self.model, self.config, self.device)
         # each rank draws its own batches; rank 0 draws exactly what a single process would
         self.batch_generator = torch.Generator().manual_seed(self.config.seed + self.dist.rank)
@@ -169,6 +181,8 @@ class Trainer:
         self.step = 0
         self.train_elapsed = 0.0  # in training steps only
         self.wall_elapsed = 0.0  # everything run() did: steps, evaluations, samples, checkpoints
+        self.eval_elapsed = 0.0  # the evaluations alone (losses, sample, what the callbacks record with them)
+        self.target: TargetReached | None = None
         self._wall_origin: float | None = None
         self.tokens_seen = 0
         self.best_val_loss: float | None = None
@@ -205,6 +219,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "train_elapsed": self.train_elapsed,
             "wall_elapsed": self.wall_seconds(),
+            "eval_elapsed": self.eval_elapsed,
             "tokens_seen": self.tokens_seen,
             "best_val_loss": self.best_val_loss,
             "last_train_loss": self.last_train_loss,
@@ -225,6 +240,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.train_elapsed = float(state.get("train_elapsed", 0.0))
         self.wall_elapsed = float(state.get("wall_elapsed", self.train_elapsed))  # older checkpoints: steps only
+        self.eval_elapsed = float(state.get("eval_elapsed", 0.0))
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self.best_val_loss = state.get("best_val_loss")
         self.last_train_loss = state.get("last_train_loss")
@@ -289,35 +305,17 @@ class Trainer:
             self._compiled_has_run = True
             return loss
 
-    @torch.no_grad()
     def estimate_loss(self, eval_iters: int | None = None) -> dict[str, float]:
-        """Mean loss over ``eval_iters`` random batches of each split, from a generator seeded by the step
-        so evaluation never disturbs the training batches (and resume stays exact).
-
-        The batches are drawn one by one, as always, but go through the model several at a time
-        (``eval_batches_per_forward``: as many as fit in a training step's memory), and both splits reach the
-        host in one sync: the mean over equal batches is the same, the forward passes are fewer.
-        """
-        iters = eval_iters or self.config.eval_iters
-        generator = torch.Generator().manual_seed(self.config.seed + 1_000_003 * (self.step + 1) + self.dist.rank)
-        per_forward = eval_batches_per_forward(self.model_config, iters)
-        block, batch = self.model_config.block_size, self.config.batch_size
-        self.model.eval()
-        means = []
-        for data in (self.split.train, self.split.val):
-            total = torch.zeros((), device=self.device)
-            for first in range(0, iters, per_forward):
-                count = min(per_forward, iters - first)
-                windows = [get_batch(data, block, batch, generator) for _ in range(count)]
-                x, y = (to_device(torch.cat(part), self.device) for part in zip(*windows, strict=True))
-                with devices.autocast(self.device, self.dtype):
-                    total += self.model(x, y)[1].float() * count  # the mean of `count` equal batches
-            means.append(distributed.mean(total / iters))  # every rank evaluated its own batches
-        self.model.train()
-        train, val = torch.stack(means).tolist()
-        return {"train": train, "val": val}
+        """``evaluation.estimate_loss`` at this step: its batches come from a generator seeded by the step, so
+        evaluation never disturbs the training batches (and resume stays exact)."""
+        return estimate_loss(self.model, self.split, self.config.batch_size, eval_iters or self.config.eval_iters,
+                             self.dtype, eval_seed(self.config.seed, self.step, self.dist.rank))
 
     def _evaluate(self) -> EvalMetrics:
+        """Estimate the losses, sample, tell the callbacks; time it all as evaluation, and note the first evaluation
+        that reaches ``until_val_loss``."""
+        started = time.perf_counter()
+        wall_before = self.wall_seconds() - self.eval_elapsed
         losses = self.estimate_loss()
         sample = None
         if self.sample_fn is not None and self.dist.is_main:
@@ -332,6 +330,10 @@ class Trainer:
             self.best_val_loss = metrics.val_loss
         for cb in self.callbacks:
             cb.on_eval(self, metrics)
+        self.eval_elapsed += time.perf_counter() - started
+        target = self.config.until_val_loss
+        if target and self.target is None and metrics.val_loss <= target:
+            self.target = TargetReached(target, self.step, metrics.val_loss, wall_before, self.eval_elapsed)
         return metrics
 
     def _diverged_message(self, loss: float) -> str:
@@ -403,7 +405,7 @@ class Trainer:
                 self._evaluate()  # the starting point: close to ln(vocab_size) for a fresh model
             pending: list[torch.Tensor] = []
             self._window = (time.perf_counter(), 0)
-            stopping = self._stop.is_set()
+            stopping = self._stop.is_set() or self.target is not None
             while self.step < cfg.max_iters and not stopping:
                 t0 = time.perf_counter()
                 lr = lr_at(self.step, cfg)
@@ -424,11 +426,13 @@ class Trainer:
                     if due_ckpt:
                         self._checkpoint()
                     self._window = (time.perf_counter(), 0)  # the rate counts training steps only
-                stopping = distributed.any_true(self._stop.is_set(), self.device)  # all ranks stop together
+                # all ranks stop together; every rank has the same (averaged) validation loss, so the same target
+                stopping = distributed.any_true(self._stop.is_set(), self.device) or self.target is not None
             if pending:
                 self._report(pending, lr_at(self.step - 1, cfg))
             self._checkpoint()
-            status = RunStatus.DONE if self.step >= cfg.max_iters else RunStatus.STOPPED
+            finished = self.step >= cfg.max_iters or self.target is not None
+            status = RunStatus.DONE if finished else RunStatus.STOPPED
             result = self._result(status)
             for cb in self.callbacks:
                 cb.on_done(self, result)
@@ -462,4 +466,5 @@ class Trainer:
             tokens_per_sec=self.tokens_seen / self.train_elapsed if self.train_elapsed else 0.0,
             elapsed_s=self.train_elapsed,
             message=message,
+            target=self.target,
         )
