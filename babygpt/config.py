@@ -174,7 +174,6 @@ class TrainConfig:
     threads: int = 0  # 0: let babygpt choose (physical cores)
     sample_tokens: int = 0  # >0: generate this many tokens at each evaluation
     until_val_loss: float = 0.0  # >0: stop at the first evaluation whose val loss is at or below it (0: off)
-    until_val_loss: float = 0.0  # >0: stop at the first evaluation whose val loss is at or below it (0: off)
 
     def validate(self) -> TrainConfig:
         _check_field_types(self)
@@ -198,8 +197,6 @@ class TrainConfig:
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
         _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
         _check(self.threads >= 0, f"threads must be zero (automatic) or more, got {self.threads}.")
-        _check(self.until_val_loss >= 0, "until_val_loss must be zero (off: train every step) or a validation "
-               f"loss to stop at, got {self.until_val_loss}.")
         _check(self.until_val_loss >= 0, "until_val_loss must be zero (off: train every step) or a validation "
                f"loss to stop at, got {self.until_val_loss}.")
         return self
@@ -320,9 +317,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device", "train", "auto picks CUDA, then Apple MPS, then the CPU.", choices=DEVICES, level=2),
     Setting("dtype", "train", "auto: bfloat16 mixed precision where it measures faster than float32 on this CPU, "
             "or on a GPU that has it. float16 needs a GPU.", choices=DTYPES, level=2),
-    Setting("until_val_loss", "train", "Stop at the first evaluation whose validation loss (nats per token) is at or "
-            "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0, level=1,
-            label="stop when validation loss ≤"),
     Setting("until_val_loss", "train", "Stop at the first evaluation whose validation loss (nats per token) is at or "
             "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0, level=1,
             label="stop when validation loss ≤"),
