@@ -21,6 +21,7 @@ from babygpt.model.sizing import MAX_PARAMS_ENV, parameter_count
 from babygpt.orchestration.plan import TrainingPlan, encode_corpus, plan_training
 from babygpt.orchestration.runs import resume_run, start_run
 from babygpt.pace import seconds_left, seconds_per_step, tokens_per_second
+from babygpt.sae_cli import add_sae_parser, cmd_sae
 from babygpt.server.settings import model_limits_from_env
 from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
@@ -32,7 +33,8 @@ from babygpt.text.bpe import BYTES, DEFAULT_BPE_VOCAB, DEFAULT_SPLIT, MAX_BPE_VO
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, Split, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
-from babygpt.text.tokenizers import TOKENIZERS, Tokenizer, tokenizer_from_dict
+from babygpt.text.tokenizers import TOKENIZERS, Tokenizer
+from babygpt.tokenizer_race_cli import add_tokenizer_race_parser, cmd_race_tokenizers
 from babygpt.training import devices, distributed
 from babygpt.training.evaluation import estimate_loss, eval_seed
 from babygpt.training.placement import place_process
@@ -110,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="run store folder (default: $BABYGPT_HOME or ./runs)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
+    add_tokenizer_race_parser(sub)
     s = sub.add_parser("sample", help="generate text from a trained run")
     s.add_argument("--run", required=True)
     s.add_argument("--prompt", default="")
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "folder (config.json, model.safetensors, tokenizer, model card)")
     imp = rs.add_parser("import", help="a Baby GPT archive, or a GPT-2-shaped transformers folder (or its .zip)")
     imp.add_argument("file")
+    add_sae_parser(sub)
     return parser
 
 
@@ -163,7 +167,9 @@ def _corpus_for_resume(store: RunStore, run: str, data: str | None):
         try:
             return find_text(store, TextRef.of_run(info))
         except TextNotHere as exc:
-            raise BabyGPTError(f"Run {info.label} trained on {exc}"[:-1] + "; give it with --data PATH.") from None
+            how = "has changed since it trained" if exc.changed else "is not on this server"
+            raise BabyGPTError(f"The text run {info.label} trained on ({exc.ref.shown}) {how}; give it with "
+                               "--data PATH.") from None
     corpus = load_corpus(data)
     try:
         check_same_corpus(info, corpus)
@@ -246,7 +252,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
     summary = {"run": info.id, "run_dir": str(store.run_dir(info.id).resolve()), "status": result.status,
                "world_size": dist.world_size,
                "step": result.step, "train_loss": result.train_loss, "val_loss": result.val_loss,
-               "val_bpb": _val_bpb(result.val_loss, info.config, tokenizer_from_dict(info.config["tokenizer"]),
+               "val_bpb": _val_bpb(result.val_loss, info.config, info.record.tokenizer.build(),
                                    trainer.split.val),
                "best_val_loss": result.best_val_loss, "tokens_per_sec": round(result.tokens_per_sec, 1),
                "train_time_s": round(result.elapsed_s, 2), "params": parameter_count(trainer.model_config)}
@@ -308,10 +314,10 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
         if not rows:
             print(f"no runs in {store.home}")
         for r in rows:
-            best = f"{r['best_val_loss']:.4f}" if r["best_val_loss"] is not None else "-"
-            print(f"{r['id']:<36} {r['name'][:40]:<40} {r['preset']:<15} {r['status']:<12} steps {r['steps']:>6}  "
-                  f"best val {best}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(r['created_at']))}  "
-                  f"{public_handle(r['owner'])}")
+            best = f"{r.best_val_loss:.4f}" if r.best_val_loss is not None else "-"
+            print(f"{r.id:<36} {r.name[:40]:<40} {r.preset:<15} {r.status:<12} steps {r.steps:>6}  "
+                  f"best val {best}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(r.created_at))}  "
+                  f"{public_handle(r.owner)}")
     elif args.runs_command == "show":
         info = store.get(args.run)
         print(json.dumps({"id": info.id, "name": info.name, "owner": public_handle(info.owner),
@@ -333,6 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         store = RunStore(args.home)
+        if args.command == "race-tokenizers":
+            return cmd_race_tokenizers(args, store)
+        if args.command == "sae":
+            return cmd_sae(args, store)
         handler = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "runs": cmd_runs}[args.command]
         return handler(args, store)
     except BabyGPTError as exc:

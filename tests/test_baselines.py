@@ -84,8 +84,8 @@ def test_a_run_records_its_baselines_and_runs_show_bits_per_char(small_text, tmp
     b = Baselines.from_config(store.get(info.id).config)
     assert b.bigram < b.unigram < b.uniform  # structured text: counts beat guessing, pairs beat single tokens
     assert b.chars_per_token == 1.0  # the char tokenizer
-    row = next(r for r in store.summaries() if r["id"] == info.id)
-    assert row["best_val_bpc"] == pytest.approx(row["best_val_loss"] / math.log(2))
+    row = next(r for r in store.summaries() if r.id == info.id)
+    assert row.best_val_bpc == pytest.approx(row.best_val_loss / math.log(2))
     imported = import_run(store, export_run(store, info.id, tmp_path / "run.zip"), limits=LIMITS)
     assert Baselines.from_config(store.get(imported.id).config) == b
     assert Baselines.from_config({"data": {"baselines": {"uniform": "x"}}}) is None  # damaged: no levels, no crash

@@ -76,7 +76,7 @@ def test_the_runs_table_and_an_archive_carry_bits_per_byte(tmp_path):
     store.log_metrics(info.id, [MetricRow(60, "val", 2.0, None, None, 1.0)])
     validation = ValidationText.from_config(info.config)
     (row,) = store.summaries()
-    assert row["best_val_bpb"] == pytest.approx(1.5 * validation.tokens / (math.log(2) * validation.bytes))
+    assert row.best_val_bpb == pytest.approx(1.5 * validation.tokens / (math.log(2) * validation.bytes))
     (tmp_path / "run.zip").write_bytes(export_bytes(store, info.id))
     back = RunStore(tmp_path / "back")
     imported = import_zip(back, tmp_path / "run.zip", limits=LIMITS)

@@ -120,7 +120,7 @@ def test_runs_overlays_a_bpe_and_a_char_run_in_bits_per_byte(bpe_runs):
     at = page(None, "views/runs.py")
     at.toggle(key="runs_everyone").set_value(True).run()
     ids = [bpe_runs["bpe"].id, bpe_runs["char"].id]
-    labels = {r["id"]: r for r in RunStore().summaries()}
+    labels = {r.id: r.row() for r in RunStore().summaries()}
     spec = chart_spec(at, "runs_overlay")  # the five newest: both BPEs and the char run
     assert spec["layout"]["yaxis"]["title"]["text"] == "val bits per byte"
     assert at.toggle(key="runs_bpb_forced").value and at.toggle(key="runs_bpb_forced").proto.disabled
@@ -196,6 +196,6 @@ def test_a_run_recorded_before_runs_kept_their_text_size_is_named_not_drawn(bpe_
     at = page(None, "views/runs.py")
     at.toggle(key="runs_everyone").set_value(True).run()
     names = [t["name"] for t in chart_spec(at, "runs_overlay")["data"]]
-    assert names == [r["label"] for r in store.summaries() if r["id"] == bpe_run["bpe"].id]
+    assert names == [r.label for r in store.summaries() if r.id == bpe_run["bpe"].id]
     said = [c.value for c in at.caption if c.value.startswith("Not drawn in bits per byte")]
     assert said and "old \\*char\\* run" in said[0], said

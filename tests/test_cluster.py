@@ -96,7 +96,7 @@ def test_runs_land_on_different_nodes_and_a_queued_run_starts_when_a_node_frees(
         assert max(m.step for m in store.metrics(run.id)) == store.load_trainer_state(run.id)["step"]
     assert [step for step, _ in store.samples(first.id)] == [0, 25, 50, 75, 100, 125, 150], "and the samples"
     wait_for(lambda: not scheduler.running(), 30, "the jobs to be let go")
-    assert store.summaries()[0]["where"].startswith("ray:"), "the Runs table gets where each run trained"
+    assert store.summaries()[0].where.startswith("ray:"), "the Runs table gets where each run trained"
 
 
 def test_stop_keeps_a_checkpoint_and_resume_continues_on_the_cluster(on_cluster, small_text):

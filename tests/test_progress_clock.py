@@ -168,7 +168,7 @@ def test_the_trainer_stamps_rows_with_wall_time_evaluations_included(small_text,
     train = [{"step": s, "elapsed_s": t} for s, t in sorted(steps.items())]
     evals = [{"step": s, "elapsed_s": t} for s, t in sorted(val.items())]
     assert seconds_per_step(train, evals, 10) == pytest.approx(0.02 + 3.0 / 10)
-    summary = next(r for r in store.summaries() if r["id"] == info.id)
+    summary = next(r for r in store.summaries() if r.id == info.id).row()
     wall = val[40]
     assert summary["tokens_per_sec"] == pytest.approx(40 * TOKENS_PER_STEP / wall), "the Runs table: tokens ÷ wall time"
     assert summary["trained_s"] == pytest.approx(wall)

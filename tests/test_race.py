@@ -139,7 +139,7 @@ def test_a_race_runs_its_seeds_as_jobs_and_reads_as_bands(small_text):
     results = race_results(race_entries(scheduler.store, group))
     assert [r.preset for r in results] == LADDER
     assert all(r.finished == 2 and len(r.losses) == 2 for r in results)
-    summaries = {r["id"]: r for r in scheduler.store.summaries()}
+    summaries = {r.id: r.row() for r in scheduler.store.summaries()}
     assert {r.unit for r in results} == {"bits per byte"}
     for info in scheduler.store.list_runs(group):  # the race's loss is the one Runs shows, in bits per byte
         assert summaries[info.id]["best_val_bpb"] in next(r.losses for r in results if r.preset == info.preset)

@@ -33,7 +33,7 @@ def test_run_folder_and_database(trained):
     splits = {m.split for m in store.metrics(info.id)}
     assert splits == {"train", "train_eval", "val"}
     summary = store.summaries()[0]
-    assert summary["steps"] == 20 and summary["best_val_loss"] < 3.5
+    assert summary.steps == 20 and summary.best_val_loss < 3.5
     with store._connect() as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 

@@ -75,7 +75,7 @@ def test_model_and_training_shows_a_finished_runs_speed_as_the_runs_table_does(a
     at.switch_page("views/train.py").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    expected = next(r for r in RunStore().summaries() if r["id"] == anas_run.id)["tokens_per_sec"]
+    expected = next(r for r in RunStore().summaries() if r.id == anas_run.id).tokens_per_sec
     assert metrics["Overall tokens/s"] == f"{expected:,.0f}" != "–", metrics
 
 

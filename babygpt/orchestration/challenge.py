@@ -20,13 +20,12 @@ import time
 from array import array
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
 from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import active
-from babygpt.model.sizing import parameter_count
+from babygpt.model.sizing import size_in_words
 from babygpt.orchestration.plan import TrainingPlan, encode_corpus, split_corpus
 from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
@@ -45,11 +44,12 @@ from babygpt.scoring.leaderboard import (
 )
 from babygpt.status import RunStatus
 from babygpt.store.classroom import ChallengeRecord
-from babygpt.store.runs import UPLOADS_DIR, RunInfo, RunStore, parse_config_document
+from babygpt.store.corpora import TextNotHere, TextRef, find_text
+from babygpt.store.run_record import RunRecord
+from babygpt.store.runs import RunInfo, RunStore, checked_tokenizer, parse_config_document
 from babygpt.text.bpe import SPLIT_NAMES, BPESettings, split_of
 from babygpt.text.bpe_tokenizer import BPETokenizer
-from babygpt.text.corpus import Corpus, corpus_from_path, split_ids
-from babygpt.text.datasets import load_corpus, registry
+from babygpt.text.corpus import Corpus, split_ids
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes
 from babygpt.units import bits_per_byte_of
 
@@ -236,18 +236,16 @@ def challenge_tokenizer(rules: ChallengeRules, corpus: Corpus) -> Tokenizer:
 
 
 def challenge_corpus(store: RunStore, rules: ChallengeRules) -> Corpus:
-    """The challenge's text on this server: a shipped dataset, a file, or an upload kept under its sha256."""
-    if rules.corpus_source in registry() or Path(rules.corpus_source).is_file():
-        corpus = load_corpus(rules.corpus_source)
-    else:
-        kept = store.home / UPLOADS_DIR / f"{rules.corpus_sha256}.txt"
-        if not kept.is_file():
-            raise BabyGPTError(f"The challenge's text ({rules.corpus_name}) is no longer on this server; the teacher "
-                               "can end this challenge and set it again.")
-        corpus = corpus_from_path(kept)
-    if corpus.sha256 != rules.corpus_sha256:
-        raise BabyGPTError(f"The challenge's text ({rules.corpus_name}) changed on disk since the challenge was set.")
-    return Corpus(rules.corpus_name, corpus.text, corpus.sha256, corpus.source)
+    """The challenge's text on this server (``find_text``: a shipped dataset, a file, or an upload kept under its
+    sha256, by its content)."""
+    try:
+        return find_text(store, TextRef(rules.corpus_name, rules.corpus_source, rules.corpus_sha256))
+    except TextNotHere as exc:
+        if exc.changed:
+            raise BabyGPTError(f"The challenge's text ({rules.corpus_name}) changed on disk since the challenge was "
+                               "set.") from None
+        raise BabyGPTError(f"The challenge's text ({rules.corpus_name}) is no longer on this server; the teacher "
+                           "can end this challenge and set it again.") from None
 
 
 # --- the rules an entry obeys ------------------------------------------------------------------
@@ -288,23 +286,19 @@ def _stored_sha256(described: Any, seen: dict[tuple[int, Any, Any], str | None] 
     return seen[key]
 
 
-def _recorded_tokenizer(rules: ChallengeRules, config: dict[str, Any],
+def _recorded_tokenizer(rules: ChallengeRules, record: RunRecord,
                         seen: dict[tuple[int, Any, Any], str | None] | None = None) -> tuple[str | None, int]:
     """(why a recorded run's tokenizer is not the challenge's, or None; its vocabulary size). A stored BPE whose
     fingerprint is the challenge's is the challenge's own tokenizer, known without being rebuilt; any other is
     rebuilt (checked whole) and compared."""
-    if rules.tokenizer_vocab and _stored_sha256(config.get("tokenizer"), seen) == rules.tokenizer_sha256:
+    if rules.tokenizer_vocab and _stored_sha256(record.tokenizer.described, seen) == rules.tokenizer_sha256:
         return None, rules.tokenizer_vocab
-    _, _, tokenizer = parse_config_document(config)
+    tokenizer = checked_tokenizer(record)
     return tokenizer_problem(rules, tokenizer), tokenizer.vocab_size
 
 
-def run_configs(config: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
-    """A recorded run's model and training settings, its tokenizer not rebuilt: what its budget needs."""
-    try:
-        return ModelConfig.from_dict(config["model"]), TrainConfig.from_dict(config["train"])
-    except (KeyError, TypeError) as exc:
-        raise BabyGPTError(f"config.json is damaged: {exc}.") from exc
+def _full_steps_of(rules: ChallengeRules, info: RunInfo) -> int:
+    return full_steps(rules, info.record.model, info.record.training)
 
 
 def _shared_problems(rules: ChallengeRules, sha256: str | None, data_name: str | None, tokenizer_wrong: str | None,
@@ -410,14 +404,15 @@ def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended
     """Why a recorded run does not count (empty: it does): checked again on the board, since a run can be changed
     after it entered (its config rewritten, resumed past the budget) or reach the board by another way. ``seen``:
     the fingerprints one board has taken already (``_stored_sha256``)."""
-    model_config, train_config = run_configs(info.config)
-    tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, info.config, seen)
+    record = info.record
+    model_config, train_config = record.model, record.training
+    tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, record, seen)
     problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_wrong, train_config.val_fraction)
     problems += settings_problems(model_config, train_config, vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
     if budget:
         problems.append(budget)
-    if info.config.get("init"):
+    if record.starting_weights:
         problems.append("it started from another run's weights; entries start from scratch")
     cutoff = ended_at if ended_at is not None else rules.ends_at
     if cutoff is not None and info.created_at > cutoff:
@@ -433,7 +428,7 @@ def check_entry(rules: ChallengeRules, plan: TrainingPlan, now: float | None = N
 
 def check_resume_within(rules: ChallengeRules, info: RunInfo, train_config: TrainConfig) -> None:
     """A challenge entry resumes only with settings an entry may have, to the end of the budget and no further."""
-    model_config, _, tokenizer = parse_config_document(info.config)
+    model_config, tokenizer = info.record.model, checked_tokenizer(info.record)
     problems = settings_problems(model_config, train_config, tokenizer.vocab_size)
     problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_problem(rules, tokenizer),
                                  train_config.val_fraction)
@@ -451,7 +446,7 @@ def check_plans(store: RunStore, record: ChallengeRecord, run_ids: list[str]) ->
     already): (plan, name, run id checked)."""
     rules = ChallengeRules.from_dict(record.rules)
     corpus = challenge_corpus(store, rules)
-    existing = {(i.check_of, i.config["train"]["seed"]) for i in store.runs_for_challenge(record.id) if i.check_of}
+    existing = {(i.check_of, i.record.training.seed) for i in store.runs_for_challenge(record.id) if i.is_check}
     plans = []
     for run_id in run_ids:
         info = store.get(run_id)
@@ -469,21 +464,14 @@ def check_plans(store: RunStore, record: ChallengeRecord, run_ids: list[str]) ->
 
 # --- the board ---------------------------------------------------------------------------------
 
-def settings_key(config: dict[str, Any]) -> str:
+def settings_key(record: RunRecord) -> str:
     """Everything that decides how a run trains except its seed: runs with the same key are seed repeats."""
-    train = {k: v for k, v in config.get("train", {}).items() if k != "seed"}
-    return json.dumps({"model": config.get("model"), "train": train, "data": config.get("data", {}).get("sha256")},
-                      sort_keys=True)
+    train = {k: v for k, v in record.training.to_dict().items() if k != "seed"}
+    return json.dumps({"model": record.model.to_dict(), "train": train, "data": record.data.sha256}, sort_keys=True)
 
 
-def model_size(model: ModelConfig) -> str:
-    """A model's size as the board writes it: layers × width, and parameters in millions."""
-    return f"{model.n_layer}×{model.n_embd} · {parameter_count(model) / 1e6:.2f}M"
-
-
-def describe_model(config: dict[str, Any]) -> str:
-    model = ModelConfig.from_dict(config["model"])
-    return f"{model.preset} {model_size(model)}"
+def describe_model(model: ModelConfig) -> str:
+    return f"{model.preset} {size_in_words(model)}"
 
 
 def _unranked_reason(info: RunInfo, step: int, full: int, ended: bool) -> str:
@@ -507,7 +495,7 @@ def _final_scores(store: RunStore, rules: ChallengeRules, runs: list[RunInfo], c
     """Each run's score at the end of the whole budget (in ``rules.unit``: bits per byte), measured by ``cutoff``: the only
     scores the board ranks or measures the spread with. A run stopped early was scored where it stopped; that
     score ranks nothing and widens no spread (a run stopped at step 0 is as far from the others as it gets)."""
-    full = {info.id: full_steps(rules, *run_configs(info.config)) for info in runs}
+    full = {info.id: _full_steps_of(rules, info) for info in runs}
     final: dict[str, float] = {}
     for s in store.scores(list(full)):  # oldest first: a later measurement of the same step wins
         if s.step == full[s.run_id] and (cutoff is None or s.measured_at <= cutoff):
@@ -525,25 +513,25 @@ def build_board(store: RunStore, record: ChallengeRecord, handle_of: Any, cutoff
     steps = store.steps_trained([i.id for i in runs])
     ended = record.ended_at or cutoff
     entries, unranked, refused, repeats = [], [], [], {}
-    names = entry_names([i for i in runs if not i.check_of], handle_of)
+    names = entry_names([i for i in runs if not i.is_check], handle_of)
     fingerprints: dict[tuple[int, Any, Any], str | None] = {}  # one per list of merges the store handed over
     for info in runs:
-        handle = CHECK_HANDLE if info.check_of else names[info.id]
+        handle = CHECK_HANDLE if info.is_check else names[info.id]
         problems = run_problems(rules, info, steps.get(info.id, 0), ended, fingerprints)
         if problems:
-            if not info.check_of:
+            if not info.is_check:
                 refused.append(Refusal(handle, info.label, "; ".join(problems)))
             continue
         if info.id in final:  # one score per seed: two runs of the same seed are not a seed-to-seed difference
-            repeats.setdefault(settings_key(info.config), {}).setdefault(info.config["train"]["seed"], final[info.id])
-            if not info.check_of:
-                entries.append(Entry(info.id, handle, info.label, final[info.id], describe_model(info.config),
+            repeats.setdefault(settings_key(info.record), {}).setdefault(info.record.training.seed, final[info.id])
+            if not info.is_check:
+                entries.append(Entry(info.id, handle, info.label, final[info.id], describe_model(info.record.model),
                                      info.owner))
-        elif not info.check_of:
-            full = full_steps(rules, *run_configs(info.config))
+        elif not info.is_check:
+            full = _full_steps_of(rules, info)
             unranked.append(Unranked(handle, info.label, _unranked_reason(info, steps.get(info.id, 0), full,
                                                                          ended is not None), info.id))
-    checked = {settings_key(i.config) for i in runs if i.check_of}
+    checked = {settings_key(i.record) for i in runs if i.is_check}
     spread = seed_spread({key: list(by_seed.values()) for key, by_seed in repeats.items()}, checked, rules.unit)
     title = "Challenge" + (" (final)" if ended else "")
     ranked = counted_entries(entries, rules.entry_rule)  # the teacher's rule for several entries from one student
@@ -578,7 +566,7 @@ def unranked_now(store: RunStore, rules: ChallengeRules, unranked: list[Unranked
         if info is None:
             out.append(u)
             continue
-        full = full_steps(rules, *run_configs(info.config))
+        full = _full_steps_of(rules, info)
         out.append(dataclasses.replace(u, why=_unranked_reason(info, steps.get(info.id, 0), full, True)))
     return out
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from babygpt.config import broken_ideas  # the config names the switches a run was trained without
 from babygpt.errors import ended_unexpectedly_message
 from babygpt.status import STORED_TRAINING, RunStatus
+from babygpt.store.run_record import RunRecord, RunRecordError, parse_run_record
 
 
 @dataclass(frozen=True)
@@ -39,23 +41,102 @@ class RunInfo:
     challenge_id: str | None = None  # the class challenge it was started for (an entry, or a check of one)
     priority: int = 0  # queue order before queued_at: a teacher's checks wait behind every student's run
 
+    @cached_property
+    def _parsed(self) -> RunRecord | RunRecordError:
+        try:
+            return parse_run_record(self.config)
+        except RunRecordError as exc:
+            return exc
+
+    @property
+    def record(self) -> RunRecord:
+        """The run's configuration, typed (``run_record``), parsed once per row read; raises ``RunRecordError`` for
+        a stored config this version cannot read."""
+        parsed = self._parsed
+        if isinstance(parsed, RunRecordError):
+            raise RunRecordError(f"Run {self.id}: {parsed}")
+        return parsed
+
+    @property
+    def readable(self) -> RunRecord | None:
+        """The record, or None for a config this version cannot read: what a list or a label shows such a run by."""
+        parsed = self._parsed
+        return None if isinstance(parsed, RunRecordError) else parsed
+
     @property
     def label(self) -> str:
         """The name with the end of the id, and the idea it was trained without: two runs stay apart in every list."""
         base = self.id if self.name == self.id else f"{self.name} · {self.id[-4:]}"
-        broken = broken_ideas(self.config.get("model", {}))
+        broken = broken_ideas(self.readable.model.to_dict()) if self.readable else []
         return f"{base} · without {', '.join(broken)}" if broken else base
 
     @property
     def imported(self) -> bool:
         """Weights trained elsewhere and imported (a Hugging Face folder, or a run archive, whose history was not
         trained here and cannot be trusted): never on the class board's table of this lesson's runs."""
-        return bool((self.config.get("data") or {}).get("imported_from"))
+        return bool(self.readable and self.readable.data.imported_from)
 
     @property
     def check_of(self) -> str | None:
         """The challenge entry this run re-trains with another seed (a teacher's check), else None."""
-        return (self.config.get("challenge") or {}).get("check_of")
+        link = self.readable.challenge if self.readable else None
+        return link.check_of if link else None
+
+    @property
+    def is_check(self) -> bool:
+        """A teacher's check of a challenge entry: the one answer the board, the class board and the run tables
+        read (it is the teacher's run, never the student's)."""
+        return self.check_of is not None
+
+    @property
+    def text_sha256(self) -> str | None:
+        """What identifies the run's text: its content's sha256 (two runs trained on the same text have the same,
+        whatever each text was named)."""
+        recorded = self.readable.data.sha256 if self.readable else None
+        return recorded or self.data_sha256
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as a table lists it (``RunStore.summaries``): its size, how far it trained, its best validation loss,
+    its throughput, whose it is and where it trained. Model fields are None for a config this version cannot read.
+
+    Throughput is ``babygpt.pace``'s: the run's training tokens ÷ its wall-clock training time (the last logged
+    ``elapsed_s``); ``tokens``, ``trained_s`` and ``trained_until`` (when its weights last changed) let a race add
+    its runs up over the wall time any of them trained."""
+
+    id: str
+    name: str
+    label: str
+    preset: str
+    status: RunStatus
+    tokenizer: str | None  # the tokenizer's kind
+    data: str | None  # the run's data_name, as recorded
+    text_sha256: str | None  # what identifies its text (``RunInfo.text_sha256``)
+    n_layer: int | None
+    n_embd: int | None
+    n_head: int | None
+    block_size: int | None
+    vocab_size: int | None
+    steps: int
+    best_val_loss: float | None
+    tokens_per_sec: float | None
+    tokens: int
+    trained_s: float | None
+    trained_until: float | None
+    created_at: float
+    owner: str | None
+    group_id: str | None
+    check: bool  # a teacher's check (``RunInfo.is_check``)
+    imported: bool
+    where: str
+    best_val_bpc: float | None
+    best_val_bpb: float | None
+    size: str | None = None  # ``babygpt.model.sizing.size_in_words``: the one way a model's size is written
+
+    def row(self) -> dict[str, Any]:
+        """The summary as a table's row (a pandas frame's columns by these names)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model.gpt import LanguageModel, build_model
+from babygpt.model.sizing import size_in_words
 from babygpt.pace import run_tokens_per_second
 from babygpt.status import STORED_TRAINING, RunStatus
 from babygpt.store import checkpoints
@@ -32,13 +33,22 @@ from babygpt.store.classroom import ClassRecords
 from babygpt.store.database import default_home
 from babygpt.store.logs import LOGGED_TABLES, RunLogs
 from babygpt.store.queue import RunQueue
-from babygpt.store.records import INTERRUPTED_MESSAGE, MetricRow, RunInfo, curves, process_alive, run_info
+from babygpt.store.records import (
+    INTERRUPTED_MESSAGE,
+    MetricRow,
+    RunInfo,
+    RunSummary,
+    curves,
+    process_alive,
+    run_info,
+)
+from babygpt.store.run_record import LOCAL, RunRecord, parse_run_record
 from babygpt.text.measured import Baselines, ValidationText
-from babygpt.text.tokenizers import Tokenizer, tokenizer_from_dict
+from babygpt.text.tokenizers import Tokenizer
 from babygpt.units import bits_per_char
 
-__all__ = ["CONFIG_FILE", "UPLOADS_DIR", "LoadedRun", "MetricRow", "RunInfo", "RunStatus", "RunStore", "curves",
-           "default_home", "process_alive"]
+__all__ = ["CONFIG_FILE", "UPLOADS_DIR", "LoadedRun", "MetricRow", "RunInfo", "RunStatus", "RunStore", "RunSummary",
+           "curves", "default_home", "process_alive"]
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -56,12 +66,8 @@ def build_config_document(model_config: ModelConfig, train_config: TrainConfig, 
 
 def run_tokens_per_step(info: RunInfo) -> int:
     """Training tokens one step of this run consumed: its batch, context and accumulation, on every process."""
-    world = int(info.config.get("runtime", {}).get("world_size") or 1)
-    try:
-        return tokens_per_step(ModelConfig.from_dict(info.config["model"]), TrainConfig.from_dict(info.config["train"]),
-                               world)
-    except (BabyGPTError, KeyError, TypeError):  # a config this version cannot read: no speed, not a broken table
-        return 0
+    record = info.readable  # a config this version cannot read: no speed, not a broken table
+    return record.tokens_per_step if record else 0
 
 
 @dataclass
@@ -74,22 +80,22 @@ class LoadedRun:
     document: dict[str, Any]
 
 
-def parse_config_document(document: Any) -> tuple[ModelConfig, TrainConfig, Tokenizer]:
-    """Validate a run's config.json; raises BabyGPTError naming what is wrong."""
-    if not isinstance(document, dict) or not {"model", "train", "tokenizer"} <= set(document):
-        raise BabyGPTError("config.json is not a Baby GPT run configuration (model, train, tokenizer missing).")
-    try:
-        model_config = ModelConfig.from_dict(document["model"])
-        train_config = TrainConfig.from_dict(document["train"])
-    except TypeError as exc:
-        raise BabyGPTError(f"config.json is damaged: {exc}.") from exc
-    tokenizer = tokenizer_from_dict(document["tokenizer"])
-    if tokenizer.vocab_size != model_config.vocab_size:
+def checked_tokenizer(record: RunRecord) -> Tokenizer:
+    """The run's tokenizer rebuilt from its record and checked against its model's vocabulary."""
+    tokenizer = record.tokenizer.build()
+    if tokenizer.vocab_size != record.model.vocab_size:
         raise BabyGPTError(
-            f"The run's tokenizer has {tokenizer.vocab_size} tokens but its model expects {model_config.vocab_size}: "
+            f"The run's tokenizer has {tokenizer.vocab_size} tokens but its model expects {record.model.vocab_size}: "
             "the checkpoint belongs to another tokenizer or vocabulary."
         )
-    return model_config, train_config, tokenizer
+    return tokenizer
+
+
+def parse_config_document(document: Any) -> tuple[ModelConfig, TrainConfig, Tokenizer]:
+    """Validate a run's config.json (``parse_run_record``) and rebuild its tokenizer; raises BabyGPTError naming
+    what is wrong."""
+    record = parse_run_record(document)
+    return record.model, record.training, checked_tokenizer(record)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -194,37 +200,31 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
                                   (group_id,)).fetchall()
         return [run_info(r) for r in rows]
 
-    def summaries(self) -> list[dict[str, Any]]:
-        """One row per run for tables: size, steps, best val loss, throughput, status, owner.
-
-        Throughput is ``babygpt.pace``'s: the run's training tokens ÷ its wall-clock training time (the last
-        logged ``elapsed_s``); ``tokens``, ``trained_s`` and ``trained_until`` (when its weights last changed)
-        let a race add its runs up over the wall time any of them trained."""
+    def summaries(self) -> list[RunSummary]:
+        """One ``RunSummary`` per run, newest first: what the run tables list."""
         with self._connect() as db:
             stats = {r["run_id"]: dict(r) for r in db.execute(
                 "SELECT run_id, MAX(step) AS steps, MIN(CASE WHEN split='val' THEN loss END) AS best_val_loss,"
                 " MAX(CASE WHEN split='train' THEN step END) AS trained_steps, MAX(elapsed_s) AS trained_s"
                 " FROM metrics GROUP BY run_id")}
-        out = []
-        for info in self.list_runs():
-            model = info.config.get("model", {})
-            s = stats.get(info.id, {})
-            tokens = (s.get("trained_steps") or 0) * run_tokens_per_step(info)
-            out.append({
-                "id": info.id, "name": info.name, "label": info.label, "preset": info.preset, "status": info.status,
-                "tokenizer": info.config.get("tokenizer", {}).get("kind"), "data": info.data_name,
-                "n_layer": model.get("n_layer"), "n_embd": model.get("n_embd"), "n_head": model.get("n_head"),
-                "block_size": model.get("block_size"), "vocab_size": model.get("vocab_size"),
-                "steps": s.get("steps") or 0, "best_val_loss": s.get("best_val_loss"),
-                "tokens_per_sec": run_tokens_per_second(tokens, s.get("trained_s")), "tokens": tokens,
-                "trained_s": s.get("trained_s"), "trained_until": self.weights_version(info.id),
-                "created_at": info.created_at,
-                "owner": info.owner, "group_id": info.group_id, "check": bool(info.check_of), "imported": info.imported,
-                "where": info.config.get("runtime", {}).get("where", "local"),
-                "best_val_bpc": _bpc(s.get("best_val_loss"), info.config),
-                "best_val_bpb": _bpb(s.get("best_val_loss"), info.config),
-            })
-        return out
+        return [self._summary(info, stats.get(info.id, {})) for info in self.list_runs()]
+
+    def _summary(self, info: RunInfo, stats: dict[str, Any]) -> RunSummary:
+        record = info.readable
+        model = record.model if record else None
+        tokens = (stats.get("trained_steps") or 0) * run_tokens_per_step(info)
+        best = stats.get("best_val_loss")
+        return RunSummary(
+            id=info.id, name=info.name, label=info.label, preset=info.preset, status=info.status,
+            tokenizer=record.tokenizer.kind if record else None, data=info.data_name, text_sha256=info.text_sha256,
+            n_layer=model.n_layer if model else None, n_embd=model.n_embd if model else None,
+            n_head=model.n_head if model else None, block_size=model.block_size if model else None,
+            vocab_size=model.vocab_size if model else None, steps=stats.get("steps") or 0, best_val_loss=best,
+            tokens_per_sec=run_tokens_per_second(tokens, stats.get("trained_s")), tokens=tokens,
+            trained_s=stats.get("trained_s"), trained_until=self.weights_version(info.id), created_at=info.created_at,
+            owner=info.owner, group_id=info.group_id, check=info.is_check, imported=info.imported,
+            where=record.where if record else LOCAL, best_val_bpc=_bpc(best, info.config),
+            best_val_bpb=_bpb(best, info.config), size=size_in_words(model) if model else None)
 
     def mark_interrupted(self) -> list[str]:
         """Record as interrupted the runs left training by a process that no longer exists; returns their ids."""
