@@ -60,6 +60,18 @@ def test_a_stop_ends_training_at_the_next_step():
     assert result.stopped and result.steps == 3
 
 
+def test_training_does_not_depend_on_the_scale_the_layer_writes_at():
+    """A layer writing tiny numbers (an early feed-forward) learns the same directions as a loud one: training sees
+    the activations at one scale and the scale is folded back into the biases after."""
+    acts, _ = planted_activations(4096, 16, 32, seed=2)
+    config = SAEConfig(d_in=16, n_features=64, k=4, batch_size=256, lr=3e-3)
+    loud, quiet = train_sae(acts, config).sae, train_sae(acts * 1e-4, config).sae
+    assert torch.allclose(loud.W_dec, quiet.W_dec, atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(quiet.encode(acts[:64] * 1e-4) * 1e4, loud.encode(acts[:64]), atol=1e-2)
+        assert torch.allclose(quiet(acts[:64] * 1e-4) * 1e4, loud(acts[:64]), atol=1e-2)
+
+
 @pytest.mark.parametrize(("settings", "message"), [
     (dict(d_in=128, n_features=64), "between 128 and 8,192"),
     (dict(d_in=16, n_features=64, k=0), "k must be between 1 and the 64 features"),

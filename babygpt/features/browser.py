@@ -7,10 +7,11 @@ puts the interesting features first (see ``interest_order``).
 
 The direction's effect on the output is read along the *direct path*: the decoder direction d enters the residual
 stream, passes the final LayerNorm and the unembedding. LayerNorm subtracts the mean and divides by the token's
-spread σ before scaling by γ, so adding d changes the logits by W_U (γ ⊙ (d − mean(d))) / σ; σ is the same
-positive number for every vocabulary entry, so the ranking of promoted and suppressed tokens does not depend on
-it and it is left out (as Neuronpedia's "logit weights" do). Later blocks may change the feature's effect; this
-is the part written straight to the output.
+spread σ before scaling by γ, so with σ held where it is, adding d changes the logits by W_U (γ ⊙ (d − mean(d))) / σ.
+One positive σ scales every vocabulary entry alike, so it is left out and the ranking of promoted and suppressed
+tokens is the token-independent W_U (γ ⊙ (d − mean(d))) (Neuronpedia's "logit weights" read W_U · d the same way).
+The true change also moves σ, which bends it slightly towards the token's own output (the test measures a cosine
+above 0.95); later blocks may change the feature's effect too: this is the part written straight to the output.
 """
 
 from __future__ import annotations

@@ -208,10 +208,10 @@ def train_sae(acts: torch.Tensor, config: SAEConfig, on_step: Callable[[TrainPro
         raise BabyGPTError(f"Activations of shape {tuple(acts.shape)} do not fit an SAE of width {config.d_in}.")
     if acts.size(0) < config.k:
         raise BabyGPTError(f"{acts.size(0)} activations are too few to train on; collect more text.")
-    acts = acts.float()
+    scale = input_scale(acts, config.d_in)
     sae = TopKSAE(config)
     with torch.no_grad():
-        sae.b_dec.copy_(acts[: min(len(acts), 65_536)].mean(dim=0))  # start from the data's centre
+        sae.b_dec.copy_(acts[: min(len(acts), 65_536)].float().mean(dim=0) * scale)  # start from the data's centre
     optimizer = torch.optim.Adam(sae.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=6.25e-10)
     n, batch = acts.size(0), min(config.batch_size, acts.size(0))
     steps_per_epoch = max(1, n // batch)
@@ -227,7 +227,7 @@ def train_sae(acts: torch.Tensor, config: SAEConfig, on_step: Callable[[TrainPro
             if should_stop():
                 stopped = True
                 break
-            x = acts[order[i * batch:(i + 1) * batch]]
+            x = acts[order[i * batch:(i + 1) * batch]].float() * scale
             pre = sae.pre_activations(x)
             top = pre.topk(config.k, dim=-1)
             z = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
@@ -256,5 +256,24 @@ def train_sae(acts: torch.Tensor, config: SAEConfig, on_step: Callable[[TrainPro
                 on_step(progress)
         if stopped:
             break
+    fold_scale(sae, scale)
     sae.eval()
     return TrainResult(sae, step, tokens, stopped, time.perf_counter() - start, history)
+
+
+def input_scale(acts: torch.Tensor, d_in: int) -> float:
+    """The factor that brings the activations' mean squared length to ``d_in`` while training (SAELens's
+    "expected_average_only_in"): Adam's steps have one size whatever the data's, so a layer writing tiny numbers
+    (an early feed-forward) would otherwise be swamped by the steps themselves."""
+    sample = acts[: min(len(acts), 65_536)].float()
+    mean_square = float(sample.pow(2).sum(dim=1).mean())
+    return math.sqrt(d_in / mean_square) if mean_square > 0 else 1.0
+
+
+@torch.no_grad()
+def fold_scale(sae: TopKSAE, scale: float) -> None:
+    """Make an SAE trained on activations × ``scale`` read the activations themselves: for a positive scale,
+    TopK(ReLU((x·s − b_dec)·W_enc + b_enc)) / s = TopK(ReLU((x − b_dec/s)·W_enc + b_enc/s)), and the
+    reconstruction divides by s the same way, so the biases are divided and the (unit) directions stay."""
+    sae.b_enc /= scale
+    sae.b_dec /= scale
