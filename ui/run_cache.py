@@ -13,6 +13,7 @@ from babygpt.interpret.inside import HeadScores, head_scores
 from babygpt.interpret.looking import AblationView, ablation_passes, ablation_view, measurement_windows
 from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.surprise import TokenSurprise, surprise
+from babygpt.orchestration import inside
 from babygpt.orchestration.runs import counterfactual_findings as counterfactual_findings_of
 from babygpt.orchestration.runs import run_split
 from babygpt.store.runs import LoadedRun, RunStore
@@ -125,3 +126,17 @@ def _ablations(run_id: str, weights_version: float, text_key: str) -> tuple[Abla
     ids, source = measure_ids(run_id)
     windows = measurement_windows(ids, loaded.model_config, ablation_passes(loaded.model_config))
     return ablation_view(loaded.model, loaded.tokenizer, windows), int(windows[:, 1:].numel()), source
+
+
+def ablated_samples(run_id: str, layer: int, head: int, mode: str, prompt: str) -> inside.AblatedSamples:
+    """The same seed written with and without one head, once per checkpoint, text and choice: every rerun of the
+    Inside page (any widget touched) draws the two texts again without writing them again."""
+    version = store().weights_version(run_id) or 0.0
+    return _ablated_samples(run_id, version, _text_key(run_id), layer, head, mode, prompt)
+
+
+@st.cache_data(max_entries=32, show_spinner="Writing with and without the head…")
+def _ablated_samples(run_id: str, weights_version: float, text_key: str, layer: int, head: int, mode: str,
+                     prompt: str) -> inside.AblatedSamples:
+    ids, _ = measure_ids(run_id)
+    return inside.ablated_samples(load_run(run_id), ids, layer, head, mode, prompt)

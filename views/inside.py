@@ -17,16 +17,13 @@ from babygpt.interpret.attention import attention_for_prompt
 from babygpt.interpret.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
 from babygpt.interpret.looking import (
     SCORED,
-    affordable_sample_tokens,
     comparison_refusal,
     formation_from_history,
     formation_from_snapshots,
     formation_reading,
     formation_sentence,
-    head_ablation_for,
     lens_view,
     onset,
-    sample_with,
 )
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
 from babygpt.lessons.comparing import FORCED_SENTENCE, loss_scale
@@ -145,17 +142,12 @@ def ablation_section(loaded: LoadedRun) -> None:
     layer, head = st.selectbox("Write without", heads, index=heads.index(knocked.worst), key=f"inside_without_{mode}",
                                format_func=lambda lh: f"layer {lh[0]} head {lh[1]}",
                                help="Text from the same seed, with and without this head.")
-    prompt_ids = loaded.tokenizer.encode(default_prompt(loaded, 16))
-    ids, _ = run_cache.measure_ids(loaded.info.id)
-    ablation = head_ablation_for(loaded.model, layer, head, mode, ids[: loaded.model_config.block_size][None])
-    n_tokens = affordable_sample_tokens(loaded.model_config, len(prompt_ids))
+    samples = run_cache.ablated_samples(loaded.info.id, layer, head, mode, default_prompt(loaded, 16))
     left, right = st.columns(2)
     left.markdown("**Intact**")
-    left.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, n_tokens, seed=0), language=None,
-              wrap_lines=True)
+    left.code(samples.intact, language=None, wrap_lines=True)
     right.markdown(f"**Without layer {layer} head {head}** (same seed, by {mode})")
-    right.code(sample_with(loaded.model, loaded.tokenizer, prompt_ids, n_tokens, seed=0, ablation=ablation),
-               language=None, wrap_lines=True)
+    right.code(samples.ablated, language=None, wrap_lines=True)
 
 
 def compare_section(loaded: LoadedRun) -> None:
