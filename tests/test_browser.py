@@ -21,8 +21,8 @@ from tests.helpers import wait_for
 
 pytestmark = pytest.mark.browser
 
-LESSON_TABS = ["The ladder race", "Why scale q·k", "Positional encodings", "Embeddings", "The first step",
-               "Where it is surprised", "Induction heads"]
+LESSON_TABS = ["The ladder race", "Which tokenizer?", "Why scale q·k", "Positional encodings", "Embeddings",
+               "The first step", "Where it is surprised", "Induction heads"]
 
 
 def peak_rss_mb(pid: int) -> float:

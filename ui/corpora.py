@@ -15,17 +15,31 @@ from babygpt.lessons.bpe_lesson import (
 )
 from babygpt.orchestration.challenge import ChallengeRules
 from babygpt.orchestration.challenge import challenge_corpus as challenge_corpus_in
+from babygpt.store.corpora import run_corpus
+from babygpt.store.records import RunInfo
 from babygpt.text.bpe import BPESettings, split_of
+from babygpt.text.bpe_gate import LearningGate
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, text_stats
 from babygpt.text.datasets import load_corpus
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer, whole_words_prefix
-from ui.state import store
+from ui.state import scheduler, store
 
 
 @st.cache_data(show_spinner="Loading the corpus…", max_entries=8)
 def load_named(name: str) -> Corpus:
     return load_corpus(name)
+
+
+def run_text(info: RunInfo, at_hand: Corpus | None = None) -> Corpus:
+    """The text a run trained on (``run_corpus``: found by its content; ``at_hand``, the Data page's text, when it is
+    the same), read once per text for every session."""
+    return _run_text(info.text_sha256 or info.id, info, at_hand)
+
+
+@st.cache_resource(show_spinner="Loading the run's text…", max_entries=4)
+def _run_text(key: str, _info: RunInfo, _at_hand: Corpus | None) -> Corpus:
+    return run_corpus(store(), _info, _at_hand)
 
 
 def challenge_corpus(rules: ChallengeRules) -> Corpus:
@@ -74,7 +88,14 @@ def learned_bpe(sha256: str, _text: str, settings: BPESettings) -> LearnedBPE:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _learned(sha256: str, _text: str, vocab_size: int, split: str) -> LearnedBPE:
-    return learn_bpe(_text, BPESettings(vocab_size, split_of(split)))
+    with learning_gate().slot():  # past the server's limit: a sentence, and nothing cached, so a retry learns it
+        return learn_bpe(_text, BPESettings(vocab_size, split_of(split)))
+
+
+@st.cache_resource
+def learning_gate() -> LearningGate:
+    """How many BPEs this server learns at once, shared by every session (``BABYGPT_MAX_BPE_LEARNING``)."""
+    return LearningGate(scheduler().settings.max_bpe_learning)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

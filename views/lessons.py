@@ -41,8 +41,9 @@ from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_
 from babygpt.model.gpt import sinusoidal_encoding
 from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
 from babygpt.plain_text import markdown_literal
+from babygpt.store.corpora import TextRef
 from babygpt.store.runs import LoadedRun
-from ui import choices, corpora, identity, run_cache, state
+from ui import choices, corpora, identity, run_cache, state, tokenizer_race_section
 from ui.widgets import default_prompt, explain, run_label, run_picker
 
 
@@ -113,7 +114,7 @@ def draw_race(group: str) -> None:
         st.caption("This race's runs were deleted.")
         return
     members = state.store().list_runs(group)
-    for c in active(members[-1].config["model"]) if members else []:
+    for c in active(members[-1].record.model.to_dict()) if members else []:
         st.warning(f"**Every rung trained with: {c.label.lower()}.** {c.explanation}")
     st.dataframe(pd.DataFrame(race_table(results)), hide_index=True, key="race_table")  # words, never None
     for step in ladder_steps(results):
@@ -279,17 +280,17 @@ def surprise_lesson(loaded: LoadedRun | None) -> None:
             r"\ell_i = -\ln p_\theta(x_i \mid x_{<i}), \qquad \mathcal{L} = \frac{1}{N}\sum_i \ell_i")
     if loaded is not None:
         try:
-            source = loaded.info.config["data"].get("source", "")
-            try:
-                corpus = choices.corpus() if loaded.info.data_sha256 == choices.corpus().sha256 else corpora.load_named(source)
+            try:  # found by its content, wherever it is kept (babygpt.store.corpora.find_text)
+                corpus = corpora.run_text(loaded.info, at_hand=choices.corpus())
             except BabyGPTError:
-                raise BabyGPTError(f"The text this run was trained on ({loaded.info.data_name}) is not available "
-                                   "here; choose it on the Data page to see where the model is surprised.") from None
+                raise BabyGPTError(f"The text this run was trained on ({TextRef.of_run(loaded.info).shown}) is not "
+                                   "available here; choose it on the Data page to see where the model is "
+                                   "surprised.") from None
             text = validation_stretch(corpus.text, loaded.train_config.val_fraction)
             tokens = run_cache.surprise_for(loaded.info.id, text)
             others = [r for r in run_cache.runs_with_weights()  # the same tokenizer itself, not only its kind
                       if r["id"] != loaded.info.id and r["tokenizer"] == loaded.tokenizer.kind
-                      and r.get("data") == loaded.info.data_name
+                      and r["text_sha256"] == loaded.info.text_sha256  # the same text by content, not name
                       and same_tokenizer([state.store().get(r["id"]).config, loaded.info.config])]
             labels = {r["id"]: run_label(r) for r in others}
             second = st.selectbox("Compare with", [None, *labels], format_func=lambda i: "—" if i is None else labels[i],
@@ -345,14 +346,14 @@ st.title("Lessons")
 st.caption("Each tab shows one step of the build. The Data, Model & training, Attention and Generate pages cover "
            "tokenization, the training loop, attention maps and sampling; these views fill in the rest.")
 
-st.caption("The tabs after the race look inside one trained run:")
+st.caption("The tabs after the two races look inside one trained run:")
 loaded = run_picker("lessons_run")
 
 tabs = st.tabs(
     list(LESSON_TABS.values()), default=st.session_state.get(state.LESSON_TAB))  # a link may name the tab
-lessons = (race_lesson, lambda: scaling_lesson(loaded), lambda: positions_lesson(loaded),
-           lambda: embeddings_lesson(loaded), lambda: first_step_lesson(loaded), lambda: surprise_lesson(loaded),
-           lambda: induction_lesson(loaded))
+lessons = (race_lesson, tokenizer_race_section.lesson, lambda: scaling_lesson(loaded),
+           lambda: positions_lesson(loaded), lambda: embeddings_lesson(loaded), lambda: first_step_lesson(loaded),
+           lambda: surprise_lesson(loaded), lambda: induction_lesson(loaded))
 for tab, lesson in zip(tabs, lessons, strict=True):
     with tab:
         lesson()

@@ -206,11 +206,10 @@ def start_training(hp: dict, rules: ChallengeRules | None) -> None:
         choices.set_active_run(current)
         return
     _, train_cfg = configs(hp, rules)
-    corpus, kind, _ = training_text(rules)
-    if rules is None:  # the BPE the Data page chose, learned for this run
-        plan = plan_training(corpus, kind, hp["preset"], train_cfg, choices.bpe_for(kind), **model_settings(hp))
-    else:  # the challenge's tokenizer itself, which the classroom checks by its fingerprint
-        plan = plan_training(corpus, training_tokenizer(rules), hp["preset"], train_cfg, **model_settings(hp))
+    corpus, _, _ = training_text(rules)
+    # the tokenizer the page showed, built once per text for every session (a BPE the Data page learned is not
+    # learned again); when entering, the challenge's own, which the classroom checks by its fingerprint
+    plan = plan_training(corpus, training_tokenizer(rules), hp["preset"], train_cfg, **model_settings(hp))
     if rules is None:
         info = state.scheduler().submit(identity.user(), plan, name=f"{hp['preset']} on {corpus.name}")
     else:

@@ -1,4 +1,5 @@
-"""The BPE lesson's figures and HTML: the compression curve, the merges in columns and a text cut into its tokens.
+"""The BPE lesson's figures and HTML: the compression curve, the merges in columns, a text cut into its tokens and the
+tokenizer race's bands.
 
 Pure functions of what ``babygpt.lessons.bpe_lesson`` computed; every token shown is the user's text, so each piece
 is escaped with ``html_literal``.
@@ -11,7 +12,7 @@ import math
 import plotly.graph_objects as go
 
 from babygpt.errors import BabyGPTError
-from babygpt.figures.viz import PALETTE, TOKEN_VIEW_ROWS
+from babygpt.figures.viz import PALETTE, TOKEN_VIEW_ROWS, band_figure
 from babygpt.lessons.bpe_lesson import GPT2_VOCAB, Compression, MergeRow
 from babygpt.plain_text import html_literal
 from babygpt.text.bpe import BYTES, utf8
@@ -91,3 +92,14 @@ def cut_html(text: str, tokens: list[tuple[int, bytes]], font_size: int = 15) ->
     row_px = round(font_size * 1.9)
     return (f'<div class="token-view" style="font-family:monospace;font-size:{font_size}px;line-height:{row_px}px;'
             f'word-break:break-all;max-height:{TOKEN_VIEW_ROWS * row_px}px;overflow-y:auto">{"".join(spans)}</div>')
+
+
+def tokenizer_race_figure(bands: dict) -> go.Figure:
+    """The tokenizer race's validation bands against the text each entry had seen (``bands_by_text_seen``), not
+    against steps: at equal bytes a tokenizer of long tokens takes fewer steps, so steps would not line up."""
+    fig = band_figure(bands, "Validation loss of each tokenizer: mean over seeds, band from lowest to highest",
+                      "val loss (bits per byte)")
+    fig.update_traces(hovertemplate="%{fullData.name}<br>%{x:,.0f} kB of text seen<br>mean val %{y:.3f} bits per "
+                                    "byte<extra></extra>", selector=dict(mode="lines+markers"))
+    fig.update_xaxes(title="training text seen (kB)")
+    return fig

@@ -19,9 +19,9 @@ from babygpt.text.bpe import BYTES, MAX_BPE_VOCAB, SPLIT_NAMES, check_vocab_size
 from babygpt.text.datasets import registry
 from babygpt.text.tokenizers import TOKENIZERS
 
-LESSON_TABS = {"race": "The ladder race", "scale": "Why scale q·k", "positions": "Positional encodings",
-               "embeddings": "Embeddings", "first-step": "The first step", "surprise": "Where it is surprised",
-               "induction": "Induction heads"}
+LESSON_TABS = {"race": "The ladder race", "tokenizers": "Which tokenizer?", "scale": "Why scale q·k",
+               "positions": "Positional encodings", "embeddings": "Embeddings", "first-step": "The first step",
+               "surprise": "Where it is surprised", "induction": "Induction heads"}
 # what a link may set besides the form's settings (``babygpt.config.SETTINGS``, which say what each accepts); the
 # device is left out: it names this server's hardware, not the lesson
 CHOICES: dict[str, tuple] = {

@@ -79,9 +79,9 @@ class RungResult:
 
 @dataclass(frozen=True)
 class RaceEntry:
-    """One run of a race as the lesson reads it: its rung, its recorded config, whether it ended, and its
-    validation curve (step → loss) so far, in nats per token as recorded or in bits per byte (``in_race_unit``;
-    ``per_nat``: what one nat per token is in the curve's unit)."""
+    """One run of a race as the lesson reads it: its rung (in a tokenizer race, its tokenizer), its recorded
+    config, whether it ended, and its validation curve (step → loss) so far, in nats per token as recorded or in
+    bits per byte (``in_race_unit``; ``per_nat``: what one nat per token is in the curve's unit)."""
 
     preset: str
     config: dict[str, Any]
@@ -103,10 +103,17 @@ def in_race_unit(entries: list[RaceEntry]) -> tuple[list[RaceEntry], str]:
                       BITS_PER_BYTE, t.bits_per_byte(1.0)) for e, t in zip(entries, texts, strict=True)], BITS_PER_BYTE
 
 
+def race_keys(entries: list[RaceEntry]) -> list[str]:
+    """A race's entries in the order they are read: a ladder's rungs bottom up, then any other entry (a tokenizer
+    race's, ``babygpt.lessons.tokenizer_race``) in the order its runs were queued."""
+    named = dict.fromkeys(e.preset for e in entries)
+    return [p for p in PRESETS if p in named] + [k for k in named if k not in PRESETS]
+
+
 def race_results(entries: list[RaceEntry]) -> list[RungResult]:
     entries, unit = in_race_unit(entries)
     results = []
-    for preset in PRESETS:
+    for preset in race_keys(entries):
         mine = [e for e in entries if e.preset == preset]
         if not mine:
             continue
@@ -246,7 +253,7 @@ def race_bands(entries: list[RaceEntry], unit: str | None = None) -> dict[str, B
         if unit is not None and own != unit:
             return {}
     bands = {}
-    for preset in PRESETS:
+    for preset in race_keys(entries):
         curves = [e.val_curve for e in entries if e.preset == preset and e.val_curve]
         if not curves:
             continue
@@ -271,9 +278,11 @@ def group_races(rows: list[dict]) -> list[dict]:
         statuses = {m["status"] for m in members}
         status = next((s for s in (RunStatus.RUNNING, RunStatus.STARTING, RunStatus.QUEUED) if s in statuses), None) or (
             RunStatus.DONE if statuses == {RunStatus.DONE} else ", ".join(sorted(statuses)))
-        rungs = len({m["preset"] for m in members})
-        folded.append({**members[0], "id": f"race:{group_id}", "label": f"ladder race · {group_id[:4]}",
-                       "preset": f"{rungs} rungs × {len(members) // max(1, rungs)} seeds", "status": status,
+        tokenizers = len({(m.get("tokenizer"), m.get("vocab_size")) for m in members})
+        kind, what = ("tokenizer race", "tokenizers") if tokenizers > 1 else ("ladder race", "rungs")
+        rungs = tokenizers if tokenizers > 1 else len({m["preset"] for m in members})
+        folded.append({**members[0], "id": f"race:{group_id}", "label": f"{kind} · {group_id[:4]}",
+                       "preset": f"{rungs} {what} × {len(members) // max(1, rungs)} seeds", "status": status,
                        "steps": max(m["steps"] for m in members), "best_val_loss": min(losses) if losses else None,
                        "best_val_bpc": min((m["best_val_bpc"] for m in members if m.get("best_val_bpc")), default=None),
                        "best_val_bpb": min((m["best_val_bpb"] for m in members if m.get("best_val_bpb")), default=None),

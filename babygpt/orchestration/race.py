@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from babygpt.config import PRESETS, TrainConfig
 from babygpt.lessons.race import RaceEntry
+from babygpt.lessons.tokenizer_race import race_key
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training, plan_validation
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
@@ -58,21 +59,26 @@ def race_plans(corpus: Corpus, tokenizer: str | Tokenizer, steps: int = RACE_STE
     for preset in presets:
         base = plan_training(corpus, tokenizer, preset, rung_config(preset, steps, seeds[0], val_fraction), **sizes)
         tokenizer = base.tokenizer
-        baselines = plan_baselines(base)  # one tokenisation and one count of the text per rung, not per seed
-        validation = plan_validation(base)
-        for seed in seeds:  # the seeds differ in their training config only
-            plans.append((TrainingPlan(base.corpus, base.tokenizer, base.model_config,
-                                       rung_config(preset, steps, seed, val_fraction), base.split, baselines,
-                                       validation),
-                          f"ladder race: {preset} · seed {seed}"))
+        plans += seeded_plans(base, steps, seeds, f"ladder race: {preset}")
     return plans
+
+
+def seeded_plans(base: TrainingPlan, steps: int, seeds: tuple[int, ...], name: str) -> list[tuple[TrainingPlan, str]]:
+    """One plan per seed from one planned rung: the seeds differ in their training config only, so the text is
+    tokenised, split and counted once (its baselines and validation text shared), not once per seed."""
+    preset, val_fraction = base.model_config.preset, base.train_config.val_fraction
+    baselines, validation = plan_baselines(base), plan_validation(base)
+    return [(TrainingPlan(base.corpus, base.tokenizer, base.model_config, rung_config(preset, steps, seed, val_fraction),
+                          base.split, baselines, validation), f"{name} · seed {seed}") for seed in seeds]
 
 
 def race_entries(store: RunStore, group_id: str) -> list[RaceEntry]:
     """A race's runs as the lesson reads them, each with its validation curve so far."""
-    return [RaceEntry(info.preset, info.config, info.status.ended,
+    infos = store.list_runs(group_id)
+    key = race_key([info.config for info in infos])  # a rung, or in a tokenizer race the tokenizer
+    return [RaceEntry(key(info.config), info.config, info.status.ended,
                       {m.step: m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None})
-            for info in store.list_runs(group_id)]
+            for info in infos]
 
 
 def race_running(store: RunStore, group_id: str | None) -> bool:

@@ -1,5 +1,6 @@
 """What the teacher sets for a server, read from its environment in one place: how many jobs train at once and
-with how many threads and how large a BPE a student may learn (``SchedulerSettings``), and what one job may use
+with how many threads, how large a BPE a student may learn and how many BPEs are learned at once
+(``SchedulerSettings``), and what one job may use
 (``model_limits_from_env``). The layers below take these as values; none of them reads the environment for them."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import JOB_MEMORY_ENV, MAX_PARAMS_ENV, TRAINING_BYTES_PER_PARAM, ModelLimits, total_memory_bytes
 from babygpt.server.gpus import DEFAULT_JOBS_PER_GPU, jobs_per_gpu_from_env, visible_gpus
 from babygpt.text.bpe import BYTES, MAX_BPE_VOCAB
+from babygpt.text.bpe_gate import DEFAULT_BPE_LEARNING
 from babygpt.training import devices
 
 DEFAULT_LOCAL_JOBS = 2  # jobs at once on one machine unless the teacher sets BABYGPT_MAX_JOBS
@@ -18,6 +20,7 @@ DEFAULT_LOCAL_JOBS = 2  # jobs at once on one machine unless the teacher sets BA
 # choice is learned in the server's own process, and 8,192 tokens of a 1 MB text take a few seconds on two cores.
 DEFAULT_MAX_BPE_VOCAB = 8_192
 MAX_BPE_VOCAB_ENV = "BABYGPT_MAX_BPE_VOCAB"
+BPE_LEARNING_ENV = "BABYGPT_MAX_BPE_LEARNING"  # BPEs learned at once in the server's process (babygpt.text.bpe_gate)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class SchedulerSettings:
     gpus: tuple[str, ...] = ()  # the GPUs local jobs share (from_env finds them); none: the jobs train on the CPUs
     jobs_per_gpu: int = DEFAULT_JOBS_PER_GPU
     max_bpe_vocab: int = DEFAULT_MAX_BPE_VOCAB  # the largest BPE the app learns from a student's text
+    max_bpe_learning: int = DEFAULT_BPE_LEARNING  # BPEs the app learns at once; one more is refused in a sentence
 
     def __post_init__(self) -> None:
         if self.max_jobs is not None and self.max_jobs < 1:
@@ -39,6 +43,8 @@ class SchedulerSettings:
         if not BYTES <= self.max_bpe_vocab <= MAX_BPE_VOCAB:
             raise BabyGPTError(f"{MAX_BPE_VOCAB_ENV} must be from {BYTES} (the bytes alone) to {MAX_BPE_VOCAB:,} "
                                f"(got {self.max_bpe_vocab:,}).")
+        if self.max_bpe_learning < 1:
+            raise BabyGPTError(f"{BPE_LEARNING_ENV} must be at least 1 (got {self.max_bpe_learning}).")
 
     @classmethod
     def from_env(cls) -> SchedulerSettings:
@@ -52,7 +58,7 @@ class SchedulerSettings:
         max_jobs = number("BABYGPT_MAX_JOBS", -1)
         return cls(None if max_jobs == -1 else max_jobs, number("BABYGPT_CORES", 0),
                    number("BABYGPT_THREADS_PER_JOB", 0), visible_gpus(), jobs_per_gpu_from_env(),
-                   number(MAX_BPE_VOCAB_ENV, DEFAULT_MAX_BPE_VOCAB))
+                   number(MAX_BPE_VOCAB_ENV, DEFAULT_MAX_BPE_VOCAB), number(BPE_LEARNING_ENV, DEFAULT_BPE_LEARNING))
 
     @property
     def usable_cores(self) -> int:
