@@ -114,14 +114,6 @@ def figure_text(value, spec: str) -> str:
     return "–" if value is None or value != value else format(value, spec)
 
 
-def model_size_text(row: dict) -> str:
-    """The bigram rung is a V×V table; the others are layers × width with their heads."""
-    if row["n_layer"] == 0:
-        return f"{row['vocab_size']}×{row['vocab_size']} table"
-    heads = f"{row['n_head']} head" + ("s" if row["n_head"] != 1 else "")
-    return f"{row['n_layer']}×{row['n_embd']} ({heads})"
-
-
 st.title("Runs")
 explain("Comparing experiments",
         "Each training run is saved with its configuration, weights, optimizer state and loss curve. Comparing "
@@ -142,7 +134,7 @@ if not rows:
 else:
     table = pd.DataFrame(rows)
     table["created"] = pd.to_datetime(table["created_at"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
-    table["size"] = [model_size_text(r) for r in rows]
+    table["size"] = [r.get("size") or "–" for r in rows]  # babygpt.model.sizing.size_in_words, as the board
     name = identity.owner_names([r["owner"] for r in all_rows])  # the names the Class board shows
     table["owner"] = [name(r["owner"], r.get("check", False)) for r in rows]  # read from rows: None stays None
     table["where"] = [where_text(w) for w in table["where"]]

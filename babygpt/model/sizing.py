@@ -46,11 +46,28 @@ def parameter_count(config: ModelConfig, exclude_positions: bool = False) -> int
     return v * c + positions + config.n_layer * block_params(config) + _layernorm(config) + head
 
 
-def flops_per_token(config: ModelConfig, seq_len: int | None = None) -> float:
-    """Training FLOPs per token (forward + backward): 6N for the weights plus attention's 12·L·C·T."""
+def size_in_words(config: ModelConfig) -> str:
+    """A model's size as every page and table writes it: the bigram rung is its vocabulary × vocabulary table (it
+    has no layers to count), every other rung its layers × width with its heads; then its parameters."""
+    if not config.use_attention:
+        shape = f"{config.vocab_size:,}×{config.vocab_size:,} table"
+    else:
+        shape = f"{config.n_layer}×{config.n_embd}, {config.n_head} head{'s' if config.n_head != 1 else ''}"
+    return f"{shape} · {format_count(parameter_count(config))} parameters"
+
+
+def forward_flops_per_token(config: ModelConfig, seq_len: int | None = None) -> float:
+    """One forward pass's FLOPs per token: 2N for the weights (a multiply and an add per weight) and attention's
+    4·L·C·T (the scores q·k and the weighted sum of the values over a context of T). What looking inside costs:
+    every measurement and sample of the Inside page is a number of forward passes."""
     t = seq_len or config.block_size
-    attention = 12 * config.n_layer * config.n_embd * t if config.use_attention else 0
-    return 6 * parameter_count(config, exclude_positions=True) + attention
+    attention = 4 * config.n_layer * config.n_embd * t if config.use_attention else 0
+    return 2 * parameter_count(config, exclude_positions=True) + attention
+
+
+def flops_per_token(config: ModelConfig, seq_len: int | None = None) -> float:
+    """Training FLOPs per token: the forward pass and a backward pass that costs two (6N + 12·L·C·T)."""
+    return 3 * forward_flops_per_token(config, seq_len)
 
 
 def training_memory_bytes(config: ModelConfig, batch_size: int) -> int:

@@ -22,6 +22,7 @@ from datetime import datetime
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import ValidationText
+from babygpt.model.sizing import size_in_words
 from babygpt.orchestration.challenge import (
     CHECK_HANDLE,
     ChallengeRules,
@@ -30,7 +31,6 @@ from babygpt.orchestration.challenge import (
     check_entry,
     check_plans,
     end_now,
-    model_size,
     set_rules,
 )
 from babygpt.orchestration.plan import TrainingPlan
@@ -186,7 +186,7 @@ class Classroom:
         role = _role(info)
         return BoardRow(
             run_id=info.id, handle=CHECK_HANDLE if role == "check" else name(info.owner), label=info.label,
-            rung=model.preset, size=model_size(model),
+            rung=model.preset, size=size_in_words(model),
             status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpb=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
             where="–" if snap.status is RunStatus.QUEUED or info.imported else

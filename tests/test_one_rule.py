@@ -1,0 +1,62 @@
+"""One rule in one place: a model's size in words, its forward FLOPs, the app's training defaults, and where the
+library reads its environment. Each test holds the places that show or use a rule to its one definition."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
+from babygpt.model.gpt import build_model
+from babygpt.model.sizing import forward_flops_per_token, parameter_count, size_in_words
+from babygpt.units import format_count
+
+TEXT = "the cat sat on the mat. the dog sat on the log. " * 40
+
+
+def test_a_bigram_is_a_table_and_an_attention_rung_its_layers_width_and_heads():
+    bigram = model_config_for_preset("bigram", vocab_size=65)
+    assert size_in_words(bigram) == "65×65 table · 4,225 parameters"  # never "0×128 · 0.00M"
+    one_head = model_config_for_preset("single-head", vocab_size=65, n_embd=32)
+    assert size_in_words(one_head).startswith("1×32, 1 head · ")
+    gpt = ModelConfig()
+    words = size_in_words(gpt)
+    assert words.startswith("4×128, 4 heads · ") and words.endswith(f"{format_count(parameter_count(gpt))} parameters")
+
+
+def test_the_runs_table_and_the_class_board_write_a_runs_size_alike():
+    """The Runs page's size column (the store's summary) and the board's model column (``describe_model``) are
+    both ``size_in_words`` of the run's model: for the bigram, its table, not a zero-layer shape."""
+    from babygpt.orchestration.challenge import describe_model
+    from babygpt.orchestration.runs import create_run
+    from babygpt.store.runs import RunStore
+    from tests.helpers import tiny_plan
+
+    store = RunStore()
+    plan = tiny_plan(TEXT, preset="bigram")
+    create_run(store, plan, name="table")
+    (row,) = store.summaries()
+    vocab = plan.model_config.vocab_size
+    assert row.size == f"{vocab}×{vocab} table · {vocab * vocab:,} parameters"
+    assert describe_model(plan.model_config) == f"bigram {row.size}"
+
+
+@pytest.mark.parametrize("preset, tied", [(p, t) for p in PRESETS for t in (False, True) if not (p == "bigram" and t)])
+def test_forward_flops_equal_what_torch_counts_in_a_forward_pass(preset, tied):
+    """An independent count: torch's FlopCounterMode over one forward pass, attention by the math kernel (plain
+    matmuls torch can count). Like training's 6N, the formula counts 2 FLOPs per token for each parameter outside
+    a matmul: an untied token table (a lookup) and the norms."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = model_config_for_preset(preset, vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    model = build_model(dataclasses.replace(config, tie_weights=tied)).eval()
+    idx = torch.randint(37, (3, 16))
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(idx)
+    counted = counter.get_total_flops() / idx.numel()
+    lookups = 0 if tied else model.token_embedding.weight.numel()
+    norms = sum(p.numel() for name, p in model.named_parameters() if ".ln" in f".{name}")
+    assert forward_flops_per_token(model.config) == counted + 2 * (lookups + norms)
