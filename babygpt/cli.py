@@ -35,7 +35,6 @@ from babygpt.text.corpus import Corpus, Split, split_ids
 from babygpt.text.datasets import default_dataset, load_corpus
 from babygpt.text.tokenizers import TOKENIZERS, Tokenizer
 from babygpt.tokenizer_race_cli import add_tokenizer_race_parser, cmd_race_tokenizers
-from babygpt.tokenizer_race_cli import add_tokenizer_race_parser, cmd_race_tokenizers
 from babygpt.training import devices, distributed
 from babygpt.training.evaluation import estimate_loss, eval_seed
 from babygpt.training.placement import place_process
@@ -113,7 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", help="run store folder (default: $BABYGPT_HOME or ./runs)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train_parser(sub)
-    add_tokenizer_race_parser(sub)
     add_tokenizer_race_parser(sub)
     s = sub.add_parser("sample", help="generate text from a trained run")
     s.add_argument("--run", required=True)
@@ -341,8 +339,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         store = RunStore(args.home)
-        if args.command == "race-tokenizers":
-            return cmd_race_tokenizers(args, store)
         if args.command == "race-tokenizers":
             return cmd_race_tokenizers(args, store)
         if args.command == "sae":
