@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from babygpt.config import model_config_for_preset
+from babygpt.interpret.hooked import attention_maps
 from babygpt.model.gpt import LanguageModel, build_model
+from babygpt.model.hooks import Hooks
 from babygpt.model.sizing import parameter_count
 from babygpt.text.tokenizers import CharTokenizer
 from babygpt.training.sample import SamplingConfig, generate
@@ -34,7 +36,8 @@ def test_without_the_mask_a_position_sees_the_future():
         second, _ = model(changed)
         moved = not torch.allclose(first[0, 0], second[0, 0], atol=1e-6)
         assert moved is should_move  # position 0's prediction depends on the last token only without the mask
-        explicit, maps = model.forward_with_attention(idx)
+        explicit, _ = model(idx, hooks=Hooks({}))
+        maps = attention_maps(model, idx)
         assert torch.allclose(explicit, first, atol=1e-4)  # the lesson's formula agrees with the fused path
         assert (maps[0].weights[0, :, 0, 1:].abs().sum() > 0).item() is not causal
 
@@ -43,7 +46,8 @@ def test_without_scaling_and_without_positions():
     idx = torch.randint(11, (1, 8))
     unscaled = _model(scale_scores=False)
     fused, _ = unscaled(idx)
-    explicit, maps = unscaled.forward_with_attention(idx)
+    explicit, _ = unscaled(idx, hooks=Hooks({}))
+    maps = attention_maps(unscaled, idx)
     assert torch.allclose(fused, explicit, atol=1e-4) and torch.equal(maps[0].raw, maps[0].scaled)
     plain = _model(positional="none")
     assert parameter_count(plain.config) == plain.num_params() == _model().num_params() - 8 * 16

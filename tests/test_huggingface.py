@@ -12,7 +12,9 @@ import torch
 
 from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
+from babygpt.interpret.hooked import attention_maps
 from babygpt.model.gpt2_layout import gpt2_obstacle
+from babygpt.model.hooks import Hooks
 from babygpt.model.sizing import ModelLimits
 from babygpt.shipped import data_file
 from babygpt.store.checkpoints import WEIGHTS_FILE
@@ -204,7 +206,8 @@ def test_an_imported_model_opens_in_the_views_paths_and_samples(tmp_path):
     loaded = store.load(import_hf(store, tmp_path / "gpt2", LIMITS).id)
     ids = torch.tensor([loaded.tokenizer.encode("Hello there")])
     with torch.no_grad():
-        logits, maps = loaded.model.forward_with_attention(ids)
+        logits, _ = loaded.model(ids, hooks=Hooks({}))
+        maps = attention_maps(loaded.model, ids)
         torch.testing.assert_close(logits, loaded.model(ids)[0], rtol=1e-5, atol=1e-5)
     assert len(maps) == 2 and maps[0].weights.shape == (1, 4, ids.size(1), ids.size(1))
     text = generate(loaded.model, loaded.tokenizer, "Hello", SamplingConfig(max_new_tokens=5, seed=0))

@@ -9,6 +9,7 @@ import torch
 
 from babygpt.config import model_config_for_preset
 from babygpt.errors import BabyGPTError
+from babygpt.interpret.hooked import attention_maps
 from babygpt.interpret.inside import Ablation, head_ablation_losses, head_scores, logit_lens, trace
 from babygpt.model.gpt import build_model
 
@@ -115,7 +116,7 @@ def test_the_explicit_pass_is_the_models_own(preset):
     ids = distinct_windows(3, length=16)
     traced = trace(model, ids)
     torch.testing.assert_close(traced.logits, model(ids)[0], rtol=1e-5, atol=1e-5)
-    _, maps = model.forward_with_attention(ids)
+    maps = attention_maps(model, ids)
     for ours, theirs in zip(traced.weights, maps, strict=True):
         torch.testing.assert_close(ours, theirs.weights)
 

@@ -5,8 +5,10 @@ import torch
 
 from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
+from babygpt.interpret.hooked import attention_maps
 from babygpt.model.decode import forward_cached, new_caches
 from babygpt.model.gpt import build_model, explicit_attention, sinusoidal_encoding
+from babygpt.model.hooks import Hooks
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -17,7 +19,8 @@ def test_introspection_equals_fused_path(preset, positional):
                                         positional=positional)).eval()
     idx = torch.randint(20, (3, 12))
     fused, _ = model(idx)
-    explicit, maps = model.forward_with_attention(idx)
+    explicit, _ = model(idx, hooks=Hooks({}))
+    maps = [] if preset == "bigram" else attention_maps(model, idx)
     assert fused.shape == (3, 12, 20)
     torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-5)
     if preset == "bigram":

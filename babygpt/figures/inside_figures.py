@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from babygpt.figures.viz import _layout
+from babygpt.interpret.inside import HEAD_TYPE_TABLE
 from babygpt.interpret.looking import Formation, LensView, Onset, onset_label
 from babygpt.plain_text import html_literal
 from babygpt.text.corpus import describe_token
@@ -19,8 +20,7 @@ def display_token(token: str) -> str:
     return describe_token(token)
 
 
-KIND_TITLES = {"previous": "previous token", "first": "first token (sink)", "self": "self", "induction": "induction",
-               "spread": "spread of the weights"}
+KIND_TITLES = {t.key: t.title for t in HEAD_TYPE_TABLE}
 
 
 def _grid_labels(n_layer: int, n_head: int) -> tuple[list[str], list[str]]:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
+from babygpt.interpret.hooked import attention_maps
 from babygpt.model.gpt import LanguageModel
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.training.sample import prepare_prompt
@@ -38,10 +39,7 @@ def attention_for_prompt(model: LanguageModel, tokenizer: Tokenizer, prompt: str
     encoded = prepare_prompt(tokenizer, prompt, model.config.block_size)
     ids = encoded.ids[-model.config.block_size:]
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    _, maps = model.forward_with_attention(torch.tensor([ids], device=device))
-    model.train(was_training)
+    maps = attention_maps(model, torch.tensor([ids], device=device))
     layers = [{kind: getattr(m, kind)[0].float().cpu().numpy() for kind in KINDS} for m in maps]
     return AttentionView([tokenizer.token_text(i) for i in ids], layers, encoded.notices)
 

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt import GPT, LanguageModel, explicit_attention
+from babygpt.interpret.hooked import evaluating, require_layers, run_with_cache
+from babygpt.model.gpt import LanguageModel
+from babygpt.model.hooks import HookFn, hook_name
 
 
 @dataclass(frozen=True)
@@ -31,18 +33,45 @@ class Ablation:
     """Parts knocked out of a pass. ``heads``: (layer, head) -> None for zero, or the head's mean output (hs,)
     to put in its place; ``attention``: layers whose whole attention update is removed (by mean: every head of
     the layer by its mean); ``feed_forward``: layer -> None to remove its update, or its mean update (C,) to put
-    in its place."""
+    in its place. A removed update adds nothing to the stream; on the rungs before residual connections, where an
+    update *is* the stream, the stream after it is zero."""
 
     heads: dict[tuple[int, int], torch.Tensor | None] = field(default_factory=dict)
     attention: frozenset[int] = frozenset()
     feed_forward: dict[int, torch.Tensor | None] = field(default_factory=dict)
+
+    def hooks(self) -> list[tuple[str, HookFn]]:
+        """The knock-outs as hooks on the explicit pass: heads at ``attn.hook_z``, updates at ``hook_attn_out`` and
+        ``hook_mlp_out``."""
+        by_layer: dict[int, dict[int, torch.Tensor | None]] = {}
+        for (layer, head), replacement in self.heads.items():
+            by_layer.setdefault(layer, {})[head] = replacement
+        pairs = [(hook_name(layer, "attn.hook_z"), _replace_heads(heads)) for layer, heads in by_layer.items()]
+        pairs += [(hook_name(layer, "hook_attn_out"), _replace_update(None)) for layer in self.attention]
+        pairs += [(hook_name(layer, "hook_mlp_out"), _replace_update(r)) for layer, r in self.feed_forward.items()]
+        return pairs
+
+
+def _replace_heads(heads: dict[int, torch.Tensor | None]) -> HookFn:
+    def replace(z: torch.Tensor, name: str) -> torch.Tensor:  # (B, T, nh, hs)
+        z = z.clone()
+        for head, replacement in heads.items():
+            z[:, :, head] = 0.0 if replacement is None else replacement.to(z.dtype)
+        return z
+    return replace
+
+
+def _replace_update(replacement: torch.Tensor | None) -> HookFn:
+    def replace(update: torch.Tensor, name: str) -> torch.Tensor:  # (B, T, C)
+        return torch.zeros_like(update) if replacement is None else replacement.to(update.dtype).expand_as(update)
+    return replace
 
 
 @dataclass
 class Trace:
     """What one pass computed, per layer: ``residual[l]`` is the stream entering layer l (``residual[n_layer]``
     the stream the head reads); weights (B, nh, T, T); head outputs (B, nh, T, hs) before the projection; the
-    feed-forward's update (B, T, C), None for a rung without one."""
+    feed-forward's update (B, T, C), None for a rung without one. Read off ``run_with_cache``."""
 
     residual: list[torch.Tensor]
     weights: list[torch.Tensor]
@@ -51,60 +80,56 @@ class Trace:
     logits: torch.Tensor
 
 
-def _require_attention(model: LanguageModel) -> GPT:
-    if not model.config.use_attention:
-        raise BabyGPTError("The bigram model has no layers or heads to look inside: each token is a row of a table.")
-    return model
+TRACED = ("hook_resid_pre", "attn.hook_pattern", "attn.hook_z", "hook_mlp_out", "hook_resid_post")
 
 
-@torch.no_grad()
 def trace(model: LanguageModel, ids: torch.Tensor, ablation: Ablation | None = None) -> Trace:
-    """The model's forward pass, layer by layer, in evaluation mode (no dropout), with ``ablation`` applied."""
-    gpt = _require_attention(model)
-    ablation = ablation or Ablation()
-    was_training = gpt.training
-    gpt.eval()
-    try:
-        x = gpt.embed(ids)  # (B, T, C)
-        residual, weights, outputs, ffn_updates = [x], [], [], []
-        for layer, block in enumerate(gpt.blocks):
-            attn = block.attn
-            q, k, v = attn.qkv_heads(block.ln1(x)).unbind(0)  # each (B, nh, T, hs)
-            heads, maps = explicit_attention(q, k, v, causal=attn.causal, scale_scores=attn.scale_scores)
-            for (at_layer, h), replacement in ablation.heads.items():
-                if at_layer == layer:
-                    heads[:, h] = 0.0 if replacement is None else replacement.to(heads.dtype)
-            weights.append(maps.weights)
-            outputs.append(heads)
-            if layer not in ablation.attention:
-                x = block.add(x, attn.merge_heads(heads))
-            elif not block.residual:
-                x = torch.zeros_like(x)  # before residual connections the update *is* the stream
-            update = None if block.ffn is None else block.ffn(block.ln2(x))  # feed_forward_step, taken apart
-            ffn_updates.append(update)
-            if update is not None:
-                if layer in ablation.feed_forward:
-                    replacement = ablation.feed_forward[layer]
-                    x = x if replacement is None else block.add(x, replacement.to(x.dtype).expand_as(update))
-                else:
-                    x = block.add(x, update)
-            residual.append(x)
-        logits = gpt.lm_head(gpt.ln_f(x))
-    finally:
-        gpt.train(was_training)
-    return Trace(residual, weights, outputs, ffn_updates, logits)
+    """The model's explicit pass in evaluation mode (no dropout), with ``ablation`` applied, read as a ``Trace``."""
+    gpt = require_layers(model)
+    n_layer = gpt.config.n_layer
+    logits, cache = run_with_cache(gpt, ids, lambda name: name.endswith(TRACED),
+                                   hooks=(ablation or Ablation()).hooks())
+    at = lambda layer, point: cache.get(hook_name(layer, point))  # noqa: E731
+    return Trace(residual=[at(layer, "hook_resid_pre") for layer in range(n_layer)]
+                 + [at(n_layer - 1, "hook_resid_post")],
+                 weights=[at(layer, "attn.hook_pattern") for layer in range(n_layer)],
+                 head_outputs=[at(layer, "attn.hook_z").transpose(1, 2) for layer in range(n_layer)],
+                 ffn_updates=[at(layer, "hook_mlp_out") for layer in range(n_layer)],
+                 logits=logits)
 
 
 # --- what each head does -------------------------------------------------------------------------
 
-HEAD_TYPES = {
-    "previous": "previous token: mean weight on position t−1",
-    "first": "first token (a \"sink\"): mean weight on position 0",
-    "self": "self: mean weight on position t itself",
-    "induction": "induction: on random tokens repeated twice, mean weight from each token of the second copy to "
-                 "the token just after its earlier occurrence",
-    "spread": "spread: entropy of the weights over the visible positions, 0 (one position) to 1 (uniform)",
-}
+@dataclass(frozen=True)
+class HeadType:
+    """One kind of head the scores measure: its key, its name in a few words, its title on a chart, how it is
+    measured, and what a head of this type does (with ``{token}`` for the tokenizer's word for a token)."""
+
+    key: str
+    name: str
+    title: str
+    measured: str
+    does: str = ""  # empty for spread: a shape of the weights, not a type
+
+
+HEAD_TYPE_TABLE = (
+    HeadType("previous", "previous token", "previous token", "mean weight on position t−1",
+             "mostly looks at the previous {token}"),
+    HeadType("first", "first token", "first token (sink)", "mean weight on position 0 (a \"sink\")",
+             "mostly looks at the first {token} (a sink)"),
+    HeadType("self", "self", "self", "mean weight on position t itself", "mostly looks at its own {token}"),
+    HeadType("induction", "induction", "induction", "on random tokens repeated twice, mean weight from each token of "
+             "the second copy to the token just after its earlier occurrence",
+             "is an induction head: it looks at the {token} after an earlier occurrence of the current one"),
+    HeadType("spread", "spread", "spread of the weights", "entropy of the weights over the visible positions, "
+             "0 (one position) to 1 (uniform)"),
+)
+HEAD_TYPE_BY_KEY = {t.key: t for t in HEAD_TYPE_TABLE}
+SCORED = tuple(t.key for t in HEAD_TYPE_TABLE)  # every score recorded per head
+TYPES = tuple(t.key for t in HEAD_TYPE_TABLE if t.does)  # the scores that name a type
+POSITIONAL = tuple(k for k in SCORED if k != "induction")  # measured on text; induction on repeated random tokens
+HEAD_TYPES = {t.key: f"{t.name}: {t.measured}" for t in HEAD_TYPE_TABLE}  # each type, defined in a line
+TYPE_THRESHOLD = 0.4  # a head is called by its type when its mean weight there is at least this
 
 
 def position_scores(weights: torch.Tensor) -> dict[str, np.ndarray]:
@@ -161,16 +186,14 @@ class HeadScores:
 
     def strongest(self, layer: int, head: int) -> tuple[str, float]:
         """The type this head scores highest on, and that score (spread is a shape, not a type)."""
-        scores = {"previous": self.previous[layer, head], "first": self.first[layer, head],
-                  "self": self.self[layer, head], "induction": self.induction[layer, head]}
+        scores = {kind: getattr(self, kind)[layer, head] for kind in TYPES}
         kind, value = max(scores.items(), key=lambda item: item[1])
         return kind, float(value)
 
     def kind(self, layer: int, head: int) -> str:
         """The head's type in a few words, or "" when it fits none."""
         kind, value = self.strongest(layer, head)
-        return {"previous": "previous token", "first": "first token", "self": "self",
-                "induction": "induction"}[kind] if value >= TYPE_THRESHOLD else ""
+        return HEAD_TYPE_BY_KEY[kind].name if value >= TYPE_THRESHOLD else ""
 
     def reading(self, layer: int, head: int, token_word: str = "token") -> str:
         """One line that states only what the scores show."""
@@ -180,60 +203,62 @@ class HeadScores:
             return (f"{where} fits no known type (its strongest score, {kind}, is {value:.2f}); its weights are "
                     f"{'spread out' if self.spread[layer, head] > 0.5 else 'concentrated'} "
                     f"(spread {self.spread[layer, head]:.2f}).")
-        what = {"previous": f"mostly looks at the previous {token_word}",
-                "first": f"mostly looks at the first {token_word} (a sink)",
-                "self": f"mostly looks at its own {token_word}",
-                "induction": f"is an induction head: it looks at the {token_word} after an earlier occurrence of "
-                             f"the current one"}[kind]
-        return f"{where} {what}: {value:.2f}"
-
-
-TYPE_THRESHOLD = 0.4  # a head is called by its type when its mean weight there is at least this
+        return f"{where} {HEAD_TYPE_BY_KEY[kind].does.format(token=token_word)}: {value:.2f}"
 
 
 def head_scores(model: LanguageModel, text_ids: torch.Tensor, seed: int = 0) -> HeadScores:
     """Scores of every head: the positional types on ``text_ids`` (B, T: windows of the run's validation text),
     induction on random tokens repeated twice."""
-    gpt = _require_attention(model)
+    gpt = require_layers(model)
     on_text = [position_scores(w) for w in trace(gpt, text_ids).weights]
     probe, period = induction_probe(gpt.config.vocab_size, gpt.config.block_size, seed=seed)
     induction = [induction_scores(w, period) for w in trace(gpt, probe.to(text_ids.device)).weights]
-    stack = {k: np.stack([s[k] for s in on_text]) for k in ("previous", "first", "self", "spread")}
+    stack = {k: np.stack([s[k] for s in on_text]) for k in POSITIONAL}
     return HeadScores(induction=np.stack(induction), text_shape=(int(text_ids.size(0)), int(text_ids.size(1))),
                       **stack)
 
 
-def scores_during_training(model: LanguageModel, probe_ids: list[int], seed: int = 0) -> dict[str, list]:
-    """What training records at every evaluation to show how the heads formed: the positional types on the fixed
-    probe prompt (the start of the validation text) and induction on the repeated random tokens, each
-    (n_layer, n_head) as nested lists. Two short passes: 1 × probe and 4 × block_size tokens."""
-    gpt = _require_attention(model)
+@dataclass(frozen=True)
+class ProbeReading:
+    """What training records of the probe prompt at one evaluation: its attention weights (n_layer, nh, T, T)
+    and every head's scores by type, each (n_layer, n_head) as nested lists ({} for a probe under 3 tokens)."""
+
+    weights: np.ndarray
+    scores: dict[str, list]
+
+
+def probe_reading(model: LanguageModel, probe_ids: list[int], seed: int = 0) -> ProbeReading:
+    """One pass over the fixed probe prompt (the start of the validation text) gives both its attention and the
+    positional types; one more over repeated random tokens (4 × block_size) gives induction."""
+    gpt = require_layers(model)
     device = next(gpt.parameters()).device
+    weights = [w[0].float().cpu() for w in trace(gpt, torch.tensor([probe_ids], device=device)).weights]
+    stacked = torch.stack(weights).numpy()
     if len(probe_ids) < 3:
-        return {}
-    on_probe = [position_scores(w.cpu()) for w in trace(gpt, torch.tensor([probe_ids], device=device)).weights]
+        return ProbeReading(stacked, {})
+    on_probe = [position_scores(w[None]) for w in weights]
     probe, period = induction_probe(gpt.config.vocab_size, gpt.config.block_size, seed=seed)
     induction = [induction_scores(w.cpu(), period) for w in trace(gpt, probe.to(device)).weights]
-    out = {k: [s[k].tolist() for s in on_probe] for k in ("previous", "first", "self", "spread")}
+    out = {k: [s[k].tolist() for s in on_probe] for k in POSITIONAL}
     out["induction"] = [row.tolist() for row in induction]
-    return out
+    return ProbeReading(stacked, out)
+
+
+def scores_during_training(model: LanguageModel, probe_ids: list[int], seed: int = 0) -> dict[str, list]:
+    """Every head's scores by type on the probe prompt, as training records them (``probe_reading``)."""
+    return probe_reading(model, probe_ids, seed).scores
 
 
 # --- what each layer predicts ------------------------------------------------------------------
 
-@torch.no_grad()
 def logit_lens(model: LanguageModel, ids: torch.Tensor) -> torch.Tensor:
     """Next-token probabilities if the model stopped after each layer: the stream at that point through the final
     norm (where the model has one) and the head. (n_layer + 1, T, V) for one sequence; row 0 is the embeddings
     alone, the last row the model's own prediction."""
-    gpt = _require_attention(model)
-    was_training = gpt.training
-    gpt.eval()
-    try:
-        streams = trace(gpt, ids[:1]).residual
+    gpt = require_layers(model)
+    streams = trace(gpt, ids[:1]).residual
+    with evaluating(gpt):
         return torch.stack([F.softmax(gpt.lm_head(gpt.ln_f(s))[0].float(), dim=-1) for s in streams])
-    finally:
-        gpt.train(was_training)
 
 
 # --- what breaks without a part ----------------------------------------------------------------
@@ -291,7 +316,7 @@ def head_ablation_losses(model: LanguageModel, ids: torch.Tensor, targets: torch
     """The loss with each head knocked out, minus the intact loss: (n_layer, n_head), in nats per token.
     ``mode`` zero: the head's output is 0; mean: its mean output on this text (keeps what it always adds);
     ``means``: those outputs when the caller has them already."""
-    gpt = _require_attention(model)
+    gpt = require_layers(model)
     means = means if mode == "mean" and means is not None else means_for(gpt, ids, mode)
     intact = loss_of(trace(gpt, ids).logits, targets) if intact is None else intact
     deltas = np.zeros((gpt.config.n_layer, gpt.config.n_head))
@@ -300,3 +325,18 @@ def head_ablation_losses(model: LanguageModel, ids: torch.Tensor, targets: torch
             ablated = trace(gpt, ids, without_head(layer, head, means)).logits
             deltas[layer, head] = loss_of(ablated, targets) - intact
     return deltas
+
+
+def without_heads(heads: list[tuple[int, int]], means: MeanOutputs | None) -> Ablation:
+    """Several heads knocked out at once, each by zero (``means`` None) or by its own mean output."""
+    return Ablation(heads={(layer, head): None if means is None else means.heads[layer][head]
+                           for layer, head in heads})
+
+
+def heads_of_type(scores: HeadScores, kind: str) -> list[tuple[int, int]]:
+    """The heads called by type ``kind``: their strongest type, at ``TYPE_THRESHOLD`` or above."""
+    if kind not in TYPES:
+        raise BabyGPTError(f"Heads are typed as {', '.join(TYPES)}, not {kind!r}.")
+    n_layer, n_head = scores.previous.shape
+    return [(layer, head) for layer in range(n_layer) for head in range(n_head)
+            if scores.kind(layer, head) == HEAD_TYPE_BY_KEY[kind].name]

@@ -11,7 +11,10 @@ import torch
 
 from babygpt.errors import BabyGPTError
 from babygpt.interpret.inside import (
+    HEAD_TYPE_BY_KEY,
     KINDS,
+    POSITIONAL,
+    SCORED,
     TYPE_THRESHOLD,
     Ablation,
     head_ablation_losses,
@@ -23,13 +26,11 @@ from babygpt.interpret.inside import (
     without_attention,
     without_feed_forward,
     without_head,
+    without_heads,
 )
 from babygpt.model.gpt import LanguageModel
 from babygpt.model.sizing import parameter_count
 from babygpt.text.tokenizers import Tokenizer, token_bytes, unknown_pieces
-
-SCORED = ("previous", "first", "self", "induction", "spread")
-
 
 # --- how the heads formed ------------------------------------------------------------------------
 
@@ -60,7 +61,7 @@ def formation_from_snapshots(snapshots: list[tuple[int, np.ndarray]]) -> Formati
     if not usable:
         return None
     per_step = [[position_scores(torch.from_numpy(layer.astype(np.float32))[None]) for layer in w] for _, w in usable]
-    kinds = ("previous", "first", "self", "spread")
+    kinds = POSITIONAL
     scores = {k: np.array([[layer[k] for layer in step] for step in per_step], dtype=float) for k in kinds}
     return Formation([s for s, _ in usable], scores, ("induction",))
 
@@ -374,3 +375,48 @@ def affordable_sample_tokens(config, prompt_tokens: int, wanted: int = 60) -> in
     context = min(config.block_size, prompt_tokens + wanted)
     per_token = 2 * 2 * parameter_count(config) * context  # two texts, a forward pass over the context each
     return max(8, min(wanted, int(MEASURE_FLOPS // per_token)))
+
+
+# --- heads knocked out together ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeadSetKnockOut:
+    """Every head of one type knocked out at once, beside each knocked out alone, on the same windows and by the
+    same kind: heads that back each other up cost little one at a time and much together, so one-at-a-time
+    ablation alone can make a student conclude the wrong thing."""
+
+    type_key: str
+    mode: str
+    heads: tuple[tuple[int, int], ...]
+    together: float  # nats per token, against the intact loss
+    alone: tuple[float, ...]
+
+    def sentence(self) -> str:
+        """What was measured, in one paragraph: the joint cost, each head's own, and how they compare."""
+        name = HEAD_TYPE_BY_KEY[self.type_key].name
+        listed = ", ".join(f"layer {layer} head {head}" for layer, head in self.heads)
+        alone = ", ".join(f"{delta:+.3f}" for delta in self.alone)
+        total = sum(self.alone)
+        text = (f"Knocked out together (by {self.mode}), the {len(self.heads)} {name} head(s) ({listed}) change the "
+                f"loss by {self.together:+.3f} nats per token; one at a time by {alone}")
+        if len(self.heads) == 1:
+            return text + "."
+        text += f" (sum {total:+.3f}). "
+        if self.together > total + max(0.02, 0.25 * abs(total)):
+            return text + ("Together they cost more than their parts add up to: each covers for the others, so "
+                           "knocking one out at a time understates what they do.")
+        if self.together < total - max(0.02, 0.25 * abs(total)):
+            return text + "Together they cost less than their parts add up to: what they do overlaps."
+        return text + "Together they cost about what their parts add up to."
+
+
+def head_set_knock_out(model: LanguageModel, ids: torch.Tensor, heads: list[tuple[int, int]], type_key: str,
+                       mode: str, alone: np.ndarray, intact: float) -> HeadSetKnockOut:
+    """``heads`` knocked out together on ``ids`` ((B, T + 1) windows, as ``ablation_view``) by ``mode``; ``alone``
+    is the (n_layer, n_head) grid of single knock-outs measured on the same windows, ``intact`` their loss."""
+    if not heads:
+        raise BabyGPTError(f"No head of this model is a {HEAD_TYPE_BY_KEY[type_key].name} head.")
+    inputs, targets = ids[:, :-1], ids[:, 1:]
+    ablation = without_heads(heads, means_for(model, inputs, mode))
+    together = loss_of(trace(model, inputs, ablation).logits, targets) - intact
+    return HeadSetKnockOut(type_key, mode, tuple(heads), together, tuple(float(alone[lh]) for lh in heads))

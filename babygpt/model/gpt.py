@@ -3,9 +3,10 @@ feed-forward, block, the GPT.
 
 ``Bigram`` is the first rung; ``GPT`` builds every other rung from ``ModelConfig`` switches, and
 ``build_model`` picks the class a config describes. Training uses PyTorch's fused attention
-(``kernels.attend``, with the other speed-only pieces); ``forward_with_attention`` runs the same weights
-through the explicit formula and returns what each head computed, for the views. Generation's key/value cache and
-one-token path live beside this file (``decode``), so the lesson reads without them.
+(``kernels.attend``, with the other speed-only pieces). Given ``Hooks`` (``hooks``: TransformerLens's named
+points), the same modules run the explicit formula instead and hand every named point to the hooks: that one pass
+is how every view looks inside (``babygpt.interpret.hooked``). Generation's key/value cache and one-token path live
+beside this file (``decode``), so the lesson reads without them.
 
 Shapes: B batch, T tokens, C = n_embd, nh = n_head, hs = head_size = C / nh, V = vocab_size.
 """
@@ -20,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from babygpt.config import ModelConfig
+from babygpt.model.hooks import Hooks
 from babygpt.model.kernels import attend
 from babygpt.model.sizing import flops_per_token
 
@@ -29,8 +31,8 @@ from babygpt.model.sizing import flops_per_token
 class Bigram(nn.Module):
     """Row i of a (V, V) table *is* the logits of the token after token i: no context, no attention.
 
-    It has the GPT's interface (``forward``, ``forward_with_attention``) so training, sampling and the views
-    treat every rung alike.
+    It has the GPT's interface (``forward``) so training and sampling treat every rung alike; it has no hook
+    points, and looking inside says so in a sentence.
     """
 
     def __init__(self, config: ModelConfig):
@@ -39,12 +41,10 @@ class Bigram(nn.Module):
         self.token_embedding = nn.Embedding(config.vocab_size, config.vocab_size)
         nn.init.normal_(self.token_embedding.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                hooks: Hooks | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         logits = self.token_embedding(idx)  # (B, T) -> (B, T, V)
         return logits, _loss(logits, targets)
-
-    def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
-        return self.token_embedding(idx), []  # nothing attends
 
     def num_params(self, exclude_positions: bool = False) -> int:
         return self.token_embedding.weight.numel()
@@ -72,18 +72,29 @@ class AttentionMaps:
 
 
 def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = True,
-                       scale_scores: bool = True) -> tuple[torch.Tensor, AttentionMaps]:
+                       scale_scores: bool = True, hooks: Hooks | None = None) -> tuple[torch.Tensor, AttentionMaps]:
     """The lecture's head, vectorised over heads: scores, scale, causal mask, softmax, weighted sum.
 
     ``q``, ``k``, ``v``: (B, nh, T, hs). Scaling by 1/sqrt(head_size) keeps the scores at unit variance; without
-    it softmax saturates towards one-hot as heads grow and gradients vanish.
+    it softmax saturates towards one-hot as heads grow and gradients vanish. ``hooks`` (a block's) see and may
+    replace the masked scores (``attn.hook_attn_scores``) and the weights (``attn.hook_pattern``).
     """
     T = q.size(-2)
     raw = q @ k.transpose(-2, -1)  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
     scaled = raw / math.sqrt(q.size(-1)) if scale_scores else raw
     future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)  # (T, T): True above the diagonal
-    weights = F.softmax(scaled.masked_fill(future, float("-inf")) if causal else scaled, dim=-1)  # (B, nh, T, T)
+    masked = scaled.masked_fill(future, float("-inf")) if causal else scaled
+    if hooks is not None:
+        masked = hooks("attn.hook_attn_scores", masked)
+    weights = F.softmax(masked, dim=-1)  # (B, nh, T, T)
+    if hooks is not None:
+        weights = hooks("attn.hook_pattern", weights)
     return weights @ v, AttentionMaps(raw, scaled, weights)  # (B, nh, T, T) @ (B, nh, T, hs) -> (B, nh, T, hs)
+
+
+def _heads_hooked(hooks: Hooks, point: str, x: torch.Tensor) -> torch.Tensor:
+    """A (B, nh, T, hs) tensor through a hook point that sees it as TransformerLens does, (B, T, nh, hs)."""
+    return hooks(point, x.transpose(1, 2)).transpose(1, 2)
 
 
 # --- 2. multi-head attention -------------------------------------------------------------------
@@ -124,16 +135,18 @@ class MultiHeadAttention(nn.Module):
         y = self.proj(y)  # (B, T, C)
         return self.resid_dropout(y) if self.dropout else y
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C), every head at once through the fused kernel."""
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C), every head at once: through the fused kernel, or with ``hooks`` (a block's)
+        through the explicit formula, each named point handed to the hooks."""
         q, k, v = self._heads(x)  # each (B, nh, T, hs)
-        dropout = self.dropout if self.training else 0.0
-        y = attend(q, k, v, dropout, is_causal=self.causal and q.size(-2) > 1, scale_scores=self.scale_scores)
+        if hooks is None:
+            dropout = self.dropout if self.training else 0.0
+            y = attend(q, k, v, dropout, is_causal=self.causal and q.size(-2) > 1, scale_scores=self.scale_scores)
+        else:
+            q, k, v = (_heads_hooked(hooks, f"attn.hook_{n}", t) for n, t in zip("qkv", (q, k, v), strict=True))
+            y, _ = explicit_attention(q, k, v, causal=self.causal, scale_scores=self.scale_scores, hooks=hooks)
+            y = _heads_hooked(hooks, "attn.hook_z", y)
         return self.merge_heads(y)  # (B, nh, T, hs) -> (B, T, C)
-
-    def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        y, maps = explicit_attention(*self._heads(x), causal=self.causal, scale_scores=self.scale_scores)
-        return self.merge_heads(y), maps
 
 
 # --- 3. feed-forward ----------------------------------------------------------------------------
@@ -161,8 +174,11 @@ class FeedForward(nn.Module):
         self.activation = ACTIVATIONS[config.activation]
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.down(self.activation(self.up(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
+        hidden = self.activation(self.up(x))  # (B, T, C) -> (B, T, 4C)
+        if hooks is not None:
+            hidden = hooks("mlp.hook_post", hidden)
+        y = self.down(hidden)  # (B, T, 4C) -> (B, T, C)
         return self.dropout(y) if self.dropout.p else y
 
 
@@ -187,15 +203,16 @@ class Block(nn.Module):
         """Each token computes on what attention gathered (rungs without feed-forward pass it on)."""
         return x if self.ffn is None else self.add(x, self.ffn(self.ln2(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, T, C): tokens gather from each other, then each computes on what it gathered."""
-        x = self.add(x, self.attn(self.ln1(x)))
-        return self.feed_forward_step(x)
-
-    def forward_explicit(self, x: torch.Tensor) -> tuple[torch.Tensor, AttentionMaps]:
-        """The same block through the explicit attention formula, with what its heads computed."""
-        update, maps = self.attn.forward_explicit(self.ln1(x))
-        return self.feed_forward_step(self.add(x, update)), maps
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C): tokens gather from each other, then each computes on what it gathered.
+        With ``hooks`` (this block's), the stream and each update pass through the named points on the way."""
+        if hooks is None:
+            return self.feed_forward_step(self.add(x, self.attn(self.ln1(x))))
+        x = hooks("hook_resid_pre", x)
+        x = hooks("hook_resid_mid", self.add(x, hooks("hook_attn_out", self.attn(self.ln1(x), hooks))))
+        if self.ffn is not None:
+            x = self.add(x, hooks("hook_mlp_out", self.ffn(self.ln2(x), hooks)))
+        return hooks("hook_resid_post", x)
 
 
 # --- 5. the model -------------------------------------------------------------------------------
@@ -260,34 +277,32 @@ class GPT(nn.Module):
         return flops_per_token(self.config, seq_len)
 
     # -- forward paths ---------------------------------------------------------------------------
-    def embed(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def embed(self, idx: torch.Tensor, start: int = 0, hooks: Hooks | None = None) -> torch.Tensor:
         """Token ids (B, T) at positions start..start+T-1 -> vectors (B, T, C)."""
         T = idx.size(1)
         if T + start > self.config.block_size:
             raise ValueError(f"Sequence of {T + start} tokens exceeds block_size {self.config.block_size}.")
         x = self.token_embedding(idx)  # (B, T, C)
+        if hooks is not None:
+            x = hooks("hook_embed", x)
+        positions = None
         if hasattr(self, "position_embedding"):
-            x = x + self.position_embedding.weight[start:start + T]  # + (T, C), rows taken as a view
+            positions = self.position_embedding.weight[start:start + T]  # (T, C), rows taken as a view
         elif hasattr(self, "position_table"):
-            x = x + self.position_table[start:start + T]  # + (T, C)
+            positions = self.position_table[start:start + T]  # (T, C)
+        if positions is not None:
+            x = x + (positions if hooks is None else hooks("hook_pos_embed", positions.expand_as(x)))
         return self.drop(x) if self.config.dropout else x
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits (B, T, V) for every position, and the mean cross-entropy when targets (B, T) are given."""
-        x = self.embed(idx)  # (B, T, C)
-        for block in self.blocks:
-            x = block(x)  # (B, T, C)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                hooks: Hooks | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) for every position, and the mean cross-entropy when targets (B, T) are given. With
+        ``hooks`` the pass is the explicit one and every named point (``babygpt.model.hooks``) goes through them."""
+        x = self.embed(idx, hooks=hooks)  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, None if hooks is None else hooks.at(layer))  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         return logits, _loss(logits, targets)
-
-    def forward_with_attention(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[AttentionMaps]]:
-        """The explicit path: the same logits as ``forward`` plus each layer's scores and weights."""
-        x = self.embed(idx)
-        maps = []
-        for block in self.blocks:
-            x, layer_maps = block.forward_explicit(x)
-            maps.append(layer_maps)
-        return self.lm_head(self.ln_f(x)), maps
 
 
 LanguageModel = Bigram | GPT

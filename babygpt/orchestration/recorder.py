@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.interpret.inside import scores_during_training
+from babygpt.interpret.inside import probe_reading
 from babygpt.model.gpt import LanguageModel
 from babygpt.scoring.leaderboard import held_out_loss
 from babygpt.status import RunStatus
+from babygpt.store.run_record import LOCAL, Runtime
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Split
 from babygpt.text.tokenizers import Tokenizer
@@ -20,7 +20,6 @@ from babygpt.training import devices
 from babygpt.training.sample import SamplingConfig, generate
 from babygpt.training.trainer import Callbacks, EvalMetrics, StepMetrics, Trainer, TrainResult
 
-LOCAL = "local"  # where a run trains when no cluster is involved; on a Ray cluster it is "ray:<node id>"
 PROBE_TOKENS = 24  # the probe prompt's length: its attention at every evaluation is a few KB
 
 
@@ -40,17 +39,6 @@ def probe_prompt(tokenizer: Tokenizer, split: Split, block_size: int) -> tuple[l
     """A fixed prompt whose attention is recorded at every evaluation: the start of the validation split."""
     ids = split.val[: min(PROBE_TOKENS, block_size)].tolist()
     return ids, [tokenizer.token_text(i) for i in ids]
-
-
-@torch.no_grad()
-def probe_attention(model: LanguageModel, ids: list[int]) -> np.ndarray:
-    """(n_layer, n_head, T, T) softmax weights of the probe prompt, in evaluation mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    _, maps = model.forward_with_attention(torch.tensor([ids], device=device))
-    model.train(was_training)
-    return np.stack([m.weights[0].float().cpu().numpy() for m in maps])
 
 
 class RunRecorder(Callbacks):
@@ -75,10 +63,10 @@ class RunRecorder(Callbacks):
         if m.sample is not None:
             self.store.log_sample(self.run_id, m.step, m.sample)
         if self.probe and trainer.model_config.use_attention:
-            self.store.log_attention(self.run_id, m.step, self.probe[1], probe_attention(trainer.model, self.probe[0]))
-            scores = scores_during_training(trainer.model, self.probe[0])
-            if scores:
-                self.store.log_head_scores(self.run_id, m.step, scores)
+            reading = probe_reading(trainer.model, self.probe[0])  # one pass gives the attention and the types
+            self.store.log_attention(self.run_id, m.step, self.probe[1], reading.weights)
+            if reading.scores:
+                self.store.log_head_scores(self.run_id, m.step, reading.scores)
 
     def on_checkpoint(self, trainer: Trainer) -> None:
         try:
@@ -106,7 +94,5 @@ class RunRecorder(Callbacks):
 def record_runtime(store: RunStore, run_id: str, trainer: Trainer, where: str = LOCAL) -> None:
     """Where and how the run trains, settled on the machine that trains it (``auto`` resolved), in its config for
     every view: ``where`` is ``local`` or ``ray:<node id>``."""
-    document = dict(store.get(run_id).config)
-    document["runtime"] = {"device": devices.describe(trainer.device), "dtype": trainer.dtype, "pid": os.getpid(),
-                           "where": where, "world_size": trainer.dist.world_size}
-    store.update_config(run_id, document)
+    runtime = Runtime(devices.describe(trainer.device), trainer.dtype, os.getpid(), where, trainer.dist.world_size)
+    store.update_config(run_id, store.get(run_id).record.with_document(runtime=runtime.to_dict()))
