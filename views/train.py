@@ -22,6 +22,7 @@ from babygpt.pace import LIVE_SPEED_CAPTION, OVERALL_SPEED_CAPTION, overall_toke
 from babygpt.plain_text import markdown_literal
 from babygpt.server.progress import JobSnapshot
 from babygpt.server.scheduler import check_can_resume
+from babygpt.server.users import can_manage
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, run_tokens_per_step
 from babygpt.text import datasets
@@ -254,7 +255,7 @@ def followed_run() -> RunInfo | None:
 def buttons(hp: dict, followed: RunInfo | None, running: bool, config_error: str | None,
             rules: ChallengeRules | None) -> None:
     busy = followed is not None and followed.status.active
-    is_mine = followed is not None and (followed.owner == identity.user() or identity.actor().admin)
+    is_mine = followed is not None and can_manage(identity.actor(), followed)  # its owner's, or the teacher's
     broken_now = hp.get("counterfactuals", [])
     if broken_now and not running:  # shown in presenter mode too, where the switch itself is folded away
         st.warning("**Start trains without " + " and without ".join(BY_KEY[k].idea for k in broken_now) + "** "

@@ -57,9 +57,15 @@ class Actor:
         return self.user is not None and info.owner == self.user
 
 
+def can_manage(actor: Actor, info: RunInfo) -> bool:
+    """Whether ``actor`` may stop, resume, cancel or delete ``info``: its owner, or the teacher with the admin
+    token. Every page asks this (a button's state) and every action checks it (``check_can_manage``)."""
+    return actor.admin or actor.owns(info)
+
+
 def check_can_manage(actor: Actor, info: RunInfo, action: str) -> None:
     """Stop, resume, cancel and delete are the owner's alone, or the teacher's with the admin token."""
-    if actor.admin or actor.owns(info):
+    if can_manage(actor, info):
         return
     if info.owner is None:
         raise BabyGPTError(f"Run {info.label} was trained from the command line, not in the app: only the teacher, "
