@@ -237,7 +237,13 @@ class BPE:
         if self.asked > self.vocab_size:
             notes.append(f"The text filled {self.vocab_size:,} of the {self.asked:,} tokens asked for: after that no "
                          "pair of tokens occurs twice, so training stopped.")
-        if self.text_bytes > self.learned_bytes:
+        # cut before the pre-split text's bound: by the bound on long stretches (``learning_text``)
+        if self.text_bytes > self.learned_bytes and self.split is not None and self.learned_bytes < MAX_LEARN_BYTES[True] - 4:
+            notes.append(f"This text has long stretches without spaces (a script written without them, or data), "
+                         "which the pre-split cannot cut into words and every merge reads again, so the merges were "
+                         f"learned from its first {self.learned_bytes:,} of {self.text_bytes:,} bytes (the bound that "
+                         "keeps training to seconds); the whole text is encoded with them.")
+        elif self.text_bytes > self.learned_bytes:
             notes.append(f"The merges were learned from the first {self.learned_bytes:,} of its {self.text_bytes:,} "
                          "bytes (the bound that keeps training to seconds); the whole text is encoded with them.")
         return notes
