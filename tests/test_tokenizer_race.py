@@ -242,3 +242,37 @@ def test_the_command_line_races_the_tokenizers_and_prints_the_verdicts(tmp_path,
     assert "runs queued on tiny.txt" in out.err
     assert main(["--home", home, "race-tokenizers", "--data", str(path), "--vocab-sizes", "260", "260"]) == 2
     assert "error: Each BPE vocabulary size may be raced once; two are the same." in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("fresh_resources")
+def test_the_lessons_page_races_the_tokenizers_as_jobs_and_stops_them():
+    from streamlit.testing.v1 import AppTest
+
+    from babygpt.status import RunStatus
+    from tests.conftest import ROOT
+    from tests.helpers import wait_for
+    from ui.state import scheduler
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("views/lessons.py").run()
+    assert "Which tokenizer?" in [t.label for t in at.tabs]
+    at.multiselect(key="tokrace_sizes").set_value([384]).run()
+    at.select_slider(key="tokrace_seeds").set_value(1).run()
+    at.number_input(key="tokrace_kb").set_value(10).run()
+    at.button(key="tokrace_start").click().run()
+    refusals = [e.value for e in at.error]
+    assert len(refusals) == 1 and refusals[0].startswith("With 10,000 bytes of text per entry, ")
+    assert "would train only" in refusals[0] and not RunStore().list_runs(), "nothing queued for a refused budget"
+
+    at.number_input(key="tokrace_kb").set_value(5000).run()  # thousands of steps: it trains until Stop
+    at.button(key="tokrace_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    runs = RunStore().list_runs()
+    assert sorted(r.name for r in runs) == sorted(f"tokenizer race: {t} · seed 1" for t in ("char", "gpt2", "bpe 384"))
+    (table,) = [d for d in at.dataframe if "tokenizer" in d.value.columns]
+    assert list(table.value["tokenizer"]) == ["char", "gpt2", "bpe 384"]
+    assert at.button(key="tokrace_start").disabled and not at.button(key="tokrace_stop").disabled
+    at.button(key="tokrace_stop").click().run()
+    wait_for(lambda: not any(r.status.active for r in RunStore().list_runs()), 120, "every run of the race stopped")
+    assert RunStatus.DONE not in {r.status for r in RunStore().list_runs()}
+    scheduler().stop_all(wait=30)
