@@ -68,7 +68,7 @@ def main() -> None:
     board = timed(lambda: build_board(store, record, lambda owner: owner), args.repeats)
     read = timed(lambda: store.runs_for_challenge(record.id), args.repeats)
     runs = store.runs_for_challenge(record.id)
-    fingerprint = timed(lambda: stored_bpe_sha256(runs[0].config["tokenizer"]), args.repeats)
+    fingerprint = timed(lambda: stored_bpe_sha256(runs[0].record.tokenizer.described), args.repeats)
     ranked = len(build_board(store, record, lambda owner: owner).standings)
     print(json.dumps({
         "entries": args.entries, "vocab": rules.tokenizer_vocab, "ranked": ranked,

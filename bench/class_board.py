@@ -197,7 +197,7 @@ class SimulatedJob(WatchedJob):
     def _train(self, on_exit) -> None:
         store, run_id = self.store, self.info.id
         store.set_status(run_id, RunStatus.RUNNING)
-        cfg = TrainConfig.from_dict(self.info.config["train"])
+        cfg = self.info.record.training
         step, tick = 0.0, 0.05
         while step < cfg.max_iters and not self.stop_requested:
             time.sleep(tick)

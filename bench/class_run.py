@@ -46,8 +46,8 @@ def train_class(scheduler: Scheduler, store: RunStore, plan: TrainingPlan, jobs:
     return {"tokens_per_sec_each": [round(x) for x in rates], "tokens_per_sec_total": round(sum(rates)),
             "seconds_to_first_step": round(max(first_step.values()), 2), "wall_s": round(wall, 1),
             "server_core_share_per_job": round(server_cpu / wall / jobs, 4), "notes": sorted(notes),
-            "where": sorted({store.get(r).config["runtime"]["where"][:12] for r in runs}),
-            "device": sorted({store.get(r).config["runtime"]["device"] for r in runs})}
+            "where": sorted({store.get(r).record.where[:12] for r in runs}),
+            "device": sorted({str(store.get(r).record.runtime.device) for r in runs})}
 
 
 def _worker_notes(store: RunStore, run_id: str) -> list[str]:

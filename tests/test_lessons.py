@@ -116,3 +116,30 @@ def test_two_runs_are_compared_side_by_side_on_the_surprise_tab(fresh_resources,
     assert not at.exception and not at.error
     assert any(m.label == "The second run's mean loss" for m in at.metric)
     assert any("Where they differ" in m.value for m in at.markdown)
+
+
+def test_the_surprise_tab_offers_a_run_on_the_same_text_by_content_not_name(fresh_resources, trained, small_text,
+                                                                            tmp_path):
+    """A second run trained on the same text read from a file (another name, another place) is offered; a run on
+    another text cut by the same tokenizer is not."""
+    from babygpt.text.corpus import corpus_from_path
+
+    store = RunStore()
+    path = tmp_path / "my copy.txt"
+    path.write_text(small_text)
+    same, reordered = tiny_plan(small_text, max_iters=10, eval_interval=10), tiny_plan(small_text[::-1], max_iters=10,
+                                                                                       eval_interval=10)
+    same.corpus = corpus_from_path(path)  # as the command line reads --data
+    reordered.corpus = persist_corpus(store, reordered.corpus)
+    assert same.tokenizer.to_dict() == reordered.tokenizer.to_dict() == trained.tokenizer.to_dict()
+    ids = {}
+    for name, plan in (("same text", same), ("other text", reordered)):
+        trainer, info = start_run(store, plan, name=name)
+        trainer.run()
+        ids[name] = info.id
+    assert store.get(ids["same text"]).data_name != trained.info.data_name
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("views/lessons.py").run()
+    at.selectbox(key="lessons_run").set_value(trained.info.id).run()
+    options = at.selectbox(key="surprise_second").options
+    assert any("same text" in o for o in options) and not any("other text" in o for o in options), options

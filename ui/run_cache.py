@@ -40,7 +40,7 @@ def load_run(run_id: str) -> LoadedRun:
 def runs_with_weights() -> list[dict[str, Any]]:
     """Runs that can be looked at, the user's own first (newest first within each)."""
     mine = identity.user()
-    rows = [r for r in store().summaries() if store().has_weights(r["id"])]
+    rows = [r.row() for r in store().summaries() if store().has_weights(r.id)]  # a table's rows
     return sorted(rows, key=lambda r: r["owner"] != mine)
 
 

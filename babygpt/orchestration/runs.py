@@ -16,10 +16,11 @@ from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, out_of_memory_message
 from babygpt.lessons.counterfactuals import Finding, active, measure
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_validation, split_corpus
-from babygpt.orchestration.recorder import LOCAL, RunRecorder, make_sample_fn, probe_prompt, record_runtime
+from babygpt.orchestration.recorder import RunRecorder, make_sample_fn, probe_prompt, record_runtime
 from babygpt.scoring.leaderboard import held_out_ids
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, run_corpus
+from babygpt.store.run_record import LOCAL
 from babygpt.store.runs import LoadedRun, RunInfo, RunStore, build_config_document, parse_config_document
 from babygpt.text.corpus import Corpus, Split
 from babygpt.text.tokenizers import Tokenizer
@@ -36,7 +37,7 @@ def _recording_trainer(store: RunStore, run_id: str, model_config: ModelConfig, 
     and the probe prompt at every evaluation, a challenge entry's score at its end, and the weights and state of
     a checkpoint when it resumes."""
     dist = dist or distributed.DistInfo()
-    held_out = held_out_ids(split.val) if store.get(run_id).config.get("challenge") else None
+    held_out = held_out_ids(split.val) if store.get(run_id).record.challenge else None
     recorder = ([RunRecorder(store, run_id, probe_prompt(tokenizer, split, model_config.block_size), held_out)]
                 if dist.is_main else [])
     model, placement = prepare(model_config, train_config, model_state, dist)
@@ -140,15 +141,13 @@ def resume_run(store: RunStore, run_id: str, corpus: Corpus, callbacks: list[Cal
     info = store.get(run_id)
     if info.status is RunStatus.RUNNING and not store.has_checkpoint(info.id):
         raise BabyGPTError(f"Run {info.id} has no checkpoint to resume from yet.")
-    document = dict(info.config)
-    model_config, train_config, tokenizer = parse_config_document(document)
+    model_config, train_config, tokenizer = parse_config_document(info.config)
     check_same_corpus(info, corpus)
     overrides = {k: v for k, v in train_overrides.items() if v is not None}
     if overrides:
         train_config = dataclasses.replace(train_config, **overrides).validate()
-        document["train"] = train_config.to_dict()
         if dist.is_main:
-            store.update_config(info.id, document)
+            store.update_config(info.id, info.record.with_document(train=train_config.to_dict()))
     loaded = store.load(info.id)
     state = store.load_trainer_state(info.id)
     split = split_corpus(corpus, tokenizer, model_config, train_config)

@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import ValidationText
 from babygpt.model.sizing import size_in_words
@@ -99,7 +98,7 @@ def thin(points: list[tuple[int, float]], n: int = CURVE_POINTS) -> list[tuple[i
 def _role(info: RunInfo) -> str:
     if not info.challenge_id:
         return ""
-    return "check" if info.check_of else "entry"
+    return "check" if info.is_check else "entry"
 
 
 def owner_name(owner: str | None, me: str | None, check: bool = False,
@@ -180,7 +179,7 @@ class Classroom:
         return self._cached[0] if self._cached else 0.0
 
     def _row(self, info: RunInfo, snap: JobSnapshot, sample: tuple[int, str] | None, name) -> BoardRow:
-        model = ModelConfig.from_dict(info.config["model"])
+        model = info.record.model
         validation = ValidationText.from_config(info.config)
         curve = [(e["step"], validation.bits_per_byte(e["val_loss"])) for e in snap.evals if validation]
         role = _role(info)
@@ -190,7 +189,7 @@ class Classroom:
             status=snap.status, step=snap.step, max_iters=snap.max_iters, val_bpb=curve[-1][1] if curve else None,
             tokens_per_sec=snap.tokens_per_sec, eta_s=snap.eta_s,
             where="–" if snap.status is RunStatus.QUEUED or info.imported else
-            info.config.get("runtime", {}).get("where", "local"),
+            info.record.where,
             last_line=last_line(sample[1] if sample else ""), owner=info.owner, role=role,
             queue_position=snap.queue_position, curve=thin(curve), imported=info.imported,
             bytes_known=validation is not None or info.imported)

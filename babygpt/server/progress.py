@@ -111,10 +111,11 @@ class LiveProgress:
         job said on ending, and its place in the queue when it waits."""
         reader = self._reader(info.id, training_ids)
         reader.refresh(info)
-        cfg = TrainConfig.from_dict(info.config["train"])
+        record = info.record
+        cfg = record.training
         train = list(reader.train)
         step = max(train[-1]["step"] if train else 0, reader.evals[-1]["step"] if reader.evals else 0)
-        runtime = info.config.get("runtime", {})  # what the worker settled on: device, dtype
+        runtime = record.runtime  # what the worker settled on: device, dtype (None before it started)
         status = RunStatus.STOPPING if info.status.training and stop_requested else info.status
         training = status.training
         evals = list(reader.evals)
@@ -123,8 +124,9 @@ class LiveProgress:
             run_id=info.id, label=info.label, owner=info.owner, status=status, step=step, max_iters=cfg.max_iters,
             tokens_per_sec=tokens_per_second(pace, run_tokens_per_step(info)),
             eta_s=seconds_left(pace, step, cfg.max_iters),
-            device=runtime.get("device", cfg.device), dtype=runtime.get("dtype", cfg.dtype), threads=info.threads,
-            vocab_size=info.config["model"]["vocab_size"], train_config=cfg, train=train, evals=evals,
+            device=runtime.device if runtime and runtime.device else cfg.device,
+            dtype=runtime.dtype if runtime and runtime.dtype else cfg.dtype, threads=info.threads,
+            vocab_size=record.model.vocab_size, train_config=cfg, train=train, evals=evals,
             message=info.message or exit_message, queue_position=queue_position, queue_wait_s=queue_wait_s,
             baselines=Baselines.from_config(info.config),
         )
