@@ -24,6 +24,7 @@ import heapq
 import os
 import secrets
 import threading
+from collections.abc import Callable
 
 from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
@@ -96,6 +97,7 @@ class Scheduler:
         self.limits = self.backend.limits()
         self.quota = DiskQuota.from_env()
         self._jobs: dict[str, JobHandle] = {}  # run id -> job, while it trains
+        self._side: dict[str, JobHandle] = {}  # other work on these cores (an SAE's training), never a run
         self._finished: dict[str, JobHandle] = {}  # the last job of each run (its exit message)
         self._removed: dict[str, str] = {}  # run id -> what happened to it, for a run someone else took off the queue
         self._notices: dict[str, str] = {}  # user -> the same, said once on their training page until they start again
@@ -189,10 +191,12 @@ class Scheduler:
         with self._lock:
             for job in [j for j in self._jobs.values() if not j.alive]:
                 self._jobs.pop(job.run_id, None)
+            self._drop_ended_side_jobs()
             queued = self.store.queued()
-            free = self.slots - len(self._jobs) if queued else 0
-            after = len(self._jobs) + max(0, min(free, len(queued)))
-            if self.backend.shares_cores and after > len(self._jobs):
+            busy = len(self._jobs) + len(self._side)
+            free = self.slots - busy if queued else 0
+            after = busy + max(0, min(free, len(queued)))
+            if self.backend.shares_cores and after > busy:
                 self._rebalance(after)
             for info in queued:
                 if free <= 0:
@@ -210,17 +214,46 @@ class Scheduler:
         """A new job's share: the one for its place (the youngest so far) among the ``jobs_after`` that will run."""
         if not self.backend.shares_cores:
             return self.backend.threads_per_job()
-        shares = share_threads(max(jobs_after, len(self._jobs) + 1), self.settings.usable_cores,
-                               self.settings.threads_per_job)
-        return shares[len(self._jobs)]
+        busy = len(self._jobs) + len(self._side)
+        shares = share_threads(max(jobs_after, busy + 1), self.settings.usable_cores, self.settings.threads_per_job)
+        return shares[busy]
 
     def _rebalance(self, jobs_after: int | None = None) -> None:
         """Give the running jobs, oldest first, their shares among ``jobs_after`` jobs (default: those running)."""
         jobs = sorted(self._jobs.values(), key=lambda j: (j.info.queued_at or 0, j.info.created_at))
-        shares = share_threads(jobs_after or len(jobs), self.settings.usable_cores, self.settings.threads_per_job)
+        side = list(self._side.values())  # after the runs: a side job's share follows theirs
+        shares = share_threads(jobs_after or len(jobs) + len(side), self.settings.usable_cores,
+                               self.settings.threads_per_job)
         for job, threads in zip(jobs, shares[:len(jobs)], strict=True):
             if self.store.get(job.run_id).threads != threads:
                 job.tell_threads(threads)
+        for job, threads in zip(side, shares[len(jobs):], strict=False):
+            job.tell_threads(threads)
+
+    # -- side jobs: work that is not a run but shares the cores and the slots ------------------
+    def start_side_job(self, key: str, start: Callable[[int], JobHandle]) -> bool:
+        """Start other work on these cores (an SAE's training, ``babygpt.server.sae_jobs``) when a slot is free and
+        no run waits: it counts among the jobs for the slots and the shares of cores, and is told its share as a run
+        is; its caller keeps its own queue. ``start(threads)`` launches it; False: no slot now, ask again later."""
+        with self._lock:
+            self.dispatch()  # runs waiting for a slot go first
+            busy = len(self._jobs) + len(self._side)
+            if self.store.queued() or busy >= self.slots:
+                return False
+            threads = self._threads_for_new_job(busy + 1)
+            if self.backend.shares_cores:
+                self._rebalance(busy + 1)  # the others' smaller shares first, so the cores are never oversubscribed
+            self._side[key] = start(threads)
+            return True
+
+    def side_jobs(self) -> dict[str, JobHandle]:
+        with self._lock:
+            self._drop_ended_side_jobs()
+            return dict(self._side)
+
+    def _drop_ended_side_jobs(self) -> None:
+        for key in [k for k, job in self._side.items() if not job.alive]:
+            del self._side[key]
 
     def _job_ended(self, job: JobHandle) -> None:
         with self._lock:

@@ -5,7 +5,8 @@ trained on).
 One SAE per (layer, hook, features, k) of a run: ``name`` says which (``L2-resid_post-1024-k32``), so asking again
 for the same settings finds the stored one (``find``) instead of training it twice, until the run's weights change
 (a resumed run): then it is stale and trains again. Reads are checked like checkpoints (names, shapes, dtypes from
-the header) and cached by file time, so a page asking every rerun reads the file once.
+the header) and cached by file time, so a page asking every rerun reads the file once. While an SAE trains as
+a job of the scheduler, ``job.json`` beside it holds the request and the worker's progress.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from babygpt.store.checkpoints import atomic_write_bytes, atomic_write_with
 from babygpt.store.runs import RunStore
 
 SAE_DIR, WEIGHTS_FILE, CONFIG_FILE = "sae", "sae.safetensors", "sae.json"
+JOB_FILE = "job.json"  # a training job's request and progress, beside what it trains (``babygpt.server.sae_jobs``)
 FORMAT_VERSION = 1
 TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec")
 
@@ -155,3 +157,28 @@ def _read_weights(path: str, _mtime_ns: int, config: SAEConfig) -> tuple[TopKSAE
         for name in TENSORS:
             getattr(sae, name).copy_(tensors[name].float())
     return sae.eval(), windows
+
+
+def job_file(store: RunStore, run_id: str, config: SAEConfig) -> Path:
+    """Where the job training these settings keeps its request and progress (its folder made if needed)."""
+    folder = features_dir(store, run_id) / sae_name(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / JOB_FILE
+
+
+def write_job(path: Path, job: dict[str, Any]) -> None:
+    atomic_write_bytes(path, json.dumps(job, indent=2).encode())
+
+
+def read_job(path: Path) -> dict[str, Any]:
+    """A job's request and progress; an unreadable file reads as empty (a job being written, or none)."""
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return job if isinstance(job, dict) else {}
+
+
+def update_job(path: Path, **changes: Any) -> None:
+    """Merge ``changes`` into the job file. One writer at a time: the worker while it runs, the server before."""
+    write_job(path, {**read_job(path), **changes})
