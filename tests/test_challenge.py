@@ -133,7 +133,7 @@ def test_rules_name_every_broken_one(small_text):
     rules = rules_for(small_text, budget=per_step * 40)
     problems = plan_problems(rules, plan)
     assert problems == [f"50 steps × {per_step:,} tokens per step would train {50 * per_step:,} tokens, over the "
-                        f"budget of {per_step * 40:,}: at most 40 steps with this batch and block size"]
+                        f"budget of {per_step * 40:,}: the budget allows 40 steps with batch_size 8 and block_size 16"]
     other = tiny_plan(small_text.upper(), max_iters=40, val_fraction=0.2)
     problems = plan_problems(rules, other)
     assert any("not the challenge's text (tiny)" in p for p in problems)

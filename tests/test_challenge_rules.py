@@ -132,7 +132,7 @@ def test_a_broken_idea_is_refused_before_anything_is_recorded_with_one_sentence(
 def test_an_entry_trains_the_whole_budget_and_a_resume_keeps_to_the_rules(small_text):
     plan = entry_plan(small_text, max_iters=STEPS - 5)
     rules = set_rules(plan.corpus, "char", 0.1, STEPS * tokens_per_step(plan.model_config, plan.train_config))
-    with pytest.raises(BabyGPTError, match=f"it would train 15 steps, not the {STEPS} the budget allows with "
+    with pytest.raises(BabyGPTError, match=f"it would train 15 steps, but the budget allows {STEPS} steps with "
                                            f"batch_size 8 and block_size 16: an entry trains the whole budget "
                                            f"\\(set max_iters to {STEPS}\\)"):
         check_entry(rules, plan)

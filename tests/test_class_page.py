@@ -69,7 +69,7 @@ def test_a_challenge_set_entered_ranked_and_ended_from_the_pages(teacher):
     small_training_form(at, max_iters=30)  # 30 × 4 × 16 tokens: over the budget
     at.toggle(key="challenge_entry").set_value(True).run()
     assert any(e.value.startswith("This run cannot enter the challenge: 30 steps × 64 tokens per step") and
-               "at most 20 steps" in e.value for e in at.error)
+               "the budget allows 20 steps with batch_size 4 and block_size 16" in e.value for e in at.error)
     assert at.button(key="start").disabled
     assert any(c.value == "The challenge's budget allows 20 steps with batch_size 4 and block_size 16."
                for c in at.caption)
@@ -111,8 +111,8 @@ def test_an_entry_that_breaks_an_idea_or_trains_less_is_refused_before_it_starts
     at.toggle(key="challenge_entry").set_value(True).run()
     assert at.button(key="start").disabled
     assert [e.value for e in at.error] == [
-        "This run cannot enter the challenge: it would train 10 steps, not the 20 the budget allows with batch_size 4 "
-        "and block_size 16: an entry trains the whole budget (set max_iters to 20)."]
+        "This run cannot enter the challenge: it would train 10 steps, but the budget allows 20 steps with batch_size "
+        "4 and block_size 16: an entry trains the whole budget (set max_iters to 20)."]
     at.number_input(key="hp_max_iters").set_value(20).run()
     assert not at.button(key="start").disabled and not at.error
     at.multiselect(key="hp_counterfactuals").set_value(["no-mask"]).run()

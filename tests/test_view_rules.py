@@ -43,3 +43,30 @@ def test_the_training_page_offers_stop_by_the_same_rule(small_text, monkeypatch,
     at.switch_page("views/train.py").run()
     assert not at.exception
     assert at.button(key="stop").disabled is not as_teacher
+
+
+# --- the challenge's budget: one check, one sentence ----------------------------------------------
+
+def test_the_budget_is_said_in_one_phrase_by_the_page_and_every_refusal(small_text):
+    import dataclasses
+
+    from babygpt.config import tokens_per_step
+    from babygpt.orchestration.challenge import budget_allowance, budget_caption, entry_problems, set_rules
+    from babygpt.text.corpus import Corpus
+
+    plan = tiny_plan(small_text, max_iters=20, eval_interval=10, val_fraction=0.1)
+    per_step = tokens_per_step(plan.model_config, plan.train_config)
+    rules = set_rules(Corpus.from_text("tiny", small_text), "char", 0.1, per_step * 20)
+    allowance = budget_allowance(rules, plan.model_config, plan.train_config)
+    assert allowance == "budget allows 20 steps with batch_size 8 and block_size 16"
+    assert budget_caption(rules, plan.model_config, plan.train_config) == f"The challenge's {allowance}."
+
+    def problems(steps: int) -> list[str]:
+        train = dataclasses.replace(plan.train_config, max_iters=steps)
+        return entry_problems(rules, plan.model_config, train, plan.tokenizer.vocab_size)
+    assert problems(20) == []
+    under, over = problems(15), problems(21)
+    assert under == [f"it would train 15 steps, but the {allowance}: an entry trains the whole budget "
+                     "(set max_iters to 20)"]
+    assert over == [f"21 steps × {per_step:,} tokens per step would train {21 * per_step:,} tokens, over the budget "
+                    f"of {per_step * 20:,}: the {allowance}"]

@@ -16,7 +16,7 @@ from babygpt.lessons.baselines import bits_per_char
 from babygpt.lessons.counterfactuals import BY_KEY, COUNTERFACTUALS, active, switches_for
 from babygpt.lessons.links import LESSON_TABS, make_link, only_here, shareable_base
 from babygpt.model.sizing import flops_per_token, parameter_count
-from babygpt.orchestration.challenge import ChallengeRules, entry_problems, refusal
+from babygpt.orchestration.challenge import ChallengeRules, budget_caption, entry_problems, refusal
 from babygpt.orchestration.plan import plan_training
 from babygpt.pace import LIVE_SPEED_CAPTION, OVERALL_SPEED_CAPTION, overall_tokens_per_second
 from babygpt.plain_text import markdown_literal
@@ -175,8 +175,7 @@ def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfi
         c4.metric("Tokens per step", f"{tokens_per_step(model_cfg, train_cfg):,}")
         state.scheduler().limits.check(model_cfg, train_cfg.batch_size)  # too big for this server: say so now
         if rules is not None:
-            st.caption(f"The challenge's budget allows {rules.max_steps(model_cfg, train_cfg):,} steps with "
-                       f"batch_size {train_cfg.batch_size} and block_size {model_cfg.block_size}.")
+            st.caption(budget_caption(rules, model_cfg, train_cfg))
         not_entered = refusal(entry_problems(rules, model_cfg, train_cfg, model_cfg.vocab_size)) if rules else None
         if not_entered:  # the library's own sentence, before anything trains: Start stays off
             raise BabyGPTError(not_entered)

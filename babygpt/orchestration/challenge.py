@@ -346,30 +346,39 @@ def full_steps(rules: ChallengeRules, model_config: ModelConfig, train_config: T
     return rules.max_steps(model_config, train_config)
 
 
+def budget_allowance(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig) -> str:
+    """What the budget allows with these settings, in the one phrase the training page's caption and every refusal
+    about the budget share: "budget allows 20 steps with batch_size 4 and block_size 16"."""
+    return (f"budget allows {full_steps(rules, model_config, train_config):,} steps with batch_size "
+            f"{train_config.batch_size} and block_size {model_config.block_size}")
+
+
+def budget_caption(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig) -> str:
+    """The training page's line under the sizes while entering the challenge."""
+    return f"The challenge's {budget_allowance(rules, model_config, train_config)}."
+
+
 def _budget_problem(rules: ChallengeRules, steps: int, model_config: ModelConfig, train_config: TrainConfig,
                     verb: str) -> str | None:
-    per_step = tokens_per_step(model_config, train_config)
-    if steps * per_step <= rules.budget_tokens:
+    """The one check of "over the budget", for a planned entry and a recorded run alike."""
+    if steps <= full_steps(rules, model_config, train_config):
         return None
+    per_step = tokens_per_step(model_config, train_config)
     return (f"{steps:,} steps × {per_step:,} tokens per step {verb} {steps * per_step:,} tokens, over the budget of "
-            f"{rules.budget_tokens:,}: at most {rules.budget_tokens // per_step:,} steps with this batch and block size")
+            f"{rules.budget_tokens:,}: the {budget_allowance(rules, model_config, train_config)}")
 
 
 def _whole_budget_problem(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig) -> str | None:
     """A planned entry trains exactly the budget: more is unfair, fewer can never be ranked (only finished runs of
     the whole budget are compared, and only they measure the seed-to-seed spread)."""
-    per_step = tokens_per_step(model_config, train_config)
     steps, full = train_config.max_iters, full_steps(rules, model_config, train_config)
     if full == 0:
         return (f"one step of batch_size {train_config.batch_size} × block_size {model_config.block_size} is "
-                f"{per_step:,} tokens, over the budget of {rules.budget_tokens:,}")
-    if steps > full:
-        return _budget_problem(rules, steps, model_config, train_config, "would train")
+                f"{tokens_per_step(model_config, train_config):,} tokens, over the budget of {rules.budget_tokens:,}")
     if steps < full:
-        return (f"it would train {steps:,} steps, not the {full:,} the budget allows with batch_size "
-                f"{train_config.batch_size} and block_size {model_config.block_size}: an entry trains the whole "
-                f"budget (set max_iters to {full:,})")
-    return None
+        return (f"it would train {steps:,} steps, but the {budget_allowance(rules, model_config, train_config)}: an "
+                f"entry trains the whole budget (set max_iters to {full:,})")
+    return _budget_problem(rules, steps, model_config, train_config, "would train")
 
 
 def entry_problems(rules: ChallengeRules, model_config: ModelConfig, train_config: TrainConfig, vocab_size: int,
