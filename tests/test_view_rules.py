@@ -70,3 +70,19 @@ def test_the_budget_is_said_in_one_phrase_by_the_page_and_every_refusal(small_te
                      "(set max_iters to 20)"]
     assert over == [f"21 steps × {per_step:,} tokens per step would train {21 * per_step:,} tokens, over the budget "
                     f"of {per_step * 20:,}: the {allowance}"]
+
+
+# --- the Class board's order ------------------------------------------------------------------------
+
+def test_the_board_lists_training_then_the_queue_then_the_newest_finished():
+    from babygpt.server.classroom import BoardRow, board_order
+
+    def row(run_id: str, status: RunStatus, queue_position: int | None = None) -> BoardRow:
+        return BoardRow(run_id, "ann", run_id, "gpt", "1×32", status, 0, 10, None, 0.0, None, "local", "", ALICE,
+                        queue_position=queue_position)
+    oldest_first = [row("done-1", RunStatus.DONE), row("training-1", RunStatus.RUNNING),
+                    row("queued-2", RunStatus.QUEUED, 2), row("stopped-2", RunStatus.STOPPED),
+                    row("queued-1", RunStatus.QUEUED, 1), row("training-2", RunStatus.RUNNING),
+                    row("failed-3", RunStatus.FAILED)]
+    assert [r.run_id for r in board_order(oldest_first)] == [
+        "training-2", "training-1", "queued-1", "queued-2", "failed-3", "stopped-2", "done-1"]

@@ -24,7 +24,7 @@ from babygpt.scoring.leaderboard import (
     board_svg,
     entry_rule_sentence,
 )
-from babygpt.server.classroom import BoardRow
+from babygpt.server.classroom import BoardRow, board_order
 from babygpt.status import RunStatus
 from babygpt.units import format_duration
 from ui import choices, identity, state
@@ -85,17 +85,6 @@ def step_cell(row: BoardRow) -> str:
         return f"queued #{row.queue_position}" if row.queue_position else "queued"
     words = "" if row.status.training else f" ({STATUS_WORDS.get(row.status, row.status)})"
     return f"{step_fraction(row.step, row.max_iters)}{words}"
-
-
-def board_order(rows: list[BoardRow]) -> list[BoardRow]:
-    """Training first, then the queue in its order, then finished runs, newest first."""
-    def key(r: BoardRow):
-        if r.status.training:
-            return (0, 0)
-        if r.status is RunStatus.QUEUED:
-            return (1, r.queue_position or 0)
-        return (2, 0)
-    return sorted(reversed(rows), key=key)
 
 
 def units_caption(rows: list[BoardRow]) -> str:

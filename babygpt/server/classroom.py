@@ -74,6 +74,18 @@ class BoardRow:
     bytes_known: bool = True  # False: a run recorded before runs kept their validation text's size (no bits per byte)
 
 
+def board_order(rows: list[BoardRow]) -> list[BoardRow]:
+    """The order the Class board lists its rows in (``Classroom.rows`` gives them oldest first): training first,
+    then the queue in its order, then finished runs, newest first."""
+    def key(row: BoardRow) -> tuple[int, int]:
+        if row.status.training:
+            return (0, 0)
+        if row.status is RunStatus.QUEUED:
+            return (1, row.queue_position or 0)
+        return (2, 0)
+    return sorted(reversed(rows), key=key)
+
+
 def local_midnight(now: float) -> float:
     day = datetime.fromtimestamp(now)
     return day.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
