@@ -15,7 +15,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.features import metrics, saelens
 from babygpt.features.collect import collect_activations, text_windows
 from babygpt.features.fit import fit_sae, split_windows
-from babygpt.features.over_training import feature_history
+from babygpt.features.over_training import feature_history, history_over_checkpoints
 from babygpt.features.sae import SAEConfig, TopKSAE, aux_k_loss, train_sae
 from babygpt.features.truth import plant_in_embeddings, planted_activations, recovered
 from babygpt.interpret.hooked import run_with_cache
@@ -254,3 +254,14 @@ def test_a_feature_appears_at_the_first_kept_step_from_which_it_stays_matched():
     assert history.appeared[:32] == [200] * 32 and history.appeared[32:] == [300] * 32
     step, cosine, match = history.of(0)[2]
     assert (step, match) == (300, 0) and cosine == pytest.approx(1.0)
+
+
+def test_an_sae_trained_on_the_same_weights_earlier_matches_every_feature_from_the_first_step():
+    model = tiny_model(n_layer=1, n_embd=16, vocab=64, seed=2)
+    plant_in_embeddings(model, n_directions=24, per_token=2, seed=1)
+    ids = torch.randint(0, 64, (6000,), generator=torch.Generator().manual_seed(1))
+    config = SAEConfig(d_in=16, n_features=32, k=2, layer=0, batch_size=256)
+    final = fit_sae(model, ids, config, tokens=4000, eval_tokens=512).sae
+    history = history_over_checkpoints(final, [(50, model), (10, model)], ids, tokens=4000)
+    assert history.steps == [10, 50] and history.appeared == [10] * 32
+    assert torch.allclose(history.best_cosine, torch.ones(32, 2), atol=1e-3)

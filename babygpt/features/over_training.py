@@ -4,8 +4,9 @@ on the run's earlier kept checkpoints, and from when?
 A feature's *match* at a checkpoint is the highest cosine between its decoder direction and any decoder direction
 of that checkpoint's SAE (the "maximum cosine similarity" used to compare dictionaries). It *appeared* at the first
 checkpoint from which every later match stays at or above ``APPEARED_AT`` — before that the layer had no direction
-like it. Directions are compared in the layer's own coordinates, which the later training moves slowly; a feature
-that matches nothing early may also be one the layer wrote along axes that turned.
+like it. ``history_over_checkpoints`` trains the earlier SAEs itself, one per kept checkpoint's model. Directions
+are compared in the layer's own coordinates, which the later training moves slowly; a feature that matches nothing
+early may also be one the layer wrote along axes that turned.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from babygpt.features.fit import fit_sae
 from babygpt.features.sae import TopKSAE
+from babygpt.model.gpt import LanguageModel
 
 APPEARED_AT = 0.7  # a cosine this high between two 128-dimensional directions is far beyond chance (≈ 0.09 spread)
 
@@ -60,3 +63,12 @@ def feature_history(final: TopKSAE, by_step: list[tuple[int, TopKSAE]], threshol
             first = steps[i]
         appeared.append(first)
     return FeatureHistory(steps, cosine, match, appeared)
+
+
+def history_over_checkpoints(final: TopKSAE, checkpoints: list[tuple[int, LanguageModel]], ids: torch.Tensor,
+                             tokens: int, threshold: float = APPEARED_AT) -> FeatureHistory:
+    """Train an SAE of the final one's settings on each kept checkpoint's model (``checkpoints``: (step, model)),
+    over the same text, and match the final SAE's features against them. Each SAE costs what the final one did
+    (``babygpt.features.cost``), so the caller bounds how many checkpoints it asks for."""
+    by_step = [(step, fit_sae(model, ids, final.config, tokens=tokens).sae) for step, model in checkpoints]
+    return feature_history(final, by_step, threshold)
