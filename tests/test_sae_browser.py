@@ -175,3 +175,15 @@ def test_an_sae_over_the_limits_is_refused_with_each_reason_before_it_starts():
     with pytest.raises(BabyGPTError, match="read fewer tokens"):
         limits.check(cost)
     SAELimits(memory_bytes=8 * 2**30, max_tokens=2_000_000, max_seconds=10**6).check(cost)
+
+
+def test_the_browser_data_bundles_the_table_order_labels_and_effects_of_the_held_out_windows():
+    model, tokenizer, sae = tiny()
+    windows = torch.randint(0, 30, (6, 16), generator=torch.Generator().manual_seed(4))
+    data = browser.browser_data(model, sae, windows, tokenizer)
+    assert torch.equal(data.activations.windows, windows) and data.activations.n_tokens == 96
+    assert sorted(data.order) == list(range(64)) and data.order == browser.interest_order(data.table)
+    assert data.labels[data.order[-1]] == "dead" or int(data.table.fired[data.order[-1]]) > 0
+    assert all(label == browser.feature_label(data.table, data.activations, f, tokenizer)
+               for f, label in enumerate(data.labels))
+    assert data.effects.shape == (64, tokenizer.vocab_size)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from babygpt.features.collect import Activations
+from babygpt.features.collect import Activations, collect_activations
 from babygpt.features.metrics import DENSE_FREQUENCY, EVAL_BATCH
 from babygpt.features.sae import TopKSAE
 from babygpt.interpret.hooked import run_with_cache
@@ -190,3 +190,25 @@ def features_on_prompt(model: LanguageModel, sae: TopKSAE, tokenizer: Tokenizer,
     _, cache = run_with_cache(model, torch.tensor([ids], device=device), [name])
     z = sae.encode(cache[name][0].float().cpu())
     return PromptFeatures([tokenizer.token_text(t) for t in ids], z)
+
+
+@dataclass
+class BrowserData:
+    """Everything the feature browser lists, computed once per SAE (a page caches it by the SAE's file version):
+    the held-out activations it reads, the per-feature table, the order to list features in, each feature's label
+    and its effect on the output (F, V)."""
+
+    activations: Activations
+    table: FeatureTable
+    order: list[int]
+    labels: list[str]
+    effects: torch.Tensor
+
+
+@torch.no_grad()
+def browser_data(model: LanguageModel, sae: TopKSAE, windows: torch.Tensor, tokenizer: Tokenizer) -> BrowserData:
+    """Read the SAE's hook point over ``windows`` (a stored SAE's held-out windows) and build the browser's lists."""
+    activations = collect_activations(model, windows, sae.config.hook_name)
+    table = feature_table(sae, activations.acts)
+    labels = [feature_label(table, activations, f, tokenizer) for f in range(sae.config.n_features)]
+    return BrowserData(activations, table, interest_order(table), labels, output_direction(model, sae))
