@@ -40,6 +40,7 @@ from babygpt.orchestration.tokenizer_race import (
 )
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
+from babygpt.server.users import Actor
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from babygpt.text.tokenizers import text_bytes
@@ -276,3 +277,34 @@ def test_the_lessons_page_races_the_tokenizers_as_jobs_and_stops_them():
     wait_for(lambda: not any(r.status.active for r in RunStore().list_runs()), 120, "every run of the race stopped")
     assert RunStatus.DONE not in {r.status for r in RunStore().list_runs()}
     scheduler().stop_all(wait=30)
+
+
+def test_stopping_a_race_takes_its_queued_runs_off_before_a_freed_slot_can_start_one(small_text):
+    """A worker stopped while it starts exits at once, and its end dispatches the queue from another thread: Stop
+    must have taken the race's queued runs off first, or that freed slot starts the next run of the race."""
+    import threading
+
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=2))
+    group = scheduler.submit_group("c" * 22, tokenizer_race_plans(Corpus.from_text("tiny", small_text),
+                                                                  tiny_race(text_bytes=400_000, sizes=(300,),
+                                                                            seeds=(1,))))
+    (job,) = scheduler.running()
+    started = []
+    real_start = scheduler.backend.start
+    scheduler.backend.start = lambda *a, **k: started.append(a[1].id) or real_start(*a, **k)
+    real_stop = job.stop
+
+    def stop_and_free_the_slot(wait: float = 0.0) -> None:
+        real_stop(wait)
+        ended = threading.Thread(target=scheduler._job_ended, args=(job,))  # what the job's own thread does
+        ended.start()
+        ended.join(2.0)
+
+    job.stop = stop_and_free_the_slot
+    scheduler.stop_group(Actor(None, admin=True), group)
+    deadline = time.time() + 60
+    while race_running(scheduler.store, group):
+        assert time.time() < deadline
+        time.sleep(0.3)
+    assert started == [], "no run of the stopped race started after Stop"
+    assert [i.status.ended for i in scheduler.store.list_runs(group)] == [True]

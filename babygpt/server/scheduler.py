@@ -307,12 +307,16 @@ class Scheduler:
                                          f"{'resumed (its last checkpoint is kept)' if resumed else 'started'}.")
 
     def stop_group(self, actor: Actor, group_id: str) -> None:
-        for info in self.store.list_runs(group_id):
-            if info.status.active:
-                try:
-                    self.stop(actor, info.id)
-                except BabyGPTError:
-                    pass  # it ended between the listing and the stop
+        """Stop every run of a race: its queued runs first, then the training ones, under the lock, so a slot that a
+        stopping run frees never starts another run of the same race."""
+        with self._lock:
+            for queued in (True, False):
+                for info in self.store.list_runs(group_id):
+                    if info.status.active and (info.status is RunStatus.QUEUED) == queued:
+                        try:
+                            self.stop(actor, info.id)
+                        except BabyGPTError:
+                            pass  # it ended between the listing and the stop
 
     def delete(self, actor: Actor, run_id: str) -> None:
         info = self.run_info(run_id)
