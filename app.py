@@ -1,13 +1,12 @@
 """Baby GPT explorer: train a small GPT on your own text, watch it learn, look inside."""
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from babygpt.errors import BabyGPTError, DiskFull
 from babygpt.plain_text import markdown_literal
-from babygpt.server.users import ADMIN_TOKEN_ENV
+from babygpt.server.settings import admin_token
 from babygpt.training.devices import auto_dtype, available_devices
 from ui import choices, identity, state
 from ui.widgets import PRESENTER_CSS, WRAP_CSS, chart_menu, progress_text
@@ -66,7 +65,7 @@ with st.sidebar:
     st.toggle("Presenter mode", key="presenter_toggle", value=choices.presenter(),
               on_change=lambda: st.session_state.update({state.PRESENTER: st.session_state["presenter_toggle"]}),
               help="Larger text for a projector; advanced controls are hidden.")
-    if os.environ.get(ADMIN_TOKEN_ENV):
+    if admin_token():
         with st.expander("Teacher", expanded=False):
             identity.teacher_box()
     identity.remember_in_cookie()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from babygpt.config import PRESETS, ModelConfig, model_config_for_preset
+from babygpt.errors import BabyGPTError
 from babygpt.model.gpt import build_model
 from babygpt.model.sizing import forward_flops_per_token, parameter_count, size_in_words
 from babygpt.units import format_count
@@ -58,5 +59,70 @@ def test_forward_flops_equal_what_torch_counts_in_a_forward_pass(preset, tied):
         model(idx)
     counted = counter.get_total_flops() / idx.numel()
     lookups = 0 if tied else model.token_embedding.weight.numel()
-    norms = sum(p.numel() for name, p in model.named_parameters() if ".ln" in f".{name}")
+    norms = sum(p.numel() for name, p in model.named_parameters() if ".ln" in f".{name}" or "_norm." in name)  # QK-norm gains too
     assert forward_flops_per_token(model.config) == counted + 2 * (lookups + norms)
+
+
+# --- the environment: read in babygpt.server.settings, elsewhere only where its docstring says why ----------------
+ENVIRONMENT_READERS = {  # module: why it cannot leave it to settings (each named in settings' docstring)
+    "babygpt.server.settings": "the one place",
+    "babygpt.store.database": "the store's home, below the server",
+    "babygpt.training.devices": "torch's thread and precision setup in the training process",
+    "babygpt.training.distributed": "torchrun's protocol",
+    "babygpt.features.cost": "the sparse autoencoder's limits, read by the command line too",
+    "babygpt.server.backend": "passes PYTHONPATH on to a job",
+    "babygpt.server.local": "passes the environment on to a job",
+    "babygpt.server.sae_jobs": "passes the environment on to a sparse autoencoder's job",
+}
+
+
+def _environment_readers() -> dict[str, list[int]]:
+    import ast
+
+    from tests.conftest import ROOT
+
+    found: dict[str, list[int]] = {}
+    paths = [*(ROOT / "babygpt").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "views").rglob("*.py"),
+             ROOT / "app.py"]
+    for path in sorted(paths):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                found.setdefault(module, []).append(node.lineno)
+    return found
+
+
+def test_only_settings_and_the_modules_it_names_read_the_environment():
+    """A teacher's setting read anywhere else is a second place to look for it: move it to settings, or say in
+    settings' docstring why it cannot be there."""
+    from babygpt.server import settings
+
+    strays = {m: lines for m, lines in _environment_readers().items() if m not in ENVIRONMENT_READERS}
+    assert strays == {}
+    unexplained = [m for m in ENVIRONMENT_READERS if m != "babygpt.server.settings" and f"``{m}``" not in settings.__doc__]
+    assert unexplained == []
+
+
+def test_the_servers_settings_are_read_from_the_environment(monkeypatch):
+    from babygpt.server import settings
+    from babygpt.server.users import admin_token_matches
+
+    monkeypatch.setenv("BABYGPT_ADMIN_TOKEN", "s3cret")
+    monkeypatch.setenv("BABYGPT_RAY_ADDRESS", " auto ")
+    monkeypatch.setenv("BABYGPT_GPUS_PER_JOB", "0.25")
+    monkeypatch.setenv("BABYGPT_GPUS", "0, 1")
+    monkeypatch.setenv("BABYGPT_JOBS_PER_GPU", "3")
+    monkeypatch.setenv("BABYGPT_USER_DISK_MB", "5")
+    monkeypatch.setenv("BABYGPT_JOB_MEMORY_MB", "512")
+    monkeypatch.setenv("BABYGPT_GPU_MEMORY_SHARE", "0.5000")
+    assert admin_token_matches("s3cret") and not admin_token_matches("guess")
+    assert settings.ray_address() == "auto" and settings.gpus_per_job() == 0.25
+    assert settings.visible_gpus() == ("0", "1") and settings.jobs_per_gpu() == 3
+    assert settings.disk_quota_from_env().bytes_per_user == 5 * 2**20
+    assert settings.job_memory_mb() == 512 and settings.job_gpu_share() == 0.5
+    monkeypatch.setenv("BABYGPT_USER_DISK_MB", "lots")
+    with pytest.raises(BabyGPTError, match="BABYGPT_USER_DISK_MB must be a whole number of megabytes"):
+        settings.disk_quota_from_env()
+    monkeypatch.setenv("BABYGPT_GPUS", "O")
+    with pytest.raises(BabyGPTError, match="give GPU indices"):
+        settings.visible_gpus()

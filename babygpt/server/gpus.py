@@ -1,4 +1,5 @@
-"""Sharing a server's GPUs among training jobs: which GPUs there are, and which one each new job takes.
+"""Sharing a server's GPUs among training jobs: which one each new job takes (which GPUs there are is the
+teacher's setting, read by ``babygpt.server.settings.visible_gpus``).
 
 A small model cannot keep a GPU busy on its own: its step is a few hundred short kernels and the GPU waits for the
 host between them (one job of the app's default model drew 85.6k tokens/s from an H200, the GPU idle most of each
@@ -10,48 +11,13 @@ its kernels), and the teacher can change it with ``BABYGPT_JOBS_PER_GPU``.
 
 from __future__ import annotations
 
-import os
 import threading
-
-from babygpt.errors import BabyGPTError
 
 DEFAULT_JOBS_PER_GPU = 16  # the most measured (16 jobs on one H200 made the most tokens/s in total)
 GPUS_ENV = "BABYGPT_GPUS"  # which GPUs the jobs may use: "0,1", or "none" to train on the CPUs only
 JOBS_PER_GPU_ENV = "BABYGPT_JOBS_PER_GPU"
 GPU_SHARE_ENV = "BABYGPT_GPU_MEMORY_SHARE"  # the fraction of its GPU's memory a job may take (set by the backend)
 GPU_MEMORY_HEADROOM = 0.95  # what the jobs on one GPU may take together; the rest is the driver's
-
-
-def visible_gpus() -> tuple[str, ...]:
-    """The GPUs this server's jobs may use: ``BABYGPT_GPUS`` when set, else those CUDA shows this process.
-
-    Entries are what ``CUDA_VISIBLE_DEVICES`` accepts (indices or UUIDs), since that is how a job is given one.
-    """
-    chosen = os.environ.get(GPUS_ENV, "").strip()
-    if chosen:
-        if chosen.lower() == "none":
-            return ()
-        gpus = tuple(part.strip() for part in chosen.split(",") if part.strip())
-        for gpu in gpus:  # a typo would otherwise hide every GPU from the jobs, which then train on the CPUs
-            if not (gpu.isdigit() or gpu.startswith(("GPU-", "MIG-"))):
-                raise BabyGPTError(f"{GPUS_ENV} names {gpu!r}: give GPU indices (0,1) or UUIDs (GPU-…) as "
-                                   "nvidia-smi -L lists them, or none to train on the CPUs only.")
-        return gpus
-    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if shown is not None:
-        return tuple(part.strip() for part in shown.split(",") if part.strip() and part.strip() != "-1")
-    import torch  # only here: a server without GPUs never asks CUDA anything
-
-    return tuple(str(i) for i in range(torch.cuda.device_count())) if torch.cuda.is_available() else ()
-
-
-def jobs_per_gpu_from_env() -> int:
-    raw = os.environ.get(JOBS_PER_GPU_ENV, "").strip()
-    if not raw:
-        return DEFAULT_JOBS_PER_GPU
-    if not raw.isdigit():  # at least 1: SchedulerSettings holds that rule for every way of setting it
-        raise BabyGPTError(f"{JOBS_PER_GPU_ENV} must be a whole number of at least 1 (got {raw!r}).")
-    return int(raw)
 
 
 class GpuAssigner:

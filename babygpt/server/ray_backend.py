@@ -39,11 +39,10 @@ from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memo
 from babygpt.model.sizing import ModelLimits, training_memory_bytes
 from babygpt.server.backend import WatchedJob, worker_pythonpath
 from babygpt.server.relay import EventLog, RelayedJob, RelayedTraining, apply_events
-from babygpt.server.settings import SchedulerSettings, model_limits_from_env
+from babygpt.server.settings import SchedulerSettings, gpus_per_job, model_limits_from_env
 from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore
 
-GPUS_PER_JOB_ENV = "BABYGPT_GPUS_PER_JOB"
 NAMESPACE_PREFIX = "babygpt-"
 ACTOR_PREFIX = "run-"
 EVENT_INTERVAL_S = 0.25  # events gather this long before they travel: one message per batch of steps, not per step
@@ -60,14 +59,7 @@ class ClusterSettings:
 
     @classmethod
     def from_env(cls, address: str) -> ClusterSettings:
-        raw = os.environ.get(GPUS_PER_JOB_ENV, "").strip()
-        try:
-            gpus = float(raw) if raw else 0.0
-        except ValueError:
-            raise BabyGPTError(f"{GPUS_PER_JOB_ENV} must be a number such as 0.25 (got {raw!r}).") from None
-        if not 0 <= gpus <= 64:
-            raise BabyGPTError(f"{GPUS_PER_JOB_ENV} must be between 0 and the GPUs of one machine (got {raw!r}).")
-        return cls(address, gpus)
+        return cls(address, gpus_per_job())
 
 
 def store_namespace(store: RunStore) -> str:

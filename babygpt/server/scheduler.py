@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -33,15 +32,14 @@ from babygpt.orchestration.plan import TrainingPlan
 from babygpt.orchestration.runs import check_can_queue, create_run
 from babygpt.server.backend import Backend, JobHandle
 from babygpt.server.progress import JobSnapshot, LiveProgress
-from babygpt.server.settings import SchedulerSettings
+from babygpt.server.settings import RAY_ADDRESS_ENV, SchedulerSettings, disk_quota_from_env, ray_address
 from babygpt.server.users import Actor, check_can_delete, check_can_manage, check_teacher
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, persist_corpus
-from babygpt.store.quota import DiskQuota, checkpoint_bytes
+from babygpt.store.quota import checkpoint_bytes
 from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.corpus import Corpus
 
-RAY_ADDRESS_ENV = "BABYGPT_RAY_ADDRESS"
 # What a student reads about a run of theirs that is gone: a sentence about what happened, never the store's own
 # message (which names the server's folder and the command line, for whoever runs it there).
 RUN_GONE = "This run no longer exists: it was deleted, or taken off the queue before it started."
@@ -53,7 +51,7 @@ CLEARED_BEFORE_RESUME = "The teacher cleared the queue; this run was not resumed
 def backend_from_env(store: RunStore, settings: SchedulerSettings) -> Backend:
     """Ray actors when ``BABYGPT_RAY_ADDRESS`` is set (``auto``, ``host:port`` or ``ray://host:10001``), else
     worker processes on this machine. Ray is imported only then, so a server without it never starts or needs it."""
-    address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+    address = ray_address()
     if address:
         try:
             from babygpt.server.ray_backend import ClusterSettings, RayBackend
@@ -95,7 +93,7 @@ class Scheduler:
         self.settings = settings or SchedulerSettings()
         self.backend = backend or backend_from_env(store, self.settings)
         self.limits = self.backend.limits()
-        self.quota = DiskQuota.from_env()
+        self.quota = disk_quota_from_env()
         self._jobs: dict[str, JobHandle] = {}  # run id -> job, while it trains
         self._side: dict[str, JobHandle] = {}  # other work on these cores (an SAE's training), never a run
         self._finished: dict[str, JobHandle] = {}  # the last job of each run (its exit message)

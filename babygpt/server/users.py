@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 
 from babygpt.errors import BabyGPTError
+from babygpt.server.settings import admin_token
 from babygpt.store.runs import RunInfo
 
 USER_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-ADMIN_TOKEN_ENV = "BABYGPT_ADMIN_TOKEN"
 
 
 def new_user_key() -> str:
@@ -40,7 +39,7 @@ def public_handle(key: str | None) -> str:
 
 def admin_token_matches(given: str | None, configured: str | None = None) -> bool:
     """Whether ``given`` is the server's admin token; without one configured, nobody is admin."""
-    configured = os.environ.get(ADMIN_TOKEN_ENV) if configured is None else configured
+    configured = admin_token() if configured is None else configured
     if not configured or not given:
         return False
     return hmac.compare_digest(given.encode(), configured.encode())

@@ -9,16 +9,14 @@ wrote a new thread count for it into the store, applied between steps.
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import sys
 import threading
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.sizing import JOB_MEMORY_ENV
 from babygpt.orchestration.runs import setup_failure_message, trainer_for_job
-from babygpt.server.gpus import GPU_SHARE_ENV
+from babygpt.server.settings import job_gpu_share, job_memory_mb
 from babygpt.status import RunStatus
 from babygpt.store.corpora import run_corpus
 from babygpt.store.runs import RunStore
@@ -58,17 +56,17 @@ def limit_memory(device_type: str = "cpu") -> int | float | None:
     held to the job's share of that GPU's memory (the host heap is left alone: the CUDA driver maps large private
     areas of its own). Returns the limit (bytes, or the GPU share), or None when none is set."""
     if device_type == "cuda":
-        share = os.environ.get(GPU_SHARE_ENV)
+        share = job_gpu_share()
         if not share:
             return None
         import torch
 
-        torch.cuda.set_per_process_memory_fraction(float(share), 0)  # device 0: the one GPU this job sees
-        return float(share)
-    raw = os.environ.get(JOB_MEMORY_ENV)
-    if not raw:
+        torch.cuda.set_per_process_memory_fraction(share, 0)  # device 0: the one GPU this job sees
+        return share
+    memory_mb = job_memory_mb()
+    if not memory_mb:
         return None
-    limit = int(raw) * 2**20
+    limit = memory_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)

@@ -6,7 +6,6 @@ A class shares one disk; without a bound, one student's fifty exported-and-reimp
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from babygpt.config import ModelConfig
@@ -37,13 +36,6 @@ def format_bytes(n: float) -> str:
 @dataclass(frozen=True)
 class DiskQuota:
     bytes_per_user: int
-
-    @classmethod
-    def from_env(cls) -> DiskQuota:
-        raw = os.environ.get(USER_DISK_ENV, "").strip() or str(DEFAULT_USER_DISK_MB)
-        if not raw.isdigit() or int(raw) < 1:
-            raise BabyGPTError(f"{USER_DISK_ENV} must be a whole number of megabytes, got {raw!r}.")
-        return cls(int(raw) * 2**20)
 
     def check(self, store: RunStore, owner: str | None, adding: int, what: str) -> None:
         """Refuse ``what`` when it would take ``owner`` over the quota (no owner: the command line, no quota)."""
