@@ -126,3 +126,13 @@ def test_the_servers_settings_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("BABYGPT_GPUS", "O")
     with pytest.raises(BabyGPTError, match="give GPU indices"):
         settings.visible_gpus()
+
+
+def test_a_long_prompt_is_kept_whole_with_a_notice_not_cropped():
+    """``prepare_prompt`` says what it does: the ids are the whole prompt; the window is cropped by its readers."""
+    from babygpt.text.tokenizers import CharTokenizer
+    from babygpt.training.sample import prepare_prompt
+
+    prompt = prepare_prompt(CharTokenizer.from_text("abcdefgh"), "abcdefgh", block_size=4)
+    assert len(prompt.ids) == 8
+    assert len(prompt.notices) == 1 and "8 tokens" in prompt.notices[0] and "last 4 tokens" in prompt.notices[0]

@@ -66,7 +66,9 @@ class Prompt:
 
 
 def prepare_prompt(tokenizer: Tokenizer, text: str, block_size: int) -> Prompt:
-    """Encode a prompt; an empty one starts from a newline (or token 0), a long one is cropped."""
+    """Encode a prompt whole: an empty one starts from a newline (or token 0). One longer than the context keeps
+    every token (the text a reader sees continues all of it) with a notice that the model reads only its last
+    ``block_size``: whoever feeds the model crops its window (``generate``, ``next_token_distribution``)."""
     notices = []
     if not text:
         try:
