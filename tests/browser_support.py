@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.needs import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -32,11 +33,8 @@ def train_demo_run(home: Path, eval_interval: int = 20, name: str = "demo") -> N
 
 def require_chromium() -> None:
     """Skip without a browser on a developer's machine; under CI a missing browser is a failure."""
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but /usr/bin/chromium is missing: .ci/run installs it with apt-get")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    if not CHROMIUM.exists():
+        missing("/usr/bin/chromium", ".ci/run installs it with apt-get (apt-get install chromium)")
 
 
 def launch(playwright):

@@ -22,9 +22,10 @@ from babygpt.text.bpe_tokenizer import BPETokenizer
 from tests.conftest import SHAKESPEARE
 from tests.helpers import LIMITS
 from tests.import_support import LEAKS, recorded_run
+from tests.needs import required_module
 
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+transformers = required_module("transformers", "pip install -r requirements.txt")
+tokenizers = required_module("tokenizers", "pip install -r requirements.txt")
 
 MIXED = ("Le café où l'on s'assied — naïve façade. 東京は日本の首都です。Москва — столица России. "
          "العربية تكتب من اليمين. 🎉🎉 emoji 🎉 and numbers 1234567 12 3.\n\n\tTabs, and   spaces.  \n"

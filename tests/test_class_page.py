@@ -10,6 +10,7 @@ from babygpt.orchestration.challenge import set_rules
 from babygpt.orchestration.runs import create_run
 from babygpt.status import RunStatus
 from tests.helpers import app, tiny_plan, wait_for
+from tests.needs import required_module
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
 TOKEN = "a-teacher-secret"
@@ -147,7 +148,7 @@ def test_everyones_runs_with_the_teachers_checks_name_their_owners(small_text):
 
 
 def test_an_imported_run_says_imported_in_pickers_and_is_not_on_the_class_board(tmp_path):
-    pytest.importorskip("transformers")
+    required_module("transformers", "pip install -r requirements.txt")
     from babygpt.store.huggingface import import_hf
     from tests.helpers import LIMITS
     from tests.test_huggingface import gpt2_made_by_transformers

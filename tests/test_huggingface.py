@@ -23,8 +23,9 @@ from babygpt.store.runs import RunStore
 from babygpt.training.sample import SamplingConfig, generate
 from tests.helpers import LIMITS
 from tests.import_support import assert_sentence, recorded_run
+from tests.needs import required_module
 
-transformers = pytest.importorskip("transformers")
+transformers = required_module("transformers", "pip install -r requirements.txt")
 
 PROMPT = "the cat sat on the mat"
 
