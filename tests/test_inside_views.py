@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.interpret.inside import scores_during_training
+from babygpt.interpret.inside import HEAD_TYPE_BY_KEY, scores_during_training
 from babygpt.interpret.looking import formation_from_history, formation_reading
 from babygpt.orchestration.plan import plan_training
 from babygpt.orchestration.recorder import probe_prompt
@@ -17,6 +17,8 @@ from babygpt.store.runs import RunStore
 from babygpt.text.corpus import corpus_from_path
 from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium, train_demo_run
 from tests.helpers import app, tiny_config
+
+HEAD_NAMES = {k: t.name for k, t in HEAD_TYPE_BY_KEY.items()}
 
 
 @pytest.fixture
@@ -117,6 +119,19 @@ def test_the_ablation_sentence_and_tables_follow_the_kind_chosen(cats_run, kind)
     assert any(m.value == f"**Where layer {layer} head {head} mattered most** (knocked out by {kind})"
                for m in at.markdown)
     assert at.selectbox(key=f"inside_without_{kind}").value == knocked.worst
+    from babygpt.interpret.inside import TYPES, heads_of_type
+    from ui.run_cache import head_types, heads_together
+
+    scores, _ = head_types(info.id)
+    typed = [k for k in TYPES if heads_of_type(scores, k)]
+    if not typed:
+        assert any("no set of heads of one type" in c.value for c in at.caption)
+    else:
+        assert at.selectbox(key="inside_together_kind").options[0].startswith(HEAD_NAMES[typed[0]])
+        shown = heads_together(info.id, typed[0], kind)
+        assert shown.alone == tuple(float(knocked.heads[lh]) for lh in shown.heads)  # the grid's own numbers
+        assert any(m.value.startswith(f"Knocked out together (by {kind})") and f"{shown.together:+.3f}" in m.value
+                   for m in at.markdown)
 
 
 def test_the_attention_picker_says_each_heads_type(cats_run):

@@ -9,8 +9,15 @@ import streamlit as st
 import torch
 
 from babygpt.errors import BabyGPTError
-from babygpt.interpret.inside import HeadScores, head_scores
-from babygpt.interpret.looking import AblationView, ablation_passes, ablation_view, measurement_windows
+from babygpt.interpret.inside import HeadScores, head_scores, heads_of_type
+from babygpt.interpret.looking import (
+    AblationView,
+    HeadSetKnockOut,
+    ablation_passes,
+    ablation_view,
+    head_set_knock_out,
+    measurement_windows,
+)
 from babygpt.lessons.counterfactuals import Finding
 from babygpt.lessons.surprise import TokenSurprise, surprise
 from babygpt.orchestration import inside
@@ -140,3 +147,21 @@ def _ablated_samples(run_id: str, weights_version: float, text_key: str, layer: 
                      prompt: str) -> inside.AblatedSamples:
     ids, _ = measure_ids(run_id)
     return inside.ablated_samples(load_run(run_id), ids, layer, head, mode, prompt)
+
+
+def heads_together(run_id: str, type_key: str, mode: str) -> HeadSetKnockOut:
+    """Every head of one type knocked out at once, on the windows and by the kind the ablation grid used, once per
+    checkpoint, text and choice."""
+    version = store().weights_version(run_id) or 0.0
+    return _heads_together(run_id, version, _text_key(run_id), type_key, mode)
+
+
+@st.cache_data(max_entries=16, show_spinner="Knocking the heads out together…")
+def _heads_together(run_id: str, weights_version: float, text_key: str, type_key: str, mode: str) -> HeadSetKnockOut:
+    loaded = load_run(run_id)
+    ids, _ = measure_ids(run_id)
+    windows = measurement_windows(ids, loaded.model_config, ablation_passes(loaded.model_config))
+    view, _, _ = ablations(run_id)
+    scores, _ = head_types(run_id)
+    return head_set_knock_out(loaded.model, windows, heads_of_type(scores, type_key), type_key, mode,
+                              view.by(mode).heads, view.intact)

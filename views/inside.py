@@ -14,7 +14,7 @@ from babygpt.figures.inside_figures import (
 )
 from babygpt.figures.viz import attention_heatmap, runs_overlay_figure
 from babygpt.interpret.attention import attention_for_prompt
-from babygpt.interpret.inside import HEAD_TYPES, KINDS, TYPE_THRESHOLD
+from babygpt.interpret.inside import HEAD_TYPE_BY_KEY, HEAD_TYPES, KINDS, TYPE_THRESHOLD, TYPES, heads_of_type
 from babygpt.interpret.looking import (
     SCORED,
     comparison_refusal,
@@ -134,6 +134,7 @@ def ablation_section(loaded: LoadedRun) -> None:
     table = pd.DataFrame(parts)
     st.dataframe(table, hide_index=True, key="inside_parts",
                  column_config={c: st.column_config.NumberColumn(format="%+.3f") for c in table.columns[1:]})
+    heads_together_section(loaded, mode)
     st.markdown(f"**Where layer {layer} head {head} mattered most** (knocked out by {mode})")
     hurt = [(display_token(before), display_token(after), change) for before, after, change in knocked.hurt]
     st.dataframe(pd.DataFrame(hurt, columns=["after", "the next token", "loss change"]), hide_index=True,
@@ -148,6 +149,21 @@ def ablation_section(loaded: LoadedRun) -> None:
     left.code(samples.intact, language=None, wrap_lines=True)
     right.markdown(f"**Without layer {layer} head {head}** (same seed, by {mode})")
     right.code(samples.ablated, language=None, wrap_lines=True)
+
+
+def heads_together_section(loaded: LoadedRun, mode: str) -> None:
+    """Every head of a type knocked out at once: heads that back each other up cost little one at a time."""
+    scores, _ = run_cache.head_types(loaded.info.id)
+    typed = {kind: heads_of_type(scores, kind) for kind in TYPES}
+    kinds = [kind for kind, heads in typed.items() if heads]
+    if not kinds:
+        st.caption(f"No head reaches {TYPE_THRESHOLD} on any type, so there is no set of heads of one type to knock "
+                   "out together.")
+        return
+    kind = st.selectbox("Knock out together every head of type", kinds, key="inside_together_kind",
+                        format_func=lambda k: f"{HEAD_TYPE_BY_KEY[k].name} ({len(typed[k])} head(s))",
+                        help="Heads that back each other up cost little one at a time and much together.")
+    st.markdown(markdown_literal(run_cache.heads_together(loaded.info.id, kind, mode).sentence()))
 
 
 def compare_section(loaded: LoadedRun) -> None:
