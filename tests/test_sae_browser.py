@@ -133,6 +133,8 @@ def test_features_on_a_prompt_are_the_sae_of_the_cached_layer():
     assert found.tokens == [tokenizer.token_text(i) for i in tokenizer.encode("hello world")]
     assert len(found.at(0, n=10)) == 4  # TopK: exactly k fire at each token
     assert found.strongest(1)[0][1] == pytest.approx(float(found.strengths.max()))
+    with pytest.raises(BabyGPTError, match="Type a prompt"):
+        browser.features_on_prompt(model, sae, tokenizer, "")
 
 
 def test_steering_at_strength_zero_writes_the_text_written_without_it():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from babygpt.errors import BabyGPTError
 from babygpt.features.collect import Activations, collect_activations
 from babygpt.features.metrics import DENSE_FREQUENCY, EVAL_BATCH
 from babygpt.features.sae import TopKSAE
@@ -184,7 +185,7 @@ def features_on_prompt(model: LanguageModel, sae: TopKSAE, tokenizer: Tokenizer,
     """Encode the prompt (its last ``block_size`` tokens), read the SAE's hook point, and encode every token."""
     ids = tokenizer.encode(prompt)[-model.config.block_size:]
     if not ids:
-        raise ValueError("empty prompt")
+        raise BabyGPTError("Type a prompt to see which features fire on it.")
     device = next(model.parameters()).device
     name = sae.config.hook_name
     _, cache = run_with_cache(model, torch.tensor([ids], device=device), [name])
