@@ -19,10 +19,68 @@ PRESETS: dict[str, str] = {
     "multi-head+ffn": "Adds a position-wise feed-forward network so each token can think about what it gathered.",
     "residual": "Stacks n_layer blocks joined by residual connections, so deep models still train.",
     "gpt": "Adds pre-norm LayerNorm in each block and before the head, and allows dropout: the full GPT.",
+    # after GPT-2: each rung is gpt with one switch (MODERN_SWITCHES says which and where it comes from)
+    "gpt+rope": "Positions rotate each head's queries and keys instead of being added to the input (RoPE).",
+    "gpt+rmsnorm": "RMSNorm instead of LayerNorm: scale by the root mean square, no mean subtracted, no bias.",
+    "gpt+qk-norm": "Each head's queries and keys are RMS-normalised before their dot product, so scores cannot blow up.",
+    "gpt+swiglu": "A gated feed-forward, SiLU(x·W_gate) ⊙ (x·W_up), at 8/3 the width for the same parameters.",
+    "gpt+value-embeddings": "Each layer adds its own embedding of the input tokens to the attention values.",
+    "gpt+soft-cap": "Logits pass through cap·tanh(logits / cap), so no token's logit can run away.",
+    "gpt+muon": "Muon trains the 2-D hidden weights with orthogonalised momentum; AdamW keeps the rest.",
+    "modern": "The choices of today's fast small-model recipes together: RoPE, RMSNorm, QK-norm, ReLU², value "
+              "embeddings, a soft-cap and Muon.",
 }
 DEFAULT_PRESET = "gpt"
-POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "none")  # none: a counterfactual, see below
-ACTIVATIONS = ("relu2", "gelu", "relu", "gelu_tanh")
+POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "rope", "none")  # none: a counterfactual, see below
+ACTIVATIONS = ("relu2", "gelu", "relu", "gelu_tanh", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
+OPTIMIZERS = ("auto", "adamw", "muon")  # auto: the preset's (Muon for gpt+muon and modern, else AdamW)
+SOFT_CAP = 15.0  # nanochat's cap on the logits (modded-nanogpt's record runs used 15 to 30)
+
+
+@dataclass(frozen=True)
+class ModernSwitch:
+    """One idea from after GPT-2: the preset that adds it to ``gpt``, the settings that switch it on, the sentence
+    it teaches, where it comes from, and whether ``modern`` keeps it. Presets, the docs' ladder table and the race
+    read it from here."""
+
+    preset: str
+    settings: dict[str, Any]
+    lesson: str
+    source: str
+    in_modern: bool = True
+    train: bool = False  # the settings are TrainConfig's (the optimizer), not the model's
+
+
+MODERN_SWITCHES = (
+    ModernSwitch("gpt+rope", {"positional": "rope"},
+                 "Position is a rotation of each query and key by an angle that grows with it, so a score depends "
+                 "on how far apart two tokens are, not where they sit, and no position table is learned.",
+                 "Su et al. 2021, RoFormer; Llama, nanochat"),
+    ModernSwitch("gpt+rmsnorm", {"norm": "rmsnorm"},
+                 "Dividing by the root mean square alone (no mean, no bias) normalises as well as LayerNorm "
+                 "for less work.", "Zhang & Sennrich 2019; Llama, nanochat"),
+    ModernSwitch("gpt+qk-norm", {"qk_norm": True},
+                 "Normalising each head's queries and keys bounds the attention scores, so a larger learning "
+                 "rate does not saturate the softmax.", "Dehghani et al. 2023; modded-nanogpt, nanochat"),
+    ModernSwitch("gpt+swiglu", {"activation": "swiglu"},
+                 "A gate multiplies the feed-forward's hidden units, at 8/3 the width to keep the parameters; "
+                 "ReLU² (the gpt default) is the speedrun's cheaper alternative.",
+                 "Shazeer 2020, GLU variants; Llama", in_modern=False),
+    ModernSwitch("gpt+value-embeddings", {"value_embeddings": True},
+                 "Each layer's values get their own embedding of the input tokens, so a head can move a token's "
+                 "identity along without the residual stream carrying it.", "modded-nanogpt, nanochat"),
+    ModernSwitch("gpt+soft-cap", {"logit_softcap": SOFT_CAP},
+                 "Capping the logits with a tanh keeps the model from growing over-confident early.",
+                 "Gemma 2; modded-nanogpt, nanochat"),
+    ModernSwitch("gpt+muon", {"optimizer": "muon"},
+                 "Orthogonalising each weight matrix's momentum (Newton–Schulz) makes every direction of the update "
+                 "move at the same rate, which trains the hidden matrices in fewer steps than AdamW.",
+                 "Jordan et al. 2024, Muon; modded-nanogpt, nanochat", train=True),
+)
+MODERN_BY_PRESET = {s.preset: s for s in MODERN_SWITCHES}
+# already in gpt's defaults, kept by modern: ReLU² (activation), a zero-initialised output projection of every
+# block (zero_init_residual) and untied embeddings (tie_weights=False)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -77,8 +135,12 @@ class ModelConfig:
     use_residual: bool = True
     use_layernorm: bool = True
     tie_weights: bool = False
-    activation: str = "relu2"  # relu2 (default), gelu (nanoGPT), relu (the lecture) or gelu_tanh (GPT-2)
+    activation: str = "relu2"  # relu2 (default), gelu (nanoGPT), relu (the lecture), gelu_tanh (GPT-2) or swiglu
     zero_init_residual: bool = True  # only meaningful with residual connections
+    norm: str = "layernorm"  # or rmsnorm (with use_layernorm: which norm the blocks and the head use)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys (with a learned gain) before the scores
+    value_embeddings: bool = False  # each layer adds its own embedding of the input tokens to the values
+    logit_softcap: float = 0.0  # >0: logits = cap·tanh(logits / cap); 0: off
     # Counterfactuals: switch off one idea to see what it was for (with positional="none")
     causal: bool = True  # False: every position also sees the tokens after it, the answer included
     scale_scores: bool = True  # False: softmax(q·k) without the 1/√d
@@ -108,8 +170,13 @@ class ModelConfig:
         )
         _check(self.activation in ACTIVATIONS,
                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}.")
+        _check(self.norm in NORMS, f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}.")
+        _check(self.logit_softcap >= 0, f"logit_softcap must be zero (off) or a positive cap, got {self.logit_softcap}.")
         if self.use_attention:
             _check(self.n_layer >= 1, "A model with attention needs n_layer >= 1.")
+        if self.positional == "rope":
+            _check(self.head_size % 2 == 0, f"Rotary positions turn pairs of dimensions: the head size "
+                   f"(n_embd / n_head = {self.head_size}) must be even.")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +209,11 @@ def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
         switches = dict(n_layer=1, use_residual=False, use_layernorm=False, dropout=0.0, activation="relu")
     elif preset == "residual":
         switches = dict(use_layernorm=False, dropout=0.0)
+    elif preset == "modern":
+        # with gpt's own ReLU², zero-initialised output projections and untied embeddings (its defaults)
+        switches = {k: v for m in MODERN_SWITCHES if m.in_modern and not m.train for k, v in m.settings.items()}
+    elif preset in MODERN_BY_PRESET and not MODERN_BY_PRESET[preset].train:
+        switches = dict(MODERN_BY_PRESET[preset].settings)
     else:
         switches = {}
     return replace(base, preset=preset, **switches).validate()
@@ -174,6 +246,8 @@ class TrainConfig:
     threads: int = 0  # 0: let babygpt choose (physical cores)
     sample_tokens: int = 0  # >0: generate this many tokens at each evaluation
     until_val_loss: float = 0.0  # >0: stop at the first evaluation whose val loss is at or below it (0: off)
+    optimizer: str = "auto"  # auto: the preset's (see optimizer_for), adamw, or muon for the 2-D hidden weights
+    muon_lr: float = 0.02  # Muon's peak step for the hidden matrices; it follows lr's warm-up and decay
 
     def validate(self) -> TrainConfig:
         _check_field_types(self)
@@ -197,9 +271,20 @@ class TrainConfig:
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}.")
         _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
         _check(self.threads >= 0, f"threads must be zero (automatic) or more, got {self.threads}.")
+        _check(self.optimizer in OPTIMIZERS,
+               f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
+        _check(0 < self.muon_lr <= 1.0, f"muon_lr must be in (0, 1], got {self.muon_lr}.")
         _check(self.until_val_loss >= 0, "until_val_loss must be zero (off: train every step) or a validation "
                f"loss to stop at, got {self.until_val_loss}.")
         return self
+
+    def optimizer_for(self, model_config: ModelConfig) -> str:
+        """The optimizer this run uses: the one named, or with ``auto`` the preset's (Muon for ``gpt+muon`` and
+        ``modern``, AdamW for every other rung; the bigram table has no hidden matrices for Muon)."""
+        if self.optimizer != "auto":
+            return self.optimizer
+        wants_muon = model_config.preset in ("gpt+muon", "modern") and model_config.use_attention
+        return "muon" if wants_muon else "adamw"
 
     @property
     def effective_checkpoint_interval(self) -> int:
@@ -293,7 +378,12 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("learned", "sinusoidal"), level=1,
             label="Positional encoding"),
     Setting("activation", "model", "The feed-forward non-linearity: relu2 (ReLU², the default), gelu (nanoGPT), "
-            "relu (the lecture's gpt.py), gelu_tanh (GPT-2's tanh approximation of GELU).", choices=ACTIVATIONS, in_form=False),
+            "relu (the lecture's gpt.py), gelu_tanh (GPT-2's tanh approximation of GELU), swiglu (Llama's gated "
+            "SiLU at 8/3 the width).", choices=ACTIVATIONS, in_form=False),
+    Setting("norm", "model", "layernorm (GPT-2) or rmsnorm (Llama, nanochat: no mean, no bias).", choices=NORMS,
+            in_form=False),
+    Setting("logit_softcap", "model", "Cap the logits at ±cap with cap·tanh(logits / cap) (0: off; nanochat: 15).",
+            low=0.0, high=100.0, in_form=False),
     # training
     Setting("max_iters", "train", "Total optimisation steps. 1000 steps of the default model take about a minute.",
             low=10, high=100_000, step=100),
@@ -329,6 +419,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("val_fraction", "train", "The end of the text held out for validation.", in_form=False),
     Setting("threads", "train", "CPU threads (0: babygpt chooses).", in_form=False),
     Setting("sample_tokens", "train", "Tokens to generate at each evaluation (0: none).", in_form=False),
+    Setting("optimizer", "train", "auto: Muon for the gpt+muon and modern presets, else AdamW; muon: Muon for the "
+            "2-D hidden weights and AdamW for embeddings, head, gains and biases.", choices=OPTIMIZERS,
+            in_form=False),
+    Setting("muon_lr", "train", "Muon's peak learning rate for the hidden matrices (nanochat: 0.02).",
+            low=1e-4, high=1.0, in_form=False),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 MODEL_SETTINGS = tuple(s.name for s in SETTINGS if s.section == "model")
@@ -337,7 +432,25 @@ FORM_SETTINGS = tuple(s for s in SETTINGS if s.in_form)
 # The app's defaults differ from TrainConfig's on purpose: a run started from a browser should show its whole
 # curve in about a minute on a 2-core laptop, with ten evaluations to watch; TrainConfig's (2000 steps, an
 # evaluation every 250) aim at the lowest loss from a terminal in a few minutes.
-INTERACTIVE_TRAIN = dict(max_iters=1000, warmup_iters=50, eval_interval=100, eval_iters=10)
+# Every run the app starts logs every 5 steps (its progress bar and chart move smoothly) and writes 120 tokens at
+# each evaluation (the sample the page shows as it trains).
+APP_RUN = dict(log_interval=5, sample_tokens=120)
+INTERACTIVE_TRAIN = dict(max_iters=1000, warmup_iters=50, eval_interval=100, eval_iters=10, **APP_RUN)
+# A fine-tune starts from weights that already know a lot: fewer steps, a lower rate, no warm-up.
+FINE_TUNE_STEPS, FINE_TUNE_LR = 300, 3e-4
+
+
+def app_train_config(**chosen: Any) -> TrainConfig:
+    """The training settings of a run started from the app's form: the interactive defaults, under what the person
+    chose (the form's settings and the text's validation fraction)."""
+    return TrainConfig(**{**INTERACTIVE_TRAIN, **chosen}).validate()
+
+
+def fine_tune_config(steps: int, lr: float, batch_size: int, val_fraction: float) -> TrainConfig:
+    """A fine-tune's training settings from the four the Runs page asks for: the rate decays to a tenth, with no
+    warm-up, and five evaluations along the way."""
+    return TrainConfig(max_iters=steps, lr=lr, min_lr=lr / 10, warmup_iters=0, eval_interval=max(1, steps // 5),
+                       val_fraction=val_fraction, batch_size=batch_size, **APP_RUN).validate()
 
 
 def form_defaults() -> dict[str, Any]:

@@ -27,7 +27,7 @@ def test_introspection_equals_fused_path(preset, positional):
         assert maps == []
         return
     n_head = 1 if preset == "single-head" else 4
-    n_layer = 2 if preset in ("residual", "gpt") else 1
+    n_layer = 1 if preset in ("single-head", "multi-head", "multi-head+ffn") else 2
     assert len(maps) == n_layer
     for m in maps:
         assert m.weights.shape == (3, n_head, 12, 12)

@@ -136,3 +136,39 @@ def test_a_long_prompt_is_kept_whole_with_a_notice_not_cropped():
     prompt = prepare_prompt(CharTokenizer.from_text("abcdefgh"), "abcdefgh", block_size=4)
     assert len(prompt.ids) == 8
     assert len(prompt.notices) == 1 and "8 tokens" in prompt.notices[0] and "last 4 tokens" in prompt.notices[0]
+
+
+# --- the app's training settings: config's, never a view's ----------------------------------------------------------
+def test_a_run_from_the_form_starts_from_the_interactive_defaults_under_what_was_chosen():
+    from babygpt.config import FORM_SETTINGS, app_train_config, form_defaults
+
+    defaults, train = form_defaults(), app_train_config()
+    assert {s.name: getattr(train, s.name) for s in FORM_SETTINGS if s.section == "train"} == {
+        s.name: defaults[s.name] for s in FORM_SETTINGS if s.section == "train"}
+    assert (train.max_iters, train.eval_interval, train.log_interval, train.sample_tokens) == (1000, 100, 5, 120)
+    chosen = app_train_config(max_iters=400, val_fraction=0.2)
+    assert (chosen.max_iters, chosen.val_fraction, chosen.log_interval) == (400, 0.2, 5)
+    with pytest.raises(BabyGPTError, match="eval_interval"):
+        app_train_config(max_iters=50)  # still checked: an evaluation every 100 steps never comes
+
+
+def test_a_fine_tune_decays_to_a_tenth_without_warm_up_with_five_evaluations():
+    from babygpt.config import FINE_TUNE_LR, FINE_TUNE_STEPS, fine_tune_config
+
+    tune = fine_tune_config(FINE_TUNE_STEPS, FINE_TUNE_LR, 8, 0.1)
+    assert (tune.max_iters, tune.lr, tune.min_lr, tune.warmup_iters) == (300, 3e-4, pytest.approx(3e-5), 0)
+    assert (tune.eval_interval, tune.batch_size, tune.log_interval, tune.sample_tokens) == (60, 8, 5, 120)
+
+
+def test_no_view_writes_training_settings_of_its_own():
+    """A view that builds a TrainConfig is a second place for the app's defaults: it calls config's instead."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    found = []
+    for path in sorted([*(ROOT / "views").glob("*.py"), *(ROOT / "ui").glob("*.py"), ROOT / "app.py"]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TrainConfig":
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []

@@ -21,11 +21,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from babygpt.model.gpt import Block, LanguageModel, MultiHeadAttention
+from babygpt.model.gpt import Block, LanguageModel, MultiHeadAttention, rotate, soft_cap
 from babygpt.model.kernels import KVCache, attend, score_scale
 
 LinearWeights = tuple[torch.Tensor, torch.Tensor | None]  # (weight transposed, bias)
-NormWeights = tuple[torch.Tensor, torch.Tensor | None] | None  # LayerNorm (weight, bias), or None for no norm
+
+
+@dataclass(frozen=True)
+class _Norm:
+    """A norm's weights: LayerNorm's gain and bias, or RMSNorm's gain (``rms``)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    eps: float
+    rms: bool
+
+
+NormWeights = _Norm | None  # None: the rungs without a norm
 
 
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
@@ -40,8 +52,12 @@ def _linear(module: nn.Linear) -> LinearWeights:
     return _copy(module.weight.t()), _copy_bias(module.bias)
 
 
-def _norm(module: nn.Module) -> NormWeights:
-    return (_copy(module.weight), _copy_bias(module.bias)) if isinstance(module, nn.LayerNorm) else None
+def _norm(module: nn.Module | None) -> NormWeights:
+    if isinstance(module, nn.LayerNorm):
+        return _Norm(_copy(module.weight), _copy_bias(module.bias), module.eps, rms=False)
+    if isinstance(module, nn.RMSNorm):
+        return _Norm(_copy(module.weight), None, module.eps, rms=True)
+    return None
 
 
 def _apply_linear(x: torch.Tensor, layer: LinearWeights) -> torch.Tensor:
@@ -55,7 +71,11 @@ def _add(x: torch.Tensor, update: torch.Tensor, residual: bool) -> torch.Tensor:
 
 
 def _apply_norm(x: torch.Tensor, norm: NormWeights) -> torch.Tensor:
-    return x if norm is None else F.layer_norm(x, (x.size(-1),), norm[0], norm[1])
+    if norm is None:
+        return x
+    if norm.rms:
+        return F.rms_norm(x, (x.size(-1),), norm.weight, norm.eps)
+    return F.layer_norm(x, (x.size(-1),), norm.weight, norm.bias, norm.eps)
 
 
 def new_caches(model: LanguageModel, batch: int = 1) -> list[KVCache]:
@@ -66,21 +86,22 @@ def new_caches(model: LanguageModel, batch: int = 1) -> list[KVCache]:
     return [KVCache(batch, c.n_head, c.block_size, c.head_size, p.device, p.dtype) for _ in model.blocks]
 
 
-def _cached_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """The heads of ``attn`` for the new tokens (B, T, C), their keys and values appended to ``cache``."""
-    qkv = attn.qkv_heads(x)  # (3, B, nh, T, hs)
+def _cached_attention(attn: MultiHeadAttention, x: torch.Tensor, cache: KVCache, ids: torch.Tensor) -> torch.Tensor:
+    """The heads of ``attn`` for the new tokens ``ids`` (B, T) whose stream is ``x`` (B, T, C), their keys and
+    values appended to ``cache``; rotary positions turn them by their place after what is cached."""
     prior = cache.length
-    if prior and qkv.size(-2) > 1:
+    if prior and x.size(-2) > 1:
         raise ValueError("KVCache supports a prefill into an empty cache, then one token at a time.")
-    keys, values = cache.append(qkv[1:])  # each (B, nh, prior + T, hs)
+    q, k, v = attn.heads(x, ids, start=prior)  # each (B, nh, T, hs)
+    keys, values = cache.append(torch.stack((k, v)))  # each (B, nh, prior + T, hs)
     # one new query may look at everything cached; a prefill into an empty cache is plain causal
-    is_causal = prior == 0 and attn.causal and qkv.size(-2) > 1
-    return attn.merge_heads(attend(qkv[0], keys, values, 0.0, is_causal=is_causal, scale_scores=attn.scale_scores))
+    is_causal = prior == 0 and attn.causal and q.size(-2) > 1
+    return attn.merge_heads(attend(q, keys, values, 0.0, is_causal=is_causal, scale_scores=attn.scale_scores))
 
 
-def _cached_block(block: Block, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+def _cached_block(block: Block, x: torch.Tensor, cache: KVCache, ids: torch.Tensor) -> torch.Tensor:
     """``Block.forward`` with the attention reading and filling ``cache``."""
-    return block.feed_forward_step(block.add(x, _cached_attention(block.attn, block.ln1(x), cache)))
+    return block.feed_forward_step(block.add(x, _cached_attention(block.attn, block.ln1(x), cache, ids)))
 
 
 def forward_cached(model: LanguageModel, idx: torch.Tensor, caches: list[KVCache]) -> torch.Tensor:
@@ -90,8 +111,8 @@ def forward_cached(model: LanguageModel, idx: torch.Tensor, caches: list[KVCache
     start = caches[0].length
     x = model.embed(idx, start)  # (B, T, C)
     for block, cache in zip(model.blocks, caches, strict=True):
-        x = _cached_block(block, x, cache)
-    return model.lm_head(model.ln_f(x[:, -1]))  # (B, C) -> (B, V)
+        x = _cached_block(block, x, cache, idx)
+    return model.lm_head(model.ln_f(x[:, -1]))  # (B, C) -> (B, V), soft-capped where the model caps
 
 
 @dataclass(frozen=True)
@@ -104,6 +125,14 @@ class _Layer:
     down: LinearWeights | None
     activation: Callable[[torch.Tensor], torch.Tensor] | None
     residual: bool
+    q_norm: NormWeights  # QK-norm's gains, or None
+    k_norm: NormWeights
+    values: torch.Tensor | None  # the layer's value embedding (V, C), or None
+
+    @property
+    def plain(self) -> bool:
+        """Keys and values straight from the projection (no value embedding, no QK-norm)."""
+        return self.values is None and self.q_norm is None
 
 
 class Decoder:
@@ -132,12 +161,19 @@ class Decoder:
                 down=None if block.ffn is None else _linear(block.ffn.down),
                 activation=None if block.ffn is None else block.ffn.activation,
                 residual=block.residual,
+                q_norm=_norm(block.attn.q_norm),
+                k_norm=_norm(block.attn.k_norm),
+                values=None if block.attn.value_embedding is None else _copy(block.attn.value_embedding.weight),
             )
             for block in model.blocks
         ]
+        attn = model.blocks[0].attn
+        self.rope = (_copy(attn.rope_cos), _copy(attn.rope_sin)) if attn.rotary else None  # each (T, hs/2)
         self.ln_f = _norm(model.ln_f)
         self.head = _linear(model.lm_head)
+        self.cap = config.logit_softcap
         self.qkv_shape = (3, 1, config.n_head, 1, config.head_size)
+        self.head_shape = (1, config.n_head, 1, config.head_size)
 
     def step(self, token: int, caches: list[KVCache]) -> torch.Tensor:
         """Logits (1, vocab_size) for the token after ``token``, appending its keys and values to ``caches``."""
@@ -149,16 +185,27 @@ class Decoder:
         x = self.token_table[token] if self.position_table is None else self.token_table[token] + self.position_table[position]
         x = x.unsqueeze(0)  # (1, C)
         for layer, cache in zip(self.layers, caches, strict=True):
-            x = _add(x, self._attention(x, layer, cache), layer.residual)
+            x = _add(x, self._attention(x, layer, cache, token, position), layer.residual)
             if layer.up is not None:
                 x = _add(x, self._feed_forward(x, layer), layer.residual)
-        return _apply_linear(_apply_norm(x, self.ln_f), self.head)  # (1, V)
+        return soft_cap(_apply_linear(_apply_norm(x, self.ln_f), self.head), self.cap)  # (1, V)
 
-    def _attention(self, x: torch.Tensor, layer: _Layer, cache: KVCache) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, layer: _Layer, cache: KVCache, token: int, position: int) -> torch.Tensor:
         """The one new token's attention over everything cached: (1, C) -> (1, C)."""
         qkv = _apply_linear(_apply_norm(x, layer.ln1), layer.qkv).view(self.qkv_shape)  # (1, 3C) -> (3, 1, nh, 1, hs)
-        keys, values = cache.append(qkv[1:])  # each (1, nh, length, hs)
-        update = F.scaled_dot_product_attention(qkv[0], keys, values, scale=self.scale)  # (1, nh, 1, hs)
+        q, kv = qkv[0], qkv[1:]
+        if not layer.plain or self.rope is not None:
+            k, v = kv.unbind(0)  # each (1, nh, 1, hs)
+            if layer.values is not None:
+                v = v + layer.values[token].view(self.head_shape)
+            if layer.q_norm is not None:
+                q, k = _apply_norm(q, layer.q_norm), _apply_norm(k, layer.k_norm)
+            if self.rope is not None:
+                cos, sin = (table[position:position + 1] for table in self.rope)  # (1, hs/2)
+                q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+            kv = torch.stack((k, v))
+        keys, values = cache.append(kv)  # each (1, nh, length, hs)
+        update = F.scaled_dot_product_attention(q, keys, values, scale=self.scale)  # (1, nh, 1, hs)
         update = update.view(1, x.size(-1))  # (1, C)
         return update if layer.proj is None else _apply_linear(update, layer.proj)
 

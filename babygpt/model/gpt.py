@@ -23,7 +23,10 @@ import torch.nn.functional as F
 from babygpt.config import ModelConfig
 from babygpt.model.hooks import Hooks
 from babygpt.model.kernels import attend
-from babygpt.model.sizing import flops_per_token
+from babygpt.model.sizing import ffn_width, flops_per_token
+
+NORM_EPS = 1e-6  # RMSNorm's epsilon, as Llama's configuration writes it
+ROPE_BASE = 10000.0  # the rotary wavelengths' base (RoFormer, Llama)
 
 # --- 0. the bigram model ----------------------------------------------------------------------
 
@@ -97,6 +100,22 @@ def _heads_hooked(hooks: Hooks, point: str, x: torch.Tensor) -> torch.Tensor:
     return hooks(point, x.transpose(1, 2)).transpose(1, 2)
 
 
+def rotary_tables(block_size: int, head_size: int, base: float = ROPE_BASE) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of every position's angles, each (T, hs/2): pair i turns by position · base^(-2i/hs), so the
+    first pairs turn fast (nearby order) and the last slowly (long range)."""
+    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)  # (hs/2,)
+    angles = torch.arange(block_size, dtype=torch.float32)[:, None] * inv_freq  # (T, hs/2)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE: turn pair (x_i, x_{i+hs/2}) of every query or key by its position's angle i; x (..., T, hs), cos and
+    sin (T, hs/2). The pairs are the two halves of a head (Llama's layout in transformers), so a dot product of a
+    turned query and key depends only on how far apart they are."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., T, hs/2) each
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).to(x.dtype)
+
+
 # --- 2. multi-head attention -------------------------------------------------------------------
 
 class MultiHeadAttention(nn.Module):
@@ -113,6 +132,16 @@ class MultiHeadAttention(nn.Module):
         self.dropout = config.dropout
         self.causal, self.scale_scores = config.causal, config.scale_scores
         self.resid_dropout = nn.Dropout(config.dropout)
+        # QK-norm: each head's queries and keys RMS-normalised, with a learned gain per dimension
+        self.q_norm = nn.RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
+        # value embeddings: this layer's own vector per input token, added to its values
+        self.value_embedding = nn.Embedding(config.vocab_size, config.n_embd) if config.value_embeddings else None
+        self.rotary = config.positional == "rope"
+        if self.rotary:
+            cos, sin = rotary_tables(config.block_size, self.head_size)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
 
     def qkv_heads(self, x: torch.Tensor) -> torch.Tensor:
         """Every head's queries, keys and values from one matmul."""
@@ -121,8 +150,28 @@ class MultiHeadAttention(nn.Module):
         qkv = qkv.view(B, T, 3, self.n_head, self.head_size)  # (B, T, 3, nh, hs)
         return qkv.permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs)
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads(self, x: torch.Tensor, ids: torch.Tensor | None = None, start: int = 0,
+              hooks: Hooks | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the scores and the weighted sum read, each (B, nh, T, hs), for tokens ``ids`` (B, T) at positions
+        start..start+T-1: values with the layer's value embedding added, queries and keys normalised (QK-norm)
+        then turned by their positions (RoPE). ``hooks`` see q, k, v before the turn (``attn.hook_q/k/v``) and
+        the turned ones (``attn.hook_rot_q/k``), as TransformerLens names them."""
         q, k, v = self.qkv_heads(x).unbind(0)  # each (B, nh, T, hs)
+        if self.value_embedding is not None:
+            if ids is None:
+                raise ValueError("A model with value embeddings needs the token ids beside the stream.")
+            B, nh, T, hs = v.shape
+            v = v + self.value_embedding(ids).view(B, T, nh, hs).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if hooks is not None:
+            q, k, v = (_heads_hooked(hooks, f"attn.hook_{n}", t) for n, t in zip("qkv", (q, k, v), strict=True))
+        if self.rotary:
+            T = q.size(-2)
+            cos, sin = self.rope_cos[start:start + T], self.rope_sin[start:start + T]  # (T, hs/2)
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+            if hooks is not None:
+                q, k = _heads_hooked(hooks, "attn.hook_rot_q", q), _heads_hooked(hooks, "attn.hook_rot_k", k)
         return q, k, v
 
     def merge_heads(self, y: torch.Tensor) -> torch.Tensor:
@@ -135,15 +184,15 @@ class MultiHeadAttention(nn.Module):
         y = self.proj(y)  # (B, T, C)
         return self.resid_dropout(y) if self.dropout else y
 
-    def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None, ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C) -> (B, T, C), every head at once: through the fused kernel, or with ``hooks`` (a block's)
-        through the explicit formula, each named point handed to the hooks."""
-        q, k, v = self._heads(x)  # each (B, nh, T, hs)
+        through the explicit formula, each named point handed to the hooks. ``ids`` (B, T): the input tokens,
+        which value embeddings read."""
+        q, k, v = self.heads(x, ids, hooks=hooks)  # each (B, nh, T, hs)
         if hooks is None:
             dropout = self.dropout if self.training else 0.0
             y = attend(q, k, v, dropout, is_causal=self.causal and q.size(-2) > 1, scale_scores=self.scale_scores)
         else:
-            q, k, v = (_heads_hooked(hooks, f"attn.hook_{n}", t) for n, t in zip("qkv", (q, k, v), strict=True))
             y, _ = explicit_attention(q, k, v, causal=self.causal, scale_scores=self.scale_scores, hooks=hooks)
             y = _heads_hooked(hooks, "attn.hook_z", y)
         return self.merge_heads(y)  # (B, nh, T, hs) -> (B, T, C)
@@ -161,21 +210,30 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
 
 
-ACTIVATIONS = {"relu2": relu_squared, "gelu": F.gelu, "relu": F.relu, "gelu_tanh": gelu_tanh}
+def swiglu(x: torch.Tensor) -> torch.Tensor:
+    """SwiGLU on the up-projection's two halves, gate then up: SiLU(gate) ⊙ up (Shazeer 2020; Llama's MLP)."""
+    gate, up = x.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+ACTIVATIONS = {"relu2": relu_squared, "gelu": F.gelu, "relu": F.relu, "gelu_tanh": gelu_tanh, "swiglu": swiglu}
 
 
 class FeedForward(nn.Module):
-    """Per position: expand 4x, non-linearity, project back. Attention gathers; this computes on what was gathered."""
+    """Per position: expand 4x, non-linearity, project back. Attention gathers; this computes on what was gathered.
+    SwiGLU's up-projection holds its gate and its up side by side (2 × ``ffn_width``, 8C/3 each)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.up = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.down = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        width = ffn_width(config)
+        gated = 2 if config.activation == "swiglu" else 1
+        self.up = nn.Linear(config.n_embd, gated * width, bias=config.bias)
+        self.down = nn.Linear(width, config.n_embd, bias=config.bias)
         self.activation = ACTIVATIONS[config.activation]
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
-        hidden = self.activation(self.up(x))  # (B, T, C) -> (B, T, 4C)
+        hidden = self.activation(self.up(x))  # (B, T, C) -> (B, T, 4C), or (B, T, 8C/3) for SwiGLU
         if hooks is not None:
             hidden = hooks("mlp.hook_post", hidden)
         y = self.down(hidden)  # (B, T, 4C) -> (B, T, C)
@@ -184,13 +242,22 @@ class FeedForward(nn.Module):
 
 # --- 4. block -----------------------------------------------------------------------------------
 
+def make_norm(config: ModelConfig) -> nn.Module:
+    """The pre-norm of the rungs that have one: LayerNorm (GPT-2), or RMSNorm (Llama, nanochat), which divides by
+    the root mean square without subtracting the mean and has no bias."""
+    if not config.use_layernorm:
+        return nn.Identity()
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.n_embd, eps=NORM_EPS)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
 class Block(nn.Module):
     """Attention then feed-forward, each optionally wrapped in pre-norm and a residual connection."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        norm = (lambda: nn.LayerNorm(config.n_embd, bias=config.bias)) if config.use_layernorm else nn.Identity
-        self.ln1, self.ln2 = norm(), norm()
+        self.ln1, self.ln2 = make_norm(config), make_norm(config)
         self.attn = MultiHeadAttention(config)
         self.ffn = FeedForward(config) if config.use_ffn else None
         self.residual = config.use_residual
@@ -203,13 +270,14 @@ class Block(nn.Module):
         """Each token computes on what attention gathered (rungs without feed-forward pass it on)."""
         return x if self.ffn is None else self.add(x, self.ffn(self.ln2(x)))
 
-    def forward(self, x: torch.Tensor, hooks: Hooks | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None, ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, C) -> (B, T, C): tokens gather from each other, then each computes on what it gathered.
-        With ``hooks`` (this block's), the stream and each update pass through the named points on the way."""
+        With ``hooks`` (this block's), the stream and each update pass through the named points on the way.
+        ``ids``: the input tokens (B, T), read by value embeddings."""
         if hooks is None:
-            return self.feed_forward_step(self.add(x, self.attn(self.ln1(x))))
+            return self.feed_forward_step(self.add(x, self.attn(self.ln1(x), ids=ids)))
         x = hooks("hook_resid_pre", x)
-        x = hooks("hook_resid_mid", self.add(x, hooks("hook_attn_out", self.attn(self.ln1(x), hooks))))
+        x = hooks("hook_resid_mid", self.add(x, hooks("hook_attn_out", self.attn(self.ln1(x), hooks, ids))))
         if self.ffn is not None:
             x = self.add(x, hooks("hook_mlp_out", self.ffn(self.ln2(x), hooks)))
         return hooks("hook_resid_post", x)
@@ -227,6 +295,23 @@ def sinusoidal_encoding(block_size: int, n_embd: int) -> torch.Tensor:
     return table
 
 
+class SoftCappedHead(nn.Linear):
+    """The head that reads out logits, capped at ±cap by cap·tanh(logits / cap) when ``cap`` > 0 (Gemma 2,
+    modded-nanogpt, nanochat): near zero it is the identity, and no logit can exceed the cap."""
+
+    def __init__(self, n_embd: int, vocab_size: int, cap: float):
+        super().__init__(n_embd, vocab_size, bias=False)
+        self.cap = cap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return soft_cap(super().forward(x), self.cap)
+
+
+def soft_cap(logits: torch.Tensor, cap: float) -> torch.Tensor:
+    """cap·tanh(logits / cap), or the logits themselves when cap is 0 (off)."""
+    return cap * torch.tanh(logits / cap) if cap > 0 else logits
+
+
 class GPT(nn.Module):
     """Every rung with attention: embeddings, ``n_layer`` blocks, a final norm and the head that reads out logits."""
 
@@ -242,8 +327,8 @@ class GPT(nn.Module):
             self.register_buffer("position_table", sinusoidal_encoding(config.block_size, config.n_embd), persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias) if config.use_layernorm else nn.Identity()
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.ln_f = make_norm(config)
+        self.lm_head = SoftCappedHead(config.n_embd, config.vocab_size, config.logit_softcap)
         if config.tie_weights:
             # Reading a token in and writing it out use the same vectors: fewer parameters. Off by default:
             # with a char vocabulary the saving is tiny (a measured gain was within the seed spread).
@@ -300,7 +385,7 @@ class GPT(nn.Module):
         ``hooks`` the pass is the explicit one and every named point (``babygpt.model.hooks``) goes through them."""
         x = self.embed(idx, hooks=hooks)  # (B, T, C)
         for layer, block in enumerate(self.blocks):
-            x = block(x, None if hooks is None else hooks.at(layer))  # (B, T, C)
+            x = block(x, None if hooks is None else hooks.at(layer), idx)  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         return logits, _loss(logits, targets)
 

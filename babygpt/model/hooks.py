@@ -8,6 +8,7 @@ point                        shape            what flows there
 ==========================  ===============  ============================================================
 ``hook_resid_pre``           (B, T, C)        the residual stream entering the block
 ``attn.hook_q/k/v``          (B, T, nh, hs)   each head's queries, keys, values
+``attn.hook_rot_q/k``        (B, T, nh, hs)   queries and keys turned by their positions (RoPE models only)
 ``attn.hook_attn_scores``    (B, nh, T, T)    q·kᵀ, scaled where the model scales, future masked to -inf
 ``attn.hook_pattern``        (B, nh, T, T)    the softmax weights
 ``attn.hook_z``              (B, T, nh, hs)   each head's weighted sum of values, before the projection
@@ -45,9 +46,15 @@ def hook_name(layer: int, point: str) -> str:
     return f"blocks.{layer}.{point}"
 
 
-def hook_names(n_layer: int, has_ffn: bool = True) -> list[str]:
+ROTARY_POINTS = ("attn.hook_rot_q", "attn.hook_rot_k")  # after attn.hook_v, on models with rotary positions
+
+
+def hook_names(n_layer: int, has_ffn: bool = True, rotary: bool = False) -> list[str]:
     """Every hook point of a model with ``n_layer`` blocks, in the order a pass reaches them."""
     points = [p for p in BLOCK_POINTS if has_ffn or not p.startswith(("mlp.", "hook_mlp"))]
+    if rotary:
+        at = points.index("attn.hook_v") + 1
+        points[at:at] = ROTARY_POINTS
     return [*MODEL_POINTS, *(hook_name(layer, p) for layer in range(n_layer) for p in points)]
 
 

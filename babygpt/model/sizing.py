@@ -22,7 +22,24 @@ TRAINING_BYTES_PER_PARAM = 16
 
 
 def _layernorm(config: ModelConfig) -> int:
-    return (config.n_embd * (2 if config.bias else 1)) if config.use_layernorm else 0
+    """A norm's gains (and LayerNorm's biases); RMSNorm has no bias."""
+    if not config.use_layernorm:
+        return 0
+    return config.n_embd * (2 if config.bias and config.norm == "layernorm" else 1)
+
+
+def ffn_width(config: ModelConfig) -> int:
+    """The feed-forward's hidden width: 4C, or for SwiGLU, whose gate adds a third matrix, 8C/3 rounded up to a
+    multiple of 8 so the three matrices hold about the parameters of the two (Shazeer 2020; Llama)."""
+    if config.activation != "swiglu":
+        return 4 * config.n_embd
+    return 8 * -(-config.n_embd // 3)  # 8·⌈C/3⌉ ≥ 8C/3
+
+
+def _ffn(config: ModelConfig) -> int:
+    c, h, b = config.n_embd, ffn_width(config), config.bias
+    up = _linear(c, 2 * h if config.activation == "swiglu" else h, b)  # SwiGLU's gate and up in one matrix
+    return up + _linear(h, c, b)
 
 
 def _linear(n_in: int, n_out: int, bias: bool) -> int:
@@ -32,8 +49,10 @@ def _linear(n_in: int, n_out: int, bias: bool) -> int:
 def block_params(config: ModelConfig) -> int:
     c, b = config.n_embd, config.bias
     attention = _linear(c, 3 * c, b) + (_linear(c, c, b) if config.use_projection else 0)
-    ffn = _linear(c, 4 * c, b) + _linear(4 * c, c, b) if config.use_ffn else 0
-    return attention + ffn + 2 * _layernorm(config)
+    ffn = _ffn(config) if config.use_ffn else 0
+    qk_norm = 2 * config.head_size if config.qk_norm else 0  # one gain per dimension of a head, for q and for k
+    values = config.vocab_size * c if config.value_embeddings else 0  # the layer's own embedding of the tokens
+    return attention + ffn + 2 * _layernorm(config) + qk_norm + values
 
 
 def parameter_count(config: ModelConfig, exclude_positions: bool = False) -> int:
@@ -62,7 +81,9 @@ def forward_flops_per_token(config: ModelConfig, seq_len: int | None = None) -> 
     every measurement and sample of the Inside page is a number of forward passes."""
     t = seq_len or config.block_size
     attention = 4 * config.n_layer * config.n_embd * t if config.use_attention else 0
-    return 2 * parameter_count(config, exclude_positions=True) + attention
+    # value embeddings are read, not multiplied: a row per token and layer, like the position table
+    lookups = config.n_layer * config.vocab_size * config.n_embd if config.value_embeddings else 0
+    return 2 * (parameter_count(config, exclude_positions=True) - lookups) + attention
 
 
 def flops_per_token(config: ModelConfig, seq_len: int | None = None) -> float:

@@ -30,6 +30,7 @@ from babygpt.status import RunStatus
 from babygpt.text.corpus import Split
 from babygpt.training import devices, distributed
 from babygpt.training.evaluation import estimate_loss, eval_seed
+from babygpt.training.muon import muon_optimizer
 from babygpt.training.placement import Placement
 from babygpt.training.step import BatchFeed, CudaGraphStep, StaticStep, graph_obstacle, portable_optimizer_state
 
@@ -101,8 +102,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-def make_optimizer(model: LanguageModel, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: biases, norms and 1-D params are not shrunk."""
+def make_optimizer(model: LanguageModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with weight decay on matrices only: biases, norms and 1-D params are not shrunk. With Muon
+    (``TrainConfig.optimizer_for``) the blocks' matrices step by Muon instead (``babygpt.training.muon``)."""
+    if cfg.optimizer_for(model.config) == "muon":
+        return muon_optimizer(model, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
