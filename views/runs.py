@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from babygpt.config import ModelConfig, TrainConfig
+from babygpt.config import FINE_TUNE_LR, FINE_TUNE_STEPS, ModelConfig, fine_tune_config
 from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
@@ -58,8 +58,8 @@ def fine_tune_box(run_id: str) -> None:
         limits = state.scheduler().limits
         fits = largest_batch(model, limits.job_memory_bytes)
         f1, f2, f3 = st.columns(3)
-        steps = f1.number_input("Steps", 10, 100_000, 300, 10, key="finetune_steps")
-        lr = f2.number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="finetune_lr",
+        steps = f1.number_input("Steps", 10, 100_000, FINE_TUNE_STEPS, 10, key="finetune_steps")
+        lr = f2.number_input("Learning rate", 1e-6, 1e-1, FINE_TUNE_LR, format="%.0e", key="finetune_lr",
                              help="Lower than training from scratch: the weights already know a lot.")
         batch = f3.number_input("Batch", 1, 512, max(1, min(8, fits)), 1, key=f"finetune_batch_{run_id}",
                                 help=f"Sequences of {model.block_size:,} tokens (the model's own context) in a "
@@ -68,9 +68,7 @@ def fine_tune_box(run_id: str) -> None:
             try:
                 limits.check_fine_tune(model, int(batch))  # training memory at the batch it will use, said first
                 base = state.store().load(run_id)
-                settings = TrainConfig(max_iters=int(steps), lr=float(lr), min_lr=float(lr) / 10, warmup_iters=0,
-                                       eval_interval=max(1, int(steps) // 5), val_fraction=choices.val_fraction(),
-                                       batch_size=int(batch), log_interval=5, sample_tokens=120)
+                settings = fine_tune_config(int(steps), float(lr), int(batch), choices.val_fraction())
                 plan = plan_finetune(base, corpus, settings)
                 info = state.scheduler().submit(identity.user(), plan,
                                                 name=f"fine-tune of {base.info.label} on {corpus.name}")
@@ -126,7 +124,7 @@ everyone = st.toggle("Show everyone's runs", key="runs_everyone",
                           "but only their owner (or the teacher) can stop or delete them.")
 if state.page_flags().get("runs_message"):  # what the last action did, shown once after its rerun
     st.success(state.page_flags().pop("runs_message"))
-all_rows = [r for r in store.summaries() if everyone or r["owner"] == me]
+all_rows = [r.row() for r in store.summaries() if everyone or r.owner == me]  # rows for the table
 rows = group_races(all_rows)  # a ladder race is one row; its runs are listed below the chart
 if not rows:
     st.info("No runs yet. Train one on **Model & training**, or import a run archive below."

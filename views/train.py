@@ -9,7 +9,15 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.net_util import get_internal_ip
 
-from babygpt.config import FORM_SETTINGS, PRESETS, TrainConfig, form_defaults, model_config_for_preset, tokens_per_step
+from babygpt.config import (
+    FORM_SETTINGS,
+    PRESETS,
+    TrainConfig,
+    app_train_config,
+    form_defaults,
+    model_config_for_preset,
+    tokens_per_step,
+)
 from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import loss_figure, lr_figure
 from babygpt.lessons.baselines import bits_per_char
@@ -155,8 +163,8 @@ def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
     _, _, val_fraction = training_text(rules)
     tokenizer = training_tokenizer(rules)
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
-    train_cfg = TrainConfig(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
-                            val_fraction=val_fraction, log_interval=5, sample_tokens=120).validate()
+    train_cfg = app_train_config(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
+                                 val_fraction=val_fraction)
     return model_cfg, train_cfg
 
 
