@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from babygpt.config import model_config_for_preset
+from babygpt.config import PRESETS, model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.interpret.hooked import model_hook_names, run_with_cache, run_with_hooks
 from babygpt.interpret.inside import (
@@ -64,7 +64,7 @@ def test_every_named_point_is_reached_with_transformerlens_shapes():
     torch.testing.assert_close(logits, model(ids())[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("preset", ["single-head", "multi-head", "multi-head+ffn", "residual", "gpt"])
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "bigram"])
 def test_the_explicit_pass_gives_the_fused_logits_on_every_rung(preset):
     model = model_for(preset)
     logits, cache = run_with_cache(model, ids())

@@ -61,9 +61,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
     tall matrix's update is as large per row as a square one's); the others by AdamW with decoupled weight decay.
     """
 
-    def __init__(self, groups: Iterable[dict], betas: tuple[float, float] = (0.9, 0.99),
+    def __init__(self, groups: Iterable[dict], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.99),
                  momentum: float = MUON_MOMENTUM):
-        super().__init__(list(groups), dict(lr=1e-3, lr_scale=1.0, weight_decay=0.0, muon=False, betas=betas,
+        super().__init__(list(groups), dict(lr=lr, lr_scale=1.0, weight_decay=0.0, muon=False, betas=betas,
                                             momentum=momentum))
 
     @torch.no_grad()
@@ -114,4 +114,4 @@ def muon_optimizer(model: nn.Module, cfg: TrainConfig) -> MuonWithAdamW:
         {"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return MuonWithAdamW([g for g in groups if g["params"]], betas=(cfg.beta1, cfg.beta2))
+    return MuonWithAdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
