@@ -322,7 +322,7 @@ def cmd_runs(args: argparse.Namespace, store: RunStore) -> int:
         info = store.get(args.run)
         print(json.dumps({"id": info.id, "name": info.name, "owner": public_handle(info.owner),
                           "status": info.status, "message": info.message,
-                          "created_at": info.created_at, "data": info.data_name, "config": info.config}, indent=2))
+                          "created_at": info.created_at, "data": info.text_name, "config": info.config}, indent=2))
     elif args.runs_command == "export":
         if args.format == "hf":
             path = huggingface.export_hf(store, args.run, args.file)

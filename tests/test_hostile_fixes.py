@@ -160,7 +160,7 @@ def test_a_challenge_entry_resumes_on_the_challenges_text_whatever_the_data_page
         record = classroom.set_challenge(Actor("teacher-key-0000000000", admin=True), Corpus.from_text("fables", text), "char",
                                          0.1, 10_000)
         _, run_id = recorded_run(text=text, store=store)
-        entry = store.create_run("entry", store.get(run_id).config, data_name="fables",
+        entry = store.create_run("entry", store.get(run_id).config, text_name="fables",
                                  data_sha256=store.get(run_id).data_sha256, status="stopped", challenge_id=record.id)
         other = Corpus.from_text("recipes", "mix the flour and the eggs.\n" * 50)
         assert classroom.resume_corpus(entry, other).sha256 == classroom.corpus(record).sha256

@@ -172,3 +172,29 @@ def test_no_view_writes_training_settings_of_its_own():
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "TrainConfig":
                 found.append(f"{path.name}:{node.lineno}")
     assert found == []
+
+
+# --- a run's text: its name for people, its source for finding it --------------------------------------------------
+def test_an_uploaded_texts_run_is_listed_by_the_texts_name_never_its_path():
+    """Before, the row kept an upload's path (``data_name`` = the corpus' source) where an import kept a name; the
+    Runs table and the challenge's refusal showed the server's path. Now the row holds the name, the record the
+    source, and an old row's path shows as its file name only."""
+    from babygpt.orchestration.runs import create_run
+    from babygpt.status import RunStatus
+    from babygpt.store.corpora import TextRef, persist_corpus
+    from babygpt.store.runs import RunStore
+    from babygpt.text.corpus import Corpus
+    from tests.helpers import tiny_plan
+
+    store = RunStore()
+    kept = persist_corpus(store, Corpus.from_text("my fables.txt", TEXT))
+    assert str(store.home) in kept.source  # an upload is read from the store's file named by its hash
+    plan = tiny_plan(TEXT)
+    plan = dataclasses.replace(plan, corpus=kept)
+    info = create_run(store, plan, name="fables")
+    assert info.text_name == "my fables.txt" and info.data_name == "my fables.txt"
+    (row,) = store.summaries()
+    assert row.data == "my fables.txt"
+    assert TextRef.of_run(info).source == kept.source  # found by its source, shown by its name
+    old = store.create_run("old", {**info.config, "data": {}}, text_name=kept.source, status=RunStatus.DONE)
+    assert store.get(old.id).text_name == f"{kept.sha256}.txt"  # an older row's path: its file name, not the folder

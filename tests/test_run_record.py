@@ -65,7 +65,7 @@ def test_an_old_config_missing_optional_keys_still_loads():
 
 def test_an_old_run_in_the_store_lists_labels_and_summarises(tmp_path):
     store = RunStore(tmp_path / "store")
-    info = store.create_run("old", old_document(), data_name="notes.txt", status=RunStatus.DONE)
+    info = store.create_run("old", old_document(), text_name="notes.txt", status=RunStatus.DONE)
     got = store.get(info.id)
     assert isinstance(got.record, RunRecord) and got.record.training.max_iters == 30
     assert got.label == "old · " + info.id[-4:] and not got.imported and got.check_of is None and not got.is_check

@@ -416,7 +416,7 @@ def run_problems(rules: ChallengeRules, info: RunInfo, steps_trained: int, ended
     record = info.record
     model_config, train_config = record.model, record.training
     tokenizer_wrong, vocab_size = _recorded_tokenizer(rules, record, seen)
-    problems = _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_wrong, train_config.val_fraction)
+    problems = _shared_problems(rules, info.data_sha256, info.text_name, tokenizer_wrong, train_config.val_fraction)
     problems += settings_problems(model_config, train_config, vocab_size)
     budget = _budget_problem(rules, steps_trained, model_config, train_config, "trained")
     if budget:
@@ -439,7 +439,7 @@ def check_resume_within(rules: ChallengeRules, info: RunInfo, train_config: Trai
     """A challenge entry resumes only with settings an entry may have, to the end of the budget and no further."""
     model_config, tokenizer = info.record.model, checked_tokenizer(info.record)
     problems = settings_problems(model_config, train_config, tokenizer.vocab_size)
-    problems += _shared_problems(rules, info.data_sha256, info.data_name, tokenizer_problem(rules, tokenizer),
+    problems += _shared_problems(rules, info.data_sha256, info.text_name, tokenizer_problem(rules, tokenizer),
                                  train_config.val_fraction)
     budget = _whole_budget_problem(rules, model_config, train_config)
     if budget:

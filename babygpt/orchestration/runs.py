@@ -65,7 +65,7 @@ def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, own
         document["init"] = {"run": plan.init_from, "label": store.get(plan.init_from).label}
     if challenge:
         document["challenge"] = challenge
-    info = store.create_run(name, document, data_name=plan.corpus.source, data_sha256=plan.corpus.sha256,
+    info = store.create_run(name, document, text_name=plan.corpus.name, data_sha256=plan.corpus.sha256,
                             status=status, owner=owner, group_id=group_id,
                             challenge_id=challenge["id"] if challenge else None, priority=priority)
     if plan.init_from:

@@ -235,7 +235,7 @@ def _record(store: RunStore, staging: Path, document: dict[str, Any], parsed: tu
     meta = _meta(staging)
     status = RunStatus(meta["status"]) if meta.get("status") in {s.value for s in ENDED} else RunStatus.DONE
     name = plain_name(meta.get("name") or "", plain_name(fallback_name, "imported run"))
-    info = store.create_run(name, document, data_name=meta.get("data_name"),
+    info = store.create_run(name, document, text_name=meta.get("data_name"),
                             data_sha256=meta.get("data_sha256"), status=status, owner=owner)
     try:
         folder = store.run_dir(info.id)

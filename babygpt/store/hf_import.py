@@ -201,7 +201,7 @@ def _record(store: RunStore, folder: Path, roles: tuple[str, ...], config: Model
     train = TrainConfig(batch_size=IMPORT_BATCH).validate()  # what a fine-tune starts from; the form may change it
     data = {"name": f"{name} (imported)", "source": "", "sha256": None, "imported_from": "huggingface"}
     document = build_config_document(config, train, tokenizer, data)
-    info = store.create_run(name, document, data_name=data["name"], status=RunStatus.DONE, owner=owner)
+    info = store.create_run(name, document, text_name=data["name"], status=RunStatus.DONE, owner=owner)
     try:
         atomic_write_with(store.run_dir(info.id) / WEIGHTS_FILE, lambda tmp: save_model(model, tmp))
     except BaseException:

@@ -29,7 +29,7 @@ class RunInfo:
     status: RunStatus
     preset: str
     config: dict[str, Any]
-    data_name: str | None
+    data_name: str | None  # the row's column as stored: read ``text_name`` (older rows hold an upload's path)
     data_sha256: str | None
     message: str | None = None
     owner: str | None = None  # the user key of whoever started it in the app; None for the command line
@@ -95,6 +95,16 @@ class RunInfo:
         recorded = self.readable.data.sha256 if self.readable else None
         return recorded or self.data_sha256
 
+    @property
+    def text_name(self) -> str | None:
+        """The run's text by the name a person knows it by, never a path of this server: the record's name, else
+        the row's (where runs recorded before this kept an upload's path, only its file name is shown). Where the
+        text was read is the record's ``data.source``; what identifies it, ``text_sha256``."""
+        recorded = self.readable.data.name if self.readable else None
+        if recorded:
+            return recorded
+        return Path(self.data_name).name or None if self.data_name else None
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -111,7 +121,7 @@ class RunSummary:
     preset: str
     status: RunStatus
     tokenizer: str | None  # the tokenizer's kind
-    data: str | None  # the run's data_name, as recorded
+    data: str | None  # the run's text by its name (``RunInfo.text_name``), never a path
     text_sha256: str | None  # what identifies its text (``RunInfo.text_sha256``)
     n_layer: int | None
     n_embd: int | None

@@ -147,9 +147,11 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return f"{stamp}-{re.sub(r'[^a-z0-9]+', '-', preset.lower()).strip('-')}-{secrets.token_hex(2)}"
 
-    def create_run(self, name: str | None, document: dict[str, Any], data_name: str | None = None,
+    def create_run(self, name: str | None, document: dict[str, Any], text_name: str | None = None,
                    data_sha256: str | None = None, status: RunStatus = RunStatus.RUNNING, owner: str | None = None,
                    group_id: str | None = None, challenge_id: str | None = None, priority: int = 0) -> RunInfo:
+        """Record a new run. ``text_name``: its text as a person knows it (a dataset's or an upload's name, never
+        a path: where the text was read is the document's ``data.source``), kept in the row's data_name column."""
         status = RunStatus(status)
         preset = document["model"]["preset"]
         run_id = self.new_run_id(preset)
@@ -161,7 +163,7 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
             db.execute(
                 "INSERT INTO runs(id, name, created_at, status, preset, config_json, data_name, data_sha256, pid,"
                 " owner, queued_at, group_id, challenge_id, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, name or run_id, now, status.value, preset, json.dumps(document), data_name, data_sha256,
+                (run_id, name or run_id, now, status.value, preset, json.dumps(document), text_name, data_sha256,
                  os.getpid(), owner, now if status is RunStatus.QUEUED else None, group_id, challenge_id, priority),
             )
         return self.get(run_id)
@@ -216,7 +218,7 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
         best = stats.get("best_val_loss")
         return RunSummary(
             id=info.id, name=info.name, label=info.label, preset=info.preset, status=info.status,
-            tokenizer=record.tokenizer.kind if record else None, data=info.data_name, text_sha256=info.text_sha256,
+            tokenizer=record.tokenizer.kind if record else None, data=info.text_name, text_sha256=info.text_sha256,
             n_layer=model.n_layer if model else None, n_embd=model.n_embd if model else None,
             n_head=model.n_head if model else None, block_size=model.block_size if model else None,
             vocab_size=model.vocab_size if model else None, steps=stats.get("steps") or 0, best_val_loss=best,
