@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from babygpt.config import FINE_TUNE_LR, FINE_TUNE_STEPS, ModelConfig, fine_tune_config
+from babygpt.config import FINE_TUNE_LR, FINE_TUNE_STEPS, fine_tune_config
 from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
@@ -39,7 +39,7 @@ def export_box(column, run_id: str) -> None:
         column.download_button("Export .zip", data=lambda: export_bytes(state.store(), run_id),
                                file_name=f"{file_name_part(run_id)}.zip", mime="application/zip", key="runs_export")
         return
-    obstacle = gpt2_obstacle(ModelConfig.from_dict(state.store().get(run_id).config["model"]))
+    obstacle = gpt2_obstacle(state.store().get(run_id).record.model)
     if obstacle:
         column.caption(f"Not as GPT-2: {obstacle}")
     else:
@@ -54,7 +54,7 @@ def fine_tune_box(run_id: str) -> None:
     with st.expander(f"Fine-tune it on {markdown_literal(corpus.name)}"):
         st.caption("A new run starts from this run's weights and tokenizer and trains on the text chosen on the Data "
                    "page; the run itself stays as it is. The text must use only tokens the model knows.")
-        model = ModelConfig.from_dict(state.store().get(run_id).config["model"])
+        model = state.store().get(run_id).record.model
         limits = state.scheduler().limits
         fits = largest_batch(model, limits.job_memory_bytes)
         f1, f2, f3 = st.columns(3)

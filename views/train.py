@@ -301,7 +301,7 @@ def chart_options() -> ChartOptions:
 def draw_status(snap: JobSnapshot) -> None:
     """What changes between steps: the progress line (step, speed, time left) and what the run has to say."""
     st.progress(snap.progress, text=f"{markdown_literal(snap.label)}: {progress_text(snap)}")
-    broken_ideas = active(state.store().get(snap.run_id).config["model"])
+    broken_ideas = active(state.store().get(snap.run_id).record.model.to_dict())
     findings = {f.key: f.sentence for f in run_cache.counterfactual_findings(snap.run_id)} if broken_ideas else {}
     for broken in broken_ideas:
         measured = findings.get(broken.key, "Measured on this run at its first checkpoint.")
@@ -422,7 +422,7 @@ def live_view(followed: RunInfo | None, options: ChartOptions, presenter: bool) 
 def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None) -> None:
     """The learning-rate schedule of the followed run, else of the settings above; drawn once per page run,
     outside the live fragments: it does not change while training."""
-    schedule = TrainConfig.from_dict(followed.config["train"]) if followed is not None else form_config
+    schedule = followed.record.training if followed is not None else form_config
     if schedule is not None:
         steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
         st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps]), key="lr_chart")

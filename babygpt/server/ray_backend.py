@@ -34,7 +34,6 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError, ended_unexpectedly_message, out_of_memory_message
 from babygpt.model.sizing import ModelLimits, training_memory_bytes
 from babygpt.server.backend import WatchedJob, worker_pythonpath
@@ -297,8 +296,7 @@ class RayBackend:
         stale = self.find(info.id)
         if stale is not None:
             self.kill(stale)
-        model = ModelConfig.from_dict(info.config["model"])
-        batch = TrainConfig.from_dict(info.config["train"]).batch_size
+        model, batch = info.record.model, info.record.training.batch_size
         options = dict(name=actor_name(info.id), namespace=self.namespace, lifetime="detached", num_cpus=threads,
                        num_gpus=self.cluster.gpus_per_job, memory=training_memory_bytes(model, batch), max_restarts=0,
                        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath(), "OMP_NUM_THREADS": str(threads)}})

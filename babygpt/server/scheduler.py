@@ -25,7 +25,7 @@ import secrets
 import threading
 from collections.abc import Callable
 
-from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.orchestration.challenge import CHECK_PRIORITY, ChallengeRules, check_resume_within
 from babygpt.orchestration.plan import TrainingPlan
@@ -80,7 +80,7 @@ def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) 
     it, and whether a finished run is given more steps (``max_iters``: the new total, None to keep it)."""
     check_can_manage(actor, info, "resume")
     check_can_queue(info)
-    recorded = info.config["train"]["max_iters"]
+    recorded = info.record.training.max_iters
     if info.status is RunStatus.DONE and (max_iters if max_iters is not None else recorded) <= recorded:
         raise BabyGPTError(f"The run finished its {recorded} steps: raise max_iters above that to train it longer.")
 
@@ -164,14 +164,12 @@ class Scheduler:
         overrides = {k: v for k, v in train_overrides.items() if v is not None}
         check_can_resume(actor, info, overrides.get("max_iters"))
         check_same_corpus(info, corpus)
-        train = TrainConfig.from_dict({**info.config["train"], **overrides})
+        train = dataclasses.replace(info.record.training, **overrides).validate()
         if info.challenge_id:  # every overridden setting, not only max_iters, is checked against the rules
             check_resume_within(ChallengeRules.from_dict(self.store.challenge(info.challenge_id).rules), info, train)
-        self.limits.check(ModelConfig.from_dict(info.config["model"]), train.batch_size)
+        self.limits.check(info.record.model, train.batch_size)
         if overrides:
-            document = dict(info.config)
-            document["train"] = train.to_dict()
-            self.store.update_config(info.id, document)
+            self.store.update_config(info.id, info.record.with_document(train=train.to_dict()))
         self.store.enqueue(info.id)
         self._notices.pop(actor.user or "", None)
         self.dispatch()
@@ -392,8 +390,7 @@ class Scheduler:
             start = heapq.heappop(free_at) if free_at else float("nan")
             known = start == start  # not NaN
             out[info.id] = (position, start if known else None)
-            cfg = TrainConfig.from_dict(info.config["train"])
-            tokens = cfg.max_iters * tokens_per_step(ModelConfig.from_dict(info.config["model"]), cfg)
+            tokens = info.record.training.max_iters * tokens_per_step(info.record.model, info.record.training)
             heapq.heappush(free_at, start + tokens / rate if (known and rate) else float("nan"))
         return out
 

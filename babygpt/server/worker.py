@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 def _device_type(store: RunStore, run_id: str) -> str:
     """Where the run will train; a device that is absent is reported later, by the trainer's own check."""
     try:
-        return devices.resolve_device(store.get(run_id).config.get("train", {}).get("device", "auto")).type
+        return devices.resolve_device(store.get(run_id).record.training.device).type
     except BabyGPTError:
         return "cpu"
 
