@@ -218,11 +218,12 @@ def test_a_tiny_tokenizer_race_runs_as_jobs_and_reads_in_bits_per_byte(small_tex
     assert {r.unit for r in results} == {"bits per byte"}
     assert all(r.finished == 2 and len(r.losses) == 2 and all(math.isfinite(x) for x in r.losses) for r in results)
     facts = entry_facts(scheduler.store, group)
-    assert all(abs(f.text_seen - 12_000) < 0.15 * 12_000 for f in facts.values()), facts
+    assert all(f.measured_on_training and abs(f.text_seen - 12_000) <= 12 * 16 * f.bytes_per_token / 2
+               for f in facts.values()), facts  # the budget, within half a step
     assert facts["char"].steps > facts["bpe 300"].steps
     assert facts["bpe 300"].vocab_parameters == facts["bpe 300"].vocab_size * 16 * 2  # embedding and output rows
     bands = bands_by_text_seen(race_bands(race_entries(scheduler.store, group)), facts)
-    assert all(abs(b.steps[-1] - 12.0) < 0.15 * 12 for b in bands.values()), "every band ends near 12 kB seen"
+    assert all(abs(b.steps[-1] - 12.0) < 0.6 for b in bands.values()), "every band ends at 12 kB seen"
     report = race_report(scheduler.store, group)
     assert [e["tokenizer"] for e in report["entries"]] == ["char", "gpt2", "bpe 300"]
     assert report["verdict"].startswith("Lowest so far: ")

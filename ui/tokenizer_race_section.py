@@ -74,6 +74,13 @@ def start(settings: TokenizerRaceSettings) -> None:
         flags[ERROR] = str(exc)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def facts_for(group: str) -> dict:
+    """What each tokenizer of a race trained with: fixed when the race was planned, and counted from its text once
+    (a pass over the text per tokenizer), not at every tick of the live table."""
+    return entry_facts(state.store(), group)
+
+
 def draw(group: str) -> None:
     """The race so far: a row per tokenizer with what it cost and its verdict, the answer in a sentence once every
     run ended, and each tokenizer's validation band against the text it had seen."""
@@ -83,7 +90,7 @@ def draw(group: str) -> None:
     if not results:
         st.caption("This race's runs were deleted.")
         return
-    facts = entry_facts(store, group)
+    facts = facts_for(group)
     st.dataframe(pd.DataFrame(tokenizer_table(results, facts)), hide_index=True, key="tokrace_table")
     if all(r.finished == r.seeds for r in results):
         st.info(tokenizer_verdict(results))

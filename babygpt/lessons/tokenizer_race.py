@@ -92,16 +92,20 @@ class EntryFacts:
 
     name: str
     vocab_size: int
-    bytes_per_token: float  # on its validation text (the training split's, which set its steps, is close)
+    bytes_per_token: float  # on its training split (what set its steps), or where that text is gone its validation text
     steps: int
     tokens_per_step: int
     parameters: int
     vocab_parameters: int  # the embedding's rows and the output layer's: what the vocabulary costs
     flops_per_token: float
 
+    measured_on_training: bool = True  # False: bytes per token of the validation text, the training text not here
+
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> EntryFacts | None:
-        """None for a run that does not know its validation text (recorded before runs kept it)."""
+    def from_config(cls, config: dict[str, Any], training_bytes_per_token: float | None = None) -> EntryFacts | None:
+        """From a run's config and its training split's bytes per token (``None`` when its text is not on this
+        server: the validation text's, which the run keeps, stands in); None for a run that does not know its
+        validation text (recorded before runs kept it)."""
         validation = ValidationText.from_config(config)
         if validation is None:
             return None
@@ -109,8 +113,10 @@ class EntryFacts:
         train = config["train"]
         tokens_per_step = int(train["batch_size"]) * model.block_size * int(train.get("grad_accum", 1))
         vocab_parameters = parameter_count(model) - parameter_count(dataclasses.replace(model, vocab_size=0))
-        return cls(tokenizer_name(config), model.vocab_size, validation.bytes_per_token, int(train["max_iters"]),
-                   tokens_per_step, parameter_count(model), vocab_parameters, flops_per_token(model))
+        measured = training_bytes_per_token is not None
+        return cls(tokenizer_name(config), model.vocab_size,
+                   training_bytes_per_token if measured else validation.bytes_per_token, int(train["max_iters"]),
+                   tokens_per_step, parameter_count(model), vocab_parameters, flops_per_token(model), measured)
 
     @property
     def tokens_seen(self) -> int:
@@ -118,7 +124,7 @@ class EntryFacts:
 
     @property
     def text_seen(self) -> float:
-        """About how many bytes of text the entry trained on."""
+        """How many bytes of training text the entry saw (about that, measured on the validation text)."""
         return self.tokens_seen * self.bytes_per_token
 
     @property
@@ -163,7 +169,8 @@ def tokenizer_table(results: list[RungResult], facts: dict[str, EntryFacts]) -> 
         rows.append({"tokenizer": r.preset, "vocabulary": f"{f.vocab_size:,}" if f else "—",
                      "bytes per token": f"{f.bytes_per_token:.2f}" if f else "—",
                      "steps": f"{f.steps:,}" if f else "—",
-                     "text seen": f"≈ {f.text_seen / 1000:,.0f} kB" if f else "—",
+                     "text seen": (f"{f.text_seen / 1000:,.0f} kB" if f.measured_on_training
+                                   else f"≈ {f.text_seen / 1000:,.0f} kB") if f else "—",
                      "parameters (vocabulary's)": f"{r.parameters:,} ({f.vocab_parameters:,})" if f else f"{r.parameters:,}",
                      "times each token was seen": f"{f.tokens_per_vocab_entry:,.0f}" if f else "—",
                      "training FLOPs": f"{f.flops:.2e}" if f else "—",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from babygpt.config import tokens_per_step
+from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import RaceEntry, race_results
 from babygpt.lessons.tokenizer_race import (
@@ -25,12 +25,13 @@ from babygpt.lessons.tokenizer_race import (
     tokenizer_verdict,
     tokenizers_differ,
 )
-from babygpt.orchestration.plan import TrainingPlan, plan_training
+from babygpt.orchestration.plan import TrainingPlan, plan_training, split_corpus
 from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, rung_config, seeded_plans
-from babygpt.store.runs import RunStore
+from babygpt.store.corpora import TextRef, find_text
+from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.bpe import DEFAULT_SPLIT, MAX_BPE_VOCAB, BPESettings, check_vocab_size, split_of
 from babygpt.text.corpus import Corpus
-from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes, tokenizer_from_dict
 
 PRESET = "gpt"  # the same model for every entry: the ladder's top rung at the race's sizes
 DEFAULT_VOCAB_SIZES = (512, 1024, 2048)
@@ -132,13 +133,32 @@ def tokenizer_race_plans(corpus: Corpus, settings: TokenizerRaceSettings, source
             for plan in seeded_plans(e.base, steps[e.name], settings.seeds, f"{TOKENIZER_RACE}: {e.name}")]
 
 
+def training_bytes_per_token(info: RunInfo, text: Corpus | None) -> float | None:
+    """A run's bytes per token on its training split, counted again from its text (the count that set its steps);
+    None when the text is not on this server."""
+    if text is None:
+        return None
+    tokenizer = tokenizer_from_dict(info.config["tokenizer"])  # the run's own, as recorded (no weights read)
+    split = split_corpus(text, tokenizer, ModelConfig.from_dict(info.config["model"]),
+                         TrainConfig.from_dict(info.config["train"]))
+    return text_bytes(tokenizer, split.train) / len(split.train)
+
+
 def entry_facts(store: RunStore, group_id: str) -> dict[str, EntryFacts]:
-    """What each entry of a race trained with, from its first run's config (its seeds share all of it)."""
+    """What each entry of a race trained with, from its first run (its seeds share all of it): its config, and its
+    training split's bytes per token counted from the race's text (one pass per tokenizer, when the text is here)."""
+    infos = store.list_runs(group_id)
+    try:
+        text = find_text(store, TextRef.of_run(infos[0])) if infos else None
+    except BabyGPTError:  # the text is gone: the validation text's count stands in, and the table says "≈"
+        text = None
     facts: dict[str, EntryFacts] = {}
-    for info in store.list_runs(group_id):
+    for info in infos:
         name = tokenizer_name(info.config)
-        if name not in facts and (f := EntryFacts.from_config(info.config)) is not None:
-            facts[name] = f
+        if name not in facts:
+            f = EntryFacts.from_config(info.config, training_bytes_per_token(info, text))
+            if f is not None:
+                facts[name] = f
     return facts
 
 
