@@ -27,6 +27,7 @@ pages = st.navigation([
     st.Page("views/train.py", title="Model & training", icon=":material/model_training:"),
     st.Page("views/attention.py", title="Attention", icon=":material/visibility:"),
     st.Page("views/inside.py", title="Inside", icon=":material/neurology:"),
+    st.Page("views/features.py", title="Features", icon=":material/scatter_plot:"),
     st.Page("views/generate.py", title="Generate", icon=":material/edit_note:"),
     st.Page("views/runs.py", title="Runs", icon=":material/folder_open:"),
     st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),

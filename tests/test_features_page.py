@@ -1,0 +1,201 @@
+"""The Features page on a tiny run trained here with a tiny SAE: its figures are the library's, its refusals are
+sentences, steering shows the two texts the library writes, a job starts from the page, and the page draws in
+Chromium without layout problems."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from babygpt.features import browser
+from babygpt.features.collect import collect_activations
+from babygpt.features.fit import fit_sae
+from babygpt.features.metrics import all_figures
+from babygpt.features.sae import SAEConfig
+from babygpt.features.steering import steer
+from babygpt.orchestration.plan import encode_corpus, plan_training
+from babygpt.orchestration.runs import create_run, start_run
+from babygpt.status import RunStatus
+from babygpt.store import features as stored
+from babygpt.store.corpora import run_corpus
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import corpus_from_path
+from babygpt.training.sample import SamplingConfig
+from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium, train_demo_run
+from tests.helpers import app, tiny_config, tiny_plan, wait_for
+
+PAGE = "views/features.py"
+
+
+def store_sae(store: RunStore, run_id: str, config: SAEConfig, tokens: int = 4000) -> stored.StoredSAE:
+    """Train an SAE on the run's own text, in this process, and keep it as a job would."""
+    loaded = store.load(run_id)
+    ids = encode_corpus(run_corpus(store, loaded.info), loaded.tokenizer)
+    fitted = fit_sae(loaded.model, ids, config, tokens=tokens, eval_tokens=512)
+    return stored.save(store, run_id, fitted.sae, fitted.figures, fitted.browse_windows, fitted.tokens,
+                       fitted.elapsed_s, fitted.stopped, store.weights_version(run_id))
+
+
+@pytest.fixture
+def cats(small_text, tmp_path, fresh_resources):
+    """A two-layer run on a text kept on disk, and a 64-feature SAE on its last layer."""
+    path = tmp_path / "cats.txt"
+    path.write_text(small_text * 3)
+    plan = plan_training(corpus_from_path(path), "char", "gpt", tiny_config(max_iters=30, eval_interval=10,
+                                                                             dtype="float32"),
+                         n_layer=2, n_head=2, n_embd=16, block_size=16)
+    store = RunStore()
+    trainer, info = start_run(store, plan, name="cats")
+    trainer.run()
+    kept = store_sae(store, info.id, SAEConfig(d_in=16, n_features=64, k=4, layer=1, batch_size=256))
+    return store, info, kept
+
+
+def page_on(run_id: str):
+    at = app()
+    at.session_state["active_run"] = run_id
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def frame(at, column: str):
+    """The page's table that has ``column``."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, f"{len(found)} tables with a {column!r} column"
+    return found[0]
+
+
+def test_the_page_shows_the_librarys_figures_and_features(cats):
+    store, info, kept = cats
+    at = page_on(info.id)
+    assert not at.error, [e.value for e in at.error]
+    loaded = store.load(info.id)
+    sae, windows = kept.load()
+    held = collect_activations(loaded.model, windows, kept.config.hook_name)
+    figures = all_figures(loaded.model, sae, held.acts, held.windows)  # the library, again, on the stored SAE
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {"Variance explained": f"{figures.variance_explained:.3f}",
+                     "L0 (features per token)": f"{figures.l0:.1f}",
+                     "Dead features": f"{figures.dead:,} of 64", "Dense features": f"{figures.dense:,} of 64",
+                     "Loss recovered": f"{figures.loss_recovered:.3f}"}
+    assert abs(figures.variance_explained - kept.figures.variance_explained) < 1e-9
+    captions = " ".join(c.value for c in at.caption)
+    assert "1 is a perfect copy" in captions and "as bad as removing the layer" in captions
+    assert f"between {figures.loss_zero_ablated:.3f} with the layer zeroed and {figures.loss_intact:.3f}" in captions
+
+    data = browser.browser_data(loaded.model, sae, windows, loaded.tokenizer)
+    picker = at.selectbox(key="features_feature")
+    assert list(picker.options) == [f"#{f} · {data.labels[f]} · fires on {float(data.table.frequency[f]):.2%} of "
+                                    "tokens" for f in data.order[:200]], "interesting first, as the library orders"
+    first = data.order[0]
+    passages = browser.top_passages(sae, data.activations, data.table, first, loaded.tokenizer)
+    html = " ".join(h.proto.body for h in at.get("html"))
+    assert html.count("<div") >= len(passages) > 0
+    peak_token = passages[0].tokens[passages[0].peak]
+    assert f'title="strength {peak_token.strength:.2f}"' in html, "the strongest token, with its strength"
+    up, _ = browser.promoted_and_suppressed(data.effects, first, loaded.tokenizer)
+    promotes = frame(at, "promotes")
+    assert list(promotes["promotes"]) == [e.text for e in up]
+    on_prompt = frame(at, "token")
+    prompt = at.text_area(key="features_prompt").value
+    assert list(on_prompt["token"]) == [loaded.tokenizer.token_text(t) for t in loaded.tokenizer.encode(prompt)][-16:]
+    assert at.get("download_button"), "the SAELens export"
+
+
+def test_steering_shows_the_two_texts_the_library_writes(cats):
+    store, info, kept = cats
+    at = page_on(info.id)
+    feature = at.selectbox(key="features_feature").value
+    at.number_input(key=f"features_strength_{feature}").set_value(8.0)
+    at.number_input(key="features_new_tokens").set_value(40)
+    at.toggle(key="features_steer").set_value(True).run()
+    assert not at.exception and not at.error
+    loaded = store.load(info.id)
+    prompt = at.text_area(key="features_steer_prompt").value
+    texts = steer(loaded.model, loaded.tokenizer, kept.load()[0], feature, 8.0, prompt,
+                  SamplingConfig(max_new_tokens=40, seed=0))
+    shown = [c.value for c in at.code]  # a code block drops a leading line break
+    assert shown == [(prompt + texts.with_feature).strip("\n"), (prompt + texts.without_feature).strip("\n")]
+    assert texts.with_feature != texts.without_feature, "the feature changed what was written"
+    assert any(m.value == f"**With feature #{feature}** at +8" for m in at.markdown)
+
+
+def test_the_refusals_are_sentences(cats, small_text):
+    store, info, kept = cats
+    at = page_on(info.id)
+    at.number_input(key="features_k").set_value(5000).run()
+    assert [w.value for w in at.warning] == ["Not started: k must be between 1 and the 128 features, got 5000."]
+    assert at.button(key="features_start").disabled
+
+    # an SAE still training (its worker alive) and none kept yet: the page says so instead of its figures
+    stored.delete(store, info.id, kept.name)
+    config = SAEConfig(d_in=16, n_features=128, k=32, layer=1)
+    stored.write_job(stored.job_file(store, info.id, config), {"state": "running", "stage": "training", "step": 3,
+                                                               "steps": 10, "pid": os.getpid(), "config": {}})
+    at = page_on(info.id)
+    assert "The SAE is still training; its figures and features appear here when it finishes." in \
+        [i.value for i in at.info]
+    assert not at.metric
+    assert any("step 3/10" in p.proto.text for p in at.get("progress"))
+
+    bigram = tiny_plan(small_text, preset="bigram", max_iters=2, eval_interval=2)
+    trainer, bigram_run = start_run(store, bigram, name="table")
+    trainer.run()
+    at = page_on(bigram_run.id)
+    assert [i.value for i in at.info] == ["The bigram model has no layers to read features from: pick a run with "
+                                          "attention."]
+
+    queued = create_run(store, tiny_plan(small_text), name="waiting", status=RunStatus.QUEUED)
+    at = page_on(queued.id)
+    assert f"Your active run {queued.label} has no saved weights yet, so there is no model to read features from; " \
+        "pick a run with weights, or come back after its first checkpoint." in [i.value for i in at.info]
+
+
+def test_start_trains_an_sae_as_a_job_with_progress(cats):
+    store, info, kept = cats
+    stored.delete(store, info.id, kept.name)
+    at = page_on(info.id)
+    at.select_slider(key="features_expansion").set_value(2)
+    at.number_input(key="features_k").set_value(4)
+    at.select_slider(key="features_tokens").set_value(50_000).run()
+    assert not at.warning, [w.value for w in at.warning]
+    at.button(key="features_start").click().run()
+    assert not at.exception and not at.error
+    key = f"{store.get(info.id).id}/L1-resid_post-32-k4"
+    from ui.features_cache import sae_jobs
+
+    done = wait_for(lambda: sae_jobs().status(key).state in ("done", "failed") and sae_jobs().status(key),
+                    timeout=240, what="the SAE job")
+    assert done.state == "done", done.message
+    at.run()
+    assert at.selectbox(key="features_sae").value == "L1-resid_post-32-k4"
+    assert [m.label for m in at.metric][0] == "Variance explained"
+
+
+def test_the_page_in_a_real_browser(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    require_chromium()
+    home = tmp_path / "runs"
+    train_demo_run(home, eval_interval=10)
+    store = RunStore(home)
+    run_id = store.list_runs()[0].id
+    store_sae(store, run_id, SAEConfig(d_in=64, n_features=256, k=8, layer=1, batch_size=512))
+    server = StreamlitServer(home).start()
+    try:
+        with playwright.sync_playwright() as p:
+            chromium = launch(p)
+            page = new_page(chromium)
+            page.goto(f"{server.url}/features")
+            page.get_by_role("heading", name="Features", level=1).wait_for()
+            page.get_by_text("Variance explained").wait_for()
+            page.get_by_text("What feature").first.wait_for()
+            page.get_by_text("Strongest anywhere on the prompt").wait_for()
+            page.wait_for_timeout(1500)
+            assert page.locator("[data-testid='stMetric']").count() == 5
+            assert layout_problems(page) == []
+            chromium.close()
+    finally:
+        server.stop()
+
