@@ -74,7 +74,7 @@ def _export(store: RunStore, stored: stored_features.StoredSAE, folder: str) -> 
         raise BabyGPTError(f"{folder} exists and is not an empty folder; choose a new one.")
     sae, _ = stored.load()
     info = store.get(stored.run_id)
-    export_saelens(sae, target, f"babygpt/{info.label}", int(info.config["model"]["block_size"]))
+    export_saelens(sae, target, f"babygpt/{info.label}", info.record.model.block_size)
     print(json.dumps({"run": stored.run_id, "sae": stored.name, "folder": str(target)}))
     return 0
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from babygpt.config import ModelConfig, TrainConfig, tokens_per_step
+from babygpt.config import tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import RaceEntry, race_results
 from babygpt.lessons.tokenizer_race import (
@@ -31,7 +31,7 @@ from babygpt.store.corpora import TextRef, find_text
 from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.bpe import DEFAULT_SPLIT, MAX_BPE_VOCAB, BPESettings, check_vocab_size, split_of
 from babygpt.text.corpus import Corpus
-from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes, tokenizer_from_dict
+from babygpt.text.tokenizers import Tokenizer, build_tokenizer, text_bytes
 
 PRESET = "gpt"  # the same model for every entry: the ladder's top rung at the race's sizes
 DEFAULT_VOCAB_SIZES = (512, 1024, 2048)
@@ -138,9 +138,9 @@ def training_bytes_per_token(info: RunInfo, text: Corpus | None) -> float | None
     None when the text is not on this server."""
     if text is None:
         return None
-    tokenizer = tokenizer_from_dict(info.config["tokenizer"])  # the run's own, as recorded (no weights read)
-    split = split_corpus(text, tokenizer, ModelConfig.from_dict(info.config["model"]),
-                         TrainConfig.from_dict(info.config["train"]))
+    record = info.record
+    tokenizer = record.tokenizer.build()  # the run's own, as recorded (no weights read)
+    split = split_corpus(text, tokenizer, record.model, record.training)
     return text_bytes(tokenizer, split.train) / len(split.train)
 
 

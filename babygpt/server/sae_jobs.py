@@ -22,7 +22,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.features.cost import SAECost, SAELimits, estimate_cost
 from babygpt.features.fit import EVAL_TOKENS
@@ -138,7 +137,7 @@ class SAEJobs:
             raise BabyGPTError(f"Run {info.label} is {info.status}; train an SAE on it once it has stopped or finished.")
         if not self.store.has_weights(info.id):
             raise BabyGPTError(f"Run {info.label} has no saved weights yet: there is no model to read features from.")
-        model = ModelConfig.from_dict(info.config["model"])
+        model = info.record.model
         if not model.use_attention:
             raise BabyGPTError("The bigram model has no layers to read features from: pick a run with attention.")
         if not 0 <= config.layer < model.n_layer:
