@@ -25,7 +25,7 @@ from typing import Any
 from safetensors.torch import save_file
 
 from babygpt.errors import BabyGPTError
-from babygpt.model.gpt2_layout import gpt2_config, to_gpt2
+from babygpt.model.llama_layout import export_architecture
 from babygpt.store.checkpoints import WEIGHTS_FILE, atomic_write_bytes, atomic_write_with
 from babygpt.store.hf_import import import_hf, import_hf_zip, is_hf_zip
 from babygpt.store.model_card import model_card
@@ -40,9 +40,11 @@ GENERATION_DEFAULTS = {"do_sample": True, "temperature": 0.8, "top_p": 1.0}  # t
 # --- export --------------------------------------------------------------------------------------
 
 def export_hf(store: RunStore, run_id: str, folder: str | Path) -> Path:
-    """Write run ``run_id`` as a ``transformers`` GPT-2 folder; a run GPT-2 cannot compute is refused, naming why."""
+    """Write run ``run_id`` as a ``transformers`` GPT-2 folder, or a Llama one for rotary positions with RMSNorm and
+    SwiGLU (``export_architecture``); a run neither computes is refused, naming why."""
     loaded = store.load(run_id)
-    config_json = gpt2_config(loaded.model_config)  # refuses what GPT-2 cannot compute, before any file
+    architecture = export_architecture(loaded.model_config)  # refuses what neither computes, before any file
+    config_json = architecture.config(loaded.model_config)
     tokenizer_json = tokenizer_files(loaded.tokenizer, loaded.model_config.block_size)  # and a tokenizer it cannot
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()):
@@ -59,9 +61,9 @@ def export_hf(store: RunStore, run_id: str, folder: str | Path) -> Path:
     for name, content in files.items():
         text = content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False) + "\n"
         atomic_write_bytes(folder / name, text.encode("utf-8"))
-    card = model_card(loaded.info, loaded.document, steps, vals[-1].loss if vals else None)
+    card = model_card(loaded.info, loaded.document, steps, vals[-1].loss if vals else None, architecture)
     atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
-    tensors = to_gpt2(loaded.model)
+    tensors = architecture.tensors(loaded.model)
     atomic_write_with(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
     return folder
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from babygpt.config import ModelConfig
+from babygpt.model.llama_layout import GPT2, Architecture
 from babygpt.model.sizing import parameter_count
 from babygpt.plain_text import markdown_literal
 from babygpt.store.corpora import portable_source
@@ -14,7 +15,8 @@ from babygpt.text.measured import ValidationText
 from babygpt.units import format_count
 
 
-def model_card(info: RunInfo, document: dict[str, Any], steps: int, val_loss: float | None) -> str:
+def model_card(info: RunInfo, document: dict[str, Any], steps: int, val_loss: float | None,
+               architecture: Architecture = GPT2) -> str:
     """The README.md of an export: what it was trained on, its size, how well, and how to load it."""
     model, train, data = document["model"], document["train"], document.get("data", {})
     quality = "not evaluated"
@@ -24,23 +26,23 @@ def model_card(info: RunInfo, document: dict[str, Any], steps: int, val_loss: fl
                                                       if validation else "")
     params = parameter_count(ModelConfig.from_dict(model))
     text = markdown_literal(portable_source(data) or "an unnamed text")  # a person's names: text, never Markdown
-    architecture = (f"GPT-2 (`{model['preset']}` rung): {model['n_layer']} layers, {model['n_head']} heads, n_embd "
+    shape = (f"{architecture.name} (`{model['preset']}` rung): {model['n_layer']} layers, {model['n_head']} heads, n_embd "
                     f"{model['n_embd']}, context {model['block_size']} tokens, activation `{model['activation']}`, "
                     f"{'tied' if model['tie_weights'] else 'untied'} head, {model['positional']} positions")
     return f"""---
 library_name: transformers
 pipeline_tag: text-generation
-tags: [gpt2, babygpt, {document['tokenizer']['kind']}-level]
+tags: [{architecture.tag}, babygpt, {document['tokenizer']['kind']}-level]
 ---
 
 # {markdown_literal(info.name or info.id)}
 
 A small GPT trained from scratch with Baby GPT on **{text}** ({data.get('n_chars', '?'):,} characters), exported as
-a GPT-2 model: `transformers` computes the same logits as Baby GPT on the same token ids.
+a {architecture.name} model: `transformers` computes the same logits as Baby GPT on the same token ids.
 
 | | |
 | --- | --- |
-| architecture | {architecture} |
+| architecture | {shape} |
 | parameters | {format_count(params)} |
 | tokenizer | {document['tokenizer']['kind']}, {model['vocab_size']} tokens (ids are the run's own) |
 | training | {steps} steps of {train['batch_size']} × {model['block_size']} tokens, learning rate {train['lr']:g} |
