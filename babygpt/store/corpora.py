@@ -59,10 +59,8 @@ class TextRef:
 
     @classmethod
     def of_run(cls, info: RunInfo) -> TextRef:
-        record = info.readable
-        if record is None:  # a config this version cannot read: the row still names its text
-            return cls(info.data_name, info.data_name or "", info.data_sha256)
-        return cls(record.data.name, record.data.source, info.text_sha256)
+        record = info.readable  # None: a config this version cannot read; an older row still holds where it was read
+        return cls(info.text_name, record.data.source if record else info.data_name or "", info.text_sha256)
 
     @property
     def shown(self) -> str:
