@@ -43,6 +43,7 @@ from babygpt.text.bpe_fast import FastEncoder
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.tokenizers import gpt2_encoding
 from tests.conftest import SHAKESPEARE
+from tests.wording import says
 
 MIXED = ("the cat sat on the mat. the dog sat on the log!\n東京は日本の首都です。Москва — столица России.\n"
          "aaa aaaa aaaaa — ties: ab.xy.ab.xy\n") * 4
@@ -251,8 +252,8 @@ def test_a_link_carries_a_bpe_and_names_bad_settings():
     assert url == "http://host/data?tokenizer=bpe&bpe_vocab=512&bpe_split=gpt2"
     bad = parse_link({"bpe_vocab": "100", "bpe_split": "gpt5", "n_layer": "inf"})
     assert bad.values == {}
-    assert bad.problems == [
-        "bpe_vocab='100' in the link is not a BPE vocabulary size (a whole number from 256 to 32,768); the default "
-        "is used.", "bpe_split='gpt5' in the link is not one of gpt2, gpt4, none; the default is used.",
-        "n_layer='inf' in the link is not a whole number; the default is used."]
+    vocab, split, layers = bad.problems
+    says(vocab, "bpe_vocab='100'", "256 to 32,768", "the default is used")
+    says(split, "bpe_split='gpt5'", "gpt2, gpt4, none", "the default is used")
+    says(layers, "n_layer='inf'", "not a whole number", "the default is used")
 

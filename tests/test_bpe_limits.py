@@ -19,6 +19,7 @@ from babygpt.text.bpe_gate import LearningGate
 from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus, corpus_from_bytes
 from tests.conftest import ROOT
+from tests.wording import says
 
 
 def chinese(n_chars: int, seed: int = 0) -> str:
@@ -56,11 +57,9 @@ def test_a_script_without_spaces_learns_from_a_bounded_head_and_says_why():
     assert len(learning_text(text, "gpt4").encode()) <= MAX_LEARN_BYTES[False]
     bpe = train_bpe(text, 512, "gpt4")
     assert MAX_LEARN_BYTES[False] - 3 <= bpe.learned_bytes <= MAX_LEARN_BYTES[False] and bpe.text_bytes == 300_000
-    assert bpe.notes() == [
-        f"This text has long stretches without spaces (a script written without them, or data), which the pre-split "
-        f"cannot cut into words and every merge reads again, so the merges were learned from its first "
-        f"{bpe.learned_bytes:,} of 300,000 bytes (the bound that keeps training to seconds); the whole text is "
-        "encoded with them."]
+    (note,) = bpe.notes()
+    says(note, "long stretches without spaces", "cannot cut into words", f"first {bpe.learned_bytes:,} of 300,000 bytes",
+         "the whole text is encoded")
     tokenizer = BPETokenizer(bpe)
     assert tokenizer.decode(tokenizer.encode(text)) == text
 

@@ -34,6 +34,7 @@ from babygpt.status import RunStatus
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from tests.helpers import tiny_plan, wait_for
+from tests.wording import says
 
 TEACHER, ALICE, BOB = Actor("teacher-key-0000000000", admin=True), Actor("alice-key-00000000000"), Actor(
     "bob-key-0000000000000000")
@@ -132,8 +133,9 @@ def test_rules_name_every_broken_one(small_text):
     per_step = tokens_per_step(plan.model_config, plan.train_config)
     rules = rules_for(small_text, budget=per_step * 40)
     problems = plan_problems(rules, plan)
-    assert problems == [f"50 steps × {per_step:,} tokens per step would train {50 * per_step:,} tokens, over the "
-                        f"budget of {per_step * 40:,}: the budget allows 40 steps with batch_size 8 and block_size 16"]
+    (problem,) = problems
+    says(problem, f"50 steps × {per_step:,} tokens", f"{50 * per_step:,} tokens", f"budget of {per_step * 40:,}",
+         "40 steps with batch_size 8 and block_size 16")
     other = tiny_plan(small_text.upper(), max_iters=40, val_fraction=0.2)
     problems = plan_problems(rules, other)
     assert any("not the challenge's text (tiny)" in p for p in problems)

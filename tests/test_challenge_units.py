@@ -37,6 +37,7 @@ from babygpt.text.bpe_tokenizer import BPETokenizer
 from babygpt.text.corpus import Corpus
 from babygpt.text.datasets import load_corpus
 from tests.helpers import tiny_plan
+from tests.wording import says
 
 STEPS = 20
 TEACHER = Actor("teacher-key-0000000000", admin=True)
@@ -169,10 +170,10 @@ def test_the_board_compares_the_tokenizer_itself_and_refuses_a_run_whose_merges_
 
     board = build_board(store, record, lambda owner: owner)
     assert [s.entry.run_id for s in board.standings] == [kept.id]
-    assert [(r.handle, r.reason) for r in board.refused] == [
-        ("ben", "its tokenizer (bpe, 512 tokens, GPT-4 split) cuts the text otherwise than the challenge's "
-                "(other merges)"),
-        ("cy", "its tokenizer is bpe, 512 tokens, GPT-2 split, not the challenge's bpe, 512 tokens, GPT-4 split")]
+    (ben, ben_reason), (cy, cy_reason) = [(r.handle, r.reason) for r in board.refused]
+    assert (ben, cy) == ("ben", "cy")
+    says(ben_reason, "bpe, 512 tokens, GPT-4 split", "cuts the text otherwise", "other merges")
+    says(cy_reason, "bpe, 512 tokens, GPT-2 split", "not the challenge's", "bpe, 512 tokens, GPT-4 split")
     assert run_problems(rules, store.get(kept.id), STEPS) == []
     assert board.standings[0].entry.score == pytest.approx(3.0 * rules.held_out_tokens
                                                            / (math.log(2) * rules.held_out_bytes))

@@ -30,6 +30,7 @@ from babygpt.server.users import check_name_free, clean_handle, name_key, name_s
 from babygpt.status import RunStatus
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Corpus
+from tests.wording import says
 
 ADA, BEN, CY = "ada-key-000000000000000", "ben-key-000000000000000", "cy-key-0000000000000000"
 
@@ -162,8 +163,7 @@ def test_best_of_each_student_ranks_one_line_per_user_key():
     kept = counted_entries(ENTRIES, BEST_OF_EACH)
     assert [(e.run_id, e.entries) for e in kept] == [("a2", 3), ("b1", 1), ("c1", 1)], "Cy is not Ada"
     board = Board("Challenge", "rules", Spread(None), rank_entries(kept, None), entry_rule=BEST_OF_EACH)
-    assert entry_rule_sentence(board) == ("The teacher's rule: only each student's best entry is ranked, marked with "
-                                          "how many entries it is the best of (2 other entries not ranked).")
+    says(entry_rule_sentence(board), "only each student's best entry is ranked", "2 other entries not ranked")
 
 
 def test_every_entry_ranks_them_all_and_says_so():

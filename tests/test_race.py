@@ -26,6 +26,7 @@ from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
 from babygpt.text.corpus import Corpus
 from tests.helpers import plan_trainer
+from tests.wording import says
 
 LADDER = ["bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt"]
 
@@ -63,9 +64,10 @@ def test_one_seed_measures_no_spread_and_the_race_claims_nothing_against_one():
     assert [r["± spread (max−min)"] for r in rows] == ["one seed: not measured"] * 5
     assert rows[-1]["best val loss, mean"] == "not evaluated yet"
     verdicts = [r["against the rung below"] for r in rows]
-    assert verdicts == ["—", "better by 0.200, with no seed spread measured to compare it with",
-                        "within what the evaluation resolves (0.02): no measured difference",
-                        "worse by 0.290, with no seed spread measured to compare it with", "—"]
+    assert verdicts[0] == verdicts[-1] == "—" and len(verdicts) == 5
+    says(verdicts[1], "better by 0.200", "no seed spread")
+    says(verdicts[2], "within what the evaluation resolves (0.02)", "no measured difference")
+    says(verdicts[3], "worse by 0.290", "no seed spread")
     steps = ladder_steps(one_seed)
     said = " ".join([spread_note(one_seed)] + [step_explanation(s) for s in steps])
     assert "more than the seed spread" not in said and "spread between seeds (" not in said
