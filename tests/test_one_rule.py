@@ -198,3 +198,13 @@ def test_an_uploaded_texts_run_is_listed_by_the_texts_name_never_its_path():
     assert TextRef.of_run(info).source == kept.source  # found by its source, shown by its name
     old = store.create_run("old", {**info.config, "data": {}}, text_name=kept.source, status=RunStatus.DONE)
     assert store.get(old.id).text_name == f"{kept.sha256}.txt"  # an older row's path: its file name, not the folder
+
+
+def test_a_sentence_is_matched_on_its_figures_in_order():
+    from tests.wording import says
+
+    sentence = "it would train 10 steps, but the budget allows 20 steps"
+    assert says(sentence, "10 steps", "20 steps") == sentence
+    for wrong in (("20 steps", "10 steps"), ("30 steps",)):
+        with pytest.raises(AssertionError, match="missing"):
+            says(sentence, *wrong)

@@ -8,7 +8,7 @@ network without residual paths wants a higher rate than a deep one; the lecture 
 ``python -m bench.race_sweep`` on the bundled corpus and used unchanged on every text; every rung runs several
 seeds, and a step up the ladder counts as a gain only when it is larger than the seeds' spread.
 
-Losses are read in bits per byte (``babygpt.lessons.baselines.ValidationText``), so a race on a BPE learned from the
+Losses are read in bits per byte (``babygpt.text.measured.ValidationText``), so a race on a BPE learned from the
 text reads on the same scale as one on characters; a race recorded before runs kept their validation text's size is
 read in nats per token, and says so.
 """

@@ -207,6 +207,6 @@ def token_bytes(tokenizer: Tokenizer, token_id: int) -> bytes:
 def text_bytes(tokenizer: Tokenizer, ids: Any) -> int:
     """How many UTF-8 bytes of text ``ids`` stand for, counted token by token (so a byte-level token holding half a
     character counts its own bytes): the denominator of bits per byte (``babygpt.units.bits_per_byte``), counted once
-    per run (``babygpt.lessons.baselines.ValidationText``)."""
+    per run (``babygpt.text.measured.ValidationText``)."""
     counts = Counter(ids.tolist() if hasattr(ids, "tolist") else ids)  # a tensor's ids as ints, at C speed
     return sum(n * len(token_bytes(tokenizer, i)) for i, n in counts.items())
