@@ -208,3 +208,14 @@ def test_a_sentence_is_matched_on_its_figures_in_order():
     for wrong in (("20 steps", "10 steps"), ("30 steps",)):
         with pytest.raises(AssertionError, match="missing"):
             says(sentence, *wrong)
+
+
+def test_an_saes_cost_reads_the_models_forward_pass_from_sizing():
+    """Collecting activations is one forward pass per token: ``forward_flops_per_token``, not a fraction of training's."""
+    from babygpt.features.cost import estimate_cost
+    from babygpt.features.sae import SAEConfig
+
+    model, sae = ModelConfig(), SAEConfig(d_in=128, n_features=512)
+    cost = estimate_cost(model, sae, tokens=10_000)
+    by_hand = 10_000 * forward_flops_per_token(model) + 10_000 * sae.epochs * 12 * 128 * 512
+    assert cost.flops == by_hand

@@ -3,7 +3,7 @@
 Memory: the activations held for training (tokens × width × 4 bytes), the SAE with its gradient and Adam's two
 moments (4 copies of 2·C·F + F + C numbers), one batch's (tokens × features) tensors (about 8 of them alive in the
 backward pass) and the model's forward pass over one collection batch. Time: the model's forward pass over the
-tokens read (a third of ``flops_per_token``, which counts forward and backward) plus, per token and epoch, about
+tokens read (``forward_flops_per_token``) plus, per token and epoch, about
 12·C·F for the SAE (encoder and decoder, forward and backward), at ``FLOPS_PER_CORE`` — measured by
 ``bench/sae_train.py`` (docs/features.md), so the estimate is this machine's order of magnitude, not a promise.
 """
@@ -17,7 +17,7 @@ from babygpt.config import ModelConfig
 from babygpt.errors import BabyGPTError
 from babygpt.features.collect import FORWARD_BATCH
 from babygpt.features.sae import SAEConfig
-from babygpt.model.sizing import JOB_MEMORY_ENV, flops_per_token, total_memory_bytes
+from babygpt.model.sizing import JOB_MEMORY_ENV, forward_flops_per_token, total_memory_bytes
 from babygpt.units import format_bytes, format_duration
 
 FLOPS_PER_CORE = 2.0e10  # float32 FLOP/s one core sustains on the SAE's matmuls (bench/sae_train.py, 2 cores)
@@ -45,7 +45,7 @@ def estimate_cost(model: ModelConfig, sae: SAEConfig, tokens: int, cores: int = 
     parameters = 2 * C * F + F + C
     forward = FORWARD_BATCH * model.block_size * (12 * model.n_embd + model.n_layer * model.n_head * model.block_size)
     memory = tokens * C * 4 + parameters * 4 * 4 + batch * F * 4 * BATCH_COPIES + forward * 4
-    flops = tokens * flops_per_token(model) / 3 + tokens * sae.epochs * 12 * C * F
+    flops = tokens * forward_flops_per_token(model) + tokens * sae.epochs * 12 * C * F
     return SAECost(int(memory), flops / (FLOPS_PER_CORE * max(1, cores)), flops, tokens)
 
 
