@@ -31,6 +31,9 @@ PRESETS: dict[str, str] = {
               "embeddings, a soft-cap and Muon.",
 }
 DEFAULT_PRESET = "gpt"
+# the lecture's rungs, bigram to gpt: what the ladder race trains unless told which (the modern rungs are each gpt
+# with one switch, raced against gpt on their own)
+LECTURE_LADDER = ("bigram", "single-head", "multi-head", "multi-head+ffn", "residual", "gpt")
 POSITIONAL_ENCODINGS = ("learned", "sinusoidal", "rope", "none")  # none: a counterfactual, see below
 ACTIVATIONS = ("relu2", "gelu", "relu", "gelu_tanh", "swiglu")
 NORMS = ("layernorm", "rmsnorm")

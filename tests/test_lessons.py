@@ -6,7 +6,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from babygpt.config import PRESETS
+from babygpt.config import LECTURE_LADDER
 from babygpt.lessons.tabs import ModelScaling, char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.orchestration.race import race_running
 from babygpt.orchestration.runs import start_run
@@ -86,7 +86,7 @@ def test_lessons_page_renders_and_reacts(fresh_resources, trained):
         time.sleep(0.5)
     at.run()
     table = at.dataframe[0].value
-    assert table["rung"].tolist() == list(PRESETS) and table["seeds"].tolist() == ["1/1 done"] * 6
+    assert table["rung"].tolist() == list(LECTURE_LADDER) and table["seeds"].tolist() == ["1/1 done"] * 6
     assert table["± spread (max−min)"].tolist() == ["one seed: not measured"] * 6, "one seed has no spread"
     shown = [str(v) for v in table.to_numpy().ravel()] + [c.value for c in at.caption] + [i.value for i in at.info]
     assert not [s for s in shown if s.lower() in ("none", "nan") or "more than the seed spread" in s], shown

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from babygpt.config import PRESETS
+from babygpt.config import LECTURE_LADDER
 from babygpt.errors import BabyGPTError
 from babygpt.figures.inside_figures import formation_figure
 from babygpt.figures.viz import (
@@ -152,7 +152,7 @@ def race_lesson() -> None:
     @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
         if not group:
-            st.caption(f"Press **Run the race** to train all {len(PRESETS)} rungs on **{markdown_literal(choices.corpus().name)}**, "
+            st.caption(f"Press **Run the race** to train all {len(LECTURE_LADDER)} rungs on **{markdown_literal(choices.corpus().name)}**, "
                        "each with its own learning rate and several seeds. Each run is one job in the server's "
                        "queue, trained in its own process.")
             return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from babygpt.config import PRESETS, TrainConfig
+from babygpt.config import LECTURE_LADDER, TrainConfig
 from babygpt.lessons.race import RaceEntry
 from babygpt.lessons.tokenizer_race import race_key
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training, plan_validation
@@ -49,7 +49,7 @@ def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -
 
 
 def race_plans(corpus: Corpus, tokenizer: str | Tokenizer, steps: int = RACE_STEPS, sizes: dict | None = None,
-               seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = tuple(PRESETS),
+               seeds: tuple[int, ...] = RACE_SEEDS, presets: tuple[str, ...] = LECTURE_LADDER,
                val_fraction: float = 0.1) -> list[tuple[TrainingPlan, str]]:
     """Every rung × every seed, validated before anything is queued; the scheduler trains them as jobs. Every run
     cuts the text with one tokenizer (``tokenizer``: a kind, built once here, or the Data page's own), so a BPE is
