@@ -4,5 +4,5 @@ where runs train — the interface (``backend``), worker processes on this machi
 actors on a Ray cluster (``ray_backend``, streaming back through ``relay``) — and the GPUs local jobs share
 (``gpus``); who may do what (``users``), which key a browser keeps when a link carries another (``browser_key``)
 and how the admin token resists guessing (``admin_guard``); the class board with the teacher's controls
-(``classroom``); and sparse autoencoders trained as jobs beside the runs (``sae_jobs``, each in a ``sae_worker``
-process)."""
+(``classroom``); the class experiment handed out and kept going (``laboratory``); and sparse
+autoencoders trained as jobs beside the runs (``sae_jobs``, each in a ``sae_worker`` process)."""

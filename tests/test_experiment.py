@@ -1,0 +1,126 @@
+"""The class experiment with real workers: points planned, handed to students, queued on the server, a run killed
+mid-way re-queued until it finishes, a stopped run replaced, and the law on the board with its exports."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from babygpt.errors import BabyGPTError
+from babygpt.figures.scaling_figures import law_svg
+from babygpt.orchestration.experiment import (
+    DEFAULT_SIZES,
+    ExperimentSpec,
+    PointState,
+    Result,
+    fit_arms,
+    law_notes,
+    law_plot,
+    plan_points,
+    results_csv,
+    ten_times_larger,
+)
+from babygpt.server.laboratory import SERVER, Laboratory
+from babygpt.server.scheduler import Scheduler
+from babygpt.server.settings import SchedulerSettings
+from babygpt.server.users import Actor, public_handle
+from babygpt.status import RunStatus
+from babygpt.store.runs import RunStore
+from babygpt.text.corpus import Corpus
+from tests.helpers import wait_for
+
+TEACHER = Actor("teacher-key", admin=True)
+SPEC = ExperimentSpec("t", "s", "x", "char", ("gpt",), 100, 8, 32, 3e-3, 0.1)
+TINY = dict(steps=20, batch_size=4, block_size=16, lr=3e-3, val_fraction=0.1, axis="parameters")
+
+
+@pytest.fixture
+def lab():
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=1))
+    laboratory = Laboratory(scheduler)
+    yield laboratory
+    laboratory.close()
+    scheduler.stop_all(wait=20)
+
+
+def test_the_default_sizes_span_about_thirty_times_and_the_tested_model_is_ten_times_the_largest():
+    points = plan_points(SPEC, list(DEFAULT_SIZES), [1, 2])
+    xs = sorted({SPEC.x_of(p) for p in points})
+    assert len(xs) == 5 and 30 <= xs[-1] / xs[0] <= 35
+    assert [p.seed for p in points[:5]] == [1] * 5, "every size once before any size's second seed"
+    larger = ten_times_larger(SPEC, points)
+    assert 9 <= SPEC.x_of(larger) / xs[-1] <= 11
+
+
+def test_a_switch_experiment_plans_both_rungs_and_wrong_choices_are_sentences():
+    both = ExperimentSpec("t", "s", "x", "char", ("gpt", "gpt+rope"), 100, 8, 32, 3e-3, 0.1)
+    assert {p.preset for p in plan_points(both, [(2, 4, 64)], [1, 2, 3])} == {"gpt", "gpt+rope"}
+    with pytest.raises(BabyGPTError, match="Each size and each seed is listed once"):
+        plan_points(SPEC, [(1, 2, 32), (1, 2, 32)], [1])
+    with pytest.raises(BabyGPTError, match="n_head"):
+        plan_points(SPEC, [(1, 3, 32)], [1])
+
+
+def test_a_run_killed_mid_way_is_requeued_and_finishes(lab, small_text):
+    record = lab.start(TEACHER, Corpus.from_text("tiny", small_text), "char", ("gpt",), [(1, 2, 16)], [1],
+                       **{**TINY, "steps": 3000}, on_server=True)
+    point = lab.records.points(record.id)[0]
+    run_id = point.run_id
+    assert run_id and lab.store.get(run_id).owner is None, "queued on the server, owned by nobody"
+    # killed once it has a checkpoint and before it ends (3,000 steps; a checkpoint at every 600)
+    wait_for(lambda: lab.store.has_checkpoint(run_id), 120, "a checkpoint")
+    info = lab.store.get(run_id)
+    assert info.status.training, "still training when killed"
+    os.kill(info.pid, signal.SIGKILL)
+    wait_for(lambda: lab.store.get(run_id).status is RunStatus.INTERRUPTED, 30, "the death to be recorded")
+    lab.sync()
+    assert lab.store.get(run_id).status.active, "queued again, from its checkpoint"
+    wait_for(lambda: lab.store.get(run_id).status is RunStatus.DONE, 180, "the re-queued run to finish")
+    view = lab.view(force=True)
+    row = view.rows[0]
+    assert row.state is PointState.DONE and row.run_id == run_id and len(row.lost) == 1
+    assert "interrupted" in row.lost[0]
+    assert len(view.results) == 1 and view.results[0].who == SERVER
+    assert "there are 1 of 1 so far" in view.arms[0].why, "the fit says how many points it rests on"
+
+
+def test_a_student_gets_the_next_point_and_a_stopped_run_is_handed_out_again(lab, small_text):
+    lab.store.set_handle("ana-key", "Ana")
+    record = lab.start(TEACHER, Corpus.from_text("tiny", small_text), "char", ("gpt",), [(1, 2, 16), (1, 2, 24)],
+                       [1], **TINY)
+    first = lab.join("ana-key")
+    assert first.owner == "ana-key" and first.name == "experiment: gpt 1×16, 2 heads · seed 1"
+    with pytest.raises(BabyGPTError, match="You already have a run queued or training"):
+        lab.join("ana-key")
+    second = lab.join("ben-key")
+    assert second.name == "experiment: gpt 1×24, 2 heads · seed 1"
+    with pytest.raises(BabyGPTError, match="Every run of this experiment is taken"):
+        lab.join("cleo-key")
+    lab.scheduler.stop(Actor("ben-key"), second.id)  # queued behind Ana's: taken off, or stopped mid-way
+    wait_for(lambda: not lab.store.exists(second.id) or lab.store.get(second.id).status.ended, 60, "the stop")
+    lab.sync()
+    again = lab.join("cleo-key")
+    assert again.name == second.name and again.id != second.id
+    points = lab.records.points(record.id)
+    assert points[1].run_id == again.id and points[1].owner == "cleo-key" and len(points[1].lost) == 1
+    wait_for(lambda: all(lab.store.get(i).status is RunStatus.DONE for i in (first.id, again.id)), 120,
+             "both runs")
+    view = lab.view(force=True)
+    assert [r.who for r in view.results] == ["Ana", public_handle("cleo-key")]
+
+
+def test_the_board_exports_the_law_as_csv_and_a_picture_with_names_as_text():
+    points = plan_points(SPEC, list(DEFAULT_SIZES), [1, 2])
+    hostile = '=HYPERLINK("http://x")<script>'
+    results = [Result(p, SPEC.x_of(p), 40 * SPEC.x_of(p) ** -0.3 + 1.5 + (0.01 if p.seed == 1 else -0.01),
+                      f"run{k}", hostile if k == 0 else "Ana") for k, p in enumerate(points)]
+    arms = fit_arms(SPEC, results)
+    assert arms[0].fit is not None and arms[0].fit.points == 10 and arms[0].fit.sizes == 5
+    text = results_csv(SPEC, results, arms, [])
+    assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+    assert "from 10 runs of 5 sizes" in text
+    svg = law_svg(law_plot(SPEC, results, arms, []), law_notes(SPEC, arms, []))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert svg.count('class="run"') == 10 and 'class="law"' in svg
