@@ -97,7 +97,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         # no argparse choices: the app's offer is for a shared server; here the configs' own checks decide
         p.add_argument(f"--{setting.name.replace('_', '-')}", type=setting.kind, default=None,
                        help=f"{setting.help} (default {default})".replace("%", "%%"))
-    for flag in ("tie-weights", "bias", "zero-init-residual"):
+    for flag in ("tie-weights", "bias", "zero-init-residual", "qk-norm", "value-embeddings"):
         p.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="use torch.compile (falls back to eager if it fails)")
@@ -230,7 +230,7 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         trainer, info = resume_run(store, args.resume, corpus, callbacks=progress, dist=dist, **overrides)
     else:
         corpus = load_corpus(args.data or default_dataset())
-        model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual")
+        model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual", "qk_norm", "value_embeddings")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
         plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), _bpe_settings(args),
                              **sizes)
