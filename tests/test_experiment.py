@@ -41,7 +41,6 @@ def lab():
     scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=1))
     laboratory = Laboratory(scheduler)
     yield laboratory
-    laboratory.close()
     scheduler.stop_all(wait=20)
 
 

@@ -14,6 +14,7 @@ import streamlit as st
 
 from babygpt.server.admin_guard import AdminGuard
 from babygpt.server.classroom import Classroom
+from babygpt.server.laboratory import Laboratory
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.settings import SchedulerSettings
 from babygpt.store.runs import RunStore
@@ -38,6 +39,12 @@ def scheduler() -> Scheduler:
 def classroom() -> Classroom:
     """The class board and the teacher's controls: one per server, so every viewer shares its board."""
     return Classroom(scheduler())
+
+
+@st.cache_resource
+def laboratory() -> Laboratory:
+    """The class experiment and its board: one per server, like the class board."""
+    return Laboratory(scheduler())
 
 
 @st.cache_resource

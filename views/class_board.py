@@ -28,6 +28,7 @@ from babygpt.server.classroom import BoardRow, board_order
 from babygpt.status import RunStatus
 from babygpt.units import format_duration
 from ui import choices, identity, state
+from ui.experiment_section import experiment_section
 from ui.widgets import STATUS_WORDS, step_fraction
 
 # The board refreshes at the live training page's budget (see views/train.py: the progress line every 2 s, the
@@ -388,5 +389,6 @@ teacher_panel()
 if state.page_flags().get(ERROR_KEY):
     st.error(markdown_literal(state.page_flags()[ERROR_KEY]))
 challenge_section()
+experiment_section()
 st.subheader("This lesson's runs")
 live_board()

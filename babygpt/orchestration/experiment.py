@@ -147,6 +147,34 @@ def plan_points(spec: ExperimentSpec, sizes: list[tuple[int, int, int]], seeds: 
     return points
 
 
+def sizes_text(sizes: list[tuple[int, int, int]] | tuple[tuple[int, int, int], ...]) -> str:
+    """Sizes as the teacher types them: "1×2×32, 1×4×48" (layers × heads × width)."""
+    return ", ".join(f"{layers}×{heads}×{width}" for layers, heads, width in sizes)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int, int]]:
+    """The teacher's sizes, "1×2×32, 2×4×64" (layers × heads × width; x or * for ×), or a sentence naming the
+    first one that is not three whole numbers."""
+    sizes = []
+    for part in [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]:
+        numbers = part.replace("x", "×").replace("X", "×").replace("*", "×").split("×")
+        if len(numbers) != 3 or not all(n.strip().isdigit() and int(n) > 0 for n in numbers):
+            raise BabyGPTError(f"Each size is layers × heads × width, three whole numbers such as 2×4×64; "
+                               f"{part!r} is not.")
+        sizes.append(tuple(int(n) for n in numbers))
+    if not sizes:
+        raise BabyGPTError("List at least one size, such as 1×2×32, 2×4×64.")
+    return sizes  # type: ignore[return-value]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """The teacher's seeds, "1, 2, 3", or a sentence."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise BabyGPTError(f"Seeds are whole numbers separated by commas, such as 1, 2, 3; not {text.strip()!r}.")
+    return [int(p) for p in parts]
+
+
 def check_spec(spec: ExperimentSpec) -> ExperimentSpec:
     """The teacher's choices, each with a sentence when wrong."""
     if not 1 <= len(spec.presets) <= 2 or len(set(spec.presets)) != len(spec.presets):

@@ -6,8 +6,9 @@ training page follows it). Points nobody took are queued on the server when the 
 behind every student's own runs, wherever the scheduler's backend trains: worker processes here or a Ray
 cluster). ``sync`` applies ``orchestration.experiment.point_state`` to every point: a run whose worker died is
 queued again from its last checkpoint, one that failed or was stopped is replaced by a fresh run, at most
-``MAX_ATTEMPTS`` runs a point. It runs whenever the board is read and, in the app, every ``WATCH_S`` seconds in a
-thread of its own, so a dead run comes back while nobody looks at the Class page.
+``MAX_ATTEMPTS`` runs a point. It runs whenever a student joins, the teacher acts, or the board is read (the Class
+page reads it every few seconds while any of its runs is queued or training, for every viewer), so on a projected
+board a dead run is queued again within seconds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from babygpt.text.measured import ValidationText
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 
 BOARD_TTL_S = 1.0
-WATCH_S = 5.0
 SERVER = "the server"  # who trains a point nobody took
 MACHINE = Actor(None, admin=True)  # the laboratory itself, queueing on the teacher's behalf what the teacher asked
 
@@ -98,8 +98,6 @@ class Laboratory:
         self._lock = threading.RLock()
         self._tokenizers: dict[str, tuple[Corpus, Tokenizer]] = {}
         self._cached: tuple[float, str, ExperimentView] | None = None
-        self._watcher: threading.Thread | None = None
-        self._stop = threading.Event()
 
     # -- the teacher ----------------------------------------------------------------------------
     def start(self, actor: Actor, corpus: Corpus, tokenizer_kind: str, presets: tuple[str, ...],
@@ -264,24 +262,6 @@ class Laboratory:
             self.scheduler.dispatch()
             return
         self.records.release(record.id, point.index, lost)
-
-    def watch(self, interval: float = WATCH_S) -> None:
-        """Keep the experiment going in a thread of this server (the app starts it once)."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.sync()
-                except Exception:  # noqa: BLE001 — a store hiccup must not end the watch; the next round retries
-                    pass
-
-        self._watcher = threading.Thread(target=loop, name="babygpt-laboratory", daemon=True)
-        self._watcher.start()
-
-    def close(self) -> None:
-        self._stop.set()
 
     # -- the board ------------------------------------------------------------------------------
     def latest(self) -> ExperimentRecord | None:
