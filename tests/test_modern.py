@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from babygpt.config import MODERN_SWITCHES, PRESETS, ModelConfig, TrainConfig, model_config_for_preset
 from babygpt.errors import BabyGPTError
+from babygpt.interpret.inside import head_scores, logit_lens, trace, without_heads
 from babygpt.model.decode import Decoder, forward_cached, new_caches
 from babygpt.model.gpt import FeedForward, build_model, make_norm, rotary_tables, rotate
 from babygpt.model.hooks import Hooks, hook_names
@@ -250,3 +251,19 @@ def test_bad_modern_settings_get_a_sentence(config, message):
         ModelConfig(**config).validate()
     with pytest.raises(BabyGPTError, match="optimizer must be one of auto, adamw, muon"):
         TrainConfig(optimizer="sgd").validate()
+
+
+@pytest.mark.parametrize("preset", [s.preset for s in MODERN_SWITCHES if not s.train] + ["modern"])
+def test_the_look_inside_readings_work_on_every_modern_rung(preset):
+    """The Inside page's trace, logit lens, head types and head knock-outs read the modern rungs through the same
+    explicit pass: the trace is the model's logits, the lens's last layer its (soft-capped) prediction."""
+    model = model_for(preset)
+    x = ids()
+    traced = trace(model, x)
+    torch.testing.assert_close(traced.logits, model(x)[0], rtol=1e-5, atol=1e-5)
+    lens = logit_lens(model, x[:1])
+    torch.testing.assert_close(lens[-1], torch.softmax(model(x[:1])[0][0], -1), rtol=1e-5, atol=1e-6)
+    scores = head_scores(model, torch.randint(V, (4, T), generator=torch.Generator().manual_seed(4)))
+    assert scores.induction.shape == (2, 4)
+    knocked = trace(model, x, without_heads([(0, 1)], None)).logits
+    assert not torch.allclose(knocked, traced.logits)
