@@ -23,6 +23,7 @@ from babygpt.lessons.race import (
 from babygpt.lessons.tokenizer_race import (
     MIN_STEPS,
     Budget,
+    EntryFacts,
     against_best,
     bands_by_text_seen,
     race_key,
@@ -309,3 +310,21 @@ def test_stopping_a_race_takes_its_queued_runs_off_before_a_freed_slot_can_start
         time.sleep(0.3)
     assert started == [], "no run of the stopped race started after Stop"
     assert [i.status.ended for i in scheduler.store.list_runs(group)] == [True]
+
+
+def test_where_the_races_text_is_gone_the_table_says_its_text_seen_is_about_the_budget(small_text):
+    from babygpt.orchestration.plan import plan_validation
+    from babygpt.store.runs import build_config_document
+
+    plan, _ = tokenizer_race_plans(Corpus.from_text("tiny", small_text), tiny_race(seeds=(1,)))[0]
+    config = build_config_document(plan.model_config, plan.train_config, plan.tokenizer,
+                                   {"validation": plan_validation(plan).to_dict()})
+    per_token = text_bytes(plan.tokenizer, plan.split.train) / len(plan.split.train)
+    counted = EntryFacts.from_config(config, per_token)
+    assert counted.measured_on_training and counted.bytes_per_token == per_token
+    guessed = EntryFacts.from_config(config)  # the text is not on this server: the validation text stands in
+    assert not guessed.measured_on_training and guessed.bytes_per_token == plan_validation(plan).bytes_per_token
+    row = tokenizer_table([result("char", (2.0, 2.1))], {"char": guessed})[0]
+    assert row["text seen"].startswith("≈ ") and row["vocabulary"] == f"{plan.tokenizer.vocab_size:,}"
+    assert tokenizer_table([result("char", (2.0, 2.1))], {"char": counted})[0]["text seen"] == "12 kB"
+    assert EntryFacts.from_config({**config, "data": {}}) is None, "a run without its validation count has no facts"
