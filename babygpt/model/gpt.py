@@ -1,5 +1,7 @@
 """The model ladder, in the order of the lesson: the bigram table, one attention head, multi-head attention,
-feed-forward, block, the GPT.
+feed-forward, block, the GPT; then the switches from after GPT-2 (``config.MODERN_SWITCHES``), each beside the part
+it changes: rotary positions and QK-norm in the attention, value embeddings in its values, SwiGLU in the
+feed-forward, RMSNorm in ``make_norm``, the soft-cap in the head.
 
 ``Bigram`` is the first rung; ``GPT`` builds every other rung from ``ModelConfig`` switches, and
 ``build_model`` picks the class a config describes. Training uses PyTorch's fused attention

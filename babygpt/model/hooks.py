@@ -14,7 +14,7 @@ point                        shape            what flows there
 ``attn.hook_z``              (B, T, nh, hs)   each head's weighted sum of values, before the projection
 ``hook_attn_out``            (B, T, C)        attention's update to the stream
 ``hook_resid_mid``           (B, T, C)        the stream after attention, before the feed-forward
-``mlp.hook_post``            (B, T, 4C)       the feed-forward's hidden activations, after the non-linearity
+``mlp.hook_post``            (B, T, 4C)       the feed-forward's hidden activations, after the non-linearity (SwiGLU: 8⌈C/3⌉)
 ``hook_mlp_out``             (B, T, C)        the feed-forward's update to the stream
 ``hook_resid_post``          (B, T, C)        the stream leaving the block
 ==========================  ===============  ============================================================
