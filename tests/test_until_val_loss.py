@@ -143,10 +143,28 @@ def test_the_training_page_sets_the_target_and_says_when_it_was_reached():
         [i.value for i in at.info]
 
     at.number_input(key="hp_until_val_loss").set_value(0.0).run()  # off again: Resume trains every step
-    at.number_input(key="hp_max_iters").set_value(20).run()
-    at.number_input(key="hp_eval_interval").set_value(10).run()
+    at.number_input(key="hp_max_iters").set_value(120).run()  # fewer than it was started with: it stopped early
     at.button(key="resume").click().run()
     assert not at.error, [e.value for e in at.error]
     wait_for(lambda: scheduler().snapshot(run_id).status is RunStatus.DONE and scheduler().snapshot(run_id).step,
              120, "the resumed run to finish")
-    assert scheduler().snapshot(run_id).step == 20 and store.get(run_id).config["train"]["until_val_loss"] == 0.0
+    assert scheduler().snapshot(run_id).step == 120 and store.get(run_id).config["train"]["until_val_loss"] == 0.0
+
+
+def test_a_run_that_met_its_target_may_resume_without_more_steps(small_text):
+    """A finished run is given more steps to resume, unless it stopped early at its target: it has steps left."""
+    from babygpt.errors import BabyGPTError
+    from babygpt.orchestration.runs import start_run
+    from babygpt.server.scheduler import check_can_resume
+    from babygpt.server.users import Actor
+
+    store, teacher = RunStore(), Actor("teacher-key-0000000000", admin=True)
+    finished = {}
+    for target in (0.0, 20.0):  # 20 nats: met at the first evaluation, step 0
+        trainer, info = start_run(store, tiny_plan(small_text, max_iters=10, eval_interval=5, until_val_loss=target))
+        assert trainer.run().status == RunStatus.DONE
+        finished[target] = store.get(info.id)
+    with pytest.raises(BabyGPTError, match="finished its 10 steps"):
+        check_can_resume(teacher, finished[0.0], 10)
+    check_can_resume(teacher, finished[20.0], 10)
+    assert store.load_trainer_state(finished[20.0].id)["step"] == 0

@@ -81,7 +81,9 @@ def check_can_resume(actor: Actor, info: RunInfo, max_iters: int | None = None) 
     check_can_manage(actor, info, "resume")
     check_can_queue(info)
     recorded = info.record.training.max_iters
-    if info.status is RunStatus.DONE and (max_iters if max_iters is not None else recorded) <= recorded:
+    met_its_target = info.record.training.until_val_loss > 0  # done early, perhaps: its steps are not all trained
+    total = max_iters if max_iters is not None else recorded
+    if info.status is RunStatus.DONE and not met_its_target and total <= recorded:
         raise BabyGPTError(f"The run finished its {recorded} steps: raise max_iters above that to train it longer.")
 
 
