@@ -199,3 +199,27 @@ def test_the_page_in_a_real_browser(tmp_path):
     finally:
         server.stop()
 
+
+
+def test_a_waiting_sae_shows_its_place_in_the_queue_and_stop_takes_it_off(cats, small_text, monkeypatch):
+    """One slot, taken by a training run: the SAE waits, the page says where, and Stop takes it off the queue."""
+    from ui import state
+    from ui.features_cache import sae_jobs
+
+    store, info, kept = cats
+    monkeypatch.setenv("BABYGPT_MAX_JOBS", "1")
+    scheduler = state.scheduler()
+    scheduler.submit("someone-else-0123456789", tiny_plan(small_text, max_iters=100_000, eval_interval=20))
+    try:
+        at = page_on(info.id)
+        at.button(key="features_start").click().run()  # "Train again": the same settings as the kept SAE's default
+        assert not at.exception and not at.error
+        lines = [p.proto.text for p in at.get("progress")]
+        name = stored.sae_name(SAEConfig(d_in=16, n_features=128, k=32, layer=1))
+        assert f"{name}: waiting, position 1 in the SAE queue" in lines
+        at.button(key=f"features_stop_{name}").click().run()
+        assert not at.exception and not at.error
+        assert sae_jobs().status(f"{info.id}/{name}").state == "stopped" and sae_jobs().queued() == []
+        assert not [p for p in at.get("progress") if p.proto.text.startswith(name)], "nothing waits any more"
+    finally:
+        scheduler.stop_all(wait=30)

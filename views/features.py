@@ -247,8 +247,8 @@ def steering_section(loaded: LoadedRun, kept: stored_features.StoredSAE, feature
 def over_training_section() -> None:
     st.subheader("Features over training")
     st.caption("Whether a feature found at the end existed earlier needs the run's earlier weights, and runs here "
-               "keep only their latest checkpoint: there is no earlier model of this run to train an SAE on. "
-               "docs/features.md describes the comparison the library makes where earlier checkpoints are kept.")
+               "keep only their latest checkpoint: there is no earlier model of this run to train an SAE on, so "
+               "when its features appeared cannot be read.")
 
 
 def export_section(loaded: LoadedRun, kept: stored_features.StoredSAE) -> None:
