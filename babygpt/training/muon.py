@@ -73,7 +73,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
             raise RuntimeError("Muon's step is not recordable as a CUDA graph")
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            lr = group["lr"] * group["lr_scale"]
+            lr = float(group["lr"]) * group["lr_scale"]  # a number, even where a CUDA-graph step set a tensor
             for p in group["params"]:
                 if p.grad is not None:
                     (self._muon if group["muon"] else self._adamw)(p, group, lr)
