@@ -223,3 +223,14 @@ def test_a_waiting_sae_shows_its_place_in_the_queue_and_stop_takes_it_off(cats, 
         assert not [p for p in at.get("progress") if p.proto.text.startswith(name)], "nothing waits any more"
     finally:
         scheduler.stop_all(wait=30)
+
+
+def test_a_passage_is_shown_as_text_never_markup():
+    """The passages are the user's text: a token that looks like a tag is escaped, a line break is a mark."""
+    from ui.features_cache import passage_html
+
+    tokens = [browser.PassageToken("<b>", 0.0), browser.PassageToken("\n", 1.5), browser.PassageToken('"x"', 3.0)]
+    html = passage_html(browser.Passage(tokens, 2), peak=3.0)
+    assert "<b>" not in html and "&lt;b&gt;" in html and "&#34;x&#34;" in html and "↵" in html
+    assert 'title="strength 3.00" style="background:rgba(234,88,12,1.00);text-decoration:underline 2px;' in html
+    assert "rgba(234,88,12,0.50)" in html and "rgba(234,88,12,0.00)" in html, "shaded by strength over the peak"
