@@ -13,6 +13,7 @@ from babygpt.figures.scaling_figures import law_svg
 from babygpt.orchestration.experiment import (
     DEFAULT_SIZES,
     ExperimentSpec,
+    Point,
     PointState,
     Result,
     fit_arms,
@@ -123,3 +124,29 @@ def test_the_board_exports_the_law_as_csv_and_a_picture_with_names_as_text():
     svg = law_svg(law_plot(SPEC, results, arms, []), law_notes(SPEC, arms, []))
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert svg.count('class="run"') == 10 and 'class="law"' in svg
+
+
+def test_the_model_ten_times_larger_is_queued_with_its_prediction_and_checked_against_it(lab, small_text):
+    record = lab.start(TEACHER, Corpus.from_text("tiny", small_text), "char", ("gpt",),
+                       [(1, 2, 16), (1, 2, 24), (1, 2, 32)], [1, 2], **TINY, on_server=True)
+    with pytest.raises(BabyGPTError, match="No law to test yet: A law is fitted from 4 finished runs"):
+        lab.test_larger(TEACHER)
+    wait_for(lambda: all(p.run_id and lab.store.get(p.run_id).status is RunStatus.DONE
+                         for p in lab.records.points(record.id)), 240, "the six runs")
+    view = lab.view(force=True)
+    fit = view.arms[0].fit
+    assert fit is not None and fit.points == 6 and fit.sizes == 3
+    larger = lab.test_larger(TEACHER)
+    assert 9 <= view.spec.x_of(larger) / view.spec.x_of(Point("gpt", 1, 2, 32, 1)) <= 11
+    with pytest.raises(BabyGPTError, match="already queued or trained"):
+        lab.test_larger(TEACHER)
+    tested = lab.records.points(record.id)[-1]
+    assert tested.is_prediction and tested.prediction["predicted"] == pytest.approx(fit.predict(view.spec.x_of(larger)))
+    wait_for(lambda: lab.store.get(tested.run_id).status is RunStatus.DONE, 120, "the larger model")
+    view = lab.view(force=True)
+    (point, check), = view.checks
+    assert point == larger and check.observed == pytest.approx(view.results[-1].loss)
+    assert view.arms[0].fit.points == 6, "the tested model tests the law; it is not one of its points"
+    assert "; it reached " in check.sentence("bits/byte")
+    text = results_csv(view.spec, view.results, view.arms, view.checks)
+    assert "# tested gpt" in text and text.strip().endswith(",tested")

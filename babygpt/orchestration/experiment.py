@@ -205,8 +205,8 @@ def point_plan(spec: ExperimentSpec, point: Point, corpus: Corpus, tokenizer: To
 
 
 def ten_times_larger(spec: ExperimentSpec, points: list[Point], factor: float = TEN_TIMES) -> Point:
-    """The model the law is tested on: about ``factor`` × the largest point's N, in its proportions (width over
-    depth kept, 4 heads, the width a multiple of 16), of the first rung and the first seed. Its own N, not the
+    """The model the law is tested on: about ``factor`` × the largest point's N, near its proportions (width over
+    depth, a weak preference), 4 heads, the width a multiple of 8, of the first rung and the first seed. Its own N, not the
     target, is where the law is asked."""
     largest = max(points, key=spec.x_of)
     target = factor * block_parameters(spec.model_config(largest))
@@ -214,12 +214,12 @@ def ten_times_larger(spec: ExperimentSpec, points: list[Point], factor: float = 
     per_layer = block_params(spec.model_config(largest)) / largest.n_embd ** 2  # about 12 for gpt: N ≈ 12·L·C²
     best: tuple[float, Point] | None = None
     for layers in range(1, 25):
-        guess = 16 * round(math.sqrt(target / (per_layer * layers)) / 16)
-        for width in range(max(16, guess - 64), guess + 65, 16):
+        guess = 8 * round(math.sqrt(target / (per_layer * layers)) / 8)
+        for width in range(max(8, guess - 32), guess + 33, 8):
             candidate = Point(spec.presets[0], layers, 4, width, points[0].seed)
             n = block_parameters(spec.model_config(candidate))
             # closest in N (on a log scale), then closest in proportions
-            score = abs(math.log(n / target)) + 0.1 * abs(math.log((width / layers) / ratio))
+            score = abs(math.log(n / target)) + 0.01 * abs(math.log((width / layers) / ratio))
             if best is None or score < best[0]:
                 best = (score, candidate)
     assert best is not None
