@@ -19,8 +19,11 @@ from babygpt.orchestration.experiment import (
     fit_arms,
     law_notes,
     law_plot,
+    parse_seeds,
+    parse_sizes,
     plan_points,
     results_csv,
+    sizes_text,
     ten_times_larger,
 )
 from babygpt.server.laboratory import SERVER, Laboratory
@@ -150,3 +153,27 @@ def test_the_model_ten_times_larger_is_queued_with_its_prediction_and_checked_ag
     assert "; it reached " in check.sentence("bits/byte")
     text = results_csv(view.spec, view.results, view.arms, view.checks)
     assert "# tested gpt" in text and text.strip().endswith(",tested")
+
+
+def test_what_the_teacher_types_is_read_or_refused_in_a_sentence():
+    assert parse_sizes("1×2×32, 2x4x64; 3*4*96") == [(1, 2, 32), (2, 4, 64), (3, 4, 96)]
+    assert parse_sizes(sizes_text(DEFAULT_SIZES)) == list(DEFAULT_SIZES)
+    assert parse_seeds("1, 2,3") == [1, 2, 3]
+    with pytest.raises(BabyGPTError, match="three whole numbers such as 2×4×64; '2×64' is not"):
+        parse_sizes("1×2×32, 2×64")
+    with pytest.raises(BabyGPTError, match="List at least one size"):
+        parse_sizes(" , ")
+    with pytest.raises(BabyGPTError, match="Seeds are whole numbers separated by commas"):
+        parse_seeds("1, two")
+
+
+def test_a_switch_on_and_off_gets_a_law_each():
+    both = ExperimentSpec("t", "s", "x", "char", ("gpt", "gpt+rope"), 100, 8, 32, 3e-3, 0.1)
+    points = plan_points(both, list(DEFAULT_SIZES), [1])
+    results = [Result(p, both.x_of(p), (30 if p.preset == "gpt" else 20) * both.x_of(p) ** -0.3 + 1.5, f"r{k}", "Ana")
+               for k, p in enumerate(points)]
+    gpt, rope = fit_arms(both, results)
+    assert (gpt.preset, rope.preset) == ("gpt", "gpt+rope")
+    assert gpt.fit.a == pytest.approx(30, rel=1e-3) and rope.fit.a == pytest.approx(20, rel=1e-3)
+    plot = law_plot(both, results, [gpt, rope], [])
+    assert [len(s.xs) for s in plot.series] == [5, 5]
