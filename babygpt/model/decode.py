@@ -74,7 +74,7 @@ def _apply_norm(x: torch.Tensor, norm: NormWeights) -> torch.Tensor:
     if norm is None:
         return x
     if norm.rms:
-        return F.rms_norm(x, (x.size(-1),), norm.weight, norm.eps)
+        return F.rms_norm(x.float(), (x.size(-1),), norm.weight.float(), norm.eps).to(x.dtype)  # as gpt.RMSNorm
     return F.layer_norm(x, (x.size(-1),), norm.weight, norm.bias, norm.eps)
 
 

@@ -135,8 +135,8 @@ class MultiHeadAttention(nn.Module):
         self.causal, self.scale_scores = config.causal, config.scale_scores
         self.resid_dropout = nn.Dropout(config.dropout)
         # QK-norm: each head's queries and keys RMS-normalised, with a learned gain per dimension
-        self.q_norm = nn.RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
-        self.k_norm = nn.RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
+        self.q_norm = RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
+        self.k_norm = RMSNorm(self.head_size, eps=NORM_EPS) if config.qk_norm else None
         # value embeddings: this layer's own vector per input token, added to its values
         self.value_embedding = nn.Embedding(config.vocab_size, config.n_embd) if config.value_embeddings else None
         self.rotary = config.positional == "rope"
@@ -244,13 +244,21 @@ class FeedForward(nn.Module):
 
 # --- 4. block -----------------------------------------------------------------------------------
 
+class RMSNorm(nn.RMSNorm):
+    """x / √(mean(x²) + eps) · g, computed in float32 whatever the input (as LayerNorm is under autocast, and as
+    Llama's is in transformers): bfloat16 activations would otherwise meet a float32 gain on a slower path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), self.normalized_shape, self.weight.float(), self.eps).to(x.dtype)
+
+
 def make_norm(config: ModelConfig) -> nn.Module:
     """The pre-norm of the rungs that have one: LayerNorm (GPT-2), or RMSNorm (Llama, nanochat), which divides by
     the root mean square without subtracting the mean and has no bias."""
     if not config.use_layernorm:
         return nn.Identity()
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(config.n_embd, eps=NORM_EPS)
+        return RMSNorm(config.n_embd, eps=NORM_EPS)
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
