@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from babygpt.config import ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
+from babygpt.config import NORMS, OPTIMIZERS, ModelConfig, TrainConfig, model_config_for_preset, tokens_per_step
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.counterfactuals import COUNTERFACTUALS
 from babygpt.model.gpt import build_model
@@ -62,11 +62,14 @@ def entry_plan(text: str, **overrides):
 # --- what an entry may set ---------------------------------------------------------------------
 
 def _another(value):
-    """A different valid value of a setting's type."""
+    """A different valid value of a setting's type (for a named choice, another of its choices)."""
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
         return value + 1
+    if isinstance(value, str):
+        choices = next(c for c in (NORMS, OPTIMIZERS) if value in c)
+        return next(c for c in choices if c != value)
     return value * 2 + 0.1
 
 
