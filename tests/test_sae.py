@@ -265,3 +265,17 @@ def test_an_sae_trained_on_the_same_weights_earlier_matches_every_feature_from_t
     history = history_over_checkpoints(final, [(50, model), (10, model)], ids, tokens=4000)
     assert history.steps == [10, 50] and history.appeared == [10] * 32
     assert torch.allclose(history.best_cosine, torch.ones(32, 2), atol=1e-3)
+
+
+def test_saelens_itself_loads_the_export_and_reads_the_same_features(tmp_path):
+    """SAELens's own ``SAE.load_from_disk`` on our folder: a TopKSAE at our hook point giving our features."""
+    sae_lens = pytest.importorskip("sae_lens")
+    acts, _ = planted_activations(2048, 16, 32, seed=4)
+    sae = train_sae(acts, SAEConfig(d_in=16, n_features=64, k=4, layer=3, hook="mlp_out", batch_size=256)).sae
+    folder = saelens.export_saelens(sae, tmp_path / "out", "babygpt/bard", 64)
+    theirs = sae_lens.SAE.load_from_disk(str(folder))
+    assert type(theirs).__name__ == "TopKSAE" and theirs.cfg.k == 4 and theirs.cfg.d_sae == 64
+    assert theirs.cfg.metadata.hook_name == "blocks.3.hook_mlp_out"
+    with torch.no_grad():
+        assert torch.allclose(theirs.encode(acts[:100]), sae.encode(acts[:100]), atol=1e-6)
+        assert torch.allclose(theirs(acts[:100]), sae(acts[:100]), atol=1e-6)
