@@ -68,6 +68,7 @@ def main() -> None:
                                        / args.threads / 1e9, 1),
         "estimated_s": round(estimate.seconds, 1), "estimated_memory_mb": round(estimate.memory_bytes / 2**20),
         "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # other work on this machine
+        "cpu_s": round(resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "variance_explained": round(figures.variance_explained, 4), "l0": round(figures.l0, 2),
         "dead": figures.dead, "dense": figures.dense, "loss_recovered": round(figures.loss_recovered, 4),
