@@ -19,7 +19,7 @@ from tests.needs import missing
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
-PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"),
+PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"), ("features", "Features"),
          ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons"), ("class", "Class")]
 
 

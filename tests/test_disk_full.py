@@ -16,7 +16,7 @@ from tests.helpers import tiny_plan
 from tests.import_support import assert_sentence
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/inside.py", "views/generate.py",
+PAGES = ["views/data.py", "views/train.py", "views/attention.py", "views/inside.py", "views/features.py", "views/generate.py",
          "views/runs.py", "views/lessons.py", "views/class_board.py"]
 
 
