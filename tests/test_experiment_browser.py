@@ -3,6 +3,10 @@ handed train on the open page, their name (typed with markup) shown as text."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+
 import pytest
 from playwright import sync_api as playwright_api
 
@@ -57,3 +61,7 @@ def test_a_student_joins_from_the_browser_and_watches_their_run_train(tmp_path, 
     finally:
         server.stop()
         scheduler.stop_all(wait=20)
+        for info in store.list_runs():  # a worker outlives its server: stop the one this test started
+            if info.status.training and info.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(info.pid, signal.SIGTERM)

@@ -61,3 +61,16 @@ def test_a_teacher_starts_an_experiment_and_a_students_browser_trains_a_run_of_i
                for c in student.caption), "the fit says how many points it rests on"
     downloads = {d.proto.label for d in student.get("download_button")}
     assert {"Download the experiment (CSV)", "Download the law (picture, SVG)"} <= downloads
+
+    teacher.run()
+    teacher.button(key="experiment_test").click().run()
+    assert any(e.value.startswith("No law to test yet: A law is fitted from 4 finished runs of 3 sizes")
+               for e in teacher.error), [e.value for e in teacher.error]
+    teacher.button(key="experiment_queue_rest").click().run()
+    assert not teacher.exception and not teacher.error, [e.value for e in teacher.error]
+    queued = [p for p in laboratory().records.points(laboratory().latest().id) if p.index > 0]
+    assert all(p.run_id and p.owner is None for p in queued), "the two runs nobody took, on the server"
+    teacher.button(key="experiment_end").click().run()
+    assert not teacher.exception
+    assert any("**Ended**" in m.value for m in teacher.markdown)
+    assert teacher.expander and any(e.label == "Start an experiment" for e in teacher.expander)
