@@ -251,6 +251,10 @@ class TrainConfig:
     until_val_loss: float = 0.0  # >0: stop at the first evaluation whose val loss is at or below it (0: off)
     optimizer: str = "auto"  # auto: the preset's (see optimizer_for), adamw, or muon for the 2-D hidden weights
     muon_lr: float = 0.02  # Muon's peak step for the hidden matrices; it follows lr's warm-up and decay
+    # Copies of the weights kept along the way (0: none), at checkpoint steps spread evenly before the end (see
+    # kept_steps). A count, not "every Nth checkpoint": its disk cost (count × the weights) is known before the run
+    # trains, whatever its length, and the Features page trains one SAE per kept copy, so the count bounds that too.
+    keep_checkpoints: int = 0
 
     def validate(self) -> TrainConfig:
         _check_field_types(self)
@@ -277,6 +281,8 @@ class TrainConfig:
         _check(self.optimizer in OPTIMIZERS,
                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}.")
         _check(0 < self.muon_lr <= 1.0, f"muon_lr must be in (0, 1], got {self.muon_lr}.")
+        _check(self.keep_checkpoints >= 0, "keep_checkpoints must be zero (keep only the latest checkpoint) or how "
+               f"many earlier copies of the weights to keep, got {self.keep_checkpoints}.")
         _check(self.until_val_loss >= 0, "until_val_loss must be zero (off: train every step) or a validation "
                f"loss to stop at, got {self.until_val_loss}.")
         return self
@@ -292,6 +298,17 @@ class TrainConfig:
     @property
     def effective_checkpoint_interval(self) -> int:
         return self.checkpoint_interval or self.eval_interval
+
+    def kept_steps(self) -> tuple[int, ...]:
+        """The checkpoint steps whose weights are kept: ``keep_checkpoints`` of the checkpoints before the last,
+        spread evenly (all of them when there are fewer). The last step is left out because the run's own weights
+        are that model already. A pure function of the settings, so a resumed run keeps the same steps."""
+        every = self.effective_checkpoint_interval
+        candidates = list(range(every, self.max_iters, every))
+        n, k = len(candidates), self.keep_checkpoints
+        if k >= n:
+            return tuple(candidates)
+        return tuple(candidates[math.floor(i * (n + 1) / (k + 1) + 0.5) - 1] for i in range(1, k + 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -410,6 +427,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("device", "train", "auto picks CUDA, then Apple MPS, then the CPU.", choices=DEVICES, level=2),
     Setting("dtype", "train", "auto: bfloat16 mixed precision where it measures faster than float32 on this CPU, "
             "or on a GPU that has it. float16 needs a GPU.", choices=DTYPES, level=2),
+    Setting("keep_checkpoints", "train", "Keep this many earlier copies of the weights, at checkpoints spread "
+            "evenly over the run (0: only the latest). Each copy takes the model's float32 size on disk and counts "
+            "in your quota; the Features page trains an SAE on each to show when a feature appeared.",
+            low=0, high=20, step=1, level=2, label="kept checkpoints"),
     Setting("until_val_loss", "train", "Stop at the first evaluation whose validation loss (nats per token) is at or "
             "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0, level=1,
             label="stop when validation loss ≤"),

@@ -18,11 +18,15 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.features import browser, steering
 from babygpt.features.metrics import DENSE_FREQUENCY, SAEFigures
+from babygpt.features.over_training import HISTORY_TOKENS, FeatureHistory, history_over_checkpoints
 from babygpt.features.sae import SAEConfig, TopKSAE
 from babygpt.features.saelens import export_saelens
+from babygpt.orchestration.plan import encode_corpus
 from babygpt.plain_text import html_literal
 from babygpt.server.sae_jobs import SAEJobs, SAEJobStatus
 from babygpt.store import features as stored_features
+from babygpt.store.corpora import run_corpus
+from babygpt.store.kept import kept_checkpoints, kept_models
 from babygpt.training.sample import SamplingConfig
 from ui import run_cache
 from ui.state import scheduler, store
@@ -129,6 +133,32 @@ def _steered(run_id: str, name: str, version: int, weights_version: float, featu
     loaded = run_cache.load_run(run_id)
     return steering.steer(loaded.model, loaded.tokenizer, sae, feature, strength, prompt,
                           SamplingConfig(max_new_tokens=new_tokens, seed=seed))
+
+
+def kept_steps(run_id: str) -> list[int]:
+    """The steps at which the run kept a copy of its weights (its ``keep_checkpoints`` setting)."""
+    return [k.step for k in kept_checkpoints(store(), run_id)]
+
+
+def history_tokens(kept: stored_features.StoredSAE) -> int:
+    """What each earlier SAE trains on: the final SAE's own count, bounded for a shared server."""
+    return min(kept.trained_tokens or HISTORY_TOKENS, HISTORY_TOKENS)
+
+
+def feature_history(run_id: str, name: str) -> FeatureHistory:
+    """The final SAE's features matched against an SAE trained on each kept checkpoint, computed once per SAE file
+    and set of kept steps."""
+    kept, _, version = sae_of(run_id, name)
+    return _feature_history(run_id, name, version, tuple(kept_steps(run_id)), history_tokens(kept))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Training an SAE on each kept checkpoint…")
+def _feature_history(run_id: str, name: str, version: int, steps: tuple[int, ...], tokens: int) -> FeatureHistory:
+    kept = stored_features.get(store(), run_id, name)
+    sae, _ = kept.load()
+    loaded = run_cache.load_run(run_id)
+    ids = encode_corpus(run_corpus(store(), loaded.info), loaded.tokenizer)
+    return history_over_checkpoints(sae, kept_models(store(), run_id), ids, tokens=tokens)
 
 
 def saelens_zip(run_id: str, name: str) -> bytes:

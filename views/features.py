@@ -8,6 +8,7 @@ from babygpt.errors import BabyGPTError
 from babygpt.features.browser import promoted_and_suppressed, top_passages
 from babygpt.features.collect import check_layer
 from babygpt.features.fit import DEFAULT_TOKENS
+from babygpt.features.over_training import APPEARED_AT
 from babygpt.features.sae import HOOKS, SAEConfig
 from babygpt.features.steering import MAX_STRENGTH
 from babygpt.plain_text import file_name_part, markdown_literal
@@ -17,9 +18,12 @@ from ui import choices, identity, state
 from ui.features_cache import (
     browser_data,
     feature_choice,
+    feature_history,
     figure_rows,
+    history_tokens,
     job_line,
     jobs_on_run,
+    kept_steps,
     last_job,
     on_prompt,
     passage_html,
@@ -244,11 +248,28 @@ def steering_section(loaded: LoadedRun, kept: stored_features.StoredSAE, feature
     right.code(prompt + texts.without_feature, language=None, wrap_lines=True)
 
 
-def over_training_section() -> None:
+def over_training_section(loaded: LoadedRun, kept: stored_features.StoredSAE, feature: int) -> None:
     st.subheader("Features over training")
-    st.caption("Whether a feature found at the end existed earlier needs the run's earlier weights, and runs here "
-               "keep only their latest checkpoint: there is no earlier model of this run to train an SAE on, so "
-               "when its features appeared cannot be read.")
+    steps = kept_steps(loaded.info.id)
+    if not steps:
+        st.caption("Whether a feature found at the end existed earlier needs the run's earlier weights, and this run "
+                   "kept only its latest checkpoint. Train a run with **kept checkpoints** (the training page's "
+                   "advanced settings, or `--keep-checkpoints` on the command line) to see when its features appeared.")
+        return
+    st.caption(f"This run kept its weights at steps {', '.join(f'{s:,}' for s in steps)}. Matching trains an SAE of "
+               f"these settings on each ({history_tokens(kept):,} activations apiece) and finds, for every final "
+               "feature, the closest direction among each one's features (cosine).")
+    if not st.button(f"Match the features across {len(steps)} kept checkpoints", key="over_training"):
+        return
+    history = feature_history(loaded.info.id, kept.name)
+    appeared = history.appeared[feature]
+    st.markdown(f"**Feature #{feature}** " + (f"appeared by step {appeared:,}" if appeared is not None else
+                "matches nothing closely enough at any kept step to count as present"))
+    st.dataframe([{"step": s, "best cosine": round(c, 3), "matching feature": m} for s, c, m in history.of(feature)],
+                 hide_index=True)
+    found = sum(a is not None for a in history.appeared)
+    st.caption(f"{found:,} of {len(history.appeared):,} features match a direction with cosine ≥ {APPEARED_AT} at "
+               "the last kept step.")
 
 
 def export_section(loaded: LoadedRun, kept: stored_features.StoredSAE) -> None:
@@ -284,7 +305,7 @@ if loaded is not None:
             figures_section(kept)
             feature = browser_section(loaded, kept)
             steering_section(loaded, kept, feature)
-            over_training_section()
+            over_training_section(loaded, kept, feature)
             export_section(loaded, kept)
         except BabyGPTError as exc:  # a damaged SAE file: one sentence
             st.error(markdown_literal(exc))

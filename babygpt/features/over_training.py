@@ -19,6 +19,9 @@ from babygpt.features.fit import fit_sae
 from babygpt.features.sae import TopKSAE
 from babygpt.model.gpt import LanguageModel
 
+# the activations each earlier SAE trains on when a page asks (at most; the final SAE's own count if smaller): a
+# kept checkpoint's SAE costs what the final one did per token, and a run may keep twenty
+HISTORY_TOKENS = 200_000
 APPEARED_AT = 0.7  # a cosine this high between two 128-dimensional directions is far beyond chance (≈ 0.09 spread)
 
 
@@ -69,6 +72,7 @@ def history_over_checkpoints(final: TopKSAE, checkpoints: list[tuple[int, Langua
                              tokens: int, threshold: float = APPEARED_AT) -> FeatureHistory:
     """Train an SAE of the final one's settings on each kept checkpoint's model (``checkpoints``: (step, model)),
     over the same text, and match the final SAE's features against them. Each SAE costs what the final one did
-    (``babygpt.features.cost``), so the caller bounds how many checkpoints it asks for."""
+    (``babygpt.features.cost``), so the caller bounds how many checkpoints it asks for. A run's kept checkpoints
+    come as this list from ``babygpt.store.kept.kept_models``."""
     by_step = [(step, fit_sae(model, ids, final.config, tokens=tokens).sae) for step, model in checkpoints]
     return feature_history(final, by_step, threshold)

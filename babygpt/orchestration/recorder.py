@@ -12,6 +12,7 @@ from babygpt.interpret.inside import probe_reading
 from babygpt.model.gpt import LanguageModel
 from babygpt.scoring.leaderboard import held_out_loss
 from babygpt.status import RunStatus
+from babygpt.store.kept import keep_weights
 from babygpt.store.run_record import LOCAL, Runtime
 from babygpt.store.runs import MetricRow, RunStore
 from babygpt.text.corpus import Split
@@ -71,6 +72,8 @@ class RunRecorder(Callbacks):
     def on_checkpoint(self, trainer: Trainer) -> None:
         try:
             self.store.save_checkpoint(self.run_id, trainer.model, trainer.state_dict())
+            if trainer.step in trainer.config.kept_steps():  # a copy of these weights stays when later ones land
+                keep_weights(self.store.run_dir(self.run_id), trainer.step, trainer.model)
         except OSError as exc:
             raise BabyGPTError(
                 f"Could not write the checkpoint of run {self.run_id} ({exc.strerror or exc}); the previous "

@@ -36,7 +36,7 @@ from babygpt.server.settings import RAY_ADDRESS_ENV, SchedulerSettings, disk_quo
 from babygpt.server.users import Actor, check_can_delete, check_can_manage, check_teacher
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, persist_corpus
-from babygpt.store.quota import checkpoint_bytes
+from babygpt.store.quota import run_bytes, run_needs
 from babygpt.store.runs import RunInfo, RunStore
 from babygpt.text.corpus import Corpus
 
@@ -113,7 +113,7 @@ class Scheduler:
         One single run per user at a time, queued or training: a second tab cannot fill the queue. ``challenge``
         marks a challenge entry (``babygpt.server.classroom`` checks its rules first)."""
         self.limits.check(plan.model_config, plan.train_config.batch_size)
-        self.quota.check(self.store, user, checkpoint_bytes(plan.model_config), "This run")
+        self.quota.check(self.store, user, run_bytes(plan.model_config, plan.train_config), run_needs(plan.train_config))
         current = self.store.newest_active_run(user) if user else None
         if current is not None:
             info = self.store.get(current)
@@ -142,7 +142,7 @@ class Scheduler:
             raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting another.")
         for plan, _ in plans:
             self.limits.check(plan.model_config, plan.train_config.batch_size)
-        self.quota.check(self.store, user, sum(checkpoint_bytes(p.model_config) for p, _ in plans), "This race")
+        self.quota.check(self.store, user, sum(run_bytes(p.model_config, p.train_config) for p, _ in plans), "This race")
         group_id = secrets.token_hex(4)
         for plan, name in plans:
             self._queue(user, plan, name, group_id)

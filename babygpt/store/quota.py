@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from babygpt.config import ModelConfig
+from babygpt.config import ModelConfig, TrainConfig
 from babygpt.errors import BabyGPTError
 from babygpt.model.sizing import parameter_count
 from babygpt.store.runs import RunStore
@@ -27,6 +27,22 @@ def checkpoint_bytes(config: ModelConfig) -> int:
 def weights_bytes(config: ModelConfig) -> int:
     """What an imported model's weights will take as a run: float32, so a half-precision file takes twice its size."""
     return parameter_count(config) * WEIGHT_BYTES_PER_PARAM
+
+
+def kept_bytes(model_config: ModelConfig, train_config: TrainConfig) -> int:
+    """What a run's kept copies of its weights (``keep_checkpoints``) will take: float32 weights at each kept step."""
+    return len(train_config.kept_steps()) * weights_bytes(model_config)
+
+
+def run_bytes(model_config: ModelConfig, train_config: TrainConfig) -> int:
+    """What a run will take on disk, known before it trains: its checkpoint and its kept copies."""
+    return checkpoint_bytes(model_config) + kept_bytes(model_config, train_config)
+
+
+def run_needs(train_config: TrainConfig, what: str = "This run") -> str:
+    """How a refusal names what a run needs room for: its kept copies named, so the student sees why."""
+    kept = len(train_config.kept_steps())
+    return f"{what} (its checkpoint and {kept} kept cop{'y' if kept == 1 else 'ies'} of its weights)" if kept else what
 
 
 def format_bytes(n: float) -> str:
