@@ -34,6 +34,7 @@ What is measured alike (the comparison is only fair if every item is):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import math
@@ -184,7 +185,7 @@ def side(reached: bool, step: int | None, train_s: float | None, val_in_training
          val_heldout: float | None, **extra: Any) -> dict[str, Any]:
     """One contestant's figures, in the same keys for each (``SIDE_KEYS``), plus what only it has."""
     return {"reached": reached, "step": step, "train_s": None if train_s is None else round(train_s, 2),
-            "val_loss_in_training": val_in_training,
+            "val_loss_in_training": None if val_in_training is None else round(val_in_training, 4),
             "val_loss_heldout": None if val_heldout is None else round(val_heldout, 4), **extra}
 
 
@@ -309,9 +310,10 @@ def nanogpt_heldout(repo: Path, checkpoint: Path, tail: str) -> tuple[float, flo
     spec = importlib.util.spec_from_file_location("nanogpt_model", repo / "model.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = module.GPT(module.GPTConfig(**saved["model_args"]))
+    with contextlib.redirect_stdout(sys.stderr):  # its model prints its size: stdout carries the JSON alone
+        spec.loader.exec_module(module)
+        model = module.GPT(module.GPTConfig(**saved["model_args"]))
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in saved["model"].items()})
     with open(repo / "data" / "shakespeare_char" / "meta.pkl", "rb") as f:
         stoi = pickle.load(f)["stoi"]
@@ -339,14 +341,19 @@ def run_ours(home: Path, settings: Settings, text: Path, threads: int, dtype: st
     if out.returncode != 0:
         raise SystemExit(f"error: python -m babygpt train failed:\n{out.stderr[-3000:]}")
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    dtype_line = re.search(r"device .*?, (float32|bfloat16|float16)", out.stderr)
     reached = bool(summary.get("target_reached"))
     result = side(reached, summary.get("target_step"), summary.get("target_wall_s"),
                   summary.get("val_loss") if reached else None, None,
-                  command="python -m babygpt train " + " ".join(args), dtype=dtype_line[1] if dtype_line else dtype,
+                  command="python -m babygpt train " + " ".join(args), dtype=trained_dtype(out.stderr) or dtype,
                   params=summary.get("params"), last_step=summary.get("step"),
                   best_val_loss_in_training=summary.get("best_val_loss"))
     return result, summary["run"] if reached else None
+
+
+def trained_dtype(stderr: str) -> str | None:
+    """The precision a CLI run settled to, from its first line (``run …, device cpu (2 threads), float32``)."""
+    found = re.search(r"^run .*, device .*?, (float32|bfloat16|float16)", stderr, re.MULTILINE)
+    return found[1] if found else None
 
 
 def ours_heldout(home: Path, run: str, tail: str) -> tuple[float, float]:

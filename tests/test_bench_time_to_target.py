@@ -29,6 +29,7 @@ from bench.time_to_target import (
     speedup,
     standard_error,
     train_seconds_at_evals,
+    trained_dtype,
 )
 
 
@@ -116,3 +117,9 @@ def test_heldout_loss_is_the_mean_over_every_window():
     loss, spread = heldout_loss(_Uniform(), list(range(5)) * 100, block=8, batch=3)
     assert loss == pytest.approx(math.log(5))
     assert spread == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_precision_a_run_settled_to_is_read_from_its_first_line():
+    line = "run 20261206-205720-modern-9fd2: modern, 837,760 parameters, vocab 65, device cpu (2 threads), bfloat16\n"
+    assert trained_dtype("note: x\n" + line + "eval      0: train 4.2139  val 4.2200\n") == "bfloat16"
+    assert trained_dtype("eval 0: train 4.2 val 4.2\n") is None
