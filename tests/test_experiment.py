@@ -177,3 +177,16 @@ def test_a_switch_on_and_off_gets_a_law_each():
     assert gpt.fit.a == pytest.approx(30, rel=1e-3) and rope.fit.a == pytest.approx(20, rel=1e-3)
     plot = law_plot(both, results, [gpt, rope], [])
     assert [len(s.xs) for s in plot.series] == [5, 5]
+
+
+def test_a_bpe_experiment_trains_every_point_with_the_teachers_bpe(lab, small_text):
+    from babygpt.text.bpe import BPESettings
+
+    record = lab.start(TEACHER, Corpus.from_text("tiny", small_text), "bpe", ("gpt",), [(1, 2, 16)], [1], **TINY,
+                       bpe=BPESettings(300, "gpt4"))
+    spec = ExperimentSpec.from_dict(record.spec)
+    assert "tokenizer bpe, 300 tokens, GPT-4 split" in spec.sentence()
+    again = Laboratory(lab.scheduler)  # another server process: the BPE rebuilt from the text and the spec
+    corpus, tokenizer = again._text(record)
+    assert tokenizer.kind == "bpe" and tokenizer.bpe.split == "gpt4"
+    assert tokenizer.bpe.merges == lab._text(record)[1].bpe.merges

@@ -12,6 +12,7 @@ import streamlit as st
 from babygpt.config import PRESETS
 from babygpt.errors import BabyGPTError
 from babygpt.figures.scaling_figures import law_figure, law_svg
+from babygpt.orchestration.challenge import tokenizer_phrase
 from babygpt.orchestration.experiment import (
     AXES,
     DEFAULT_SEEDS,
@@ -133,10 +134,18 @@ def teacher_controls(view: ExperimentView | None) -> None:
                   on_click=act, args=(lambda: (lab.end(actor), "Experiment ended.")[1],))
 
 
+def teachers_tokenizer() -> str:
+    """The tokenizer a challenge or an experiment set now fixes, with its size: "bpe, 2,048 tokens, GPT-4 split"."""
+    kind, bpe = choices.tokenizer_kind(), choices.bpe_for(choices.tokenizer_kind())
+    if bpe is not None:  # the size asked: stated before anything is learned (Set learns it, as the Data page did)
+        return tokenizer_phrase(kind, bpe.vocab_size, bpe.split)
+    return tokenizer_phrase(kind, choices.current_tokenizer().vocab_size)
+
+
 def start_form() -> None:
     corpus = choices.corpus()
     st.markdown(f"On your current text **{markdown_literal(corpus.name)}**, tokenizer "
-                f"{markdown_literal(choices.tokenizer_kind())}, last {choices.val_fraction():.0%} held out (change "
+                f"{markdown_literal(teachers_tokenizer())}, last {choices.val_fraction():.0%} held out (change "
                 "them on the Data page).")
     rungs = [p for p in PRESETS if p != "bigram"]
     c1, c2 = st.columns(2)
@@ -159,7 +168,8 @@ def start_form() -> None:
         presets = (first,) if second == "–" else (first, second)
         record = state.laboratory().start(
             identity.actor(), corpus, choices.tokenizer_kind(), presets, parse_sizes(sizes), parse_seeds(seeds),
-            int(steps), int(batch), int(block), float(lr), choices.val_fraction(), axis or PARAMETERS, on_server)
+            int(steps), int(batch), int(block), float(lr), choices.val_fraction(), axis or PARAMETERS, on_server,
+            choices.bpe_for(choices.tokenizer_kind()))
         return f"Experiment started: {len(state.laboratory().records.points(record.id))} runs."
 
     st.button("Start the experiment", type="primary", key="experiment_start", on_click=act, args=(start,))

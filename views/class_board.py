@@ -12,7 +12,7 @@ import streamlit as st
 from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import runs_overlay_figure
 from babygpt.lessons.baselines import BITS_PER_BYTE_SENTENCE
-from babygpt.orchestration.challenge import ChallengeRules, tokenizer_phrase
+from babygpt.orchestration.challenge import ChallengeRules
 from babygpt.plain_text import html_literal, markdown_literal
 from babygpt.scoring.leaderboard import (
     BEST_OF_EACH,
@@ -28,7 +28,7 @@ from babygpt.server.classroom import BoardRow, board_order
 from babygpt.status import RunStatus
 from babygpt.units import format_duration
 from ui import choices, identity, state
-from ui.experiment_section import experiment_section
+from ui.experiment_section import experiment_section, teachers_tokenizer
 from ui.widgets import STATUS_WORDS, step_fraction
 
 # The board refreshes at the live training page's budget (see views/train.py: the progress line every 2 s, the
@@ -282,14 +282,6 @@ def budget_input() -> int:
     batch = c2.number_input("Batch", min_value=1, value=12, key="budget_batch")
     block = c3.number_input("Block", min_value=1, value=64, key="budget_block")
     return int(steps * batch * block)
-
-
-def teachers_tokenizer() -> str:
-    """The tokenizer a challenge set now fixes, with its size: "bpe, 2,048 tokens, GPT-4 split"."""
-    kind, bpe = choices.tokenizer_kind(), choices.bpe_for(choices.tokenizer_kind())
-    if bpe is not None:  # the size asked: stated before anything is learned (Set learns it, as the Data page did)
-        return tokenizer_phrase(kind, bpe.vocab_size, bpe.split)
-    return tokenizer_phrase(kind, choices.current_tokenizer().vocab_size)
 
 
 def set_challenge_form() -> None:

@@ -27,12 +27,14 @@ from babygpt.errors import BabyGPTError
 from babygpt.figures.scaling_figures import LawPlot, LawSeries
 from babygpt.lessons.scaling_law import PredictionCheck, ScalingFit, fit_scaling_law
 from babygpt.model.sizing import block_params, size_in_words
+from babygpt.orchestration.challenge import tokenizer_phrase
 from babygpt.orchestration.plan import TrainingPlan, plan_training
 from babygpt.plain_text import csv_cell
 from babygpt.status import RunStatus
-from babygpt.store.experiments import PointRecord
+from babygpt.store.experiments import CLAIMING, PointRecord
 from babygpt.store.records import MetricRow
 from babygpt.store.runs import RunInfo
+from babygpt.text.bpe import BPESettings, split_of
 from babygpt.text.corpus import Corpus
 from babygpt.text.measured import ValidationText
 from babygpt.text.tokenizers import Tokenizer
@@ -90,6 +92,12 @@ class ExperimentSpec:
     lr: float
     val_fraction: float
     axis: str = PARAMETERS
+    bpe_vocab: int = 0  # a BPE's size as the teacher chose it (0: not a BPE)
+    bpe_split: str = ""  # its pre-split as a person names it ("gpt2", "gpt4", "none"; "": not a BPE)
+
+    def bpe_settings(self) -> BPESettings | None:
+        """The teacher's BPE, rebuilt from the text for every point (None: not a BPE)."""
+        return BPESettings(self.bpe_vocab, split_of(self.bpe_split)) if self.tokenizer == "bpe" else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,7 +129,8 @@ class ExperimentSpec:
 
     def sentence(self) -> str:
         rungs = " against ".join(self.presets)
-        return (f"Text {self.corpus_name} · tokenizer {self.tokenizer} · {rungs} · {self.steps:,} steps × batch "
+        tokenizer = tokenizer_phrase(self.tokenizer, self.bpe_vocab, self.bpe_split or None)
+        return (f"Text {self.corpus_name} · tokenizer {tokenizer} · {rungs} · {self.steps:,} steps × batch "
                 f"{self.batch_size} × block {self.block_size} ({self.tokens():,} tokens) · lr {self.lr:g} · loss "
                 f"against {AXES[self.axis]}")
 
@@ -250,7 +259,7 @@ def point_state(point: PointRecord, info: RunInfo | None) -> PointState:
         return PointState.GIVEN_UP
     if point.run_id is None:
         return PointState.OPEN
-    if point.run_id == "claiming":
+    if point.run_id == CLAIMING:
         return PointState.CLAIMING
     if info is None:
         return PointState.REOPEN

@@ -38,8 +38,9 @@ from babygpt.orchestration.experiment import (
 from babygpt.server.scheduler import Scheduler
 from babygpt.server.users import Actor, check_teacher, public_handle
 from babygpt.store.corpora import TextNotHere, TextRef, find_text
-from babygpt.store.experiments import ExperimentRecord, ExperimentRecords, PointRecord
+from babygpt.store.experiments import CLAIMING, ExperimentRecord, ExperimentRecords, PointRecord
 from babygpt.store.runs import RunInfo
+from babygpt.text.bpe import BPESettings
 from babygpt.text.corpus import Corpus
 from babygpt.text.measured import ValidationText
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
@@ -102,16 +103,21 @@ class Laboratory:
     # -- the teacher ----------------------------------------------------------------------------
     def start(self, actor: Actor, corpus: Corpus, tokenizer_kind: str, presets: tuple[str, ...],
               sizes: list[tuple[int, int, int]], seeds: list[int], steps: int, batch_size: int, block_size: int,
-              lr: float, val_fraction: float, axis: str, on_server: bool = False) -> ExperimentRecord:
-        """Plan every point (each checked, and the first one planned whole on the text, before anything is
-        recorded), keep the text for the workers, record the experiment; ``on_server``: queue every point now."""
+              lr: float, val_fraction: float, axis: str, on_server: bool = False,
+              bpe: BPESettings | None = None) -> ExperimentRecord:
+        """Plan every point (each checked, and each size planned whole on the text, before anything is recorded),
+        keep the text for the workers, record the experiment; ``on_server``: queue every point now; ``bpe``: the
+        teacher's BPE (kind "bpe"; None there: the library's default), which every point trains with."""
         check_teacher(actor, "start an experiment")
+        if tokenizer_kind == "bpe":
+            bpe = (bpe or BPESettings()).validate(self.scheduler.settings.max_bpe_vocab)
         kept = self.scheduler.persist(corpus)
         spec = check_spec(ExperimentSpec(kept.name, kept.source, kept.sha256, tokenizer_kind, tuple(presets),
                                          int(steps), int(batch_size), int(block_size), float(lr),
-                                         float(val_fraction), axis))
+                                         float(val_fraction), axis, bpe.vocab_size if bpe else 0,
+                                         (bpe.split or "none") if bpe else ""))
         points = plan_points(spec, sizes, seeds)
-        tokenizer = build_tokenizer(tokenizer_kind, kept.text)
+        tokenizer = build_tokenizer(tokenizer_kind, kept.text, spec.bpe_settings())
         for point in {(p.preset, p.n_layer, p.n_head, p.n_embd): p for p in points}.values():
             plan = point_plan(spec, point, kept, tokenizer)  # the text long enough, the sizes valid
             self.scheduler.limits.check(plan.model_config, plan.train_config.batch_size)
@@ -208,7 +214,8 @@ class Laboratory:
                 except TextNotHere:
                     raise BabyGPTError(f"The experiment's text ({spec.corpus_name}) is no longer on this server; "
                                        "the teacher can end the experiment and start it again.") from None
-                self._tokenizers[record.id] = (corpus, build_tokenizer(spec.tokenizer, corpus.text))
+                self._tokenizers[record.id] = (corpus, build_tokenizer(spec.tokenizer, corpus.text,
+                                                                      spec.bpe_settings()))
             return self._tokenizers[record.id]
 
     def _queue_on_server(self, record: ExperimentRecord, point: PointRecord) -> None:
@@ -233,7 +240,7 @@ class Laboratory:
             if record is None:
                 return
             for point in self.records.points(record.id):
-                info = self.store.get(point.run_id) if point.run_id and point.run_id != "claiming" and \
+                info = self.store.get(point.run_id) if point.run_id and point.run_id != CLAIMING and \
                     self.store.exists(point.run_id) else None
                 state = point_state(point, info)
                 if state in (PointState.RESUME, PointState.REOPEN):
@@ -287,7 +294,7 @@ class Laboratory:
         spec = ExperimentSpec.from_dict(record.spec)
         points = self.records.points(record.id)
         infos = {p.run_id: self.store.get(p.run_id) for p in points
-                 if p.run_id and p.run_id != "claiming" and self.store.exists(p.run_id)}
+                 if p.run_id and p.run_id != CLAIMING and self.store.exists(p.run_id)}
         snaps = dict(zip(infos, self.scheduler.snapshots(list(infos.values())), strict=True))
         handles = self.store.handles(sorted({p.owner for p in points if p.owner}))
         rows, results, checks = [], [], []
