@@ -190,3 +190,31 @@ def test_a_bpe_experiment_trains_every_point_with_the_teachers_bpe(lab, small_te
     corpus, tokenizer = again._text(record)
     assert tokenizer.kind == "bpe" and tokenizer.bpe.split == "gpt4"
     assert tokenizer.bpe.merges == lab._text(record)[1].bpe.merges
+
+
+@pytest.mark.parametrize("status, state", [
+    (RunStatus.QUEUED, PointState.QUEUED), (RunStatus.RUNNING, PointState.TRAINING), (RunStatus.DONE, PointState.DONE),
+    (RunStatus.INTERRUPTED, PointState.RESUME), (RunStatus.FAILED, PointState.REOPEN),
+    (RunStatus.STOPPED, PointState.REOPEN)])
+def test_what_a_points_run_says_happens_next(status, state):
+    from types import SimpleNamespace
+
+    from babygpt.orchestration.experiment import point_state
+    from babygpt.store.experiments import PointRecord
+
+    point = PointRecord("e", 0, {}, "run-1", "ana", 1, None, None, [])
+    assert point_state(point, SimpleNamespace(status=status)) is state
+    assert point_state(point, None) is PointState.REOPEN, "its run was deleted"
+
+
+def test_a_point_whose_runs_keep_dying_is_given_up_with_the_reason(lab, small_text):
+    record = lab.start(TEACHER, Corpus.from_text("tiny", small_text), "char", ("gpt",), [(1, 2, 16)], [1], **TINY)
+    for attempt in range(3):
+        assert lab.records.claim(record.id, "ana-key") is not None
+        lab.records.set_run(record.id, 0, f"gone-{attempt}")  # a run deleted under the experiment
+        lab.sync()
+    point = lab.records.points(record.id)[0]
+    assert point.run_id is None and len(point.lost) == 3 and point.attempts == 3
+    assert point.given_up == "its runs died 3 times; the last one deleted"
+    assert lab.records.claim(record.id, "ben-key") is None, "a given-up point is handed to nobody"
+    assert lab.view(force=True).rows[0].state is PointState.GIVEN_UP
