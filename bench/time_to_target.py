@@ -386,6 +386,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"error: {text} is missing: give Tiny Shakespeare with --text PATH")
     tail = heldout_tail(text.read_text(encoding="utf-8"))[: base.heldout_chars]
     auto = devices.check_dtype(torch.device("cpu"), "auto")
+    if hasattr(os, "getloadavg") and os.getloadavg()[0] >= os.cpu_count():
+        say(f"warning: the load average is {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work shares "
+            "this machine, and its times are not a measurement (the JSON keeps the load average)")
     sds: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
