@@ -134,3 +134,92 @@ def test_features_over_training_match_each_kept_checkpoint_of_a_real_run(small_t
     assert history.best_cosine.shape == (64, 3) and history.best_match.shape == (64, 3)
     assert ((history.best_cosine > 0) & (history.best_cosine <= 1 + 1e-5)).all()
     assert len(history.of(0)) == 3 and len(history.appeared) == 64
+
+
+def test_the_command_line_keeps_checkpoints_with_keep_checkpoints(small_text, tmp_path, capsys):
+    import json
+
+    from babygpt.cli import main
+
+    text = tmp_path / "cats.txt"
+    text.write_text(small_text)
+    assert main(["train", "--data", str(text), "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+                 "--block-size", "16", "--batch-size", "4", "--max-iters", "20", "--eval-interval", "5",
+                 "--eval-iters", "1", "--device", "cpu", "--keep-checkpoints", "2"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run"]
+    store = RunStore()
+    assert [k.step for k in kept_checkpoints(store, run)] == [5, 15]
+    assert store.get(run).record.training.keep_checkpoints == 2
+    assert main(["train", "--data", str(text), "--keep-checkpoints", "-1"]) == 2
+    assert "keep_checkpoints must be" in capsys.readouterr().err
+
+
+def test_the_training_page_offers_kept_checkpoints_and_the_run_keeps_them():
+    from babygpt.config import BY_NAME
+    from tests.helpers import app, wait_for
+    from ui.state import scheduler
+
+    at = app()
+    at.switch_page("views/train.py").run()
+    kept_slider = at.slider(key="hp_keep_checkpoints")
+    assert kept_slider.label == "kept checkpoints" and kept_slider.value == 0
+    assert kept_slider.help == BY_NAME["keep_checkpoints"].help
+    at.slider(key="hp_n_layer").set_value(1).run()
+    at.select_slider(key="hp_n_embd").set_value(32).run()
+    at.select_slider(key="hp_block_size").set_value(16).run()
+    at.number_input(key="hp_max_iters").set_value(40).run()
+    at.number_input(key="hp_eval_interval").set_value(10).run()
+    at.slider(key="hp_keep_checkpoints").set_value(2).run()
+    at.button(key="start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    run_id = scheduler().store.list_runs()[0].id
+    wait_for(lambda: scheduler().store.get(run_id).status == "done", 120, "the run to finish")
+    assert [k.step for k in kept_checkpoints(RunStore(), run_id)] == [10, 30]
+    scheduler().stop_all(wait=30)
+
+
+def test_the_features_page_matches_a_feature_across_the_runs_kept_checkpoints(small_text, tmp_path,
+                                                                              fresh_resources):
+    from babygpt.features.over_training import history_over_checkpoints
+    from babygpt.orchestration.plan import plan_training
+    from babygpt.store.corpora import run_corpus
+    from babygpt.text.corpus import corpus_from_path
+    from tests.helpers import tiny_config
+    from tests.test_features_page import frame, page_on, store_sae
+    from ui.features_cache import history_tokens
+
+    path = tmp_path / "cats.txt"
+    path.write_text(small_text * 3)
+    store = RunStore()
+    plans = {keep: plan_training(corpus_from_path(path), "char", "gpt",
+                                 tiny_config(max_iters=30, eval_interval=10, dtype="float32", keep_checkpoints=keep),
+                                 n_layer=2, n_head=2, n_embd=16, block_size=16) for keep in (0, 2)}
+    runs = {}
+    for keep, plan in plans.items():
+        trainer, runs[keep] = start_run(store, plan, name=f"keep {keep}")
+        trainer.run()
+    config = SAEConfig(d_in=16, n_features=64, k=4, layer=1, batch_size=256)
+    kept = store_sae(store, runs[2].id, config)
+    store_sae(store, runs[0].id, config)
+
+    without = page_on(runs[0].id)
+    assert "kept only its latest checkpoint" in " ".join(c.value for c in without.caption)
+    assert not [b for b in without.button if b.key == "over_training"]
+
+    at = page_on(runs[2].id)
+    assert "This run kept its weights at steps 10, 20." in " ".join(c.value for c in at.caption)
+    at.button(key="over_training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    feature = at.selectbox(key="features_feature").value
+    loaded = store.load(runs[2].id)
+    sae, _ = kept.load()
+    ids = encode_corpus(run_corpus(store, loaded.info), loaded.tokenizer)
+    history = history_over_checkpoints(sae, kept_models(store, runs[2].id), ids, tokens=history_tokens(kept))
+    shown = frame(at, "best cosine")
+    assert list(shown["step"]) == [10, 20]
+    assert list(shown["best cosine"]) == [round(c, 3) for _, c, _ in history.of(feature)]
+    assert list(shown["matching feature"]) == [m for _, _, m in history.of(feature)]
+    other = 0 if feature else 1
+    at.selectbox(key="features_feature").set_value(other).run()
+    assert list(frame(at, "best cosine")["best cosine"]) == [round(c, 3) for _, c, _ in history.of(other)], \
+        "the match stays on the page while another feature is picked"

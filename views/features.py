@@ -259,7 +259,10 @@ def over_training_section(loaded: LoadedRun, kept: stored_features.StoredSAE, fe
     st.caption(f"This run kept its weights at steps {', '.join(f'{s:,}' for s in steps)}. Matching trains an SAE of "
                f"these settings on each ({history_tokens(kept):,} activations apiece) and finds, for every final "
                "feature, the closest direction among each one's features (cosine).")
-    if not st.button(f"Match the features across {len(steps)} kept checkpoints", key="over_training"):
+    asked = (loaded.info.id, kept.name)  # once matched, the table stays while the student picks other features
+    if st.button(f"Match the features across {len(steps)} kept checkpoints", key="over_training"):
+        st.session_state["over_training_for"] = asked
+    if st.session_state.get("over_training_for") != asked:
         return
     history = feature_history(loaded.info.id, kept.name)
     appeared = history.appeared[feature]
