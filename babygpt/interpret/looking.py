@@ -29,7 +29,7 @@ from babygpt.interpret.inside import (
     without_heads,
 )
 from babygpt.model.gpt import LanguageModel
-from babygpt.model.sizing import parameter_count
+from babygpt.model.sizing import forward_flops_per_token
 from babygpt.text.tokenizers import Tokenizer, token_bytes, unknown_pieces
 
 # --- how the heads formed ------------------------------------------------------------------------
@@ -330,7 +330,7 @@ def measurement_windows(val_ids: torch.Tensor, config, passes: int, seed: int = 
     """Windows of ``block_size + 1`` validation tokens (inputs and their next tokens), as many as ``passes``
     forward passes can afford within ``MEASURE_FLOPS`` (at least one, at most ``MAX_WINDOWS``), shortened for a
     model too large for one full window: the cost is known before anything runs."""
-    forward_per_token = 2 * parameter_count(config)
+    forward_per_token = forward_flops_per_token(config)
     affordable = int(MEASURE_FLOPS / (passes * forward_per_token))
     length = max(8, min(config.block_size, affordable))
     count = max(1, min(MAX_WINDOWS, affordable // length))
@@ -373,7 +373,7 @@ def affordable_sample_tokens(config, prompt_tokens: int, wanted: int = 60) -> in
     """How many tokens ``sample_with`` may write twice (with and without a part) within ``MEASURE_FLOPS``: each new
     token is one explicit pass over the context so far (at least 8, at most ``wanted``)."""
     context = min(config.block_size, prompt_tokens + wanted)
-    per_token = 2 * 2 * parameter_count(config) * context  # two texts, a forward pass over the context each
+    per_token = 2 * forward_flops_per_token(config, context) * context  # two texts, a pass over the context each
     return max(8, min(wanted, int(MEASURE_FLOPS // per_token)))
 
 
