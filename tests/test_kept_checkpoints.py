@@ -60,9 +60,10 @@ def test_kept_steps_are_spread_evenly_before_the_end_and_never_more_than_the_che
         TrainConfig(keep_checkpoints=-1).validate()
 
 
-def test_a_run_keeps_the_weights_it_had_at_each_kept_step(small_text):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_run_keeps_the_weights_it_had_at_each_kept_step(small_text, dtype):
     store = RunStore()
-    plan = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3)
+    plan = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3, dtype=dtype)
     seen = WeightsAt()
     trainer, info = start_run(store, plan, callbacks=[seen])
     assert trainer.run().status == "done"
@@ -78,12 +79,13 @@ def test_a_run_keeps_the_weights_it_had_at_each_kept_step(small_text):
     assert sum(k.path.stat().st_size for k in kept) == pytest.approx(3 * weights_bytes(plan.model_config), rel=0.05)
 
 
-def test_a_resumed_run_keeps_the_same_steps_with_the_same_weights(small_text):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_a_resumed_run_keeps_the_same_steps_with_the_same_weights(small_text, dtype):
     store = RunStore()
-    whole = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3)
+    whole = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3, dtype=dtype)
     trainer, straight = start_run(store, whole, name="straight")
     trainer.run()
-    stopped = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3)
+    stopped = tiny_plan(small_text, max_iters=40, eval_interval=5, keep_checkpoints=3, dtype=dtype)
     trainer, info = start_run(store, stopped, name="stopped", callbacks=[WeightsAt(stop_at=15)])
     assert trainer.run().status == "stopped" and trainer.step == 15
     assert [k.step for k in kept_checkpoints(store, info.id)] == [10]
