@@ -160,3 +160,19 @@ def test_the_sentence_says_when_heads_together_cost_more_than_their_parts():
     assert "about what their parts add up to" in same.sentence()
     less = HeadSetKnockOut("previous", "zero", ((0, 0), (0, 1)), 0.10, (0.2, 0.2))
     assert "overlaps" in less.sentence() and "previous token head(s)" in less.sentence()
+
+
+@pytest.mark.parametrize("preset", ["gpt", "gpt+rope", "gpt+qk-norm", "modern"])
+def test_the_attention_maps_scores_are_what_the_softmax_read(preset):
+    """On every rung the maps' scaled scores, masked, give the weights: on a rotary model they are taken between
+    the queries and keys after their turn by position, not before."""
+    from babygpt.interpret.hooked import attention_maps
+
+    model = model_for(preset)
+    for maps in attention_maps(model, ids()):
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        torch.testing.assert_close(torch.softmax(maps.scaled.masked_fill(future, float("-inf")), -1), maps.weights,
+                                   rtol=1e-5, atol=1e-5)
+    if model.config.positional == "rope":
+        _, cache = run_with_cache(model, ids(), [hook_name(0, "attn.hook_rot_q")])
+        assert hook_name(0, "attn.hook_rot_q") in cache

@@ -34,7 +34,7 @@ def require_layers(model: LanguageModel) -> GPT:
 def model_hook_names(model: LanguageModel) -> list[str]:
     """Every hook point this model has, in the order a pass reaches them."""
     gpt = require_layers(model)
-    return hook_names(gpt.config.n_layer, has_ffn=gpt.config.use_ffn)
+    return hook_names(gpt.config.n_layer, has_ffn=gpt.config.use_ffn, rotary=gpt.config.positional == "rope")
 
 
 @contextmanager
@@ -88,7 +88,10 @@ def attention_maps(model: LanguageModel, ids: torch.Tensor) -> list[AttentionMap
     """Each layer's scores before scaling (q·kᵀ), after it, and the softmax weights, each (B, nh, T, T), read off
     the explicit pass (the lesson on scaling shows the first two side by side)."""
     gpt = require_layers(model)
-    points = ("attn.hook_q", "attn.hook_k", "attn.hook_pattern")
+    # on a rotary model the scores are taken between the queries and keys after they are turned by position
+    turned = gpt.config.positional == "rope"
+    points = ("attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_pattern") if turned else \
+        ("attn.hook_q", "attn.hook_k", "attn.hook_pattern")
     _, cache = run_with_cache(gpt, ids, lambda name: name.endswith(points))
     maps = []
     for layer in range(gpt.config.n_layer):
