@@ -31,6 +31,7 @@ def test_every_layer_contract_is_kept():
     ("babygpt/store/records.py", "from babygpt.lessons import counterfactuals", "The library's layers point down"),
     ("babygpt/server/backend.py", "from babygpt.server import local", "the interface a leaf"),
     ("babygpt/model/gpt.py", "from babygpt.model import decode", "the speed-only decoder"),
+    ("babygpt/interpret/hooked.py", "from babygpt.interpret import inside", "the one pass with hooks"),
     ("babygpt/training/trainer.py", "import streamlit", "never imports Streamlit"),
 ])
 def test_a_planted_upward_import_breaks_its_contract(tmp_path, module, planted, contract):
