@@ -29,6 +29,16 @@ _OPENING_COLON = re.compile(r":(?=[A-Za-z_+/\-]|\d+:)")
 _ADDRESS = re.compile(r"(?i)(?<=www)(?=\.)|(?=://)|(?<=@)")
 _LINE_START = re.compile(r"^(\d+)([.)])|^([-+])")
 WORD_JOINER = "\u2060"
+# Direction controls reverse or isolate the text after them until a matching close that a user's string need not
+# have: an uploaded file named "x\u202etxt.exe" would turn the rest of every line it is shown in, other students'
+# names included. Every medium shows them as their code point instead, visible and inert.
+BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+_BIDI = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def visible_controls(text: object) -> str:
+    """``text`` with each direction control written as its code point (‹U+202E›), so it cannot turn what follows."""
+    return _BIDI.sub(lambda m: f"‹U+{ord(m[0]):04X}›", str(text))
 
 
 def markdown_literal(text: object) -> str:
@@ -37,7 +47,7 @@ def markdown_literal(text: object) -> str:
     could open a construct neutralised (see above), so it shows as typed and can make no element, link, image,
     colour, icon or line of its own. Ordinary sentences keep their punctuation as it is ("broken.zip: n_layer='x'"),
     so a library's message reads the same in the app's element tree as in the library."""
-    out = _BACKSLASHED.sub(r"\\\1", " ".join(str(text).split()))
+    out = _BACKSLASHED.sub(r"\\\1", " ".join(visible_controls(text).split()))
     out = _LONE_UNDERSCORE.sub(r"\\_", out)
     out = _ADDRESS.sub(WORD_JOINER, out)
     out = _OPENING_COLON.sub("&#58;", out)
@@ -50,7 +60,7 @@ def html_literal(text: object) -> str:
     link) and decodes ``&amp;``, ``&lt;``, ``&gt;`` and numeric entities after it has split the label into tags,
     so the escaped text shows as typed and is never a tag. ``"`` is written ``&#34;``, not ``&quot;``, which
     plotly would show as is."""
-    return html.escape(str(text), quote=True).replace("&quot;", "&#34;")
+    return html.escape(visible_controls(text), quote=True).replace("&quot;", "&#34;")
 
 
 # OWASP's CSV injection rule: a cell a spreadsheet would read as a formula starts with one of these.

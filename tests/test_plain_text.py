@@ -72,3 +72,25 @@ def test_csv_cell_keeps_ordinary_names():
 def test_file_name_part_has_no_separator_or_quote():
     assert file_name_part('../../etc/"x"; y') == "etc-x-y"
     assert file_name_part("...") == "run"
+
+
+def test_a_direction_control_is_shown_as_its_code_point_in_every_medium():
+    """An uploaded file named "x\u202etxt.exe" would reverse the rest of every line it is shown in (a classmate's
+    owner tag after it included): every medium writes it as its code point, visible and inert."""
+    from babygpt.plain_text import BIDI_CONTROLS, html_literal, markdown_literal, visible_controls
+
+    name = "notes\u202etxt.exe.txt · owner"
+    for shown in (markdown_literal(name), html_literal(name), visible_controls(name)):
+        assert not any(c in BIDI_CONTROLS for c in shown), shown
+        assert "‹U+202E›txt.exe.txt" in shown
+    assert visible_controls("\u2066a\u2069\u200f") == "‹U+2066›a‹U+2069›‹U+200F›"
+    assert visible_controls("plain, at 10:30") == "plain, at 10:30"
+
+
+def test_the_run_picker_shows_a_direction_control_in_a_runs_name_as_its_code_point():
+    from ui.widgets import run_label
+
+    row = {"owner": "someone-else", "label": "modern on x\u202etxt.exe.txt", "preset": "modern", "steps": 0,
+           "best_val_loss": None}
+    label = run_label(row, name=lambda owner, check: "user cee52a")
+    assert "\u202e" not in label and "‹U+202E›txt.exe.txt" in label and label.endswith("user cee52a")

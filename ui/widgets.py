@@ -8,7 +8,7 @@ import streamlit as st
 
 from babygpt.config import Setting
 from babygpt.errors import BabyGPTError
-from babygpt.plain_text import markdown_literal
+from babygpt.plain_text import markdown_literal, visible_controls
 from babygpt.server.progress import JobSnapshot
 from babygpt.status import RunStatus
 from babygpt.store.runs import LoadedRun
@@ -86,7 +86,7 @@ def run_label(row: dict, name: Callable[[str | None, bool], str] | None = None) 
     who = "" if mine else f" · {name(row['owner'], row.get('check', False))}"
     loss = f" · best val {row['best_val_loss']:.3f}" if row["best_val_loss"] is not None else ""
     trained = "imported" if row.get("imported") else f"{row['steps']:,} steps"
-    return f"{row['label']} · {row['preset']} · {trained}{loss}{who}"
+    return visible_controls(f"{row['label']} · {row['preset']} · {trained}{loss}{who}")  # shown to classmates
 
 
 def _is_own(row: dict) -> bool:
@@ -190,22 +190,24 @@ def progress_text(snap: JobSnapshot) -> str:
     return text
 
 
-def setting_input(setting: Setting, value, options: tuple | None = None):
+def setting_input(setting: Setting, value, options: tuple | None = None, fixed: bool = False):
     """The widget of one setting, from its entry in ``babygpt.config.SETTINGS``; returns what the user chose.
 
     Free numbers are number inputs *without* browser-side bounds: a value out of range then reaches the page,
     which names it and blocks Start (``Setting.problem``), instead of the browser keeping the old value silently.
+    ``fixed``: the preset sets it (``value``, the only option): shown, switched off, under a key of its own so the
+    user's own choice waits for the next preset that offers it.
     """
-    key, label, help_text = f"hp_{setting.name}", setting.title, setting.help
-    choices = options or setting.choices
+    key, label, help_text = f"hp_{setting.name}{'_fixed' if fixed else ''}", setting.title, setting.help
+    choices = (value,) if fixed else options or setting.choices
     if choices:
         choices = list(choices)
         index = choices.index(value) if value in choices else 0
         if all(isinstance(c, str) for c in choices):
             if len(choices) <= 3:
-                return st.radio(label, choices, index=index, horizontal=True, key=key, help=help_text)
-            return st.selectbox(label, choices, index=index, key=key, help=help_text)
-        return st.select_slider(label, choices, choices[index], key=key, help=help_text)
+                return st.radio(label, choices, index=index, horizontal=True, key=key, help=help_text, disabled=fixed)
+            return st.selectbox(label, choices, index=index, key=key, help=help_text, disabled=fixed)
+        return st.select_slider(label, choices, choices[index], key=key, help=help_text, disabled=fixed)
     if setting.step is not None and setting.low is not None and setting.high is not None and \
             (setting.high - setting.low) / setting.step <= 200:
         return st.slider(label, setting.kind(setting.low), setting.kind(setting.high), setting.kind(value),

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from babygpt.errors import BabyGPTError
+from babygpt.plain_text import BIDI_CONTROLS
 from babygpt.server.settings import admin_token
 from babygpt.store.runs import RunInfo
 
@@ -100,8 +101,7 @@ RESERVED_NAMES = ("teacher", "teacher's check", "teachers check", "command line"
 RESERVED_WORDS = ("teacher", "you")
 # public_handle's "user 3fa2b1", as a skeleton: user + 6 letters or digits, or any run of hex digits.
 ANONYMOUS_LOOKALIKE = re.compile(r"^user(?:[0-9a-f]{1,12}|[a-z0-9]{6})$")
-# Controls that reorder what follows them: a name could show one thing and sort as another.
-BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
+# Controls that reorder what follows them (plain_text.BIDI_CONTROLS): a name could show one thing and sort as another.
 # Letters that look like Latin ones, by case (a capital Greek eta is an H, a small one an n). Small capitals are
 # mapped by their Unicode name (``_latin_look_alike``).
 CONFUSABLE = dict(zip(
