@@ -190,6 +190,9 @@ class ModelConfig:
         return cls(**_known_fields(cls, data)).validate()
 
 
+MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))
+
+
 def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
     """Build the ModelConfig of a ladder rung; sizes the rung does not use are pinned, not ignored silently.
 
@@ -212,14 +215,52 @@ def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
         switches = dict(n_layer=1, use_residual=False, use_layernorm=False, dropout=0.0, activation="relu")
     elif preset == "residual":
         switches = dict(use_layernorm=False, dropout=0.0)
-    elif preset == "modern":
-        # with gpt's own ReLU², zero-initialised output projections and untied embeddings (its defaults)
-        switches = {k: v for m in MODERN_SWITCHES if m.in_modern and not m.train for k, v in m.settings.items()}
-    elif preset in MODERN_BY_PRESET and not MODERN_BY_PRESET[preset].train:
-        switches = dict(MODERN_BY_PRESET[preset].settings)
-    else:
-        switches = {}
-    return replace(base, preset=preset, **switches).validate()
+    else:  # modern keeps gpt's own ReLU², zero-initialised output projections and untied embeddings (its defaults)
+        switches = {k: v for k, v in preset_settings(preset).items() if k in MODEL_FIELDS}
+    # a counterfactual asked for wins over the preset's switch (no positions on a RoPE rung turns RoPE off too), so a
+    # run named "without positions" is one
+    broken = {k: v for idea in IDEA_SWITCHES for k, v in idea.switches.items() if sizes.get(k) == v}
+    return replace(base, preset=preset, **{**switches, **broken}).validate()
+
+
+def preset_switches(preset: str) -> tuple[ModernSwitch, ...]:
+    """The ideas from after GPT-2 a preset switches on: its one for a ``gpt+…`` rung, ``modern``'s set, else none."""
+    if preset == "modern":
+        return tuple(m for m in MODERN_SWITCHES if m.in_modern)
+    return (MODERN_BY_PRESET[preset],) if preset in MODERN_BY_PRESET else ()
+
+
+def preset_settings(preset: str) -> dict[str, Any]:
+    """The settings a preset fixes, model and training ones (the optimizer): what a form must show as set, not
+    offer as a choice."""
+    return {k: v for m in preset_switches(preset) for k, v in m.settings.items()}
+
+
+SWITCH_WORDS = {"rope": "rope (rotary positions: each head's queries and keys turned by position, no position "
+                        "table)", "swiglu": "swiglu (gated SiLU)", "muon": "muon (Muon + AdamW)"}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return SWITCH_WORDS.get(value, value)
+    return ("on" if value else "off") if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) \
+        else str(value)
+
+
+def preset_switch_sentence(preset: str, muon_lr: float | None = None) -> str:
+    """The settings a preset fixes, in one line for the form ("" for the lecture's rungs and gpt): every switch,
+    the ones the form has no widget for included, so nothing the run uses is hidden; with Muon, which parameters
+    follow which peak."""
+    fixed = preset_settings(preset)
+    if not fixed:
+        return ""
+    parts = [f"{name} = {_shown(value)}" for name, value in fixed.items()]
+    line = f"{preset} fixes: " + " · ".join(parts) + "."
+    if fixed.get("optimizer") == "muon":
+        rate = f" ({muon_lr:g})" if muon_lr is not None else ""
+        line += (f" Muon steps the blocks' 2-D weight matrices at muon_lr{rate}; AdamW steps the embeddings, head, "
+                 "gains and biases at the learning rate below.")
+    return line
 
 
 @dataclass(frozen=True)
@@ -394,7 +435,8 @@ SETTINGS: tuple[Setting, ...] = (
             choices=(8, 16, 32, 64, 128, 256), label="block_size (context)"),
     Setting("dropout", "model", "Randomly zero activations while training (gpt preset) to fight overfitting. 0–0.2.",
             low=0.0, high=0.5, step=0.05, level=1),
-    Setting("positional", "model", "Learned: a trained vector per position. Sinusoidal: fixed waves.",
+    Setting("positional", "model", "Learned: a trained vector per position. Sinusoidal: fixed waves. The gpt+rope and "
+            "modern presets use rotary positions (RoPE) instead, fixed by the preset.",
             choices=("learned", "sinusoidal"), level=1,
             label="Positional encoding"),
     Setting("activation", "model", "The feed-forward non-linearity: relu2 (ReLU², the default), gelu (nanoGPT), "

@@ -16,6 +16,8 @@ from babygpt.config import (
     app_train_config,
     form_defaults,
     model_config_for_preset,
+    preset_settings,
+    preset_switch_sentence,
     tokens_per_step,
 )
 from babygpt.errors import BabyGPTError
@@ -35,7 +37,7 @@ from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, run_tokens_per_step
 from babygpt.text import datasets
 from babygpt.training.devices import auto_dtype, available_devices
-from babygpt.training.trainer import lr_at
+from babygpt.training.trainer import lr_at, muon_lr_at
 from ui import choices, corpora, identity, run_cache, state
 from ui.widgets import explain, progress_text, setting_input
 
@@ -81,10 +83,17 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
     settings = st.expander("Hyperparameters", expanded=not folded)
     model_col, train_col = settings.columns(2)
     shown = [s for s in FORM_SETTINGS if not (presenter and s.level >= 1)]
+    fixed = preset_settings(hp["preset"])
     with model_col:
         st.markdown("**Model**")
         for setting in (s for s in shown if s.section == "model"):
-            hp[setting.name] = setting_input(setting, hp[setting.name])
+            if setting.name in fixed:  # the preset's, shown as it trains; the user's own choice is kept for later
+                setting_input(setting, fixed[setting.name], fixed=True)
+            else:
+                hp[setting.name] = setting_input(setting, hp[setting.name])
+        switches = preset_switch_sentence(hp["preset"], TrainConfig().muon_lr)
+        if switches:
+            st.caption(markdown_literal(switches))
     with train_col:
         st.markdown("**Training**")
         for setting in (s for s in shown if s.section == "train" and s.level < 2):
@@ -124,8 +133,10 @@ def share_link(settings, hp: dict) -> None:
 
 
 def model_settings(hp: dict) -> dict:
-    """The form's sizes and any counterfactual switches, as plan_training takes them."""
-    sizes = {s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "model"}
+    """The form's sizes and any counterfactual switches, as plan_training takes them; a setting the preset fixes is
+    left to the preset (the form shows the preset's value, switched off)."""
+    fixed = preset_settings(hp["preset"])
+    sizes = {s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "model" and s.name not in fixed}
     return {**sizes, **switches_for(hp.get("counterfactuals", []))}
 
 
@@ -419,13 +430,23 @@ def live_view(followed: RunInfo | None, options: ChartOptions, presenter: bool) 
     samples_view()
 
 
-def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None) -> None:
+def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None, hp: dict) -> None:
     """The learning-rate schedule of the followed run, else of the settings above; drawn once per page run,
-    outside the live fragments: it does not change while training."""
-    schedule = followed.record.training if followed is not None else form_config
-    if schedule is not None:
-        steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
-        st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps]), key="lr_chart")
+    outside the live fragments: it does not change while training. With Muon, both of its peaks, labelled."""
+    if followed is not None:
+        schedule, muon = followed.record.training, followed.record.training.optimizer_for(followed.record.model) == "muon"
+    elif form_config is not None:
+        muon = form_config.optimizer_for(model_config_for_preset(hp["preset"], **model_settings(hp))) == "muon"
+        schedule = form_config
+    else:
+        return
+    steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
+    muon_lrs = [muon_lr_at(s, schedule) for s in steps] if muon else None
+    st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps], muon_lrs=muon_lrs), key="lr_chart")
+    if muon:
+        st.caption(f"Muon trains the blocks' 2-D weight matrices at a peak of {schedule.muon_lr:g} (muon_lr, set "
+                   f"with `--muon-lr` on the command line); AdamW trains the embeddings, the head, the norms' gains "
+                   f"and the biases at a peak of {schedule.lr:g} (the learning rate). Both warm up and decay alike.")
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -451,4 +472,4 @@ followed = followed_run()
 buttons(hp, followed, running, config_error, rules)
 st.divider()
 live_view(followed, chart_options(), presenter)
-schedule_chart(followed, form_config)
+schedule_chart(followed, form_config, hp)

@@ -20,6 +20,7 @@ from babygpt.interpret.attention import visible_cells
 from babygpt.lessons.baselines import Baselines, step_passed
 from babygpt.plain_text import html_literal
 from babygpt.text.corpus import describe_char, describe_token
+from babygpt.text.measured import UNIFORM_LEVEL
 
 PALETTE = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fbcfe8", "#ddd6fe", "#fed7aa", "#a5f3fc", "#e5e7eb"]
 TRAIN_COLOR, VAL_COLOR, LR_COLOR = "#2563eb", "#dc2626", "#7c3aed"
@@ -86,7 +87,7 @@ def loss_figure(train: Sequence[dict], evals: Sequence[dict], log_y: bool = Fals
         traces.append(go.Scatter(x=xs, y=np.asarray([p["val_loss"] for p in evals], dtype=float),
                                  mode="lines+markers", name="val (eval)", line=dict(color=VAL_COLOR, width=3)))
     levels = baselines.levels() if baselines else (
-        {"uniform guess (ln V)": math.log(vocab_size)} if vocab_size else {})
+        {UNIFORM_LEVEL: math.log(vocab_size)} if vocab_size else {})
     worse = baselines.worse_than_guessing() if baselines else []
     layout: dict = dict(xaxis=dict(title="step" if x_key == "step" else "training time (s)"),
                         yaxis=dict(title="cross-entropy loss", type="log" if log_y else "linear"))
@@ -125,12 +126,21 @@ def _loss_range(series: Sequence[Sequence[float]], log_y: bool) -> list[float]:
     return [low - pad, high + pad]
 
 
+# A first evaluation this close to a level (nats) sits on its line: the label says "starts at" it rather than
+# "below it from the start" (4.173 against ln 65 = 4.174), since an estimate over a few batches moves more than this.
+ON_THE_LINE = 0.02
+
+
 def _level_lines(name: str, value: float, curve: list[tuple[int, float]], worse: list[str]) -> list[str]:
     """A level's label, line by line. Validation loss is measured at evaluations only, so a level is passed *by*
     an evaluation's step, not at it."""
     first = f"{name} {value:.2f}"
     if name in worse:
         return [first, "no better than guessing", "on this little text"]
+    if curve and abs(curve[0][1] - value) <= ON_THE_LINE:
+        start = "starts at the uniform guess" if name == UNIFORM_LEVEL else "starts at it"
+        passed = step_passed(curve[1:], value)
+        return [first, start] + ([f"below it by step {passed}"] if passed is not None else [])
     passed = step_passed(curve, value)
     if passed is None:
         return [first]
@@ -170,9 +180,16 @@ def _margin_labels(levels: dict[str, float], labels: dict[str, list[str]], y_ran
             for name in levels]
 
 
-def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=list(steps), y=list(lrs), mode="lines", name="learning rate",
-                               line=dict(color=LR_COLOR)))
+def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | None = None,
+              muon_lrs: Sequence[float] | None = None) -> go.Figure:
+    """The schedule a run follows. With Muon (``muon_lrs``) two labelled lines: Muon steps the blocks' 2-D weight
+    matrices at its own peak, AdamW the embeddings, head, gains and biases at ``lr``; both warm up and decay alike
+    (``babygpt.training.muon``), so one line alone would hide the larger peak most of the weights follow."""
+    adamw = "AdamW: embeddings, head, gains, biases" if muon_lrs is not None else "learning rate"
+    fig = go.Figure(go.Scatter(x=list(steps), y=list(lrs), mode="lines", name=adamw, line=dict(color=LR_COLOR)))
+    if muon_lrs is not None:
+        fig.add_trace(go.Scatter(x=list(steps), y=list(muon_lrs), mode="lines", name="Muon: hidden matrices",
+                                 line=dict(color=VAL_COLOR, dash="dash")))
     if current_step is not None:
         fig.add_vline(x=current_step, line=dict(color="gray", dash="dot"))
     fig.update_xaxes(title="step")

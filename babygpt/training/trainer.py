@@ -102,6 +102,12 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
+def muon_lr_at(step: int, cfg: TrainConfig) -> float:
+    """Muon's rate at ``step``: ``lr_at`` scaled by ``muon_lr / lr`` (its parameter group's ``lr_scale``), so the
+    hidden matrices warm up and decay with the rest at their own peak."""
+    return lr_at(step, cfg) * cfg.muon_lr / cfg.lr
+
+
 def make_optimizer(model: LanguageModel, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on matrices only: biases, norms and 1-D params are not shrunk. With Muon
     (``TrainConfig.optimizer_for``) the blocks' matrices step by Muon instead (``babygpt.training.muon``)."""
