@@ -39,12 +39,24 @@ from babygpt.lessons.race import (
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
 from babygpt.model.gpt import sinusoidal_encoding
-from babygpt.orchestration.race import RACE_SEEDS, RACE_SIZES, RACE_STEPS, race_entries, race_plans, race_running
+from babygpt.orchestration.race import (
+    MODERN_RUNGS,
+    RACE_SEEDS,
+    RACE_SIZES,
+    RACE_STEPS,
+    modern_race,
+    race_entries,
+    race_plans,
+    race_running,
+)
 from babygpt.plain_text import markdown_literal
 from babygpt.store.corpora import TextRef
 from babygpt.store.runs import LoadedRun
 from ui import choices, corpora, identity, run_cache, state, tokenizer_race_section
 from ui.widgets import default_prompt, explain, run_label, run_picker
+
+LECTURE, MODERN = "lecture", "modern"
+LADDERS = {LECTURE: "the lecture's ladder (bigram → gpt)", MODERN: "modern rungs against gpt"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,12 @@ class RaceChoice:
     seeds: int
     layers: int
     broken: str | None  # a counterfactual switched off in every rung, or None for the real ladder
+    ladder: str = LECTURE  # which rungs: the lecture's six, or chosen modern rungs against gpt
+    modern: tuple[str, ...] = MODERN_RUNGS  # the modern rungs raced against gpt (with ladder == MODERN)
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        return LECTURE_LADDER if self.ladder == LECTURE else modern_race(self.modern)
 
 
 # each number's widget bounds and default: a saved choice outside them (an older version's) is not used
@@ -69,11 +87,33 @@ def saved_race_choice() -> RaceChoice:
         return value if type(value) is int and low <= value <= high else default
 
     broken = saved.get("broken")
-    return RaceChoice(number("steps"), number("seeds"), number("layers"), broken if broken in BY_KEY else None)
+    modern = saved.get("modern")
+    modern = tuple(p for p in MODERN_RUNGS if p in modern) if isinstance(modern, list) else MODERN_RUNGS
+    return RaceChoice(number("steps"), number("seeds"), number("layers"), broken if broken in BY_KEY else None,
+                      saved.get("ladder") if saved.get("ladder") in LADDERS else LECTURE, modern)
+
+
+def race_words(choice: RaceChoice) -> str:
+    """What Run the race trains, in words (the chosen modern rungs, or a sentence when none is chosen)."""
+    if choice.ladder == LECTURE:
+        return f"all {len(LECTURE_LADDER)} rungs of the lecture's ladder, each with its own learning rate,"
+    if not choice.modern:
+        return "nothing yet (choose at least one modern rung)"
+    return (f"gpt and {', '.join(choice.modern)}, each at gpt's learning rate and judged against gpt,")
 
 
 def race_settings() -> RaceChoice:
     saved = saved_race_choice()
+    ladder = st.radio("Rungs", list(LADDERS), list(LADDERS).index(saved.ladder), format_func=LADDERS.get,
+                      horizontal=True, key="race_ladder",
+                      help="The lecture's ladder adds one idea per rung. The modern rungs are each gpt with one idea "
+                           "from after GPT-2 (modern: all of them together); each is judged against gpt.")
+    modern = saved.modern
+    if ladder == MODERN:
+        picked = st.multiselect("Modern rungs to race against gpt", list(MODERN_RUNGS), list(saved.modern),
+                                key="race_modern", help="gpt trains too, with the same seeds: every chosen rung is "
+                                "judged against it. Each trains at gpt's learning rate.")
+        modern = tuple(p for p in MODERN_RUNGS if p in picked)  # the ladder's order, as the race table reads them
     c1, c2, c3 = st.columns(3)
     steps = c1.number_input("Steps per rung", *RACE_BOUNDS["steps"][:2], saved.steps, 50, key="race_steps",
                             help="The same token budget for every rung and seed.")
@@ -87,8 +127,8 @@ def race_settings() -> RaceChoice:
                           key="race_counterfactual",
                           format_func=lambda k: "— (the real ladder)" if k is None else BY_KEY[k].label,
                           help="Race the ladder with one idea switched off, to see what it was for.")
-    choice = RaceChoice(int(steps), int(seeds), int(layers), broken)
-    choices.set_race_choice(dataclasses.asdict(choice))  # saved with the user's choices when it changed
+    choice = RaceChoice(int(steps), int(seeds), int(layers), broken, ladder, modern)
+    choices.set_race_choice({**dataclasses.asdict(choice), "modern": list(modern)})  # saved when it changed
     return choice
 
 
@@ -97,7 +137,8 @@ def start_race(choice: RaceChoice) -> None:
     try:
         sizes = {**RACE_SIZES, "n_layer": choice.layers, **switches_for([choice.broken] if choice.broken else [])}
         plans = race_plans(choices.corpus(), choices.current_tokenizer(), choice.steps, sizes,
-                           seeds=tuple(range(1, choice.seeds + 1)), val_fraction=choices.val_fraction())
+                           seeds=tuple(range(1, choice.seeds + 1)), presets=choice.presets,
+                           val_fraction=choices.val_fraction())
         st.session_state[state.RACE] = state.scheduler().submit_group(identity.user(), plans)
         choices.save()
         flags["race_error"] = None
@@ -138,7 +179,12 @@ def race_lesson() -> None:
             "layer norm makes the full GPT (dropout, its other part, is off in the race). Each rung trains at the "
             "learning rate that suits it (small shallow networks want a higher one) and with several seeds: a "
             "difference between two rungs counts only when it is larger than the spread between seeds, because a "
-            "single run can be lucky.")
+            "single run can be lucky.\n\n"
+            "**Modern rungs against gpt** races the ideas from after GPT-2 instead: each chosen rung is gpt with one "
+            "switch (RoPE, RMSNorm, QK-norm, SwiGLU, value embeddings, a logit soft-cap, Muon), or `modern` with "
+            "them together, trained beside gpt on the same text, budget, seeds and learning rate; its row's verdict "
+            "in the column *against the rung below* is against gpt, so a switch earns its place only by beating "
+            "gpt by more than the seeds' spread.")
     choice = race_settings()
     group = st.session_state.get(state.RACE)
     racing = race_running(state.store(), group)
@@ -152,9 +198,9 @@ def race_lesson() -> None:
     @st.fragment(run_every=1.0 if racing else None)
     def race_view() -> None:
         if not group:
-            st.caption(f"Press **Run the race** to train all {len(LECTURE_LADDER)} rungs on **{markdown_literal(choices.corpus().name)}**, "
-                       "each with its own learning rate and several seeds. Each run is one job in the server's "
-                       "queue, trained in its own process.")
+            st.caption(f"Press **Run the race** to train {race_words(choice)} on "
+                       f"**{markdown_literal(choices.corpus().name)}**, {choice.seeds} seed(s) each. Each run is one "
+                       "job in the server's queue, trained in its own process.")
             return
         draw_race(group)
         if racing and not race_running(state.store(), group):

@@ -19,7 +19,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from babygpt.config import PRESETS, ModelConfig
+from babygpt.config import PRESETS, ModelConfig, preset_switches
 from babygpt.lessons.baselines import ValidationText
 from babygpt.model.sizing import parameter_count
 from babygpt.pace import Trained, group_tokens_per_second
@@ -192,7 +192,9 @@ def ladder_steps(results: list[RungResult]) -> list[LadderStep]:
     """Each step up the ladder; its noise is the larger seed spread of the two rungs, and never less than what
     the evaluation itself resolves."""
     done = [r for r in results if r.losses]
-    pairs = zip(done[:-1], done[1:], strict=True)
+    gpt = next((r for r in done if r.preset == "gpt"), None)
+    # a modern rung is gpt with a switch: it is judged against gpt, not against the modern rung listed before it
+    pairs = [(gpt if gpt is not None and preset_switches(b.preset) else a, b) for a, b in zip(done[:-1], done[1:], strict=True)]
     return [LadderStep(a.preset, b.preset, a.mean - b.mean, max(a.spread, b.spread, a.resolution, b.resolution),
                        a.spread_measured and b.spread_measured, max(a.resolution, b.resolution)) for a, b in pairs]
 

@@ -4,14 +4,16 @@ trains them as jobs), and a race's runs read back out of the store as the rows t
 
 Each rung trains at the learning rate that suits it (a small network without residual paths wants a higher rate
 than a deep one; the lecture tuned each step too), found by ``python -m bench.race_sweep`` on the bundled corpus and
-used unchanged on every text.
+used unchanged on every text. The modern rungs (``gpt`` with one switch, and ``modern``) race against ``gpt`` at
+gpt's own rate, so the switch is the only difference; Muon's hidden matrices follow ``muon_lr`` as in any run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from babygpt.config import LECTURE_LADDER, TrainConfig
+from babygpt.config import LECTURE_LADDER, MODERN_SWITCHES, TrainConfig, preset_switches
+from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import RaceEntry
 from babygpt.lessons.tokenizer_race import race_key
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training, plan_validation
@@ -41,8 +43,34 @@ RACE_STEPS = 2000  # the same token budget for every rung: 2000 × 12 × 32 toke
 RACE_SIZES = dict(n_layer=2, n_head=4, n_embd=64, block_size=32)
 
 
+# the rungs after GPT-2 a race can set against gpt: each gpt with one switch, then all of modern's together
+MODERN_RUNGS = (*(m.preset for m in MODERN_SWITCHES), "modern")
+
+
+def modern_race(chosen: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The presets of a race of modern rungs: ``gpt`` first, then the chosen rungs in the ladder's order, each
+    judged against gpt (``babygpt.lessons.race.ladder_steps``)."""
+    unknown = [p for p in chosen if p not in MODERN_RUNGS]
+    if unknown:
+        raise BabyGPTError(f"{', '.join(map(repr, unknown))} is not a modern rung; choose from "
+                           f"{', '.join(MODERN_RUNGS)}.")
+    if not chosen:
+        raise BabyGPTError("Choose at least one modern rung to race against gpt.")
+    return ("gpt", *(p for p in MODERN_RUNGS if p in chosen))
+
+
+def rung_settings(preset: str) -> RungSettings:
+    """A rung's rate: its own from the sweep, or for a modern rung gpt's (one switch apart, one rate)."""
+    if preset in RUNG_SETTINGS:
+        return RUNG_SETTINGS[preset]
+    if preset_switches(preset):
+        return RUNG_SETTINGS["gpt"]
+    raise BabyGPTError(f"{preset!r} is not a rung the race trains; choose from "
+                       f"{', '.join((*RUNG_SETTINGS, *MODERN_RUNGS))}.")
+
+
 def rung_config(preset: str, steps: int, seed: int, val_fraction: float = 0.1) -> TrainConfig:
-    s = RUNG_SETTINGS[preset]
+    s = rung_settings(preset)
     return TrainConfig(max_iters=steps, eval_interval=max(1, steps // 5), eval_iters=20, lr=s.lr, min_lr=s.lr / 10,
                        warmup_iters=min(s.warmup_iters, steps // 5), val_fraction=val_fraction, log_interval=5,
                        seed=seed).validate()
