@@ -69,6 +69,8 @@ class SAEConfig:
         lo, hi = MIN_EXPANSION * self.d_in, MAX_EXPANSION * self.d_in
         _check(lo <= self.n_features <= hi, f"{self.n_features:,} features for a layer of width {self.d_in}: choose "
                f"between {lo:,} and {hi:,} ({MIN_EXPANSION}× to {MAX_EXPANSION}× the width; 4×–32× is usual).")
+        _check(isinstance(self.k, int) and not isinstance(self.k, bool),
+               f"k counts features, so it is a whole number, got {self.k}.")
         _check(1 <= self.k <= self.n_features, f"k must be between 1 and the {self.n_features:,} features, got {self.k}.")
         _check(self.aux_k >= 0, f"aux_k must be zero (no AuxK) or more, got {self.aux_k}.")
         _check(self.lr > 0 and math.isfinite(self.lr), f"The learning rate must be positive, got {self.lr}.")

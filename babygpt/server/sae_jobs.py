@@ -29,13 +29,14 @@ from babygpt.features.sae import SAEConfig
 from babygpt.model.sizing import JOB_MEMORY_ENV
 from babygpt.server.backend import WatchedJob, worker_pythonpath
 from babygpt.server.scheduler import Scheduler
-from babygpt.server.users import Actor, check_can_manage
+from babygpt.server.users import Actor, can_manage, check_can_manage, check_can_train_sae
 from babygpt.server.worker import THREADS_SIGNAL
 from babygpt.store import features as stored_features
 from babygpt.store.runs import RunInfo, RunStore, process_alive
 
 THREADS_FILE = "threads"  # the scheduler's share for a running SAE job, beside its job.json
 POLL_S = 2.0  # how often a waiting queue asks the scheduler for a slot
+ENDED = ("done", "stopped", "failed")  # a job file's states after its worker recorded its end
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class SAEJobs:
     def check(self, actor: Actor, run_id: str, config: SAEConfig, tokens: int) -> tuple[RunInfo, SAECost]:
         """Every refusal a request can meet, in sentences, before anything is queued."""
         info = self.scheduler.run_info(run_id)
+        check_can_train_sae(actor, info)
         if info.status.active:
             raise BabyGPTError(f"Run {info.label} is {info.status}; train an SAE on it once it has stopped or finished.")
         if not self.store.has_weights(info.id):
@@ -147,18 +149,19 @@ class SAEJobs:
             raise BabyGPTError("This rung has no feed-forward, so no mlp_out: read resid_post instead.")
         if config.d_in != model.n_embd:
             raise BabyGPTError(f"The SAE is {config.d_in} wide but the model's layers are {model.n_embd}.")
-        if actor.user and any(r.owner == actor.user for r in [*self._queue, *(p.request for p in self._running.values())]):
+        mine = actor.user and any(r.owner == actor.user for r in self._unfinished())
+        if mine:
             raise BabyGPTError("Your SAE is still training or waiting; stop it (or wait for it) before starting another.")
-        cost = estimate_cost(model, config.validate(), tokens + EVAL_TOKENS,
+        cost = estimate_cost(model, config.validate(), tokens + EVAL_TOKENS, eval_tokens=EVAL_TOKENS,
                              cores=max(1, self.scheduler.settings.usable_cores // max(1, self.scheduler.slots)))
         self.limits.check(cost)
         return info, cost
 
     def submit(self, actor: Actor, run_id: str, config: SAEConfig, tokens: int) -> SAEJobStatus:
         """Queue an SAE's training (refused with the reason if it cannot run here) and start it if a slot is free."""
-        info, cost = self.check(actor, run_id, config, tokens)
-        key = self.key(info.id, config)
-        with self._lock:
+        with self._lock:  # the check and the queueing are one step: two tabs cannot both pass the one-SAE limit
+            info, cost = self.check(actor, run_id, config, tokens)
+            key = self.key(info.id, config)
             if key in self._running or any(r.key == key for r in self._queue):
                 raise BabyGPTError("This SAE is already training or waiting.")
             path = stored_features.job_file(self.store, info.id, config)
@@ -167,6 +170,15 @@ class SAEJobs:
             self._queue.append(_Request(key, actor.user, info, config, tokens, cost, path))
         self.pump()
         return self.status(key)
+
+    def _unfinished(self) -> list[_Request]:
+        """The requests still waiting or training. A worker records its end in its job file a moment before its
+        process is reaped (and ``_ended`` runs), so a job whose file says it ended no longer counts: a page that
+        redraws as soon as the SAE is done must not still refuse its owner."""
+        with self._lock:
+            running = [p.request for p in self._running.values()]
+            waiting = list(self._queue)
+        return [*waiting, *(r for r in running if stored_features.read_job(r.job_file).get("state") not in ENDED)]
 
     def pump(self) -> None:
         """Start waiting SAEs while the scheduler has a slot for them; keep asking while any wait."""
@@ -224,8 +236,8 @@ class SAEJobs:
         request = waiting or (job.request if job is not None else None)
         if request is None:
             raise BabyGPTError("This SAE is not training.")
-        if not (actor.user and actor.user == request.owner):  # its owner, or whoever may manage the run
-            check_can_manage(actor, self.scheduler.run_info(request.info.id), "stop")
+        if not self._may_stop(actor, request.owner, request.info.id):
+            check_can_manage(actor, self.scheduler.run_info(request.info.id), "stop")  # refused, in a sentence
         if waiting is not None:
             with self._lock:
                 if waiting in self._queue:
@@ -233,6 +245,22 @@ class SAEJobs:
             stored_features.update_job(waiting.job_file, state="stopped", message="Taken off the queue.")
             return
         job.stop(wait)
+
+    def may_stop(self, actor: Actor, key: str) -> bool:
+        """Whether ``actor`` may stop this job (the page shows Stop only then): whoever asked for it, or whoever
+        may manage its run."""
+        with self._lock:
+            request = next((r for r in [*self._queue, *self._requests_running()] if r.key == key), None)
+        run_id, _, name = key.partition("/")
+        owner = request.owner if request is not None else stored_features.read_job(
+            stored_features.features_dir(self.store, run_id) / name / stored_features.JOB_FILE).get("owner")
+        return self._may_stop(actor, owner, run_id)
+
+    def _may_stop(self, actor: Actor, owner: str | None, run_id: str) -> bool:
+        return bool(actor.user and actor.user == owner) or can_manage(actor, self.scheduler.run_info(run_id))
+
+    def _requests_running(self) -> list[_Request]:
+        return [p.request for p in self._running.values()]
 
     def queued(self) -> list[str]:
         with self._lock:

@@ -74,6 +74,13 @@ def check_can_manage(actor: Actor, info: RunInfo, action: str) -> None:
                        f"with the admin token, can {action} it.")
 
 
+def check_can_train_sae(actor: Actor, info: RunInfo) -> None:
+    """Training an SAE on a run writes into the run's folder and replaces the SAE of the same settings kept there,
+    so it is the run's owner's or the teacher's (``check_can_manage``); whoever may see the run may still browse
+    its SAEs, steer with them and export them."""
+    check_can_manage(actor, info, "train or replace an SAE on")
+
+
 ENTRIES_STAY = "Entries stay until the challenge ends, so every try is counted; the teacher can delete it."
 
 
