@@ -16,6 +16,7 @@ from babygpt.features.sae import SAEConfig
 from babygpt.features.steering import steer
 from babygpt.orchestration.plan import encode_corpus, plan_training
 from babygpt.orchestration.runs import create_run, start_run
+from babygpt.server.users import public_handle
 from babygpt.status import RunStatus
 from babygpt.store import features as stored
 from babygpt.store.corpora import run_corpus
@@ -52,8 +53,12 @@ def cats(small_text, tmp_path, fresh_resources):
     return store, info, kept
 
 
-def page_on(run_id: str):
+def page_on(run_id: str, owned: bool = True):
+    """The page on ``run_id``, for the run's owner (who may train SAEs on it) or, ``owned=False``, a classmate."""
     at = app()
+    if owned:
+        with RunStore()._connect() as db:
+            db.execute("UPDATE runs SET owner = ? WHERE id = ?", (at.session_state["user_key"], run_id))
     at.session_state["active_run"] = run_id
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception
@@ -234,3 +239,57 @@ def test_a_passage_is_shown_as_text_never_markup():
     assert "<b>" not in html and "&lt;b&gt;" in html and "&#34;x&#34;" in html and "↵" in html
     assert 'title="strength 3.00" style="background:rgba(234,88,12,1.00);text-decoration:underline 2px;' in html
     assert "rgba(234,88,12,0.50)" in html and "rgba(234,88,12,0.00)" in html, "shaded by strength over the peak"
+
+
+CLASSMATE = "classmate-key-0123456789"
+
+
+def test_a_classmates_run_is_browsed_but_its_sae_is_not_replaced_or_stopped(cats):
+    """On a classmate's run the figures, features, steering and export are there; Train is off with the reason,
+    and the SAE training there has no Stop."""
+    store, info, kept = cats
+    with store._connect() as db:
+        db.execute("UPDATE runs SET owner = ? WHERE id = ?", (CLASSMATE, info.id))
+    config = SAEConfig(d_in=16, n_features=32, k=4, layer=1)
+    stored.write_job(stored.job_file(store, info.id, config), {"state": "running", "stage": "training", "step": 3,
+                                                               "steps": 10, "pid": os.getpid(), "owner": CLASSMATE,
+                                                               "config": config.to_dict()})
+    at = page_on(info.id, owned=False)
+    assert [w.value for w in at.warning] == [
+        f"Not started: Run {info.label} belongs to {public_handle(CLASSMATE)}: only its owner, or the teacher with "
+        "the admin token, can train or replace an SAE on it."]
+    assert at.button(key="features_start").disabled
+    assert any("step 3/10" in p.proto.text for p in at.get("progress"))
+    assert "features_stop_L1-resid_post-32-k4" not in [b.key for b in at.button], "no Stop on a classmate's SAE"
+    assert [m.label for m in at.metric][0] == "Variance explained" and at.get("download_button")
+    feature = at.selectbox(key="features_feature").value
+    at.toggle(key="features_steer").set_value(True).run()
+    assert not at.exception and not at.error and len(at.code) == 2, f"steering with feature {feature}"
+
+    at = page_on(info.id)  # its owner's page: Stop is there
+    assert at.button(key="features_stop_L1-resid_post-32-k4")
+
+
+def test_a_refused_stop_says_why_after_the_page_redraws(cats):
+    """An SAE whose worker this server does not watch (it was started before a restart) cannot be stopped from here:
+    Stop says so, and the rerun after the click does not wipe the sentence."""
+    store, info, kept = cats
+    at = page_on(info.id)
+    config = SAEConfig(d_in=16, n_features=32, k=4, layer=1)
+    stored.write_job(stored.job_file(store, info.id, config), {"state": "running", "stage": "training", "step": 3,
+                                                               "steps": 10, "pid": os.getpid(),
+                                                               "owner": at.session_state["user_key"],
+                                                               "config": config.to_dict()})
+    at.run()
+    at.button(key="features_stop_L1-resid_post-32-k4").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["This SAE is not training."]
+
+
+def test_k_is_a_whole_number_and_the_dictionary_goes_to_64x(cats):
+    store, info, kept = cats
+    at = page_on(info.id)
+    assert list(at.select_slider(key="features_expansion").options)[-1] == "64× = 1,024 features", "as docs say"
+    at.number_input(key="features_k").set_value(3.7).run()
+    assert [w.value for w in at.warning] == ["Not started: k counts features, so it is a whole number, got 3.7."]
+    assert at.button(key="features_start").disabled

@@ -9,7 +9,7 @@ from babygpt.features.browser import promoted_and_suppressed, top_passages
 from babygpt.features.collect import check_layer
 from babygpt.features.fit import DEFAULT_TOKENS
 from babygpt.features.over_training import APPEARED_AT
-from babygpt.features.sae import HOOKS, SAEConfig
+from babygpt.features.sae import HOOKS, MAX_EXPANSION, MIN_EXPANSION, SAEConfig
 from babygpt.features.steering import MAX_STRENGTH
 from babygpt.plain_text import file_name_part, markdown_literal
 from babygpt.store import features as stored_features
@@ -34,7 +34,8 @@ from ui.features_cache import (
 from ui.widgets import default_prompt, explain, run_picker
 
 HOOK_TITLES = {"resid_post": "the residual stream after the block", "mlp_out": "the block's feed-forward output"}
-EXPANSIONS = (1, 2, 4, 8, 16, 32)
+EXPANSIONS = tuple(2**i for i in range(MAX_EXPANSION.bit_length()) if MIN_EXPANSION <= 2**i <= MAX_EXPANSION)
+STOP_REFUSED = "features_stop_refused"  # a refused Stop's sentence, shown after the rerun that follows it
 TOKEN_CHOICES = (50_000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000)
 LISTED = 200  # features in the picker, interesting first
 
@@ -61,8 +62,9 @@ def sae_settings(loaded: LoadedRun) -> tuple[SAEConfig, int]:
                                     help="How many directions the SAE may learn, as a multiple of the layer's width "
                                          "(4×–32× is usual).")
     left, right = st.columns(2)
-    k = int(left.number_input("k (features active per token)", value=32, step=1, key="features_k",
-                              help="TopK keeps exactly the k strongest features of each token."))
+    typed = left.number_input("k (features active per token)", value=32.0, step=1.0, format="%g", key="features_k",
+                              help="TopK keeps exactly the k strongest features of each token.")
+    k = int(typed) if float(typed).is_integer() else typed  # a fraction is the library's to refuse, in a sentence
     tokens = right.select_slider("Activations to train on", TOKEN_CHOICES, DEFAULT_TOKENS, key="features_tokens",
                                  format_func=lambda n: f"{n:,} tokens",
                                  help="Tokens of the run's own text read at the layer (a shorter text is read "
@@ -103,15 +105,20 @@ def job_progress(run_id: str) -> None:
     @st.fragment(run_every=2.0 if jobs_on_run(run_id) else None)
     def live() -> None:
         jobs = jobs_on_run(run_id)
+        refused = state.page_flags().pop(STOP_REFUSED, None)
+        if refused:
+            st.error(markdown_literal(refused))
         for status in jobs:
             fraction, text = job_line(status)
             left, right = st.columns([5, 1])
             left.progress(fraction, text=markdown_literal(text))
+            if not sae_jobs().may_stop(identity.actor(), status.key):
+                continue  # a classmate's SAE: no Stop to press
             if right.button("Stop", key=f"features_stop_{status.name}"):
                 try:
                     sae_jobs().stop(identity.actor(), status.key)
                 except BabyGPTError as exc:
-                    st.error(markdown_literal(exc))
+                    state.page_flags()[STOP_REFUSED] = str(exc)
                 st.rerun()
         if not jobs and st.session_state.get("features_had_jobs"):
             st.session_state["features_had_jobs"] = False
