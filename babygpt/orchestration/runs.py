@@ -53,9 +53,10 @@ def check_can_queue(info: RunInfo) -> None:
 
 def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, owner: str | None = None,
                status: RunStatus = RunStatus.RUNNING, group_id: str | None = None,
-               challenge: dict[str, Any] | None = None, priority: int = 0) -> RunInfo:
+               challenge: dict[str, Any] | None = None, priority: int = 0, only_active: bool = False) -> RunInfo:
     """Record a new run (folder, config.json, database row) from a validated plan. ``challenge``: ``{"id": …,
-    "check_of": run id or None}`` for a challenge entry or a teacher's re-training of one."""
+    "check_of": run id or None}`` for a challenge entry or a teacher's re-training of one. ``only_active``: refused
+    (``OwnerBusy``) if the owner already has a single run queued or training (``RunStore.create_run``)."""
     baselines = plan_baselines(plan)
     data = {"name": plan.corpus.name, "source": plan.corpus.source, "sha256": plan.corpus.sha256,
             "n_chars": len(plan.corpus.text), "baselines": baselines.to_dict(),
@@ -67,7 +68,8 @@ def create_run(store: RunStore, plan: TrainingPlan, name: str | None = None, own
         document["challenge"] = challenge
     info = store.create_run(name, document, text_name=plan.corpus.name, data_sha256=plan.corpus.sha256,
                             status=status, owner=owner, group_id=group_id,
-                            challenge_id=challenge["id"] if challenge else None, priority=priority)
+                            challenge_id=challenge["id"] if challenge else None, priority=priority,
+                            only_active=only_active)
     if plan.init_from:
         try:
             store.set_initial_weights(info.id, plan.init_from)

@@ -39,13 +39,15 @@ from babygpt.server.scheduler import Scheduler
 from babygpt.server.users import Actor, check_teacher, public_handle
 from babygpt.store.corpora import TextNotHere, TextRef, find_text
 from babygpt.store.experiments import CLAIMING, ExperimentRecord, ExperimentRecords, PointRecord
-from babygpt.store.runs import RunInfo
+from babygpt.store.runs import OwnerBusy, RunInfo
 from babygpt.text.bpe import BPESettings
 from babygpt.text.corpus import Corpus
 from babygpt.text.measured import ValidationText
 from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 
 BOARD_TTL_S = 1.0
+ALREADY_RUNNING = ("You already have a run queued or training: stop it (or wait for it) before taking one of the "
+                   "experiment's.")
 SERVER = "the server"  # who trains a point nobody took
 MACHINE = Actor(None, admin=True)  # the laboratory itself, queueing on the teacher's behalf what the teacher asked
 
@@ -173,27 +175,33 @@ class Laboratory:
 
     # -- a student ------------------------------------------------------------------------------
     def join(self, user: str) -> RunInfo:
-        """Hand the next open point to ``user`` as their run (checked and queued as any run they start)."""
-        record = self.records.open()
-        if record is None:
-            raise BabyGPTError("No experiment is open: the teacher starts one on the Class page.")
-        current = self.scheduler.current_run_for(user)
-        if current is not None:
-            raise BabyGPTError("You already have a run queued or training: stop it (or wait for it) before taking "
-                               "one of the experiment's.")
-        claimed = self.records.claim(record.id, user)
-        if claimed is None:
-            raise BabyGPTError("Every run of this experiment is taken: thank you! Watch the law form below.")
-        try:
-            spec = ExperimentSpec.from_dict(record.spec)
-            point = Point.from_dict(claimed.settings)
-            info = self.scheduler.submit(user, point_plan(spec, point, *self._text(record)), point.name())
-        except BaseException:
-            self.records.release(record.id, claimed.index)
-            raise
-        self.records.set_run(record.id, claimed.index, info.id)
-        self._cached = None
-        return info
+        """Hand the next open point to ``user`` as their run (checked and queued as any run they start).
+
+        One point per student at a time: the check, the claim and the run's queueing are one step under the lock
+        (every tab of this server shares it), and the scheduler's insert refuses a second run of theirs from any
+        other process, which opens the point again."""
+        with self._lock:
+            record = self.records.open()
+            if record is None:
+                raise BabyGPTError("No experiment is open: the teacher starts one on the Class page.")
+            if self.scheduler.current_run_for(user) is not None:
+                raise BabyGPTError(ALREADY_RUNNING)
+            claimed = self.records.claim(record.id, user)
+            if claimed is None:
+                raise BabyGPTError("Every run of this experiment is taken: thank you! Watch the law form below.")
+            try:
+                spec = ExperimentSpec.from_dict(record.spec)
+                point = Point.from_dict(claimed.settings)
+                info = self.scheduler.submit(user, point_plan(spec, point, *self._text(record)), point.name())
+            except OwnerBusy:
+                self.records.release(record.id, claimed.index)
+                raise BabyGPTError(ALREADY_RUNNING) from None
+            except BaseException:
+                self.records.release(record.id, claimed.index)
+                raise
+            self.records.set_run(record.id, claimed.index, info.id)
+            self._cached = None
+            return info
 
     def run_of(self, user: str) -> PointRow | None:
         """The viewer's own point of the open experiment, the newest one (None: they have not joined)."""

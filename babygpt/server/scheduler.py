@@ -14,6 +14,9 @@ the queue see the same jobs either way. The rules:
   by ``queued_at``). A claim is one conditional UPDATE, so a restarted server, or two, never start a run
   twice; a restart adopts the jobs that are still alive (worker processes, or detached Ray actors) and starts the
   queue again.
+* **One single run per student at a time**, queued or training: checked and created in one step under the
+  scheduler's lock (every tab of a server shares it), and the insert itself refuses a second (``RunStore.create_run``'s
+  ``only_active``), so two tabs, or two server processes, that click Start at once get one run.
 * **Only the owner (or the admin) stops, resumes, cancels or deletes** (``babygpt.server.users``).
 """
 
@@ -37,7 +40,7 @@ from babygpt.server.users import Actor, check_can_delete, check_can_manage, chec
 from babygpt.status import RunStatus
 from babygpt.store.corpora import check_same_corpus, persist_corpus
 from babygpt.store.quota import run_bytes, run_needs
-from babygpt.store.runs import RunInfo, RunStore
+from babygpt.store.runs import OwnerBusy, RunInfo, RunStore
 from babygpt.text.corpus import Corpus
 
 # What a student reads about a run of theirs that is gone: a sentence about what happened, never the store's own
@@ -113,16 +116,27 @@ class Scheduler:
         One single run per user at a time, queued or training: a second tab cannot fill the queue. ``challenge``
         marks a challenge entry (``babygpt.server.classroom`` checks its rules first)."""
         self.limits.check(plan.model_config, plan.train_config.batch_size)
-        self.quota.check(self.store, user, run_bytes(plan.model_config, plan.train_config), run_needs(plan.train_config))
-        current = self.store.newest_active_run(user) if user else None
-        if current is not None:
-            info = self.store.get(current)
-            raise BabyGPTError(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
-                               "before starting another.")
-        self._notices.pop(user or "", None)
-        info = self._queue(user, plan, name, group_id, challenge)
-        self.dispatch()
+        with self._lock:  # the check and the run's creation are one step for every tab of this server
+            self.quota.check(self.store, user, run_bytes(plan.model_config, plan.train_config),
+                             run_needs(plan.train_config))
+            self._check_no_active_run(user)
+            try:  # and the insert checks again, for another server process sharing the store
+                info = self._queue(user, plan, name, group_id, challenge, only_active=True)
+            except OwnerBusy:
+                self._check_no_active_run(user)
+                raise
+            self._notices.pop(user or "", None)
+            self.dispatch()
         return self.store.get(info.id)
+
+    def _check_no_active_run(self, user: str | None, besides: str | None = None) -> None:
+        """One single run per user, queued or training: the sentence names the one they have. ``besides``: the run
+        being resumed (its row still says training when its worker died)."""
+        current = self.store.newest_active_run(user) if user else None
+        if current is not None and current != besides:
+            info = self.store.get(current)
+            raise OwnerBusy(f"You already have run {info.label} {info.status}; stop it (or wait for it) "
+                            "before starting another.")
 
     def submit_checks(self, actor: Actor, plans: list[tuple[TrainingPlan, str, dict]]) -> list[RunInfo]:
         """The teacher's re-trainings of challenge entries: owned by nobody (managed with the admin token), outside
@@ -137,24 +151,28 @@ class Scheduler:
 
     def submit_group(self, user: str | None, plans: list[tuple[TrainingPlan, str]]) -> str:
         """Queue several runs together (a ladder race): they take slots like any other job, in order.
-        One group per user at a time, like single runs."""
-        if user and any(i.owner == user and i.group_id for i in [*self.store.queued(), *self.store.live()]):
-            raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting another.")
+        One group per user at a time, like single runs (checked and queued in one step under the lock)."""
         for plan, _ in plans:
             self.limits.check(plan.model_config, plan.train_config.batch_size)
-        self.quota.check(self.store, user, sum(run_bytes(p.model_config, p.train_config) for p, _ in plans), "This race")
-        group_id = secrets.token_hex(4)
-        for plan, name in plans:
-            self._queue(user, plan, name, group_id)
-        self.dispatch()
+        with self._lock:
+            if user and any(i.owner == user and i.group_id for i in [*self.store.queued(), *self.store.live()]):
+                raise BabyGPTError("Your ladder race is still running; stop it (or wait for it) before starting "
+                                   "another.")
+            self.quota.check(self.store, user, sum(run_bytes(p.model_config, p.train_config) for p, _ in plans),
+                             "This race")
+            group_id = secrets.token_hex(4)
+            for plan, name in plans:
+                self._queue(user, plan, name, group_id)
+            self.dispatch()
         return group_id
 
     def _queue(self, user: str | None, plan: TrainingPlan, name: str | None, group_id: str | None,
-               challenge: dict | None = None, priority: int = 0) -> RunInfo:
+               challenge: dict | None = None, priority: int = 0, only_active: bool = False) -> RunInfo:
         """Record a run as queued, its corpus given a file in the store so the worker can read it."""
         corpus = persist_corpus(self.store, plan.corpus, owner=user, quota=self.quota)
         return create_run(self.store, dataclasses.replace(plan, corpus=corpus), name, owner=user,
-                          status=RunStatus.QUEUED, group_id=group_id, challenge=challenge, priority=priority)
+                          status=RunStatus.QUEUED, group_id=group_id, challenge=challenge, priority=priority,
+                          only_active=only_active)
 
     def persist(self, corpus: Corpus) -> Corpus:
         """Keep a text in the store for every worker to read (a challenge's text: nobody's upload, no quota)."""
@@ -170,11 +188,14 @@ class Scheduler:
         if info.challenge_id:  # every overridden setting, not only max_iters, is checked against the rules
             check_resume_within(ChallengeRules.from_dict(self.store.challenge(info.challenge_id).rules), info, train)
         self.limits.check(info.record.model, train.batch_size)
-        if overrides:
-            self.store.update_config(info.id, info.record.with_document(train=train.to_dict()))
-        self.store.enqueue(info.id)
-        self._notices.pop(actor.user or "", None)
-        self.dispatch()
+        with self._lock:  # a resume in one tab and a start in another still leave one run queued or training
+            if not info.group_id:
+                self._check_no_active_run(info.owner, besides=info.id)
+            if overrides:
+                self.store.update_config(info.id, info.record.with_document(train=train.to_dict()))
+            self.store.enqueue(info.id)
+            self._notices.pop(actor.user or "", None)
+            self.dispatch()
         return self.store.get(info.id)
 
     @property

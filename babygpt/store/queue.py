@@ -14,6 +14,9 @@ from babygpt.store.database import Database
 from babygpt.store.records import RunInfo, orphaned, run_info
 
 _TRAINING_SQL = ", ".join(f"'{s}'" for s in STORED_TRAINING)
+# a user's single run (not one of a race) that is queued or training: one at a time per user
+ACTIVE_SINGLE_RUN_SQL = (f"SELECT id FROM runs WHERE owner=? AND group_id IS NULL AND status IN "
+                         f"('{RunStatus.QUEUED.value}', {_TRAINING_SQL})")
 
 
 class RunQueue(Database):
@@ -49,9 +52,7 @@ class RunQueue(Database):
         """The id of the owner's newest single run that is queued or training (a page asks every second, so
         this reads one indexed row, not every run's configuration)."""
         with self._connect() as db:
-            row = db.execute(f"SELECT id FROM runs WHERE owner=? AND group_id IS NULL AND status IN "
-                             f"('{RunStatus.QUEUED.value}', {_TRAINING_SQL}) ORDER BY created_at DESC LIMIT 1",
-                             (owner,)).fetchone()
+            row = db.execute(f"{ACTIVE_SINGLE_RUN_SQL} ORDER BY created_at DESC LIMIT 1", (owner,)).fetchone()
         return row["id"] if row else None
 
     def orphans(self) -> list[str]:

@@ -32,7 +32,7 @@ from babygpt.store.choices import UPLOADS_DIR, UserChoices
 from babygpt.store.classroom import ClassRecords
 from babygpt.store.database import default_home
 from babygpt.store.logs import LOGGED_TABLES, RunLogs
-from babygpt.store.queue import RunQueue
+from babygpt.store.queue import ACTIVE_SINGLE_RUN_SQL, RunQueue
 from babygpt.store.records import (
     INTERRUPTED_MESSAGE,
     MetricRow,
@@ -47,7 +47,7 @@ from babygpt.text.measured import Baselines, ValidationText
 from babygpt.text.tokenizers import Tokenizer
 from babygpt.units import bits_per_char
 
-__all__ = ["CONFIG_FILE", "UPLOADS_DIR", "LoadedRun", "MetricRow", "RunInfo", "RunStatus", "RunStore", "RunSummary",
+__all__ = ["CONFIG_FILE", "UPLOADS_DIR", "LoadedRun", "MetricRow", "OwnerBusy", "RunInfo", "RunStatus", "RunStore", "RunSummary",
            "curves", "default_home", "process_alive"]
 
 CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
@@ -135,6 +135,10 @@ def _bpb(loss: float | None, config: dict) -> float | None:
     return validation.bits_per_byte(loss) if loss is not None and validation else None
 
 
+class OwnerBusy(BabyGPTError):
+    """A new run was refused because its owner already has one queued or training (one at a time)."""
+
+
 class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
     # -- a run's row ----------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -149,9 +153,13 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
 
     def create_run(self, name: str | None, document: dict[str, Any], text_name: str | None = None,
                    data_sha256: str | None = None, status: RunStatus = RunStatus.RUNNING, owner: str | None = None,
-                   group_id: str | None = None, challenge_id: str | None = None, priority: int = 0) -> RunInfo:
+                   group_id: str | None = None, challenge_id: str | None = None, priority: int = 0,
+                   only_active: bool = False) -> RunInfo:
         """Record a new run. ``text_name``: its text as a person knows it (a dataset's or an upload's name, never
-        a path: where the text was read is the document's ``data.source``), kept in the row's data_name column."""
+        a path: where the text was read is the document's ``data.source``), kept in the row's data_name column.
+        ``only_active``: the row goes in only if its owner has no other single run queued or training, checked in
+        the insert itself, so two tabs (or two server processes) that start at once get one run, never two
+        (``OwnerBusy`` for the other)."""
         status = RunStatus(status)
         preset = document["model"]["preset"]
         run_id = self.new_run_id(preset)
@@ -159,13 +167,19 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
         folder.mkdir(parents=True)
         atomic_write_bytes(folder / CONFIG_FILE, json.dumps(document, indent=2).encode())
         now = time.time()
+        guard = f" WHERE NOT EXISTS ({ACTIVE_SINGLE_RUN_SQL})" if only_active and owner and not group_id else ""
         with self._connect() as db:
-            db.execute(
+            inserted = db.execute(
                 "INSERT INTO runs(id, name, created_at, status, preset, config_json, data_name, data_sha256, pid,"
-                " owner, queued_at, group_id, challenge_id, priority) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f" owner, queued_at, group_id, challenge_id, priority) SELECT ?,?,?,?,?,?,?,?,?,?,?,?,?,?{guard}",
                 (run_id, name or run_id, now, status.value, preset, json.dumps(document), text_name, data_sha256,
-                 os.getpid(), owner, now if status is RunStatus.QUEUED else None, group_id, challenge_id, priority),
-            )
+                 os.getpid(), owner, now if status is RunStatus.QUEUED else None, group_id, challenge_id, priority,
+                 *((owner,) if guard else ())),
+            ).rowcount
+        if not inserted:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise OwnerBusy("You already have a run queued or training; stop it (or wait for it) before starting "
+                            "another.")
         return self.get(run_id)
 
     def set_status(self, run_id: str, status: RunStatus, message: str | None = None) -> None:
