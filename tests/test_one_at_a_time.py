@@ -142,3 +142,14 @@ def test_two_tabs_that_click_join_at_once_get_one_point(open_lab, processes):
         assert len(points_of(open_lab, user)) == 1, "one point each; the other is open again"
         assert sum(p.run_id is None for p in open_lab.records.points(open_lab.records.open().id)) == 8 - i - 1
         assert active_single_runs(open_lab.store, user) == [results[0].id]
+
+
+def test_two_tabs_that_start_a_ladder_race_at_once_get_one_race(busy_scheduler, small_text):
+    plans = [(tiny_plan(small_text, max_iters=50), "rung one"), (tiny_plan(small_text, max_iters=50), "rung two")]
+    for i in range(REPEATS):
+        user = f"racer-{i}-key-0123456789"
+        results, errors = at_once([partial(busy_scheduler.submit_group, user, plans),
+                                   partial(busy_scheduler.submit_group, user, plans)])
+        assert_one_won(results, errors, "Your ladder race is still running")
+        groups = {r.group_id for r in busy_scheduler.store.queued() if r.owner == user}
+        assert groups == {results[0]}
