@@ -97,7 +97,7 @@ def _train(args: argparse.Namespace, store: RunStore) -> int:
         print(json.dumps({**_summary(kept), "cached": True}))
         return 0
     limits = SAELimits.from_env()
-    cost = estimate_cost(model_config, config, args.tokens + EVAL_TOKENS, cores=_threads())
+    cost = estimate_cost(model_config, config, args.tokens + EVAL_TOKENS, cores=_threads(), eval_tokens=EVAL_TOKENS)
     limits.check(cost)
     _eprint(f"SAE {stored_features.sae_name(config)} on run {loaded.info.label}: {cost.describe()} estimated")
     ids = encode_corpus(run_corpus(store, loaded.info), loaded.tokenizer)

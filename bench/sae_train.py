@@ -55,7 +55,8 @@ def main() -> None:
     result = train_sae(acts, config)
     held = collect_activations(model, eval_windows, config.hook_name)
     figures = all_figures(model, result.sae, held.acts, held.windows)
-    estimate = estimate_cost(model_config, config, args.tokens + EVAL_TOKENS, cores=args.threads)
+    estimate = estimate_cost(model_config, config, args.tokens + EVAL_TOKENS, cores=args.threads,
+                             eval_tokens=EVAL_TOKENS)
     emit({
         "bench": "sae_train", **environment(), "threads": args.threads,
         "model": f"{model_config.n_layer}x{model_config.n_embd}", "hook": config.hook_name,

@@ -21,7 +21,7 @@ from babygpt.status import RunStatus
 from babygpt.store import features as stored
 from babygpt.store.corpora import run_corpus
 from babygpt.store.runs import RunStore
-from babygpt.text.corpus import corpus_from_path
+from babygpt.text.corpus import corpus_from_path, describe_token
 from babygpt.training.sample import SamplingConfig
 from tests.browser_support import StreamlitServer, launch, layout_problems, new_page, require_chromium, train_demo_run
 from tests.helpers import app, tiny_config, tiny_plan, wait_for
@@ -88,6 +88,8 @@ def test_the_page_shows_the_librarys_figures_and_features(cats):
     assert abs(figures.variance_explained - kept.figures.variance_explained) < 1e-9
     captions = " ".join(c.value for c in at.caption)
     assert "1 is a perfect copy" in captions and "as bad as removing the layer" in captions
+    assert "Variance explained and loss recovered measure against different baselines" in captions, \
+        "one sentence reconciles a low variance explained with a high loss recovered"
     assert f"between {figures.loss_zero_ablated:.3f} with the layer zeroed and {figures.loss_intact:.3f}" in captions
 
     data = browser.browser_data(loaded.model, sae, windows, loaded.tokenizer)
@@ -102,7 +104,7 @@ def test_the_page_shows_the_librarys_figures_and_features(cats):
     assert f'title="strength {peak_token.strength:.2f}"' in html, "the strongest token, with its strength"
     up, _ = browser.promoted_and_suppressed(data.effects, first, loaded.tokenizer)
     promotes = frame(at, "promotes")
-    assert list(promotes["promotes"]) == [e.text for e in up]
+    assert list(promotes["promotes"]) == [describe_token(e.text) for e in up]
     on_prompt = frame(at, "token")
     prompt = at.text_area(key="features_prompt").value
     assert list(on_prompt["token"]) == [loaded.tokenizer.token_text(t) for t in loaded.tokenizer.encode(prompt)][-16:]
@@ -293,3 +295,61 @@ def test_k_is_a_whole_number_and_the_dictionary_goes_to_64x(cats):
     at.number_input(key="features_k").set_value(3.7).run()
     assert [w.value for w in at.warning] == ["Not started: k counts features, so it is a whole number, got 3.7."]
     assert at.button(key="features_start").disabled
+
+
+def test_promoted_and_suppressed_tokens_show_spaces_and_line_breaks_by_name(cats):
+    """A space or a line break is a token like any other: the tables show it by name, never as a blank cell."""
+    store, info, kept = cats
+    loaded = store.load(info.id)
+    sae, windows = kept.load()
+    data = browser.browser_data(loaded.model, sae, windows, loaded.tokenizer)
+    feature, up, down = next((f, *browser.promoted_and_suppressed(data.effects, f, loaded.tokenizer))
+                             for f in data.order[:200]
+                             if any(e.text.isspace() for e in sum(browser.promoted_and_suppressed(
+                                 data.effects, f, loaded.tokenizer), [])))
+    at = page_on(info.id)
+    at.selectbox(key="features_feature").set_value(feature).run()
+    shown = list(frame(at, "promotes")["promotes"]) + list(frame(at, "suppresses")["suppresses"])
+    assert shown == [describe_token(e.text) for e in up + down]
+    assert all(cell.strip() for cell in shown), shown
+    assert {"\\n", describe_token(" ")} & set(shown)
+
+
+def test_a_finished_sae_is_not_refused_as_still_training_before_its_process_is_reaped(cats):
+    """The worker writes "done" a moment before the server reaps its process; the page redraws at once and must
+    offer Train again, not "Your SAE is still training or waiting"."""
+    from types import SimpleNamespace
+
+    from babygpt.server.sae_jobs import _Request
+    from ui.features_cache import sae_jobs
+
+    store, info, kept = cats
+    at = page_on(info.id)  # its owner's page
+    owner = at.session_state["user_key"]
+    config = SAEConfig(d_in=16, n_features=32, k=4, layer=1)
+    path = stored.job_file(store, info.id, config)
+    stored.write_job(path, {"state": "running", "stage": "training", "pid": os.getpid(), "config": config.to_dict(),
+                            "owner": owner})
+    key = f"{info.id}/{stored.sae_name(config)}"
+    jobs = sae_jobs()
+    jobs._running[key] = SimpleNamespace(request=_Request(key, owner, store.get(info.id), config, 4000, None, path))
+    try:
+        at.run()
+        assert "Not started: Your SAE is still training or waiting; stop it (or wait for it) before starting " \
+            "another." in [w.value for w in at.warning], "while it trains, the refusal stands"
+        stored.update_job(path, state="done", stage="")  # the worker's last write; its process not reaped yet
+        at.run()
+        assert not at.exception and not at.warning, [w.value for w in at.warning]
+        assert not at.button(key="features_start").disabled
+    finally:
+        jobs._running.pop(key, None)
+
+
+def test_a_job_line_says_the_measuring_batch_not_the_last_training_step():
+    from babygpt.server.sae_jobs import SAEJobStatus
+    from ui.features_cache import job_line
+
+    measuring = SAEJobStatus("r/x", "r", "x", "running", "measuring · batch 2/8", step=12, steps=12)
+    assert job_line(measuring)[1] == "x: measuring · batch 2/8"
+    training = SAEJobStatus("r/x", "r", "x", "running", "training", step=3, steps=12, nmse=0.5)
+    assert job_line(training)[1] == "x: training · step 3/12 · normalized error 0.500"

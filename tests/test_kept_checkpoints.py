@@ -182,6 +182,7 @@ def test_the_training_page_offers_kept_checkpoints_and_the_run_keeps_them():
 
 def test_the_features_page_matches_a_feature_across_the_runs_kept_checkpoints(small_text, tmp_path,
                                                                               fresh_resources):
+    from babygpt.features import browser
     from babygpt.features.over_training import history_over_checkpoints
     from babygpt.orchestration.plan import plan_training
     from babygpt.store.corpora import run_corpus
@@ -216,11 +217,18 @@ def test_the_features_page_matches_a_feature_across_the_runs_kept_checkpoints(sm
     loaded = store.load(runs[2].id)
     sae, _ = kept.load()
     ids = encode_corpus(run_corpus(store, loaded.info), loaded.tokenizer)
-    history = history_over_checkpoints(sae, kept_models(store, runs[2].id), ids, tokens=history_tokens(kept))
+    live = browser.browser_data(loaded.model, sae, *kept.load()[1:], loaded.tokenizer).table.frequency > 0
+    history = history_over_checkpoints(sae, kept_models(store, runs[2].id), ids, tokens=history_tokens(kept),
+                                       live=live)
     shown = frame(at, "best cosine")
     assert list(shown["step"]) == [10, 20]
     assert list(shown["best cosine"]) == [round(c, 3) for _, c, _ in history.of(feature)]
     assert list(shown["matching feature"]) == [m for _, _, m in history.of(feature)]
+    caption = " ".join(c.value for c in at.caption)
+    assert f"{history.n_appeared:,} of the {history.n_live:,} live features match a direction with cosine ≥ " \
+        f"{history.threshold:.2f}" in caption
+    assert f"the best match averages {history.chance.mean:.2f} and 99% of features stay under " \
+        f"{history.chance.top:.2f}" in caption, "the chance level beside the figures"
     other = 0 if feature else 1
     at.selectbox(key="features_feature").set_value(other).run()
     assert list(frame(at, "best cosine")["best cosine"]) == [round(c, 3) for _, c, _ in history.of(other)], \

@@ -4,6 +4,7 @@ directions given back, the SAELens export read the way SAELens reads it, steerin
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -256,15 +257,60 @@ def test_a_feature_appears_at_the_first_kept_step_from_which_it_stays_matched():
     assert (step, match) == (300, 0) and cosine == pytest.approx(1.0)
 
 
-def test_an_sae_trained_on_the_same_weights_earlier_matches_every_feature_from_the_first_step():
-    model = tiny_model(n_layer=1, n_embd=16, vocab=64, seed=2)
+def planted_model_and_text(vocab: int = 256):
+    """A model whose last layer holds known sparse directions, and a text to read it over."""
+    model = tiny_model(n_layer=1, n_embd=16, vocab=vocab, seed=2)
     plant_in_embeddings(model, n_directions=24, per_token=2, seed=1)
-    ids = torch.randint(0, 64, (6000,), generator=torch.Generator().manual_seed(1))
-    config = SAEConfig(d_in=16, n_features=32, k=2, layer=0, batch_size=256)
-    final = fit_sae(model, ids, config, tokens=4000, eval_tokens=512).sae
-    history = history_over_checkpoints(final, [(50, model), (10, model)], ids, tokens=4000)
-    assert history.steps == [10, 50] and history.appeared == [10] * 32
-    assert torch.allclose(history.best_cosine, torch.ones(32, 2), atol=1e-3)
+    ids = torch.randint(0, vocab, (40_000,), generator=torch.Generator().manual_seed(1))
+    return model, ids
+
+
+def test_two_saes_that_learned_nothing_do_not_match_whatever_their_seeds():
+    """Trained 0 steps from different seeds, no feature matches above the threshold, which sits above chance."""
+    config = SAEConfig(d_in=16, n_features=64, k=4)
+    final, fresh = TopKSAE(config), TopKSAE(replace(config, seed=7))
+    history = feature_history(final, [(10, fresh), (20, TopKSAE(replace(config, seed=8)))])
+    assert history.n_appeared == 0 and history.appeared == [None] * 64
+    assert 0.3 < history.chance.mean < history.chance.top < history.threshold <= 1
+    assert float(history.best_cosine.max()) < history.threshold
+    assert float(history.best_cosine.mean()) == pytest.approx(history.chance.mean, abs=0.1)
+
+
+def test_each_kept_checkpoints_sae_starts_from_its_own_seed_so_a_shared_start_is_no_match():
+    """SAEs that barely move from their start (a learning rate of 1e-9) must not match the final one: they would
+    all "match" if every SAE started from the same seed."""
+    model, ids = planted_model_and_text()
+    config = SAEConfig(d_in=16, n_features=64, k=4, layer=0, batch_size=256, lr=1e-9)
+    final = TopKSAE(config)
+    heard = []
+    history = history_over_checkpoints(final, [(10, model), (20, model)], ids, tokens=2000,
+                                       on_checkpoint=lambda step, i, n: heard.append((step, i, n)))
+    assert heard == [(10, 1, 2), (20, 2, 2)]
+    assert history.n_appeared == 0
+    assert float(history.best_cosine.max()) < history.threshold
+
+
+def test_saes_trained_from_different_seeds_on_planted_directions_match():
+    """Where there is something to learn, SAEs from different seeds learn the same directions and match."""
+    model, ids = planted_model_and_text()
+    config = SAEConfig(d_in=16, n_features=32, k=2, layer=0, batch_size=512, epochs=4, lr=3e-3, aux_k=8,
+                       dead_after_tokens=10_000)
+    final = fit_sae(model, ids, config, tokens=30_000, eval_tokens=2048)
+    z, _ = metrics.encode_all(final.sae, collect_activations(model, final.browse_windows, config.hook_name).acts)
+    live = metrics.firing_frequency(z) > 0
+    history = history_over_checkpoints(final.sae, [(50, model), (10, model)], ids, tokens=30_000, live=live)
+    assert history.steps == [10, 50] and history.threshold > history.chance.top
+    assert history.n_appeared >= 0.6 * history.n_live, history.best_cosine[live].min(dim=1).values.sort().values
+    assert all(history.appeared[f] in (None, 10, 50) for f in range(32))
+
+
+def test_dead_features_never_appear_and_are_left_out_of_the_counts():
+    config = SAEConfig(d_in=16, n_features=32, k=2)
+    final = TopKSAE(config)
+    live = torch.arange(32) % 2 == 0
+    history = feature_history(final, [(10, final)], live=live)  # the same dictionary: every live feature matches
+    assert history.appeared == [10 if f % 2 == 0 else None for f in range(32)]
+    assert (history.n_appeared, history.n_live) == (16, 16)
 
 
 def test_saelens_itself_loads_the_export_and_reads_the_same_features(tmp_path):
@@ -279,3 +325,39 @@ def test_saelens_itself_loads_the_export_and_reads_the_same_features(tmp_path):
     with torch.no_grad():
         assert torch.allclose(theirs.encode(acts[:100]), sae.encode(acts[:100]), atol=1e-6)
         assert torch.allclose(theirs(acts[:100]), sae(acts[:100]), atol=1e-6)
+
+
+def test_the_cost_estimate_counts_every_stage_the_activation_reading_passes_included():
+    """The page once promised 0:02 for a job that took 95 s: the estimate left out stages. Each is counted now."""
+    from babygpt.features.cost import FLOPS_PER_CORE, STARTUP_S, estimate_cost
+    from babygpt.features.fit import EVAL_TOKENS
+    from babygpt.model.sizing import forward_flops_per_token
+
+    model, config = ModelConfig(), SAEConfig(d_in=128, n_features=128, k=32)
+    read = 50_000 + EVAL_TOKENS
+    cost = estimate_cost(model, config, read, cores=1, eval_tokens=EVAL_TOKENS)
+    stages = dict(cost.stages)
+    assert list(stages) == ["starting", "reading activations", "training", "measuring"]
+    per_token = forward_flops_per_token(model)
+    assert stages["reading activations"] == pytest.approx(read * per_token / FLOPS_PER_CORE)
+    assert stages["measuring"] >= 3 * EVAL_TOKENS * per_token / FLOPS_PER_CORE, "loss recovered's three passes"
+    assert stages["starting"] == STARTUP_S
+    assert cost.flops >= read * per_token + 3 * EVAL_TOKENS * per_token + 50_000 * 12 * 128 * 128
+    assert cost.seconds >= sum(stages.values()) - 1e-9
+    assert cost.seconds > 30, cost.describe()  # the job that took 95 s on a loaded machine is not promised seconds
+
+
+def test_every_stage_of_fitting_says_how_far_it_has_got():
+    """Measuring ran for most of a minute as "step 12/12": it now says its batch, as reading does."""
+    model = tiny_model(n_layer=1, n_embd=16, vocab=64, seed=2)
+    ids = torch.randint(0, 64, (6000,), generator=torch.Generator().manual_seed(1))
+    heard: list[str] = []
+    fit_sae(model, ids, SAEConfig(d_in=16, n_features=32, k=2, layer=0, batch_size=256), tokens=2000,
+            eval_tokens=1024, on_stage=heard.append)
+    measuring = [h for h in heard if h.startswith("measuring · batch ")]
+    reading = [h for h in heard if h.startswith("reading activations · batch ")]
+    n = 4 * -(-(1024 // 16) // 32)  # 64 held-out windows in batches of 32: read once, then three loss passes
+    assert measuring == [f"measuring · batch {i}/{n}" for i in (1, 2, 5, 8)]
+    done, total = reading[-1].rsplit(" ", 1)[1].split("/")
+    assert reading[0] == f"reading activations · batch 1/{total}" and done == total
+    assert heard.index("training") > heard.index(reading[-1]) and heard.index(measuring[0]) > heard.index("training")

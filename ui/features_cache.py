@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from ui import run_cache
 from ui.state import scheduler, store
 
 ACTIVE_STATES = ("queued", "starting", "running")  # a job that has not ended
+HISTORIES_KEPT = 2  # features-over-training results kept (each is F × kept steps numbers, but costly to make)
 
 
 @st.cache_resource
@@ -72,7 +75,7 @@ def job_line(status: SAEJobStatus) -> tuple[float, str]:
         return 0.0, f"{status.name}: waiting, position {status.queue_position or '?'} in the SAE queue"
     fraction = status.step / status.steps if status.steps else 0.0
     text = f"{status.name}: {status.stage or status.state}"
-    if status.steps:
+    if status.steps and status.stage == "training":  # other stages say their own batch (``fit.batches``)
         text += f" · step {status.step:,}/{status.steps:,}"
     if status.nmse is not None:
         text += f" · normalized error {status.nmse:.3f}"
@@ -145,20 +148,42 @@ def history_tokens(kept: stored_features.StoredSAE) -> int:
     return min(kept.trained_tokens or HISTORY_TOKENS, HISTORY_TOKENS)
 
 
-def feature_history(run_id: str, name: str) -> FeatureHistory:
-    """The final SAE's features matched against an SAE trained on each kept checkpoint, computed once per SAE file
-    and set of kept steps."""
+def feature_history(run_id: str, name: str,
+                    on_checkpoint: Callable[[int, int, int], None] | None = None) -> FeatureHistory:
+    """The final SAE's live features matched against an SAE trained on each kept checkpoint, computed once per SAE
+    file and set of kept steps and shared by every session; ``on_checkpoint(step, i, n)`` hears each checkpoint
+    before its SAE trains (only when it is computed). Kept in a plain dict rather than ``st.cache_resource`` on
+    the function, because Streamlit would record the page's progress calls inside it and replay them later."""
     kept, _, version = sae_of(run_id, name)
-    return _feature_history(run_id, name, version, tuple(kept_steps(run_id)), history_tokens(kept))
+    key = (run_id, name, version, tuple(kept_steps(run_id)), history_tokens(kept))
+    cache, lock = _history_cache()
+    with lock:  # one computation per key, even when two students press Match at once
+        if key not in cache:
+            cache[key] = _compute_history(run_id, name, history_tokens(kept), on_checkpoint)
+            while len(cache) > HISTORIES_KEPT:
+                cache.pop(next(iter(cache)))
+        return cache[key]
 
 
-@st.cache_resource(max_entries=2, show_spinner="Training an SAE on each kept checkpoint…")
-def _feature_history(run_id: str, name: str, version: int, steps: tuple[int, ...], tokens: int) -> FeatureHistory:
+def checkpoint_line(step: int, i: int, n: int) -> str:
+    """What the page says while the SAE of one kept checkpoint trains."""
+    return f"Training the SAE on step {step:,} ({i} of {n})…"
+
+
+@st.cache_resource
+def _history_cache() -> tuple[dict, threading.Lock]:
+    return {}, threading.Lock()
+
+
+def _compute_history(run_id: str, name: str, tokens: int,
+                     on_checkpoint: Callable[[int, int, int], None] | None) -> FeatureHistory:
     kept = stored_features.get(store(), run_id, name)
     sae, _ = kept.load()
     loaded = run_cache.load_run(run_id)
     ids = encode_corpus(run_corpus(store(), loaded.info), loaded.tokenizer)
-    return history_over_checkpoints(sae, kept_models(store(), run_id), ids, tokens=tokens)
+    live = browser_data(run_id, name).table.frequency > 0  # dead features learned nothing: left out
+    return history_over_checkpoints(sae, kept_models(store(), run_id), ids, tokens=tokens, live=live,
+                                    on_checkpoint=on_checkpoint)
 
 
 def saelens_zip(run_id: str, name: str) -> bytes:

@@ -14,9 +14,11 @@ from babygpt.features.steering import MAX_STRENGTH
 from babygpt.plain_text import file_name_part, markdown_literal
 from babygpt.store import features as stored_features
 from babygpt.store.runs import LoadedRun
+from babygpt.text.corpus import describe_token
 from ui import choices, identity, state
 from ui.features_cache import (
     browser_data,
+    checkpoint_line,
     feature_choice,
     feature_history,
     figure_rows,
@@ -38,6 +40,14 @@ EXPANSIONS = tuple(2**i for i in range(MAX_EXPANSION.bit_length()) if MIN_EXPANS
 STOP_REFUSED = "features_stop_refused"  # a refused Stop's sentence, shown after the rerun that follows it
 TOKEN_CHOICES = (50_000, 100_000, 250_000, 500_000, 1_000_000, 2_000_000)
 LISTED = 200  # features in the picker, interesting first
+FIGURES_RECONCILED = (
+    "Variance explained and loss recovered measure against different baselines, so they can differ a lot: variance "
+    "explained counts every direction of the layer's spread, against always writing the layer's average "
+    "activation, while loss recovered asks only how much of the model's next-token loss comes back, against "
+    "zeroing the layer. A low variance explained beside a high loss recovered says the reconstruction misses much "
+    "of the layer's spread yet keeps most of what the model's prediction needs compared with removing the layer. "
+    "An SAE trained on few tokens has taken few steps (50,000 tokens in batches of 4,096 is 12), so "
+    "its variance explained is low; train on more tokens to raise it.")
 
 
 def active_without_weights() -> None:
@@ -158,7 +168,7 @@ def figures_section(kept: stored_features.StoredSAE) -> None:
         column.metric(row.label, row.value)
         column.caption(row.explanation)
     st.caption(f"Measured on {kept.figures.tokens:,} held-out tokens of the run's text, after training on "
-               f"{kept.trained_tokens:,}.")
+               f"{kept.trained_tokens:,}. {FIGURES_RECONCILED}")
 
 
 def browser_section(loaded: LoadedRun, kept: stored_features.StoredSAE) -> int:
@@ -201,10 +211,10 @@ def effects_view(loaded: LoadedRun, data, feature: int) -> None:
     st.markdown(f"**What feature {feature} writes to the next token** (its direction through the final norm and "
                 "the read-out)")
     left, right = st.columns(2)
-    left.dataframe(pd.DataFrame({"promotes": [e.text for e in up], "logit per unit": [e.logit for e in up]}),
+    left.dataframe(pd.DataFrame({"promotes": [describe_token(e.text) for e in up], "logit per unit": [e.logit for e in up]}),
                    hide_index=True, key="features_promotes",
                    column_config={"logit per unit": st.column_config.NumberColumn(format="%+.3f")})
-    right.dataframe(pd.DataFrame({"suppresses": [e.text for e in down], "logit per unit": [e.logit for e in down]}),
+    right.dataframe(pd.DataFrame({"suppresses": [describe_token(e.text) for e in down], "logit per unit": [e.logit for e in down]}),
                     hide_index=True, key="features_suppresses",
                     column_config={"logit per unit": st.column_config.NumberColumn(format="%+.3f")})
 
@@ -271,15 +281,29 @@ def over_training_section(loaded: LoadedRun, kept: stored_features.StoredSAE, fe
         st.session_state["over_training_for"] = asked
     if st.session_state.get("over_training_for") != asked:
         return
-    history = feature_history(loaded.info.id, kept.name)
-    appeared = history.appeared[feature]
-    st.markdown(f"**Feature #{feature}** " + (f"appeared by step {appeared:,}" if appeared is not None else
-                "matches nothing closely enough at any kept step to count as present"))
+    progress = st.empty()
+
+    def heard(step: int, i: int, n: int) -> None:
+        progress.progress((i - 1) / n, text=checkpoint_line(step, i, n))
+
+    history = feature_history(loaded.info.id, kept.name, heard)
+    progress.empty()
+    if not history.live[feature]:
+        st.markdown(f"**Feature #{feature}** is dead (it fires on none of the held-out text): it learned nothing, "
+                    "so it is left out of the matching.")
+    else:
+        appeared = history.appeared[feature]
+        st.markdown(f"**Feature #{feature}** " + (f"appeared by step {appeared:,}" if appeared is not None else
+                    "matches nothing closely enough at any kept step to count as present"))
     st.dataframe([{"step": s, "best cosine": round(c, 3), "matching feature": m} for s, c, m in history.of(feature)],
                  hide_index=True)
-    found = sum(a is not None for a in history.appeared)
-    st.caption(f"{found:,} of {len(history.appeared):,} features match a direction with cosine ≥ {APPEARED_AT} at "
-               "the last kept step.")
+    st.caption(f"{history.n_appeared:,} of the {history.n_live:,} live features match a direction with cosine ≥ "
+               f"{history.threshold:.2f} at the last kept step (dead features left out). Chance level: against a "
+               f"freshly initialised SAE of the same shape, which learned nothing, the best match averages "
+               f"{history.chance.mean:.2f} and 99% of features stay under {history.chance.top:.2f}; a feature "
+               "counts as present only above the threshold, halfway from there to 1 (at least "
+               f"{APPEARED_AT}). Each kept step's SAE starts from a seed of its own, so a match is learned, not a "
+               "shared start.")
 
 
 def export_section(loaded: LoadedRun, kept: stored_features.StoredSAE) -> None:

@@ -8,6 +8,7 @@ the browser can show the passage a feature fires on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,9 +52,10 @@ def text_windows(ids: torch.Tensor | list[int], block_size: int, n_tokens: int) 
 
 
 @torch.no_grad()
-def collect_activations(model: LanguageModel, windows: torch.Tensor, name: str,
-                        batch: int = FORWARD_BATCH) -> Activations:
-    """The activations at hook point ``name`` for every token of ``windows``, as float32 on the CPU."""
+def collect_activations(model: LanguageModel, windows: torch.Tensor, name: str, batch: int = FORWARD_BATCH,
+                        on_batch: Callable[[int, int], None] | None = None) -> Activations:
+    """The activations at hook point ``name`` for every token of ``windows``, as float32 on the CPU;
+    ``on_batch(i, n)`` hears each batch done."""
     if not model.config.use_attention:
         raise BabyGPTError("The bigram model has no layers to read features from: pick a run with attention.")
     device = next(model.parameters()).device
@@ -64,6 +66,8 @@ def collect_activations(model: LanguageModel, windows: torch.Tensor, name: str,
             raise BabyGPTError(f"This model has no {name} (a rung without a feed-forward has no mlp_out).")
         act = cache[name]
         parts.append(act.reshape(-1, act.size(-1)).float().cpu())
+        if on_batch is not None:
+            on_batch(i // batch + 1, -(-windows.size(0) // batch))
     return Activations(torch.cat(parts), windows.cpu(), name)
 
 

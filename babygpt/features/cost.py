@@ -2,10 +2,12 @@
 
 Memory: the activations held for training (tokens × width × 4 bytes), the SAE with its gradient and Adam's two
 moments (4 copies of 2·C·F + F + C numbers), one batch's (tokens × features) tensors (about 8 of them alive in the
-backward pass) and the model's forward pass over one collection batch. Time: the model's forward pass over the
-tokens read (``forward_flops_per_token``) plus, per token and epoch, about
-12·C·F for the SAE (encoder and decoder, forward and backward), at ``FLOPS_PER_CORE`` — measured by
-``bench/sae_train.py`` (docs/features.md), so the estimate is this machine's order of magnitude, not a promise.
+backward pass) and the model's forward pass over one collection batch. Time: every stage a job goes through —
+starting its process and loading the run (``STARTUP_S``); reading the activations, one hooked forward pass per
+token read (``forward_flops_per_token``); training, about 12·C·F per token and epoch (encoder and decoder, forward
+and backward); measuring, on the held-out tokens one pass to read them, the SAE over them (4·C·F) and three more
+passes for loss recovered (intact, zeroed, with the SAE) — at a cautious ``FLOPS_PER_CORE``: a job shares a
+machine with training runs and students, and the hooked pass runs far below the matmuls' peak.
 """
 
 from __future__ import annotations
@@ -20,33 +22,49 @@ from babygpt.features.sae import SAEConfig
 from babygpt.model.sizing import JOB_MEMORY_ENV, forward_flops_per_token, total_memory_bytes
 from babygpt.units import format_bytes, format_duration
 
-FLOPS_PER_CORE = 2.0e10  # float32 FLOP/s one core sustains on the SAE's matmuls (bench/sae_train.py, 2 cores)
+# float32 FLOP/s counted per core: about a fifth of what an idle core sustains (bench/sae_train.py: ~20 GFLOP/s on
+# the hooked pass, ~28 on the SAE's matmuls), because the server's cores are shared and loaded
+FLOPS_PER_CORE = 4.0e9
+STARTUP_S = 15.0  # a worker process: importing torch, loading the run, encoding its text
+LOSS_PASSES = 3  # loss recovered runs the model intact, with the layer zeroed and with the SAE in its place
 BATCH_COPIES = 8  # (tokens × features) tensors alive at once in a step: pre-activations, z, top-k, AuxK, grads
 MAX_TOKENS_ENV, MAX_SECONDS_ENV = "BABYGPT_SAE_MAX_TOKENS", "BABYGPT_SAE_MAX_SECONDS"
 DEFAULT_MAX_TOKENS = 2_000_000
-DEFAULT_MAX_SECONDS = 1800.0
+DEFAULT_MAX_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
 class SAECost:
+    """``seconds`` is the sum of ``stages`` ((name, seconds) in the order a job goes through them)."""
+
     memory_bytes: int
     seconds: float  # on ``cores`` cores
     flops: float
     tokens: int
+    stages: tuple[tuple[str, float], ...] = ()
 
     def describe(self) -> str:
         return f"about {format_bytes(self.memory_bytes)} and {format_duration(self.seconds)}"
 
 
-def estimate_cost(model: ModelConfig, sae: SAEConfig, tokens: int, cores: int = 1) -> SAECost:
-    """Memory and time to collect ``tokens`` activations of ``model`` and train ``sae`` on them."""
+def estimate_cost(model: ModelConfig, sae: SAEConfig, tokens: int, cores: int = 1, eval_tokens: int = 0) -> SAECost:
+    """Memory and time to collect ``tokens`` activations of ``model`` (the held-out ones included), train ``sae``
+    on them and measure it on ``eval_tokens`` of them (0: no measuring, as when only training is asked about)."""
     C, F = sae.d_in, sae.n_features
     batch = min(sae.batch_size, max(1, tokens))
     parameters = 2 * C * F + F + C
     forward = FORWARD_BATCH * model.block_size * (12 * model.n_embd + model.n_layer * model.n_head * model.block_size)
     memory = tokens * C * 4 + parameters * 4 * 4 + batch * F * 4 * BATCH_COPIES + forward * 4
-    flops = tokens * forward_flops_per_token(model) + tokens * sae.epochs * 12 * C * F
-    return SAECost(int(memory), flops / (FLOPS_PER_CORE * max(1, cores)), flops, tokens)
+    per_token = forward_flops_per_token(model)
+    flops_by_stage = {
+        "reading activations": tokens * per_token,
+        "training": max(0, tokens - eval_tokens) * sae.epochs * 12 * C * F,
+        "measuring": eval_tokens * (LOSS_PASSES * per_token + 4 * C * F),
+    }
+    rate = FLOPS_PER_CORE * max(1, cores)
+    stages = (("starting", STARTUP_S), *((name, flops / rate) for name, flops in flops_by_stage.items()))
+    flops = sum(flops_by_stage.values())
+    return SAECost(int(memory), sum(seconds for _, seconds in stages), flops, tokens, stages)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from babygpt.features.collect import Activations, check_layer, collect_activations, text_windows
+from babygpt.features.collect import FORWARD_BATCH, Activations, check_layer, collect_activations, text_windows
 from babygpt.features.metrics import SAEFigures, all_figures
 from babygpt.features.sae import SAEConfig, TopKSAE, TrainProgress, train_sae
 from babygpt.model.gpt import LanguageModel
@@ -45,22 +45,33 @@ def split_windows(windows: torch.Tensor, eval_tokens: int) -> tuple[torch.Tensor
     return windows[~held], windows[held]
 
 
+def batches(stage: str, say: Callable[[str], None]) -> Callable[[int, int], None]:
+    """What a stage made of a model's passes says after each batch: "measuring · batch 2/17"."""
+    return lambda i, n: say(f"{stage} · batch {i:,}/{n:,}")
+
+
 def fit_sae(model: LanguageModel, ids: torch.Tensor | list[int], config: SAEConfig, tokens: int = DEFAULT_TOKENS,
             eval_tokens: int = EVAL_TOKENS, on_step: Callable[[TrainProgress], None] | None = None,
             should_stop: Callable[[], bool] = lambda: False,
             on_stage: Callable[[str], None] | None = None) -> FittedSAE:
     """Collect ``tokens`` activations at ``config.hook_name`` over the text ``ids``, train, and measure the SAE on
-    held-out windows of the same text. ``on_stage`` hears "reading activations", "training", "measuring"."""
+    held-out windows of the same text. ``on_stage`` hears each stage as it goes, with its batches where the stage
+    is a model's passes: "reading activations · batch 3/40", "training", "measuring · batch 2/17"."""
     check_layer(model, config.layer, config.hook)
     say = on_stage or (lambda _stage: None)
     windows = text_windows(ids, model.config.block_size, tokens + eval_tokens)
     train_windows, eval_windows = split_windows(windows, eval_tokens)
     say("reading activations")
-    acts = collect_activations(model, train_windows, config.hook_name)
+    acts = collect_activations(model, train_windows, config.hook_name, on_batch=batches("reading activations", say))
     say("training")
     result = train_sae(acts.acts, config, on_step=on_step, should_stop=should_stop)
     del acts
     say("measuring")
-    held: Activations = collect_activations(model, eval_windows, config.hook_name)
-    figures = all_figures(model, result.sae, held.acts, held.windows)
+    # measuring reads the held-out windows once, then three times more for loss recovered: one count for all four
+    reads = -(-eval_windows.size(0) // FORWARD_BATCH)
+    measured = batches("measuring", say)
+    held: Activations = collect_activations(model, eval_windows, config.hook_name,
+                                            on_batch=lambda i, n: measured(i, n + 3 * n))
+    figures = all_figures(model, result.sae, held.acts, held.windows,
+                          on_batch=lambda i, n: measured(reads + 3 * i, reads + 3 * n))
     return FittedSAE(result.sae, figures, eval_windows, result.tokens, result.steps, result.elapsed_s, result.stopped)

@@ -14,6 +14,7 @@ The loss figures write through the one explicit pass (``babygpt.interpret.hooked
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -93,9 +94,10 @@ def next_token_loss(logits: torch.Tensor, ids: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def loss_figures(model: LanguageModel, sae: TopKSAE, windows: torch.Tensor, batch: int = 32) -> tuple[float, float, float]:
+def loss_figures(model: LanguageModel, sae: TopKSAE, windows: torch.Tensor, batch: int = 32,
+                 on_batch: Callable[[int, int], None] | None = None) -> tuple[float, float, float]:
     """(intact, zero-ablated, with the SAE) next-token losses over ``windows`` (W, T), the SAE's hook point replaced
-    by zeros or by the SAE's reconstruction in the model's one pass."""
+    by zeros or by the SAE's reconstruction in the model's one pass. ``on_batch(i, n)`` hears each batch done."""
     name = sae.config.hook_name
     device = next(model.parameters()).device
     replace_zero = [(name, lambda act, _name: torch.zeros_like(act))]
@@ -103,12 +105,15 @@ def loss_figures(model: LanguageModel, sae: TopKSAE, windows: torch.Tensor, batc
     totals = [0.0, 0.0, 0.0]
     n = 0
     sae.to(device)
+    n_batches = -(-windows.size(0) // batch)
     for i in range(0, windows.size(0), batch):
         ids = windows[i:i + batch].to(device)
         weight = ids.size(0)
         for j, hooks in enumerate(([], replace_zero, replace_sae)):
             totals[j] += next_token_loss(run_with_hooks(model, ids, hooks), ids) * weight
         n += weight
+        if on_batch is not None:
+            on_batch(i // batch + 1, n_batches)
     return totals[0] / n, totals[1] / n, totals[2] / n
 
 
@@ -118,9 +123,11 @@ def loss_recovered(intact: float, zero_ablated: float, with_sae: float) -> float
     return (zero_ablated - with_sae) / gap if gap != 0 else float("nan")
 
 
-def all_figures(model: LanguageModel, sae: TopKSAE, acts: torch.Tensor, windows: torch.Tensor) -> SAEFigures:
-    """Every figure at once: the reconstruction's over ``acts`` and the losses over ``windows``."""
+def all_figures(model: LanguageModel, sae: TopKSAE, acts: torch.Tensor, windows: torch.Tensor,
+                on_batch: Callable[[int, int], None] | None = None) -> SAEFigures:
+    """Every figure at once: the reconstruction's over ``acts`` and the losses over ``windows`` (the slow part:
+    ``on_batch(i, n)`` hears each of its batches)."""
     figures = reconstruction_figures(sae, acts)
-    intact, zero, with_sae = loss_figures(model, sae, windows)
+    intact, zero, with_sae = loss_figures(model, sae, windows, on_batch=on_batch)
     return SAEFigures(**{**figures.to_dict(), "loss_intact": intact, "loss_zero_ablated": zero,
                          "loss_with_sae": with_sae, "loss_recovered": loss_recovered(intact, zero, with_sae)})

@@ -36,6 +36,7 @@ from babygpt.store.runs import RunInfo, RunStore, process_alive
 
 THREADS_FILE = "threads"  # the scheduler's share for a running SAE job, beside its job.json
 POLL_S = 2.0  # how often a waiting queue asks the scheduler for a slot
+ENDED = ("done", "stopped", "failed")  # a job file's states after its worker recorded its end
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,10 @@ class SAEJobs:
             raise BabyGPTError("This rung has no feed-forward, so no mlp_out: read resid_post instead.")
         if config.d_in != model.n_embd:
             raise BabyGPTError(f"The SAE is {config.d_in} wide but the model's layers are {model.n_embd}.")
-        with self._lock:
-            mine = actor.user and any(r.owner == actor.user for r in [*self._queue, *self._requests_running()])
+        mine = actor.user and any(r.owner == actor.user for r in self._unfinished())
         if mine:
             raise BabyGPTError("Your SAE is still training or waiting; stop it (or wait for it) before starting another.")
-        cost = estimate_cost(model, config.validate(), tokens + EVAL_TOKENS,
+        cost = estimate_cost(model, config.validate(), tokens + EVAL_TOKENS, eval_tokens=EVAL_TOKENS,
                              cores=max(1, self.scheduler.settings.usable_cores // max(1, self.scheduler.slots)))
         self.limits.check(cost)
         return info, cost
@@ -170,6 +170,15 @@ class SAEJobs:
             self._queue.append(_Request(key, actor.user, info, config, tokens, cost, path))
         self.pump()
         return self.status(key)
+
+    def _unfinished(self) -> list[_Request]:
+        """The requests still waiting or training. A worker records its end in its job file a moment before its
+        process is reaped (and ``_ended`` runs), so a job whose file says it ended no longer counts: a page that
+        redraws as soon as the SAE is done must not still refuse its owner."""
+        with self._lock:
+            running = [p.request for p in self._running.values()]
+            waiting = list(self._queue)
+        return [*waiting, *(r for r in running if stored_features.read_job(r.job_file).get("state") not in ENDED)]
 
     def pump(self) -> None:
         """Start waiting SAEs while the scheduler has a slot for them; keep asking while any wait."""
