@@ -257,7 +257,7 @@ def preset_switch_sentence(preset: str, muon_lr: float | None = None) -> str:
     parts = [f"{name} = {_shown(value)}" for name, value in fixed.items()]
     line = f"{preset} fixes: " + " · ".join(parts) + "."
     if fixed.get("optimizer") == "muon":
-        rate = f" ({muon_lr:g})" if muon_lr is not None else ""
+        rate = f" ({TrainConfig.muon_lr if muon_lr is None else muon_lr:g})"  # the form's, else the default
         line += (f" Muon steps the blocks' 2-D weight matrices at muon_lr{rate}; AdamW steps the embeddings, head, "
                  "gains and biases at the learning rate below.")
     return line

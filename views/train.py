@@ -91,7 +91,7 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
                 setting_input(setting, fixed[setting.name], fixed=True)
             else:
                 hp[setting.name] = setting_input(setting, hp[setting.name])
-        switches = preset_switch_sentence(hp["preset"], TrainConfig().muon_lr)
+        switches = preset_switch_sentence(hp["preset"], hp.get("muon_lr"))
         if switches:
             st.caption(markdown_literal(switches))
     with train_col:
