@@ -19,8 +19,8 @@ from tests.needs import missing
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-quic"]
-PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"), ("features", "Features"),
-         ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons"), ("class", "Class")]
+PAGES = [("data", "Data"), ("train", "Model & training"), ("attention", "Attention"), ("inside", "Inside"),
+         ("features", "Features"), ("generate", "Generate"), ("runs", "Runs"), ("lessons", "Lessons"), ("class", "Class")]
 
 
 def train_demo_run(home: Path, eval_interval: int = 20, name: str = "demo") -> None:
