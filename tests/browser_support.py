@@ -51,8 +51,9 @@ def new_page(browser, width: int = 1400, height: int = 1000, **options):
 
 def page_button(page, name: str):
     """A button of the page itself, by its label: Streamlit's own header shows a "Stop" button while a script
-    reruns, which a plain role lookup would also find."""
-    return page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name)
+    reruns, which a plain role lookup would also find; the label exactly, so "Stop" is not a setting's help button
+    ("Help for stop when validation loss ≤")."""
+    return page.get_by_test_id("stMainBlockContainer").get_by_role("button", name=name, exact=True)
 
 
 def free_port() -> int:
