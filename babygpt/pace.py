@@ -15,6 +15,9 @@ run has trained so far, across resumes, evaluations, samples and checkpoints inc
 * **tokens/s of a ladder race** — all its runs' training tokens ÷ the wall-clock time during which any of them
   trained: the race's own speed, not a sum or a mean of its rungs' rates (which read 173,963 for a race whose
   runs together trained at a fraction of that).
+* **seconds per training step of a run** (a race's cost per step, ``babygpt.lessons.race``) — the steps' own
+  time, from each step row's rate, which the trainer measures over the steps since the row before it with
+  evaluations, samples and checkpoints left out: what one step of this model costs, not how long a student waits.
 
 Plain arithmetic on rows and numbers, so each figure is tested against a clock of the test's own.
 """
@@ -141,6 +144,22 @@ class Trained:
     tokens: int
     wall_s: float
     ended_at: float
+
+
+def step_seconds(train: Sequence[dict[str, Any]], tokens_per_step: int) -> float | None:
+    """Wall seconds per training step, evaluations excluded: the seconds the steps alone took ÷ their number.
+
+    Each step row's ``tokens_per_sec`` is the rate of the steps since the row before it (the trainer's
+    ``StepMetrics``: its window restarts after every report, evaluation and checkpoint), so those steps took their
+    tokens ÷ that rate. Rows are in the order they were logged; a row without a rate adds no steps (None when
+    none has one), and a resumed run's rows continue from its checkpoint's step."""
+    steps, seconds, before = 0, 0.0, 0
+    for row in train:
+        step, rate = int(row["step"]), row.get("tokens_per_sec")
+        if step > before and rate and tokens_per_step:
+            steps, seconds = steps + step - before, seconds + (step - before) * tokens_per_step / rate
+        before = max(before, step)
+    return seconds / steps if steps and seconds > 0 else None
 
 
 def covered_seconds(spans: Iterable[tuple[float, float]]) -> float:

@@ -35,6 +35,7 @@ from babygpt.lessons.race import (
     race_table,
     spread_note,
     step_explanation,
+    time_note,
 )
 from babygpt.lessons.surprise import differences, mean_loss, validation_stretch
 from babygpt.lessons.tabs import char_class, first_step, model_scaling, scaling_demo, scaling_explanation
@@ -147,8 +148,9 @@ def start_race(choice: RaceChoice) -> None:
 
 
 def draw_race(group: str) -> None:
-    """The race so far: a row per rung (mean and spread over its seeds, the verdict against the rung below),
-    why a step shows no gain once every seed is done, and every rung's validation band."""
+    """The race so far: a row per rung (mean and spread over its seeds, the verdict against the rung below, its
+    time per step and a modern rung's gain at gpt's training time), why a step shows no gain once every seed is
+    done, and every rung's validation band."""
     entries = race_entries(state.store(), group)
     results = race_results(entries)
     if not results:
@@ -162,6 +164,7 @@ def draw_race(group: str) -> None:
         if step_explanation(step) and all(r.finished == r.seeds for r in results):
             st.info(step_explanation(step))
     st.caption(spread_note(results))
+    st.caption(time_note(results))
     bands = race_bands(entries)
     if bands:
         unit = results[0].unit
@@ -184,7 +187,9 @@ def race_lesson() -> None:
             "switch (RoPE, RMSNorm, QK-norm, SwiGLU, value embeddings, a logit soft-cap, Muon), or `modern` with "
             "them together, trained beside gpt on the same text, budget, seeds and learning rate; its row's verdict "
             "in the column *against the rung below* is against gpt, so a switch earns its place only by beating "
-            "gpt by more than the seeds' spread.")
+            "gpt by more than the seeds' spread. A faster loss per step can still be slower per second: the "
+            "table gives each rung's time per training step (a modern rung's also as a multiple of gpt's) and "
+            "its gain *at gpt's training time*, the loss it had reached when it had trained as long as gpt did.")
     choice = race_settings()
     group = st.session_state.get(state.RACE)
     racing = race_running(state.store(), group)

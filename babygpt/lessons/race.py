@@ -15,6 +15,7 @@ read in nats per token, and says so.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,18 @@ class RungResult:
     finished: int
     unit: str = NATS
     resolution: float = EVAL_RESOLUTION
+    step_seconds: tuple[float, ...] = ()  # seconds per training step of each run that measured one
+    curves: tuple[tuple[tuple[int, float], ...], ...] = ()  # each evaluated seed's (step, loss), in ``unit``
+
+    @property
+    def seconds_per_step(self) -> float | None:
+        """The rung's cost per training step, evaluations excluded: the mean over its runs (``babygpt.pace``)."""
+        return statistics.mean(self.step_seconds) if self.step_seconds else None
+
+    @property
+    def step_seconds_spread(self) -> float:
+        """max − min of its runs' seconds per step: how much sharing the server's cores moved it (0.0 for one)."""
+        return max(self.step_seconds) - min(self.step_seconds) if len(self.step_seconds) > 1 else 0.0
 
     @property
     def mean(self) -> float | None:
@@ -81,7 +94,8 @@ class RungResult:
 class RaceEntry:
     """One run of a race as the lesson reads it: its rung (in a tokenizer race, its tokenizer), its recorded
     config, whether it ended, and its validation curve (step → loss) so far, in nats per token as recorded or in
-    bits per byte (``in_race_unit``; ``per_nat``: what one nat per token is in the curve's unit)."""
+    bits per byte (``in_race_unit``; ``per_nat``: what one nat per token is in the curve's unit), and its seconds
+    per training step (``babygpt.pace.step_seconds``; None until a step row has a rate)."""
 
     preset: str
     config: dict[str, Any]
@@ -89,6 +103,7 @@ class RaceEntry:
     val_curve: dict[int, float]
     unit: str = NATS
     per_nat: float = 1.0
+    seconds_per_step: float | None = None
 
 
 def in_race_unit(entries: list[RaceEntry]) -> tuple[list[RaceEntry], str]:
@@ -99,8 +114,9 @@ def in_race_unit(entries: list[RaceEntry]) -> tuple[list[RaceEntry], str]:
     texts = [ValidationText.from_config(e.config) for e in entries]
     if not entries or any(t is None for t in texts):
         return entries, NATS
-    return [RaceEntry(e.preset, e.config, e.ended, {step: t.bits_per_byte(v) for step, v in e.val_curve.items()},
-                      BITS_PER_BYTE, t.bits_per_byte(1.0)) for e, t in zip(entries, texts, strict=True)], BITS_PER_BYTE
+    return [dataclasses.replace(e, val_curve={step: t.bits_per_byte(v) for step, v in e.val_curve.items()},
+                                unit=BITS_PER_BYTE, per_nat=t.bits_per_byte(1.0))
+            for e, t in zip(entries, texts, strict=True)], BITS_PER_BYTE
 
 
 def race_keys(entries: list[RaceEntry]) -> list[str]:
@@ -121,7 +137,9 @@ def race_results(entries: list[RaceEntry]) -> list[RungResult]:
         train = mine[0].config["train"]
         results.append(RungResult(preset, parameter_count(ModelConfig.from_dict(mine[0].config["model"])),
                                   train["lr"], tuple(losses), len(mine), sum(e.ended for e in mine), unit,
-                                  EVAL_RESOLUTION * max(e.per_nat for e in mine)))
+                                  EVAL_RESOLUTION * max(e.per_nat for e in mine),
+                                  tuple(e.seconds_per_step for e in mine if e.seconds_per_step),
+                                  tuple(tuple(sorted(e.val_curve.items())) for e in mine if e.val_curve)))
     return results
 
 
@@ -199,19 +217,150 @@ def ladder_steps(results: list[RungResult]) -> list[LadderStep]:
                        a.spread_measured and b.spread_measured, max(a.resolution, b.resolution)) for a, b in pairs]
 
 
+def _duration(seconds: float) -> str:
+    """0.01234 → '12.3 ms', 41.23 → '41.2 s': a time in three figures."""
+    return f"{seconds * 1000:.3g} ms" if seconds < 1 else f"{seconds:.3g} s" if seconds < 100 else f"{seconds:,.0f} s"
+
+
+def _modern(result: RungResult) -> bool:
+    """A modern rung: gpt with switches, judged against gpt (``ladder_steps``)."""
+    return bool(preset_switches(result.preset))
+
+
+def _gpt(results: list[RungResult]) -> RungResult | None:
+    return next((r for r in results if r.preset == "gpt"), None)
+
+
+def step_cost(rung: RungResult, gpt: RungResult | None) -> float | None:
+    """The cost of a rung's training step as a multiple of gpt's in the same race: 1.62 is 62% more seconds per
+    step (None where either is unmeasured). Muon's orthogonalisation, QK-norm and the rest are not free at small
+    widths, and only a ratio within one race compares like with like: both rungs trained on the same server at
+    the same time, sharing its cores the same way."""
+    if gpt is None or not rung.seconds_per_step or not gpt.seconds_per_step:
+        return None
+    return rung.seconds_per_step / gpt.seconds_per_step
+
+
+def step_cost_words(rung: RungResult, gpt: RungResult | None) -> str:
+    """The race table's time per step: the rung's seconds per training step, and a modern rung's cost in gpt's."""
+    if rung.seconds_per_step is None:
+        return "not measured yet" if rung.finished < rung.seeds else "not measured: no step was timed"
+    ratio = step_cost(rung, gpt) if _modern(rung) else None
+    own = _duration(rung.seconds_per_step)
+    return f"{own}, {ratio:.2f}× gpt's step" if ratio is not None else own
+
+
+def gpt_budget(gpt: RungResult) -> float | None:
+    """The training seconds gpt's runs took to their last evaluation (where their best was found): its seconds
+    per step × that step, mean over its seeds; None until it is measured."""
+    if gpt.seconds_per_step is None or not gpt.curves:
+        return None
+    return gpt.seconds_per_step * statistics.mean(curve[-1][0] for curve in gpt.curves)
+
+
+@dataclass(frozen=True)
+class TimeMatched:
+    """A modern rung against gpt at equal training time (``time_matched``)."""
+
+    upper: str
+    budget_s: float  # gpt's training seconds (``gpt_budget``)
+    losses: tuple[float, ...]  # each seed's best loss among its evaluations reached within the budget
+    last_step: int | None  # the latest of those evaluations (None: no evaluation after step 0 was reached)
+    first: tuple[int, float]  # the rung's first evaluation after step 0: its step, and its training seconds
+    step: LadderStep | None  # the gain against gpt's best and its verdict (None: nothing to compare)
+
+
+def time_matched(gpt: RungResult, rung: RungResult) -> TimeMatched | None:
+    """The gain per second of wall time: the rung's validation loss when it has trained as long as gpt did, against
+    gpt's best.
+
+    A student with a clock cares how good the model is after the time they waited, not after a number of steps:
+    a switch that lowers the loss per step but makes each step dearer can lose at equal time. So the rung's seconds
+    per step turn its evaluations' steps into training seconds (evaluations excluded, ``babygpt.pace``), and each
+    seed's figure is the best of its evaluations after step 0 reached within gpt's training seconds
+    (``gpt_budget``): never a loss it had not shown by then. A step's time counts as within when the rung's pace
+    is no slower than gpt's by more than either rung's seeds' step times spread (sharing the server's cores moves
+    them), so a rung as fast as gpt is not docked its last evaluation for a timing wobble; with one seed there is
+    no spread, and none is allowed. The verdict is the loss's own rule (``LadderStep``): the spread of these
+    time-matched losses and gpt's, never less than what an evaluation resolves. None until every run of both
+    rungs has ended with its steps timed and evaluated."""
+    budget = gpt_budget(gpt)
+    if (budget is None or rung.seconds_per_step is None or not rung.curves or gpt.mean is None
+            or gpt.finished < gpt.seeds or rung.finished < rung.seeds):
+        return None
+    pace = max(0.0, rung.seconds_per_step - max(gpt.step_seconds_spread, rung.step_seconds_spread))
+    first_step = min((step for curve in rung.curves for step, _ in curve if step > 0), default=None)
+    if first_step is None:
+        return None
+    within = [[(step, loss) for step, loss in curve if step > 0 and step * pace <= budget] for curve in rung.curves]
+    losses = tuple(min(loss for _, loss in seen) for seen in within if seen)
+    first = (first_step, first_step * rung.seconds_per_step)
+    if not losses:
+        return TimeMatched(rung.preset, budget, (), None, first, None)
+    spread = max(losses) - min(losses) if len(losses) > 1 else 0.0
+    step = LadderStep(gpt.preset, rung.preset, gpt.mean - statistics.mean(losses),
+                      max(gpt.spread, spread, gpt.resolution, rung.resolution),
+                      gpt.spread_measured and len(losses) > 1, max(gpt.resolution, rung.resolution))
+    return TimeMatched(rung.preset, budget, losses, max(s for seen in within for s, _ in seen), first, step)
+
+
+def time_matched_words(rung: RungResult, gpt: RungResult | None) -> str:
+    """The race table's cell at gpt's training time: the gain and its verdict, or why there is none."""
+    if gpt is None or not _modern(rung):
+        return "—"
+    matched = time_matched(gpt, rung)
+    if matched is None:
+        if max(gpt.seeds - gpt.finished, rung.seeds - rung.finished) > 0:
+            return "measured when its runs and gpt's have finished"
+        if rung.seconds_per_step is None or gpt.seconds_per_step is None:
+            return "not measured: no step was timed"
+        return "not measured: no evaluation after step 0"
+    if matched.step is None:
+        step, seconds = matched.first
+        return (f"no evaluation within gpt's {_duration(matched.budget_s)} of training: its first, at step "
+                f"{step:,}, came after {_duration(seconds)}")
+    mean = statistics.mean(matched.losses)
+    return (f"{matched.step.gain:+.3f} ({mean:.3f} by step {matched.last_step:,}, within gpt's "
+            f"{_duration(matched.budget_s)}): {matched.step.verdict}")
+
+
 SPREAD_COLUMN = "± spread (max−min)"
+STEP_COLUMN = "time per training step"
+MATCHED_COLUMN = "against gpt at gpt's training time"
 
 
 def race_table(results: list[RungResult]) -> list[dict[str, Any]]:
     """The race's table, one row per rung, every cell a number or words: a spread that was not measured says so
     (never an empty cell, ``None`` or ``nan``), and the verdict against the rung below claims nothing about a
-    spread it does not have."""
+    spread it does not have. Every rung's time per step; where modern rungs race, each one's gain at gpt's
+    training time too (``time_matched``)."""
     steps_up = {s.upper: s for s in ladder_steps(results)}
-    return [{"rung": r.preset, "parameters": r.parameters, "learning rate": f"{r.lr:.0e}",
-             "seeds": f"{r.finished}/{r.seeds} done", mean_column(r.unit): r.mean_words(),
-             SPREAD_COLUMN: r.spread_words(),
-             "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "—"}
-            for r in results]
+    gpt, modern = _gpt(results), any(map(_modern, results))
+    rows = []
+    for r in results:
+        row = {"rung": r.preset, "parameters": r.parameters, "learning rate": f"{r.lr:.0e}",
+               "seeds": f"{r.finished}/{r.seeds} done", mean_column(r.unit): r.mean_words(),
+               SPREAD_COLUMN: r.spread_words(),
+               "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "—",
+               STEP_COLUMN: step_cost_words(r, gpt)}
+        if modern:
+            budget = gpt_budget(r) if r is gpt else None
+            row[MATCHED_COLUMN] = (time_matched_words(r, gpt) if r is not gpt else "—" if budget is None
+                                   else f"the yardstick: its best in {_duration(budget)} of training")
+        rows.append(row)
+    return rows
+
+
+def time_note(results: list[RungResult]) -> str:
+    """What the time columns rest on, in words under the table."""
+    note = ("Time per training step: each run's seconds of training steps (evaluations excluded) over its steps, "
+            "mean over the rung's seeds, measured on this server while the race trained; other runs share its "
+            "cores, so compare these times within one race, not across races.")
+    if any(map(_modern, results)):
+        note += (" At gpt's training time: each seed's best validation loss among the evaluations it had reached "
+                 "when it had trained as long as gpt (its steps × its time per step), against gpt's best, with the "
+                 "same rule as the loss verdict: a gain per second of wall time.")
+    return note
 
 
 def mean_column(unit: str) -> str:

@@ -17,7 +17,9 @@ from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import RaceEntry
 from babygpt.lessons.tokenizer_race import race_key
 from babygpt.orchestration.plan import TrainingPlan, plan_baselines, plan_training, plan_validation
-from babygpt.store.runs import RunStore
+from babygpt.pace import step_seconds
+from babygpt.store.records import curves
+from babygpt.store.runs import RunStore, run_tokens_per_step
 from babygpt.text.corpus import Corpus
 from babygpt.text.tokenizers import Tokenizer
 
@@ -101,12 +103,17 @@ def seeded_plans(base: TrainingPlan, steps: int, seeds: tuple[int, ...], name: s
 
 
 def race_entries(store: RunStore, group_id: str) -> list[RaceEntry]:
-    """A race's runs as the lesson reads them, each with its validation curve so far."""
+    """A race's runs as the lesson reads them, each with its validation curve so far and its seconds per training
+    step, evaluations excluded, from its own step rows (``babygpt.pace.step_seconds``)."""
     infos = store.list_runs(group_id)
     key = race_key([info.config for info in infos])  # a rung, or in a tokenizer race the tokenizer
-    return [RaceEntry(key(info.config), info.config, info.status.ended,
-                      {m.step: m.loss for m in store.metrics(info.id) if m.split == "val" and m.loss is not None})
-            for info in infos]
+    entries = []
+    for info in infos:
+        rows = store.metrics(info.id)
+        entries.append(RaceEntry(key(info.config), info.config, info.status.ended,
+                                 {m.step: m.loss for m in rows if m.split == "val" and m.loss is not None},
+                                 seconds_per_step=step_seconds(curves(rows)[0], run_tokens_per_step(info))))
+    return entries
 
 
 def race_running(store: RunStore, group_id: str | None) -> bool:
