@@ -14,7 +14,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-from babygpt.config import MODEL_SETTINGS, PRESETS, SETTINGS, TRAIN_SETTINGS, ModelConfig, TrainConfig
+from babygpt.config import (
+    MODEL_SETTINGS,
+    PRESET_TRAINING,
+    PRESETS,
+    SETTINGS,
+    TRAIN_SETTINGS,
+    ModelConfig,
+    TrainConfig,
+    preset_train_config,
+)
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.baselines import ValidationText
 from babygpt.model.sizing import MAX_PARAMS_ENV, parameter_count
@@ -94,6 +103,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     model_defaults, train_defaults = ModelConfig(), TrainConfig()
     for setting in SETTINGS:  # the one list of settings: the app's form and lesson links read it too
         default = getattr(model_defaults if setting.section == "model" else train_defaults, setting.name)
+        default = "; ".join([str(default), *(f"{preset}: {recipe[setting.name]}" for preset, recipe
+                                             in PRESET_TRAINING.items() if setting.name in recipe)])
         # no argparse choices: the app's offer is for a shared server; here the configs' own checks decide
         p.add_argument(f"--{setting.name.replace('_', '-')}", type=setting.kind, default=None,
                        help=f"{setting.help} (default {default})".replace("%", "%%"))
@@ -232,8 +243,8 @@ def _train(args: argparse.Namespace, store: RunStore, dist: distributed.DistInfo
         corpus = load_corpus(args.data or default_dataset())
         model_fields = (*MODEL_SETTINGS, "tie_weights", "bias", "zero_init_residual", "qk_norm", "value_embeddings")
         sizes = {f: getattr(args, f) for f in model_fields if getattr(args, f) is not None}
-        plan = plan_training(corpus, args.tokenizer, args.preset, TrainConfig(**overrides), _bpe_settings(args),
-                             **sizes)
+        plan = plan_training(corpus, args.tokenizer, args.preset, preset_train_config(args.preset, **overrides),
+                             _bpe_settings(args), **sizes)
         _check_size(plan, args.allow_large)
         for note in plan.tokenizer.bpe.notes() if isinstance(plan.tokenizer, BPETokenizer) else ():
             _eprint(f"note: {note}")

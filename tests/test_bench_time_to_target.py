@@ -24,6 +24,8 @@ from bench.time_to_target import (
     heldout_tail,
     nanogpt_args,
     nanogpt_problem,
+    ours_args,
+    over_seeds,
     parse_nanogpt_line,
     side,
     speedup,
@@ -96,7 +98,7 @@ def test_a_missing_nanogpt_is_said_in_the_result(tmp_path: Path):
 def test_nanogpt_runs_its_readme_command_with_the_grid_after_it():
     args = nanogpt_args(FULL, Path("/tmp/out"))
     assert args[: len(NANOGPT_README)] == list(NANOGPT_README)  # later pairs override earlier ones
-    assert "--eval_iters=300" in args and "--eval_interval=50" in args and "--dtype=float32" in args
+    assert "--eval_iters=300" in args and "--eval_interval=25" in args and "--dtype=float32" in args
     quick = nanogpt_args(QUICK, Path("/tmp/out"))
     assert quick[-2:] == ["--max_iters=40", "--lr_decay_iters=40"]
 
@@ -123,3 +125,22 @@ def test_the_precision_a_run_settled_to_is_read_from_its_first_line():
     line = "run 20261206-205720-modern-9fd2: modern, 837,760 parameters, vocab 65, device cpu (2 threads), bfloat16\n"
     assert trained_dtype("note: x\n" + line + "eval      0: train 4.2139  val 4.2200\n") == "bfloat16"
     assert trained_dtype("eval 0: train 4.2 val 4.2\n") is None
+
+
+def test_our_side_is_read_at_the_median_seed_with_the_range_beside_it():
+    runs = [side(True, 225, t, 1.87, 1.88, seed=seed) for seed, t in ((1337, 30.0), (1, 26.0), (2, 40.0))]
+    ours = over_seeds(runs)
+    assert ours["seed"] == 1337 and ours["train_s"] == 30.0, "the median time's run"
+    assert ours["seeds"]["train_s"] == [30.0, 26.0, 40.0] and ours["seeds"]["train_s_range"] == [26.0, 40.0]
+    result = build_result(FULL, False, 2, side(True, 2000, 120.0, 1.879, 1.881), ours,
+                          {"same_as_float32": "float32"}, 0.3, 111539)
+    assert result["speedup_float32"] == 4.0 and result["speedup_float32_range"] == [3.0, 4.62]
+    missed = over_seeds([*runs[:2], side(False, None, None, None, None, seed=2)])
+    assert missed["reached"] is False and missed["seed"] == 2, "a seed that missed makes the side not reached"
+    assert missed["seeds"]["train_s_range"] == [26.0, 30.0]
+
+
+def test_each_seed_is_passed_to_the_command_line():
+    args = ours_args(FULL, Path("t.txt"), 2, "float32", seed=7)
+    assert args[args.index("--seed") + 1] == "7" and args[args.index("--preset") + 1] == "modern"
+    assert "--max-iters" not in args and "--batch-size" not in args, "the preset's own recipe"

@@ -6,11 +6,27 @@ import math
 
 import pytest
 
-from babygpt.config import model_config_for_preset, preset_settings, preset_switch_sentence
+from babygpt.cli import build_parser, main
+from babygpt.config import (
+    TrainConfig,
+    model_config_for_preset,
+    preset_settings,
+    preset_switch_sentence,
+    preset_train_config,
+    preset_training,
+    preset_training_words,
+)
+from babygpt.errors import BabyGPTError
 from babygpt.figures.viz import loss_figure, lr_figure
+from babygpt.store.runs import RunStore
 from tests.helpers import app
 
 pytestmark = pytest.mark.usefixtures("fresh_resources")
+
+
+def train_help() -> str:
+    [sub] = [a for a in build_parser()._actions if a.dest == "command"]
+    return sub.choices["train"].format_help()
 
 
 def lr_chart(at) -> dict:
@@ -88,3 +104,52 @@ def test_a_start_on_the_uniform_line_is_called_that_not_below_it():
     assert notes == ["uniform guess (ln V) 4.17<br>starts at the uniform guess"]
     notes = [a.text for a in loss_figure([], evals_from([4.1, 3.0]), vocab_size=65).layout.annotations]
     assert notes == ["uniform guess (ln V) 4.17<br>below it from the start"], "0.07 below the line is below it"
+
+
+def test_modern_brings_its_training_recipe_and_what_is_chosen_wins():
+    recipe = preset_training("modern")
+    assert recipe == {"batch_size": 24, "max_iters": 300, "warmup_iters": 30, "eval_interval": 50}
+    assert preset_train_config("modern").batch_size == 24 and preset_train_config("modern").max_iters == 300
+    chosen = preset_train_config("modern", batch_size=8, max_iters=1000)
+    assert (chosen.batch_size, chosen.max_iters, chosen.warmup_iters) == (8, 1000, 30)
+    for preset in ("gpt", "gpt+muon", "gpt+rope", "bigram"):  # a single switch trains as gpt: a race compares ideas
+        assert preset_training(preset) == {} and preset_train_config(preset) == TrainConfig().validate()
+    with pytest.raises(BabyGPTError, match=r"eval_interval \(500\) is larger than max_iters \(300\)"):
+        preset_train_config("modern", eval_interval=500)
+    assert preset_training_words("modern") == "batch 24 · 300 steps · warm-up 30 · an evaluation every 50 steps"
+
+
+def test_the_command_line_trains_modern_with_its_recipe_unless_told_otherwise(tmp_path, capsys, small_text):
+    text = tmp_path / "cats.txt"
+    text.write_text(small_text)
+    tiny = ["--data", str(text), "--preset", "modern", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
+            "--block-size", "16", "--device", "cpu", "--dtype", "float32", "--eval-iters", "2"]
+    assert main(["--home", str(tmp_path), "train", *tiny, "--max-iters", "20", "--eval-interval", "10"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    train = RunStore(tmp_path).get(summary["run"]).config["train"]
+    assert (train["batch_size"], train["warmup_iters"], train["max_iters"]) == (24, 30, 20)
+    assert main(["--home", str(tmp_path), "train", *tiny, "--max-iters", "10", "--eval-interval", "10",
+                 "--batch-size", "4"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert RunStore(tmp_path).get(summary["run"]).config["train"]["batch_size"] == 4
+    help_text = train_help()
+    assert "(default 12; modern: 24)" in help_text and "(default 2000; modern: 300)" in help_text
+
+
+def test_the_form_offers_the_recipe_on_modern_and_puts_it_in_the_settings():
+    at = app()
+    at.switch_page("views/train.py").run()
+    assert not [b for b in at.button if b.key == "hp_recipe"], "gpt has no recipe of its own"
+    at.selectbox(key="hp_preset").set_value("modern").run()
+    [button] = [b for b in at.button if b.key == "hp_recipe"]
+    assert button.label == "Use modern's training recipe: batch 24 · 300 steps · warm-up 30 · an evaluation every 50 steps"
+    before = at.number_input(key="hp_max_iters").value
+    assert before == 1000, "the app's own default until the recipe is asked for"
+    button.click().run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="hp_max_iters").value == 300 and at.slider(key="hp_batch_size").value == 24
+    assert at.number_input(key="hp_eval_interval").value == 50
+    assert not [b for b in at.button if b.key == "hp_recipe"]
+    assert any(c.value.startswith("Training with modern's recipe: batch 24 · 300 steps") for c in at.caption)
+    at.number_input(key="hp_max_iters").set_value(600).run()
+    assert [b for b in at.button if b.key == "hp_recipe"], "changed again: the recipe is offered again"

@@ -18,6 +18,8 @@ from babygpt.config import (
     model_config_for_preset,
     preset_settings,
     preset_switch_sentence,
+    preset_training,
+    preset_training_words,
     tokens_per_step,
 )
 from babygpt.errors import BabyGPTError
@@ -77,6 +79,30 @@ def pick_preset(hp: dict) -> None:
     st.info(f"**{hp['preset']}** — {PRESETS[hp['preset']]}")
 
 
+def recipe_offer(hp: dict) -> None:
+    """The preset's own training recipe, offered as one button until the form holds it (after the training
+    settings, so it compares what they show in this run)."""
+    recipe = preset_training(hp["preset"])
+    if not recipe:
+        return
+    words = preset_training_words(hp["preset"])
+    if all(hp.get(name) == value for name, value in recipe.items()):
+        st.caption(f"Training with {hp['preset']}'s recipe: {words} (measured to reach a good model soonest: "
+                   "docs/modern.md).")
+    else:
+        st.button(f"Use {hp['preset']}'s training recipe: {words}", key="hp_recipe", on_click=use_recipe,
+                  args=(hp, recipe), help="What this preset was measured to reach a good model with in the fewest "
+                  "seconds, on two texts of different kinds (docs/modern.md). Every setting stays yours to change.")
+
+
+def use_recipe(hp: dict, recipe: dict) -> None:
+    """Put the preset's recipe in the form: its widgets are made again from the new values (a widget that kept its
+    key would keep showing the old one)."""
+    hp.update(recipe)
+    for name in recipe:
+        st.session_state.pop(f"hp_{name}", None)
+
+
 def hyperparameters(hp: dict, folded: bool, presenter: bool):
     """The settings expander: model and training columns, the advanced ones, and (not in presenter mode) the
     counterfactual switch. Returns the expander, which the share link joins."""
@@ -98,6 +124,7 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
         st.markdown("**Training**")
         for setting in (s for s in shown if s.section == "train" and s.level < 2):
             hp[setting.name] = setting_input(setting, hp[setting.name])
+        recipe_offer(hp)
         advanced = [s for s in shown if s.section == "train" and s.level == 2]
         if advanced:
             with st.expander("Advanced"):
