@@ -23,8 +23,19 @@ from babygpt.lessons.race import (
     time_matched,
     time_note,
 )
-from babygpt.orchestration.race import MODERN_RUNGS, RUNG_SETTINGS, modern_race, race_running, rung_config
+from babygpt.orchestration.race import (
+    MODERN_RUNGS,
+    RUNG_SETTINGS,
+    modern_race,
+    race_plans,
+    race_running,
+    rung_config,
+)
+from babygpt.orchestration.runs import create_run
 from babygpt.pace import step_seconds
+from babygpt.status import RunStatus
+from babygpt.store.runs import MetricRow, RunStore
+from babygpt.text.corpus import Corpus
 from tests.conftest import ROOT
 
 
@@ -188,3 +199,36 @@ def test_a_runs_seconds_per_step_come_from_its_step_rows_rates_evaluations_exclu
             {"step": 15, "tokens_per_sec": None}, {"step": 20, "tokens_per_sec": 100.0}]  # no rate: not counted
     assert step_seconds(rows, 10) == pytest.approx((0.5 + 1.0 + 0.5) / 15)
     assert step_seconds([{"step": 5, "tokens_per_sec": None}], 10) is None and step_seconds(rows, 0) is None
+
+
+def test_the_lessons_page_shows_each_rungs_step_time_and_its_gain_at_gpts_time(small_text, fresh_resources):
+    """A finished race recorded with known step rates and curves, read by the page: both new columns, in words."""
+    store, group = RunStore(), "modernrace1"
+    plans = race_plans(Corpus.from_text("tiny", small_text), "char", 400, dict(n_layer=1, n_head=2, n_embd=16,
+                       block_size=16), seeds=(1, 2), presets=("gpt", "gpt+muon", "modern"))
+    seconds = {"gpt": (0.010, 0.011), "gpt+muon": (0.0168, 0.0168), "modern": (0.05, 0.05)}
+    curves = {"gpt": ((2.6, 2.3, 2.1, 2.00), (2.6, 2.3, 2.1, 2.02)),
+              "gpt+muon": ((2.40, 2.20, 1.95, 1.85), (2.41, 2.21, 1.96, 1.86)),
+              "modern": ((1.5, 1.2, 1.1, 1.0), (1.5, 1.2, 1.1, 1.0))}
+    for k, (plan, name) in enumerate(plans):
+        preset, seed = plan.model_config.preset, k % 2
+        info = create_run(store, plan, name, status=RunStatus.DONE, group_id=group)
+        rate = info.readable.tokens_per_step / seconds[preset][seed]
+        store.log_metrics(info.id, [MetricRow(0, "val", 4.0, None, None, 0.1)] + [
+            row for i, loss in enumerate(curves[preset][seed], 1)
+            for row in (MetricRow(100 * i, "train", loss, 3e-3, rate, 0.0), MetricRow(100 * i, "val", loss))])
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90).run()
+    at.session_state["race_group"] = group
+    at.switch_page("views/lessons.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (table,) = [d.value for d in at.dataframe if "rung" in d.value.columns]
+    assert table["rung"].tolist() == ["gpt", "gpt+muon", "modern"]
+    assert table[STEP_COLUMN].tolist() == ["10.5 ms", "16.8 ms, 1.60× gpt's step", "50 ms, 4.76× gpt's step"]
+    gpt, muon, modern = table[MATCHED_COLUMN].tolist()
+    assert gpt == "the yardstick: its best in 4.2 s of training"
+    assert re.fullmatch(r"-0\.\d{3} \(\d\.\d{3} by step 200, within gpt's 4\.2 s\): worse, by more than the seed "
+                        r"spread", muon), muon
+    assert table["against the rung below"].tolist()[1] == "better, by more than the seed spread"
+    assert modern == "no evaluation within gpt's 4.2 s of training: its first, at step 100, came after 5 s"
+    assert any("measured on this server while the race trained" in c.value and "within one race" in c.value
+               for c in at.caption)

@@ -10,6 +10,7 @@ import pytest
 from babygpt.errors import BabyGPTError
 from babygpt.lessons.race import (
     EVAL_RESOLUTION,
+    STEP_COLUMN,
     LadderStep,
     RungResult,
     group_races,
@@ -141,6 +142,8 @@ def test_a_race_runs_its_seeds_as_jobs_and_reads_as_bands(small_text):
     results = race_results(race_entries(scheduler.store, group))
     assert [r.preset for r in results] == LADDER
     assert all(r.finished == 2 and len(r.losses) == 2 for r in results)
+    assert all(len(r.step_seconds) == 2 and r.seconds_per_step > 0 for r in results), "each run timed its steps"
+    assert all(row[STEP_COLUMN].endswith(" ms") or row[STEP_COLUMN].endswith(" s") for row in race_table(results))
     summaries = {r.id: r.row() for r in scheduler.store.summaries()}
     assert {r.unit for r in results} == {"bits per byte"}
     for info in scheduler.store.list_runs(group):  # the race's loss is the one Runs shows, in bits per byte
