@@ -238,14 +238,15 @@ def preset_settings(preset: str) -> dict[str, Any]:
 
 # How a preset trains where that differs from TrainConfig's defaults: what reaches a good model in the fewest
 # seconds. Muon's orthogonalisation costs the same per step whatever the batch, so modern spends less of each step on
-# it with 24 windows than with 12 and needs half the steps; and a schedule that decays over 300 steps reaches a low
-# loss sooner than one that decays over 2,000. The measurements behind each number, on two texts of different
-# kinds, with their commands: docs/modern.md. Only what the person did not choose (``preset_train_config``).
+# it with 24 windows than with 12 and needs half the steps; a schedule that decays over 300 steps reaches a low loss
+# sooner than one that decays over 2,000; and AdamW's part (the embeddings, the head) steps at twice TrainConfig's
+# rate. The measurements behind each number, on two texts of different kinds, with their commands: docs/modern.md.
+# Only what the person did not choose (``preset_train_config``).
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "modern": dict(batch_size=24, max_iters=300, warmup_iters=30, eval_interval=50),
+    "modern": dict(batch_size=24, max_iters=300, warmup_iters=30, lr=2e-3, min_lr=2e-4, eval_interval=50),
 }
 TRAINING_WORDS = {"batch_size": "batch {}", "max_iters": "{} steps", "warmup_iters": "warm-up {}",
-                  "eval_interval": "an evaluation every {} steps"}
+                  "lr": "learning rate {:g}", "min_lr": "decaying to {:g}", "eval_interval": "an evaluation every {} steps"}
 
 
 def preset_training(preset: str) -> dict[str, Any]:

@@ -108,7 +108,8 @@ def test_a_start_on_the_uniform_line_is_called_that_not_below_it():
 
 def test_modern_brings_its_training_recipe_and_what_is_chosen_wins():
     recipe = preset_training("modern")
-    assert recipe == {"batch_size": 24, "max_iters": 300, "warmup_iters": 30, "eval_interval": 50}
+    assert recipe == {"batch_size": 24, "max_iters": 300, "warmup_iters": 30, "lr": 2e-3, "min_lr": 2e-4,
+                      "eval_interval": 50}
     assert preset_train_config("modern").batch_size == 24 and preset_train_config("modern").max_iters == 300
     chosen = preset_train_config("modern", batch_size=8, max_iters=1000)
     assert (chosen.batch_size, chosen.max_iters, chosen.warmup_iters) == (8, 1000, 30)
@@ -116,7 +117,8 @@ def test_modern_brings_its_training_recipe_and_what_is_chosen_wins():
         assert preset_training(preset) == {} and preset_train_config(preset) == TrainConfig().validate()
     with pytest.raises(BabyGPTError, match=r"eval_interval \(500\) is larger than max_iters \(300\)"):
         preset_train_config("modern", eval_interval=500)
-    assert preset_training_words("modern") == "batch 24 · 300 steps · warm-up 30 · an evaluation every 50 steps"
+    assert preset_training_words("modern") == ("batch 24 · 300 steps · warm-up 30 · learning rate 0.002 · decaying to "
+                                               "0.0002 · an evaluation every 50 steps")
 
 
 def test_the_command_line_trains_modern_with_its_recipe_unless_told_otherwise(tmp_path, capsys, small_text):
@@ -142,13 +144,14 @@ def test_the_form_offers_the_recipe_on_modern_and_puts_it_in_the_settings():
     assert not [b for b in at.button if b.key == "hp_recipe"], "gpt has no recipe of its own"
     at.selectbox(key="hp_preset").set_value("modern").run()
     [button] = [b for b in at.button if b.key == "hp_recipe"]
-    assert button.label == "Use modern's training recipe: batch 24 · 300 steps · warm-up 30 · an evaluation every 50 steps"
+    assert button.label == ("Use modern's training recipe: batch 24 · 300 steps · warm-up 30 · learning rate 0.002 · "
+                            "decaying to 0.0002 · an evaluation every 50 steps")
     before = at.number_input(key="hp_max_iters").value
     assert before == 1000, "the app's own default until the recipe is asked for"
     button.click().run()
     assert not at.exception and not at.error
     assert at.number_input(key="hp_max_iters").value == 300 and at.slider(key="hp_batch_size").value == 24
-    assert at.number_input(key="hp_eval_interval").value == 50
+    assert at.number_input(key="hp_eval_interval").value == 50 and at.number_input(key="hp_lr").value == 2e-3
     assert not [b for b in at.button if b.key == "hp_recipe"]
     assert any(c.value.startswith("Training with modern's recipe: batch 24 · 300 steps") for c in at.caption)
     at.number_input(key="hp_max_iters").set_value(600).run()

@@ -1,0 +1,237 @@
+"""Why ``modern`` trains as it does: each of its choices measured by the time it takes to reach a good model, on
+texts of different kinds.
+
+    python -m bench.modern_recipe [--texts tinyshakespeare python-docs] [--seeds 2] [--workers 2]
+
+A *good model* is one text's target validation loss: where the plain ``gpt`` command (``python -m babygpt train``
+with TrainConfig's defaults: batch 12, 2,000 steps) stands at step ``REFERENCE_STEP`` — on Tiny Shakespeare that is
+about 1.88, the loss nanoGPT's CPU recipe reaches at its end, so every text's target is the same point of the same
+recipe's curve. One such ``gpt`` run per text (``reference``, evaluating on four times the batches) gives it.
+
+Then each variant (``VARIANTS``: modern as shipped, modern without each switch it keeps, with the one it leaves out,
+with other batches and schedules, gpt with modern's recipe) trains with ``--until-val-loss TARGET`` from the command
+line, one run per seed, and the JSON gives per text and variant:
+- ``steps``: the step of its first evaluation at or below the target, per seed (None: not within its steps);
+- ``ms_per_step``: the milliseconds of one training step, timed apart, every variant's model and optimizer in one
+  process, alternating round by round, with this machine's threads (median of the rounds, and their range) — the
+  runs themselves train ``--workers`` at a time on one thread each, so their own clocks are not compared;
+- ``seconds``: steps × ms_per_step, per seed: the time to a good model, evaluation excluded;
+- ``against_modern``: the median seconds' ratio to modern's, and whether the two differ by more than their seeds'
+  spread (a choice that is within the spread is not justified by this measurement).
+
+Evaluations every ``GRID`` steps of ``EVAL_ITERS`` batches (about ±0.015 nats per estimate, two standard errors),
+so a step count is good to about a grid. Results: docs/modern.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from babygpt.config import (
+    MODERN_SWITCHES,
+    ModelConfig,
+    TrainConfig,
+    model_config_for_preset,
+    preset_training,
+)
+from babygpt.model.gpt import build_model
+from babygpt.store.runs import RunStore
+from babygpt.text.datasets import load_corpus
+from babygpt.text.tokenizers import build_tokenizer
+from babygpt.training import devices
+from babygpt.training.trainer import make_optimizer
+from bench.common import ROOT, emit, environment
+
+REFERENCE_STEP = 1200
+REFERENCE = "gpt, TrainConfig's training"  # the reference command: REFERENCE_STEP steps to the target by definition
+GRID, EVAL_ITERS = 25, 50
+SEEDS = (1337, 1, 2, 3)
+TIMING_ROUNDS, TIMING_STEPS = 5, 8
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to train: the gpt preset with these model switches and these training settings (``None``: none
+    beyond TrainConfig's), named for the table."""
+
+    name: str
+    switches: dict[str, Any]
+    training: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        model = {k: v for k, v in self.switches.items() if k != "optimizer"}
+        return model_config_for_preset("gpt", vocab_size=vocab_size, **model)
+
+    def train_config(self) -> TrainConfig:
+        optimizer = self.switches.get("optimizer", "adamw")
+        return TrainConfig(**{**self.training, "optimizer": optimizer, "eval_interval": GRID}).validate()
+
+    def cli_args(self) -> list[str]:
+        args = ["--preset", "gpt"]
+        for name, value in {**self.switches, **self.training}.items():
+            if name == "eval_interval":  # every variant evaluates on the same grid
+                continue
+            flag = f"--{name.replace('_', '-')}"
+            args += [flag] if value is True else [f"--no-{flag[2:]}"] if value is False else [flag, str(value)]
+        return args
+
+
+MODERN = {k: v for s in MODERN_SWITCHES if s.in_modern for k, v in s.settings.items()}
+RECIPE = preset_training("modern")
+PLAIN = {"batch_size": 12, "max_iters": 2000, "warmup_iters": 100}  # TrainConfig's, named: the variants' contrast
+
+
+def variants() -> list[Variant]:
+    """modern as shipped first (the one every other is read against), then one change each."""
+    shipped = Variant("modern", MODERN, RECIPE, "as shipped: gpt + its switches, its recipe")
+    without = [Variant(f"modern without {s.preset.removeprefix('gpt+')}",
+                       {k: v for k, v in MODERN.items() if k not in s.settings}, RECIPE)
+               for s in MODERN_SWITCHES if s.in_modern]
+    left_out = [Variant(f"modern with {s.preset.removeprefix('gpt+')}", {**MODERN, **s.settings}, RECIPE)
+                for s in MODERN_SWITCHES if not s.in_modern]
+    recipes = [
+        Variant("modern, TrainConfig's training", MODERN, PLAIN, "batch 12, 2,000 steps, warm-up 100"),
+        Variant("modern, batch 12", MODERN, {**RECIPE, "batch_size": 12}),
+        Variant("modern, 600 steps", MODERN, {**RECIPE, "max_iters": 600, "warmup_iters": 60}),
+        Variant("modern, learning rate 1e-3", MODERN, {**RECIPE, "lr": 1e-3, "min_lr": 1e-4}, "TrainConfig's rate"),
+        Variant("gpt, modern's recipe", {}, RECIPE, "no switch: what the recipe alone does"),
+    ]
+    return [shipped, *without, *left_out, *recipes]
+
+
+def train(text: str, home: Path, args: list[str], seed: int) -> dict[str, Any]:
+    """One command-line run on one thread; its summary."""
+    cmd = [sys.executable, "-m", "babygpt", "--home", str(home), "train", "--data", text, "--device", "cpu",
+           "--dtype", "float32", "--threads", "1", "--eval-iters", str(EVAL_ITERS), "--seed", str(seed), *args]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"error: {' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def reference_target(text: str, home: Path) -> float:
+    """The plain gpt command's validation loss at REFERENCE_STEP on ``text``."""
+    summary = train(text, home, ["--preset", "gpt", "--eval-interval", "100", "--eval-iters", str(4 * EVAL_ITERS)],
+                    SEEDS[0])
+    curve = {m.step: m.loss for m in RunStore(home).metrics(summary["run"]) if m.split == "val"}
+    return round(curve[REFERENCE_STEP], 4)
+
+
+def steps_to_target(text: str, home: Path, variant: Variant, seed: int, target: float) -> int | None:
+    args = [*variant.cli_args(), "--eval-interval", str(GRID), "--until-val-loss", str(target)]
+    summary = train(text, home, args, seed)
+    return summary.get("target_step") if summary.get("target_reached") else None
+
+
+def step_milliseconds(text: str, chosen: list[Variant]) -> dict[str, list[float]]:
+    """Each variant's training step in milliseconds, on random tokens of the text's vocabulary (a step's cost does
+    not depend on which tokens), every variant once per round, ``TIMING_ROUNDS`` rounds."""
+    torch.set_num_threads(devices.default_threads())
+    vocab = build_tokenizer("char", load_corpus(text).text).vocab_size
+    setups = {}
+    for v in chosen:
+        torch.manual_seed(0)
+        model_config, train_config = v.model_config(vocab), v.train_config()
+        model = build_model(model_config)
+        model.train()
+        optimizer = make_optimizer(model, train_config, torch.device("cpu"))
+        x = torch.randint(0, vocab, (train_config.batch_size, model_config.block_size))
+        setups[v.name] = (model, optimizer, x, x.roll(-1, dims=1), train_config.grad_clip)
+
+    def step(name: str) -> None:  # the trainer's step: forward, backward, clip, step
+        model, optimizer, x, y, clip = setups[name]
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for name in setups:  # warm-up: the first steps allocate
+        for _ in range(3):
+            step(name)
+    times: dict[str, list[float]] = {name: [] for name in setups}
+    for _ in range(TIMING_ROUNDS):
+        for name in setups:
+            start = time.perf_counter()
+            for _ in range(TIMING_STEPS):
+                step(name)
+            times[name].append((time.perf_counter() - start) / TIMING_STEPS * 1000)
+    return times
+
+
+def spread_verdict(mine: list[float], modern: list[float]) -> str:
+    """Whether two variants' seconds to the target differ by more than the larger of their seed spreads."""
+    if len(mine) < 2 or len(modern) < 2:
+        return "one seed: no spread to compare with"
+    gap = statistics.median(mine) - statistics.median(modern)
+    noise = max(max(mine) - min(mine), max(modern) - min(modern))
+    if abs(gap) <= noise:
+        return "within the seed spread"
+    return ("slower" if gap > 0 else "faster") + " than modern by more than the seed spread"
+
+
+def measure(texts: list[str], seeds: int, workers: int) -> dict[str, Any]:
+    chosen = variants()
+    result: dict[str, Any] = {"benchmark": "modern_recipe", "environment": environment(),
+                              "reference": f"python -m babygpt train --preset gpt (TrainConfig's defaults) at step "
+                                           f"{REFERENCE_STEP}", "grid": GRID, "eval_iters": EVAL_ITERS,
+                              "seeds": list(SEEDS[:seeds]), "texts": {}}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
+        home = Path(tmp)
+        targets = dict(zip(texts, pool.map(lambda t: reference_target(t, home), texts), strict=True))
+        jobs = {(t, v.name, s): pool.submit(steps_to_target, t, home, v, s, targets[t])
+                for t in texts for v in chosen for s in SEEDS[:seeds]}
+        steps = {key: job.result() for key, job in jobs.items()}
+    reference = Variant(REFERENCE, {}, PLAIN, "the reference command: the target is its loss at this step")
+    for text in texts:
+        timing = step_milliseconds(text, [*chosen, reference])
+        rows = []
+        for v in chosen:
+            ms = statistics.median(timing[v.name])
+            seed_steps = [steps[(text, v.name, s)] for s in SEEDS[:seeds]]
+            seconds = [None if n is None else round(n * ms / 1000, 1) for n in seed_steps]
+            rows.append({"variant": v.name, "note": v.note, "command": "python -m babygpt train " + " ".join(v.cli_args()),
+                         "steps": seed_steps, "ms_per_step": round(ms, 1),
+                         "ms_rounds": [round(t, 1) for t in timing[v.name]], "seconds": seconds})
+        ms = statistics.median(timing[REFERENCE])
+        rows.append({"variant": REFERENCE, "note": reference.note, "command": "python -m babygpt train",
+                     "steps": [REFERENCE_STEP], "ms_per_step": round(ms, 1),
+                     "ms_rounds": [round(t, 1) for t in timing[REFERENCE]],
+                     "seconds": [round(REFERENCE_STEP * ms / 1000, 1)]})
+        modern = rows[0]["seconds"]
+        for row in rows:
+            reached = [s for s in row["seconds"] if s is not None]
+            if len(reached) < len(row["seconds"]):
+                row["against_modern"] = "missed the target within its steps on some seed"
+            else:
+                row["against_modern"] = (f"{statistics.median(reached) / statistics.median(modern):.2f}× modern's "
+                                         f"time; {spread_verdict(reached, modern)}")
+        result["texts"][text] = {"target_val_loss": targets[text], "variants": rows}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", nargs="+", default=["tinyshakespeare", "python-docs"])
+    parser.add_argument("--seeds", type=int, default=2, choices=range(1, len(SEEDS) + 1))
+    parser.add_argument("--workers", type=int, default=devices.default_threads(),
+                        help="runs trained at once, one thread each (default: this machine's cores)")
+    args = parser.parse_args()
+    emit(measure(args.texts, args.seeds, args.workers))
+
+
+if __name__ == "__main__":
+    main()

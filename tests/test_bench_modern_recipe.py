@@ -1,0 +1,45 @@
+"""bench/modern_recipe.py's pure parts: the variants it measures are modern as shipped and one change each, run by
+the command line exactly as ``--preset modern`` trains; the verdict against modern respects the seeds' spread."""
+
+from dataclasses import replace
+
+from babygpt.cli import build_parser
+from babygpt.config import MODERN_SWITCHES, model_config_for_preset, preset_train_config
+from bench.modern_recipe import GRID, spread_verdict, variants
+
+
+def _parsed(args: list[str]):
+    return build_parser().parse_args(["train", *args])
+
+
+def test_the_shipped_variant_is_exactly_what_preset_modern_trains():
+    shipped = variants()[0]
+    assert shipped.name == "modern"
+    vocab = 65
+    assert shipped.model_config(vocab) == replace(model_config_for_preset("modern", vocab_size=vocab), preset="gpt")
+    expected = preset_train_config("modern")
+    trained = shipped.train_config()
+    for name in ("batch_size", "max_iters", "warmup_iters", "lr", "muon_lr"):
+        assert getattr(trained, name) == getattr(expected, name), name
+    assert trained.optimizer_for(shipped.model_config(vocab)) == "muon" and trained.eval_interval == GRID
+    args = _parsed(shipped.cli_args())
+    assert args.positional == "rope" and args.norm == "rmsnorm" and args.qk_norm and args.value_embeddings
+    assert args.logit_softcap == 15.0 and args.optimizer == "muon" and args.batch_size == 24
+    assert "--eval-interval" not in shipped.cli_args(), "every variant evaluates on the one grid"
+
+
+def test_every_switch_is_taken_out_or_put_in_once():
+    names = [v.name for v in variants()]
+    assert len(names) == len(set(names))
+    for switch in MODERN_SWITCHES:
+        short = switch.preset.removeprefix("gpt+")
+        assert (f"modern without {short}" if switch.in_modern else f"modern with {short}") in names
+    without_muon = next(v for v in variants() if v.name == "modern without muon")
+    assert without_muon.train_config().optimizer == "adamw" and "--optimizer" not in without_muon.cli_args()
+
+
+def test_the_verdict_against_modern_needs_more_than_the_seed_spread():
+    assert spread_verdict([30.0, 34.0], [25.0, 27.0]) == "slower than modern by more than the seed spread"
+    assert spread_verdict([26.0, 31.0], [25.0, 27.0]) == "within the seed spread"
+    assert spread_verdict([20.0, 21.0], [25.0, 27.0]) == "faster than modern by more than the seed spread"
+    assert spread_verdict([30.0], [25.0, 27.0]) == "one seed: no spread to compare with"
