@@ -2,6 +2,7 @@
 texts of different kinds.
 
     python -m bench.modern_recipe [--texts tinyshakespeare python-docs] [--seeds 2] [--workers 2]
+    python -m bench.modern_recipe --steps-from EARLIER.json   # the same steps, timed again on a quiet machine
 
 A *good model* is one text's target validation loss: where the plain ``gpt`` command (``python -m babygpt train``
 with TrainConfig's defaults: batch 12, 2,000 steps) stands at step ``REFERENCE_STEP`` — on Tiny Shakespeare that is
@@ -183,18 +184,43 @@ def spread_verdict(mine: list[float], modern: list[float]) -> str:
     return ("slower" if gap > 0 else "faster") + " than modern by more than the seed spread"
 
 
-def measure(texts: list[str], seeds: int, workers: int) -> dict[str, Any]:
-    chosen = variants()
-    result: dict[str, Any] = {"benchmark": "modern_recipe", "environment": environment(),
-                              "reference": f"python -m babygpt train --preset gpt (TrainConfig's defaults) at step "
-                                           f"{REFERENCE_STEP}", "grid": GRID, "eval_iters": EVAL_ITERS,
-                              "seeds": list(SEEDS[:seeds]), "texts": {}}
+def train_to_targets(texts: list[str], chosen: list[Variant], seeds: int,
+                     workers: int) -> tuple[dict[str, float], dict[tuple[str, str, int], int | None]]:
+    """Each text's target, then every variant's steps to it per seed, ``workers`` runs at a time."""
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers) as pool:
         home = Path(tmp)
         targets = dict(zip(texts, pool.map(lambda t: reference_target(t, home), texts), strict=True))
         jobs = {(t, v.name, s): pool.submit(steps_to_target, t, home, v, s, targets[t])
                 for t in texts for v in chosen for s in SEEDS[:seeds]}
-        steps = {key: job.result() for key, job in jobs.items()}
+        return targets, {key: job.result() for key, job in jobs.items()}
+
+
+def earlier_steps(earlier: dict[str, Any], texts: list[str], chosen: list[Variant],
+                  seeds: int) -> tuple[dict[str, float], dict[tuple[str, str, int], int | None]]:
+    """The targets and steps an earlier run of this bench measured (steps do not depend on the machine's load;
+    the step timings, taken again, do): for re-timing on a quiet machine without training everything again."""
+    targets, steps = {}, {}
+    for text in texts:
+        measured = earlier["texts"][text]
+        targets[text] = measured["target_val_loss"]
+        rows = {row["variant"]: row["steps"] for row in measured["variants"]}
+        for v in chosen:
+            for i, seed in enumerate(SEEDS[:seeds]):
+                steps[(text, v.name, seed)] = rows[v.name][i]
+    return targets, steps
+
+
+def measure(texts: list[str], seeds: int, workers: int, earlier: dict[str, Any] | None = None) -> dict[str, Any]:
+    chosen = variants()
+    result: dict[str, Any] = {"benchmark": "modern_recipe", "environment": environment(),
+                              "reference": f"python -m babygpt train --preset gpt (TrainConfig's defaults) at step "
+                                           f"{REFERENCE_STEP}", "grid": GRID, "eval_iters": EVAL_ITERS,
+                              "seeds": list(SEEDS[:seeds]), "texts": {}}
+    if earlier is not None:
+        targets, steps = earlier_steps(earlier, texts, chosen, seeds)
+        result["steps_from"] = "an earlier run of this bench (--steps-from): only the step timings are new"
+    else:
+        targets, steps = train_to_targets(texts, chosen, seeds, workers)
     reference = Variant(REFERENCE, {}, PLAIN, "the reference command: the target is its loss at this step")
     for text in texts:
         timing = step_milliseconds(text, [*chosen, reference])
@@ -229,8 +255,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, choices=range(1, len(SEEDS) + 1))
     parser.add_argument("--workers", type=int, default=devices.default_threads(),
                         help="runs trained at once, one thread each (default: this machine's cores)")
+    parser.add_argument("--steps-from", type=Path,
+                        help="the JSON of an earlier run: take its targets and steps, time the steps again")
     args = parser.parse_args()
-    emit(measure(args.texts, args.seeds, args.workers))
+    earlier = json.loads(args.steps_from.read_text(encoding="utf-8")) if args.steps_from else None
+    emit(measure(args.texts, args.seeds, args.workers, earlier))
 
 
 if __name__ == "__main__":

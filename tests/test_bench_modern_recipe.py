@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from babygpt.cli import build_parser
 from babygpt.config import MODERN_SWITCHES, model_config_for_preset, preset_train_config
-from bench.modern_recipe import GRID, spread_verdict, variants
+from bench.modern_recipe import GRID, earlier_steps, spread_verdict, variants
 
 
 def _parsed(args: list[str]):
@@ -43,3 +43,13 @@ def test_the_verdict_against_modern_needs_more_than_the_seed_spread():
     assert spread_verdict([26.0, 31.0], [25.0, 27.0]) == "within the seed spread"
     assert spread_verdict([20.0, 21.0], [25.0, 27.0]) == "faster than modern by more than the seed spread"
     assert spread_verdict([30.0], [25.0, 27.0]) == "one seed: no spread to compare with"
+
+
+def test_an_earlier_runs_steps_are_taken_as_they_were_for_timing_again():
+    chosen = variants()[:2]
+    earlier = {"texts": {"t": {"target_val_loss": 1.5, "variants": [
+        {"variant": chosen[0].name, "steps": [200, 225]}, {"variant": chosen[1].name, "steps": [None, 250]}]}}}
+    targets, steps = earlier_steps(earlier, ["t"], chosen, 2)
+    assert targets == {"t": 1.5}
+    assert steps == {("t", chosen[0].name, 1337): 200, ("t", chosen[0].name, 1): 225,
+                     ("t", chosen[1].name, 1337): None, ("t", chosen[1].name, 1): 250}
