@@ -10,6 +10,7 @@ import streamlit as st
 from streamlit.net_util import get_internal_ip
 
 from babygpt.config import (
+    BY_NAME,
     FORM_SETTINGS,
     PRESETS,
     TrainConfig,
@@ -96,11 +97,11 @@ def recipe_offer(hp: dict) -> None:
 
 
 def use_recipe(hp: dict, recipe: dict) -> None:
-    """Put the preset's recipe in the form: its widgets are made again from the new values (a widget that kept its
-    key would keep showing the old one)."""
+    """Put the preset's recipe in the form: in the settings and in their widgets' own state, which a browser keeps
+    and sends back with every rerun (a widget whose state was only dropped shows its old value again)."""
     hp.update(recipe)
-    for name in recipe:
-        st.session_state.pop(f"hp_{name}", None)
+    for name, value in recipe.items():
+        st.session_state[f"hp_{name}"] = BY_NAME[name].kind(value)
 
 
 def hyperparameters(hp: dict, folded: bool, presenter: bool):
