@@ -17,8 +17,10 @@ line, one run per seed, and the JSON gives per text and variant:
   process, alternating round by round, with this machine's threads (median of the rounds, and their range) — the
   runs themselves train ``--workers`` at a time on one thread each, so their own clocks are not compared;
 - ``seconds``: steps × ms_per_step, per seed: the time to a good model, evaluation excluded;
-- ``against_modern``: the median seconds' ratio to modern's, and whether the two differ by more than their seeds'
-  spread (a choice that is within the spread is not justified by this measurement).
+- ``steps_against_modern``: fewer or more steps than modern on every seed, or within the seeds' spread;
+- ``against_modern``: the median seconds' ratio to modern's, and whether they differ beyond the spread of seeds and
+  timing rounds (``seconds_range``: fewest steps × fastest round to most steps × slowest round; a choice within
+  that spread is not justified by this measurement either way).
 
 Evaluations every ``GRID`` steps of ``EVAL_ITERS`` batches (about ±0.015 nats per estimate, two standard errors),
 so a step count is good to about a grid. Results: docs/modern.md.
@@ -173,15 +175,30 @@ def step_milliseconds(text: str, chosen: list[Variant]) -> dict[str, list[float]
     return times
 
 
-def spread_verdict(mine: list[float], modern: list[float]) -> str:
-    """Whether two variants' seconds to the target differ by more than the larger of their seed spreads."""
-    if len(mine) < 2 or len(modern) < 2:
-        return "one seed: no spread to compare with"
-    gap = statistics.median(mine) - statistics.median(modern)
-    noise = max(max(mine) - min(mine), max(modern) - min(modern))
-    if abs(gap) <= noise:
-        return "within the seed spread"
-    return ("slower" if gap > 0 else "faster") + " than modern by more than the seed spread"
+def seconds_range(steps: list[int], ms_rounds: list[float]) -> tuple[float, float]:
+    """The least and the most a variant's time to the target can be: its fewest steps at its fastest timing round,
+    its most steps at its slowest (so both the seeds and the clock's wobble are inside)."""
+    return min(steps) * min(ms_rounds) / 1000, max(steps) * max(ms_rounds) / 1000
+
+
+def spread_verdict(mine: tuple[float, float], modern: tuple[float, float]) -> str:
+    """Faster or slower than modern only where the two ranges of seconds (``seconds_range``) do not overlap."""
+    if mine[1] < modern[0]:
+        return "faster than modern beyond the spread of seeds and timing rounds"
+    if mine[0] > modern[1]:
+        return "slower than modern beyond the spread of seeds and timing rounds"
+    return "within the spread of seeds and timing rounds"
+
+
+def steps_verdict(mine: list[int | None], modern: list[int | None]) -> str:
+    """Steps alone (the machine's load cannot move them): fewer or more on every seed than modern's, or overlapping."""
+    if None in mine:
+        return "missed the target within its steps on some seed"
+    if max(mine) < min(modern):
+        return "fewer steps than modern on every seed"
+    if min(mine) > max(modern):
+        return "more steps than modern on every seed"
+    return "as many steps as modern, within the seeds' spread"
 
 
 def train_to_targets(texts: list[str], chosen: list[Variant], seeds: int,
@@ -237,14 +254,16 @@ def measure(texts: list[str], seeds: int, workers: int, earlier: dict[str, Any] 
                      "steps": [REFERENCE_STEP], "ms_per_step": round(ms, 1),
                      "ms_rounds": [round(t, 1) for t in timing[REFERENCE]],
                      "seconds": [round(REFERENCE_STEP * ms / 1000, 1)]})
-        modern = rows[0]["seconds"]
+        modern = rows[0]
         for row in rows:
-            reached = [s for s in row["seconds"] if s is not None]
-            if len(reached) < len(row["seconds"]):
+            row["steps_against_modern"] = steps_verdict(row["steps"], modern["steps"])
+            if None in row["steps"] or None in modern["steps"]:
                 row["against_modern"] = "missed the target within its steps on some seed"
-            else:
-                row["against_modern"] = (f"{statistics.median(reached) / statistics.median(modern):.2f}× modern's "
-                                         f"time; {spread_verdict(reached, modern)}")
+                continue
+            row["seconds_range"] = [round(x, 1) for x in seconds_range(row["steps"], row["ms_rounds"])]
+            ratio = statistics.median(row["seconds"]) / statistics.median(modern["seconds"])
+            versus = spread_verdict(row["seconds_range"], seconds_range(modern["steps"], modern["ms_rounds"]))
+            row["against_modern"] = f"{ratio:.2f}× modern's time; {versus}"
         result["texts"][text] = {"target_val_loss": targets[text], "variants": rows}
     return result
 

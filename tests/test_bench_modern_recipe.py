@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from babygpt.cli import build_parser
 from babygpt.config import MODERN_SWITCHES, model_config_for_preset, preset_train_config
-from bench.modern_recipe import GRID, earlier_steps, spread_verdict, variants
+from bench.modern_recipe import GRID, earlier_steps, seconds_range, spread_verdict, steps_verdict, variants
 
 
 def _parsed(args: list[str]):
@@ -38,11 +38,18 @@ def test_every_switch_is_taken_out_or_put_in_once():
     assert without_muon.train_config().optimizer == "adamw" and "--optimizer" not in without_muon.cli_args()
 
 
-def test_the_verdict_against_modern_needs_more_than_the_seed_spread():
-    assert spread_verdict([30.0, 34.0], [25.0, 27.0]) == "slower than modern by more than the seed spread"
-    assert spread_verdict([26.0, 31.0], [25.0, 27.0]) == "within the seed spread"
-    assert spread_verdict([20.0, 21.0], [25.0, 27.0]) == "faster than modern by more than the seed spread"
-    assert spread_verdict([30.0], [25.0, 27.0]) == "one seed: no spread to compare with"
+def test_the_verdict_against_modern_needs_more_than_the_spread_of_seeds_and_timing_rounds():
+    assert seconds_range([200, 225], [100.0, 120.0]) == (20.0, 27.0)
+    modern = seconds_range([200, 225], [100.0, 120.0])
+    assert spread_verdict(seconds_range([300, 325], [100.0, 110.0]), modern) == \
+        "slower than modern beyond the spread of seeds and timing rounds"
+    assert spread_verdict(seconds_range([200, 200], [90.0, 130.0]), modern) == "within the spread of seeds and timing rounds"
+    assert spread_verdict(seconds_range([100, 125], [100.0, 110.0]), modern) == \
+        "faster than modern beyond the spread of seeds and timing rounds"
+    assert steps_verdict([250, 275], [200, 225]) == "more steps than modern on every seed"
+    assert steps_verdict([200, 250], [200, 225]) == "as many steps as modern, within the seeds' spread"
+    assert steps_verdict([175, 175], [200, 225]) == "fewer steps than modern on every seed"
+    assert steps_verdict([None, 250], [200, 225]) == "missed the target within its steps on some seed"
 
 
 def test_an_earlier_runs_steps_are_taken_as_they_were_for_timing_again():

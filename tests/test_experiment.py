@@ -59,7 +59,7 @@ def test_the_default_sizes_span_about_thirty_times_and_the_tested_model_is_ten_t
 
 def test_a_switch_experiment_plans_both_rungs_and_wrong_choices_are_sentences():
     both = ExperimentSpec("t", "s", "x", "char", ("gpt", "gpt+rope"), 100, 8, 32, 3e-3, 0.1)
-    assert {p.preset for p in plan_points(both, [(2, 4, 64)], [1, 2, 3])} == {"gpt", "gpt+rope"}
+    assert {p.preset for p in plan_points(both, [(1, 2, 32), (2, 4, 64), (3, 4, 96)], [1, 2])} == {"gpt", "gpt+rope"}
     with pytest.raises(BabyGPTError, match="Each size and each seed is listed once"):
         plan_points(SPEC, [(1, 2, 32), (1, 2, 32)], [1])
     with pytest.raises(BabyGPTError, match="n_head"):
@@ -86,7 +86,7 @@ def test_a_run_killed_mid_way_is_requeued_and_finishes(lab, small_text):
     assert row.state is PointState.DONE and row.run_id == run_id and len(row.lost) == 1
     assert "interrupted" in row.lost[0]
     assert len(view.results) == 1 and view.results[0].who == SERVER
-    assert "there are 1 of 1 so far" in view.arms[0].why, "the fit says how many points it rests on"
+    assert "so far 1 finished run of 1 size." in view.arms[0].why, "the fit says how many points it rests on"
 
 
 def test_a_student_gets_the_next_point_and_a_stopped_run_is_handed_out_again(lab, small_text):
@@ -218,3 +218,14 @@ def test_a_point_whose_runs_keep_dying_is_given_up_with_the_reason(lab, small_te
     assert point.given_up == "its runs died 3 times; the last one deleted"
     assert lab.records.claim(record.id, "ben-key") is None, "a given-up point is handed to nobody"
     assert lab.view(force=True).rows[0].state is PointState.GIVEN_UP
+
+
+def test_a_plan_too_small_for_any_law_says_so_before_a_run_finishes():
+    two_sizes = plan_points(SPEC, [(1, 1, 16), (1, 2, 32)], [1])
+    [arm] = fit_arms(SPEC, [], two_sizes)
+    assert arm.fit is None and arm.why == (
+        "A law is fitted from 4 finished runs of 3 sizes or more; so far 0 finished runs of 0 sizes. This experiment "
+        "plans only 2 runs of 2 sizes, so no law can be fitted to it: start one with more sizes or seeds.")
+    [enough] = fit_arms(SPEC, [], plan_points(SPEC, list(DEFAULT_SIZES), [1]))
+    assert "plans only" not in enough.why
+    assert two_sizes[0].shape == "1×16, 1 head" and two_sizes[1].shape == "1×32, 2 heads"

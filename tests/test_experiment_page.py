@@ -25,14 +25,14 @@ def test_a_teacher_starts_an_experiment_and_a_students_browser_trains_a_run_of_i
     teacher.switch_page(CLASS).run()
     assert not teacher.exception
     assert "No experiment yet" in " ".join(c.value for c in teacher.caption)
-    teacher.text_input(key="exp_sizes").input("1×2×16, 1×2×24, 1×2×32").run()
+    teacher.text_input(key="exp_sizes").input("1×2×16, 1×2×24, 1×2×32, 1×2×40").run()
     teacher.text_input(key="exp_seeds").input("1").run()
     teacher.number_input(key="exp_steps").set_value(30)
     teacher.number_input(key="exp_batch").set_value(4)
     teacher.number_input(key="exp_block").set_value(16).run()
     teacher.button(key="experiment_start").click().run()
     assert not teacher.exception and not teacher.error, [e.value for e in teacher.error]
-    assert "3 waiting for a student" in " ".join(c.value for c in teacher.caption)
+    assert "4 waiting for a student" in " ".join(c.value for c in teacher.caption)
 
     student = app()  # another browser: no admin token
     student.switch_page(CLASS).run()
@@ -58,7 +58,7 @@ def test_a_teacher_starts_an_experiment_and_a_students_browser_trains_a_run_of_i
     wait_for(lambda: store().get(run).status is RunStatus.DONE, 120, "the run to finish")
     laboratory().view(force=True)  # the board is cached for a second: read it after the run ended, however fast
     student.run()
-    assert any("from 4 finished runs of 3 sizes or more; there are 1 of 1 so far" in c.value
+    assert any("from 4 finished runs of 3 sizes or more; so far 1 finished run of 1 size." in c.value
                for c in student.caption), ("the fit says how many points it rests on", [c.value for c in student.caption])
     downloads = {d.proto.label for d in student.get("download_button")}
     assert {"Download the experiment (CSV)", "Download the law (picture, SVG)"} <= downloads
@@ -70,7 +70,7 @@ def test_a_teacher_starts_an_experiment_and_a_students_browser_trains_a_run_of_i
     teacher.button(key="experiment_queue_rest").click().run()
     assert not teacher.exception and not teacher.error, [e.value for e in teacher.error]
     queued = [p for p in laboratory().records.points(laboratory().latest().id) if p.index > 0]
-    assert all(p.run_id and p.owner is None for p in queued), "the two runs nobody took, on the server"
+    assert all(p.run_id and p.owner is None for p in queued), "the three runs nobody took, on the server"
     teacher.button(key="experiment_end").click().run()
     assert not teacher.exception
     assert any("**Ended**" in m.value for m in teacher.markdown)

@@ -97,7 +97,7 @@ def check_points(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np
     sizes = len(np.unique(xs))
     if len(xs) < MIN_POINTS or sizes < MIN_SIZES:
         raise BabyGPTError(f"A law is fitted from {MIN_POINTS} finished runs of {MIN_SIZES} sizes or more; "
-                           f"there are {len(xs)} of {sizes} so far.")
+                           f"so far {len(xs)} finished run{'s' * (len(xs) != 1)} of {sizes} size{'s' * (sizes != 1)}.")
     return xs, ys
 
 

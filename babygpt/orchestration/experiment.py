@@ -25,7 +25,7 @@ from typing import Any
 from babygpt.config import MODERN_BY_PRESET, PRESETS, ModelConfig, TrainConfig, app_train_config, model_config_for_preset
 from babygpt.errors import BabyGPTError
 from babygpt.figures.scaling_figures import LawPlot, LawSeries
-from babygpt.lessons.scaling_law import PredictionCheck, ScalingFit, fit_scaling_law
+from babygpt.lessons.scaling_law import MIN_POINTS, MIN_SIZES, PredictionCheck, ScalingFit, fit_scaling_law
 from babygpt.model.sizing import block_params, size_in_words
 from babygpt.orchestration.challenge import tokenizer_phrase
 from babygpt.orchestration.plan import TrainingPlan, plan_training
@@ -69,7 +69,7 @@ class Point:
 
     @property
     def shape(self) -> str:
-        return f"{self.n_layer}×{self.n_embd}, {self.n_head} heads"
+        return f"{self.n_layer}×{self.n_embd}, {self.n_head} head{'s' * (self.n_head != 1)}"
 
     def name(self) -> str:
         """The run's name on every page: "experiment: gpt 2×64, 4 heads · seed 1"."""
@@ -309,16 +309,27 @@ class ArmFit:
     why: str = ""
 
 
-def fit_arms(spec: ExperimentSpec, results: list[Result]) -> list[ArmFit]:
-    """A law for each rung, from its finished planned points (the tested model is left out: it tests the law)."""
+def fit_arms(spec: ExperimentSpec, results: list[Result], planned: list[Point] | None = None) -> list[ArmFit]:
+    """A law for each rung, from its finished planned points (the tested model is left out: it tests the law).
+    ``planned``: every point of the plan, so a plan too small for any law says so now, not after every run."""
     arms = []
     for preset in spec.presets:
         mine = [r for r in results if r.point.preset == preset and not r.is_prediction]
         try:
             arms.append(ArmFit(preset, fit_scaling_law([r.x for r in mine], [r.loss for r in mine])))
         except BabyGPTError as exc:
-            arms.append(ArmFit(preset, None, str(exc)))
+            arms.append(ArmFit(preset, None, str(exc) + plan_too_small([p for p in planned or () if p.preset == preset])))
     return arms
+
+
+def plan_too_small(points: list[Point]) -> str:
+    """" This experiment plans only …": what a teacher must hear when no run of the plan can ever make a law
+    (empty when the plan can; ``points``: one rung's planned points)."""
+    sizes = len({p.shape for p in points})
+    if not points or (len(points) >= MIN_POINTS and sizes >= MIN_SIZES):
+        return ""
+    return (f" This experiment plans only {len(points)} run{'s' * (len(points) != 1)} of {sizes} "
+            f"size{'s' * (sizes != 1)}, so no law can be fitted to it: start one with more sizes or seeds.")
 
 
 def prediction_check(prediction: dict[str, Any], observed: float | None) -> PredictionCheck:

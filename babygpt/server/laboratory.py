@@ -323,7 +323,8 @@ class Laboratory:
                                  snap.step if snap else 0, snap.max_iters if snap else spec.steps,
                                  loss if loss is not None else _last_val(info, snap), p.attempts, tuple(p.lost),
                                  p.is_prediction))
-        return ExperimentView(record, spec, rows, results, fit_arms(spec, results), checks)
+        planned = [Point.from_dict(p.settings) for p in points if not p.is_prediction]
+        return ExperimentView(record, spec, rows, results, fit_arms(spec, results, planned), checks)
 
 
 def _last_val(info: RunInfo | None, snap) -> float | None:
