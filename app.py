@@ -2,6 +2,11 @@
 
 from pathlib import Path
 
+# Imported here, once, before any session's thread: plotly and Streamlit import pandas lazily, and two students'
+# first charts drawn at the same moment could each find the other's half-imported module ("partially initialized
+# module 'pandas' has no attribute 'Series'"), a traceback on one of their screens.
+import pandas  # noqa: F401
+import plotly.graph_objects  # noqa: F401
 import streamlit as st
 
 from babygpt.errors import BabyGPTError, DiskFull

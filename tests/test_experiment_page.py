@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from babygpt.server.laboratory import ALL_TAKEN
 from babygpt.status import RunStatus
 from tests.helpers import app, wait_for
 
@@ -71,6 +72,10 @@ def test_a_teacher_starts_an_experiment_and_a_students_browser_trains_a_run_of_i
     assert not teacher.exception and not teacher.error, [e.value for e in teacher.error]
     queued = [p for p in laboratory().records.points(laboratory().latest().id) if p.index > 0]
     assert all(p.run_id and p.owner is None for p in queued), "the three runs nobody took, on the server"
+    laboratory().view(force=True)
+    student.run()
+    assert "experiment_join" not in [b.key for b in student.button], "nothing left to join: no button that fails"
+    assert ALL_TAKEN in [c.value for c in student.caption], "said at once, not after a press"
     teacher.button(key="experiment_end").click().run()
     assert not teacher.exception
     assert any("**Ended**" in m.value for m in teacher.markdown)

@@ -28,7 +28,7 @@ from babygpt.orchestration.experiment import (
     switch_sentence,
 )
 from babygpt.plain_text import html_literal, markdown_literal
-from babygpt.server.laboratory import ExperimentView, PointRow
+from babygpt.server.laboratory import ALL_TAKEN, ExperimentView, PointRow
 from babygpt.units import format_count
 from ui import choices, identity, state
 
@@ -84,7 +84,10 @@ def my_run(view: ExperimentView) -> None:
     """The viewer's own point: Join when they have none, else their run training, step by step."""
     lab, me = state.laboratory(), identity.user()
     mine = lab.run_of(me)
-    if view.record.ended_at is None and (mine is None or mine.state.value in ("done", "given up")):
+    free = mine is None or mine.state.value in ("done", "given up")
+    if view.record.ended_at is None and free and not view.open_points():  # said now, not after a press that fails
+        st.caption(ALL_TAKEN)
+    elif view.record.ended_at is None and free:
         st.button("Join: train one run of the experiment", key="experiment_join", type="primary",
                   help="You get the next run nobody has taken: it trains on the server as your run (follow it "
                        "here or on Model & training), and its loss joins the law when it finishes.",

@@ -185,16 +185,19 @@ def race_lesson() -> None:
             "single run can be lucky.\n\n"
             "**Modern rungs against gpt** races the ideas from after GPT-2 instead: each chosen rung is gpt with one "
             "switch (RoPE, RMSNorm, QK-norm, SwiGLU, value embeddings, a logit soft-cap, Muon), or `modern` with "
-            "them together, trained beside gpt on the same text, budget, seeds and learning rate; its row's verdict "
-            "in the column *against the rung below* is against gpt, so a switch earns its place only by beating "
-            "gpt by more than the seeds' spread. A faster loss per step can still be slower per second: the "
+            "them together, trained beside gpt on the same text, budget, seeds and learning rate (`modern` too, "
+            "not with its own training recipe, so that only the switches differ); the column *against gpt* says "
+            "whether a switch earns its place by beating gpt by more than the seeds' spread. A faster loss per "
+            "step can still be slower per second: the "
             "table gives each rung's time per training step (a modern rung's also as a multiple of gpt's) and "
             "its gain *at gpt's training time*, the loss it had reached when it had trained as long as gpt did.")
     choice = race_settings()
     group = st.session_state.get(state.RACE)
     racing = race_running(state.store(), group)
     b1, b2, _ = st.columns([1, 1, 4])
-    b1.button("Run the race", type="primary", key="race_start", on_click=start_race, args=(choice,), disabled=racing)
+    nothing_chosen = choice.ladder != LECTURE and not choice.modern  # the caption below says what to choose
+    b1.button("Run the race", type="primary", key="race_start", on_click=start_race, args=(choice,),
+              disabled=racing or nothing_chosen)
     b2.button("Stop", key="race_stop", disabled=not racing,
               on_click=lambda: state.scheduler().stop_group(identity.actor(), group))
     if state.page_flags().get("race_error"):

@@ -320,11 +320,17 @@ def time_matched_words(rung: RungResult, gpt: RungResult | None) -> str:
         return (f"no evaluation within gpt's {_duration(matched.budget_s)} of training: its first, at step "
                 f"{step:,}, came after {_duration(seconds)}")
     mean = statistics.mean(matched.losses)
-    return (f"{matched.step.gain:+.3f} ({mean:.3f} by step {matched.last_step:,}, within gpt's "
+    return (f"{matched.step.gain:+.3f} ({mean:.3f} by step {matched.last_step:,}, in gpt's "
             f"{_duration(matched.budget_s)}): {matched.step.verdict}")
 
 
 SPREAD_COLUMN = "± spread (max−min)"
+
+
+def verdict_column(modern: bool) -> str:
+    """The verdict's column: each lecture rung is judged against the rung below it; in a race of modern rungs every
+    rung is gpt with a switch, judged against gpt, and the header says so."""
+    return "against gpt" if modern else "against the rung below"
 STEP_COLUMN = "time per training step"
 MATCHED_COLUMN = "against gpt at gpt's training time"
 
@@ -341,7 +347,7 @@ def race_table(results: list[RungResult]) -> list[dict[str, Any]]:
         row = {"rung": r.preset, "parameters": r.parameters, "learning rate": f"{r.lr:.0e}",
                "seeds": f"{r.finished}/{r.seeds} done", mean_column(r.unit): r.mean_words(),
                SPREAD_COLUMN: r.spread_words(),
-               "against the rung below": steps_up[r.preset].verdict if r.preset in steps_up else "—",
+               verdict_column(modern): steps_up[r.preset].verdict if r.preset in steps_up else "—",
                STEP_COLUMN: step_cost_words(r, gpt)}
         if modern:
             budget = gpt_budget(r) if r is gpt else None

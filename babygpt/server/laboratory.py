@@ -48,6 +48,7 @@ from babygpt.text.tokenizers import Tokenizer, build_tokenizer
 BOARD_TTL_S = 1.0
 ALREADY_RUNNING = ("You already have a run queued or training: stop it (or wait for it) before taking one of the "
                    "experiment's.")
+ALL_TAKEN = "Every run of this experiment is taken: thank you! Watch the law form below."
 SERVER = "the server"  # who trains a point nobody took
 MACHINE = Actor(None, admin=True)  # the laboratory itself, queueing on the teacher's behalf what the teacher asked
 
@@ -188,7 +189,7 @@ class Laboratory:
                 raise BabyGPTError(ALREADY_RUNNING)
             claimed = self.records.claim(record.id, user)
             if claimed is None:
-                raise BabyGPTError("Every run of this experiment is taken: thank you! Watch the law form below.")
+                raise BabyGPTError(ALL_TAKEN)
             try:
                 spec = ExperimentSpec.from_dict(record.spec)
                 point = Point.from_dict(claimed.settings)
