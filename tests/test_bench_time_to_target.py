@@ -144,3 +144,13 @@ def test_each_seed_is_passed_to_the_command_line():
     args = ours_args(FULL, Path("t.txt"), 2, "float32", seed=7)
     assert args[args.index("--seed") + 1] == "7" and args[args.index("--preset") + 1] == "modern"
     assert "--max-iters" not in args and "--batch-size" not in args, "the preset's own recipe"
+
+
+def test_a_nanogpt_that_ends_above_the_target_gives_a_lower_bound():
+    nano = side(False, None, None, None, None, train_s_at_last_step=100.0, last_step=2000)
+    ours = over_seeds([side(True, 225, 25.0, 1.87, 1.88, seed=1337)])
+    result = build_result(FULL, False, 2, nano, ours, {"same_as_float32": "float32"}, 0.3, 111539)
+    assert result["speedup_float32"] is None, "no time to the target to divide"
+    assert result["speedup_float32_at_least"] == 4.0, "it would take longer than all of its 2,000 steps took"
+    reached = build_result(FULL, False, 2, side(True, 2000, 100.0, 1.87, 1.88), ours, {}, 0.3, 111539)
+    assert reached["speedup_float32_at_least"] is None and reached["speedup_float32"] == 4.0

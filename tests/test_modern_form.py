@@ -82,6 +82,7 @@ def test_the_lr_chart_shows_muons_peak_beside_adamws_labelled():
     assert set(traces) == {"AdamW: embeddings, head, gains, biases", "Muon: hidden matrices"}
     assert max(traces["Muon: hidden matrices"]) == pytest.approx(0.02)
     assert max(traces["AdamW: embeddings, head, gains, biases"]) == pytest.approx(1e-3)
+    assert lr_chart(at)["layout"]["yaxis"]["type"] == "log", "peaks tenfold apart: AdamW's line not flat on zero"
     [caption] = [c.value for c in at.caption if "peak of 0.02 (muon_lr" in c.value]
     assert "peak of 0.001 (the learning rate)" in caption
 

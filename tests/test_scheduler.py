@@ -416,3 +416,19 @@ def test_workers_on_a_gpu_server_each_see_their_own_gpu_and_share_of_it(small_te
     assert _environ(store.get(runs[2].id).pid)["CUDA_VISIBLE_DEVICES"] == first_gpu
     second.stop_all(wait=30)
     scheduler.stop_all(wait=30)
+
+
+def test_stop_pressed_while_the_worker_starts_stops_the_run_and_frees_its_owner(small_text):
+    """A Stop that reaches the worker before it listens for one (it is still importing) ends the run as stopped,
+    with a sentence, never as a crash; its owner can start the next run at once."""
+    scheduler = Scheduler(RunStore(), SchedulerSettings(max_jobs=1, cores=1))
+    info = scheduler.submit(ALICE, tiny_plan(small_text, max_iters=100_000, eval_interval=10))
+    assert scheduler.store.get(info.id).status.training, "started at once: a free slot"
+    scheduler.stop(Actor(ALICE), info.id)  # within milliseconds of its start: Python is still loading the worker
+    wait_for(lambda: scheduler.store.get(info.id).status.ended, what="the run to end")
+    ended = scheduler.store.get(info.id)
+    assert ended.status == "stopped", (ended.status, ended.message)
+    assert "ended unexpectedly" not in (ended.message or "")
+    assert scheduler.current_run_for(ALICE) is None
+    scheduler.submit(ALICE, tiny_plan(small_text, max_iters=20, eval_interval=10))
+    scheduler.stop_all(wait=30)

@@ -471,6 +471,9 @@ def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None, hp
     steps = list(range(0, schedule.max_iters + 1, max(1, schedule.max_iters // 200)))
     muon_lrs = [muon_lr_at(s, schedule) for s in steps] if muon else None
     st.plotly_chart(lr_figure(steps, [lr_at(s, schedule) for s in steps], muon_lrs=muon_lrs), key="lr_chart")
+    whose = (f"The schedule of the run shown above, {markdown_literal(followed.label)}."
+             if followed is not None else "The schedule the settings above give.")
+    st.caption(whose)
     if muon:
         st.caption(f"Muon trains the blocks' 2-D weight matrices at a peak of {schedule.muon_lr:g} (muon_lr, set "
                    f"with `--muon-lr` on the command line); AdamW trains the embeddings, the head, the norms' gains "

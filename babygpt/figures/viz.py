@@ -184,7 +184,8 @@ def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | No
               muon_lrs: Sequence[float] | None = None) -> go.Figure:
     """The schedule a run follows. With Muon (``muon_lrs``) two labelled lines: Muon steps the blocks' 2-D weight
     matrices at its own peak, AdamW the embeddings, head, gains and biases at ``lr``; both warm up and decay alike
-    (``babygpt.training.muon``), so one line alone would hide the larger peak most of the weights follow."""
+    (``babygpt.training.muon``), so one line alone would hide the larger peak most of the weights follow; on a log
+    axis, since the peaks differ tenfold."""
     adamw = "AdamW: embeddings, head, gains, biases" if muon_lrs is not None else "learning rate"
     fig = go.Figure(go.Scatter(x=list(steps), y=list(lrs), mode="lines", name=adamw, line=dict(color=LR_COLOR)))
     if muon_lrs is not None:
@@ -193,7 +194,10 @@ def lr_figure(steps: Sequence[int], lrs: Sequence[float], current_step: int | No
     if current_step is not None:
         fig.add_vline(x=current_step, line=dict(color="gray", dash="dot"))
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="learning rate", exponentformat="e")
+    if muon_lrs is None:
+        fig.update_yaxes(title="learning rate", exponentformat="e")
+    else:  # peaks ten times apart: on a linear axis AdamW's line lies flat on zero; on a log one both shapes show
+        fig.update_yaxes(title="learning rate (log scale)", type="log", exponentformat="e")
     return _layout(fig, "Learning-rate schedule: warmup, then cosine decay", height=260)
 
 

@@ -25,6 +25,7 @@ from babygpt.status import RunStatus
 from babygpt.store.runs import RunInfo, RunStore, process_alive
 
 WORKER_LOG = "worker.log"
+STOPPED_WHILE_STARTING = "Stopped while it was starting, before its first step: nothing was trained or kept."
 OUT_OF_MEMORY_MARKS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
 
 
@@ -66,7 +67,12 @@ class Job(WatchedJob):
             while process_alive(self.pid):
                 time.sleep(0.5)
             code = None
-        if self.store.get(self.info.id).status.training:
+        if self.store.get(self.info.id).status.training and self.stop_requested and code == -signal.SIGTERM:
+            # Stop pressed while the worker was still starting, before it listens for Stop: what was asked, not a
+            # crash (and the run must end, or its owner could start nothing else)
+            self.exit_message = STOPPED_WHILE_STARTING
+            self.store.set_status(self.info.id, RunStatus.STOPPED, self.exit_message)
+        elif self.store.get(self.info.id).status.training:
             # the worker died without recording an end (killed, out of memory, a crash)
             lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG, self.log_offset)
             if any(mark in line for line in lines for mark in OUT_OF_MEMORY_MARKS):

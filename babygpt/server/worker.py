@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m babygpt.server.worker RUN", file=sys.stderr)
         return 2
+    asked_to_stop = threading.Event()  # Stop pressed while the trainer is being built: kept for it, not fatal
+    signal.signal(signal.SIGTERM, lambda *_: asked_to_stop.set())
     store = RunStore()
     run_id = args[0]
     limit_memory(_device_type(store, run_id))
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: trainer.request_stop())
     signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
+    if asked_to_stop.is_set():
+        trainer.request_stop()
     result = trainer.run()
     return 1 if result.status is RunStatus.FAILED else 0
 
