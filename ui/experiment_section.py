@@ -85,7 +85,7 @@ def my_run(view: ExperimentView) -> None:
     lab, me = state.laboratory(), identity.user()
     mine = lab.run_of(me)
     free = mine is None or mine.state.value in ("done", "given up")
-    if view.record.ended_at is None and free and not view.open_points():  # said now, not after a press that fails
+    if view.record.ended_at is None and free and not view.open_points:  # said now, not after a press that fails
         st.caption(ALL_TAKEN)
     elif view.record.ended_at is None and free:
         st.button("Join: train one run of the experiment", key="experiment_join", type="primary",

@@ -67,12 +67,13 @@ class Job(WatchedJob):
             while process_alive(self.pid):
                 time.sleep(0.5)
             code = None
-        if self.store.get(self.info.id).status.training and self.stop_requested and code == -signal.SIGTERM:
+        still_training = self.store.recorded_as_training(self.info.id)  # the worker recorded no end of its own
+        if still_training and self.stop_requested and code == -signal.SIGTERM:
             # Stop pressed while the worker was still starting, before it listens for Stop: what was asked, not a
             # crash (and the run must end, or its owner could start nothing else)
             self.exit_message = STOPPED_WHILE_STARTING
             self.store.set_status(self.info.id, RunStatus.STOPPED, self.exit_message)
-        elif self.store.get(self.info.id).status.training:
+        elif still_training:
             # the worker died without recording an end (killed, out of memory, a crash)
             lines = _last_lines(self.store.run_dir(self.info.id) / WORKER_LOG, self.log_offset)
             if any(mark in line for line in lines for mark in OUT_OF_MEMORY_MARKS):

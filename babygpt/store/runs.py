@@ -242,6 +242,13 @@ class RunStore(RunQueue, RunLogs, UserChoices, ClassRecords):
             where=record.where if record else LOCAL, best_val_bpc=_bpc(best, info.config),
             best_val_bpb=_bpb(best, info.config), size=size_in_words(model) if model else None)
 
+    def recorded_as_training(self, run_id: str) -> bool:
+        """Whether the run's recorded status still says a worker trains it, whatever became of that worker: what a
+        job that saw its worker exit must ask, since ``get`` already reports a dead worker's run as interrupted."""
+        with self._connect() as db:
+            row = db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row is not None and row["status"] in STORED_TRAINING
+
     def mark_interrupted(self) -> list[str]:
         """Record as interrupted the runs left training by a process that no longer exists; returns their ids."""
         marked = self.orphans()
