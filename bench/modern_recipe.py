@@ -94,7 +94,8 @@ class Variant:
 
 MODERN = {k: v for s in MODERN_SWITCHES if s.in_modern for k, v in s.settings.items()}
 RECIPE = preset_training("modern")
-PLAIN = {"batch_size": 12, "max_iters": 2000, "warmup_iters": 100}  # TrainConfig's, named: the variants' contrast
+# TrainConfig's own, named so a variant can say it trains with them: the contrast to the recipe
+PLAIN = {name: getattr(TrainConfig(), name) for name in ("batch_size", "max_iters", "warmup_iters")}
 
 
 def variants() -> list[Variant]:
