@@ -14,13 +14,18 @@ with other batches and schedules, gpt with modern's recipe) trains with ``--unti
 line, one run per seed, and the JSON gives per text and variant:
 - ``steps``: the step of its first evaluation at or below the target, per seed (None: not within its steps);
 - ``ms_per_step``: the milliseconds of one training step, timed apart, every variant's model and optimizer in one
-  process, alternating round by round, with this machine's threads (median of the rounds, and their range) — the
-  runs themselves train ``--workers`` at a time on one thread each, so their own clocks are not compared;
+  process with this machine's threads, interleaved step by step (one step of each variant in turn, ``TIMING_STEPS``
+  times a round, ``TIMING_ROUNDS`` rounds; median of the rounds, and their range) — the runs themselves train
+  ``--workers`` at a time on one thread each, so their own clocks are not compared;
+- ``step_cost_against_modern``: each round's ms_per_step over modern's *in the same round*, median and range. A
+  shared machine's speed drifts by a third over seconds; interleaving puts every variant under the same drift, so
+  this paired ratio is steady where the milliseconds themselves are not;
 - ``seconds``: steps × ms_per_step, per seed: the time to a good model, evaluation excluded;
 - ``steps_against_modern``: fewer or more steps than modern on every seed, or within the seeds' spread;
 - ``against_modern``: the median seconds' ratio to modern's, and whether they differ beyond the spread of seeds and
-  timing rounds (``seconds_range``: fewest steps × fastest round to most steps × slowest round; a choice within
-  that spread is not justified by this measurement either way).
+  timing rounds (``time_ratio_range``: fewest steps over modern's most at the lowest paired step-cost ratio, to
+  most steps over modern's fewest at the highest; a choice whose range holds 1 is not justified by this
+  measurement either way).
 
 Evaluations every ``GRID`` steps of ``EVAL_ITERS`` batches (about ±0.015 nats per estimate, two standard errors),
 so a step count is good to about a grid. Results: docs/modern.md.
@@ -61,7 +66,7 @@ REFERENCE_STEP = 1200
 REFERENCE = "gpt, TrainConfig's training"  # the reference command: REFERENCE_STEP steps to the target by definition
 GRID, EVAL_ITERS = 25, 50
 SEEDS = (1337, 1, 2, 3)
-TIMING_ROUNDS, TIMING_STEPS = 5, 8
+TIMING_ROUNDS, TIMING_STEPS = 7, 8
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ def steps_to_target(text: str, home: Path, variant: Variant, seed: int, target: 
 
 def step_milliseconds(text: str, chosen: list[Variant]) -> dict[str, list[float]]:
     """Each variant's training step in milliseconds, on random tokens of the text's vocabulary (a step's cost does
-    not depend on which tokens), every variant once per round, ``TIMING_ROUNDS`` rounds."""
+    not depend on which tokens): per round, the mean of ``TIMING_STEPS`` steps, taken one step of each variant in
+    turn (the order rotating by round), so the machine's drift falls on all of them alike."""
     torch.set_num_threads(devices.default_threads())
     vocab = build_tokenizer("char", load_corpus(text).text).vocab_size
     setups = {}
@@ -166,14 +172,24 @@ def step_milliseconds(text: str, chosen: list[Variant]) -> dict[str, list[float]
     for name in setups:  # warm-up: the first steps allocate
         for _ in range(3):
             step(name)
-    times: dict[str, list[float]] = {name: [] for name in setups}
-    for _ in range(TIMING_ROUNDS):
-        for name in setups:
-            start = time.perf_counter()
-            for _ in range(TIMING_STEPS):
+    names = list(setups)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(TIMING_ROUNDS):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        spent = dict.fromkeys(names, 0.0)
+        for _ in range(TIMING_STEPS):
+            for name in order:
+                start = time.perf_counter()
                 step(name)
-            times[name].append((time.perf_counter() - start) / TIMING_STEPS * 1000)
+                spent[name] += time.perf_counter() - start
+        for name in names:
+            times[name].append(spent[name] / TIMING_STEPS * 1000)
     return times
+
+
+def paired_ratios(ms_rounds: list[float], modern_rounds: list[float]) -> list[float]:
+    """Each round's step time over modern's in the same round (``step_milliseconds`` interleaves them)."""
+    return [mine / theirs for mine, theirs in zip(ms_rounds, modern_rounds, strict=True)]
 
 
 def seconds_range(steps: list[int], ms_rounds: list[float]) -> tuple[float, float]:
@@ -182,11 +198,18 @@ def seconds_range(steps: list[int], ms_rounds: list[float]) -> tuple[float, floa
     return min(steps) * min(ms_rounds) / 1000, max(steps) * max(ms_rounds) / 1000
 
 
-def spread_verdict(mine: tuple[float, float], modern: tuple[float, float]) -> str:
-    """Faster or slower than modern only where the two ranges of seconds (``seconds_range``) do not overlap."""
-    if mine[1] < modern[0]:
+def time_ratio_range(steps: list[int], modern_steps: list[int], ratios: list[float]) -> tuple[float, float]:
+    """The least and the most a variant's time to the target can be over modern's: the seeds' spread of steps on
+    both sides, times the spread of the paired step-cost ratios (``paired_ratios``)."""
+    return min(steps) / max(modern_steps) * min(ratios), max(steps) / min(modern_steps) * max(ratios)
+
+
+def spread_verdict(ratio_range: tuple[float, float]) -> str:
+    """Faster or slower than modern only where the whole range of time ratios (``time_ratio_range``) is below or
+    above 1."""
+    if ratio_range[1] < 1:
         return "faster than modern beyond the spread of seeds and timing rounds"
-    if mine[0] > modern[1]:
+    if ratio_range[0] > 1:
         return "slower than modern beyond the spread of seeds and timing rounds"
     return "within the spread of seeds and timing rounds"
 
@@ -256,15 +279,19 @@ def measure(texts: list[str], seeds: int, workers: int, earlier: dict[str, Any] 
                      "ms_rounds": [round(t, 1) for t in timing[REFERENCE]],
                      "seconds": [round(REFERENCE_STEP * ms / 1000, 1)]})
         modern = rows[0]
-        for row in rows:
+        for row, name in zip(rows, [*(v.name for v in chosen), REFERENCE], strict=True):
+            ratios = paired_ratios(timing[name], timing[modern["variant"]])
+            row["step_cost_against_modern"] = {"median": round(statistics.median(ratios), 3),
+                                               "range": [round(min(ratios), 3), round(max(ratios), 3)]}
             row["steps_against_modern"] = steps_verdict(row["steps"], modern["steps"])
             if None in row["steps"] or None in modern["steps"]:
                 row["against_modern"] = "missed the target within its steps on some seed"
                 continue
             row["seconds_range"] = [round(x, 1) for x in seconds_range(row["steps"], row["ms_rounds"])]
             ratio = statistics.median(row["seconds"]) / statistics.median(modern["seconds"])
-            versus = spread_verdict(row["seconds_range"], seconds_range(modern["steps"], modern["ms_rounds"]))
-            row["against_modern"] = f"{ratio:.2f}× modern's time; {versus}"
+            ratio_range = time_ratio_range(row["steps"], modern["steps"], ratios)
+            row["time_ratio_range"] = [round(x, 2) for x in ratio_range]
+            row["against_modern"] = f"{ratio:.2f}× modern's time; {spread_verdict(ratio_range)}"
         result["texts"][text] = {"target_val_loss": targets[text], "variants": rows}
     return result
 

@@ -5,7 +5,16 @@ from dataclasses import replace
 
 from babygpt.cli import build_parser
 from babygpt.config import MODERN_SWITCHES, model_config_for_preset, preset_train_config
-from bench.modern_recipe import GRID, earlier_steps, seconds_range, spread_verdict, steps_verdict, variants
+from bench.modern_recipe import (
+    GRID,
+    earlier_steps,
+    paired_ratios,
+    seconds_range,
+    spread_verdict,
+    steps_verdict,
+    time_ratio_range,
+    variants,
+)
 
 
 def _parsed(args: list[str]):
@@ -40,12 +49,17 @@ def test_every_switch_is_taken_out_or_put_in_once():
 
 def test_the_verdict_against_modern_needs_more_than_the_spread_of_seeds_and_timing_rounds():
     assert seconds_range([200, 225], [100.0, 120.0]) == (20.0, 27.0)
-    modern = seconds_range([200, 225], [100.0, 120.0])
-    assert spread_verdict(seconds_range([300, 325], [100.0, 110.0]), modern) == \
-        "slower than modern beyond the spread of seeds and timing rounds"
-    assert spread_verdict(seconds_range([200, 200], [90.0, 130.0]), modern) == "within the spread of seeds and timing rounds"
-    assert spread_verdict(seconds_range([100, 125], [100.0, 110.0]), modern) == \
+    # a drifting machine: both slow in round 2, the paired ratio is steady where the milliseconds are not
+    ratios = paired_ratios([90.0, 135.0, 91.0], [100.0, 150.0, 100.0])
+    assert ratios == [0.9, 0.9, 0.91]
+    same_steps = time_ratio_range([200, 200], [200, 200], ratios)
+    assert same_steps == (0.9, 0.91) and spread_verdict(same_steps) == \
         "faster than modern beyond the spread of seeds and timing rounds"
+    # a cheaper step that needs more steps on one seed: the seeds' spread is inside the range
+    assert spread_verdict(time_ratio_range([200, 225], [200, 225], ratios)) == \
+        "within the spread of seeds and timing rounds"
+    assert spread_verdict(time_ratio_range([300, 325], [200, 225], [1.0, 1.05])) == \
+        "slower than modern beyond the spread of seeds and timing rounds"
     assert steps_verdict([250, 275], [200, 225]) == "more steps than modern on every seed"
     assert steps_verdict([200, 250], [200, 225]) == "as many steps as modern, within the seeds' spread"
     assert steps_verdict([175, 175], [200, 225]) == "fewer steps than modern on every seed"
