@@ -24,6 +24,13 @@ def test_a_link_is_parsed_and_every_bad_value_is_named():
     assert any("n_layer='two' in the link is not a whole number" in p for p in bad.problems)
 
 
+def test_a_huge_or_long_value_is_named_in_a_short_sentence():
+    huge, long = parse_link({"max_iters": "1e308"}), parse_link({"tokenizer": "x" * 5000, "lr": "y" * 5000})
+    assert huge.problems == ["In the link: max_iters must be between 10 and 100,000, got 1e+308. The default is used."]
+    assert all(len(p) < 200 for p in long.problems) and len(long.problems) == 2
+    assert f"tokenizer='{'x' * 40}…' in the link is not one of" in long.problems[0]
+
+
 def test_a_made_link_parses_back_and_drops_the_current_query():
     values = {"preset": "gpt", "n_embd": 128, "lr": 0.001, "lesson": "race", "dropout": 0.1, "corpus": None,
               "positional": "sinusoidal", "device": "cuda"}

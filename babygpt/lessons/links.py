@@ -53,6 +53,12 @@ def _number(raw: str, kind: type) -> int | float:
     return value
 
 
+def _shown(raw: str, limit: int = 40) -> str:
+    """A link's value as a problem quotes it: cut to ``limit`` characters, so a value of ten thousand is named,
+    not echoed."""
+    return repr(raw if len(raw) <= limit else raw[:limit] + "…")
+
+
 def parse_link(params: Mapping[str, str]) -> LessonLink:
     """The lesson settings a URL's query carries; each bad value is a problem in words, and is left out."""
     link = LessonLink()
@@ -69,7 +75,7 @@ def parse_link(params: Mapping[str, str]) -> LessonLink:
                 try:
                     value = _number(raw, setting.kind)
                 except ValueError:
-                    link.problems.append(f"{key}={raw!r} in the link is not a "
+                    link.problems.append(f"{key}={_shown(raw)} in the link is not a "
                                          f"{'whole ' if setting.kind is int else ''}number; the default is used.")
                     continue
             problem = setting.problem(value)
@@ -82,12 +88,12 @@ def parse_link(params: Mapping[str, str]) -> LessonLink:
             try:
                 link.values[key] = check_vocab_size(_number(raw, int))
             except (ValueError, BabyGPTError):
-                link.problems.append(f"{key}={raw!r} in the link is not a BPE vocabulary size (a whole number from "
+                link.problems.append(f"{key}={_shown(raw)} in the link is not a BPE vocabulary size (a whole number from "
                                      f"{BYTES} to {MAX_BPE_VOCAB:,}); the default is used.")
             continue
         choices = corpora if key == "corpus" else CHOICES[key]
         if raw not in choices:
-            link.problems.append(f"{key}={raw!r} in the link is not one of {', '.join(map(str, choices))}; "
+            link.problems.append(f"{key}={_shown(raw)} in the link is not one of {', '.join(map(str, choices))}; "
                                  "the default is used.")
             continue
         link.values[key] = raw
