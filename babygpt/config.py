@@ -27,8 +27,7 @@ PRESETS: dict[str, str] = {
     "gpt+value-embeddings": "Each layer adds its own embedding of the input tokens to the attention values.",
     "gpt+soft-cap": "Logits pass through cap·tanh(logits / cap), so no token's logit can run away.",
     "gpt+muon": "Muon trains the 2-D hidden weights with orthogonalised momentum; AdamW keeps the rest.",
-    "modern": "The choices of today's fast small-model recipes together: RoPE, RMSNorm, QK-norm, ReLU², value "
-              "embeddings, a soft-cap and Muon.",
+    # "modern": written from MODERN_SWITCHES below, so it names exactly the switches modern keeps
 }
 DEFAULT_PRESET = "gpt"
 # the lecture's rungs, bigram to gpt: what the ladder race trains unless told which (the modern rungs are each gpt
@@ -51,6 +50,7 @@ class ModernSwitch:
     settings: dict[str, Any]
     lesson: str
     source: str
+    name: str  # the idea's short name, as a sentence lists it ("RoPE", "value embeddings")
     in_modern: bool = True
     train: bool = False  # the settings are TrainConfig's (the optimizer), not the model's
 
@@ -59,29 +59,41 @@ MODERN_SWITCHES = (
     ModernSwitch("gpt+rope", {"positional": "rope"},
                  "Position is a rotation of each query and key by an angle that grows with it, so a score depends "
                  "on how far apart two tokens are, not where they sit, and no position table is learned.",
-                 "Su et al. 2021, RoFormer; Llama, nanochat"),
+                 "Su et al. 2021, RoFormer; Llama, nanochat", "RoPE"),
     ModernSwitch("gpt+rmsnorm", {"norm": "rmsnorm"},
                  "Dividing by the root mean square alone (no mean, no bias) normalises as well as LayerNorm "
-                 "for less work.", "Zhang & Sennrich 2019; Llama, nanochat"),
+                 "for less work.", "Zhang & Sennrich 2019; Llama, nanochat", "RMSNorm", in_modern=False),
     ModernSwitch("gpt+qk-norm", {"qk_norm": True},
                  "Normalising each head's queries and keys bounds the attention scores, so a larger learning "
-                 "rate does not saturate the softmax.", "Dehghani et al. 2023; modded-nanogpt, nanochat"),
+                 "rate does not saturate the softmax.", "Dehghani et al. 2023; modded-nanogpt, nanochat", "QK-norm"),
     ModernSwitch("gpt+swiglu", {"activation": "swiglu"},
                  "A gate multiplies the feed-forward's hidden units, at 8/3 the width to keep the parameters; "
                  "ReLU² (the gpt default) is the speedrun's cheaper alternative.",
-                 "Shazeer 2020, GLU variants; Llama", in_modern=False),
+                 "Shazeer 2020, GLU variants; Llama", "SwiGLU", in_modern=False),
     ModernSwitch("gpt+value-embeddings", {"value_embeddings": True},
                  "Each layer's values get their own embedding of the input tokens, so a head can move a token's "
-                 "identity along without the residual stream carrying it.", "modded-nanogpt, nanochat"),
+                 "identity along without the residual stream carrying it.", "modded-nanogpt, nanochat",
+                 "value embeddings", in_modern=False),
     ModernSwitch("gpt+soft-cap", {"logit_softcap": SOFT_CAP},
                  "Capping the logits with a tanh keeps the model from growing over-confident early.",
-                 "Gemma 2; modded-nanogpt, nanochat"),
+                 "Gemma 2; modded-nanogpt, nanochat", "a logit soft-cap", in_modern=False),
     ModernSwitch("gpt+muon", {"optimizer": "muon"},
                  "Orthogonalising each weight matrix's momentum (Newton–Schulz) makes every direction of the update "
                  "move at the same rate, which trains the hidden matrices in fewer steps than AdamW.",
-                 "Jordan et al. 2024, Muon; modded-nanogpt, nanochat", train=True),
+                 "Jordan et al. 2024, Muon; modded-nanogpt, nanochat", "Muon", train=True),
 )
 MODERN_BY_PRESET = {s.preset: s for s in MODERN_SWITCHES}
+
+
+def switch_names(switches: tuple[ModernSwitch, ...]) -> str:
+    """The ideas' short names as a sentence lists them: "RoPE, QK-norm and Muon"."""
+    names = [m.name for m in switches]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+MODERN_KEEPS = tuple(m for m in MODERN_SWITCHES if m.in_modern)
+PRESETS["modern"] = (f"gpt with the ideas from after GPT-2 that earned their place on two texts (docs/modern.md): "
+                     f"{switch_names(MODERN_KEEPS)}, with gpt's ReLU², and its own training recipe.")
 # already in gpt's defaults, kept by modern: ReLU² (activation), a zero-initialised output projection of every
 # block (zero_init_residual) and untied embeddings (tie_weights=False)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -226,7 +238,7 @@ def model_config_for_preset(preset: str, **sizes: Any) -> ModelConfig:
 def preset_switches(preset: str) -> tuple[ModernSwitch, ...]:
     """The ideas from after GPT-2 a preset switches on: its one for a ``gpt+…`` rung, ``modern``'s set, else none."""
     if preset == "modern":
-        return tuple(m for m in MODERN_SWITCHES if m.in_modern)
+        return MODERN_KEEPS
     return (MODERN_BY_PRESET[preset],) if preset in MODERN_BY_PRESET else ()
 
 
@@ -450,7 +462,11 @@ class Setting:
 
 
 def _number(value: float | None) -> str:
-    return "…" if value is None else f"{value:g}" if isinstance(value, float) else f"{value:,}"
+    """A bound or a value as a sentence shows it: 100,000 or 1e-05, and a huge whole number (a link's
+    ``max_iters=1e308``) in six figures, not three hundred digits."""
+    if value is None:
+        return "…"
+    return f"{value:g}" if isinstance(value, float) or abs(value) >= 10**12 else f"{value:,}"
 
 
 SETTINGS: tuple[Setting, ...] = (

@@ -3,6 +3,7 @@ texts of different kinds.
 
     python -m bench.modern_recipe [--texts tinyshakespeare python-docs] [--seeds 2] [--workers 2]
     python -m bench.modern_recipe --steps-from EARLIER.json   # the same steps, timed again on a quiet machine
+    python -m bench.modern_recipe --table RESULT.json         # its tables, as docs/modern.md shows them
 
 A *good model* is one text's target validation loss: where the plain ``gpt`` command (``python -m babygpt train``
 with TrainConfig's defaults: batch 12, 2,000 steps) stands at step ``REFERENCE_STEP`` — on Tiny Shakespeare that is
@@ -296,6 +297,34 @@ def measure(texts: list[str], seeds: int, workers: int, earlier: dict[str, Any] 
     return result
 
 
+def markdown_tables(result: dict[str, Any]) -> str:
+    """One table per text of a result of this bench, as docs/modern.md shows it."""
+    def steps(row: dict[str, Any]) -> str:
+        return ", ".join("missed" if n is None else f"{n:,}" for n in row["steps"])
+
+    def cost(row: dict[str, Any]) -> str:
+        c = row["step_cost_against_modern"]
+        return f"{c['median']:.2f}× ({c['range'][0]:.2f}–{c['range'][1]:.2f})"
+
+    def time(row: dict[str, Any]) -> str:
+        if "time_ratio_range" not in row:
+            return "—"
+        low, high = row["time_ratio_range"]
+        return f"{row['against_modern'].split(';')[0]} ({low:.2f}–{high:.2f}×)"
+
+    out = []
+    for text, measured in result["texts"].items():
+        out += [f"**{text}** (target {measured['target_val_loss']:.3f})", "",
+                "| variant | steps to the target (per seed) | step cost against modern (rounds) | ms per step "
+                "| time against modern (range) | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in measured["variants"]:
+            verdict = row["against_modern"].split("; ")[-1]
+            out.append(f"| {row['variant']} | {steps(row)} | {cost(row)} | {row['ms_per_step']:.0f} | {time(row)} "
+                       f"| {verdict} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", nargs="+", default=["tinyshakespeare", "python-docs"])
@@ -304,7 +333,12 @@ def main() -> None:
                         help="runs trained at once, one thread each (default: this machine's cores)")
     parser.add_argument("--steps-from", type=Path,
                         help="the JSON of an earlier run: take its targets and steps, time the steps again")
+    parser.add_argument("--table", type=Path, help="print the tables of an earlier run's JSON, as docs/modern.md shows "
+                                                   "them, and measure nothing")
     args = parser.parse_args()
+    if args.table:
+        print(markdown_tables(json.loads(args.table.read_text(encoding="utf-8"))))
+        return
     earlier = json.loads(args.steps_from.read_text(encoding="utf-8")) if args.steps_from else None
     emit(measure(args.texts, args.seeds, args.workers, earlier))
 

@@ -56,7 +56,8 @@ def test_a_rope_rmsnorm_swiglu_run_computes_in_transformers_llama_what_it_comput
 
 
 @pytest.mark.parametrize(("model", "reasons"), [
-    (dict(preset="modern"), ["GPT-2: This run's positions are rotary", "Llama: This run's feed-forward uses relu2"]),
+    (dict(preset="modern"), ["GPT-2: This run's positions are rotary", "Llama: This run normalises with layernorm"]),
+    (dict(LLAMA, activation="relu2"), ["Llama: This run's feed-forward uses relu2"]),
     (dict(LLAMA, qk_norm=True), ["Llama: This run normalises queries and keys (QK-norm)"]),
     (dict(LLAMA, value_embeddings=True), ["Llama: This run adds value embeddings"]),
     (dict(LLAMA, logit_softcap=15.0), ["Llama: This run soft-caps its logits"]),

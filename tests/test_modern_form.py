@@ -61,8 +61,9 @@ def test_every_switch_modern_fixes_is_named_on_the_form_with_the_value_it_trains
     for name, value in preset_settings("modern").items():
         trained = getattr(config, name) if name != "optimizer" else value
         assert trained == value and f"{name} = " in caption, name
-    assert "norm = rmsnorm" in caption and "qk_norm = on" in caption and "value_embeddings = on" in caption
-    assert "logit_softcap = 15" in caption and "optimizer = muon" in caption and "at muon_lr (0.02)" in caption
+    assert "positional = rope" in caption and "qk_norm = on" in caption
+    assert "optimizer = muon" in caption and "at muon_lr (0.02)" in caption
+    assert "norm = " not in caption.replace("qk_norm = ", "") and "softcap" not in caption, "not modern's"
     assert preset_switch_sentence("gpt+swiglu") == "gpt+swiglu fixes: activation = swiglu (gated SiLU)."
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from babygpt.config import LECTURE_LADDER
+from babygpt.config import LECTURE_LADDER, MODERN_KEEPS, MODERN_SWITCHES, switch_names
 from babygpt.errors import BabyGPTError
 from babygpt.figures.inside_figures import formation_figure
 from babygpt.figures.viz import (
@@ -184,9 +184,10 @@ def race_lesson() -> None:
             "difference between two rungs counts only when it is larger than the spread between seeds, because a "
             "single run can be lucky.\n\n"
             "**Modern rungs against gpt** races the ideas from after GPT-2 instead: each chosen rung is gpt with one "
-            "switch (RoPE, RMSNorm, QK-norm, SwiGLU, value embeddings, a logit soft-cap, Muon), or `modern` with "
-            "them together, trained beside gpt on the same text, budget, seeds and learning rate (`modern` too, "
-            "not with its own training recipe, so that only the switches differ); the column *against gpt* says "
+            f"switch ({switch_names(MODERN_SWITCHES)}), or `modern` with the ones it keeps "
+            f"({switch_names(MODERN_KEEPS)}), trained beside gpt on the same text, budget, seeds and learning rate "
+            "(`modern` too, not with its own training recipe, so that only the switches differ); the column *against "
+            "gpt* says "
             "whether a switch earns its place by beating gpt by more than the seeds' spread. A faster loss per "
             "step can still be slower per second: the "
             "table gives each rung's time per training step (a modern rung's also as a multiple of gpt's) and "
