@@ -502,6 +502,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eval_interval", "train", "Steps between validation estimates (and checkpoints).", low=1, high=100_000),
     Setting("min_lr", "train", "Where the cosine decay ends; usually lr / 10.", low=0.0, high=1.0, level=1,
             label="min lr"),
+    Setting("muon_lr", "train", "Muon's peak step size for the blocks' 2-D weight matrices, on the presets that "
+            "train with Muon (gpt+muon, modern); the learning rate above steps the rest with AdamW. nanochat: 0.02. "
+            "It warms up and decays with the learning rate, in proportion.", low=1e-4, high=1.0, level=1,
+            label="Muon's learning rate"),
     Setting("warmup_iters", "train", "Steps of linear warm-up from 0 to lr, so early noisy gradients do no harm.",
             low=0, high=10_000, level=1),
     Setting("eval_iters", "train", "Batches averaged per loss estimate: more = less noisy, slower.",
@@ -534,8 +538,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("optimizer", "train", "auto: Muon for the gpt+muon and modern presets, else AdamW; muon: Muon for the "
             "2-D hidden weights and AdamW for embeddings, head, gains and biases.", choices=OPTIMIZERS,
             in_form=False),
-    Setting("muon_lr", "train", "Muon's peak learning rate for the hidden matrices (nanochat: 0.02).",
-            low=1e-4, high=1.0, in_form=False),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 MODEL_SETTINGS = tuple(s.name for s in SETTINGS if s.section == "model")
@@ -563,6 +565,13 @@ def fine_tune_config(steps: int, lr: float, batch_size: int, val_fraction: float
     warm-up, and five evaluations along the way."""
     return TrainConfig(max_iters=steps, lr=lr, min_lr=lr / 10, warmup_iters=0, eval_interval=max(1, steps // 5),
                        val_fraction=val_fraction, batch_size=batch_size, **APP_RUN).validate()
+
+
+def form_settings(preset: str) -> tuple[Setting, ...]:
+    """The form's settings as ``preset`` uses them: Muon's rate only where the preset trains with Muon (a number
+    that changes nothing there would teach that it does)."""
+    muon = preset_settings(preset).get("optimizer") == "muon"
+    return tuple(s for s in FORM_SETTINGS if s.name != "muon_lr" or muon)
 
 
 def form_defaults() -> dict[str, Any]:

@@ -88,6 +88,23 @@ def test_the_lr_chart_shows_muons_peak_beside_adamws_labelled():
     assert "peak of 0.001 (the learning rate)" in caption
 
 
+def test_muons_rate_is_on_the_form_where_the_preset_trains_with_muon_and_reaches_the_run():
+    at = app()
+    at.switch_page("views/train.py").run()
+    assert "hp_muon_lr" not in [n.key for n in at.number_input], "gpt trains with AdamW alone: no Muon rate offered"
+    at.selectbox(key="hp_preset").set_value("modern").run()
+    rate = at.number_input(key="hp_muon_lr")
+    assert rate.label == "Muon's learning rate" and rate.value == pytest.approx(0.02)
+    rate.set_value(0.01).run()
+    assert not at.exception and not at.error
+    assert any("at muon_lr (0.01)" in c.value for c in at.caption if c.value.startswith("modern fixes:"))
+    traces = {t["name"]: t["y"] for t in lr_chart(at)["data"]}
+    assert max(traces["Muon: hidden matrices"]) == pytest.approx(0.01), "the schedule the run would train with"
+    assert any("peak of 0.01 (muon_lr: Muon's learning rate above" in c.value for c in at.caption)
+    at.selectbox(key="hp_preset").set_value("gpt").run()
+    assert "hp_muon_lr" not in [n.key for n in at.number_input]
+
+
 def test_lr_figure_draws_one_line_without_muon():
     assert len(lr_figure([0, 1], [1e-3, 1e-4]).data) == 1
     assert [t.name for t in lr_figure([0, 1], [1e-3, 1e-4], muon_lrs=[0.02, 0.002]).data] == [

@@ -16,6 +16,7 @@ from babygpt.config import (
     TrainConfig,
     app_train_config,
     form_defaults,
+    form_settings,
     model_config_for_preset,
     preset_settings,
     preset_switch_sentence,
@@ -109,7 +110,7 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
     counterfactual switch. Returns the expander, which the share link joins."""
     settings = st.expander("Hyperparameters", expanded=not folded)
     model_col, train_col = settings.columns(2)
-    shown = [s for s in FORM_SETTINGS if not (presenter and s.level >= 1)]
+    shown = [s for s in form_settings(hp["preset"]) if not (presenter and s.level >= 1)]
     fixed = preset_settings(hp["preset"])
     with model_col:
         st.markdown("**Model**")
@@ -118,9 +119,6 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
                 setting_input(setting, fixed[setting.name], fixed=True)
             else:
                 hp[setting.name] = setting_input(setting, hp[setting.name])
-        switches = preset_switch_sentence(hp["preset"], hp.get("muon_lr"))
-        if switches:
-            st.caption(markdown_literal(switches))
     with train_col:
         st.markdown("**Training**")
         for setting in (s for s in shown if s.section == "train" and s.level < 2):
@@ -133,6 +131,9 @@ def hyperparameters(hp: dict, folded: bool, presenter: bool):
                     offered = ("auto", *available_devices()) if setting.name == "device" else None
                     hp[setting.name] = setting_input(setting, hp[setting.name], offered)
                 st.caption(f"auto precision here: {auto_dtype()}.")
+    switches = preset_switch_sentence(hp["preset"], hp.get("muon_lr"))
+    if switches:  # under the model's settings, written after the training column has read Muon's rate
+        model_col.caption(markdown_literal(switches))
     if not presenter:
         with settings:
             broken = st.multiselect(
@@ -475,8 +476,8 @@ def schedule_chart(followed: RunInfo | None, form_config: TrainConfig | None, hp
              if followed is not None else "The schedule the settings above give.")
     st.caption(whose)
     if muon:
-        st.caption(f"Muon trains the blocks' 2-D weight matrices at a peak of {schedule.muon_lr:g} (muon_lr, set "
-                   f"with `--muon-lr` on the command line); AdamW trains the embeddings, the head, the norms' gains "
+        st.caption(f"Muon trains the blocks' 2-D weight matrices at a peak of {schedule.muon_lr:g} (muon_lr: "
+                   f"Muon's learning rate above, `--muon-lr` on the command line); AdamW trains the embeddings, the head, the norms' gains "
                    f"and the biases at a peak of {schedule.lr:g} (the learning rate). Both warm up and decay alike.")
 
 
