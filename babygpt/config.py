@@ -255,10 +255,11 @@ def preset_settings(preset: str) -> dict[str, Any]:
 # rate. The measurements behind each number, on two texts of different kinds, with their commands: docs/modern.md.
 # Only what the person did not choose (``preset_train_config``).
 PRESET_TRAINING: dict[str, dict[str, Any]] = {
-    "modern": dict(batch_size=24, max_iters=300, warmup_iters=30, lr=2e-3, min_lr=2e-4, eval_interval=50),
+    "modern": dict(batch_size=24, max_iters=300, warmup_iters=30, lr=2e-3, min_lr=2e-4, muon_lr=0.02, eval_interval=50),
 }
 TRAINING_WORDS = {"batch_size": "batch {}", "max_iters": "{} steps", "warmup_iters": "warm-up {}",
-                  "lr": "learning rate {:g}", "min_lr": "decaying to {:g}", "eval_interval": "an evaluation every {} steps"}
+                  "lr": "learning rate {:g}", "min_lr": "decaying to {:g}", "muon_lr": "Muon's rate {:g}",
+                  "eval_interval": "an evaluation every {} steps"}
 
 
 def preset_training(preset: str) -> dict[str, Any]:
@@ -569,7 +570,8 @@ def fine_tune_config(steps: int, lr: float, batch_size: int, val_fraction: float
 
 def form_settings(preset: str) -> tuple[Setting, ...]:
     """The form's settings as ``preset`` uses them: Muon's rate only where the preset trains with Muon (a number
-    that changes nothing there would teach that it does)."""
+    that changes nothing there would teach that it does). Only these are shown, checked, trained with and shared
+    in a link: a value left on a hidden field can neither block Start nor travel."""
     muon = preset_settings(preset).get("optimizer") == "muon"
     return tuple(s for s in FORM_SETTINGS if s.name != "muon_lr" or muon)
 

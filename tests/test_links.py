@@ -29,6 +29,9 @@ def test_a_huge_or_long_value_is_named_in_a_short_sentence():
     assert huge.problems == ["In the link: max_iters must be between 10 and 100,000, got 1e+308. The default is used."]
     assert all(len(p) < 200 for p in long.problems) and len(long.problems) == 2
     assert f"tokenizer='{'x' * 40}…' in the link is not one of" in long.problems[0]
+    digits = parse_link({"max_iters": "1" * 5000, "muon_lr": "9" * 400, "lr": "inf"}).problems
+    assert digits[0] == f"max_iters='{'1' * 40}…' in the link is too large a number for max_iters; the default is used."
+    assert "too large a number for muon_lr" in digits[2] and "lr='inf' in the link is not a number" in digits[1]
 
 
 def test_a_made_link_parses_back_and_drops_the_current_query():

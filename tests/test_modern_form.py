@@ -103,6 +103,18 @@ def test_muons_rate_is_on_the_form_where_the_preset_trains_with_muon_and_reaches
     assert any("peak of 0.01 (muon_lr: Muon's learning rate above" in c.value for c in at.caption)
     at.selectbox(key="hp_preset").set_value("gpt").run()
     assert "hp_muon_lr" not in [n.key for n in at.number_input]
+    # a bad rate left on modern's field neither blocks gpt, which has no such field, nor travels in its link
+    at.selectbox(key="hp_preset").set_value("modern").run()
+    at.number_input(key="hp_muon_lr").set_value(0.0).run()
+    assert any("muon_lr must be between 0.0001 and 1, got 0" in e.value for e in at.error)
+    at.selectbox(key="hp_preset").set_value("gpt").run()
+    assert not at.error, [e.value for e in at.error]
+    [link] = [c.value for c in at.code if "preset=gpt&" in c.value]
+    assert "muon_lr" not in link, "the share link carries only what gpt uses"
+    at.selectbox(key="hp_preset").set_value("gpt+muon").run()
+    assert any("muon_lr must be between" in e.value for e in at.error), "back on a Muon preset, it is named again"
+    [link] = [c.value for c in at.code if "preset=gpt%2Bmuon&" in c.value]
+    assert "muon_lr=0.0" in link
 
 
 def test_lr_figure_draws_one_line_without_muon():
@@ -128,7 +140,7 @@ def test_a_start_on_the_uniform_line_is_called_that_not_below_it():
 def test_modern_brings_its_training_recipe_and_what_is_chosen_wins():
     recipe = preset_training("modern")
     assert recipe == {"batch_size": 24, "max_iters": 300, "warmup_iters": 30, "lr": 2e-3, "min_lr": 2e-4,
-                      "eval_interval": 50}
+                      "muon_lr": 0.02, "eval_interval": 50}
     assert preset_train_config("modern").batch_size == 24 and preset_train_config("modern").max_iters == 300
     chosen = preset_train_config("modern", batch_size=8, max_iters=1000)
     assert (chosen.batch_size, chosen.max_iters, chosen.warmup_iters) == (8, 1000, 30)
@@ -137,7 +149,7 @@ def test_modern_brings_its_training_recipe_and_what_is_chosen_wins():
     with pytest.raises(BabyGPTError, match=r"eval_interval \(500\) is larger than max_iters \(300\)"):
         preset_train_config("modern", eval_interval=500)
     assert preset_training_words("modern") == ("batch 24 · 300 steps · warm-up 30 · learning rate 0.002 · decaying to "
-                                               "0.0002 · an evaluation every 50 steps")
+                                               "0.0002 · Muon's rate 0.02 · an evaluation every 50 steps")
 
 
 def test_the_command_line_trains_modern_with_its_recipe_unless_told_otherwise(tmp_path, capsys, small_text):
@@ -164,7 +176,7 @@ def test_the_form_offers_the_recipe_on_modern_and_puts_it_in_the_settings():
     at.selectbox(key="hp_preset").set_value("modern").run()
     [button] = [b for b in at.button if b.key == "hp_recipe"]
     assert button.label == ("Use modern's training recipe: batch 24 · 300 steps · warm-up 30 · learning rate 0.002 · "
-                            "decaying to 0.0002 · an evaluation every 50 steps")
+                            "decaying to 0.0002 · Muon's rate 0.02 · an evaluation every 50 steps")
     before = at.number_input(key="hp_max_iters").value
     assert before == 1000, "the app's own default until the recipe is asked for"
     button.click().run()

@@ -213,6 +213,7 @@ def setting_input(setting: Setting, value, options: tuple | None = None, fixed: 
         return st.slider(label, setting.kind(setting.low), setting.kind(setting.high), setting.kind(value),
                          setting.kind(setting.step), key=key, help=help_text)
     # rates in powers of ten; a loss to stop at to the third decimal, so 0.004 is not shown as 0.00 ("off")
-    number_format = "%.0e" if setting.name in ("lr", "min_lr") else "%.3f" if setting.name == "until_val_loss" else None
+    rate = setting.name in ("lr", "min_lr", "muon_lr")
+    number_format = "%.0e" if rate else "%.3f" if setting.name == "until_val_loss" else None
     step = setting.kind(setting.step) if setting.step is not None else None
     return st.number_input(label, value=setting.kind(value), step=step, format=number_format, key=key, help=help_text)

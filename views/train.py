@@ -152,7 +152,9 @@ def share_link(settings, hp: dict) -> None:
                               format_func=lambda k: LESSON_TABS.get(k, "— (this page)")) or None  # None shows a placeholder
         corpus_name = choices.corpus().source if choices.corpus().source in datasets.registry() else None
         base = shareable_base(st.context.url, st.context.headers.get("Host"), get_internal_ip())
-        st.code(make_link(base, {**hp, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
+        unused = {s.name for s in FORM_SETTINGS} - {s.name for s in form_settings(hp["preset"])}
+        shared = {k: v for k, v in hp.items() if k not in unused}
+        st.code(make_link(base, {**shared, "corpus": corpus_name, "tokenizer": choices.tokenizer_kind(),
                                  **choices.bpe_link_values(), "lesson": lesson}),
                 language=None, wrap_lines=True)
         if only_here(base):
@@ -203,7 +205,7 @@ def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
     _, _, val_fraction = training_text(rules)
     tokenizer = training_tokenizer(rules)
     model_cfg = model_config_for_preset(hp["preset"], vocab_size=tokenizer.vocab_size, **model_settings(hp))
-    train_cfg = app_train_config(**{s.name: hp[s.name] for s in FORM_SETTINGS if s.section == "train"},
+    train_cfg = app_train_config(**{s.name: hp[s.name] for s in form_settings(hp["preset"]) if s.section == "train"},
                                  val_fraction=val_fraction)
     return model_cfg, train_cfg
 
@@ -211,7 +213,7 @@ def configs(hp: dict, rules: ChallengeRules | None = None) -> tuple:
 def sizes_and_limits(hp: dict, rules: ChallengeRules | None) -> tuple[TrainConfig | None, str | None]:
     """The model's size by arithmetic on its config (nothing is allocated on a rerun), checked against this
     server's limits; returns the training config, or the reason nothing can start."""
-    refused = [problem for s in FORM_SETTINGS if (problem := s.problem(hp[s.name]))]
+    refused = [problem for s in form_settings(hp["preset"]) if (problem := s.problem(hp[s.name]))]
     try:
         if refused:  # a value typed out of range: name it, and train nothing until it is fixed
             raise BabyGPTError("Not started until these are fixed: " + " ".join(refused))

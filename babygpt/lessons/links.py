@@ -42,8 +42,15 @@ class LessonLink:
     problems: list[str] = field(default_factory=list)
 
 
+class TooLarge(ValueError):
+    """A number written out in full that no setting can hold (a 5,000-digit ``max_iters``): too large, not 'not a
+    number'."""
+
+
 def _number(raw: str, kind: type) -> int | float:
     value = float(raw)
+    if math.isinf(value) and not raw.lstrip("+-").lower().startswith("inf"):
+        raise TooLarge
     if not math.isfinite(value):
         raise ValueError
     if kind is int:
@@ -74,6 +81,10 @@ def parse_link(params: Mapping[str, str]) -> LessonLink:
             if setting.kind in (int, float):
                 try:
                     value = _number(raw, setting.kind)
+                except TooLarge:
+                    link.problems.append(f"{key}={_shown(raw)} in the link is too large a number for {key}; "
+                                         "the default is used.")
+                    continue
                 except ValueError:
                     link.problems.append(f"{key}={_shown(raw)} in the link is not a "
                                          f"{'whole ' if setting.kind is int else ''}number; the default is used.")
