@@ -62,7 +62,8 @@ MODERN_SWITCHES = (
                  "Su et al. 2021, RoFormer; Llama, nanochat", "RoPE"),
     ModernSwitch("gpt+rmsnorm", {"norm": "rmsnorm"},
                  "Dividing by the root mean square alone (no mean, no bias) normalises as well as LayerNorm "
-                 "for less work.", "Zhang & Sennrich 2019; Llama, nanochat", "RMSNorm", in_modern=False),
+                 "with one statistic instead of two.", "Zhang & Sennrich 2019; Llama, nanochat", "RMSNorm",
+                 in_modern=False),
     ModernSwitch("gpt+qk-norm", {"qk_norm": True},
                  "Normalising each head's queries and keys bounds the attention scores, so a larger learning "
                  "rate does not saturate the softmax.", "Dehghani et al. 2023; modded-nanogpt, nanochat", "QK-norm"),
@@ -93,7 +94,8 @@ def switch_names(switches: tuple[ModernSwitch, ...]) -> str:
 
 MODERN_KEEPS = tuple(m for m in MODERN_SWITCHES if m.in_modern)
 PRESETS["modern"] = (f"gpt with the ideas from after GPT-2 that earned their place on two texts (docs/modern.md): "
-                     f"{switch_names(MODERN_KEEPS)}, with gpt's ReLU², and its own training recipe.")
+                     f"{switch_names(MODERN_KEEPS)}, with gpt's ReLU²; and a training recipe of its own, which the "
+                     f"command line applies and the training settings offer as a button.")
 # already in gpt's defaults, kept by modern: ReLU² (activation), a zero-initialised output projection of every
 # block (zero_init_residual) and untied embeddings (tie_weights=False)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -505,7 +507,7 @@ SETTINGS: tuple[Setting, ...] = (
             label="min lr"),
     Setting("muon_lr", "train", "Muon's peak step size for the blocks' 2-D weight matrices, on the presets that "
             "train with Muon (gpt+muon, modern); the learning rate above steps the rest with AdamW. nanochat: 0.02. "
-            "It warms up and decays with the learning rate, in proportion.", low=1e-4, high=1.0, level=1,
+            "It warms up and decays with the learning rate, in proportion.", low=1e-4, high=1.0,
             label="Muon's learning rate"),
     Setting("warmup_iters", "train", "Steps of linear warm-up from 0 to lr, so early noisy gradients do no harm.",
             low=0, high=10_000, level=1),
@@ -525,7 +527,7 @@ SETTINGS: tuple[Setting, ...] = (
             "in your quota; the Features page trains an SAE on each to show when a feature appeared.",
             low=0, high=20, step=1, level=2, label="kept checkpoints"),
     Setting("until_val_loss", "train", "Stop at the first evaluation whose validation loss (nats per token) is at or "
-            "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0, level=1,
+            "below this, and keep that checkpoint. 0: off, train every step.", low=0.0, high=20.0,
             label="stop when validation loss ≤"),
     # the command line only
     Setting("beta1", "train", "AdamW's first-moment decay.", in_form=False),
