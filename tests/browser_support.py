@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -110,6 +111,21 @@ class StreamlitServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def close(self) -> None:
+        """Stop the server and every training worker it left running: workers outlive their server on purpose
+        (a restart finds them), so a test's end must end them too, or a long run trains on beside the next tests."""
+        self.stop()
+        database = self.home / "runs.db"
+        if not database.exists():
+            return
+        with sqlite3.connect(database) as db:
+            pids = [pid for (pid,) in db.execute("SELECT pid FROM runs WHERE status IN ('running', 'starting')") if pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 # Text cut by its box (labels, buttons, metric values, titles), and charts or their titles and legends that do

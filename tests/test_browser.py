@@ -38,7 +38,7 @@ def server(tmp_path):
     require_chromium()
     server = StreamlitServer(tmp_path / "runs").start()
     yield server
-    server.stop()
+    server.close()
 
 
 def chart_points(page) -> int:
