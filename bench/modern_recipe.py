@@ -49,10 +49,12 @@ from typing import Any
 import torch
 
 from babygpt.config import (
+    MODERN_KEEPS,
     MODERN_SWITCHES,
     ModelConfig,
     TrainConfig,
     model_config_for_preset,
+    preset_settings,
     preset_training,
 )
 from babygpt.model.gpt import build_model
@@ -98,7 +100,7 @@ class Variant:
         return args
 
 
-MODERN = {k: v for s in MODERN_SWITCHES if s.in_modern for k, v in s.settings.items()}
+MODERN = preset_settings("modern")
 RECIPE = preset_training("modern")
 # TrainConfig's own, named so a variant can say it trains with them: the contrast to the recipe
 PLAIN = {name: getattr(TrainConfig(), name) for name in ("batch_size", "max_iters", "warmup_iters")}
@@ -109,7 +111,7 @@ def variants() -> list[Variant]:
     shipped = Variant("modern", MODERN, RECIPE, "as shipped: gpt + its switches, its recipe")
     without = [Variant(f"modern without {s.preset.removeprefix('gpt+')}",
                        {k: v for k, v in MODERN.items() if k not in s.settings}, RECIPE)
-               for s in MODERN_SWITCHES if s.in_modern]
+               for s in MODERN_KEEPS]
     left_out = [Variant(f"modern with {s.preset.removeprefix('gpt+')}", {**MODERN, **s.settings}, RECIPE)
                 for s in MODERN_SWITCHES if not s.in_modern]
     recipes = [
